@@ -1,0 +1,288 @@
+//! Control records: plugin manifests (`switchyard.plugins`) and enablements (`switchyard.enablements`).
+//!
+//! Both topics are compacted; the key names the entity and a null value removes it. Unknown JSON fields
+//! are ignored so that newer writers do not break older readers.
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::ids::{IdError, check_plugin_id, check_team_id};
+
+/// Longest event type name a manifest or enablement may list.
+pub const EVENT_TYPE_MAX_LEN: usize = 256;
+
+/// A plugin's self-description, the value of a `switchyard.plugins` record keyed by its id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginManifest {
+    /// Plugin id; must equal the record key.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// What it does.
+    #[serde(default)]
+    pub description: String,
+    /// Semantic version.
+    pub version: semver::Version,
+    /// Base URL of its HTTP service; absent for Kafka-only plugins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Event types it subscribes to.
+    pub events: Vec<String>,
+    /// Names of the actions it serves.
+    #[serde(default)]
+    pub actions: Vec<String>,
+    /// JSON Schema of its per-team configuration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_schema: Option<serde_json::Value>,
+}
+
+/// A team's switch for one plugin, the value of a `switchyard.enablements` record keyed `<team>/<plugin>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enablement {
+    /// Team id; must equal the key's first part.
+    pub team_id: String,
+    /// Plugin id; must equal the key's second part.
+    pub plugin_id: String,
+    /// Whether events flow.
+    pub enabled: bool,
+    /// Only these of the plugin's types; absent or empty = every type the plugin subscribes to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_types: Option<Vec<String>>,
+    /// RFC 3339 time of the change.
+    pub updated_at: String,
+}
+
+/// Why a control record is not valid.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ControlError {
+    /// The key is not UTF-8 or not of the expected shape.
+    #[error("the key {key:?} is not {expected}")]
+    Key {
+        /// The key, lossily decoded.
+        key: String,
+        /// What it should be.
+        expected: &'static str,
+    },
+    /// An identifier is invalid.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The value is not JSON of the expected shape.
+    #[error("the value is not a valid {what}: {message}")]
+    Json {
+        /// `plugin manifest` or `enablement`.
+        what: &'static str,
+        /// serde's message.
+        message: String,
+    },
+    /// A field disagrees with the key.
+    #[error("the field {field} is {value:?} but the key says {key:?}")]
+    KeyMismatch {
+        /// The field name.
+        field: &'static str,
+        /// The field value.
+        value: String,
+        /// The key part.
+        key: String,
+    },
+    /// A field is out of its allowed range.
+    #[error("the field {field} is invalid: {message}")]
+    Field {
+        /// The field name.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Splits an enablement key `<team id>/<plugin id>` and checks both parts.
+pub fn parse_enablement_key(key: &[u8]) -> Result<(&str, &str), ControlError> {
+    let bad = || ControlError::Key {
+        key: String::from_utf8_lossy(key).into_owned(),
+        expected: "<team id>/<plugin id>",
+    };
+    let key = std::str::from_utf8(key).map_err(|_| bad())?;
+    let (team, plugin) = key.split_once('/').ok_or_else(bad)?;
+    check_team_id(team.as_bytes())?;
+    check_plugin_id(plugin)?;
+    Ok((team, plugin))
+}
+
+/// Checks a plugin record key.
+pub fn parse_plugin_key(key: &[u8]) -> Result<&str, ControlError> {
+    let key = std::str::from_utf8(key).map_err(|_| ControlError::Key {
+        key: String::from_utf8_lossy(key).into_owned(),
+        expected: "a plugin id",
+    })?;
+    check_plugin_id(key)?;
+    Ok(key)
+}
+
+impl PluginManifest {
+    /// Parses and checks a `switchyard.plugins` value against its key.
+    pub fn parse(key: &str, value: &[u8]) -> Result<Self, ControlError> {
+        let manifest: PluginManifest = serde_json::from_slice(value).map_err(|e| ControlError::Json {
+            what: "plugin manifest",
+            message: e.to_string(),
+        })?;
+        manifest.check(key)?;
+        Ok(manifest)
+    }
+
+    /// Checks the fields the router and runtime rely on. The registry checks more (the config schema).
+    pub fn check(&self, key: &str) -> Result<(), ControlError> {
+        check_plugin_id(&self.id)?;
+        if self.id != key {
+            return Err(ControlError::KeyMismatch {
+                field: "id",
+                value: self.id.clone(),
+                key: key.to_owned(),
+            });
+        }
+        if self.name.trim().is_empty() {
+            return Err(ControlError::Field {
+                field: "name",
+                message: "must not be empty".into(),
+            });
+        }
+        check_event_types("events", &self.events)?;
+        if let Some(url) = &self.url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(ControlError::Field {
+                field: "url",
+                message: format!("{url:?} is not an http(s) URL"),
+            });
+        }
+        if let Some(schema) = &self.config_schema
+            && !schema.is_object()
+        {
+            return Err(ControlError::Field {
+                field: "config_schema",
+                message: "must be a JSON object".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Enablement {
+    /// Parses and checks a `switchyard.enablements` value against its key.
+    pub fn parse(key: &[u8], value: &[u8]) -> Result<Self, ControlError> {
+        let (team, plugin) = parse_enablement_key(key)?;
+        let enablement: Enablement = serde_json::from_slice(value).map_err(|e| ControlError::Json {
+            what: "enablement",
+            message: e.to_string(),
+        })?;
+        if enablement.team_id != team {
+            return Err(ControlError::KeyMismatch {
+                field: "team_id",
+                value: enablement.team_id,
+                key: team.to_owned(),
+            });
+        }
+        if enablement.plugin_id != plugin {
+            return Err(ControlError::KeyMismatch {
+                field: "plugin_id",
+                value: enablement.plugin_id,
+                key: plugin.to_owned(),
+            });
+        }
+        if let Some(types) = &enablement.event_types {
+            check_event_types("event_types", types)?;
+        }
+        OffsetDateTime::parse(&enablement.updated_at, &Rfc3339).map_err(|e| ControlError::Field {
+            field: "updated_at",
+            message: format!("{:?} is not RFC 3339: {e}", enablement.updated_at),
+        })?;
+        Ok(enablement)
+    }
+
+    /// The record key.
+    pub fn key(&self) -> String {
+        format!("{}/{}", self.team_id, self.plugin_id)
+    }
+}
+
+fn check_event_types(field: &'static str, types: &[String]) -> Result<(), ControlError> {
+    for t in types {
+        if t.is_empty()
+            || t.len() > EVENT_TYPE_MAX_LEN
+            || t.chars().any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(ControlError::Field {
+                field,
+                message: format!(
+                    "{t:?} is not an event type (1-{EVENT_TYPE_MAX_LEN} printable characters, no spaces)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MANIFEST: &str = r#"{"id":"sheets-export","name":"Sheets export","version":"1.2.0",
+        "url":"https://sheets.plugins.example","events":["response.submitted"],"actions":["resync"],
+        "config_schema":{"type":"object"},"future_field":42}"#;
+
+    #[test]
+    fn manifests() {
+        let manifest = PluginManifest::parse("sheets-export", MANIFEST.as_bytes()).unwrap();
+        assert_eq!(manifest.version, semver::Version::new(1, 2, 0));
+        assert_eq!(manifest.events, ["response.submitted"]);
+        assert!(matches!(
+            PluginManifest::parse("other", MANIFEST.as_bytes()),
+            Err(ControlError::KeyMismatch { .. })
+        ));
+        let bad_version = MANIFEST.replace("1.2.0", "1.2");
+        assert!(matches!(
+            PluginManifest::parse("sheets-export", bad_version.as_bytes()),
+            Err(ControlError::Json { .. })
+        ));
+        let bad_url = MANIFEST.replace("https://", "ftp://");
+        assert!(matches!(
+            PluginManifest::parse("sheets-export", bad_url.as_bytes()),
+            Err(ControlError::Field { field: "url", .. })
+        ));
+        let bad_type = MANIFEST.replace("response.submitted", "response submitted");
+        assert!(PluginManifest::parse("sheets-export", bad_type.as_bytes()).is_err());
+        let kafka_only = r#"{"id":"audit","name":"Audit","version":"0.1.0","events":["form.created"]}"#;
+        assert!(
+            PluginManifest::parse("audit", kafka_only.as_bytes())
+                .unwrap()
+                .url
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn enablements() {
+        let value = br#"{"team_id":"acme","plugin_id":"sms-notify","enabled":true,"event_types":["response.submitted"],
+                        "updated_at":"2026-11-22T10:00:00Z"}"#;
+        let enablement = Enablement::parse(b"acme/sms-notify", value).unwrap();
+        assert!(enablement.enabled);
+        assert_eq!(enablement.key(), "acme/sms-notify");
+        assert!(matches!(
+            Enablement::parse(b"other/sms-notify", value),
+            Err(ControlError::KeyMismatch { .. })
+        ));
+        assert!(matches!(
+            Enablement::parse(b"acme-sms-notify", value),
+            Err(ControlError::Key { .. })
+        ));
+        assert!(matches!(
+            Enablement::parse(b"acme/SMS", value),
+            Err(ControlError::Id(_))
+        ));
+        let no_time = br#"{"team_id":"acme","plugin_id":"sms-notify","enabled":true,"updated_at":"now"}"#;
+        assert!(matches!(
+            Enablement::parse(b"acme/sms-notify", no_time),
+            Err(ControlError::Field { .. })
+        ));
+    }
+}

@@ -1,0 +1,134 @@
+//! Dead-letter reason codes and the headers the router adds to records it cannot route.
+//!
+//! A dead-lettered record keeps the input's key, value and headers unchanged and gains
+//! [`ERROR`], [`ERROR_DETAIL`], [`SOURCE`] and, when the failure concerns one plugin, [`PLUGIN`].
+//! The codes are part of the public contract: never rename one, only add.
+
+use std::fmt;
+
+/// Header holding the stable reason code, e.g. `invalid_payload`.
+pub const ERROR: &str = "switchyard_error";
+/// Header holding one human sentence about the failure.
+pub const ERROR_DETAIL: &str = "switchyard_error_detail";
+/// Header holding `<topic>/<partition>/<offset>` of the input record (also set on routed copies).
+pub const SOURCE: &str = "switchyard_source";
+/// Header holding the plugin id, when the failure concerns one plugin's copy only.
+pub const PLUGIN: &str = "switchyard_plugin";
+
+/// Why a record went to the dead-letter topic. Checks run in the order listed; the first that fails names
+/// the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The record has no key (the key must be the team id).
+    MissingKey,
+    /// The key is not a valid team id (empty, too long, a character outside `[A-Za-z0-9._-]`, not UTF-8).
+    InvalidKey,
+    /// A required header is absent: `ce_specversion`, `ce_id`, `ce_source`, `ce_type` or `content-type`.
+    MissingHeader,
+    /// A header is present but malformed: not UTF-8, empty, repeated, `ce_specversion` other than `1.0`,
+    /// or `ce_time` not RFC 3339.
+    InvalidHeader,
+    /// `ce_teamid` is present and differs from the key.
+    TeamidMismatch,
+    /// `content-type` is neither `application/avro` nor `application/json`.
+    UnsupportedContentType,
+    /// An Avro value whose schema fingerprint belongs to no known revision of the event type's schema.
+    UnknownSchema,
+    /// The value does not decode against the event type's schema.
+    InvalidPayload,
+    /// The plugin's topic does not exist (this copy only; other plugins still receive theirs).
+    PluginTopicMissing,
+    /// The plugin's topic refused the record for a reason specific to it, e.g. a smaller
+    /// `max.message.bytes` or a missing write permission (this copy only).
+    PluginTopicRejected,
+}
+
+impl Reason {
+    /// Every reason, in check order.
+    pub const ALL: [Reason; 10] = [
+        Reason::MissingKey,
+        Reason::InvalidKey,
+        Reason::MissingHeader,
+        Reason::InvalidHeader,
+        Reason::TeamidMismatch,
+        Reason::UnsupportedContentType,
+        Reason::UnknownSchema,
+        Reason::InvalidPayload,
+        Reason::PluginTopicMissing,
+        Reason::PluginTopicRejected,
+    ];
+
+    /// The stable code written to the [`ERROR`] header and used as a metric label.
+    pub const fn code(self) -> &'static str {
+        match self {
+            Reason::MissingKey => "missing_key",
+            Reason::InvalidKey => "invalid_key",
+            Reason::MissingHeader => "missing_header",
+            Reason::InvalidHeader => "invalid_header",
+            Reason::TeamidMismatch => "teamid_mismatch",
+            Reason::UnsupportedContentType => "unsupported_content_type",
+            Reason::UnknownSchema => "unknown_schema",
+            Reason::InvalidPayload => "invalid_payload",
+            Reason::PluginTopicMissing => "plugin_topic_missing",
+            Reason::PluginTopicRejected => "plugin_topic_rejected",
+        }
+    }
+
+    /// Whether the reason concerns one plugin's copy rather than the whole event.
+    pub const fn is_per_plugin(self) -> bool {
+        matches!(self, Reason::PluginTopicMissing | Reason::PluginTopicRejected)
+    }
+
+    /// Looks a code up.
+    pub fn from_code(code: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|reason| reason.code() == code)
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// A reason with its one-sentence detail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// The stable code.
+    pub reason: Reason,
+    /// One human sentence, written to [`ERROR_DETAIL`].
+    pub detail: String,
+}
+
+impl Rejection {
+    /// A rejection with its detail sentence.
+    pub fn new(reason: Reason, detail: impl Into<String>) -> Self {
+        Self {
+            reason,
+            detail: detail.into(),
+        }
+    }
+}
+
+impl fmt::Display for Rejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason, self.detail)
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_round_trip_and_are_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            assert!(seen.insert(reason.code()), "duplicate code {}", reason.code());
+            assert_eq!(Reason::from_code(reason.code()), Some(reason));
+        }
+        assert_eq!(Reason::from_code("nope"), None);
+    }
+}

@@ -1,0 +1,196 @@
+//! Team and plugin identifiers, validated once at the boundary.
+//!
+//! Both appear in topic names, record keys and metric labels, so the contract keeps them to a small
+//! ASCII alphabet: a team id is 1-128 chars of `[A-Za-z0-9._-]`; a plugin id is 1-64 chars of `[a-z0-9-]`
+//! starting with a letter (it becomes part of `plugin.<id>.events`, and Kafka topic names allow 249).
+
+use std::fmt;
+
+use thiserror::Error;
+
+/// Longest team id the contract accepts.
+pub const TEAM_ID_MAX_LEN: usize = 128;
+/// Longest plugin id the contract accepts.
+pub const PLUGIN_ID_MAX_LEN: usize = 64;
+
+/// Why a string is not a valid identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum IdError {
+    /// The identifier is empty.
+    #[error("the {kind} id is empty")]
+    Empty {
+        /// `team` or `plugin`.
+        kind: &'static str,
+    },
+    /// The identifier is longer than allowed.
+    #[error("the {kind} id is {len} bytes long; at most {max} are allowed")]
+    TooLong {
+        /// `team` or `plugin`.
+        kind: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The identifier has a character outside its alphabet.
+    #[error("the {kind} id has a character outside {alphabet} at byte {position}")]
+    BadCharacter {
+        /// `team` or `plugin`.
+        kind: &'static str,
+        /// The allowed alphabet, as a pattern.
+        alphabet: &'static str,
+        /// Byte offset of the first bad character.
+        position: usize,
+    },
+    /// A plugin id must start with a letter.
+    #[error("the plugin id must start with a lowercase letter")]
+    PluginIdStart,
+}
+
+/// Checks a team id: 1-128 chars of `[A-Za-z0-9._-]`.
+pub fn check_team_id(id: &[u8]) -> Result<(), IdError> {
+    const KIND: &str = "team";
+    if id.is_empty() {
+        return Err(IdError::Empty { kind: KIND });
+    }
+    if id.len() > TEAM_ID_MAX_LEN {
+        return Err(IdError::TooLong {
+            kind: KIND,
+            len: id.len(),
+            max: TEAM_ID_MAX_LEN,
+        });
+    }
+    match id
+        .iter()
+        .position(|&b| !(b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-'))
+    {
+        Some(position) => Err(IdError::BadCharacter {
+            kind: KIND,
+            alphabet: "[A-Za-z0-9._-]",
+            position,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks a plugin id: 1-64 chars of `[a-z0-9-]`, starting with a letter.
+pub fn check_plugin_id(id: &str) -> Result<(), IdError> {
+    const KIND: &str = "plugin";
+    let bytes = id.as_bytes();
+    if bytes.is_empty() {
+        return Err(IdError::Empty { kind: KIND });
+    }
+    if bytes.len() > PLUGIN_ID_MAX_LEN {
+        return Err(IdError::TooLong {
+            kind: KIND,
+            len: bytes.len(),
+            max: PLUGIN_ID_MAX_LEN,
+        });
+    }
+    if !bytes[0].is_ascii_lowercase() {
+        return Err(IdError::PluginIdStart);
+    }
+    match bytes
+        .iter()
+        .position(|&b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'))
+    {
+        Some(position) => Err(IdError::BadCharacter {
+            kind: KIND,
+            alphabet: "[a-z0-9-]",
+            position,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// A validated team id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TeamId(String);
+
+impl TeamId {
+    /// Validates and wraps a team id.
+    pub fn new(id: impl Into<String>) -> Result<Self, IdError> {
+        let id = id.into();
+        check_team_id(id.as_bytes())?;
+        Ok(Self(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TeamId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A validated plugin id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PluginId(String);
+
+impl PluginId {
+    /// Validates and wraps a plugin id.
+    pub fn new(id: impl Into<String>) -> Result<Self, IdError> {
+        let id = id.into();
+        check_plugin_id(&id)?;
+        Ok(Self(id))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PluginId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn team_ids() {
+        assert!(check_team_id(b"acme").is_ok());
+        assert!(check_team_id(b"Acme.Field_Ops-2").is_ok());
+        assert!(check_team_id(&[b'a'; 128]).is_ok());
+        assert_eq!(check_team_id(b""), Err(IdError::Empty { kind: "team" }));
+        assert_eq!(
+            check_team_id(&[b'a'; 129]),
+            Err(IdError::TooLong {
+                kind: "team",
+                len: 129,
+                max: 128
+            })
+        );
+        assert!(matches!(
+            check_team_id(b"acme/x"),
+            Err(IdError::BadCharacter { position: 4, .. })
+        ));
+        assert!(matches!(
+            check_team_id("équipe".as_bytes()),
+            Err(IdError::BadCharacter { position: 0, .. })
+        ));
+        assert!(check_team_id(b"a b").is_err());
+    }
+
+    #[test]
+    fn plugin_ids() {
+        assert!(check_plugin_id("sheets-export").is_ok());
+        assert!(check_plugin_id("a1").is_ok());
+        assert_eq!(check_plugin_id("1abc"), Err(IdError::PluginIdStart));
+        assert_eq!(check_plugin_id("-abc"), Err(IdError::PluginIdStart));
+        assert!(check_plugin_id("Sheets").is_err());
+        assert!(check_plugin_id("sheets_export").is_err());
+        assert!(check_plugin_id("sheets.export").is_err());
+        assert!(check_plugin_id(&"a".repeat(64)).is_ok());
+        assert!(check_plugin_id(&"a".repeat(65)).is_err());
+        assert!(check_plugin_id("").is_err());
+    }
+}

@@ -1,0 +1,23 @@
+//! Switchyard's v1 wire contract, shared by every component and documented in `docs/contract.md`.
+//!
+//! - [`topics`]: the topic names and the `switchyard_source` header.
+//! - [`ids`]: team and plugin identifiers.
+//! - [`envelope`]: the CloudEvents binary-mode headers of a core event, checked without reading the value.
+//! - [`catalog`], [`payload`], [`events`]: the Avro schemas of the v1 event types, validation and typed
+//!   encode/decode for `application/avro` (single-object encoding) and `application/json`.
+//! - [`control`]: plugin manifests and enablements, the records of the two compacted control topics.
+//! - [`dead_letter`]: the stable reason codes and headers of dead-lettered records.
+
+pub mod avro;
+pub mod catalog;
+pub mod control;
+pub mod dead_letter;
+pub mod envelope;
+pub mod events;
+pub mod ids;
+pub mod payload;
+pub mod topics;
+
+pub use catalog::EventType;
+pub use dead_letter::{Reason, Rejection};
+pub use envelope::{ContentType, Envelope};
