@@ -320,10 +320,18 @@ impl Compiled {
             }
             Schema::Enum(enumeration) => {
                 let symbol = value.as_str().ok_or_else(|| mismatch("a string symbol", value))?;
+                // A symbol this revision does not know takes the enum's default, as Avro's schema resolution
+                // does for readers; without a default it is an error.
                 let index = enumeration
                     .symbols
                     .iter()
                     .position(|s| s == symbol)
+                    .or_else(|| {
+                        enumeration
+                            .default
+                            .as_ref()
+                            .and_then(|d| enumeration.symbols.iter().position(|s| s == d))
+                    })
                     .ok_or_else(|| {
                         DataError::new(format!(
                             "{symbol:?} is not one of {}",
@@ -430,6 +438,137 @@ impl Compiled {
             kinds.join(" | ")
         )))
     }
+}
+
+/// The Avro specification's Parsing Canonical Form of a schema, from its JSON text.
+///
+/// Written here rather than taken from apache-avro because its `canonical_form` (0.22) keeps a primitive
+/// that carries a `logicalType` as `{"type":"long"}` instead of `"long"` (the [PRIMITIVES] rule), which
+/// changes the fingerprint: Java's `BinaryMessageEncoder` and fastavro would not interoperate.
+pub fn parsing_canonical_form(schema: &Value) -> Result<String, DataError> {
+    let mut out = String::new();
+    canonical(schema, None, &mut std::collections::HashSet::new(), &mut out)?;
+    Ok(out)
+}
+
+const PRIMITIVES: [&str; 8] = [
+    "null", "boolean", "int", "long", "float", "double", "bytes", "string",
+];
+
+fn full_name(name: &str, namespace: Option<&str>) -> String {
+    match namespace {
+        Some(ns) if !name.contains('.') && !ns.is_empty() => format!("{ns}.{name}"),
+        _ => name.to_owned(),
+    }
+}
+
+fn canonical(
+    schema: &Value,
+    namespace: Option<&str>,
+    defined: &mut std::collections::HashSet<String>,
+    out: &mut String,
+) -> Result<(), DataError> {
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    match schema {
+        Value::String(name) if PRIMITIVES.contains(&name.as_str()) => out.push_str(&quote(name)),
+        Value::String(name) => out.push_str(&quote(&full_name(name, namespace))),
+        Value::Array(branches) => {
+            out.push('[');
+            for (i, branch) in branches.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(branch, namespace, defined, out)?;
+            }
+            out.push(']');
+        }
+        Value::Object(object) => {
+            let kind = object
+                .get("type")
+                .ok_or_else(|| DataError::new("a schema object has no \"type\""))?;
+            let Value::String(kind) = kind else {
+                // {"type": {...}} or {"type": [...]}: the attribute is itself a schema.
+                return canonical(kind, namespace, defined, out);
+            };
+            match kind.as_str() {
+                "record" | "error" | "enum" | "fixed" => {
+                    let name = object
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .ok_or_else(|| DataError::new("a named type has no name"))?;
+                    let own_namespace = object.get("namespace").and_then(Value::as_str).or(namespace);
+                    let full = full_name(name, own_namespace);
+                    let inner_namespace = full.rsplit_once('.').map(|(ns, _)| ns.to_owned());
+                    if !defined.insert(full.clone()) {
+                        out.push_str(&quote(&full));
+                        return Ok(());
+                    }
+                    out.push_str(&format!("{{\"name\":{},\"type\":{}", quote(&full), quote(kind)));
+                    match kind.as_str() {
+                        "enum" => {
+                            let symbols = object.get("symbols").cloned().unwrap_or(Value::Array(Vec::new()));
+                            out.push_str(&format!(",\"symbols\":{symbols}"));
+                        }
+                        "fixed" => {
+                            let size = object
+                                .get("size")
+                                .and_then(Value::as_u64)
+                                .ok_or_else(|| DataError::new("fixed without size"))?;
+                            out.push_str(&format!(",\"size\":{size}"));
+                        }
+                        _ => {
+                            out.push_str(",\"fields\":[");
+                            let fields = object
+                                .get("fields")
+                                .and_then(Value::as_array)
+                                .map(Vec::as_slice)
+                                .unwrap_or_default();
+                            for (i, field) in fields.iter().enumerate() {
+                                if i > 0 {
+                                    out.push(',');
+                                }
+                                let field_name =
+                                    field.get("name").and_then(Value::as_str).unwrap_or_default();
+                                out.push_str(&format!("{{\"name\":{},\"type\":", quote(field_name)));
+                                let field_type = field
+                                    .get("type")
+                                    .ok_or_else(|| DataError::new("a field has no type"))?;
+                                canonical(field_type, inner_namespace.as_deref(), defined, out)?;
+                                out.push('}');
+                            }
+                            out.push(']');
+                        }
+                    }
+                    out.push('}');
+                }
+                "array" => {
+                    out.push_str("{\"type\":\"array\",\"items\":");
+                    canonical(
+                        object.get("items").unwrap_or(&Value::Null),
+                        namespace,
+                        defined,
+                        out,
+                    )?;
+                    out.push('}');
+                }
+                "map" => {
+                    out.push_str("{\"type\":\"map\",\"values\":");
+                    canonical(
+                        object.get("values").unwrap_or(&Value::Null),
+                        namespace,
+                        defined,
+                        out,
+                    )?;
+                    out.push('}');
+                }
+                // A primitive with attributes (logicalType, ...) collapses to its name.
+                primitive if PRIMITIVES.contains(&primitive) => out.push_str(&quote(primitive)),
+                other => out.push_str(&quote(&full_name(other, namespace))),
+            }
+        }
+        other => return Err(DataError::new(format!("{} is not a schema", kind_of(other)))),
+    }
+    Ok(())
 }
 
 /// The single-object-encoding marker that starts every `application/avro` value.
@@ -841,6 +980,44 @@ mod tests {
             schema.to_json(&bytes).unwrap(),
             json!({"a": {"x": 1}, "b": {"x": 2}})
         );
+    }
+
+    #[test]
+    fn parsing_canonical_form_follows_the_specification() {
+        let schema = json!({"type": "record", "name": "R", "namespace": "a.b", "doc": "dropped",
+            "fields": [
+                {"name": "t", "type": {"type": "long", "logicalType": "timestamp-millis"}, "default": 0},
+                {"name": "f", "type": {"type": "fixed", "name": "F", "size": 4}},
+                {"name": "g", "type": "F"},
+                {"name": "u", "type": ["null", {"type": "enum", "name": "x.E", "symbols": ["A"], "default": "A"}]},
+                {"name": "m", "type": {"type": "map", "values": {"type": "array", "items": "string"}}}]});
+        // The same text fastavro's to_parsing_canonical_form produces for this schema.
+        assert_eq!(
+            parsing_canonical_form(&schema).unwrap(),
+            concat!(
+                r#"{"name":"a.b.R","type":"record","fields":[{"name":"t","type":"long"},"#,
+                r#"{"name":"f","type":{"name":"a.b.F","type":"fixed","size":4}},{"name":"g","type":"a.b.F"},"#,
+                r#"{"name":"u","type":["null",{"name":"x.E","type":"enum","symbols":["A"]}]},"#,
+                r#"{"name":"m","type":{"type":"map","values":{"type":"array","items":"string"}}}]}"#
+            )
+        );
+        assert_eq!(
+            parsing_canonical_form(&json!({"type": "int"})).unwrap(),
+            r#""int""#
+        );
+    }
+
+    #[test]
+    fn unknown_enum_symbols_take_the_default() {
+        let schema = compiled(
+            r#"{"type":"record","name":"Q","fields":[{"name":"kind","type":
+                {"type":"enum","name":"K","symbols":["TEXT","NUMBER"],"default":"TEXT"}}]}"#,
+        );
+        let mut out = Vec::new();
+        schema
+            .encode_json(&json!({"kind": "SIGNATURE"}), &mut out)
+            .unwrap();
+        assert_eq!(schema.to_json(&out).unwrap(), json!({"kind": "TEXT"}));
     }
 
     #[test]

@@ -9,9 +9,8 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use apache_avro::Schema;
-use apache_avro::rabin::Rabin;
 
-use crate::avro::Compiled;
+use crate::avro::{Compiled, parsing_canonical_form};
 
 /// The event types the contract defines schemas for. Other `ce_type`s are routed without validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -154,12 +153,32 @@ impl Catalog {
     }
 }
 
-/// CRC-64-AVRO (Rabin) fingerprint of a schema's Parsing Canonical Form, little-endian.
-pub fn fingerprint(schema: &Schema) -> [u8; 8] {
-    let bytes = schema.fingerprint::<Rabin>().bytes;
-    let mut fingerprint = [0u8; 8];
-    fingerprint.copy_from_slice(&bytes[..8]);
-    fingerprint
+/// CRC-64-AVRO (Rabin) fingerprint of a schema's Parsing Canonical Form, little-endian, as written after
+/// `0xC3 0x01`. `text` is the schema's JSON.
+pub fn fingerprint(text: &str) -> Result<[u8; 8], String> {
+    let json: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let canonical = parsing_canonical_form(&json).map_err(|e| e.to_string())?;
+    Ok(crc64_avro(canonical.as_bytes()).to_le_bytes())
+}
+
+/// The Avro specification's 64-bit Rabin fingerprint ("CRC-64-AVRO").
+fn crc64_avro(bytes: &[u8]) -> u64 {
+    const EMPTY: u64 = 0xc15d_213a_a4d7_a795;
+    static TABLE: OnceLock<[u64; 256]> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let mut table = [0u64; 256];
+        for (i, entry) in table.iter_mut().enumerate() {
+            let mut fp = i as u64;
+            for _ in 0..8 {
+                fp = (fp >> 1) ^ (EMPTY & (fp & 1).wrapping_neg());
+            }
+            *entry = fp;
+        }
+        table
+    });
+    bytes.iter().fold(EMPTY, |fp, &b| {
+        (fp >> 8) ^ table[((fp ^ u64::from(b)) & 0xff) as usize]
+    })
 }
 
 /// The process-wide catalogue. The embedded schemas are checked by this crate's tests, so a parse failure
@@ -176,7 +195,9 @@ pub fn catalog() -> &'static Catalog {
                     let schema = Schema::parse_str(source.text).unwrap_or_else(|e| {
                         panic!("embedded schema {} {event_type} is invalid: {e}", source.revision)
                     });
-                    let fp = fingerprint(&schema);
+                    let fp = fingerprint(source.text).unwrap_or_else(|e| {
+                        panic!("embedded schema {} {event_type} is invalid: {e}", source.revision)
+                    });
                     let compiled = Compiled::new(schema);
                     if source.revision == "current" {
                         current = Some((compiled.clone(), fp));
@@ -259,11 +280,14 @@ mod tests {
                 .unwrap();
             let next = source.text.replace(from, to);
             assert_ne!(next, source.text, "the edit must apply");
+            assert_ne!(
+                fingerprint(&next).unwrap(),
+                catalog().get(event_type).current_fingerprint()
+            );
             let next = Schema::parse_str(&next).unwrap();
             let current = catalog().get(event_type).current().schema();
             SchemaCompatibility::can_read(current, &next).unwrap();
             SchemaCompatibility::can_read(&next, current).unwrap();
-            assert_ne!(fingerprint(&next), fingerprint(current));
         };
         evolve(
             EventType::ResponseSubmitted,
@@ -275,6 +299,27 @@ mod tests {
             r#""LOCATION""#,
             r#""LOCATION", "SIGNATURE""#,
         );
+    }
+
+    #[test]
+    fn fingerprints_match_other_avro_implementations() {
+        // fastavro 1.x: fingerprint(to_parsing_canonical_form(schema), "CRC-64-AVRO"), which agrees with Java
+        // Avro's SchemaNormalization.parsingFingerprint("CRC-64-AVRO", ...) byte for byte.
+        let expected = [
+            (EventType::FormCreated, "bb2b00f6fd6e960e"),
+            (EventType::FormUpdated, "e63b4ba1d1893d61"),
+            (EventType::ResponseSubmitted, "697ad49bdeac93b3"),
+            (EventType::ResponseUpdated, "5fbef1b19c780f2b"),
+        ];
+        for (event_type, hex) in expected {
+            let got: String = catalog()
+                .get(event_type)
+                .current_fingerprint()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            assert_eq!(got, hex, "{event_type}");
+        }
     }
 
     #[test]

@@ -14,6 +14,9 @@ pub const ERROR_DETAIL: &str = "switchyard_error_detail";
 pub const SOURCE: &str = "switchyard_source";
 /// Header holding the plugin id, when the failure concerns one plugin's copy only.
 pub const PLUGIN: &str = "switchyard_plugin";
+/// Header set to `true` on a dead letter written without its value, because the dead-letter topic refused
+/// the full record (too large, say). The value stays readable in the input topic at [`SOURCE`].
+pub const VALUE_DROPPED: &str = "switchyard_value_dropped";
 
 /// Why a record went to the dead-letter topic. Checks run in the order listed; the first that fails names
 /// the reason.

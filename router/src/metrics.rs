@@ -1,0 +1,262 @@
+//! Every metric the router exports, registered in one explicit registry and served at `/metrics`.
+//!
+//! Labels are bounded: outcome, reason code, plugin id, client kind, partition, broker. Never team ids or
+//! error text. Event outcome counters move only when the outcome is durable (the transaction committed, or
+//! in at-least-once mode the offset was stored), so a replayed batch is never counted twice.
+
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+use rdkafka::Statistics;
+
+/// The router's metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `switchyard_router_events_total{outcome}`: input events by final outcome
+    /// (`routed`, `unrouted`, `dead_lettered`).
+    pub events: IntCounterVec,
+    /// `switchyard_router_dead_letters_total{reason}`: records written to the dead-letter topic.
+    pub dead_letters: IntCounterVec,
+    /// `switchyard_router_plugin_records_total{plugin}`: records written to each plugin's topic.
+    pub plugin_records: IntCounterVec,
+    /// `switchyard_router_transactions_total{result}`: `committed` or `aborted`.
+    pub transactions: IntCounterVec,
+    /// `switchyard_router_transaction_commit_seconds`: time to send offsets and commit one transaction.
+    pub commit_seconds: Histogram,
+    /// `switchyard_router_rewinds_total`: times the router went back to its last committed position.
+    pub rewinds: IntCounter,
+    /// `switchyard_router_produce_retries_total`: at-least-once sends repeated after a transient failure.
+    pub produce_retries: IntCounter,
+    /// `switchyard_router_rebalances_total{kind}`: `assign`, `revoke` or `lost`.
+    pub rebalances: IntCounterVec,
+    /// `switchyard_router_assigned_partitions`: input partitions this replica owns.
+    pub assigned_partitions: IntGauge,
+    /// `switchyard_router_control_records_total{topic,result}`: control records `applied` or `invalid`.
+    pub control_records: IntCounterVec,
+    /// `switchyard_router_enablements`: enabled (team, plugin) pairs in the routing table.
+    pub enablements: IntGauge,
+    /// `switchyard_router_plugins`: registered plugins.
+    pub plugins: IntGauge,
+    /// `switchyard_router_control_catchup_lag_records{topic}`: control records still to read before ready.
+    pub catchup_lag: IntGaugeVec,
+    /// `switchyard_router_ready`: 1 while `/readyz` answers 200.
+    pub ready: IntGauge,
+    /// `switchyard_router_librdkafka_queue_messages{client}`: messages waiting in librdkafka's queues.
+    pub kafka_queue_messages: IntGaugeVec,
+    /// `switchyard_router_librdkafka_tx_messages{client}`: messages sent to brokers since start.
+    pub kafka_tx_messages: IntGaugeVec,
+    /// `switchyard_router_librdkafka_rx_messages{client}`: messages received from brokers since start.
+    pub kafka_rx_messages: IntGaugeVec,
+    /// `switchyard_router_librdkafka_tx_bytes{client}`: bytes sent to brokers since start.
+    pub kafka_tx_bytes: IntGaugeVec,
+    /// `switchyard_router_librdkafka_rx_bytes{client}`: bytes received from brokers since start.
+    pub kafka_rx_bytes: IntGaugeVec,
+    /// `switchyard_router_librdkafka_broker_rtt_microseconds{client,broker}`: average request round trip.
+    pub kafka_broker_rtt_us: IntGaugeVec,
+    /// `switchyard_router_consumer_lag_records{partition}`: input records behind the end, per owned partition.
+    pub consumer_lag: IntGaugeVec,
+}
+
+impl Metrics {
+    /// Creates and registers every metric.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntCounterVec::new(Opts::new(name, help), labels).expect("static metric definition");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric name");
+            metric
+        };
+        let gauge = |name: &str, help: &str| {
+            let metric = IntGauge::new(name, help).expect("static metric definition");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric name");
+            metric
+        };
+        let gauge_vec = |name: &str, help: &str, labels: &[&str]| {
+            let metric = IntGaugeVec::new(Opts::new(name, help), labels).expect("static metric definition");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric name");
+            metric
+        };
+        let counter = |name: &str, help: &str| {
+            let metric = IntCounter::new(name, help).expect("static metric definition");
+            registry
+                .register(Box::new(metric.clone()))
+                .expect("unique metric name");
+            metric
+        };
+        let commit_seconds = Histogram::with_opts(
+            HistogramOpts::new(
+                "switchyard_router_transaction_commit_seconds",
+                "Time to send offsets to and commit one transaction.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+            ]),
+        )
+        .expect("static metric definition");
+        registry
+            .register(Box::new(commit_seconds.clone()))
+            .expect("unique metric name");
+
+        let metrics = Self {
+            events: counter_vec(
+                "switchyard_router_events_total",
+                "Input events by final outcome: routed, unrouted, dead_lettered.",
+                &["outcome"],
+            ),
+            dead_letters: counter_vec(
+                "switchyard_router_dead_letters_total",
+                "Records written to the dead-letter topic, by reason code.",
+                &["reason"],
+            ),
+            plugin_records: counter_vec(
+                "switchyard_router_plugin_records_total",
+                "Records written to each plugin's topic.",
+                &["plugin"],
+            ),
+            transactions: counter_vec(
+                "switchyard_router_transactions_total",
+                "Transactions by result: committed or aborted.",
+                &["result"],
+            ),
+            commit_seconds,
+            rewinds: counter(
+                "switchyard_router_rewinds_total",
+                "Times the router rewound to its last committed position.",
+            ),
+            produce_retries: counter(
+                "switchyard_router_produce_retries_total",
+                "At-least-once sends repeated after a transient failure.",
+            ),
+            rebalances: counter_vec(
+                "switchyard_router_rebalances_total",
+                "Consumer group rebalance callbacks: assign, revoke, lost.",
+                &["kind"],
+            ),
+            assigned_partitions: gauge(
+                "switchyard_router_assigned_partitions",
+                "Input partitions this replica owns.",
+            ),
+            control_records: counter_vec(
+                "switchyard_router_control_records_total",
+                "Control records read, by topic and result (applied or invalid).",
+                &["topic", "result"],
+            ),
+            enablements: gauge(
+                "switchyard_router_enablements",
+                "Enabled (team, plugin) pairs in the routing table.",
+            ),
+            plugins: gauge("switchyard_router_plugins", "Registered plugins."),
+            catchup_lag: gauge_vec(
+                "switchyard_router_control_catchup_lag_records",
+                "Control records still to read before the router is ready, per control topic.",
+                &["topic"],
+            ),
+            ready: gauge("switchyard_router_ready", "1 while /readyz answers 200."),
+            kafka_queue_messages: gauge_vec(
+                "switchyard_router_librdkafka_queue_messages",
+                "Messages waiting in librdkafka's queues.",
+                &["client"],
+            ),
+            kafka_tx_messages: gauge_vec(
+                "switchyard_router_librdkafka_tx_messages",
+                "Messages sent to brokers since start.",
+                &["client"],
+            ),
+            kafka_rx_messages: gauge_vec(
+                "switchyard_router_librdkafka_rx_messages",
+                "Messages received from brokers since start.",
+                &["client"],
+            ),
+            kafka_tx_bytes: gauge_vec(
+                "switchyard_router_librdkafka_tx_bytes",
+                "Bytes sent to brokers since start.",
+                &["client"],
+            ),
+            kafka_rx_bytes: gauge_vec(
+                "switchyard_router_librdkafka_rx_bytes",
+                "Bytes received from brokers since start.",
+                &["client"],
+            ),
+            kafka_broker_rtt_us: gauge_vec(
+                "switchyard_router_librdkafka_broker_rtt_microseconds",
+                "Average broker request round trip.",
+                &["client", "broker"],
+            ),
+            consumer_lag: gauge_vec(
+                "switchyard_router_consumer_lag_records",
+                "Input records behind the partition end, per owned partition.",
+                &["partition"],
+            ),
+            registry,
+        };
+        for outcome in ["routed", "unrouted", "dead_lettered"] {
+            metrics.events.with_label_values(&[outcome]);
+        }
+        for result in ["committed", "aborted"] {
+            metrics.transactions.with_label_values(&[result]);
+        }
+        metrics
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        TextEncoder::new()
+            .encode_to_string(&self.registry.gather())
+            .unwrap_or_else(|error| {
+                tracing::warn!(%error, "encoding metrics failed");
+                String::new()
+            })
+    }
+
+    /// Copies a librdkafka statistics report into the gauges. `input_topic` selects the partitions whose
+    /// consumer lag is exported.
+    pub fn record_statistics(&self, client: &str, stats: &Statistics, input_topic: Option<&str>) {
+        self.kafka_queue_messages
+            .with_label_values(&[client])
+            .set(stats.msg_cnt as i64);
+        self.kafka_tx_messages
+            .with_label_values(&[client])
+            .set(stats.txmsgs);
+        self.kafka_rx_messages
+            .with_label_values(&[client])
+            .set(stats.rxmsgs);
+        self.kafka_tx_bytes
+            .with_label_values(&[client])
+            .set(stats.tx_bytes);
+        self.kafka_rx_bytes
+            .with_label_values(&[client])
+            .set(stats.rx_bytes);
+        for broker in stats.brokers.values().filter(|b| b.nodeid >= 0) {
+            if let Some(rtt) = &broker.rtt {
+                self.kafka_broker_rtt_us
+                    .with_label_values(&[client, &broker.nodeid.to_string()])
+                    .set(rtt.avg);
+            }
+        }
+        if let Some(topic) = input_topic.and_then(|t| stats.topics.get(t)) {
+            for partition in topic.partitions.values().filter(|p| p.partition >= 0) {
+                let label = partition.partition.to_string();
+                if partition.consumer_lag >= 0 {
+                    self.consumer_lag
+                        .with_label_values(&[&label])
+                        .set(partition.consumer_lag);
+                } else {
+                    let _ = self.consumer_lag.remove_label_values(&[&label]);
+                }
+            }
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

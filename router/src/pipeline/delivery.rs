@@ -1,0 +1,788 @@
+//! Making output and input position durable together, in either delivery mode.
+//!
+//! ```text
+//!   process(record) ──► plan ──► send outputs (tagged with partition, offset, generation)
+//!                                    │ delivery reports
+//!   service() ◄──────────────────────┘
+//!     exactly_once:  every commit_interval_ms or commit_max_events:
+//!                    send_offsets_to_transaction(next offsets, group metadata) + commit_transaction
+//!     at_least_once: a record's offset is stored once all its outputs are acknowledged, in partition order;
+//!                    librdkafka auto-commits stored offsets
+//!     any failure:   rewind = abort (exactly_once), then seek every touched partition back to its first
+//!                    record that is not durable, and process again
+//! ```
+//!
+//! Invariant: an input offset becomes durable only after every output of every record before it is durable
+//! too (the transaction, or the in-order store). A copy the broker refused for a reason of its own (too
+//! large, no permission, topic gone) is remembered by (partition, offset, destination), so the replay after
+//! the rewind sends that copy to the dead-letter topic instead and the partition moves on. Each rewind
+//! starts a new generation; reports of earlier generations are ignored.
+//!
+//! Outcome counters move only when durable: per transaction at commit, or per record at the offset store.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
+use switchyard_schemas::dead_letter::{self, Reason};
+use switchyard_schemas::topics::source_header;
+use tracing::{debug, error, info, warn};
+
+use crate::RouterError;
+use crate::config::DeliveryMode;
+use crate::kafka::{Failure, StatsContext, classify_dead_letter_failure, classify_plugin_failure};
+use crate::metrics::Metrics;
+use crate::pipeline::plan::{Destination, Outcome, Output, Planner, Refusals};
+use crate::pipeline::topics::TopicCache;
+use crate::tables::routes::{PluginRoute, RouteTable};
+
+/// What a sent record was, for its delivery report.
+#[derive(Debug)]
+pub struct Tag {
+    generation: u64,
+    partition: i32,
+    offset: i64,
+    destination: Destination,
+    reason: Option<Reason>,
+}
+
+struct Report {
+    tag: Box<Tag>,
+    error: Option<KafkaError>,
+}
+
+/// The producer's context: statistics, and delivery reports queued for the pipeline thread. Reports are
+/// queued rather than handled here because librdkafka calls this from inside `poll`, `flush` and
+/// `commit_transaction`, where the engine may be borrowed.
+pub struct ProduceContext {
+    stats: StatsContext,
+    reports: Mutex<Vec<Report>>,
+}
+
+impl ProduceContext {
+    /// A context whose statistics are labelled `producer`.
+    pub fn new(metrics: Metrics) -> Self {
+        Self {
+            stats: StatsContext::new(metrics, "producer", None),
+            reports: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn push(&self, report: Report) {
+        lock(&self.reports).push(report);
+    }
+
+    fn take(&self) -> Vec<Report> {
+        std::mem::take(&mut *lock(&self.reports))
+    }
+}
+
+impl ClientContext for ProduceContext {
+    fn stats(&self, statistics: Statistics) {
+        self.stats.stats(statistics);
+    }
+}
+
+impl ProducerContext for ProduceContext {
+    type DeliveryOpaque = Box<Tag>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+        let error = result.as_ref().err().map(|(error, _)| error.clone());
+        self.push(Report { tag, error });
+    }
+}
+
+/// The consumer's context: statistics, and the rebalance callbacks, which must make everything read so far
+/// durable (or abort it, when the assignment was lost) before partitions are revoked.
+pub struct RebalanceContext {
+    stats: StatsContext,
+    engine: Arc<Mutex<Engine>>,
+    metrics: Metrics,
+}
+
+impl RebalanceContext {
+    /// A context sharing the engine with the pipeline loop.
+    pub fn new(engine: Arc<Mutex<Engine>>, metrics: Metrics, input_topic: String) -> Self {
+        Self {
+            stats: StatsContext::new(metrics.clone(), "consumer", Some(input_topic)),
+            engine,
+            metrics,
+        }
+    }
+}
+
+impl ClientContext for RebalanceContext {
+    fn stats(&self, statistics: Statistics) {
+        self.stats.stats(statistics);
+    }
+}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Revoke(revoked) => {
+                let lost = consumer.assignment_lost();
+                self.metrics
+                    .rebalances
+                    .with_label_values(&[if lost { "lost" } else { "revoke" }])
+                    .inc();
+                info!(partitions = revoked.count(), lost, "partitions revoked");
+                lock(&self.engine).on_revoke(consumer, revoked, lost);
+            }
+            Rebalance::Assign(assigned) => {
+                self.metrics.rebalances.with_label_values(&["assign"]).inc();
+                info!(partitions = assigned.count(), "partitions assigned");
+            }
+            Rebalance::Error(error) => warn!(%error, "rebalance failed"),
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, _: &Rebalance<'_>) {
+        if let Ok(assignment) = consumer.assignment() {
+            self.metrics.assigned_partitions.set(assignment.count() as i64);
+        }
+    }
+}
+
+/// Locks a mutex, recovering from poisoning: the guarded state is only ever replaced whole.
+pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Progress on one input partition since its last durable position.
+#[derive(Debug)]
+struct Progress {
+    /// Where a rewind goes back to: the first record not yet durable.
+    rewind_to: i64,
+    /// The offset after the last processed record (what a commit stores).
+    next: i64,
+    /// At-least-once: processed records whose outputs are not all acknowledged, in offset order.
+    in_flight: VecDeque<InFlight>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    offset: i64,
+    remaining: usize,
+    outcome: Outcome,
+}
+
+/// Outcome and output counts not yet durable (exactly-once: the open transaction).
+#[derive(Debug, Default)]
+struct Counts {
+    outcomes: HashMap<&'static str, u64>,
+    plugin_records: HashMap<Arc<str>, u64>,
+    dead_letters: HashMap<&'static str, u64>,
+}
+
+impl Counts {
+    fn publish(&mut self, metrics: &Metrics) {
+        for (outcome, n) in self.outcomes.drain() {
+            metrics.events.with_label_values(&[outcome]).inc_by(n);
+        }
+        for (plugin, n) in self.plugin_records.drain() {
+            metrics.plugin_records.with_label_values(&[&plugin]).inc_by(n);
+        }
+        for (reason, n) in self.dead_letters.drain() {
+            metrics.dead_letters.with_label_values(&[reason]).inc_by(n);
+        }
+    }
+
+    fn clear(&mut self) {
+        self.outcomes.clear();
+        self.plugin_records.clear();
+        self.dead_letters.clear();
+    }
+}
+
+/// The settings the engine needs.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// Delivery mode.
+    pub mode: DeliveryMode,
+    /// The input topic.
+    pub input_topic: Arc<str>,
+    /// The dead-letter topic.
+    pub dead_letter_topic: String,
+    /// Commit cadence.
+    pub commit_interval: Duration,
+    /// Commit after this many records.
+    pub commit_max_events: usize,
+    /// Bound of a commit, abort, flush or seek.
+    pub drain_timeout: Duration,
+    /// Validate v1 payloads.
+    pub validate_payloads: bool,
+}
+
+/// The delivery state of one router replica; shared between the pipeline loop and the rebalance callback,
+/// both on the pipeline thread.
+pub struct Engine {
+    settings: EngineSettings,
+    producer: BaseProducer<ProduceContext>,
+    table: Arc<RouteTable>,
+    topics: TopicCache,
+    metrics: Metrics,
+    watchdog: Arc<AtomicU64>,
+    generation: u64,
+    transaction_open: bool,
+    progress: HashMap<i32, Progress>,
+    refusals: HashMap<(i32, i64), Vec<(Destination, String)>>,
+    counts: Counts,
+    events_since_commit: usize,
+    last_commit: Instant,
+    failure: Option<Failure>,
+    transient_failures: u32,
+    fatal: Option<RouterError>,
+    targets: Vec<Arc<PluginRoute>>,
+}
+
+struct RecordRefusals<'a>(Option<&'a Vec<(Destination, String)>>);
+
+impl Refusals for RecordRefusals<'_> {
+    fn refusal(&self, destination: &Destination) -> Option<&str> {
+        self.0?
+            .iter()
+            .find(|(d, _)| d == destination)
+            .map(|(_, detail)| detail.as_str())
+    }
+}
+
+impl Engine {
+    /// An engine around a producer that is ready (transactions initialised in exactly-once mode).
+    /// `watchdog` holds the start of a blocking transaction call in Unix milliseconds, 0 when none runs.
+    pub fn new(
+        settings: EngineSettings,
+        producer: BaseProducer<ProduceContext>,
+        table: Arc<RouteTable>,
+        topics: TopicCache,
+        metrics: Metrics,
+        watchdog: Arc<AtomicU64>,
+    ) -> Self {
+        Self {
+            settings,
+            producer,
+            table,
+            topics,
+            metrics,
+            watchdog,
+            generation: 0,
+            transaction_open: false,
+            progress: HashMap::new(),
+            refusals: HashMap::new(),
+            counts: Counts::default(),
+            events_since_commit: 0,
+            last_commit: Instant::now(),
+            failure: None,
+            transient_failures: 0,
+            fatal: None,
+            targets: Vec::new(),
+        }
+    }
+
+    /// The error that must end the process, if one happened.
+    pub fn take_fatal(&mut self) -> Option<RouterError> {
+        self.fatal.take()
+    }
+
+    /// How long the loop may wait for the next record before `service` must run again.
+    pub fn poll_timeout(&self) -> Duration {
+        let cap = Duration::from_millis(100);
+        if self.settings.mode == DeliveryMode::ExactlyOnce && self.transaction_open {
+            self.settings
+                .commit_interval
+                .saturating_sub(self.last_commit.elapsed())
+                .min(cap)
+        } else {
+            cap
+        }
+    }
+
+    /// Routes one input record: plans it and sends its outputs.
+    pub fn process(&mut self, message: &BorrowedMessage<'_>) {
+        if self.fatal.is_some() || self.failure.is_some() {
+            return; // a rewind is pending; this record will be read again
+        }
+        if self.settings.mode == DeliveryMode::ExactlyOnce && !self.transaction_open {
+            if let Err(error) = self.producer.begin_transaction() {
+                self.fatal = Some(RouterError::Transaction {
+                    call: "begin_transaction",
+                    source: error,
+                });
+                return;
+            }
+            self.transaction_open = true;
+            self.last_commit = Instant::now();
+        }
+        let (partition, offset) = (message.partition(), message.offset());
+        let headers: Vec<(&str, Option<&[u8]>)> = message
+            .headers()
+            .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
+            .unwrap_or_default();
+        let refusals = RecordRefusals(self.refusals.get(&(partition, offset)));
+        let planner = Planner {
+            table: &self.table,
+            validate_payloads: self.settings.validate_payloads,
+        };
+        let (topics, producer) = (&mut self.topics, &self.producer);
+        let mut topic_state = |plugin: &PluginRoute| topics.state(producer.client(), &plugin.topic);
+        let plan = planner.plan(
+            message.key(),
+            headers.iter().copied(),
+            message.payload(),
+            &mut topic_state,
+            &refusals,
+            &mut self.targets,
+        );
+
+        let source = source_header(&self.settings.input_topic, partition, offset);
+        let mut base = OwnedHeaders::new_with_capacity(headers.len() + 5);
+        for (key, value) in &headers {
+            base = base.insert(Header { key, value: *value });
+        }
+        base = base.insert(Header {
+            key: dead_letter::SOURCE,
+            value: Some(source.as_str()),
+        });
+        for output in &plan.outputs {
+            self.send(output, message, &base, partition, offset);
+        }
+
+        let progress = self.progress.entry(partition).or_insert_with(|| Progress {
+            rewind_to: offset,
+            next: offset,
+            in_flight: VecDeque::new(),
+        });
+        progress.next = offset + 1;
+        match self.settings.mode {
+            DeliveryMode::ExactlyOnce => {
+                *self.counts.outcomes.entry(plan.outcome.label()).or_default() += 1;
+                for output in &plan.outputs {
+                    match output {
+                        Output::Plugin(plugin) => {
+                            *self
+                                .counts
+                                .plugin_records
+                                .entry(Arc::clone(&plugin.id))
+                                .or_default() += 1
+                        }
+                        Output::DeadLetter { rejection, .. } => {
+                            *self
+                                .counts
+                                .dead_letters
+                                .entry(rejection.reason.code())
+                                .or_default() += 1
+                        }
+                    }
+                }
+            }
+            DeliveryMode::AtLeastOnce => {
+                progress.in_flight.push_back(InFlight {
+                    offset,
+                    remaining: plan.outputs.len(),
+                    outcome: plan.outcome,
+                });
+            }
+        }
+        self.events_since_commit += 1;
+    }
+
+    fn send(
+        &mut self,
+        output: &Output,
+        message: &BorrowedMessage<'_>,
+        base: &OwnedHeaders,
+        partition: i32,
+        offset: i64,
+    ) {
+        let (topic, destination, reason, headers, value) = match output {
+            Output::Plugin(plugin) => (
+                &*plugin.topic,
+                Destination::Plugin(Arc::clone(&plugin.id)),
+                None,
+                base.clone(),
+                message.payload(),
+            ),
+            Output::DeadLetter {
+                rejection,
+                plugin,
+                drop_value,
+            } => {
+                let mut headers = base
+                    .clone()
+                    .insert(Header {
+                        key: dead_letter::ERROR,
+                        value: Some(rejection.reason.code()),
+                    })
+                    .insert(Header {
+                        key: dead_letter::ERROR_DETAIL,
+                        value: Some(rejection.detail.as_str()),
+                    });
+                if let Some(plugin) = plugin {
+                    headers = headers.insert(Header {
+                        key: dead_letter::PLUGIN,
+                        value: Some(&**plugin),
+                    });
+                }
+                if *drop_value {
+                    headers = headers.insert(Header {
+                        key: dead_letter::VALUE_DROPPED,
+                        value: Some("true"),
+                    });
+                }
+                let value = if *drop_value { None } else { message.payload() };
+                (
+                    self.settings.dead_letter_topic.as_str(),
+                    Destination::DeadLetter(plugin.clone()),
+                    Some(rejection.reason),
+                    headers,
+                    value,
+                )
+            }
+        };
+        let tag = Box::new(Tag {
+            generation: self.generation,
+            partition,
+            offset,
+            destination,
+            reason,
+        });
+        let mut record: BaseRecord<'_, [u8], [u8], Box<Tag>> =
+            BaseRecord::with_opaque_to(topic, tag).headers(headers);
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(value) = value {
+            record = record.payload(value);
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    // Back-pressure: wait for deliveries to free the queue, never buffer more.
+                    self.producer.poll(Duration::from_millis(10));
+                    record = returned;
+                }
+                Err((error, returned)) => {
+                    // Refused before it left the process (too large for the producer, say): handled like a
+                    // failed delivery.
+                    self.producer.context().push(Report {
+                        tag: returned.delivery_opaque,
+                        error: Some(error),
+                    });
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles delivery reports, rewinds after a failure, and commits when due.
+    pub fn service<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        self.producer.poll(Duration::ZERO);
+        self.handle_reports(consumer);
+        if let Some(failure) = self.failure.take() {
+            self.rewind(consumer, failure);
+            return;
+        }
+        let due = self.events_since_commit >= self.settings.commit_max_events
+            || self.last_commit.elapsed() >= self.settings.commit_interval;
+        if self.settings.mode == DeliveryMode::ExactlyOnce && self.transaction_open && due {
+            self.commit(consumer);
+        }
+    }
+
+    fn handle_reports<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        for Report { tag, error } in self.producer.context().take() {
+            if tag.generation != self.generation {
+                continue; // sent before a rewind: its record is being processed again
+            }
+            let Some(error) = error else {
+                if self.settings.mode == DeliveryMode::AtLeastOnce {
+                    self.acknowledge(consumer, &tag);
+                }
+                continue;
+            };
+            let class = match &tag.destination {
+                Destination::Plugin(_) => classify_plugin_failure(&error),
+                Destination::DeadLetter(_) => classify_dead_letter_failure(&error),
+            };
+            match class {
+                Failure::Purged => {}
+                Failure::RecordSpecific => {
+                    let key = (tag.partition, tag.offset);
+                    let seen = self
+                        .refusals
+                        .get(&key)
+                        .is_some_and(|r| r.iter().any(|(d, _)| *d == tag.destination));
+                    if seen {
+                        // Already refused once and sent again without its value: the dead-letter topic refuses
+                        // even that. Going on would lose the record.
+                        self.fatal = Some(RouterError::DeadLetterRefused {
+                            topic: self.settings.dead_letter_topic.clone(),
+                            detail: error.to_string(),
+                        });
+                        return;
+                    }
+                    warn!(%error, partition = tag.partition, offset = tag.offset, destination = ?tag.destination,
+                        "the broker refused one copy of a record; it will be dead-lettered");
+                    self.refusals
+                        .entry(key)
+                        .or_default()
+                        .push((tag.destination.clone(), error.to_string()));
+                    self.failure.get_or_insert(Failure::RecordSpecific);
+                }
+                Failure::Transient => {
+                    warn!(%error, partition = tag.partition, offset = tag.offset, "delivery failed; rewinding to retry");
+                    self.failure = Some(Failure::Transient);
+                }
+            }
+        }
+    }
+
+    /// At-least-once: one output of a record is acknowledged; store offsets that became durable, in order.
+    fn acknowledge<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, tag: &Tag) {
+        match &tag.destination {
+            Destination::Plugin(plugin) => self.metrics.plugin_records.with_label_values(&[plugin]).inc(),
+            Destination::DeadLetter(_) => {
+                let reason = tag.reason.map_or("unknown", Reason::code);
+                self.metrics.dead_letters.with_label_values(&[reason]).inc();
+            }
+        }
+        let Some(progress) = self.progress.get_mut(&tag.partition) else {
+            return;
+        };
+        if let Ok(i) = progress.in_flight.binary_search_by_key(&tag.offset, |r| r.offset) {
+            progress.in_flight[i].remaining = progress.in_flight[i].remaining.saturating_sub(1);
+        }
+        self.store_completed(consumer, tag.partition);
+    }
+
+    fn store_completed<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, partition: i32) {
+        let Some(progress) = self.progress.get_mut(&partition) else {
+            return;
+        };
+        let mut stored = None;
+        while progress.in_flight.front().is_some_and(|r| r.remaining == 0) {
+            let record = progress.in_flight.pop_front().expect("front exists");
+            self.metrics
+                .events
+                .with_label_values(&[record.outcome.label()])
+                .inc();
+            stored = Some(record.offset + 1);
+        }
+        if let Some(next) = stored {
+            progress.rewind_to = next;
+            self.refusals.retain(|&(p, o), _| p != partition || o >= next);
+            if let Err(error) = consumer.store_offset(&self.settings.input_topic, partition, next) {
+                warn!(%error, partition, offset = next, "storing an offset failed; it will be stored with the next one");
+            }
+        }
+    }
+
+    /// Exactly-once: commits the open transaction with the input offsets it covers.
+    fn commit<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let mut offsets = TopicPartitionList::new();
+        for (&partition, progress) in &self.progress {
+            if let Err(error) = offsets.add_partition_offset(
+                &self.settings.input_topic,
+                partition,
+                Offset::Offset(progress.next),
+            ) {
+                warn!(%error, partition, "building the offsets of a commit failed");
+            }
+        }
+        let Some(group) = consumer.group_metadata() else {
+            self.fatal = Some(RouterError::NoGroupMetadata);
+            return;
+        };
+        let timeout = self.settings.drain_timeout;
+        let started = Instant::now();
+        self.arm_watchdog();
+        let mut result = self
+            .producer
+            .send_offsets_to_transaction(&offsets, &group, timeout);
+        if result.is_ok() {
+            result = self.commit_with_retries(timeout);
+        }
+        self.watchdog.store(0, Ordering::Relaxed);
+        // Reports of this transaction arrive during the commit's flush; a refusal among them must be known
+        // before a rewind replays the records.
+        self.handle_reports(consumer);
+        match result {
+            Ok(()) => {
+                self.metrics
+                    .commit_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                self.metrics.transactions.with_label_values(&["committed"]).inc();
+                self.counts.publish(&self.metrics);
+                self.progress.clear();
+                self.refusals.clear();
+                self.transaction_open = false;
+                self.events_since_commit = 0;
+                self.last_commit = Instant::now();
+                self.transient_failures = 0;
+                debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "transaction committed"
+                );
+            }
+            Err(error) if is_abortable(&error) => {
+                warn!(%error, "the transaction must be aborted; rewinding");
+                let failure = self.failure.take().unwrap_or(Failure::Transient);
+                self.rewind(consumer, failure);
+            }
+            Err(error) => {
+                self.fatal = Some(RouterError::Transaction {
+                    call: "commit_transaction",
+                    source: error,
+                });
+            }
+        }
+    }
+
+    fn commit_with_retries(&self, timeout: Duration) -> Result<(), KafkaError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.producer.commit_transaction(timeout) {
+                Err(error) if is_retriable(&error) && Instant::now() < deadline => {
+                    warn!(%error, "commit_transaction failed with a retriable error; retrying");
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Goes back to the last durable position: aborts the open transaction (exactly-once) and seeks every
+    /// touched partition to its first record that is not durable.
+    fn rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, failure: Failure) {
+        self.generation += 1;
+        if self.settings.mode == DeliveryMode::ExactlyOnce && self.transaction_open {
+            self.arm_watchdog();
+            let aborted = self.producer.abort_transaction(self.settings.drain_timeout);
+            self.watchdog.store(0, Ordering::Relaxed);
+            if let Err(error) = aborted {
+                self.fatal = Some(RouterError::Transaction {
+                    call: "abort_transaction",
+                    source: error,
+                });
+                return;
+            }
+            self.transaction_open = false;
+            self.metrics.transactions.with_label_values(&["aborted"]).inc();
+        }
+        self.counts.clear();
+        for (partition, progress) in self.progress.drain() {
+            let target = Offset::Offset(progress.rewind_to);
+            if let Err(error) = consumer.seek(
+                &self.settings.input_topic,
+                partition,
+                target,
+                self.settings.drain_timeout,
+            ) {
+                // Without the seek the consumer would move past records that are not durable.
+                self.fatal = Some(RouterError::Seek {
+                    partition,
+                    offset: progress.rewind_to,
+                    source: error,
+                });
+                return;
+            }
+        }
+        self.events_since_commit = 0;
+        self.last_commit = Instant::now();
+        self.metrics.rewinds.inc();
+        if failure == Failure::Transient {
+            // Back off on repeated transient failures (broker down), 100 ms doubling up to 5 s.
+            self.transient_failures = self.transient_failures.saturating_add(1);
+            let backoff =
+                Duration::from_millis(100u64 << self.transient_failures.min(6)).min(Duration::from_secs(5));
+            std::thread::sleep(backoff);
+        }
+    }
+
+    /// Called before partitions are revoked: make everything read so far durable, or abort it when the
+    /// assignment was lost (another member may already own the partitions).
+    pub fn on_revoke<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        revoked: &TopicPartitionList,
+        lost: bool,
+    ) {
+        match self.settings.mode {
+            DeliveryMode::ExactlyOnce => {
+                self.handle_reports(consumer);
+                if self.transaction_open {
+                    if lost || self.failure.is_some() {
+                        let failure = self.failure.take().unwrap_or(Failure::RecordSpecific);
+                        self.rewind(consumer, failure);
+                    } else {
+                        self.commit(consumer);
+                    }
+                }
+            }
+            DeliveryMode::AtLeastOnce => {
+                if !lost {
+                    if let Err(error) = self.producer.flush(self.settings.drain_timeout) {
+                        warn!(%error, "flushing before revocation did not finish; undelivered records will be read again");
+                    }
+                    self.handle_reports(consumer);
+                    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+                        debug!(%error, "committing stored offsets before revocation failed");
+                    }
+                }
+            }
+        }
+        for element in revoked.elements() {
+            self.progress.remove(&element.partition());
+            self.refusals.retain(|&(p, _), _| p != element.partition());
+        }
+    }
+
+    /// Shutdown: commit (exactly-once) or deliver and commit stored offsets (at-least-once), then flush.
+    pub fn finish<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        match self.settings.mode {
+            DeliveryMode::ExactlyOnce => {
+                self.producer.poll(Duration::ZERO);
+                self.handle_reports(consumer);
+                if let Some(failure) = self.failure.take() {
+                    self.rewind(consumer, failure);
+                } else if self.transaction_open {
+                    self.commit(consumer);
+                }
+            }
+            DeliveryMode::AtLeastOnce => {
+                if let Err(error) = self.producer.flush(self.settings.drain_timeout) {
+                    warn!(%error, "flushing at shutdown did not finish; undelivered records will be read again");
+                }
+                self.handle_reports(consumer);
+                if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    debug!(%error, "committing stored offsets at shutdown failed");
+                }
+            }
+        }
+        if let Err(error) = self.producer.flush(self.settings.drain_timeout) {
+            error!(%error, "flushing the producer at shutdown failed");
+        }
+    }
+
+    fn arm_watchdog(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        self.watchdog.store(now.as_millis() as u64, Ordering::Relaxed);
+    }
+}
+
+fn is_retriable(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::Transaction(e) if e.is_retriable())
+}
+
+fn is_abortable(error: &KafkaError) -> bool {
+    matches!(error, KafkaError::Transaction(e) if e.txn_requires_abort())
+}

@@ -1,0 +1,11 @@
+//! The data plane: consume core events, route each to its plugins' topics, make it durable.
+//!
+//! - [`plan`]: pure planning of one record (validation, lookup, topic checks).
+//! - [`topics`]: which plugin topics exist.
+//! - [`delivery`]: transactions or in-order offset stores, rewinds, rebalances.
+//! - [`run`]: the consumer loop on its own thread.
+
+pub mod delivery;
+pub mod plan;
+pub mod run;
+pub mod topics;

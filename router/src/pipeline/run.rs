@@ -1,0 +1,192 @@
+//! The pipeline thread: one `BaseConsumer` polled in a loop, feeding the delivery engine.
+//!
+//! A dedicated thread rather than a tokio task, because every librdkafka transaction call blocks and the
+//! rebalance callbacks run inside `poll`. The loop never holds the engine while polling, so the rebalance
+//! callback (which locks it) cannot deadlock.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, Producer};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::RouterError;
+use crate::config::{Config, DeliveryMode};
+use crate::kafka::metadata_partitions;
+use crate::metrics::Metrics;
+use crate::pipeline::delivery::{Engine, EngineSettings, ProduceContext, RebalanceContext, lock};
+use crate::pipeline::topics::TopicCache;
+use crate::tables::routes::RouteTable;
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A built pipeline, ready to run.
+pub struct Pipeline {
+    consumer: BaseConsumer<RebalanceContext>,
+    engine: Arc<Mutex<Engine>>,
+    input_topic: String,
+    watchdog: Arc<AtomicU64>,
+    watchdog_limit: Duration,
+}
+
+impl Pipeline {
+    /// Creates the clients, checks that the input and dead-letter topics exist, and initialises
+    /// transactions (which fences an earlier incarnation with the same transactional id and aborts its open
+    /// transaction).
+    pub fn build(config: &Config, table: Arc<RouteTable>, metrics: Metrics) -> Result<Self, RouterError> {
+        let producer: BaseProducer<ProduceContext> = config
+            .producer()
+            .create_with_context(ProduceContext::new(metrics.clone()))
+            .map_err(|source| RouterError::Client {
+                client: "producer",
+                source,
+            })?;
+        for (topic, role) in [
+            (&config.topics.core_events, "input"),
+            (&config.topics.dead_letter, "dead-letter"),
+        ] {
+            let partitions =
+                metadata_partitions(producer.client(), topic, METADATA_TIMEOUT).map_err(|source| {
+                    RouterError::Client {
+                        client: "producer",
+                        source,
+                    }
+                })?;
+            if partitions.is_empty() {
+                return Err(RouterError::TopicMissing {
+                    topic: topic.clone(),
+                    role,
+                });
+            }
+        }
+        let watchdog_limit =
+            Duration::from_millis(config.delivery.transaction_timeout_ms + config.delivery.drain_timeout_ms);
+        if config.delivery.mode == DeliveryMode::ExactlyOnce {
+            producer
+                .init_transactions(Duration::from_millis(
+                    config.delivery.drain_timeout_ms.max(30_000),
+                ))
+                .map_err(|source| RouterError::Transaction {
+                    call: "init_transactions",
+                    source,
+                })?;
+            info!(transactional_id = %config.transactional_id(), "transactions initialised");
+        }
+        let settings = EngineSettings {
+            mode: config.delivery.mode,
+            input_topic: Arc::from(config.topics.core_events.as_str()),
+            dead_letter_topic: config.topics.dead_letter.clone(),
+            commit_interval: Duration::from_millis(config.delivery.commit_interval_ms),
+            commit_max_events: config.delivery.commit_max_events,
+            drain_timeout: Duration::from_millis(config.delivery.drain_timeout_ms),
+            validate_payloads: config.delivery.validate_payloads,
+        };
+        let topics = TopicCache::new(
+            Duration::from_millis(config.delivery.topic_refresh_ms),
+            Duration::from_millis(config.delivery.missing_topic_recheck_ms),
+        );
+        let watchdog = Arc::new(AtomicU64::new(0));
+        let engine = Arc::new(Mutex::new(Engine::new(
+            settings,
+            producer,
+            table,
+            topics,
+            metrics.clone(),
+            Arc::clone(&watchdog),
+        )));
+        let consumer: BaseConsumer<RebalanceContext> = config
+            .event_consumer()
+            .create_with_context(RebalanceContext::new(
+                Arc::clone(&engine),
+                metrics,
+                config.topics.core_events.clone(),
+            ))
+            .map_err(|source| RouterError::Client {
+                client: "consumer",
+                source,
+            })?;
+        Ok(Self {
+            consumer,
+            engine,
+            input_topic: config.topics.core_events.clone(),
+            watchdog,
+            watchdog_limit,
+        })
+    }
+
+    /// Consumes until `shutdown`, then commits what was read, flushes and leaves the group.
+    pub fn run(self, shutdown: &CancellationToken) -> Result<(), RouterError> {
+        spawn_watchdog(Arc::clone(&self.watchdog), self.watchdog_limit, shutdown.clone());
+        self.consumer
+            .subscribe(&[&self.input_topic])
+            .map_err(|source| RouterError::Client {
+                client: "consumer",
+                source,
+            })?;
+        info!(topic = %self.input_topic, "consuming core events");
+        let mut last_poll_warning: Option<Instant> = None;
+        while !shutdown.is_cancelled() {
+            let timeout = lock(&self.engine).poll_timeout();
+            let polled = self.consumer.poll(timeout);
+            let mut engine = lock(&self.engine);
+            if let Some(fatal) = engine.take_fatal() {
+                return Err(fatal);
+            }
+            match polled {
+                Some(Ok(message)) => engine.process(&message),
+                Some(Err(error))
+                    if last_poll_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) =>
+                {
+                    warn!(%error, "consumer error");
+                    last_poll_warning = Some(Instant::now());
+                }
+                Some(Err(_)) | None => {}
+            }
+            engine.service(&self.consumer);
+            if let Some(fatal) = engine.take_fatal() {
+                return Err(fatal);
+            }
+        }
+        info!("draining: committing what was read");
+        let mut engine = lock(&self.engine);
+        engine.finish(&self.consumer);
+        if let Some(fatal) = engine.take_fatal() {
+            return Err(fatal);
+        }
+        drop(engine);
+        // Leaving the group runs the revoke callback, which finds nothing left to commit.
+        self.consumer.unsubscribe();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline && self.consumer.assignment().is_ok_and(|a| a.count() > 0) {
+            self.consumer.poll(Duration::from_millis(50));
+        }
+        info!("pipeline stopped");
+        Ok(())
+    }
+}
+
+/// librdkafka can block in `send_offsets_to_transaction` past its timeout when the group coordinator dies
+/// (librdkafka issue 5456). A hung transaction call cannot be cancelled from inside; the watchdog ends the
+/// process so that a restart (which fences and aborts the open transaction) recovers.
+fn spawn_watchdog(started_ms: Arc<AtomicU64>, limit: Duration, shutdown: CancellationToken) {
+    let spawned = std::thread::Builder::new().name("txn-watchdog".into()).spawn(move || {
+        while !shutdown.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(500));
+            let started = started_ms.load(Ordering::Relaxed);
+            if started == 0 {
+                continue;
+            }
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+            if now.saturating_sub(started) > limit.as_millis() as u64 {
+                error!(limit_ms = limit.as_millis() as u64, "a transaction call has not returned within its limit; exiting so that a restart recovers");
+                std::process::exit(70);
+            }
+        }
+    });
+    if let Err(error) = spawned {
+        warn!(%error, "could not start the transaction watchdog");
+    }
+}

@@ -1,0 +1,74 @@
+//! Which plugin topics exist, checked against broker metadata before routing to them.
+//!
+//! Producing to a missing topic inside a transaction would fail the whole transaction after
+//! `message.timeout.ms`; checking first turns that into one dead letter for that plugin while the others
+//! keep flowing. A topic seen to exist is checked again every `topic_refresh_ms`; a missing one every
+//! `missing_topic_recheck_ms`, so a topic created after its plugin registered is picked up within about a
+//! second. The checks are blocking metadata calls on the pipeline thread, bounded by those intervals.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::client::{Client, ClientContext};
+use tracing::{info, warn};
+
+use crate::kafka::metadata_partitions;
+use crate::pipeline::plan::TopicState;
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A cache of topic existence.
+pub struct TopicCache {
+    refresh: Duration,
+    recheck_missing: Duration,
+    known: HashMap<Arc<str>, (TopicState, Instant)>,
+}
+
+impl TopicCache {
+    /// A cache with the two re-check intervals.
+    pub fn new(refresh: Duration, recheck_missing: Duration) -> Self {
+        Self {
+            refresh,
+            recheck_missing,
+            known: HashMap::new(),
+        }
+    }
+
+    /// Whether `topic` exists, asking the broker when the cached answer is stale. A metadata failure keeps
+    /// the previous answer (or assumes the topic exists, so that an outage stalls and retries rather than
+    /// dead-letters).
+    pub fn state<C: ClientContext>(&mut self, client: &Client<C>, topic: &Arc<str>) -> TopicState {
+        let now = Instant::now();
+        if let Some((state, checked)) = self.known.get(topic) {
+            let ttl = if *state == TopicState::Exists {
+                self.refresh
+            } else {
+                self.recheck_missing
+            };
+            if now.duration_since(*checked) < ttl {
+                return *state;
+            }
+        }
+        let previous = self.known.get(topic).map(|(state, _)| *state);
+        let state = match metadata_partitions(client, topic, METADATA_TIMEOUT) {
+            Ok(partitions) if partitions.is_empty() => TopicState::Missing,
+            Ok(_) => TopicState::Exists,
+            Err(error) => {
+                warn!(%error, %topic, "checking a plugin topic failed; keeping the previous answer");
+                previous.unwrap_or(TopicState::Exists)
+            }
+        };
+        if previous != Some(state) {
+            match state {
+                TopicState::Exists if previous.is_some() => info!(%topic, "plugin topic now exists"),
+                TopicState::Missing => {
+                    warn!(%topic, "plugin topic does not exist; its copies go to the dead-letter topic")
+                }
+                TopicState::Exists => {}
+            }
+        }
+        self.known.insert(Arc::clone(topic), (state, now));
+        state
+    }
+}
