@@ -1,0 +1,13 @@
+//! Fixtures for Switchyard's integration and black-box tests. Every test talks to a real Apache Kafka
+//! broker, started by `scripts/kafka start` (the `make test` target does it) and found at
+//! `SWITCHYARD_TEST_BOOTSTRAP` (default `127.0.0.1:9092`).
+//!
+//! - [`broker`]: unique names, topic creation, producing, reading topics to their end.
+//! - [`records`]: core events, manifests and enablements as the contract describes them.
+//! - [`routers`]: routers in process (through the library) and as the real binary.
+//! - [`wait`]: polling until a condition holds, with a deadline, instead of sleeping.
+
+pub mod broker;
+pub mod records;
+pub mod routers;
+pub mod wait;

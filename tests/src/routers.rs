@@ -1,0 +1,288 @@
+//! Routers under test: in process through the library, or the real binary as an operator runs it.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use switchyard_router::RouterError;
+use switchyard_router::config::Config;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{bootstrap, create_topics, unique};
+use crate::wait::wait_for;
+
+/// A fresh set of topic names for one test.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// Input.
+    pub core: String,
+    /// Compacted manifests.
+    pub plugins: String,
+    /// Compacted enablements.
+    pub enablements: String,
+    /// Dead letters.
+    pub dead_letter: String,
+    /// Plugin topic template.
+    pub template: String,
+}
+
+impl Topics {
+    /// Names under a unique prefix.
+    pub fn unique() -> Self {
+        let prefix = unique("t");
+        Self {
+            core: format!("{prefix}.core.events"),
+            plugins: format!("{prefix}.plugins"),
+            enablements: format!("{prefix}.enablements"),
+            dead_letter: format!("{prefix}.core.events.dlq"),
+            template: format!("{prefix}.plugin.{{plugin}}.events"),
+        }
+    }
+
+    /// The topic of `plugin`.
+    pub fn plugin(&self, plugin: &str) -> String {
+        self.template.replace("{plugin}", plugin)
+    }
+
+    /// Creates the input (with `partitions`), dead-letter and control topics, and the topics of `plugins`.
+    pub async fn create(&self, partitions: i32, plugins: &[&str]) {
+        let mut topics: Vec<(String, i32, bool)> = vec![
+            (self.core.clone(), partitions, false),
+            (self.dead_letter.clone(), 2, false),
+            (self.plugins.clone(), 1, true),
+            (self.enablements.clone(), 2, true),
+        ];
+        topics.extend(plugins.iter().map(|p| (self.plugin(p), 3, false)));
+        let refs: Vec<(&str, i32, bool)> = topics.iter().map(|(n, p, c)| (n.as_str(), *p, *c)).collect();
+        create_topics(&refs).await;
+    }
+
+    /// The router's environment for these topics.
+    pub fn env(&self, group: &str, transactional_id: &str, admin: SocketAddr) -> BTreeMap<String, String> {
+        let mut env = BTreeMap::new();
+        let mut set = |k: &str, v: &str| {
+            env.insert(format!("SWITCHYARD_ROUTER__{k}"), v.to_owned());
+        };
+        set("KAFKA__BOOTSTRAP_SERVERS", &bootstrap());
+        set("TOPICS__CORE_EVENTS", &self.core);
+        set("TOPICS__PLUGINS", &self.plugins);
+        set("TOPICS__ENABLEMENTS", &self.enablements);
+        set("TOPICS__DEAD_LETTER", &self.dead_letter);
+        set("TOPICS__PLUGIN_EVENTS_TEMPLATE", &self.template);
+        set("DELIVERY__GROUP_ID", group);
+        set("DELIVERY__TRANSACTIONAL_ID", transactional_id);
+        set("ADMIN__LISTEN", &admin.to_string());
+        env
+    }
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_address() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("address")
+}
+
+/// The admin endpoint of a router, in or out of process.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Its address.
+    pub address: SocketAddr,
+}
+
+impl Admin {
+    /// GET a path; `None` if the server does not answer.
+    pub async fn get(&self, path: &str) -> Option<(u16, String)> {
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .ok()?;
+        let response = client
+            .get(format!("http://{}{path}", self.address))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.ok()?))
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub async fn ready(&self) -> bool {
+        matches!(self.get("/readyz").await, Some((200, _)))
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        wait_for("the router to be ready", Duration::from_secs(60), || async {
+            self.ready().await.then_some(())
+        })
+        .await;
+    }
+
+    /// The value of one sample of `/metrics`, e.g. `switchyard_router_events_total{outcome="routed"}`;
+    /// 0 when absent.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let Some((_, text)) = self.get("/metrics").await else {
+            return 0.0;
+        };
+        text.lines()
+            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0.0)
+    }
+
+    /// Durable outcomes so far: (routed, unrouted, dead_lettered).
+    pub async fn outcomes(&self) -> (u64, u64, u64) {
+        let get = |o: &'static str| async move {
+            self.metric(&format!("switchyard_router_events_total{{outcome=\"{o}\"}}"))
+                .await as u64
+        };
+        (
+            get("routed").await,
+            get("unrouted").await,
+            get("dead_lettered").await,
+        )
+    }
+
+    /// Waits until `n` input events have a durable outcome.
+    pub async fn wait_outcomes(&self, n: u64) -> (u64, u64, u64) {
+        wait_for(
+            &format!("{n} event outcomes"),
+            Duration::from_secs(90),
+            || async {
+                let outcomes = self.outcomes().await;
+                (outcomes.0 + outcomes.1 + outcomes.2 >= n).then_some(outcomes)
+            },
+        )
+        .await
+    }
+}
+
+/// A router running in this process through `switchyard_router::app::run`.
+pub struct InProcessRouter {
+    /// Its admin endpoint.
+    pub admin: Admin,
+    /// Its consumer group.
+    pub group: String,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), RouterError>>,
+}
+
+impl InProcessRouter {
+    /// Starts a router on `topics` with a fresh group; `overrides` are extra `SWITCHYARD_ROUTER__...`
+    /// variables without the prefix, e.g. `("DELIVERY__MODE", "at_least_once")`.
+    pub fn start(topics: &Topics, overrides: &[(&str, &str)]) -> Self {
+        Self::start_in_group(topics, &unique("router"), overrides)
+    }
+
+    /// Starts a router in an existing group (a second replica).
+    pub fn start_in_group(topics: &Topics, group: &str, overrides: &[(&str, &str)]) -> Self {
+        let address = free_address();
+        let mut env = topics.env(group, &unique("txn"), address);
+        for (key, value) in overrides {
+            env.insert(format!("SWITCHYARD_ROUTER__{key}"), (*value).to_owned());
+        }
+        let config = Config::load_from(None, Some(env)).expect("test configuration");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(switchyard_router::app::run(config, shutdown.clone()));
+        Self {
+            admin: Admin { address },
+            group: group.to_owned(),
+            shutdown,
+            task,
+        }
+    }
+
+    /// Stops it as SIGTERM would and returns how it ended.
+    pub async fn stop(self) -> Result<(), RouterError> {
+        self.shutdown.cancel();
+        self.task.await.expect("router task")
+    }
+}
+
+/// The `switchyard-router` binary, built by `cargo build` before the tests run (`make test` does).
+pub fn router_binary() -> PathBuf {
+    if let Ok(path) = std::env::var("SWITCHYARD_ROUTER_BIN") {
+        return PathBuf::from(path);
+    }
+    // Test executables live in target/<profile>/deps; binaries one level up.
+    let exe = std::env::current_exe().expect("test executable path");
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir")
+        .join("switchyard-router");
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (make test does)",
+        path.display()
+    );
+    path
+}
+
+/// The real binary, started with a config file the way an operator would.
+pub struct RouterProcess {
+    /// Its admin endpoint.
+    pub admin: Admin,
+    child: Child,
+}
+
+impl RouterProcess {
+    /// Starts the binary with `config` written to a file and `env` set.
+    pub fn start(
+        config_toml: &str,
+        env: &BTreeMap<String, String>,
+        admin: SocketAddr,
+        log: &std::path::Path,
+    ) -> Self {
+        let dir = std::env::temp_dir().join(unique("switchyard-router"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("router.toml");
+        std::fs::write(&file, config_toml).expect("config file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .expect("log file");
+        let child = Command::new(router_binary())
+            .arg("--config")
+            .arg(&file)
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start switchyard-router");
+        Self {
+            admin: Admin { address: admin },
+            child,
+        }
+    }
+
+    /// SIGKILL: no commit, no flush, no goodbye.
+    pub fn kill(mut self) {
+        self.child.kill().expect("SIGKILL");
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        self.child.wait().expect("wait")
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

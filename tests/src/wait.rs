@@ -1,0 +1,23 @@
+//! Waiting for a condition with a deadline: the only way tests wait.
+
+use std::time::{Duration, Instant};
+
+/// Polls `condition` every 50 ms until it returns `Some`, or fails after `deadline` with `what` and the
+/// last state described by `condition` returning `None`.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut condition: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = condition().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < deadline,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,3 @@
+//! Integration and black-box tests against the real broker (`make test` starts it).
+
+mod routing;
