@@ -34,6 +34,19 @@ impl ClientContext for StatsContext {
         self.metrics
             .record_statistics(&self.client, &statistics, self.input_topic.as_deref());
     }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(&self.client, &error, reason);
+    }
+}
+
+/// librdkafka's client-level errors: the end of a partition is an event the control readers ask for, not an
+/// error; the rest are mostly transient (a broker connection dropped) and librdkafka retries them itself.
+pub fn log_client_error(client: &str, error: &KafkaError, reason: &str) {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::PartitionEOF) => {}
+        _ => tracing::warn!(client, %error, reason, "Kafka client error"),
+    }
 }
 
 impl ConsumerContext for StatsContext {}

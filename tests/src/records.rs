@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use switchyard_schemas::ContentType;
 use switchyard_schemas::envelope as h;
 use switchyard_schemas::events::{
-    Answer, Form, FormCreated, Question, QuestionKind, Response, ResponseSubmitted,
+    Answer, Form, FormCreated, Question, QuestionKind, Response, ResponseSubmitted, ResponseUpdated,
 };
 use switchyard_schemas::payload::encode;
 
@@ -17,6 +17,16 @@ pub fn core_event(team: &str, ce_type: &str, id: &str, content_type: ContentType
     let value = match ce_type {
         "response.submitted" => encode(&response_submitted(team, id), content_type).expect("encode"),
         "form.created" => encode(&form_created(team, id), content_type).expect("encode"),
+        "response.updated" => encode(
+            &ResponseUpdated {
+                response: response_submitted(team, id).response,
+                revision: 2,
+                updated_by: "user-2".to_owned(),
+                updated_at: 1_795_000_100_000,
+            },
+            content_type,
+        )
+        .expect("encode"),
         _ => format!(r#"{{"custom":"{id}"}}"#).into_bytes(),
     };
     Outgoing {

@@ -79,6 +79,17 @@ impl Topics {
     }
 }
 
+/// With `SWITCHYARD_TEST_LOG` set (a `tracing` filter such as `info`), in-process routers log to stderr;
+/// run the tests with `--nocapture` to see it.
+pub fn init_logging() {
+    if let Ok(filter) = std::env::var("SWITCHYARD_TEST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A loopback address with a port that was free a moment ago.
 pub fn free_address() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -179,6 +190,7 @@ impl InProcessRouter {
 
     /// Starts a router in an existing group (a second replica).
     pub fn start_in_group(topics: &Topics, group: &str, overrides: &[(&str, &str)]) -> Self {
+        init_logging();
         let address = free_address();
         let mut env = topics.env(group, &unique("txn"), address);
         for (key, value) in overrides {
@@ -196,9 +208,16 @@ impl InProcessRouter {
     }
 
     /// Stops it as SIGTERM would and returns how it ended.
-    pub async fn stop(self) -> Result<(), RouterError> {
+    pub async fn stop(mut self) -> Result<(), RouterError> {
         self.shutdown.cancel();
-        self.task.await.expect("router task")
+        (&mut self.task).await.expect("router task")
+    }
+}
+
+impl Drop for InProcessRouter {
+    /// A failing test drops its router: stop it, or the test runtime waits for its threads forever.
+    fn drop(&mut self) {
+        self.shutdown.cancel();
     }
 }
 

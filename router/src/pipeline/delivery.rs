@@ -37,7 +37,9 @@ use tracing::{debug, error, info, warn};
 
 use crate::RouterError;
 use crate::config::DeliveryMode;
-use crate::kafka::{Failure, StatsContext, classify_dead_letter_failure, classify_plugin_failure};
+use crate::kafka::{
+    Failure, StatsContext, classify_dead_letter_failure, classify_plugin_failure, log_client_error,
+};
 use crate::metrics::Metrics;
 use crate::pipeline::plan::{Destination, Outcome, Output, Planner, Refusals};
 use crate::pipeline::topics::TopicCache;
@@ -88,6 +90,10 @@ impl ClientContext for ProduceContext {
     fn stats(&self, statistics: Statistics) {
         self.stats.stats(statistics);
     }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error("producer", &error, reason);
+    }
 }
 
 impl ProducerContext for ProduceContext {
@@ -121,6 +127,10 @@ impl RebalanceContext {
 impl ClientContext for RebalanceContext {
     fn stats(&self, statistics: Statistics) {
         self.stats.stats(statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error("consumer", &error, reason);
     }
 }
 
