@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, Statistics, TopicPartitionList};
 use switchyard_schemas::dead_letter::{self, Reason};
@@ -53,6 +53,8 @@ pub struct Tag {
     offset: i64,
     destination: Destination,
     reason: Option<Reason>,
+    /// A dead letter sent without its value (the topic refused it whole before).
+    value_dropped: bool,
 }
 
 struct Report {
@@ -60,9 +62,10 @@ struct Report {
     error: Option<KafkaError>,
 }
 
-/// The producer's context: statistics, and delivery reports queued for the pipeline thread. Reports are
-/// queued rather than handled here because librdkafka calls this from inside `poll`, `flush` and
-/// `commit_transaction`, where the engine may be borrowed.
+/// The producer's context: statistics, and delivery reports queued for the pipeline thread. The producer is
+/// a `ThreadedProducer`, whose own thread serves these callbacks: `abort_transaction` waits until the
+/// reports of purged records have been served, which a producer polled only by the (blocked) pipeline
+/// thread would never do.
 pub struct ProduceContext {
     stats: StatsContext,
     reports: Mutex<Vec<Report>>,
@@ -235,7 +238,7 @@ pub struct EngineSettings {
 /// both on the pipeline thread.
 pub struct Engine {
     settings: EngineSettings,
-    producer: BaseProducer<ProduceContext>,
+    producer: ThreadedProducer<ProduceContext>,
     table: Arc<RouteTable>,
     topics: TopicCache,
     metrics: Metrics,
@@ -269,7 +272,7 @@ impl Engine {
     /// `watchdog` holds the start of a blocking transaction call in Unix milliseconds, 0 when none runs.
     pub fn new(
         settings: EngineSettings,
-        producer: BaseProducer<ProduceContext>,
+        producer: ThreadedProducer<ProduceContext>,
         table: Arc<RouteTable>,
         topics: TopicCache,
         metrics: Metrics,
@@ -456,12 +459,14 @@ impl Engine {
                 )
             }
         };
+        let value_dropped = matches!(output, Output::DeadLetter { drop_value: true, .. });
         let tag = Box::new(Tag {
             generation: self.generation,
             partition,
             offset,
             destination,
             reason,
+            value_dropped,
         });
         let mut record: BaseRecord<'_, [u8], [u8], Box<Tag>> =
             BaseRecord::with_opaque_to(topic, tag).headers(headers);
@@ -507,13 +512,17 @@ impl Engine {
         }
     }
 
+    /// Drains delivery reports. A refusal is remembered whatever generation sent the copy (it is a fact about
+    /// the record and destination, and its report may arrive during the abort that follows it); successes and
+    /// transient failures of earlier generations are ignored, their records are being processed again.
     fn handle_reports<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
         for Report { tag, error } in self.producer.context().take() {
-            if tag.generation != self.generation {
-                continue; // sent before a rewind: its record is being processed again
+            let current = tag.generation == self.generation;
+            if let Some(error) = &error {
+                debug!(%error, partition = tag.partition, offset = tag.offset, current, "delivery failed");
             }
             let Some(error) = error else {
-                if self.settings.mode == DeliveryMode::AtLeastOnce {
+                if current && self.settings.mode == DeliveryMode::AtLeastOnce {
                     self.acknowledge(consumer, &tag);
                 }
                 continue;
@@ -524,33 +533,30 @@ impl Engine {
             };
             match class {
                 Failure::Purged => {}
-                Failure::RecordSpecific => {
-                    let key = (tag.partition, tag.offset);
-                    let seen = self
-                        .refusals
-                        .get(&key)
-                        .is_some_and(|r| r.iter().any(|(d, _)| *d == tag.destination));
-                    if seen {
-                        // Already refused once and sent again without its value: the dead-letter topic refuses
-                        // even that. Going on would lose the record.
-                        self.fatal = Some(RouterError::DeadLetterRefused {
-                            topic: self.settings.dead_letter_topic.clone(),
-                            detail: error.to_string(),
-                        });
-                        return;
-                    }
-                    warn!(%error, partition = tag.partition, offset = tag.offset, destination = ?tag.destination,
-                        "the broker refused one copy of a record; it will be dead-lettered");
-                    self.refusals
-                        .entry(key)
-                        .or_default()
-                        .push((tag.destination.clone(), error.to_string()));
-                    self.failure.get_or_insert(Failure::RecordSpecific);
+                Failure::RecordSpecific if tag.value_dropped => {
+                    // The dead-letter topic refuses the record even without its value. Going on would lose it.
+                    self.fatal = Some(RouterError::DeadLetterRefused {
+                        topic: self.settings.dead_letter_topic.clone(),
+                        detail: error.to_string(),
+                    });
+                    return;
                 }
-                Failure::Transient => {
+                Failure::RecordSpecific => {
+                    let refusals = self.refusals.entry((tag.partition, tag.offset)).or_default();
+                    if !refusals.iter().any(|(d, _)| *d == tag.destination) {
+                        warn!(%error, partition = tag.partition, offset = tag.offset, destination = ?tag.destination,
+                            "the broker refused one copy of a record; it will be dead-lettered");
+                        refusals.push((tag.destination.clone(), error.to_string()));
+                    }
+                    if current {
+                        self.failure.get_or_insert(Failure::RecordSpecific);
+                    }
+                }
+                Failure::Transient if current => {
                     warn!(%error, partition = tag.partition, offset = tag.offset, "delivery failed; rewinding to retry");
                     self.failure = Some(Failure::Transient);
                 }
+                Failure::Transient => {}
             }
         }
     }
@@ -686,8 +692,16 @@ impl Engine {
             self.transaction_open = false;
             self.metrics.transactions.with_label_values(&["aborted"]).inc();
         }
+        // Reports that arrived during the abort may carry the refusal that caused it; it must be known
+        // before the records are read again.
+        self.producer.poll(Duration::ZERO);
+        self.handle_reports(consumer);
+        if self.fatal.is_some() {
+            return;
+        }
         self.counts.clear();
         for (partition, progress) in self.progress.drain() {
+            debug!(partition, offset = progress.rewind_to, "rewinding");
             let target = Offset::Offset(progress.rewind_to);
             if let Err(error) = consumer.seek(
                 &self.settings.input_topic,

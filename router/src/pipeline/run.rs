@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, Producer};
+use rdkafka::producer::{Producer, ThreadedProducer};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -37,7 +37,7 @@ impl Pipeline {
     /// transactions (which fences an earlier incarnation with the same transactional id and aborts its open
     /// transaction).
     pub fn build(config: &Config, table: Arc<RouteTable>, metrics: Metrics) -> Result<Self, RouterError> {
-        let producer: BaseProducer<ProduceContext> = config
+        let producer: ThreadedProducer<ProduceContext> = config
             .producer()
             .create_with_context(ProduceContext::new(metrics.clone()))
             .map_err(|source| RouterError::Client {
