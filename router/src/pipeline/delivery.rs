@@ -505,10 +505,26 @@ impl Engine {
             self.rewind(consumer, failure);
             return;
         }
-        let due = self.events_since_commit >= self.settings.commit_max_events
-            || self.last_commit.elapsed() >= self.settings.commit_interval;
-        if self.settings.mode == DeliveryMode::ExactlyOnce && self.transaction_open && due {
-            self.commit(consumer);
+        match self.settings.mode {
+            DeliveryMode::ExactlyOnce => {
+                let due = self.events_since_commit >= self.settings.commit_max_events
+                    || self.last_commit.elapsed() >= self.settings.commit_interval;
+                if self.transaction_open && due {
+                    self.commit(consumer);
+                }
+            }
+            DeliveryMode::AtLeastOnce => {
+                // Records with no outputs (unrouted) complete without any delivery report.
+                let completed: Vec<i32> = self
+                    .progress
+                    .iter()
+                    .filter(|(_, p)| p.in_flight.front().is_some_and(|r| r.remaining == 0))
+                    .map(|(&partition, _)| partition)
+                    .collect();
+                for partition in completed {
+                    self.store_completed(consumer, partition);
+                }
+            }
         }
     }
 
@@ -595,7 +611,12 @@ impl Engine {
         if let Some(next) = stored {
             progress.rewind_to = next;
             self.refusals.retain(|&(p, o), _| p != partition || o >= next);
-            if let Err(error) = consumer.store_offset(&self.settings.input_topic, partition, next) {
+            // `store_offsets` takes the resume position as given; `store_offset` would add one itself.
+            let mut position = TopicPartitionList::new();
+            let stored = position
+                .add_partition_offset(&self.settings.input_topic, partition, Offset::Offset(next))
+                .and_then(|()| consumer.store_offsets(&position));
+            if let Err(error) = stored {
                 warn!(%error, partition, offset = next, "storing an offset failed; it will be stored with the next one");
             }
         }

@@ -157,12 +157,12 @@ impl Pipeline {
             return Err(fatal);
         }
         drop(engine);
-        // Leaving the group runs the revoke callback, which finds nothing left to commit.
-        self.consumer.unsubscribe();
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while Instant::now() < deadline && self.consumer.assignment().is_ok_and(|a| a.count() > 0) {
-            self.consumer.poll(Duration::from_millis(50));
-        }
+        // Dropping the consumer closes it: librdkafka revokes the assignment (our callback finds nothing left
+        // to commit), sends LeaveGroup so that the partitions move at once, and the drop polls until closed.
+        // A bare unsubscribe without the close would leave this member in the group for a session timeout.
+        let Pipeline { consumer, engine, .. } = self;
+        drop(consumer);
+        drop(engine);
         info!("pipeline stopped");
         Ok(())
     }

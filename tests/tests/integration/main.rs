@@ -1,4 +1,8 @@
 //! Integration and black-box tests against the real broker (`make test` starts it).
 
+mod at_least_once;
 mod dead_letters;
+mod order;
+mod readiness;
+mod replicas;
 mod routing;
