@@ -55,13 +55,16 @@ async fn routes_an_event_to_the_enabled_plugin_with_bytes_and_headers_unchanged(
     router.stop().await.expect("clean stop");
 }
 
+/// A team's switch for one plugin in the model: enabled, and the optional type filter.
+type Switch = (bool, Option<Vec<String>>);
+
 /// The test's own statement of the routing rule, kept independent of the router's code.
 #[derive(Default, Clone)]
 struct Model {
     /// plugin -> event types it lists (absent = not registered)
     plugins: BTreeMap<String, Vec<String>>,
     /// (team, plugin) -> (enabled, filter)
-    enablements: BTreeMap<(String, String), (bool, Option<Vec<String>>)>,
+    enablements: BTreeMap<(String, String), Switch>,
 }
 
 impl Model {
