@@ -1,6 +1,7 @@
 //! Integration and black-box tests against the real broker (`make test` starts it).
 
 mod at_least_once;
+mod black_box;
 mod dead_letters;
 mod order;
 mod readiness;
