@@ -26,8 +26,6 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// `switchyard_router_rewinds_total`: times the router went back to its last committed position.
     pub rewinds: IntCounter,
-    /// `switchyard_router_produce_retries_total`: at-least-once sends repeated after a transient failure.
-    pub produce_retries: IntCounter,
     /// `switchyard_router_rebalances_total{kind}`: `assign`, `revoke` or `lost`.
     pub rebalances: IntCounterVec,
     /// `switchyard_router_assigned_partitions`: input partitions this replica owns.
@@ -129,10 +127,6 @@ impl Metrics {
             rewinds: counter(
                 "switchyard_router_rewinds_total",
                 "Times the router rewound to its last committed position.",
-            ),
-            produce_retries: counter(
-                "switchyard_router_produce_retries_total",
-                "At-least-once sends repeated after a transient failure.",
             ),
             rebalances: counter_vec(
                 "switchyard_router_rebalances_total",
