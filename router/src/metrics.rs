@@ -196,6 +196,18 @@ impl Metrics {
         for result in ["committed", "aborted"] {
             metrics.transactions.with_label_values(&[result]);
         }
+        // Every bounded label value is present from the start, so a scrape shows 0 rather than nothing.
+        for reason in switchyard_schemas::Reason::ALL {
+            metrics.dead_letters.with_label_values(&[reason.code()]);
+        }
+        for topic in ["plugins", "enablements"] {
+            for result in ["applied", "invalid"] {
+                metrics.control_records.with_label_values(&[topic, result]);
+            }
+        }
+        for kind in ["assign", "revoke", "lost"] {
+            metrics.rebalances.with_label_values(&[kind]);
+        }
         metrics
     }
 

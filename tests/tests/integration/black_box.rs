@@ -16,15 +16,15 @@ const EVENTS: usize = 20_000;
 
 /// Which plugins get an event of team `t` and sequence `n` (the test's own model of its enablements).
 fn expected(team: usize, n: usize) -> Vec<&'static str> {
-    let form = n % 10 == 0; // every tenth event is form.created, the rest response.submitted
+    let form = n.is_multiple_of(10); // every tenth event is form.created, the rest response.submitted
     let mut plugins = Vec::new();
     if team % 4 != 3 && !form {
         plugins.push("sheets");
     }
-    if team % 2 == 0 {
+    if team.is_multiple_of(2) {
         plugins.push("sms"); // sms lists both types
     }
-    if form && team % 5 == 0 {
+    if form && team.is_multiple_of(5) {
         plugins.push("audit");
     }
     plugins

@@ -1,0 +1,358 @@
+//! The Kafka side: creating topics, producing records with back-pressure, and reading topics back to
+//! their end as a `read_committed` consumer.
+//!
+//! Everything here blocks the calling thread; the tool has no async code. The admin client's futures run
+//! on a small current-thread runtime that lives only for the call.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+
+use crate::LoadtestError;
+use crate::record::Record;
+
+/// How long one metadata or admin request may take.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn client_config(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config
+}
+
+fn kafka_error(action: impl Into<String>) -> impl FnOnce(KafkaError) -> LoadtestError {
+    let action = action.into();
+    move |error| LoadtestError::Kafka { action, error }
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    /// Its name.
+    pub name: String,
+    /// Its partition count.
+    pub partitions: i32,
+    /// Whether it gets `cleanup.policy=compact`.
+    pub compacted: bool,
+}
+
+/// What [`create_topics`] did with one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// It was created.
+    Created(String),
+    /// It existed already (left as it is).
+    Existed(String),
+}
+
+impl std::fmt::Display for Created {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Created::Created(topic) => write!(f, "created  {topic}"),
+            Created::Existed(topic) => write!(f, "exists   {topic}"),
+        }
+    }
+}
+
+/// Creates `topics` with replication factor 1; topics that exist already are left alone.
+pub fn create_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<Vec<Created>, LoadtestError> {
+    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap)
+        .create()
+        .map_err(kafka_error("creating the admin client"))?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|topic| {
+            let new = NewTopic::new(&topic.name, topic.partitions, TopicReplication::Fixed(1));
+            if topic.compacted {
+                new.set("cleanup.policy", "compact")
+            } else {
+                new
+            }
+        })
+        .collect();
+    let options = AdminOptions::new()
+        .operation_timeout(Some(REQUEST_TIMEOUT))
+        .request_timeout(Some(REQUEST_TIMEOUT));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(LoadtestError::Runtime)?;
+    let results = runtime
+        .block_on(admin.create_topics(&new, &options))
+        .map_err(kafka_error("creating topics"))?;
+    results
+        .into_iter()
+        .map(|result| match result {
+            Ok(topic) => Ok(Created::Created(topic)),
+            Err((topic, RDKafkaErrorCode::TopicAlreadyExists)) => Ok(Created::Existed(topic)),
+            Err((topic, code)) => Err(LoadtestError::CreateTopic {
+                topic,
+                message: code.to_string(),
+            }),
+        })
+        .collect()
+}
+
+/// Counts delivery failures reported by librdkafka.
+#[derive(Default)]
+pub struct DeliveryTracker {
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((error, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut first) = self.first_error.lock() {
+                    first.get_or_insert_with(|| error.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// An idempotent producer with the murmur2 partitioner (the same key placement as Java clients and the
+/// router). A full local queue means wait, never drop.
+pub struct Producer {
+    inner: BaseProducer<DeliveryTracker>,
+}
+
+impl Producer {
+    /// A producer for the broker at `bootstrap`.
+    pub fn new(bootstrap: &str) -> Result<Self, LoadtestError> {
+        let inner = client_config(bootstrap)
+            .set("enable.idempotence", "true")
+            .set("partitioner", "murmur2_random")
+            .set("linger.ms", "5")
+            .set("compression.type", "zstd")
+            .create_with_context(DeliveryTracker::default())
+            .map_err(kafka_error("creating the producer"))?;
+        Ok(Self { inner })
+    }
+
+    /// Hands one record for `topic` to librdkafka, waiting while its queue is full.
+    pub fn send(&self, topic: &str, record: &Record) -> Result<(), LoadtestError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (key, value) in &record.headers {
+            headers = headers.insert(Header {
+                key,
+                value: Some(value.as_slice()),
+            });
+        }
+        let mut base: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
+        if let Some(key) = &record.key {
+            base = base.key(key.as_slice());
+        }
+        if let Some(value) = &record.value {
+            base = base.payload(value.as_slice());
+        }
+        loop {
+            match self.inner.send(base) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // Serving delivery reports frees queue space.
+                    self.inner.poll(Duration::from_millis(10));
+                    base = back;
+                }
+                Err((error, _)) => {
+                    return Err(LoadtestError::Kafka {
+                        action: format!("producing to {topic}"),
+                        error,
+                    });
+                }
+            }
+        }
+        self.inner.poll(Duration::ZERO);
+        Ok(())
+    }
+
+    /// Records acknowledged so far.
+    pub fn delivered(&self) -> u64 {
+        self.inner.context().delivered.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every record is acknowledged; fails if any was not.
+    pub fn flush(&self, timeout: Duration) -> Result<(), LoadtestError> {
+        self.inner
+            .flush(timeout)
+            .map_err(kafka_error("waiting for the broker to acknowledge every record"))?;
+        let context = self.inner.context();
+        let failed = context.failed.load(Ordering::Relaxed);
+        if failed > 0 {
+            let first = context
+                .first_error
+                .lock()
+                .ok()
+                .and_then(|first| first.clone())
+                .unwrap_or_default();
+            return Err(LoadtestError::Delivery { failed, first });
+        }
+        Ok(())
+    }
+}
+
+/// A record read back, with the headers a check needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRecord {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// The key.
+    pub key: Option<Vec<u8>>,
+    /// The value.
+    pub value: Option<Vec<u8>>,
+    /// Headers in order (`None` = a null header value).
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+impl ReadRecord {
+    /// The first header named `name`, as UTF-8 (lossy).
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_ref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+}
+
+/// What [`read_to_end`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Read {
+    /// The records `keep` accepted, in partition and offset order per partition.
+    pub kept: Vec<ReadRecord>,
+    /// Records `keep` rejected (earlier runs, other producers).
+    pub skipped: u64,
+}
+
+/// Reads several topics with [`read_to_end`] at once, one consumer thread per topic; results in the order
+/// of `topics`.
+pub fn read_all_to_end(
+    bootstrap: &str,
+    topics: &[String],
+    timeout: Duration,
+    keep: &(dyn Fn(&ReadRecord) -> bool + Sync),
+) -> Result<Vec<Read>, LoadtestError> {
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = topics
+            .iter()
+            .map(|topic| scope.spawn(move || read_to_end(bootstrap, topic, timeout, keep)))
+            .collect();
+        readers
+            .into_iter()
+            .map(|reader| {
+                reader
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// Reads every committed record of `topic` from the beginning to the current end of each partition, as
+/// a `read_committed` consumer that commits nothing, and keeps those `keep` accepts. A missing topic
+/// reads as empty.
+pub fn read_to_end(
+    bootstrap: &str,
+    topic: &str,
+    timeout: Duration,
+    keep: impl Fn(&ReadRecord) -> bool,
+) -> Result<Read, LoadtestError> {
+    let consumer: BaseConsumer = client_config(bootstrap)
+        .set(
+            "group.id",
+            format!("switchyard-loadtest-reader-{}", uuid::Uuid::now_v7()),
+        )
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        // An empty fetch is how the end of a partition shows; do not let the broker hold it long.
+        .set("fetch.wait.max.ms", "100")
+        .create()
+        .map_err(kafka_error("creating a consumer"))?;
+    let metadata = consumer
+        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
+        .map_err(kafka_error(format!("reading the metadata of {topic}")))?;
+    let Some(entry) = metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+    else {
+        return Ok(Read::default());
+    };
+    let mut assignment = TopicPartitionList::new();
+    let mut open: HashSet<i32> = HashSet::new();
+    for partition in entry.partitions() {
+        assignment
+            .add_partition_offset(topic, partition.id(), Offset::Beginning)
+            .map_err(kafka_error(format!("assigning {topic}")))?;
+        open.insert(partition.id());
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(kafka_error(format!("assigning {topic}")))?;
+    let mut read = Read::default();
+    let started = Instant::now();
+    while !open.is_empty() {
+        if started.elapsed() > timeout {
+            return Err(LoadtestError::Timeout {
+                what: "a topic to be read to its end",
+                waited: timeout,
+                last: format!("{topic}: {} partitions not at their end yet", open.len()),
+            });
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Ok(message)) => {
+                let record = ReadRecord {
+                    topic: topic.to_owned(),
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                    headers: message
+                        .headers()
+                        .map(|headers| {
+                            headers
+                                .iter()
+                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                };
+                if keep(&record) {
+                    read.kept.push(record);
+                } else {
+                    read.skipped += 1;
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                open.remove(&partition);
+            }
+            Some(Err(error)) => return Err(kafka_error(format!("reading {topic}"))(error)),
+            None => {}
+        }
+    }
+    Ok(read)
+}

@@ -1,0 +1,120 @@
+//! `switchyard-loadtest`: realistic core-event traffic for Switchyard, and a check of what the router made
+//! of it.
+//!
+//! ```text
+//!   generate ──► Record ──► kafka::Producer ──► core.events ──► router ──► plugin topics, core.events.dlq
+//!      │                                                          │                 │
+//!      │ control records, events                        /metrics, /readyz           │ read_committed
+//!      ▼                                                          ▼                 ▼
+//!   expect (the routing rule) ───────────────────────────► verify + summary ◄── kafka::read_to_end
+//! ```
+//!
+//! - [`generate`]: the simulated platform (teams, forms, plugins, enablements) and its event stream,
+//!   deterministic for a seed. Every subcommand that produces traffic reuses it.
+//! - [`expect`]: what the contract's routing rule says must happen to each generated event.
+//! - [`kafka`], [`topics`], [`router_admin`]: the I/O: producing, reading back, creating topics, reading
+//!   the router's readiness and metrics.
+//! - [`verify`], [`summary`]: comparing what arrived with what was expected, and the verdict.
+//! - [`demo`]: the `demo` subcommand, which wires the above together.
+
+pub mod demo;
+pub mod expect;
+pub mod generate;
+pub mod kafka;
+pub mod record;
+pub mod router_admin;
+pub mod summary;
+pub mod topics;
+pub mod verify;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use switchyard_schemas::Rejection;
+use thiserror::Error;
+
+/// Why a subcommand could not run to its end. Each message is complete (it includes the underlying
+/// error's text), so none of them also reports a `source()`. A run that completes but finds lost, duplicated or
+/// unexpected records is not an error: the [`summary::Summary`] says so in its verdict.
+#[derive(Debug, Error)]
+pub enum LoadtestError {
+    /// A Kafka client could not be created or a call on it failed.
+    #[error("{action} failed: {error}")]
+    Kafka {
+        /// What was being done, e.g. "creating the producer".
+        action: String,
+        /// librdkafka's error.
+        error: KafkaError,
+    },
+    /// The broker refused to create a topic (other than because it exists).
+    #[error("creating the topic {topic} failed: {message}")]
+    CreateTopic {
+        /// The topic.
+        topic: String,
+        /// The broker's message.
+        message: String,
+    },
+    /// Some records were not acknowledged by the broker.
+    #[error("{failed} records were not delivered; the first error was: {first}")]
+    Delivery {
+        /// How many failed.
+        failed: u64,
+        /// The first delivery error.
+        first: String,
+    },
+    /// An HTTP request to the router's admin server failed.
+    #[error("reading {url} failed: {}", error_chain(.error))]
+    Http {
+        /// The URL.
+        url: String,
+        /// reqwest's error.
+        error: reqwest::Error,
+    },
+    /// A wait ran out of time.
+    #[error("gave up after {} waiting for {what}: {last}", humantime::format_duration(*.waited))]
+    Timeout {
+        /// What was awaited.
+        what: &'static str,
+        /// How long.
+        waited: Duration,
+        /// The last state seen.
+        last: String,
+    },
+    /// A generated event does not match its schema: a bug in the generator.
+    #[error("a generated event does not match its schema (a bug in the generator): {0}")]
+    Encode(Rejection),
+    /// The small async runtime that drives the Kafka admin client could not start.
+    #[error("cannot start the runtime for the Kafka admin client: {0}")]
+    Runtime(std::io::Error),
+    /// The JSON summary could not be written.
+    #[error("writing the JSON summary to {} failed: {error}", path.display())]
+    WriteJson {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+}
+
+impl From<Rejection> for LoadtestError {
+    fn from(rejection: Rejection) -> Self {
+        LoadtestError::Encode(rejection)
+    }
+}
+
+/// An error's message followed by those of its sources, `: `-separated (reqwest keeps the interesting
+/// part, such as "Connection refused", in the sources).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,390 @@
+//! The router's admin endpoints as the tool uses them: `/readyz` and the counters of `/metrics`.
+//!
+//! The router's event counters move only when an outcome is durable (its transaction committed), so once
+//! they have grown by the number of events sent, every output of those events is readable by a
+//! `read_committed` consumer.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::LoadtestError;
+
+/// `switchyard_router_events_total{outcome}`.
+pub const EVENTS_TOTAL: &str = "switchyard_router_events_total";
+/// `switchyard_router_dead_letters_total{reason}`.
+pub const DEAD_LETTERS_TOTAL: &str = "switchyard_router_dead_letters_total";
+/// `switchyard_router_plugin_records_total{plugin}`.
+pub const PLUGIN_RECORDS_TOTAL: &str = "switchyard_router_plugin_records_total";
+/// `switchyard_router_control_records_total{topic,result}`.
+pub const CONTROL_RECORDS_TOTAL: &str = "switchyard_router_control_records_total";
+
+/// How often waits poll the router.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// One sample of the Prometheus text format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Metric name.
+    pub name: String,
+    /// Labels in the order written.
+    pub labels: Vec<(String, String)>,
+    /// The value.
+    pub value: f64,
+}
+
+/// A parsed `/metrics` page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics {
+    /// Every sample.
+    pub samples: Vec<Sample>,
+}
+
+impl Metrics {
+    /// Parses the Prometheus text exposition format; lines it cannot read are skipped.
+    pub fn parse(text: &str) -> Self {
+        let samples = text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .filter_map(parse_sample)
+            .collect();
+        Self { samples }
+    }
+
+    /// The sum of the samples of `name` that carry all of `labels`; 0 if none (a labelled counter
+    /// appears only once it has moved).
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.samples
+            .iter()
+            .filter(|s| s.name == name)
+            .filter(|s| {
+                labels
+                    .iter()
+                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
+            })
+            .map(|s| s.value)
+            .sum()
+    }
+
+    /// The samples of `name` summed by the value of `label`.
+    pub fn by_label(&self, name: &str, label: &str) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for sample in self.samples.iter().filter(|s| s.name == name) {
+            if let Some((_, value)) = sample.labels.iter().find(|(k, _)| k == label) {
+                *out.entry(value.clone()).or_insert(0.0) += sample.value;
+            }
+        }
+        out
+    }
+}
+
+fn parse_sample(line: &str) -> Option<Sample> {
+    let name_end = line.find(['{', ' ']).unwrap_or(line.len());
+    let name = line[..name_end].to_owned();
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(inner) = rest.strip_prefix('{') {
+        let mut chars = inner.char_indices().peekable();
+        let end = loop {
+            // Skip separators.
+            while let Some((_, c)) = chars.peek() {
+                if *c == ',' || c.is_whitespace() {
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            match chars.peek() {
+                Some((i, '}')) => break *i,
+                None => return None,
+                _ => {}
+            }
+            let mut key = String::new();
+            for (_, c) in chars.by_ref() {
+                if c == '=' {
+                    break;
+                }
+                key.push(c);
+            }
+            if chars.next().map(|(_, c)| c) != Some('"') {
+                return None;
+            }
+            let mut value = String::new();
+            let mut escaped = false;
+            for (_, c) in chars.by_ref() {
+                match (escaped, c) {
+                    (true, 'n') => {
+                        value.push('\n');
+                        escaped = false;
+                    }
+                    (true, c) => {
+                        value.push(c);
+                        escaped = false;
+                    }
+                    (false, '\\') => escaped = true,
+                    (false, '"') => break,
+                    (false, c) => value.push(c),
+                }
+            }
+            labels.push((key.trim().to_owned(), value));
+        };
+        rest = &inner[end + 1..];
+    }
+    let value = rest.split_whitespace().next()?.parse().ok()?;
+    Some(Sample { name, labels, value })
+}
+
+/// The router counters the tool reads, as integers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RouterCounters {
+    /// `events_total{outcome="routed"}`.
+    pub routed: u64,
+    /// `events_total{outcome="unrouted"}`.
+    pub unrouted: u64,
+    /// `events_total{outcome="dead_lettered"}`.
+    pub dead_lettered: u64,
+    /// `dead_letters_total` by reason.
+    pub dead_letters: BTreeMap<String, u64>,
+    /// `plugin_records_total` by plugin.
+    pub plugin_records: BTreeMap<String, u64>,
+    /// `control_records_total{topic="plugins",result="applied"}`.
+    pub plugins_applied: u64,
+    /// `control_records_total{topic="enablements",result="applied"}`.
+    pub enablements_applied: u64,
+}
+
+impl RouterCounters {
+    /// Reads the counters from a metrics page.
+    pub fn from_metrics(metrics: &Metrics) -> Self {
+        let int = |v: f64| v.max(0.0) as u64;
+        let map = |name, label| {
+            metrics
+                .by_label(name, label)
+                .into_iter()
+                .map(|(k, v)| (k, int(v)))
+                .collect()
+        };
+        Self {
+            routed: int(metrics.value(EVENTS_TOTAL, &[("outcome", "routed")])),
+            unrouted: int(metrics.value(EVENTS_TOTAL, &[("outcome", "unrouted")])),
+            dead_lettered: int(metrics.value(EVENTS_TOTAL, &[("outcome", "dead_lettered")])),
+            dead_letters: map(DEAD_LETTERS_TOTAL, "reason"),
+            plugin_records: map(PLUGIN_RECORDS_TOTAL, "plugin"),
+            plugins_applied: int(metrics.value(
+                CONTROL_RECORDS_TOTAL,
+                &[("topic", "plugins"), ("result", "applied")],
+            )),
+            enablements_applied: int(metrics.value(
+                CONTROL_RECORDS_TOTAL,
+                &[("topic", "enablements"), ("result", "applied")],
+            )),
+        }
+    }
+
+    /// Events with an outcome.
+    pub fn outcomes(&self) -> u64 {
+        self.routed + self.unrouted + self.dead_lettered
+    }
+
+    /// What grew since `before` (counters that went down, as after a router restart, count as 0).
+    pub fn since(&self, before: &RouterCounters) -> RouterCounters {
+        let map = |now: &BTreeMap<String, u64>, then: &BTreeMap<String, u64>| {
+            now.iter()
+                .map(|(k, v)| (k.clone(), v.saturating_sub(then.get(k).copied().unwrap_or(0))))
+                .filter(|(_, v)| *v > 0)
+                .collect()
+        };
+        RouterCounters {
+            routed: self.routed.saturating_sub(before.routed),
+            unrouted: self.unrouted.saturating_sub(before.unrouted),
+            dead_lettered: self.dead_lettered.saturating_sub(before.dead_lettered),
+            dead_letters: map(&self.dead_letters, &before.dead_letters),
+            plugin_records: map(&self.plugin_records, &before.plugin_records),
+            plugins_applied: self.plugins_applied.saturating_sub(before.plugins_applied),
+            enablements_applied: self
+                .enablements_applied
+                .saturating_sub(before.enablements_applied),
+        }
+    }
+}
+
+/// A client of one router's admin server.
+pub struct RouterAdmin {
+    base: String,
+    client: reqwest::blocking::Client,
+}
+
+impl RouterAdmin {
+    /// A client of the admin server at `address` (`host:port`).
+    pub fn new(address: &str) -> Result<Self, LoadtestError> {
+        let base = format!("http://{address}");
+        let client = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .map_err(|error| LoadtestError::Http {
+                url: base.clone(),
+                error,
+            })?;
+        Ok(Self { base, client })
+    }
+
+    /// Whether `/readyz` answers 200.
+    pub fn ready(&self) -> Result<bool, LoadtestError> {
+        let url = format!("{}/readyz", self.base);
+        let response = self
+            .client
+            .get(&url)
+            .send()
+            .map_err(|error| LoadtestError::Http { url, error })?;
+        Ok(response.status().is_success())
+    }
+
+    /// The current counters.
+    pub fn counters(&self) -> Result<RouterCounters, LoadtestError> {
+        let url = format!("{}/metrics", self.base);
+        let text = self
+            .client
+            .get(&url)
+            .send()
+            .and_then(reqwest::blocking::Response::error_for_status)
+            .and_then(reqwest::blocking::Response::text)
+            .map_err(|error| LoadtestError::Http { url, error })?;
+        Ok(RouterCounters::from_metrics(&Metrics::parse(&text)))
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub fn wait_ready(&self, timeout: Duration) -> Result<(), LoadtestError> {
+        self.wait_until(
+            "the router to be ready (/readyz 200)",
+            timeout,
+            |admin| match admin.ready() {
+                Ok(true) => Ok(None),
+                Ok(false) => Ok(Some("/readyz does not answer 200 yet".to_owned())),
+                Err(error) => Ok(Some(error.to_string())),
+            },
+        )
+    }
+
+    /// Polls the counters until `done` returns `None`; `done` describes the state while waiting. Calls
+    /// `progress` about once a second with that description.
+    pub fn wait_for_counters(
+        &self,
+        what: &'static str,
+        timeout: Duration,
+        mut done: impl FnMut(&RouterCounters) -> Option<String>,
+        mut progress: impl FnMut(&str),
+    ) -> Result<RouterCounters, LoadtestError> {
+        let mut last_report = Instant::now();
+        let mut latest = None;
+        self.wait_until(what, timeout, |admin| {
+            let counters = admin.counters()?;
+            let state = done(&counters);
+            if let Some(state) = &state
+                && last_report.elapsed() >= Duration::from_secs(1)
+            {
+                progress(state);
+                last_report = Instant::now();
+            }
+            latest = Some(counters);
+            Ok(state)
+        })?;
+        latest.ok_or(LoadtestError::Timeout {
+            what,
+            waited: timeout,
+            last: "no metrics read".to_owned(),
+        })
+    }
+
+    /// Polls `state` every 100 ms until it returns `None` or `timeout` passes.
+    fn wait_until(
+        &self,
+        what: &'static str,
+        timeout: Duration,
+        mut state: impl FnMut(&Self) -> Result<Option<String>, LoadtestError>,
+    ) -> Result<(), LoadtestError> {
+        let started = Instant::now();
+        loop {
+            let last = match state(self)? {
+                None => return Ok(()),
+                Some(last) => last,
+            };
+            if started.elapsed() >= timeout {
+                return Err(LoadtestError::Timeout {
+                    what,
+                    waited: timeout,
+                    last,
+                });
+            }
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PAGE: &str = r#"# HELP switchyard_router_events_total Input events by final outcome.
+# TYPE switchyard_router_events_total counter
+switchyard_router_events_total{outcome="dead_lettered"} 3
+switchyard_router_events_total{outcome="routed"} 120
+switchyard_router_events_total{outcome="unrouted"} 7
+switchyard_router_dead_letters_total{reason="missing_header"} 2
+switchyard_router_dead_letters_total{reason="teamid_mismatch"} 1
+switchyard_router_plugin_records_total{plugin="sheets-export"} 100
+switchyard_router_plugin_records_total{plugin="sms-notify"} 40
+switchyard_router_control_records_total{result="applied",topic="enablements"} 32
+switchyard_router_control_records_total{result="applied",topic="plugins"} 4
+switchyard_router_control_records_total{result="invalid",topic="plugins"} 1
+switchyard_router_plugins 4
+weird_metric{a="x\"y\\z",b="1, 2"} 1.5e3
+"#;
+
+    #[test]
+    fn parses_the_text_format() {
+        let metrics = Metrics::parse(PAGE);
+        assert_eq!(metrics.value(EVENTS_TOTAL, &[("outcome", "routed")]), 120.0);
+        assert_eq!(metrics.value(EVENTS_TOTAL, &[]), 130.0);
+        assert_eq!(metrics.value("switchyard_router_plugins", &[]), 4.0);
+        assert_eq!(
+            metrics.value("weird_metric", &[("a", "x\"y\\z"), ("b", "1, 2")]),
+            1500.0
+        );
+        assert_eq!(metrics.value("absent", &[]), 0.0);
+    }
+
+    #[test]
+    fn counters_and_deltas() {
+        let before = RouterCounters::from_metrics(&Metrics::parse(PAGE));
+        assert_eq!(before.outcomes(), 130);
+        assert_eq!(before.plugins_applied, 4);
+        assert_eq!(before.enablements_applied, 32);
+        assert_eq!(before.dead_letters["missing_header"], 2);
+        let after_page = PAGE
+            .replace("\"routed\"} 120", "\"routed\"} 150")
+            .replace("\"sms-notify\"} 40", "\"sms-notify\"} 52")
+            .replace(
+                "\"teamid_mismatch\"} 1",
+                "\"teamid_mismatch\"} 1\nswitchyard_router_dead_letters_total{reason=\"invalid_payload\"} 4",
+            );
+        let after = RouterCounters::from_metrics(&Metrics::parse(&after_page));
+        let delta = after.since(&before);
+        assert_eq!(delta.routed, 30);
+        assert_eq!(delta.unrouted, 0);
+        assert_eq!(
+            delta.plugin_records,
+            BTreeMap::from([("sms-notify".to_owned(), 12)])
+        );
+        assert_eq!(
+            delta.dead_letters,
+            BTreeMap::from([("invalid_payload".to_owned(), 4)])
+        );
+        // A restarted router starts from zero: nothing negative.
+        assert_eq!(
+            RouterCounters::default().since(&before),
+            RouterCounters::default()
+        );
+    }
+}

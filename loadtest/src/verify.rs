@@ -1,0 +1,373 @@
+//! Compares the records of a run read back from a plugin topic or the dead-letter topic with what the
+//! contract says should be there: every expected record exactly once, nothing else, unchanged, and in
+//! per-team order.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::Serialize;
+use switchyard_schemas::dead_letter;
+use switchyard_schemas::envelope as h;
+
+use crate::expect::{Expectations, Expected, digest};
+use crate::kafka::ReadRecord;
+
+/// How many problem examples a check keeps.
+const EXAMPLES: usize = 5;
+
+/// The result of checking one topic.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct TopicCheck {
+    /// The topic.
+    pub topic: String,
+    /// Records the contract says this run must leave there.
+    pub expected: u64,
+    /// This run's records found there.
+    pub arrived: u64,
+    /// Expected records not found.
+    pub missing: u64,
+    /// Copies beyond the first of an expected record.
+    pub duplicated: u64,
+    /// Records of this run that should not be there at all.
+    pub unexpected: u64,
+    /// Records whose key, value or added headers are not what the contract says.
+    pub altered: u64,
+    /// Dead letters with another reason code than expected.
+    pub wrong_reason: u64,
+    /// Records of a team found before an earlier event of the same team.
+    pub out_of_order: u64,
+    /// Dead letters found, by reason code (dead-letter topic only).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub by_reason: BTreeMap<String, u64>,
+    /// A few of the problems, for a human.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<String>,
+}
+
+impl TopicCheck {
+    /// Whether every expected record arrived once, unchanged and in order, and nothing else did.
+    pub fn clean(&self) -> bool {
+        self.missing == 0
+            && self.duplicated == 0
+            && self.unexpected == 0
+            && self.altered == 0
+            && self.wrong_reason == 0
+            && self.out_of_order == 0
+    }
+
+    fn note(&mut self, problem: impl FnOnce() -> String) {
+        if self.examples.len() < EXAMPLES {
+            self.examples.push(problem());
+        }
+    }
+}
+
+/// Which topic is being checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    /// The topic of this plugin.
+    Plugin(&'a str),
+    /// The dead-letter topic.
+    DeadLetters,
+}
+
+impl Target<'_> {
+    /// Whether an event with `outcome` must leave a record here, and with which reason code.
+    fn expects(&self, outcome: &Expected) -> Option<Option<&'static str>> {
+        match (self, outcome) {
+            (Target::Plugin(plugin), Expected::Routed(plugins)) if plugins.iter().any(|p| p == plugin) => {
+                Some(None)
+            }
+            (Target::DeadLetters, Expected::DeadLettered(reason)) => Some(Some(reason.code())),
+            _ => None,
+        }
+    }
+}
+
+/// Checks this run's `records` of one topic against `expectations`.
+pub fn check(
+    topic: &str,
+    target: Target<'_>,
+    expectations: &Expectations,
+    records: &[ReadRecord],
+) -> TopicCheck {
+    let mut result = TopicCheck {
+        topic: topic.to_owned(),
+        expected: expectations
+            .events
+            .values()
+            .filter(|e| target.expects(&e.outcome).is_some())
+            .count() as u64,
+        arrived: records.len() as u64,
+        ..TopicCheck::default()
+    };
+    let mut seen: HashMap<&str, u64> = HashMap::new();
+    let mut last_seq: HashMap<(i32, Option<&[u8]>), u64> = HashMap::new();
+    for record in records {
+        if target == Target::DeadLetters {
+            let reason = record
+                .header(dead_letter::ERROR)
+                .unwrap_or_else(|| "(none)".to_owned());
+            *result.by_reason.entry(reason).or_default() += 1;
+        }
+        let id = record
+            .headers
+            .iter()
+            .find(|(n, _)| n == h::ID)
+            .and_then(|(_, v)| v.as_deref())
+            .and_then(|v| std::str::from_utf8(v).ok());
+        let Some((id, expectation)) = id.and_then(|id| expectations.events.get_key_value(id)) else {
+            result.unexpected += 1;
+            result.note(|| {
+                format!(
+                    "unexpected: {} at {}/{}",
+                    describe(record),
+                    record.partition,
+                    record.offset
+                )
+            });
+            continue;
+        };
+        let Some(reason) = target.expects(&expectation.outcome) else {
+            result.unexpected += 1;
+            result.note(|| {
+                format!(
+                    "unexpected: event {id} ({}, expected {:?}) at {}/{}",
+                    expectation.team, expectation.outcome, record.partition, record.offset
+                )
+            });
+            continue;
+        };
+        let count = seen.entry(id.as_str()).or_default();
+        *count += 1;
+        if *count > 1 {
+            result.duplicated += 1;
+            result.note(|| {
+                format!(
+                    "duplicated: event {id} again at {}/{}",
+                    record.partition, record.offset
+                )
+            });
+            continue;
+        }
+        if let Some(reason) = reason {
+            let found = record.header(dead_letter::ERROR);
+            if found.as_deref() != Some(reason) {
+                result.wrong_reason += 1;
+                result.note(|| format!("wrong reason: event {id} has {found:?}, expected {reason}"));
+            }
+        }
+        let source_ok = record
+            .header(dead_letter::SOURCE)
+            .is_some_and(|s| s.starts_with(switchyard_schemas::topics::CORE_EVENTS));
+        if record.key.as_deref() != Some(expectation.team.as_bytes())
+            || digest(record.value.as_deref()) != expectation.value_digest
+            || !source_ok
+        {
+            result.altered += 1;
+            result.note(|| format!("altered: event {id} at {}/{}", record.partition, record.offset));
+        }
+        let last = last_seq
+            .entry((record.partition, record.key.as_deref()))
+            .or_insert(expectation.seq);
+        if expectation.seq < *last {
+            result.out_of_order += 1;
+            result.note(|| {
+                format!(
+                    "out of order: event {id} of {} after a later one",
+                    expectation.team
+                )
+            });
+        }
+        *last = (*last).max(expectation.seq);
+    }
+    let mut missing: Vec<(u64, &str)> = expectations
+        .events
+        .iter()
+        .filter(|(id, e)| target.expects(&e.outcome).is_some() && !seen.contains_key(id.as_str()))
+        .map(|(id, e)| (e.seq, id.as_str()))
+        .collect();
+    missing.sort_unstable();
+    result.missing = missing.len() as u64;
+    for (seq, id) in missing.iter().take(EXAMPLES) {
+        result.note(|| format!("missing: event {id} (#{seq})"));
+    }
+    result
+}
+
+fn describe(record: &ReadRecord) -> String {
+    match record.header(h::ID) {
+        Some(id) => format!("unknown event {id}"),
+        None => "a record without ce_id".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_schemas::dead_letter::Reason;
+
+    use super::*;
+    use crate::expect::EventExpectation;
+
+    fn expectations() -> Expectations {
+        let mut e = Expectations::default();
+        let mut add = |id: &str, seq: u64, team: &str, outcome: Expected| {
+            e.events.insert(
+                id.to_owned(),
+                EventExpectation {
+                    seq,
+                    team: team.to_owned(),
+                    value_digest: digest(Some(id.as_bytes())),
+                    outcome,
+                },
+            );
+        };
+        add(
+            "a",
+            0,
+            "kilimo-coop",
+            Expected::Routed(vec!["sheets-export".into(), "sms-notify".into()]),
+        );
+        add(
+            "b",
+            1,
+            "kilimo-coop",
+            Expected::Routed(vec!["sheets-export".into()]),
+        );
+        add(
+            "c",
+            2,
+            "maji-water",
+            Expected::Routed(vec!["sheets-export".into()]),
+        );
+        add("d", 3, "elimu-schools", Expected::Unrouted);
+        add(
+            "e",
+            4,
+            "maji-water",
+            Expected::DeadLettered(Reason::TeamidMismatch),
+        );
+        e
+    }
+
+    fn record(id: &str, team: &str, partition: i32, offset: i64, extra: &[(&str, &str)]) -> ReadRecord {
+        let mut headers = vec![
+            (h::ID.to_owned(), Some(id.as_bytes().to_vec())),
+            (dead_letter::SOURCE.to_owned(), Some(b"core.events/0/1".to_vec())),
+        ];
+        headers.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Some(v.as_bytes().to_vec()))),
+        );
+        ReadRecord {
+            topic: "t".into(),
+            partition,
+            offset,
+            key: Some(team.as_bytes().to_vec()),
+            value: Some(id.as_bytes().to_vec()),
+            headers,
+        }
+    }
+
+    #[test]
+    fn a_clean_topic() {
+        let records = [
+            record("a", "kilimo-coop", 0, 0, &[]),
+            record("c", "maji-water", 1, 0, &[]),
+            record("b", "kilimo-coop", 0, 1, &[]),
+        ];
+        let check = check(
+            "plugin.sheets-export.events",
+            Target::Plugin("sheets-export"),
+            &expectations(),
+            &records,
+        );
+        assert!(check.clean(), "{check:?}");
+        assert_eq!((check.expected, check.arrived), (3, 3));
+    }
+
+    #[test]
+    fn every_kind_of_problem() {
+        let mut altered = record("c", "maji-water", 1, 0, &[]);
+        altered.value = Some(b"changed".to_vec());
+        let records = [
+            record("b", "kilimo-coop", 0, 0, &[]),
+            record("a", "kilimo-coop", 0, 1, &[]), // a is older than b: out of order
+            record("a", "kilimo-coop", 0, 2, &[]), // twice
+            record("d", "elimu-schools", 2, 0, &[]), // unrouted, yet here
+            record("zz", "kilimo-coop", 0, 3, &[]), // not of this run's expectations
+            altered,
+        ];
+        let check = check(
+            "plugin.sheets-export.events",
+            Target::Plugin("sheets-export"),
+            &expectations(),
+            &records,
+        );
+        assert_eq!(check.out_of_order, 1);
+        assert_eq!(check.duplicated, 1);
+        assert_eq!(check.unexpected, 2);
+        assert_eq!(check.altered, 1);
+        assert_eq!(check.missing, 0);
+        assert!(!check.clean());
+        assert_eq!(check.examples.len(), EXAMPLES);
+
+        let missing = check_missing();
+        assert_eq!(missing.missing, 1);
+        assert!(missing.examples[0].contains("event b"), "{:?}", missing.examples);
+    }
+
+    fn check_missing() -> TopicCheck {
+        let records = [
+            record("a", "kilimo-coop", 0, 0, &[]),
+            record("c", "maji-water", 1, 0, &[]),
+        ];
+        check(
+            "plugin.sheets-export.events",
+            Target::Plugin("sheets-export"),
+            &expectations(),
+            &records,
+        )
+    }
+
+    #[test]
+    fn dead_letters_need_their_reason() {
+        let good = [record(
+            "e",
+            "maji-water",
+            0,
+            0,
+            &[(dead_letter::ERROR, "teamid_mismatch")],
+        )];
+        let check_good = check("core.events.dlq", Target::DeadLetters, &expectations(), &good);
+        assert!(check_good.clean(), "{check_good:?}");
+        assert_eq!(check_good.by_reason["teamid_mismatch"], 1);
+
+        let wrong = [record(
+            "e",
+            "maji-water",
+            0,
+            0,
+            &[(dead_letter::ERROR, "invalid_payload")],
+        )];
+        assert_eq!(
+            check("core.events.dlq", Target::DeadLetters, &expectations(), &wrong).wrong_reason,
+            1
+        );
+
+        let routed_instead = [record(
+            "a",
+            "kilimo-coop",
+            0,
+            0,
+            &[(dead_letter::ERROR, "plugin_topic_missing")],
+        )];
+        let check_bad = check(
+            "core.events.dlq",
+            Target::DeadLetters,
+            &expectations(),
+            &routed_instead,
+        );
+        assert_eq!((check_bad.unexpected, check_bad.missing), (1, 1));
+    }
+}
