@@ -319,8 +319,22 @@ impl Engine {
 
     /// Routes one input record: plans it and sends its outputs.
     pub fn process(&mut self, message: &BorrowedMessage<'_>) {
-        if self.fatal.is_some() || self.failure.is_some() {
-            return; // a rewind is pending; this record will be read again
+        if self.fatal.is_some() {
+            return; // the process stops; nothing after the last commit is durable
+        }
+        if self.failure.is_some() {
+            // A rewind is pending: make sure it goes back at least to this record, even on a partition that
+            // has nothing else in flight, so the record is read again rather than skipped.
+            let offset = message.offset();
+            self.progress
+                .entry(message.partition())
+                .and_modify(|p| p.rewind_to = p.rewind_to.min(offset))
+                .or_insert_with(|| Progress {
+                    rewind_to: offset,
+                    next: offset,
+                    in_flight: VecDeque::new(),
+                });
+            return;
         }
         if self.settings.mode == DeliveryMode::ExactlyOnce && !self.transaction_open {
             if let Err(error) = self.producer.begin_transaction() {
@@ -513,18 +527,21 @@ impl Engine {
                     self.commit(consumer);
                 }
             }
-            DeliveryMode::AtLeastOnce => {
-                // Records with no outputs (unrouted) complete without any delivery report.
-                let completed: Vec<i32> = self
-                    .progress
-                    .iter()
-                    .filter(|(_, p)| p.in_flight.front().is_some_and(|r| r.remaining == 0))
-                    .map(|(&partition, _)| partition)
-                    .collect();
-                for partition in completed {
-                    self.store_completed(consumer, partition);
-                }
-            }
+            DeliveryMode::AtLeastOnce => self.store_all_completed(consumer),
+        }
+    }
+
+    /// At-least-once: stores the offsets of every partition whose oldest records are complete, including
+    /// records with no outputs (unrouted), which complete without any delivery report.
+    fn store_all_completed<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>) {
+        let completed: Vec<i32> = self
+            .progress
+            .iter()
+            .filter(|(_, p)| p.in_flight.front().is_some_and(|r| r.remaining == 0))
+            .map(|(&partition, _)| partition)
+            .collect();
+        for partition in completed {
+            self.store_completed(consumer, partition);
         }
     }
 
@@ -759,34 +776,43 @@ impl Engine {
         revoked: &TopicPartitionList,
         lost: bool,
     ) {
+        let forget_revoked = |engine: &mut Self| {
+            for element in revoked.elements() {
+                engine.progress.remove(&element.partition());
+                engine.refusals.retain(|&(p, _), _| p != element.partition());
+            }
+        };
         match self.settings.mode {
             DeliveryMode::ExactlyOnce => {
                 self.handle_reports(consumer);
-                if self.transaction_open {
-                    if lost || self.failure.is_some() {
-                        let failure = self.failure.take().unwrap_or(Failure::RecordSpecific);
-                        self.rewind(consumer, failure);
-                    } else {
-                        self.commit(consumer);
-                    }
+                if self.transaction_open && !lost && self.failure.is_none() {
+                    self.commit(consumer);
                 }
             }
-            DeliveryMode::AtLeastOnce => {
-                if !lost {
-                    if let Err(error) = self.producer.flush(self.settings.drain_timeout) {
-                        warn!(%error, "flushing before revocation did not finish; undelivered records will be read again");
-                    }
-                    self.handle_reports(consumer);
-                    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-                        debug!(%error, "committing stored offsets before revocation failed");
-                    }
+            DeliveryMode::AtLeastOnce if !lost => {
+                if let Err(error) = self.producer.flush(self.settings.drain_timeout) {
+                    warn!(%error, "flushing before revocation did not finish; undelivered records will be read again");
+                }
+                self.handle_reports(consumer);
+                self.store_all_completed(consumer);
+                if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+                    debug!(%error, "committing stored offsets before revocation failed");
                 }
             }
+            DeliveryMode::AtLeastOnce => {}
         }
-        for element in revoked.elements() {
-            self.progress.remove(&element.partition());
-            self.refusals.retain(|&(p, _), _| p != element.partition());
+        // What could not be made durable is rewound, except on the revoked partitions: their next owner
+        // starts from their last committed offset. Exactly-once: a transaction still open here was not
+        // committed (the assignment was lost, or a copy failed). At-least-once: only a pending failure; a lost
+        // assignment concerns the revoked partitions alone.
+        if self.failure.is_some()
+            || (self.settings.mode == DeliveryMode::ExactlyOnce && self.transaction_open)
+        {
+            forget_revoked(self);
+            let failure = self.failure.take().unwrap_or(Failure::RecordSpecific);
+            self.rewind(consumer, failure);
         }
+        forget_revoked(self);
     }
 
     /// Shutdown: commit (exactly-once) or deliver and commit stored offsets (at-least-once), then flush.
