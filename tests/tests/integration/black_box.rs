@@ -189,3 +189,47 @@ level = "info"
     assert!(read_to_end(&topics.dead_letter).is_empty());
     assert_eq!(kills, 2);
 }
+
+#[test]
+fn check_config_accepts_a_valid_file_and_names_the_bad_key_of_an_invalid_one() {
+    use std::process::Command;
+    let dir = std::env::temp_dir().join(unique("check-config"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "[delivery]\nmode = \"at_least_once\"\n[kafka.producer_options]\n\"linger.ms\" = 10\n",
+    )
+    .unwrap();
+    let output = Command::new(switchyard_tests::routers::router_binary())
+        .arg("--config")
+        .arg(&good)
+        .arg("--check-config")
+        .output()
+        .expect("run the binary");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[delivery]\ncommit_intervall_ms = 50\n").unwrap();
+    let output = Command::new(switchyard_tests::routers::router_binary())
+        .arg("--config")
+        .arg(&bad)
+        .arg("--check-config")
+        .output()
+        .expect("run the binary");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("commit_intervall_ms"), "{stderr}");
+
+    let output = Command::new(switchyard_tests::routers::router_binary())
+        .arg("--check-config")
+        .env("SWITCHYARD_ROUTER__KAFKA__OPTIONS__ENABLE_IDEMPOTENCE", "false")
+        .output()
+        .expect("run the binary");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("kafka.options.enable.idempotence"));
+}
