@@ -228,6 +228,19 @@ pub struct ReadRecord {
 }
 
 impl ReadRecord {
+    /// The headers as name -> value (UTF-8, lossy; a repeated name keeps its last value), for comparisons.
+    pub fn header_map(&self) -> std::collections::BTreeMap<String, Option<String>> {
+        self.headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
+                )
+            })
+            .collect()
+    }
+
     /// The first header named `name`, as UTF-8 (lossy).
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers

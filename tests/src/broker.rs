@@ -1,15 +1,13 @@
 //! The broker under test: names, topics, producing and reading back.
 
-use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use switchyard_loadtest::kafka::ReadRecord;
+use switchyard_loadtest::record::Record;
 
 /// The broker's bootstrap address.
 pub fn bootstrap() -> String {
@@ -74,9 +72,10 @@ impl Outgoing {
     }
 }
 
-/// A plain (non-transactional, idempotent) producer.
+/// A plain (non-transactional, idempotent) producer with Java-compatible partitioning, like the router's:
+/// the load-test crate's producer, failing the test on any error.
 pub struct TestProducer {
-    producer: BaseProducer,
+    producer: switchyard_loadtest::kafka::Producer,
 }
 
 impl Default for TestProducer {
@@ -86,149 +85,46 @@ impl Default for TestProducer {
 }
 
 impl TestProducer {
-    /// A producer with Java-compatible partitioning, like the router's.
+    /// A producer for the test broker.
     pub fn new() -> Self {
-        let producer = client_config()
-            .set("enable.idempotence", "true")
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5")
-            .create()
-            .expect("producer");
-        Self { producer }
+        Self {
+            producer: switchyard_loadtest::kafka::Producer::new(&bootstrap()).expect("producer"),
+        }
     }
 
     /// Sends one record (waits while the queue is full).
     pub fn send(&self, topic: &str, record: &Outgoing) {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (key, value) in &record.headers {
-            headers = headers.insert(Header {
-                key,
-                value: value.as_deref(),
-            });
-        }
-        let mut base: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).headers(headers);
-        if let Some(key) = &record.key {
-            base = base.key(key.as_slice());
-        }
-        if let Some(value) = &record.value {
-            base = base.payload(value.as_slice());
-        }
-        loop {
-            match self.producer.send(base) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), back)) => {
-                    self.producer.poll(Duration::from_millis(10));
-                    base = back;
-                }
-                Err((error, _)) => panic!("producing to {topic} failed: {error}"),
-            }
-        }
-        self.producer.poll(Duration::ZERO);
+        let record = Record {
+            key: record.key.clone(),
+            value: record.value.clone(),
+            headers: record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().expect("tests send no null header values")))
+                .collect(),
+        };
+        self.producer
+            .send(topic, &record)
+            .unwrap_or_else(|error| panic!("producing to {topic} failed: {error}"));
     }
 
     /// Waits until everything sent is acknowledged.
     pub fn flush(&self) {
-        self.producer.flush(Duration::from_secs(30)).expect("flush");
+        self.producer
+            .flush(Duration::from_secs(30))
+            .unwrap_or_else(|error| panic!("flush failed: {error}"));
     }
 }
 
-/// A record read back.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Incoming {
-    /// Partition.
-    pub partition: i32,
-    /// Offset.
-    pub offset: i64,
-    /// Key.
-    pub key: Option<Vec<u8>>,
-    /// Value.
-    pub value: Option<Vec<u8>>,
-    /// Headers in order.
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
-}
-
-impl Incoming {
-    /// The first header named `name`, as UTF-8.
-    pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .and_then(|(_, v)| v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()))
-    }
-
-    /// The headers as name -> value (UTF-8, lossy), for comparisons.
-    pub fn header_map(&self) -> BTreeMap<String, Option<String>> {
-        self.headers
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()),
-                )
-            })
-            .collect()
-    }
-}
+/// A record read back (topic, partition, offset, key, value, headers in order).
+pub type Incoming = ReadRecord;
 
 /// Reads every committed record of `topic`, from the beginning to the end of every partition, as a
 /// `read_committed` consumer. A topic that does not exist reads as empty.
 pub fn read_to_end(topic: &str) -> Vec<Incoming> {
-    let consumer: BaseConsumer = client_config()
-        .set("group.id", unique("reader"))
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    let Some(entry) = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-    else {
-        return Vec::new();
-    };
-    let mut assignment = TopicPartitionList::new();
-    let mut open: HashSet<i32> = HashSet::new();
-    for partition in entry.partitions() {
-        assignment
-            .add_partition_offset(topic, partition.id(), Offset::Beginning)
-            .expect("assignment");
-        open.insert(partition.id());
-    }
-    consumer.assign(&assignment).expect("assign");
-    let mut records = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !open.is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "reading {topic} to its end took over 60 s"
-        );
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => records.push(Incoming {
-                partition: message.partition(),
-                offset: message.offset(),
-                key: message.key().map(<[u8]>::to_vec),
-                value: message.payload().map(<[u8]>::to_vec),
-                headers: message
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }),
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                open.remove(&partition);
-            }
-            Some(Err(error)) => panic!("reading {topic} failed: {error}"),
-            None => {}
-        }
-    }
-    records
+    switchyard_loadtest::kafka::read_to_end(&bootstrap(), topic, Duration::from_secs(60), |_| true)
+        .unwrap_or_else(|error| panic!("reading {topic} failed: {error}"))
+        .kept
 }
 
 /// Whether the consumer group has committed offsets at the end of every partition of `topic`: everything
