@@ -5,5 +5,6 @@ mod black_box;
 mod dead_letters;
 mod order;
 mod readiness;
+mod registry_store;
 mod replicas;
 mod routing;
