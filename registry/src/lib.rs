@@ -6,7 +6,8 @@
 //! keeps its state. [`store`] is that layer: every replica follows every topic, a write answers only once
 //! the writer's own view includes it, and replicas converge on the log's order.
 //!
-//! Status: the store is in place and tested against a real broker; the HTTP API, authentication and the
-//! CLI of issue 3 build on it.
+//! Status: the store ([`store`]) and token verification ([`auth`]) are in place and tested; the HTTP API
+//! and the CLI of issue 3 build on them.
 
+pub mod auth;
 pub mod store;

@@ -1,0 +1,400 @@
+//! Bearer JWTs: who is calling, decided before any handler runs.
+//!
+//! The core platform mints the tokens; the registry only verifies them against keys from its configuration:
+//! an HS256 shared secret, RS256 public keys and EdDSA (Ed25519) public keys, any of which may be absent.
+//! A token's `alg` picks the key family, and only a configured family is accepted, so `alg: none` and
+//! algorithm confusion (an RS256 public key presented as an HS256 secret) fail: the HS256 path only ever
+//! uses the configured secret. Claims: `role` in {`admin`, `team`, `plugin`}, `team` for team tokens,
+//! `plugin` for plugin tokens, `exp` (required).
+//!
+//! Every failure is a 401 for the caller, with a reason that names no key and echoes no token.
+
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
+use serde::{Deserialize, Serialize};
+use switchyard_schemas::ids::{check_plugin_id, check_team_id};
+use thiserror::Error;
+
+/// Clock skew tolerated on `exp`, in seconds.
+const LEEWAY_SECONDS: u64 = 30;
+
+/// The role a token grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Operators and the core platform: everything.
+    Admin,
+    /// A team: its own enablements, configs and plugin actions.
+    Team,
+    /// A plugin: registers and heartbeats itself only.
+    Plugin,
+}
+
+/// The claims the registry reads; others are ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The role.
+    pub role: Role,
+    /// The team, for `team` tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team: Option<String>,
+    /// The plugin, for `plugin` tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plugin: Option<String>,
+    /// Expiry, seconds since the Unix epoch.
+    pub exp: u64,
+}
+
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// An administrator.
+    Admin,
+    /// One team.
+    Team(String),
+    /// One plugin.
+    Plugin(String),
+}
+
+impl Principal {
+    /// Whether it may act on `team`'s resources: an admin, or that team itself.
+    pub fn may_access_team(&self, team: &str) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Team(own) => own == team,
+            Principal::Plugin(_) => false,
+        }
+    }
+
+    /// Whether it may register or heartbeat `plugin`: an admin, or that plugin itself.
+    pub fn may_act_as_plugin(&self, plugin: &str) -> bool {
+        match self {
+            Principal::Admin => true,
+            Principal::Plugin(own) => own == plugin,
+            Principal::Team(_) => false,
+        }
+    }
+
+    /// Whether it is an administrator.
+    pub fn is_admin(&self) -> bool {
+        matches!(self, Principal::Admin)
+    }
+}
+
+/// Why a token was not accepted. Each is a 401; none carries secret material.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthError {
+    /// No `Authorization: Bearer ...` header.
+    #[error("a bearer token is required")]
+    Missing,
+    /// Not a JWT (wrong shape, bad base64 or JSON, or an algorithm name not known).
+    #[error("the bearer token is malformed")]
+    Malformed,
+    /// The token's algorithm is not one the registry is configured to accept.
+    #[error("tokens signed with {0} are not accepted")]
+    Algorithm(String),
+    /// No configured key verifies the signature.
+    #[error("the token's signature does not verify")]
+    Signature,
+    /// `exp` has passed.
+    #[error("the token has expired")]
+    Expired,
+    /// A required claim is missing or invalid.
+    #[error("the token's claims are invalid: {0}")]
+    Claims(String),
+}
+
+/// The verification keys, by family.
+#[derive(Clone, Default)]
+pub struct KeySet {
+    hs256: Option<DecodingKey>,
+    rs256: Vec<DecodingKey>,
+    eddsa: Vec<DecodingKey>,
+}
+
+/// A key that could not be loaded from configuration.
+#[derive(Debug, Error)]
+#[error("the {kind} key #{index} is not a valid PEM public key: {message}")]
+pub struct KeyError {
+    /// `RS256` or `EdDSA`.
+    pub kind: &'static str,
+    /// Its position in the configured list.
+    pub index: usize,
+    /// The parser's message.
+    pub message: String,
+}
+
+impl KeySet {
+    /// Keys from configuration: an optional HS256 secret, RS256 and EdDSA public keys in PEM.
+    pub fn new(
+        hs256_secret: Option<&[u8]>,
+        rs256_pems: &[String],
+        eddsa_pems: &[String],
+    ) -> Result<Self, KeyError> {
+        let load = |kind: &'static str,
+                    pems: &[String],
+                    parse: fn(&[u8]) -> jsonwebtoken::errors::Result<DecodingKey>| {
+            pems.iter()
+                .enumerate()
+                .map(|(index, pem)| {
+                    parse(pem.as_bytes()).map_err(|e| KeyError {
+                        kind,
+                        index,
+                        message: e.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        Ok(Self {
+            hs256: hs256_secret
+                .filter(|s| !s.is_empty())
+                .map(DecodingKey::from_secret),
+            rs256: load("RS256", rs256_pems, DecodingKey::from_rsa_pem)?,
+            eddsa: load("EdDSA", eddsa_pems, DecodingKey::from_ed_pem)?,
+        })
+    }
+
+    /// Verifies an `Authorization` header value (`Bearer <token>`) and returns the principal.
+    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        let token = authorization
+            .and_then(|value| {
+                value
+                    .strip_prefix("Bearer ")
+                    .or_else(|| value.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|token| !token.is_empty())
+            .ok_or(AuthError::Missing)?;
+        self.verify(token)
+    }
+
+    /// Verifies a token and returns the principal it speaks for.
+    pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
+        let keys: Vec<&DecodingKey> = match header.alg {
+            Algorithm::HS256 => self.hs256.iter().collect(),
+            Algorithm::RS256 => self.rs256.iter().collect(),
+            Algorithm::EdDSA => self.eddsa.iter().collect(),
+            _ => Vec::new(),
+        };
+        if keys.is_empty() {
+            return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
+        }
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = LEEWAY_SECONDS;
+        validation.set_required_spec_claims(&["exp"]);
+        let mut last = AuthError::Signature;
+        for key in keys {
+            match decode::<Claims>(token, key, &validation) {
+                Ok(data) => return principal(data.claims),
+                Err(error) => {
+                    use jsonwebtoken::errors::ErrorKind;
+                    last = match error.kind() {
+                        ErrorKind::InvalidSignature => AuthError::Signature,
+                        ErrorKind::ExpiredSignature => return Err(AuthError::Expired),
+                        ErrorKind::MissingRequiredClaim(claim) => {
+                            AuthError::Claims(format!("{claim} is required"))
+                        }
+                        ErrorKind::Json(_) => AuthError::Claims(
+                            "role, team, plugin or exp is missing or of the wrong type".into(),
+                        ),
+                        _ => AuthError::Malformed,
+                    };
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+fn principal(claims: Claims) -> Result<Principal, AuthError> {
+    match claims.role {
+        Role::Admin => Ok(Principal::Admin),
+        Role::Team => {
+            let team = claims
+                .team
+                .ok_or_else(|| AuthError::Claims("a team token needs a team claim".into()))?;
+            check_team_id(team.as_bytes()).map_err(|e| AuthError::Claims(e.to_string()))?;
+            Ok(Principal::Team(team))
+        }
+        Role::Plugin => {
+            let plugin = claims
+                .plugin
+                .ok_or_else(|| AuthError::Claims("a plugin token needs a plugin claim".into()))?;
+            check_plugin_id(&plugin).map_err(|e| AuthError::Claims(e.to_string()))?;
+            Ok(Principal::Plugin(plugin))
+        }
+    }
+}
+
+/// Mints an HS256 token from the shared secret: development tokens for the demo, tests and runbooks.
+pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, AuthError> {
+    encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|_| AuthError::Malformed)
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+    use super::*;
+
+    const SECRET: &[u8] = b"a development secret of enough length";
+    const RSA_PRIVATE: &str = include_str!("testdata/rsa-private.pem");
+    const RSA_PUBLIC: &str = include_str!("testdata/rsa-public.pem");
+    const ED_PRIVATE: &str = include_str!("testdata/ed25519-private.pem");
+    const ED_PUBLIC: &str = include_str!("testdata/ed25519-public.pem");
+
+    fn now() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn claims(role: Role, team: Option<&str>, plugin: Option<&str>) -> Claims {
+        Claims {
+            role,
+            team: team.map(String::from),
+            plugin: plugin.map(String::from),
+            exp: now() + 600,
+        }
+    }
+
+    fn keys() -> KeySet {
+        KeySet::new(Some(SECRET), &[RSA_PUBLIC.to_owned()], &[ED_PUBLIC.to_owned()]).unwrap()
+    }
+
+    fn sign(alg: Algorithm, key: &EncodingKey, claims: &impl Serialize) -> String {
+        encode(&Header::new(alg), claims, key).unwrap()
+    }
+
+    #[test]
+    fn each_configured_family_verifies_and_maps_roles() {
+        let keys = keys();
+        let hs = mint_hs256(SECRET, &claims(Role::Team, Some("acme"), None)).unwrap();
+        assert_eq!(keys.verify(&hs), Ok(Principal::Team("acme".into())));
+        let rs = sign(
+            Algorithm::RS256,
+            &EncodingKey::from_rsa_pem(RSA_PRIVATE.as_bytes()).unwrap(),
+            &claims(Role::Admin, None, None),
+        );
+        assert_eq!(keys.verify(&rs), Ok(Principal::Admin));
+        let ed = sign(
+            Algorithm::EdDSA,
+            &EncodingKey::from_ed_pem(ED_PRIVATE.as_bytes()).unwrap(),
+            &claims(Role::Plugin, None, Some("sms-notify")),
+        );
+        assert_eq!(keys.verify(&ed), Ok(Principal::Plugin("sms-notify".into())));
+        assert_eq!(
+            keys.authenticate(Some(&format!("Bearer {hs}"))),
+            Ok(Principal::Team("acme".into()))
+        );
+    }
+
+    #[test]
+    fn attacks_and_defects_are_refused() {
+        let keys = keys();
+        assert_eq!(keys.authenticate(None), Err(AuthError::Missing));
+        assert_eq!(keys.authenticate(Some("Basic abc")), Err(AuthError::Missing));
+        assert_eq!(keys.verify("not.a.jwt"), Err(AuthError::Malformed));
+        // wrong secret
+        let forged = mint_hs256(b"another secret entirely", &claims(Role::Admin, None, None)).unwrap();
+        assert_eq!(keys.verify(&forged), Err(AuthError::Signature));
+        // expired beyond the leeway
+        let mut old = claims(Role::Admin, None, None);
+        old.exp = now() - 3600;
+        assert_eq!(
+            keys.verify(&mint_hs256(SECRET, &old).unwrap()),
+            Err(AuthError::Expired)
+        );
+        // tampered payload: a team token rewritten to admin, signature kept
+        let token = mint_hs256(SECRET, &claims(Role::Team, Some("acme"), None)).unwrap();
+        let parts: Vec<&str> = token.split('.').collect();
+        let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims(Role::Admin, None, None)).unwrap());
+        assert_eq!(
+            keys.verify(&format!("{}.{payload}.{}", parts[0], parts[2])),
+            Err(AuthError::Signature)
+        );
+        // alg: none
+        let none_header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+        assert!(keys.verify(&format!("{none_header}.{payload}.")).is_err());
+        // RS/HS confusion: the RSA public key used as an HMAC secret
+        let confused = sign(
+            Algorithm::HS256,
+            &EncodingKey::from_secret(RSA_PUBLIC.as_bytes()),
+            &claims(Role::Admin, None, None),
+        );
+        assert_eq!(keys.verify(&confused), Err(AuthError::Signature));
+        let rsa_only = KeySet::new(None, &[RSA_PUBLIC.to_owned()], &[]).unwrap();
+        assert_eq!(
+            rsa_only.verify(&confused),
+            Err(AuthError::Algorithm("HS256".into()))
+        );
+        // an algorithm the registry does not take
+        let hs512 = sign(
+            Algorithm::HS512,
+            &EncodingKey::from_secret(SECRET),
+            &claims(Role::Admin, None, None),
+        );
+        assert_eq!(keys.verify(&hs512), Err(AuthError::Algorithm("HS512".into())));
+    }
+
+    #[test]
+    fn claims_must_fit_the_role() {
+        let keys = keys();
+        let no_team = mint_hs256(SECRET, &claims(Role::Team, None, None)).unwrap();
+        assert!(matches!(keys.verify(&no_team), Err(AuthError::Claims(_))));
+        let bad_plugin = mint_hs256(SECRET, &claims(Role::Plugin, None, Some("Not A Plugin"))).unwrap();
+        assert!(matches!(keys.verify(&bad_plugin), Err(AuthError::Claims(_))));
+        let no_exp = sign(
+            Algorithm::HS256,
+            &EncodingKey::from_secret(SECRET),
+            &serde_json::json!({"role": "admin"}),
+        );
+        assert!(matches!(keys.verify(&no_exp), Err(AuthError::Claims(_))));
+        let no_role = sign(
+            Algorithm::HS256,
+            &EncodingKey::from_secret(SECRET),
+            &serde_json::json!({"exp": now() + 60}),
+        );
+        assert!(matches!(keys.verify(&no_role), Err(AuthError::Claims(_))));
+        let unknown_role = sign(
+            Algorithm::HS256,
+            &EncodingKey::from_secret(SECRET),
+            &serde_json::json!({"role": "root", "exp": now() + 60}),
+        );
+        assert!(matches!(keys.verify(&unknown_role), Err(AuthError::Claims(_))));
+    }
+
+    #[test]
+    fn tenants_reach_only_their_own_resources() {
+        let team = Principal::Team("acme".into());
+        let plugin = Principal::Plugin("sms-notify".into());
+        assert!(
+            team.may_access_team("acme")
+                && !team.may_access_team("globex")
+                && !team.may_act_as_plugin("sms-notify")
+        );
+        assert!(
+            plugin.may_act_as_plugin("sms-notify")
+                && !plugin.may_act_as_plugin("sheets-export")
+                && !plugin.may_access_team("acme")
+        );
+        assert!(
+            Principal::Admin.may_access_team("any")
+                && Principal::Admin.may_act_as_plugin("any")
+                && Principal::Admin.is_admin()
+        );
+    }
+
+    #[test]
+    fn bad_key_configuration_is_reported_by_position() {
+        let error = KeySet::new(None, &["not a pem".to_owned()], &[]).err().unwrap();
+        assert_eq!((error.kind, error.index), ("RS256", 0));
+    }
+}
