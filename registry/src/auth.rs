@@ -226,6 +226,29 @@ fn principal(claims: Claims) -> Result<Principal, AuthError> {
     }
 }
 
+/// Handlers take a `Principal` argument: the request is refused with a 401 problem before the handler runs
+/// unless its bearer token verifies against the state's [`KeySet`].
+impl<S> axum::extract::FromRequestParts<S> for Principal
+where
+    KeySet: axum::extract::FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = crate::problem::Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let keys = <KeySet as axum::extract::FromRef<S>>::from_ref(state);
+        let authorization = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        keys.authenticate(authorization)
+            .map_err(|error| crate::problem::Problem::unauthorized(&error))
+    }
+}
+
 /// Mints an HS256 token from the shared secret: development tokens for the demo, tests and runbooks.
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, AuthError> {
     encode(
@@ -390,6 +413,53 @@ mod tests {
                 && Principal::Admin.may_act_as_plugin("any")
                 && Principal::Admin.is_admin()
         );
+    }
+
+    #[tokio::test]
+    async fn handlers_get_a_principal_or_the_caller_gets_a_401_problem() {
+        use axum::body::Body;
+        use axum::http::{Request, StatusCode};
+        use axum::routing::get;
+        use http_body_util::BodyExt;
+        use tower::ServiceExt;
+
+        let app = axum::Router::new()
+            .route(
+                "/whoami",
+                get(|principal: Principal| async move { format!("{principal:?}") }),
+            )
+            .with_state(keys());
+        let call = |authorization: Option<String>| {
+            let app = app.clone();
+            async move {
+                let mut request = Request::get("/whoami");
+                if let Some(value) = authorization {
+                    request = request.header("authorization", value);
+                }
+                let response = app.oneshot(request.body(Body::empty()).unwrap()).await.unwrap();
+                let status = response.status();
+                let headers = response.headers().clone();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                (status, headers, String::from_utf8(body.to_vec()).unwrap())
+            }
+        };
+        let token = mint_hs256(SECRET, &claims(Role::Team, Some("acme"), None)).unwrap();
+        let (status, _, body) = call(Some(format!("Bearer {token}"))).await;
+        assert_eq!((status, body.as_str()), (StatusCode::OK, r#"Team("acme")"#));
+        let (status, headers, body) = call(None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(headers["content-type"], "application/problem+json");
+        assert_eq!(headers["www-authenticate"], "Bearer");
+        let problem: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            problem,
+            serde_json::json!({"type": "/problems/unauthorized", "title": "Unauthorized", "status": 401,
+                               "detail": "a bearer token is required"})
+        );
+        let forged = mint_hs256(b"not the secret", &claims(Role::Admin, None, None)).unwrap();
+        let (status, _, body) = call(Some(format!("Bearer {forged}"))).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert!(!body.contains(&forged), "the token is never echoed");
     }
 
     #[test]

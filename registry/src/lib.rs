@@ -10,4 +10,5 @@
 //! and the CLI of issue 3 build on them.
 
 pub mod auth;
+pub mod problem;
 pub mod store;

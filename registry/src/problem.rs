@@ -1,0 +1,134 @@
+//! RFC 9457 problem details: the one error body of the registry's API (`application/problem+json`).
+//!
+//! Handlers return `Result<_, Problem>`. A problem carries a stable `type` per kind of failure, a short
+//! `title`, the HTTP `status`, one `detail` sentence for this occurrence, and, for validation failures, each
+//! error with its JSON pointer. Nothing internal (no error chains, no keys, no tokens) goes into a body.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+
+/// One validation error: where (a JSON pointer into the request body) and what.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    /// JSON pointer (RFC 6901), `""` for the whole body.
+    pub pointer: String,
+    /// What is wrong there.
+    pub detail: String,
+}
+
+/// An API error as a problem-details response.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem, stable across releases.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// A short summary of the kind.
+    pub title: &'static str,
+    /// The HTTP status.
+    pub status: u16,
+    /// This occurrence, in one sentence.
+    pub detail: String,
+    /// Validation errors, when there are any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    /// Seconds before retrying (429), also sent as `Retry-After`.
+    #[serde(skip)]
+    pub retry_after: Option<u64>,
+}
+
+impl Problem {
+    fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail: detail.into(),
+            errors: Vec::new(),
+            retry_after: None,
+        }
+    }
+
+    /// 401: no or an invalid token.
+    pub fn unauthorized(error: &AuthError) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "/problems/unauthorized",
+            "Unauthorized",
+            error.to_string(),
+        )
+    }
+
+    /// 403: a valid token that may not do this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "/problems/forbidden", "Forbidden", detail)
+    }
+
+    /// 404: the resource does not exist.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "/problems/not-found", "Not found", detail)
+    }
+
+    /// 409: the request conflicts with the current state.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "/problems/conflict", "Conflict", detail)
+    }
+
+    /// 422: the body is well-formed but invalid; each error names its place.
+    pub fn invalid(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
+        Self {
+            errors,
+            ..Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "/problems/invalid",
+                "Invalid request",
+                detail,
+            )
+        }
+    }
+
+    /// 429: a rate limit; retry after the given seconds.
+    pub fn too_many_requests(retry_after: u64) -> Self {
+        Self {
+            retry_after: Some(retry_after),
+            ..Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "/problems/rate-limited",
+                "Too many requests",
+                format!("retry after {retry_after} s"),
+            )
+        }
+    }
+
+    /// 503: the registry cannot serve this now (its store is not caught up or not reachable).
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "/problems/unavailable",
+            "Service unavailable",
+            detail,
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = serde_json::to_vec(&self).unwrap_or_default();
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
