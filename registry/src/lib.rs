@@ -9,6 +9,7 @@
 //! Status: the store ([`store`]) and token verification ([`auth`]) are in place and tested; the HTTP API
 //! and the CLI of issue 3 build on them.
 
+pub mod api;
 pub mod auth;
 pub mod problem;
 pub mod store;

@@ -5,6 +5,7 @@ mod black_box;
 mod dead_letters;
 mod order;
 mod readiness;
+mod registry_api;
 mod registry_store;
 mod replicas;
 mod routing;
