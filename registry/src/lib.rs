@@ -6,8 +6,9 @@
 //! keeps its state. [`store`] is that layer: every replica follows every topic, a write answers only once
 //! the writer's own view includes it, and replicas converge on the log's order.
 //!
-//! Status: the store ([`store`]) and token verification ([`auth`]) are in place and tested; the HTTP API
-//! and the CLI of issue 3 build on them.
+//! Status (issue 3, in progress): the store ([`store`]), token verification ([`auth`]), problem details
+//! ([`problem`]) and the plugin registration endpoints ([`api`]) are in place and tested; the binary, the
+//! team, config, heartbeat and action endpoints, OpenAPI and the CLI are still to come.
 
 pub mod api;
 pub mod auth;
