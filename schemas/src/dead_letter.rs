@@ -77,11 +77,6 @@ impl Reason {
         }
     }
 
-    /// Whether the reason concerns one plugin's copy rather than the whole event.
-    pub const fn is_per_plugin(self) -> bool {
-        matches!(self, Reason::PluginTopicMissing | Reason::PluginTopicRejected)
-    }
-
     /// Looks a code up.
     pub fn from_code(code: &str) -> Option<Reason> {
         Reason::ALL.into_iter().find(|reason| reason.code() == code)

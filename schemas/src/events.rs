@@ -14,8 +14,6 @@ use crate::catalog::EventType;
 pub trait CoreEvent: Serialize + DeserializeOwned {
     /// Its `ce_type`.
     const TYPE: EventType;
-    /// The team that owns it (the record key).
-    fn team_id(&self) -> &str;
     /// The form it concerns (`ce_subject`).
     fn form_id(&self) -> &str;
 }
@@ -214,9 +212,6 @@ macro_rules! core_event {
     ($ty:ty, $variant:ident, $field:ident) => {
         impl CoreEvent for $ty {
             const TYPE: EventType = EventType::$variant;
-            fn team_id(&self) -> &str {
-                &self.$field.team_id
-            }
             fn form_id(&self) -> &str {
                 core_event!(@form_id self, $field)
             }

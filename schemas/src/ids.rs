@@ -4,8 +4,6 @@
 //! ASCII alphabet: a team id is 1-128 chars of `[A-Za-z0-9._-]`; a plugin id is 1-64 chars of `[a-z0-9-]`
 //! starting with a letter (it becomes part of `plugin.<id>.events`, and Kafka topic names allow 249).
 
-use std::fmt;
-
 use thiserror::Error;
 
 /// Longest team id the contract accepts.
@@ -100,54 +98,6 @@ pub fn check_plugin_id(id: &str) -> Result<(), IdError> {
             position,
         }),
         None => Ok(()),
-    }
-}
-
-/// A validated team id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TeamId(String);
-
-impl TeamId {
-    /// Validates and wraps a team id.
-    pub fn new(id: impl Into<String>) -> Result<Self, IdError> {
-        let id = id.into();
-        check_team_id(id.as_bytes())?;
-        Ok(Self(id))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for TeamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-/// A validated plugin id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PluginId(String);
-
-impl PluginId {
-    /// Validates and wraps a plugin id.
-    pub fn new(id: impl Into<String>) -> Result<Self, IdError> {
-        let id = id.into();
-        check_plugin_id(&id)?;
-        Ok(Self(id))
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for PluginId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -199,11 +199,6 @@ impl RouteTable {
         self.registered.load(Ordering::Relaxed)
     }
 
-    /// Every registered plugin (for topic checks and metrics).
-    pub fn plugins(&self) -> Vec<Arc<PluginRoute>> {
-        self.plugins.load().iter().flatten().cloned().collect()
-    }
-
     fn lock_writer(&self) -> std::sync::MutexGuard<'_, Writer> {
         // A panic while holding the lock cannot leave the interner half-written in a harmful way: ids are
         // only ever added. Recover rather than poison every later write.
