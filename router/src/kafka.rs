@@ -42,7 +42,7 @@ impl ClientContext for StatsContext {
 
 /// librdkafka's client-level errors: the end of a partition is an event the control readers ask for, not an
 /// error; the rest are mostly transient (a broker connection dropped) and librdkafka retries them itself.
-pub fn log_client_error(client: &str, error: &KafkaError, reason: &str) {
+fn log_client_error(client: &str, error: &KafkaError, reason: &str) {
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::PartitionEOF) => {}
         _ => tracing::warn!(client, %error, reason, "Kafka client error"),

@@ -37,9 +37,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::RouterError;
 use crate::config::DeliveryMode;
-use crate::kafka::{
-    Failure, StatsContext, classify_dead_letter_failure, classify_plugin_failure, log_client_error,
-};
+use crate::kafka::{Failure, StatsContext, classify_dead_letter_failure, classify_plugin_failure};
 use crate::metrics::Metrics;
 use crate::pipeline::plan::{Destination, Outcome, Output, Planner, Refusals};
 use crate::pipeline::topics::TopicCache;
@@ -95,7 +93,7 @@ impl ClientContext for ProduceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        log_client_error("producer", &error, reason);
+        self.stats.error(error, reason);
     }
 }
 
@@ -133,7 +131,7 @@ impl ClientContext for RebalanceContext {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        log_client_error("consumer", &error, reason);
+        self.stats.error(error, reason);
     }
 }
 
@@ -368,17 +366,20 @@ impl Engine {
             &mut self.targets,
         );
 
-        let source = source_header(&self.settings.input_topic, partition, offset);
-        let mut base = OwnedHeaders::new_with_capacity(headers.len() + 5);
-        for (key, value) in &headers {
-            base = base.insert(Header { key, value: *value });
-        }
-        base = base.insert(Header {
-            key: dead_letter::SOURCE,
-            value: Some(source.as_str()),
-        });
-        for output in &plan.outputs {
-            self.send(output, message, &base, partition, offset);
+        // Unrouted events (often most of them) write nothing: build the output headers only when needed.
+        if !plan.outputs.is_empty() {
+            let source = source_header(&self.settings.input_topic, partition, offset);
+            let mut base = OwnedHeaders::new_with_capacity(headers.len() + 5);
+            for (key, value) in &headers {
+                base = base.insert(Header { key, value: *value });
+            }
+            base = base.insert(Header {
+                key: dead_letter::SOURCE,
+                value: Some(source.as_str()),
+            });
+            for output in &plan.outputs {
+                self.send(output, message, &base, partition, offset);
+            }
         }
 
         let progress = self.progress.entry(partition).or_insert_with(|| Progress {
