@@ -6,11 +6,34 @@
 //! keeps its state. [`store`] is that layer: every replica follows every topic, a write answers only once
 //! the writer's own view includes it, and replicas converge on the log's order.
 //!
-//! Status (issue 3, in progress): the store ([`store`]), token verification ([`auth`]), problem details
-//! ([`problem`]) and the plugin registration endpoints ([`api`]) are in place and tested; the binary, the
-//! team, config, heartbeat and action endpoints, OpenAPI and the CLI are still to come.
+//! | module            | holds                                                                     |
+//! |-------------------|---------------------------------------------------------------------------|
+//! | [`app`]           | start-up ([`app::build`]), serving and shutdown ([`app::run`])            |
+//! | [`config`]        | layered configuration                                                     |
+//! | [`api`]           | the HTTP API v1 as an axum router                                         |
+//! | [`auth`]          | bearer JWT verification, roles and tenant checks                          |
+//! | [`problem`]       | RFC 9457 problem details, the one error body                              |
+//! | [`store`]         | compacted topics as a key-value store with read-your-writes               |
+//! | [`records`]       | the records in those topics and the plugin status derived from them       |
+//! | [`provision`]     | plugin topic creation                                                     |
+//! | [`config_schema`] | plugin config validation against a JSON Schema, secret fields             |
+//! | [`gateway`]       | the action gateway; [`egress`] its SSRF guard, [`ratelimit`] its limits   |
+//! | [`signing`]       | per-plugin Standard Webhooks secrets                                      |
+//! | [`client`]        | the HTTP client `switchyardctl` uses                                      |
+//! | [`metrics`]       | Prometheus metrics                                                        |
 
 pub mod api;
+pub mod app;
 pub mod auth;
+pub mod client;
+pub mod config;
+pub mod config_schema;
+pub mod egress;
+pub mod gateway;
+pub mod metrics;
 pub mod problem;
+pub mod provision;
+pub mod ratelimit;
+pub mod records;
+pub mod signing;
 pub mod store;

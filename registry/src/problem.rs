@@ -102,6 +102,36 @@ impl Problem {
         }
     }
 
+    /// 413: the request body is larger than the limit.
+    pub fn too_large(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "/problems/too-large",
+            "Request body too large",
+            detail,
+        )
+    }
+
+    /// 502: the plugin's service failed or answered something the gateway does not pass on.
+    pub fn bad_gateway(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_GATEWAY,
+            "/problems/upstream-failed",
+            "Plugin service failed",
+            detail,
+        )
+    }
+
+    /// 504: the plugin's service did not answer in time.
+    pub fn gateway_timeout(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "/problems/upstream-timeout",
+            "Plugin service timed out",
+            detail,
+        )
+    }
+
     /// 503: the registry cannot serve this now (its store is not caught up or not reachable).
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(

@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, NewTopic, OwnedResourceSpecifier, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -288,6 +290,19 @@ impl Store {
         entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
+    /// The current entries of `topic` whose key starts with `prefix`, in key order.
+    pub fn entries_with_prefix(&self, topic: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
+        let Some(follower) = self.followers.get(topic) else {
+            return Vec::new();
+        };
+        let entries = follower.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries
+            .range(prefix.to_owned()..)
+            .take_while(|(key, _)| key.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// Stops the followers and flushes pending writes.
     pub fn close(&self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -326,13 +341,17 @@ async fn ensure_compacted_topics(config: &StoreConfig) -> Result<(), StoreError>
             .set("cleanup.policy", "compact")
         })
         .collect();
+    let mut created = Vec::new();
     for result in admin
         .create_topics(&new, &options)
         .await
         .map_err(kafka("creating the store's topics"))?
     {
         match result {
-            Ok(topic) => info!(%topic, "created a compacted store topic"),
+            Ok(topic) => {
+                info!(%topic, "created a compacted store topic");
+                created.push(topic);
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((topic, code)) => {
                 return Err(StoreError::Kafka {
@@ -342,34 +361,52 @@ async fn ensure_compacted_topics(config: &StoreConfig) -> Result<(), StoreError>
             }
         }
     }
+    // A topic created a moment ago may still describe with the broker defaults on the broker that answers;
+    // look again for a short while before calling it not compacted.
+    let started = Instant::now();
+    loop {
+        match not_compacted(&admin, config, &options).await? {
+            None => return Ok(()),
+            Some((topic, _)) if created.contains(&topic) && started.elapsed() < config.timeout => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Some((topic, policy)) => return Err(StoreError::NotCompacted { topic, policy }),
+        }
+    }
+}
+
+/// The first store topic whose cleanup policy does not include `compact`, with that policy.
+async fn not_compacted(
+    admin: &AdminClient<DefaultClientContext>,
+    config: &StoreConfig,
+    options: &AdminOptions,
+) -> Result<Option<(String, String)>, StoreError> {
     let specifiers: Vec<ResourceSpecifier<'_>> = config
         .topics
         .iter()
         .map(|t| ResourceSpecifier::Topic(t))
         .collect();
     let described = admin
-        .describe_configs(&specifiers, &options)
+        .describe_configs(&specifiers, options)
         .await
         .map_err(kafka("describing the store's topics"))?;
-    for (topic, resource) in config.topics.iter().zip(described) {
+    for resource in described {
         let resource = resource.map_err(|code| StoreError::Kafka {
-            action: format!("describing {topic}"),
+            action: "describing the store's topics".to_owned(),
             source: KafkaError::AdminOp(code),
         })?;
+        let OwnedResourceSpecifier::Topic(topic) = &resource.specifier else {
+            continue;
+        };
         let policy = resource
-            .entries
-            .iter()
-            .find(|e| e.name == "cleanup.policy")
+            .get("cleanup.policy")
             .and_then(|e| e.value.clone())
             .unwrap_or_else(|| "delete".to_owned());
         if !policy.split(',').any(|p| p.trim() == "compact") {
-            return Err(StoreError::NotCompacted {
-                topic: topic.clone(),
-                policy,
-            });
+            return Ok(Some((topic.clone(), policy)));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The follower loop of one topic: assign every partition from the beginning, apply records in order,

@@ -349,8 +349,9 @@ impl Config {
 }
 
 /// Accepts strings, numbers and booleans as option values (the environment layer parses `5` as a number)
-/// and lets keys use `_` for `.`, because environment variable names cannot contain dots.
-fn options_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
+/// and lets keys use `_` for `.`, because environment variable names cannot contain dots. The registry and
+/// the plugin runtime configure their librdkafka options the same way.
+pub fn options_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Scalar {

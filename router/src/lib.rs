@@ -13,6 +13,7 @@ pub mod config;
 pub mod kafka;
 pub mod metrics;
 pub mod pipeline;
+pub mod signals;
 pub mod tables;
 pub mod telemetry;
 

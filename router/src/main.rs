@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchyard_router::config::Config;
-use switchyard_router::{app, telemetry};
+use switchyard_router::{app, signals, telemetry};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -48,7 +48,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(wait_for_signal(shutdown.clone()));
+        tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
         app::run(config, shutdown).await
     });
     match result {
@@ -61,18 +61,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-async fn wait_for_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    else {
-        error!("cannot install signal handlers; stop the router with SIGKILL");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => info!(signal = "SIGTERM", "shutdown requested"),
-        _ = int.recv() => info!(signal = "SIGINT", "shutdown requested"),
-    }
-    shutdown.cancel();
 }

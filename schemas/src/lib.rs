@@ -17,6 +17,7 @@ pub mod events;
 pub mod ids;
 pub mod payload;
 pub mod topics;
+pub mod webhook;
 
 pub use catalog::EventType;
 pub use dead_letter::{Reason, Rejection};

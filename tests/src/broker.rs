@@ -127,6 +127,23 @@ pub fn read_to_end(topic: &str) -> Vec<Incoming> {
         .kept
 }
 
+/// The partition count of `topic`, or `None` when it does not exist.
+pub fn topic_partitions(topic: &str) -> Option<usize> {
+    let consumer: BaseConsumer = client_config()
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .expect("consumer");
+    let metadata = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .expect("metadata");
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len())
+        .filter(|&n| n > 0)
+}
+
 /// Whether the consumer group has committed offsets at the end of every partition of `topic`: everything
 /// produced so far has been processed and its outcome is durable. (Input topics in tests are written
 /// without transactions, so the end offset is the offset after the last record.)

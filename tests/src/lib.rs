@@ -5,9 +5,11 @@
 //! - [`broker`]: unique names, topic creation, producing, reading topics to their end.
 //! - [`records`]: core events, manifests and enablements as the contract describes them.
 //! - [`routers`]: routers in process (through the library) and as the real binary.
+//! - [`registries`]: registries in process, served on loopback, and as the real binary; test tokens.
 //! - [`wait`]: polling until a condition holds, with a deadline, instead of sleeping.
 
 pub mod broker;
 pub mod records;
+pub mod registries;
 pub mod routers;
 pub mod wait;

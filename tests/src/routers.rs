@@ -223,7 +223,13 @@ impl Drop for InProcessRouter {
 
 /// The `switchyard-router` binary, built by `cargo build` before the tests run (`make test` does).
 pub fn router_binary() -> PathBuf {
-    if let Ok(path) = std::env::var("SWITCHYARD_ROUTER_BIN") {
+    workspace_binary("switchyard-router", "SWITCHYARD_ROUTER_BIN")
+}
+
+/// A binary of the workspace: `$override_var` if set, else the one next to the test executable's profile
+/// directory.
+pub fn workspace_binary(name: &str, override_var: &str) -> PathBuf {
+    if let Ok(path) = std::env::var(override_var) {
         return PathBuf::from(path);
     }
     // Test executables live in target/<profile>/deps; binaries one level up.
@@ -232,7 +238,7 @@ pub fn router_binary() -> PathBuf {
         .parent()
         .and_then(|deps| deps.parent())
         .expect("target dir")
-        .join("switchyard-router");
+        .join(name);
     assert!(
         path.exists(),
         "{} is missing: run `cargo build --workspace --bins` first (make test does)",

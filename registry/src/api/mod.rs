@@ -1,17 +1,38 @@
 //! The registry's HTTP API v1, as an axum router that tests call without a socket.
 //!
-//! Implemented so far: plugin registration and reading (`plugins`). Every route authenticates with a bearer
-//! token ([`crate::auth`]) and answers errors as problem details ([`crate::problem`]).
+//! | module      | routes                                                                      |
+//! |-------------|-----------------------------------------------------------------------------|
+//! | [`plugins`] | `/v1/plugins`, `/v1/plugins/{id}`, `/v1/plugins/{id}/heartbeat`             |
+//! | [`teams`]   | `/v1/teams/{team}/plugins`, `.../{id}`, `.../{id}/config`                   |
+//! | [`actions`] | `/v1/teams/{team}/plugins/{id}/actions/{action}` (the gateway)              |
+//! | [`ops`]     | `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` (no token needed)     |
+//!
+//! Every `/v1` route except the OpenAPI document authenticates with a bearer token ([`crate::auth`]) and
+//! answers errors as problem details ([`crate::problem`]). Who may call what is in `docs/registry.md`.
 
+pub mod actions;
+pub mod ops;
 pub mod plugins;
+pub mod teams;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::FromRef;
-use axum::routing::get;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
 
 use crate::auth::KeySet;
+use crate::gateway::Gateway;
+use crate::metrics::Metrics;
+use crate::problem::{FieldError, Problem};
+use crate::provision::Provisioner;
+use crate::records::{Records, Topics};
 use crate::store::Store;
 
 /// What the handlers share.
@@ -19,10 +40,20 @@ use crate::store::Store;
 pub struct AppState {
     /// The compacted-topic store.
     pub store: Arc<Store>,
+    /// Its topic names.
+    pub topics: Arc<Topics>,
     /// Token verification keys.
     pub keys: KeySet,
-    /// The topic of plugin manifests (`switchyard.plugins`).
-    pub plugins_topic: String,
+    /// Creates plugin topics on registration.
+    pub provisioner: Arc<Provisioner>,
+    /// The action gateway.
+    pub gateway: Arc<Gateway>,
+    /// An instance is live this long after its last heartbeat.
+    pub heartbeat_ttl: Duration,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Set from the first moment of shutdown.
+    pub stopping: Arc<AtomicBool>,
 }
 
 impl FromRef<AppState> for KeySet {
@@ -31,10 +62,127 @@ impl FromRef<AppState> for KeySet {
     }
 }
 
-/// The API routes.
-pub fn router(state: AppState) -> Router {
-    Router::new()
+impl AppState {
+    /// Typed reads of the store.
+    pub fn records(&self) -> Records<'_> {
+        Records::new(&self.store, &self.topics)
+    }
+
+    /// Why the registry is not ready, or `None` when it is.
+    pub fn not_ready_because(&self) -> Option<&'static str> {
+        if self.stopping.load(Ordering::SeqCst) {
+            Some("shutting down")
+        } else if !self.store.caught_up() {
+            Some("catching up on the store topics")
+        } else {
+            None
+        }
+    }
+
+    /// Writes a store record (or removes it with `None`) and answers 503 if the store did not take it.
+    pub async fn write(&self, topic: &str, key: &str, value: Option<&[u8]>) -> Result<(), Problem> {
+        match self.store.put(topic, key, value).await {
+            Ok(()) => {
+                self.metrics.store_writes.with_label_values(&[topic, "ok"]).inc();
+                Ok(())
+            }
+            Err(error) => {
+                self.metrics
+                    .store_writes
+                    .with_label_values(&[topic, "failed"])
+                    .inc();
+                tracing::warn!(%error, topic, "a store write failed");
+                Err(Problem::unavailable(
+                    "the registry's store did not accept the write; retry",
+                ))
+            }
+        }
+    }
+}
+
+/// A request body read whole. Its rejections are problem details like every other error: 413 over the
+/// body limit, 400 when it cannot be read.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = Problem;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Problem> {
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    Problem::too_large("the body is larger than the registry's limit")
+                } else {
+                    Problem::invalid(
+                        "the body could not be read",
+                        vec![FieldError {
+                            pointer: String::new(),
+                            detail: rejection.body_text(),
+                        }],
+                    )
+                }
+            })
+    }
+}
+
+/// Every route of the API, with its request limits and metrics.
+pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> Router {
+    let api = Router::new()
         .route("/v1/plugins", get(plugins::list).post(plugins::register))
-        .route("/v1/plugins/{id}", get(plugins::show))
+        .route("/v1/plugins/{id}", get(plugins::show).delete(plugins::deregister))
+        .route("/v1/plugins/{id}/heartbeat", post(plugins::heartbeat))
+        .route("/v1/teams/{team}/plugins", get(teams::list))
+        .route("/v1/teams/{team}/plugins/{id}", put(teams::set_enablement))
+        .route(
+            "/v1/teams/{team}/plugins/{id}/config",
+            put(teams::set_config).get(teams::show_config),
+        )
+        .layer(DefaultBodyLimit::max(body_limit));
+    // The gateway reads its body itself, up to its own limit.
+    let gateway = Router::new().route(
+        "/v1/teams/{team}/plugins/{id}/actions/{action}",
+        post(actions::call),
+    );
+    Router::new()
+        .merge(api)
+        .merge(gateway)
+        .merge(ops::router())
+        .fallback(|| async { Problem::not_found("no such route; see /v1/openapi.json") })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            bounded(request, next, request_timeout)
+        }))
         .with_state(state)
+}
+
+/// Counts each request by route template and status, and times it.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .requests
+        .with_label_values(&[route.as_str(), response.status().as_str()])
+        .inc();
+    state
+        .metrics
+        .request_seconds
+        .with_label_values(&[route.as_str()])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Answers 503 when a request takes longer than the configured bound.
+async fn bounded(request: Request, next: Next, limit: Duration) -> Response {
+    use axum::response::IntoResponse;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => Problem::unavailable("the request took too long; retry").into_response(),
+    }
 }

@@ -1,25 +1,27 @@
-//! `POST /v1/plugins` (register or update, idempotent), `GET /v1/plugins`, `GET /v1/plugins/{id}`.
+//! Plugins: register or update (`POST /v1/plugins`), read (`GET /v1/plugins`, `GET /v1/plugins/{id}`),
+//! deregister (`DELETE /v1/plugins/{id}`) and heartbeat (`POST /v1/plugins/{id}/heartbeat`).
 //!
-//! Who may register: an admin, or the plugin itself (a plugin token whose `plugin` claim is the manifest's
-//! id). A version lower than the registered one is refused with 409 unless an admin passes `?force=true`.
-//! Teams see the public fields; admins also see the URL.
+//! Who may register or heartbeat: an admin, or the plugin itself (a plugin token whose `plugin` claim is
+//! the id). A version lower than the registered one is refused with 409 unless an admin passes
+//! `?force=true`. Everyone authenticated reads the public fields and the status; admins also see the URL,
+//! the instances and the topics. Registration creates the plugin's topics before the manifest is stored,
+//! so the router never routes to a plugin whose topic was not provisioned.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use switchyard_schemas::catalog::EventType;
 use switchyard_schemas::control::{ControlError, PluginManifest};
+use switchyard_schemas::ids::check_plugin_id;
+use time::OffsetDateTime;
 
-use crate::api::AppState;
+use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
+use crate::config_schema::ConfigSchema;
 use crate::problem::{FieldError, Problem};
-
-/// `?force=true`: an admin registers a lower version than the current one.
-#[derive(Debug, Default, Deserialize)]
-pub struct RegisterParams {
-    #[serde(default)]
-    force: bool,
-}
+use crate::provision::PluginTopics;
+use crate::records::{InstanceRecord, InstanceState, PluginStatus, now_rfc3339, status_of};
 
 /// A plugin as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,34 +41,68 @@ pub struct PluginView {
     /// Its configuration's JSON Schema.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_schema: Option<serde_json::Value>,
+    /// `up`, `degraded` or `down`, from live heartbeats.
+    pub status: PluginStatus,
+    /// Instances heard from within the heartbeat TTL.
+    pub active_instances: usize,
     /// Base URL of its service; admins only.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Every known instance; admins only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<Vec<InstanceRecord>>,
+    /// Its topics; admins only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topics: Option<PluginTopicsView>,
 }
 
-impl PluginView {
-    fn of(manifest: PluginManifest, principal: &Principal) -> Self {
-        Self {
-            id: manifest.id,
-            name: manifest.name,
-            description: manifest.description,
-            version: manifest.version.to_string(),
-            events: manifest.events,
-            actions: manifest.actions,
-            config_schema: manifest.config_schema,
-            url: if principal.is_admin() { manifest.url } else { None },
-        }
+/// A plugin's topics as admins see them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginTopicsView {
+    /// Routed events.
+    pub events: String,
+    /// The runtime's dead letters.
+    pub dead_letter: String,
+}
+
+/// The answer to a registration: the plugin, and its Standard Webhooks signing secret.
+#[derive(Debug, Serialize)]
+pub struct Registered {
+    /// The plugin as registered.
+    #[serde(flatten)]
+    pub plugin: PluginView,
+    /// The secret with which the registry and the plugin runtime sign requests to this plugin (`whsec_...`).
+    /// Returned only here, to the plugin itself or an admin.
+    pub signing_secret: String,
+}
+
+fn view(state: &AppState, manifest: PluginManifest, principal: &Principal) -> PluginView {
+    let instances = state.records().instances(&manifest.id);
+    let now = OffsetDateTime::now_utc();
+    let active = instances
+        .iter()
+        .filter(|i| i.is_live(now, state.heartbeat_ttl))
+        .count();
+    let admin = principal.is_admin();
+    let PluginTopics { events, dead_letter } = state.provisioner.topics(&manifest.id);
+    PluginView {
+        status: status_of(&instances, now, state.heartbeat_ttl),
+        active_instances: active,
+        url: if admin { manifest.url } else { None },
+        instances: admin.then_some(instances),
+        topics: admin.then_some(PluginTopicsView { events, dead_letter }),
+        id: manifest.id,
+        name: manifest.name,
+        description: manifest.description,
+        version: manifest.version.to_string(),
+        events: manifest.events,
+        actions: manifest.actions,
+        config_schema: manifest.config_schema,
     }
 }
 
-/// Registers a plugin or updates its manifest: 201 when new, 200 when updated.
-pub async fn register(
-    principal: Principal,
-    State(state): State<AppState>,
-    Query(params): Query<RegisterParams>,
-    body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<PluginView>), Problem> {
-    let json: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+fn parse_json(body: &[u8]) -> Result<serde_json::Value, Problem> {
+    serde_json::from_slice(body).map_err(|e| {
         Problem::invalid(
             "the body is not JSON",
             vec![FieldError {
@@ -74,7 +110,18 @@ pub async fn register(
                 detail: e.to_string(),
             }],
         )
-    })?;
+    })
+}
+
+/// Registers a plugin or updates its manifest: 201 when new, 200 when updated.
+pub async fn register(
+    principal: Principal,
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    RawBody(body): RawBody,
+) -> Result<(StatusCode, Json<Registered>), Problem> {
+    let force = force(query.as_deref())?;
+    let json = parse_json(&body)?;
     let id = json
         .get("id")
         .and_then(|v| v.as_str())
@@ -86,46 +133,116 @@ pub async fn register(
         ));
     }
     let manifest = PluginManifest::parse(&id, &body).map_err(invalid_manifest)?;
-    let current = state
-        .store
-        .get(&state.plugins_topic, &id)
-        .and_then(|v| PluginManifest::parse(&id, &v).ok());
+    check_manifest(&manifest)?;
+    let current = state.records().plugin(&id);
     if let Some(current) = &current
         && manifest.version < current.version
-        && !(params.force && principal.is_admin())
+        && !(force && principal.is_admin())
     {
         return Err(Problem::conflict(format!(
             "version {} is lower than the registered {}; an admin can force it with ?force=true",
             manifest.version, current.version
         )));
     }
+    state.provisioner.provision(&id).await.map_err(|error| {
+        tracing::warn!(%error, plugin = %id, "creating the plugin's topics failed");
+        Problem::unavailable("the plugin's topics could not be created; retry")
+    })?;
     let value = serde_json::to_vec(&manifest)
         .map_err(|_| Problem::unavailable("the manifest could not be stored"))?;
-    state
-        .store
-        .put(&state.plugins_topic, &id, Some(&value))
-        .await
-        .map_err(|error| {
-            tracing::warn!(%error, plugin = %id, "storing a manifest failed");
-            Problem::unavailable("the registry's store did not accept the write; retry")
-        })?;
+    state.write(&state.topics.plugins, &id, Some(&value)).await?;
+    tracing::info!(plugin = %id, version = %manifest.version, "plugin registered");
     let status = if current.is_some() {
         StatusCode::OK
     } else {
         StatusCode::CREATED
     };
-    Ok((status, Json(PluginView::of(manifest, &principal))))
+    let signing_secret = state.gateway.signing_secret(&id);
+    Ok((
+        status,
+        Json(Registered {
+            plugin: view(&state, manifest, &principal),
+            signing_secret,
+        }),
+    ))
+}
+
+/// `?force=true`: an admin registers a lower version than the current one.
+fn force(query: Option<&str>) -> Result<bool, Problem> {
+    let mut force = false;
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        force = match pair {
+            "force=true" | "force=1" | "force" => true,
+            "force=false" | "force=0" => false,
+            _ => {
+                return Err(Problem::invalid(
+                    "the query is invalid",
+                    vec![FieldError {
+                        pointer: String::new(),
+                        detail: format!(
+                            "unknown query parameter {pair:?}; only force=true|false is accepted"
+                        ),
+                    }],
+                ));
+            }
+        };
+    }
+    Ok(force)
+}
+
+/// What the contract's parse does not check: known event types, action names, a valid config schema.
+fn check_manifest(manifest: &PluginManifest) -> Result<(), Problem> {
+    let mut errors = Vec::new();
+    if manifest.events.is_empty() {
+        errors.push(FieldError {
+            pointer: "/events".into(),
+            detail: "must list at least one event type".into(),
+        });
+    }
+    for (index, event) in manifest.events.iter().enumerate() {
+        if EventType::from_ce_type(event).is_none() {
+            let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+            errors.push(FieldError {
+                pointer: format!("/events/{index}"),
+                detail: format!(
+                    "{event:?} is not an event type of the contract ({})",
+                    known.join(", ")
+                ),
+            });
+        }
+    }
+    for (index, action) in manifest.actions.iter().enumerate() {
+        if check_plugin_id(action).is_err() {
+            errors.push(FieldError {
+                pointer: format!("/actions/{index}"),
+                detail: format!(
+                    "{action:?} is not an action name (1-64 lowercase letters, digits and '-', starting with a letter)"
+                ),
+            });
+        }
+    }
+    if let Some(schema) = &manifest.config_schema
+        && let Err(error) = ConfigSchema::compile(schema)
+    {
+        errors.extend(error.problems().into_iter().map(|e| FieldError {
+            pointer: format!("/config_schema{}", e.pointer),
+            detail: e.detail,
+        }));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::invalid("the manifest is invalid", errors))
+    }
 }
 
 /// Lists registered plugins, by id.
 pub async fn list(principal: Principal, State(state): State<AppState>) -> Json<Vec<PluginView>> {
+    let plugins = state.records().plugins();
     Json(
-        state
-            .store
-            .entries(&state.plugins_topic)
+        plugins
             .into_iter()
-            .filter_map(|(id, value)| PluginManifest::parse(&id, &value).ok())
-            .map(|manifest| PluginView::of(manifest, &principal))
+            .map(|manifest| view(&state, manifest, &principal))
             .collect(),
     )
 }
@@ -136,12 +253,141 @@ pub async fn show(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<PluginView>, Problem> {
-    state
-        .store
-        .get(&state.plugins_topic, &id)
-        .and_then(|value| PluginManifest::parse(&id, &value).ok())
-        .map(|manifest| Json(PluginView::of(manifest, &principal)))
-        .ok_or_else(|| Problem::not_found(format!("no plugin {id} is registered")))
+    let manifest = state.records().plugin(&id).ok_or_else(|| unknown(&id))?;
+    Ok(Json(view(&state, manifest, &principal)))
+}
+
+fn unknown(id: &str) -> Problem {
+    Problem::not_found(format!("no plugin {id} is registered"))
+}
+
+/// Deregisters a plugin (admins): removes its enablements, configs and instances, then its manifest, so
+/// the router stops routing to it. Its topics and their data are kept. 204, or 404 when unknown.
+pub async fn deregister(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    if !principal.is_admin() {
+        return Err(Problem::forbidden("only an admin may deregister a plugin"));
+    }
+    if state.records().plugin(&id).is_none() {
+        return Err(unknown(&id));
+    }
+    // Dependents first: a failure half-way leaves a registered plugin with fewer enablements, and repeating
+    // the DELETE finishes the job, rather than enablements of a plugin that no longer exists.
+    let records = state.records();
+    let enablements = records.plugin_enablement_keys(&id);
+    let configs = records.plugin_config_keys(&id);
+    let instances: Vec<String> = records
+        .instances(&id)
+        .into_iter()
+        .map(|i| format!("{}/{}", i.plugin_id, i.instance_id))
+        .collect();
+    for key in &enablements {
+        state.write(&state.topics.enablements, key, None).await?;
+    }
+    for key in &configs {
+        state.write(&state.topics.configs, key, None).await?;
+    }
+    for key in &instances {
+        state.write(&state.topics.instances, key, None).await?;
+    }
+    state.write(&state.topics.plugins, &id, None).await?;
+    tracing::info!(
+        plugin = %id,
+        enablements = enablements.len(),
+        configs = configs.len(),
+        "plugin deregistered"
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A heartbeat's body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Heartbeat {
+    /// The instance, unique per plugin (e.g. the pod name): 1-128 printable characters without `/`.
+    pub instance_id: String,
+    /// `ok` (default) or `degraded`.
+    #[serde(default = "ok")]
+    pub state: InstanceState,
+}
+
+fn ok() -> InstanceState {
+    InstanceState::Ok
+}
+
+/// The answer to a heartbeat.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct HeartbeatAck {
+    /// The instance as recorded.
+    pub instance: InstanceRecord,
+    /// Send the next heartbeat well within this many seconds (a third of it is a good period).
+    pub ttl_seconds: u64,
+    /// The plugin's status now.
+    pub status: PluginStatus,
+}
+
+/// Records a live instance of a plugin (the plugin itself or an admin). 200, or 404 when unregistered.
+pub async fn heartbeat(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawBody(body): RawBody,
+) -> Result<Json<HeartbeatAck>, Problem> {
+    if !principal.may_act_as_plugin(&id) {
+        return Err(Problem::forbidden(
+            "only the plugin itself or an admin may send its heartbeats",
+        ));
+    }
+    if state.records().plugin(&id).is_none() {
+        return Err(unknown(&id));
+    }
+    let beat: Heartbeat = serde_json::from_slice(&body).map_err(|e| {
+        Problem::invalid(
+            "the heartbeat is invalid",
+            vec![FieldError {
+                pointer: String::new(),
+                detail: e.to_string(),
+            }],
+        )
+    })?;
+    if beat.instance_id.is_empty()
+        || beat.instance_id.len() > 128
+        || beat
+            .instance_id
+            .chars()
+            .any(|c| c == '/' || c.is_control() || c.is_whitespace())
+    {
+        return Err(Problem::invalid(
+            "the heartbeat is invalid",
+            vec![FieldError {
+                pointer: "/instance_id".into(),
+                detail: "must be 1-128 printable characters without spaces or '/'".into(),
+            }],
+        ));
+    }
+    let record = InstanceRecord {
+        plugin_id: id.clone(),
+        instance_id: beat.instance_id,
+        state: beat.state,
+        last_seen: now_rfc3339(),
+    };
+    let value =
+        serde_json::to_vec(&record).map_err(|_| Problem::unavailable("the heartbeat could not be stored"))?;
+    let key = format!("{id}/{}", record.instance_id);
+    state.write(&state.topics.instances, &key, Some(&value)).await?;
+    let status = status_of(
+        &state.records().instances(&id),
+        OffsetDateTime::now_utc(),
+        state.heartbeat_ttl,
+    );
+    Ok(Json(HeartbeatAck {
+        instance: record,
+        ttl_seconds: state.heartbeat_ttl.as_secs(),
+        status,
+    }))
 }
 
 fn invalid_manifest(error: ControlError) -> Problem {

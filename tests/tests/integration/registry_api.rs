@@ -1,170 +1,518 @@
-//! The registry's plugin endpoints over its real store: statuses, bodies and who may do what.
+//! The registry's endpoints over its real store: each success and error path, with exact statuses and
+//! bodies. The authorization matrix is in `registry_authz`.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
-
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
+use axum::http::StatusCode;
 use serde_json::{Value, json};
-use switchyard_registry::api::{AppState, router};
-use switchyard_registry::auth::{Claims, KeySet, Role, mint_hs256};
-use switchyard_registry::store::{Store, StoreConfig};
-use switchyard_tests::broker::{bootstrap, unique};
-use tower::ServiceExt;
+use switchyard_registry::auth::Role;
+use switchyard_tests::broker::{read_to_end, topic_partitions};
+use switchyard_tests::registries::{InProcessRegistry, admin, plugin, team, token};
 
-const SECRET: &[u8] = b"registry test secret";
-
-fn token(role: Role, team: Option<&str>, plugin: Option<&str>) -> String {
-    let exp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-        + 600;
-    let claims = Claims {
-        role,
-        team: team.map(String::from),
-        plugin: plugin.map(String::from),
-        exp,
-    };
-    mint_hs256(SECRET, &claims).unwrap()
+fn manifest(id: &str, version: &str) -> Value {
+    json!({"id": id, "name": "SMS notify", "description": "Texts respondents", "version": version,
+           "url": "http://127.0.0.1:8092", "events": ["response.submitted", "form.created"],
+           "actions": ["resend"]})
 }
 
-async fn call(
-    app: &axum::Router,
-    method: &str,
-    path: &str,
-    token: Option<&str>,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut request = Request::builder().method(method).uri(path);
-    if let Some(token) = token {
-        request = request.header("authorization", format!("Bearer {token}"));
-    }
-    let body = body.map_or_else(Body::empty, |b| Body::from(b.to_string()));
-    let response = app
-        .clone()
-        .oneshot(
-            request
-                .header("content-type", "application/json")
-                .body(body)
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+fn sheets_manifest() -> Value {
+    json!({"id": "sheets-export", "name": "Sheets export", "version": "1.0.0",
+    "url": "http://127.0.0.1:8093", "events": ["response.submitted"], "actions": [],
+    "config_schema": {
+        "type": "object",
+        "required": ["spreadsheet_id"],
+        "additionalProperties": false,
+        "properties": {
+            "spreadsheet_id": {"type": "string", "minLength": 5},
+            "sheet_name": {"type": "string"},
+            "service_account_key": {"type": "string", "writeOnly": true, "minLength": 20}
+        }
+    }})
 }
 
-fn manifest(version: &str) -> Value {
-    json!({"id": "sms-notify", "name": "SMS notify", "description": "Texts respondents", "version": version,
-           "url": "http://127.0.0.1:8092", "events": ["response.submitted"], "actions": []})
+fn problem(answer: &switchyard_tests::registries::Answer) -> (StatusCode, &str) {
+    (answer.status, answer.json["type"].as_str().unwrap_or("(no type)"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn plugin_registration_and_reading() {
-    let topic = unique("registry.plugins");
-    let store = Store::open(StoreConfig {
-        bootstrap_servers: bootstrap(),
-        options: BTreeMap::new(),
-        topics: vec![topic.clone()],
-        partitions: 1,
-        replication_factor: 1,
-        timeout: Duration::from_secs(15),
-    })
-    .await
-    .expect("store");
-    store.wait_caught_up().await;
-    let keys = KeySet::new(Some(SECRET), &[], &[]).unwrap();
-    let app = router(AppState {
-        store: Arc::new(store),
-        keys,
-        plugins_topic: topic,
-    });
-    let (admin, own, other, team) = (
-        token(Role::Admin, None, None),
-        token(Role::Plugin, None, Some("sms-notify")),
-        token(Role::Plugin, None, Some("sheets-export")),
-        token(Role::Team, Some("acme"), None),
-    );
+async fn plugins_register_read_heartbeat_and_deregister() {
+    let registry = InProcessRegistry::start(&[]).await;
+    let (own, admin) = (plugin("sms-notify"), admin());
+    let acme = team("acme");
 
-    let (status, body) = call(&app, "POST", "/v1/plugins", None, Some(manifest("1.0.0"))).await;
-    assert_eq!(
-        (status, body["type"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("/problems/unauthorized"))
-    );
-    for forbidden in [&other, &team] {
-        let (status, body) = call(
-            &app,
+    // Registration: created, topics provisioned, the signing secret returned once.
+    let created = registry
+        .call(
             "POST",
             "/v1/plugins",
-            Some(forbidden),
-            Some(manifest("1.0.0")),
+            Some(&own),
+            Some(&manifest("sms-notify", "1.2.0")),
         )
         .await;
-        assert_eq!(
-            (status, body["status"].as_u64()),
-            (StatusCode::FORBIDDEN, Some(403))
-        );
-    }
-
-    let (status, body) = call(&app, "POST", "/v1/plugins", Some(&own), Some(manifest("1.2.0"))).await;
-    assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(body["version"], "1.2.0");
-    assert_eq!(body.get("url"), None, "only admins see the URL");
-    let (status, _) = call(&app, "POST", "/v1/plugins", Some(&own), Some(manifest("1.2.0"))).await;
-    assert_eq!(status, StatusCode::OK, "idempotent upsert");
-    let (status, body) = call(&app, "POST", "/v1/plugins", Some(&own), Some(manifest("1.1.0"))).await;
-    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.json);
+    assert_eq!(created.json["version"], "1.2.0");
+    assert_eq!(created.json["status"], "down", "no heartbeat yet");
+    assert_eq!(created.json.get("url"), None, "only admins see the URL");
     assert!(
-        body["detail"]
+        created.json["signing_secret"]
             .as_str()
             .unwrap()
-            .contains("lower than the registered 1.2.0"),
-        "{body}"
+            .starts_with("whsec_")
     );
-    let (status, _) = call(
-        &app,
-        "POST",
-        "/v1/plugins?force=true",
-        Some(&own),
-        Some(manifest("1.1.0")),
-    )
-    .await;
-    assert_eq!(status, StatusCode::CONFLICT, "only an admin may force");
-    let (status, body) = call(
-        &app,
-        "POST",
-        "/v1/plugins?force=true",
-        Some(&admin),
-        Some(manifest("1.1.0")),
-    )
-    .await;
+    assert_eq!(topic_partitions(&registry.topics.events("sms-notify")), Some(3));
     assert_eq!(
-        (status, body["url"].as_str()),
-        (StatusCode::OK, Some("http://127.0.0.1:8092"))
+        topic_partitions(&registry.topics.dead_letter("sms-notify")),
+        Some(3)
+    );
+    let again = registry
+        .call(
+            "POST",
+            "/v1/plugins",
+            Some(&own),
+            Some(&manifest("sms-notify", "1.2.0")),
+        )
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "idempotent upsert");
+    assert_eq!(again.json["signing_secret"], created.json["signing_secret"]);
+
+    // The version rule.
+    let lower = registry
+        .call(
+            "POST",
+            "/v1/plugins",
+            Some(&own),
+            Some(&manifest("sms-notify", "1.1.0")),
+        )
+        .await;
+    assert_eq!(problem(&lower), (StatusCode::CONFLICT, "/problems/conflict"));
+    assert!(
+        lower.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("lower than the registered 1.2.0")
+    );
+    let forced_by_plugin = registry
+        .call(
+            "POST",
+            "/v1/plugins?force=true",
+            Some(&own),
+            Some(&manifest("sms-notify", "1.1.0")),
+        )
+        .await;
+    assert_eq!(
+        forced_by_plugin.status,
+        StatusCode::CONFLICT,
+        "only an admin may force"
+    );
+    let forced = registry
+        .call(
+            "POST",
+            "/v1/plugins?force=true",
+            Some(&admin),
+            Some(&manifest("sms-notify", "1.1.0")),
+        )
+        .await;
+    assert_eq!(forced.status, StatusCode::OK);
+    assert_eq!(forced.json["url"], "http://127.0.0.1:8092", "admins see the URL");
+    let bad_query = registry
+        .call(
+            "POST",
+            "/v1/plugins?force=maybe",
+            Some(&admin),
+            Some(&manifest("sms-notify", "1.1.0")),
+        )
+        .await;
+    assert_eq!(bad_query.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    // Manifest validation, each error with its pointer.
+    for (change, pointer) in [
+        (json!({"url": "ftp://example"}), "/url"),
+        (json!({"events": ["survey.archived"]}), "/events/0"),
+        (json!({"events": []}), "/events"),
+        (json!({"actions": ["Re Send"]}), "/actions/0"),
+        (json!({"config_schema": {"type": 12}}), "/config_schema/type"),
+        (
+            json!({"config_schema": {"$ref": "https://schemas.example/x.json"}}),
+            "/config_schema/$ref",
+        ),
+        (json!({"version": "1.3"}), ""),
+    ] {
+        let mut body = manifest("sms-notify", "1.3.0");
+        for (key, value) in change.as_object().unwrap() {
+            body[key] = value.clone();
+        }
+        let answer = registry
+            .call("POST", "/v1/plugins", Some(&own), Some(&body))
+            .await;
+        assert_eq!(
+            problem(&answer),
+            (StatusCode::UNPROCESSABLE_ENTITY, "/problems/invalid"),
+            "{change}: {}",
+            answer.json
+        );
+        let pointers: Vec<&str> = answer.json["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["pointer"].as_str().unwrap())
+            .collect();
+        assert!(pointers.contains(&pointer), "{change}: {}", answer.json);
+    }
+    let not_json = registry
+        .call_raw("POST", "/v1/plugins", Some(&own), &[], Some(b"{nope".to_vec()))
+        .await;
+    assert_eq!(not_json.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let too_big = registry
+        .call_raw(
+            "POST",
+            "/v1/plugins",
+            Some(&own),
+            &[],
+            Some(vec![b' '; 2 * 1024 * 1024]),
+        )
+        .await;
+    assert_eq!(
+        problem(&too_big),
+        (StatusCode::PAYLOAD_TOO_LARGE, "/problems/too-large")
     );
 
-    let mut bad = manifest("1.3.0");
-    bad["url"] = json!("ftp://example");
-    let (status, body) = call(&app, "POST", "/v1/plugins", Some(&own), Some(bad)).await;
-    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(body["errors"][0]["pointer"], "/url");
-
-    let (status, body) = call(&app, "GET", "/v1/plugins", Some(&team), None).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body.as_array().unwrap().len(), 1);
-    assert_eq!(body[0]["version"], "1.1.0");
-    let (status, body) = call(&app, "GET", "/v1/plugins/sms-notify", Some(&team), None).await;
+    // Reading.
+    let listed = registry.call("GET", "/v1/plugins", Some(&acme), None).await;
+    assert_eq!(listed.status, StatusCode::OK);
+    assert_eq!(listed.json.as_array().unwrap().len(), 1);
+    assert_eq!(listed.json[0]["version"], "1.1.0");
+    assert_eq!(listed.json[0].get("instances"), None);
+    let shown = registry
+        .call("GET", "/v1/plugins/sms-notify", Some(&admin), None)
+        .await;
     assert_eq!(
-        (status, body["id"].as_str()),
-        (StatusCode::OK, Some("sms-notify"))
+        shown.json["topics"]["events"],
+        registry.topics.events("sms-notify")
     );
-    let (status, body) = call(&app, "GET", "/v1/plugins/ghost", Some(&team), None).await;
+    assert_eq!(shown.json["instances"], json!([]));
+    let ghost = registry.call("GET", "/v1/plugins/ghost", Some(&acme), None).await;
+    assert_eq!(problem(&ghost), (StatusCode::NOT_FOUND, "/problems/not-found"));
+
+    // Heartbeats drive the status.
+    let beat = registry
+        .call(
+            "POST",
+            "/v1/plugins/sms-notify/heartbeat",
+            Some(&own),
+            Some(&json!({"instance_id": "sms-0"})),
+        )
+        .await;
+    assert_eq!(beat.status, StatusCode::OK, "{}", beat.json);
     assert_eq!(
-        (status, body["type"].as_str()),
-        (StatusCode::NOT_FOUND, Some("/problems/not-found"))
+        (beat.json["status"].as_str(), beat.json["ttl_seconds"].as_u64()),
+        (Some("up"), Some(30))
+    );
+    registry
+        .call(
+            "POST",
+            "/v1/plugins/sms-notify/heartbeat",
+            Some(&own),
+            Some(&json!({"instance_id": "sms-1", "state": "degraded"})),
+        )
+        .await;
+    let shown = registry
+        .call("GET", "/v1/plugins/sms-notify", Some(&acme), None)
+        .await;
+    assert_eq!(
+        (
+            shown.json["status"].as_str(),
+            shown.json["active_instances"].as_u64()
+        ),
+        (Some("degraded"), Some(2))
+    );
+    for (body, expected) in [
+        (json!({"instance_id": "a/b"}), StatusCode::UNPROCESSABLE_ENTITY),
+        (json!({"instance_id": ""}), StatusCode::UNPROCESSABLE_ENTITY),
+        (
+            json!({"instance_id": "x", "state": "sleepy"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (json!({"instance": "x"}), StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let answer = registry
+            .call(
+                "POST",
+                "/v1/plugins/sms-notify/heartbeat",
+                Some(&own),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(answer.status, expected, "{body}");
+    }
+    let unknown = registry
+        .call(
+            "POST",
+            "/v1/plugins/ghost/heartbeat",
+            Some(&admin),
+            Some(&json!({"instance_id": "g"})),
+        )
+        .await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+
+    // Deregistration removes the enablements, configs and instances, keeps the topics.
+    let enabled = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sms-notify",
+            Some(&acme),
+            Some(&json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(enabled.status, StatusCode::OK);
+    let by_team = registry
+        .call("DELETE", "/v1/plugins/sms-notify", Some(&acme), None)
+        .await;
+    assert_eq!(by_team.status, StatusCode::FORBIDDEN);
+    let by_itself = registry
+        .call("DELETE", "/v1/plugins/sms-notify", Some(&own), None)
+        .await;
+    assert_eq!(by_itself.status, StatusCode::FORBIDDEN);
+    let deleted = registry
+        .call("DELETE", "/v1/plugins/sms-notify", Some(&admin), None)
+        .await;
+    assert_eq!(
+        (deleted.status, &deleted.json),
+        (StatusCode::NO_CONTENT, &Value::Null)
+    );
+    let gone = registry
+        .call("GET", "/v1/plugins/sms-notify", Some(&admin), None)
+        .await;
+    assert_eq!(gone.status, StatusCode::NOT_FOUND);
+    let team_view = registry
+        .call("GET", "/v1/teams/acme/plugins", Some(&acme), None)
+        .await;
+    assert_eq!(team_view.json, json!([]), "the enablement went with the plugin");
+    assert!(registry.state.records().instances("sms-notify").is_empty());
+    assert!(topic_partitions(&registry.topics.events("sms-notify")).is_some());
+    let twice = registry
+        .call("DELETE", "/v1/plugins/sms-notify", Some(&admin), None)
+        .await;
+    assert_eq!(twice.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn team_enablements_and_configs_with_secrets() {
+    let registry = InProcessRegistry::start(&[]).await;
+    let acme = team("acme");
+    let registered = registry
+        .call("POST", "/v1/plugins", Some(&admin()), Some(&sheets_manifest()))
+        .await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{}", registered.json);
+
+    // Enablement.
+    let unknown = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/ghost",
+            Some(&acme),
+            Some(&json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(problem(&unknown), (StatusCode::NOT_FOUND, "/problems/not-found"));
+    let wrong_types = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sheets-export",
+            Some(&acme),
+            Some(&json!({"enabled": true, "event_types": ["response.submitted", "form.created"]})),
+        )
+        .await;
+    assert_eq!(wrong_types.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(wrong_types.json["errors"][0]["pointer"], "/event_types/1");
+    let bad_body = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sheets-export",
+            Some(&acme),
+            Some(&json!({"enabled": "yes"})),
+        )
+        .await;
+    assert_eq!(bad_body.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let bad_team = registry
+        .call(
+            "PUT",
+            "/v1/teams/bad%20team/plugins/sheets-export",
+            Some(&admin()),
+            Some(&json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(bad_team.status, StatusCode::NOT_FOUND);
+
+    // Config needs the plugin enabled.
+    let config = json!({"spreadsheet_id": "sheet-123", "sheet_name": "Responses",
+                        "service_account_key": "very-secret-key-material-0001"});
+    let disabled = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sheets-export/config",
+            Some(&acme),
+            Some(&config),
+        )
+        .await;
+    assert_eq!(problem(&disabled), (StatusCode::CONFLICT, "/problems/conflict"));
+    let enabled = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sheets-export",
+            Some(&acme),
+            Some(&json!({"enabled": true, "event_types": ["response.submitted"]})),
+        )
+        .await;
+    assert_eq!(enabled.status, StatusCode::OK, "{}", enabled.json);
+    assert_eq!(
+        (
+            enabled.json["enabled"].as_bool(),
+            enabled.json["configured"].as_bool()
+        ),
+        (Some(true), Some(false))
+    );
+
+    // Validation: every error with its pointer, and never the secret's value.
+    let invalid = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sheets-export/config",
+            Some(&acme),
+            Some(&json!({"spreadsheet_id": 7, "colour": "red", "service_account_key": "short-secret"})),
+        )
+        .await;
+    assert_eq!(invalid.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let pointers: Vec<&str> = invalid.json["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["pointer"].as_str().unwrap())
+        .collect();
+    assert!(pointers.contains(&"/spreadsheet_id"), "{}", invalid.json);
+    assert!(pointers.contains(&"/service_account_key"), "{}", invalid.json);
+    assert!(
+        pointers.contains(&""),
+        "additionalProperties at the root: {}",
+        invalid.json
+    );
+    assert!(!invalid.json.to_string().contains("short-secret"));
+
+    // Accepted: the secret is stored and delivered, never returned.
+    let stored = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sheets-export/config",
+            Some(&acme),
+            Some(&config),
+        )
+        .await;
+    assert_eq!(stored.status, StatusCode::OK, "{}", stored.json);
+    assert_eq!(
+        stored.json["config"],
+        json!({"spreadsheet_id": "sheet-123", "sheet_name": "Responses"})
+    );
+    assert_eq!(stored.json["secrets"], json!({"/service_account_key": "set"}));
+    let shown = registry
+        .call(
+            "GET",
+            "/v1/teams/acme/plugins/sheets-export/config",
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(shown.json["config"], stored.json["config"]);
+    assert!(!shown.json.to_string().contains("very-secret-key-material"));
+    let delivered = read_to_end(&registry.topics.configs);
+    let record = delivered.last().expect("a config record");
+    assert_eq!(record.key.as_deref(), Some(&b"acme/sheets-export"[..]));
+    let value: Value = serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        value["config"]["service_account_key"], "very-secret-key-material-0001",
+        "plugins receive the secret through the configs topic"
+    );
+    assert_eq!(value["plugin_version"], "1.0.0");
+
+    // An update without the secret keeps it; null clears it.
+    let kept = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sheets-export/config",
+            Some(&acme),
+            Some(&json!({"spreadsheet_id": "sheet-456"})),
+        )
+        .await;
+    assert_eq!(kept.json["secrets"], json!({"/service_account_key": "set"}));
+    let cleared = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sheets-export/config",
+            Some(&acme),
+            Some(&json!({"spreadsheet_id": "sheet-456", "service_account_key": null})),
+        )
+        .await;
+    assert_eq!(cleared.status, StatusCode::OK, "{}", cleared.json);
+    assert_eq!(cleared.json["secrets"], json!({"/service_account_key": "unset"}));
+
+    // Listing, and another team's config.
+    let listed = registry
+        .call("GET", "/v1/teams/acme/plugins", Some(&acme), None)
+        .await;
+    assert_eq!(listed.json.as_array().unwrap().len(), 1);
+    assert_eq!(
+        (
+            listed.json[0]["plugin_id"].as_str(),
+            listed.json[0]["configured"].as_bool()
+        ),
+        (Some("sheets-export"), Some(true))
+    );
+    let none = registry
+        .call(
+            "GET",
+            "/v1/teams/globex/plugins/sheets-export/config",
+            Some(&admin()),
+            None,
+        )
+        .await;
+    assert_eq!(none.status, StatusCode::NOT_FOUND);
+
+    // Disabling keeps the record and stops config changes.
+    let disabled = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sheets-export",
+            Some(&acme),
+            Some(&json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(disabled.json["enabled"], false);
+    let refused = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sheets-export/config",
+            Some(&acme),
+            Some(&config),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_metrics_openapi_and_unknown_routes() {
+    let registry = InProcessRegistry::start(&[]).await;
+    let ready = registry.call("GET", "/readyz", None, None).await;
+    assert_eq!(ready.status, StatusCode::OK);
+    let health = registry.call("GET", "/healthz", None, None).await;
+    assert_eq!(health.status, StatusCode::OK);
+    let openapi = registry.call("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(openapi.json["openapi"], "3.1.0");
+    let missing = registry.call("GET", "/v2/nothing", None, None).await;
+    assert_eq!(problem(&missing), (StatusCode::NOT_FOUND, "/problems/not-found"));
+    registry
+        .call("GET", "/v1/plugins", Some(&token(Role::Admin, None, None)), None)
+        .await;
+    let metrics = registry.call("GET", "/metrics", None, None).await;
+    let text = metrics.json.as_str().unwrap();
+    assert!(text.contains("switchyard_registry_ready 1"), "{text}");
+    assert!(
+        text.contains(r#"switchyard_registry_http_requests_total{route="/v1/plugins",status="200"} 1"#),
+        "{text}"
     );
 }

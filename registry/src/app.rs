@@ -1,0 +1,193 @@
+//! Wires the registry together ([`build`]) and serves it until shutdown ([`run`]).
+//!
+//! Start-up: create or check the store topics (refusing a non-compacted one), start following them, bind
+//! the listener. `/readyz` answers 503 until every store topic is caught up. A housekeeping task forgets
+//! instances silent for `heartbeat.forget_after_ms`, keeps the gauges current and sweeps idle rate buckets.
+//! Shutdown: readiness goes false at once, in-flight requests finish, the store flushes and stops.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use thiserror::Error;
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::api::{self, AppState};
+use crate::auth::{KeyError, KeySet};
+use crate::config::Config;
+use crate::gateway::{Gateway, GatewayConfigError};
+use crate::metrics::Metrics;
+use crate::provision::{Provisioner, ProvisionerConfig};
+use crate::records::Topics;
+use crate::store::{Store, StoreConfig, StoreError};
+
+/// Why the registry could not start or stopped.
+#[derive(Debug, Error)]
+pub enum RegistryError {
+    /// The store could not open (Kafka unreachable, a topic not compacted).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A configured public key is invalid.
+    #[error("auth: {0}")]
+    Keys(#[from] KeyError),
+    /// The gateway's configuration is invalid.
+    #[error(transparent)]
+    Gateway(#[from] GatewayConfigError),
+    /// The admin client could not be created.
+    #[error("creating the Kafka admin client failed: {0}")]
+    Admin(rdkafka::error::KafkaError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The HTTP server failed.
+    #[error("the HTTP server failed: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built registry: its state and its routes.
+pub struct Registry {
+    /// The shared state.
+    pub state: AppState,
+    /// Every route.
+    pub router: axum::Router,
+}
+
+/// Does every fallible step of start-up except binding: keys, gateway, admin client, store.
+pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
+    let keys = KeySet::new(
+        Some(config.auth.hs256_secret.expose().as_bytes()),
+        &config.auth.rs256_public_keys,
+        &config.auth.eddsa_public_keys,
+    )?;
+    let gateway = Gateway::new(&config.gateway)?;
+    let provisioner = Provisioner::new(ProvisionerConfig {
+        bootstrap_servers: config.kafka.bootstrap_servers.clone(),
+        options: config.kafka.options.clone(),
+        events_template: config.topics.plugin_events_template.clone(),
+        dead_letter_template: config.topics.plugin_dead_letter_template.clone(),
+        partitions: config.provisioning.partitions,
+        replication_factor: config.provisioning.replication_factor,
+        timeout: config.write_timeout(),
+    })
+    .map_err(RegistryError::Admin)?;
+    let topics = Topics {
+        plugins: config.topics.plugins.clone(),
+        enablements: config.topics.enablements.clone(),
+        configs: config.topics.configs.clone(),
+        instances: config.topics.instances.clone(),
+    };
+    let store = Store::open(StoreConfig {
+        bootstrap_servers: config.kafka.bootstrap_servers.clone(),
+        options: config.kafka.options.clone(),
+        topics: topics.all(),
+        partitions: config.store.partitions,
+        replication_factor: config.store.replication_factor,
+        timeout: config.write_timeout(),
+    })
+    .await?;
+    let state = AppState {
+        store: Arc::new(store),
+        topics: Arc::new(topics),
+        keys,
+        provisioner: Arc::new(provisioner),
+        gateway: Arc::new(gateway),
+        heartbeat_ttl: Duration::from_millis(config.heartbeat.ttl_ms),
+        metrics: Metrics::new(),
+        stopping: Arc::new(AtomicBool::new(false)),
+    };
+    let router = api::router(
+        state.clone(),
+        config.http.body_limit_bytes,
+        Duration::from_millis(config.http.request_timeout_ms),
+    );
+    Ok(Registry { state, router })
+}
+
+/// Runs the registry until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RegistryError> {
+    let Registry { state, router } = build(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|source| RegistryError::Listen {
+            address: config.http.listen,
+            source,
+        })?;
+    info!(address = %config.http.listen, "registry listening");
+    let housekeeping = tokio::spawn(housekeep(
+        state.clone(),
+        Duration::from_millis(config.heartbeat.forget_after_ms),
+        shutdown.clone(),
+    ));
+    let stopping = {
+        let (state, shutdown) = (state.clone(), shutdown.clone());
+        async move {
+            shutdown.cancelled().await;
+            state.stopping.store(true, Ordering::SeqCst);
+            info!("shutting down: finishing in-flight requests");
+        }
+    };
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(stopping)
+        .await
+        .map_err(RegistryError::Serve);
+    housekeeping.abort();
+    let store = Arc::clone(&state.store);
+    drop(state);
+    // Flushing and joining the followers block; keep them off the async workers.
+    if let Err(error) = tokio::task::spawn_blocking(move || store.close()).await {
+        warn!(%error, "closing the store failed");
+    }
+    served
+}
+
+/// Every few seconds: refresh gauges, forget long-silent instances, sweep idle rate buckets.
+async fn housekeep(state: AppState, forget_after: Duration, shutdown: CancellationToken) {
+    let period = state
+        .heartbeat_ttl
+        .clamp(Duration::from_secs(1), Duration::from_secs(10));
+    let mut ticker = tokio::time::interval(period);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if !state.store.caught_up() {
+            continue;
+        }
+        let now = OffsetDateTime::now_utc();
+        let records = state.records();
+        let plugins = records.plugins();
+        state.metrics.plugins.set(plugins.len() as i64);
+        state.metrics.live_instances.reset();
+        let instances = records.all_instances();
+        for plugin in &plugins {
+            let live = instances
+                .iter()
+                .filter(|i| i.plugin_id == plugin.id && i.is_live(now, state.heartbeat_ttl))
+                .count();
+            state
+                .metrics
+                .live_instances
+                .with_label_values(&[plugin.id.as_str()])
+                .set(live as i64);
+        }
+        for instance in instances
+            .iter()
+            .filter(|i| i.age(now).is_none_or(|age| age > forget_after))
+        {
+            let key = format!("{}/{}", instance.plugin_id, instance.instance_id);
+            // Every replica may do this; removing twice is harmless.
+            if state.write(&state.topics.instances, &key, None).await.is_ok() {
+                info!(plugin = %instance.plugin_id, instance = %instance.instance_id, "forgot a silent instance");
+            }
+        }
+        state.gateway.sweep();
+    }
+}

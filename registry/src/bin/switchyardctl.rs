@@ -1,0 +1,447 @@
+//! `switchyardctl`: the registry from a terminal. Tables for people, `--json` for scripts.
+//!
+//! ```text
+//! switchyardctl plugins list | show ID | register FILE | deregister ID
+//! switchyardctl teams plugins TEAM
+//! switchyardctl enable --team TEAM PLUGIN [--event-types a,b] | disable --team TEAM PLUGIN
+//! switchyardctl config set --team TEAM PLUGIN (--file FILE | JSON) | show --team TEAM PLUGIN
+//! switchyardctl token mint --role admin|team|plugin [--team T] [--plugin P] [--ttl 1h]
+//! ```
+//! The registry's URL and the token come from `--url`/`--token` or `SWITCHYARD_REGISTRY_URL`/
+//! `SWITCHYARD_TOKEN`. `token mint` signs with the registry's HS256 secret (`--secret` or
+//! `SWITCHYARD_REGISTRY__AUTH__HS256_SECRET`, the variable the registry itself reads).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::{Value, json};
+use switchyard_registry::auth::{Claims, Role, mint_hs256};
+use switchyard_registry::client::{Client, ClientError};
+
+/// Manage Switchyard plugins, team enablements and configs through the registry's API.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The registry's base URL.
+    #[arg(
+        long,
+        env = "SWITCHYARD_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// A bearer token (see `token mint`).
+    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Registered plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// A team's plugins.
+    #[command(subcommand)]
+    Teams(TeamsCommand),
+    /// Enable a plugin for a team.
+    Enable {
+        /// The team.
+        #[arg(long)]
+        team: String,
+        /// The plugin.
+        plugin: String,
+        /// Only these event types (comma-separated); default all of the plugin's.
+        #[arg(long, value_delimiter = ',')]
+        event_types: Vec<String>,
+    },
+    /// Disable a plugin for a team.
+    Disable {
+        /// The team.
+        #[arg(long)]
+        team: String,
+        /// The plugin.
+        plugin: String,
+    },
+    /// A team's config of a plugin.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Development tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsCommand {
+    /// List every plugin with its status.
+    List,
+    /// Show one plugin.
+    Show {
+        /// The plugin id.
+        id: String,
+    },
+    /// Register or update a plugin from a manifest file (JSON).
+    Register {
+        /// The manifest.
+        file: PathBuf,
+        /// Admins: accept a lower version than the registered one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Deregister a plugin (admins).
+    Deregister {
+        /// The plugin id.
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum TeamsCommand {
+    /// The team's enablements with each plugin's status.
+    Plugins {
+        /// The team.
+        team: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Replace the config (secret fields left out keep their value; `null` clears one).
+    Set {
+        /// The team.
+        #[arg(long)]
+        team: String,
+        /// The plugin.
+        plugin: String,
+        /// The config as JSON.
+        #[arg(conflicts_with = "file", required_unless_present = "file")]
+        json: Option<String>,
+        /// Read the config from a file.
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
+    /// Show the config; secret fields appear only as set/unset.
+    Show {
+        /// The team.
+        #[arg(long)]
+        team: String,
+        /// The plugin.
+        plugin: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    Admin,
+    Team,
+    Plugin,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Mint an HS256 token from the registry's shared secret.
+    Mint {
+        /// The role.
+        #[arg(long, value_enum)]
+        role: RoleArg,
+        /// The team (team tokens).
+        #[arg(long, required_if_eq("role", "team"))]
+        team: Option<String>,
+        /// The plugin (plugin tokens).
+        #[arg(long, required_if_eq("role", "plugin"))]
+        plugin: Option<String>,
+        /// Lifetime, e.g. `15m`, `1h`, `7d`.
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+        /// The registry's HS256 secret.
+        #[arg(long, env = "SWITCHYARD_REGISTRY__AUTH__HS256_SECRET", hide_env_values = true)]
+        secret: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Client(ClientError::Api {
+            status,
+            detail,
+            errors,
+        })) => {
+            eprintln!("switchyardctl: {status}: {detail}");
+            for error in errors {
+                eprintln!("  {error}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("switchyardctl: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    if let Command::Token(TokenCommand::Mint {
+        role,
+        team,
+        plugin,
+        ttl,
+        secret,
+    }) = &args.command
+    {
+        let exp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            + ttl.as_secs();
+        let claims = Claims {
+            role: match role {
+                RoleArg::Admin => Role::Admin,
+                RoleArg::Team => Role::Team,
+                RoleArg::Plugin => Role::Plugin,
+            },
+            team: team.clone(),
+            plugin: plugin.clone(),
+            exp,
+        };
+        let token = mint_hs256(secret.as_bytes(), &claims).map_err(|e| Failure::Usage(e.to_string()))?;
+        println!("{token}");
+        return Ok(());
+    }
+    let client = Client::new(&args.url, args.token.clone())?;
+    let (value, table) = match &args.command {
+        Command::Plugins(PluginsCommand::List) => {
+            let value = client.get("/v1/plugins")?;
+            let table = plugin_rows(&value);
+            (value, table)
+        }
+        Command::Plugins(PluginsCommand::Show { id }) => {
+            let value = client.get(&format!("/v1/plugins/{id}"))?;
+            let table = details(&value);
+            (value, table)
+        }
+        Command::Plugins(PluginsCommand::Register { file, force }) => {
+            let manifest = read_json_file(file)?;
+            let path = if *force {
+                "/v1/plugins?force=true"
+            } else {
+                "/v1/plugins"
+            };
+            let value = client.post(path, &manifest)?;
+            let mut shown = value.clone();
+            if let Some(object) = shown.as_object_mut() {
+                // A terminal's scrollback is no place for a secret; --json prints it for scripts.
+                object.insert("signing_secret".into(), json!("(hidden; use --json)"));
+            }
+            let table = details(&shown);
+            (value, table)
+        }
+        Command::Plugins(PluginsCommand::Deregister { id }) => {
+            client.delete(&format!("/v1/plugins/{id}"))?;
+            (json!({"deregistered": id}), format!("deregistered {id}\n"))
+        }
+        Command::Teams(TeamsCommand::Plugins { team }) => {
+            let value = client.get(&format!("/v1/teams/{team}/plugins"))?;
+            let table = enablement_rows(&value);
+            (value, table)
+        }
+        Command::Enable {
+            team,
+            plugin,
+            event_types,
+        } => {
+            let mut body = json!({"enabled": true});
+            if !event_types.is_empty() {
+                body["event_types"] = json!(event_types);
+            }
+            let value = client.put(&format!("/v1/teams/{team}/plugins/{plugin}"), &body)?;
+            let table = enablement_rows(&json!([value.clone()]));
+            (value, table)
+        }
+        Command::Disable { team, plugin } => {
+            let value = client.put(
+                &format!("/v1/teams/{team}/plugins/{plugin}"),
+                &json!({"enabled": false}),
+            )?;
+            let table = enablement_rows(&json!([value.clone()]));
+            (value, table)
+        }
+        Command::Config(ConfigCommand::Set {
+            team,
+            plugin,
+            json,
+            file,
+        }) => {
+            let config = match (json, file) {
+                (Some(text), _) => serde_json::from_str(text)
+                    .map_err(|e| Failure::Usage(format!("the config is not JSON: {e}")))?,
+                (None, Some(file)) => read_json_file(file)?,
+                (None, None) => return Err(Failure::Usage("give the config as JSON or --file".into())),
+            };
+            let value = client.put(&format!("/v1/teams/{team}/plugins/{plugin}/config"), &config)?;
+            let table = config_table(&value);
+            (value, table)
+        }
+        Command::Config(ConfigCommand::Show { team, plugin }) => {
+            let value = client.get(&format!("/v1/teams/{team}/plugins/{plugin}/config"))?;
+            let table = config_table(&value);
+            (value, table)
+        }
+        Command::Token(_) => unreachable!("handled above"),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+        );
+    } else {
+        print!("{table}");
+    }
+    Ok(())
+}
+
+fn read_json_file(path: &PathBuf) -> Result<Value, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{} is not JSON: {e}", path.display())))
+}
+
+fn text(value: &Value, key: &str) -> String {
+    match value.get(key) {
+        None | Some(Value::Null) => "-".to_owned(),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(items)) if items.is_empty() => "-".to_owned(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map_or_else(|| i.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
+        Some(other) => other.to_string(),
+    }
+}
+
+fn plugin_rows(value: &Value) -> String {
+    let rows: Vec<Vec<String>> = value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            ["id", "version", "status", "active_instances", "events", "actions"]
+                .iter()
+                .map(|k| text(p, k))
+                .collect()
+        })
+        .collect();
+    table(
+        &["ID", "VERSION", "STATUS", "INSTANCES", "EVENTS", "ACTIONS"],
+        &rows,
+    )
+}
+
+fn enablement_rows(value: &Value) -> String {
+    let rows: Vec<Vec<String>> = value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let mut row: Vec<String> = ["plugin_id", "enabled", "event_types", "status", "configured"]
+                .iter()
+                .map(|k| text(e, k))
+                .collect();
+            if row[2] == "-" {
+                row[2] = "(all)".to_owned();
+            }
+            row
+        })
+        .collect();
+    table(
+        &["PLUGIN", "ENABLED", "EVENT TYPES", "STATUS", "CONFIGURED"],
+        &rows,
+    )
+}
+
+fn details(value: &Value) -> String {
+    let rows: Vec<Vec<String>> = value
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(key, _)| vec![key.clone(), text(value, key)])
+        .collect();
+    table(&["FIELD", "VALUE"], &rows)
+}
+
+fn config_table(value: &Value) -> String {
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    flatten(
+        value.get("config").unwrap_or(&Value::Null),
+        String::new(),
+        &mut rows,
+    );
+    for (pointer, state) in value
+        .get("secrets")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        rows.push(vec![
+            pointer.clone(),
+            format!("(secret, {})", state.as_str().unwrap_or("?")),
+        ]);
+    }
+    rows.sort();
+    table(&["FIELD", "VALUE"], &rows)
+}
+
+fn flatten(value: &Value, pointer: String, rows: &mut Vec<Vec<String>>) {
+    match value {
+        Value::Object(map) if !map.is_empty() => {
+            for (key, child) in map {
+                flatten(child, format!("{pointer}/{key}"), rows);
+            }
+        }
+        Value::Null if pointer.is_empty() => {}
+        other => rows.push(vec![pointer, other.to_string()]),
+    }
+}
+
+fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect::<Vec<_>>()
+            .join("  ");
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+        out
+    };
+    let mut out = line(headers.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    if rows.is_empty() {
+        out.push_str("(none)\n");
+    }
+    out
+}

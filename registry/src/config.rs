@@ -1,0 +1,390 @@
+//! The registry's configuration: embedded `default.toml` < `--config FILE` < `SWITCHYARD_REGISTRY__...` env.
+//!
+//! Loaded the same way as the router's (unknown keys are errors; librdkafka options pass through with `_`
+//! for `.`). Two values are secrets, the HS256 token secret and the signing key: they are wrapped in
+//! [`Secret`], whose `Debug` prints nothing of them, so that logging the configuration cannot leak them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use config::{Environment, File, FileFormat};
+use serde::Deserialize;
+use switchyard_router::config::{LogConfig, options_map};
+use thiserror::Error;
+
+/// The embedded defaults.
+pub const DEFAULTS: &str = include_str!("../default.toml");
+/// Prefix of environment overrides: `SWITCHYARD_REGISTRY__HTTP__LISTEN=0.0.0.0:8080`.
+pub const ENV_PREFIX: &str = "SWITCHYARD_REGISTRY";
+
+/// A configuration that cannot be loaded or is inconsistent.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// A layer failed to load or the result does not fit the schema (unknown key, wrong type).
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range or inconsistent with another.
+    #[error("configuration: {key}: {message}")]
+    Invalid {
+        /// Dotted path of the key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// A secret string; `Debug` shows only whether it is set.
+#[derive(Clone, Default, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is empty (not configured).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.is_empty() {
+            "Secret(unset)"
+        } else {
+            "Secret(set)"
+        })
+    }
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Kafka connection.
+    pub kafka: KafkaConfig,
+    /// Topic names.
+    pub topics: TopicsConfig,
+    /// The compacted topics that hold the registry's state.
+    pub store: StoreSettings,
+    /// Topics created for each registered plugin.
+    pub provisioning: ProvisioningConfig,
+    /// The HTTP API server.
+    pub http: HttpConfig,
+    /// Token verification keys.
+    pub auth: AuthConfig,
+    /// Plugin instance liveness.
+    pub heartbeat: HeartbeatConfig,
+    /// The action gateway.
+    pub gateway: GatewayConfig,
+    /// Logging (the router's format and filter syntax).
+    pub log: LogConfig,
+}
+
+/// Kafka connection settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// Comma-separated `host:port` list. Default `127.0.0.1:9092`.
+    pub bootstrap_servers: String,
+    /// librdkafka options for every client (SASL, TLS). Keys may use `_` for `.`. Default empty.
+    #[serde(deserialize_with = "options_map")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Topic names; see `docs/contract.md` and `docs/registry.md`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicsConfig {
+    /// Compacted plugin manifests. Default `switchyard.plugins`.
+    pub plugins: String,
+    /// Compacted enablements. Default `switchyard.enablements`.
+    pub enablements: String,
+    /// Compacted per-team plugin configs, read by plugin workers. Default `switchyard.configs`.
+    pub configs: String,
+    /// Compacted plugin instance heartbeats. Default `switchyard.instances`.
+    pub instances: String,
+    /// A plugin's event topic; `{plugin}` becomes the id. Default `plugin.{plugin}.events`.
+    pub plugin_events_template: String,
+    /// A plugin's dead-letter topic. Default `plugin.{plugin}.dlq`.
+    pub plugin_dead_letter_template: String,
+}
+
+/// The registry's own compacted topics.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSettings {
+    /// Partitions of a store topic the registry creates. Default 1.
+    pub partitions: i32,
+    /// Replication factor of a store topic the registry creates. Default 1 (use 3 in production).
+    pub replication_factor: i32,
+    /// Bound of one write, acknowledged and applied locally, in milliseconds. Default 10000.
+    pub write_timeout_ms: u64,
+}
+
+/// Topics created for a plugin when it registers.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningConfig {
+    /// Partitions of each plugin topic. Default 6.
+    pub partitions: i32,
+    /// Replication factor of each plugin topic. Default 1 (use 3 in production).
+    pub replication_factor: i32,
+}
+
+/// The HTTP API server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Listen address. Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// Largest request body outside the gateway, in bytes. Default 1048576.
+    pub body_limit_bytes: usize,
+    /// Bound of one request, in milliseconds. Default 30000.
+    pub request_timeout_ms: u64,
+}
+
+/// Bearer token verification keys; at least one family must be set.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// HS256 shared secret; also mints development tokens. Default unset.
+    pub hs256_secret: Secret,
+    /// RS256 public keys, PEM. Default none.
+    pub rs256_public_keys: Vec<String>,
+    /// EdDSA (Ed25519) public keys, PEM. Default none.
+    pub eddsa_public_keys: Vec<String>,
+}
+
+/// Plugin instance liveness.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatConfig {
+    /// An instance counts as live this long after its last heartbeat, in milliseconds. Default 30000.
+    pub ttl_ms: u64,
+    /// A silent instance is removed after this long, in milliseconds. Default 3600000.
+    pub forget_after_ms: u64,
+}
+
+/// The action gateway.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// Base64 key from which each plugin's signing secret is derived. Required.
+    pub signing_key: Secret,
+    /// Plugin URLs the gateway may call. Default none.
+    pub url_patterns: Vec<String>,
+    /// Private networks reachable despite the SSRF guard, CIDR. Default none.
+    pub allowed_networks: Vec<String>,
+    /// Upstream timeout, in milliseconds. Default 10000.
+    pub timeout_ms: u64,
+    /// Largest action request body, in bytes. Default 262144.
+    pub max_request_bytes: usize,
+    /// Largest upstream response body, in bytes. Default 1048576.
+    pub max_response_bytes: usize,
+    /// Sustained actions per second per team. Default 10.
+    pub rate_per_second: f64,
+    /// Burst of actions per team. Default 20.
+    pub burst: u32,
+}
+
+impl Config {
+    /// Loads the layers: defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, None)
+    }
+
+    /// As [`Config::load`], with an explicit environment instead of the process's (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<BTreeMap<String, String>>,
+    ) -> Result<Self, ConfigError> {
+        let mut builder = config::Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+        }
+        let environment = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .with_list_parse_key("auth.rs256_public_keys")
+            .with_list_parse_key("auth.eddsa_public_keys")
+            .with_list_parse_key("gateway.url_patterns")
+            .with_list_parse_key("gateway.allowed_networks")
+            .try_parsing(true);
+        let environment = match env {
+            Some(vars) => environment.source(Some(vars.into_iter().collect())),
+            None => environment,
+        };
+        let config: Config = builder.add_source(environment).build()?.try_deserialize()?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks values the types cannot express.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        for (key, template) in [
+            (
+                "topics.plugin_events_template",
+                &self.topics.plugin_events_template,
+            ),
+            (
+                "topics.plugin_dead_letter_template",
+                &self.topics.plugin_dead_letter_template,
+            ),
+        ] {
+            if !template.contains("{plugin}") {
+                return Err(invalid(key, "must contain {plugin}"));
+            }
+        }
+        for (key, value) in [
+            ("topics.plugins", &self.topics.plugins),
+            ("topics.enablements", &self.topics.enablements),
+            ("topics.configs", &self.topics.configs),
+            ("topics.instances", &self.topics.instances),
+            ("kafka.bootstrap_servers", &self.kafka.bootstrap_servers),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+        }
+        for (key, value) in [
+            ("store.partitions", self.store.partitions),
+            ("store.replication_factor", self.store.replication_factor),
+            ("provisioning.partitions", self.provisioning.partitions),
+            (
+                "provisioning.replication_factor",
+                self.provisioning.replication_factor,
+            ),
+        ] {
+            if value < 1 {
+                return Err(invalid(key, "must be at least 1"));
+            }
+        }
+        if self.auth.hs256_secret.is_empty()
+            && self.auth.rs256_public_keys.is_empty()
+            && self.auth.eddsa_public_keys.is_empty()
+        {
+            return Err(invalid(
+                "auth",
+                "no token key is configured: set auth.hs256_secret (SWITCHYARD_REGISTRY__AUTH__HS256_SECRET) \
+                 or RS256/EdDSA public keys",
+            ));
+        }
+        if !self.auth.hs256_secret.is_empty() && self.auth.hs256_secret.expose().len() < 32 {
+            return Err(invalid("auth.hs256_secret", "must be at least 32 characters"));
+        }
+        if crate::signing::MasterKey::parse(self.gateway.signing_key.expose()).is_err() {
+            return Err(invalid(
+                "gateway.signing_key",
+                "must be set to base64 of at least 32 random bytes (SWITCHYARD_REGISTRY__GATEWAY__SIGNING_KEY)",
+            ));
+        }
+        if self.heartbeat.ttl_ms == 0 || self.heartbeat.forget_after_ms < self.heartbeat.ttl_ms {
+            return Err(invalid(
+                "heartbeat",
+                "ttl_ms must be positive and forget_after_ms at least ttl_ms",
+            ));
+        }
+        if !self.gateway.rate_per_second.is_finite()
+            || self.gateway.rate_per_second <= 0.0
+            || self.gateway.burst == 0
+        {
+            return Err(invalid("gateway", "rate_per_second and burst must be positive"));
+        }
+        Ok(())
+    }
+
+    /// The bound of one store write.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.store.write_timeout_ms)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "c3dpdGNoeWFyZC10ZXN0LXNpZ25pbmcta2V5LTMyYnl0ZXMhIQ==";
+
+    fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    fn required() -> Vec<(&'static str, &'static str)> {
+        vec![
+            (
+                "SWITCHYARD_REGISTRY__AUTH__HS256_SECRET",
+                "a-development-secret-of-at-least-32-chars",
+            ),
+            ("SWITCHYARD_REGISTRY__GATEWAY__SIGNING_KEY", KEY),
+        ]
+    }
+
+    #[test]
+    fn defaults_need_a_token_key_and_a_signing_key() {
+        let error = Config::load_from(None, env(&[])).unwrap_err().to_string();
+        assert!(error.contains("no token key is configured"), "{error}");
+        let config = Config::load_from(None, env(&required())).unwrap();
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.heartbeat.ttl_ms, 30_000);
+        assert_eq!(config.topics.configs, "switchyard.configs");
+    }
+
+    #[test]
+    fn environment_overrides_and_lists() {
+        let mut vars = required();
+        vars.push(("SWITCHYARD_REGISTRY__HTTP__LISTEN", "127.0.0.1:18080"));
+        vars.push((
+            "SWITCHYARD_REGISTRY__GATEWAY__URL_PATTERNS",
+            "http://127.0.0.1:9000,https://*.plugins.example",
+        ));
+        vars.push(("SWITCHYARD_REGISTRY__KAFKA__OPTIONS__SECURITY_PROTOCOL", "SSL"));
+        let config = Config::load_from(None, env(&vars)).unwrap();
+        assert_eq!(config.http.listen.port(), 18080);
+        assert_eq!(
+            config.gateway.url_patterns,
+            ["http://127.0.0.1:9000", "https://*.plugins.example"]
+        );
+        assert_eq!(config.kafka.options["security.protocol"], "SSL");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let mut vars = required();
+        vars.push(("SWITCHYARD_REGISTRY__HTTP__LISTN", "x"));
+        let error = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+        assert!(error.contains("listn"), "{error}");
+        let mut vars = required();
+        vars.push(("SWITCHYARD_REGISTRY__TOPICS__PLUGIN_EVENTS_TEMPLATE", "plugins"));
+        let error = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+        assert!(error.contains("plugin_events_template"), "{error}");
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let config = Config::load_from(None, env(&required())).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("a-development-secret"), "{debug}");
+        assert!(!debug.contains(KEY), "{debug}");
+        assert!(debug.contains("Secret(set)"));
+    }
+}

@@ -1,0 +1,67 @@
+//! `switchyard-registry`: parses flags, loads the configuration, installs logging and runs the registry.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchyard_registry::app;
+use switchyard_registry::config::Config;
+use switchyard_router::{signals, telemetry};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// The plugin manager: plugins register, teams enable and configure them, the core calls their actions.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// A TOML file layered over the embedded defaults (environment variables SWITCHYARD_REGISTRY__...
+    /// override both).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Load and check the configuration, then exit: 0 if it is valid.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let config = match Config::load(args.config.as_deref()) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("switchyard-registry: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.check_config {
+        println!("switchyard-registry: configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("switchyard-registry: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
+        app::run(config, shutdown).await
+    });
+    match result {
+        Ok(()) => {
+            info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            error!(%error, "the registry stopped on an error");
+            eprintln!("switchyard-registry: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! The registry's records in its compacted topics, and what it derives from them.
+//!
+//! | topic                    | key                      | value                         |
+//! |--------------------------|--------------------------|-------------------------------|
+//! | `switchyard.plugins`     | plugin id                | [`PluginManifest`] (contract) |
+//! | `switchyard.enablements` | `<team>/<plugin>`        | [`Enablement`] (contract)     |
+//! | `switchyard.configs`     | `<team>/<plugin>`        | [`ConfigRecord`]              |
+//! | `switchyard.instances`   | `<plugin>/<instance id>` | [`InstanceRecord`]            |
+//!
+//! A null value removes the key. A plugin's status is derived from its instances' heartbeats: `down` with
+//! no live instance (none heard from within the TTL), `degraded` when a live instance reports itself
+//! degraded, `up` otherwise.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use switchyard_schemas::control::{Enablement, PluginManifest};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::store::Store;
+
+/// The names of the registry's topics.
+#[derive(Debug, Clone)]
+pub struct Topics {
+    /// Plugin manifests.
+    pub plugins: String,
+    /// Enablements.
+    pub enablements: String,
+    /// Per-team plugin configs.
+    pub configs: String,
+    /// Instance heartbeats.
+    pub instances: String,
+}
+
+impl Topics {
+    /// Every store topic, for [`crate::store::StoreConfig::topics`].
+    pub fn all(&self) -> Vec<String> {
+        vec![
+            self.plugins.clone(),
+            self.enablements.clone(),
+            self.configs.clone(),
+            self.instances.clone(),
+        ]
+    }
+}
+
+/// A team's config of one plugin, the value of a `switchyard.configs` record keyed `<team>/<plugin>`.
+/// Plugin workers read this topic and apply each record as `initialize(team, config)`. It holds secret
+/// fields in clear: restrict the topic with ACLs to the registry and the plugin workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigRecord {
+    /// Team id.
+    pub team_id: String,
+    /// Plugin id.
+    pub plugin_id: String,
+    /// The config, valid against the plugin's `config_schema` when it was written.
+    pub config: serde_json::Value,
+    /// The manifest version it was validated against.
+    pub plugin_version: String,
+    /// RFC 3339 time of the change.
+    pub updated_at: String,
+}
+
+/// What an instance says about itself in a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceState {
+    /// Serving normally.
+    Ok,
+    /// Serving, but impaired (e.g. its downstream SaaS is failing).
+    Degraded,
+}
+
+/// One plugin instance's last heartbeat, the value of a `switchyard.instances` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// Plugin id.
+    pub plugin_id: String,
+    /// Instance id, unique per plugin (e.g. the pod name).
+    pub instance_id: String,
+    /// Its state.
+    pub state: InstanceState,
+    /// RFC 3339 time the registry received the heartbeat.
+    pub last_seen: String,
+}
+
+impl InstanceRecord {
+    /// Time since the last heartbeat; `None` when `last_seen` is unreadable.
+    pub fn age(&self, now: OffsetDateTime) -> Option<Duration> {
+        let seen = OffsetDateTime::parse(&self.last_seen, &Rfc3339).ok()?;
+        Some((now - seen).try_into().unwrap_or(Duration::ZERO))
+    }
+
+    /// Heard from within `ttl`.
+    pub fn is_live(&self, now: OffsetDateTime, ttl: Duration) -> bool {
+        self.age(now).is_some_and(|age| age <= ttl)
+    }
+}
+
+/// A plugin's derived status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginStatus {
+    /// At least one live instance, none degraded.
+    Up,
+    /// Live instances, one or more degraded.
+    Degraded,
+    /// No live instance.
+    Down,
+}
+
+/// Status from the instances of one plugin.
+pub fn status_of(instances: &[InstanceRecord], now: OffsetDateTime, ttl: Duration) -> PluginStatus {
+    let live: Vec<_> = instances.iter().filter(|i| i.is_live(now, ttl)).collect();
+    if live.is_empty() {
+        PluginStatus::Down
+    } else if live.iter().any(|i| i.state == InstanceState::Degraded) {
+        PluginStatus::Degraded
+    } else {
+        PluginStatus::Up
+    }
+}
+
+/// The current time as RFC 3339.
+pub fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// Typed reads of the store.
+pub struct Records<'a> {
+    store: &'a Store,
+    topics: &'a Topics,
+}
+
+impl<'a> Records<'a> {
+    /// Reads `store` with the topic names `topics`.
+    pub fn new(store: &'a Store, topics: &'a Topics) -> Self {
+        Self { store, topics }
+    }
+
+    /// A registered plugin's manifest.
+    pub fn plugin(&self, id: &str) -> Option<PluginManifest> {
+        let value = self.store.get(&self.topics.plugins, id)?;
+        PluginManifest::parse(id, &value).ok()
+    }
+
+    /// Every registered plugin, by id.
+    pub fn plugins(&self) -> Vec<PluginManifest> {
+        self.store
+            .entries(&self.topics.plugins)
+            .into_iter()
+            .filter_map(|(id, value)| PluginManifest::parse(&id, &value).ok())
+            .collect()
+    }
+
+    /// A team's enablement of a plugin.
+    pub fn enablement(&self, team: &str, plugin: &str) -> Option<Enablement> {
+        let key = format!("{team}/{plugin}");
+        let value = self.store.get(&self.topics.enablements, &key)?;
+        Enablement::parse(key.as_bytes(), &value).ok()
+    }
+
+    /// A team's enablements, by plugin id.
+    pub fn team_enablements(&self, team: &str) -> Vec<Enablement> {
+        self.store
+            .entries_with_prefix(&self.topics.enablements, &format!("{team}/"))
+            .into_iter()
+            .filter_map(|(key, value)| Enablement::parse(key.as_bytes(), &value).ok())
+            .collect()
+    }
+
+    /// The keys of every enablement of a plugin, across teams.
+    pub fn plugin_enablement_keys(&self, plugin: &str) -> Vec<String> {
+        let suffix = format!("/{plugin}");
+        self.store
+            .entries(&self.topics.enablements)
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| key.ends_with(&suffix))
+            .collect()
+    }
+
+    /// The keys of every config of a plugin, across teams.
+    pub fn plugin_config_keys(&self, plugin: &str) -> Vec<String> {
+        let suffix = format!("/{plugin}");
+        self.store
+            .entries(&self.topics.configs)
+            .into_iter()
+            .map(|(key, _)| key)
+            .filter(|key| key.ends_with(&suffix))
+            .collect()
+    }
+
+    /// A team's config of a plugin.
+    pub fn config(&self, team: &str, plugin: &str) -> Option<ConfigRecord> {
+        let value = self
+            .store
+            .get(&self.topics.configs, &format!("{team}/{plugin}"))?;
+        serde_json::from_slice(&value).ok()
+    }
+
+    /// A plugin's instances, live or not, by instance id.
+    pub fn instances(&self, plugin: &str) -> Vec<InstanceRecord> {
+        self.store
+            .entries_with_prefix(&self.topics.instances, &format!("{plugin}/"))
+            .into_iter()
+            .filter_map(|(_, value)| serde_json::from_slice(&value).ok())
+            .collect()
+    }
+
+    /// Every instance of every plugin.
+    pub fn all_instances(&self) -> Vec<InstanceRecord> {
+        self.store
+            .entries(&self.topics.instances)
+            .into_iter()
+            .filter_map(|(_, value)| serde_json::from_slice(&value).ok())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn instance(state: InstanceState, seconds_ago: i64) -> InstanceRecord {
+        let seen = OffsetDateTime::now_utc() - time::Duration::seconds(seconds_ago);
+        InstanceRecord {
+            plugin_id: "p".into(),
+            instance_id: format!("i{seconds_ago}"),
+            state,
+            last_seen: seen.format(&Rfc3339).unwrap(),
+        }
+    }
+
+    #[test]
+    fn status_derives_from_live_heartbeats() {
+        let now = OffsetDateTime::now_utc();
+        let ttl = Duration::from_secs(30);
+        assert_eq!(status_of(&[], now, ttl), PluginStatus::Down);
+        assert_eq!(
+            status_of(&[instance(InstanceState::Ok, 40)], now, ttl),
+            PluginStatus::Down
+        );
+        assert_eq!(
+            status_of(
+                &[
+                    instance(InstanceState::Ok, 5),
+                    instance(InstanceState::Degraded, 40)
+                ],
+                now,
+                ttl
+            ),
+            PluginStatus::Up
+        );
+        assert_eq!(
+            status_of(
+                &[
+                    instance(InstanceState::Ok, 5),
+                    instance(InstanceState::Degraded, 3)
+                ],
+                now,
+                ttl
+            ),
+            PluginStatus::Degraded
+        );
+    }
+}
