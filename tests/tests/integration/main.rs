@@ -6,6 +6,8 @@ mod dead_letters;
 mod order;
 mod readiness;
 mod registry_api;
+mod registry_authz;
+mod registry_gateway;
 mod registry_store;
 mod replicas;
 mod routing;

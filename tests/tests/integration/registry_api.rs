@@ -516,3 +516,54 @@ async fn readiness_metrics_openapi_and_unknown_routes() {
         "{text}"
     );
 }
+
+/// The OpenAPI document and the router agree: the paths are read from the route table's source, the methods
+/// from the router itself (405 = not routed), and both sets must equal the document's operations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_document_matches_the_routes() {
+    let registry = InProcessRegistry::start(&[]).await;
+    let sources = [
+        include_str!("../../../registry/src/api/mod.rs"),
+        include_str!("../../../registry/src/api/ops.rs"),
+    ];
+    let mut paths: Vec<String> = Vec::new();
+    for source in sources {
+        for chunk in source.split(".route(").skip(1) {
+            let path = chunk
+                .trim_start()
+                .strip_prefix('"')
+                .and_then(|rest| rest.split('"').next())
+                .expect("a route path literal");
+            paths.push(path.to_owned());
+        }
+    }
+    assert!(paths.len() >= 10, "{paths:?}");
+    let mut routed = std::collections::BTreeSet::new();
+    for path in &paths {
+        let concrete = path
+            .replace("{team}", "acme")
+            .replace("{id}", "probe")
+            .replace("{action}", "probe");
+        for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
+            let answer = registry.call(method, &concrete, None, None).await;
+            if answer.status != StatusCode::METHOD_NOT_ALLOWED {
+                assert_ne!(answer.json["detail"], "no such route; see /v1/openapi.json");
+                routed.insert((method.to_lowercase(), path.clone()));
+            }
+        }
+    }
+    let document: Value = serde_json::from_str(switchyard_registry::api::ops::OPENAPI).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if ["get", "post", "put", "delete", "patch"].contains(&method.as_str()) {
+                documented.insert((method.clone(), path.clone()));
+            }
+        }
+    }
+    assert_eq!(
+        routed, documented,
+        "routes (left) and OpenAPI operations (right) differ"
+    );
+}

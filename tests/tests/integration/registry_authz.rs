@@ -1,0 +1,301 @@
+//! The authorization matrix: every endpoint × every kind of caller (admin, own/other team, own/other
+//! plugin, and six kinds of bad token) → the expected status. `docs/registry.md` has the same table.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::http::StatusCode;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::{Value, json};
+use switchyard_registry::auth::{Claims, Role, mint_hs256};
+use switchyard_tests::registries::{InProcessRegistry, admin, plugin, team};
+
+const RSA_PUBLIC: &str = include_str!("../../../registry/src/testdata/rsa-public.pem");
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Caller {
+    Admin,
+    OwnTeam,
+    OtherTeam,
+    OwnPlugin,
+    OtherPlugin,
+    NoToken,
+    Malformed,
+    Expired,
+    WrongSignature,
+    AlgNone,
+    AlgorithmConfusion,
+}
+
+const CALLERS: [Caller; 11] = [
+    Caller::OwnTeam,
+    Caller::OtherTeam,
+    Caller::OwnPlugin,
+    Caller::OtherPlugin,
+    Caller::NoToken,
+    Caller::Malformed,
+    Caller::Expired,
+    Caller::WrongSignature,
+    Caller::AlgNone,
+    Caller::AlgorithmConfusion,
+    // Last, so that an admin's DELETE runs after everyone else was refused.
+    Caller::Admin,
+];
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+fn unsigned(header: &Value, claims: &Value) -> String {
+    format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    )
+}
+
+/// The token of `caller`, where the endpoint's own team is `acme` and its own plugin is `plugin_id`.
+fn token_of(caller: Caller, plugin_id: &str) -> Option<String> {
+    let admin_claims = |exp: u64| Claims {
+        role: Role::Admin,
+        team: None,
+        plugin: None,
+        exp,
+    };
+    match caller {
+        Caller::Admin => Some(admin()),
+        Caller::OwnTeam => Some(team("acme")),
+        Caller::OtherTeam => Some(team("globex")),
+        Caller::OwnPlugin => Some(plugin(plugin_id)),
+        Caller::OtherPlugin => Some(plugin("someone-else")),
+        Caller::NoToken => None,
+        Caller::Malformed => Some("not-a-jwt".to_owned()),
+        Caller::Expired => Some(
+            mint_hs256(
+                switchyard_tests::registries::HS256_SECRET.as_bytes(),
+                &admin_claims(now() - 3600),
+            )
+            .unwrap(),
+        ),
+        Caller::WrongSignature => Some(
+            mint_hs256(
+                b"another-secret-of-at-least-32-characters",
+                &admin_claims(now() + 600),
+            )
+            .unwrap(),
+        ),
+        Caller::AlgNone => Some(unsigned(
+            &json!({"alg": "none", "typ": "JWT"}),
+            &json!({"role": "admin", "exp": now() + 600}),
+        )),
+        // The classic confusion: an HS256 token whose HMAC key is the registry's RS256 public key.
+        Caller::AlgorithmConfusion => {
+            Some(mint_hs256(RSA_PUBLIC.as_bytes(), &admin_claims(now() + 600)).unwrap())
+        }
+    }
+}
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// Any valid token.
+    Anyone,
+    /// Admins and the team itself.
+    TeamOrAdmin,
+    /// Admins and the plugin itself.
+    PluginOrAdmin,
+    /// Admins only.
+    AdminOnly,
+    /// No token needed.
+    Public,
+}
+
+fn expected(rule: Rule, caller: Caller, allowed: StatusCode) -> StatusCode {
+    let bad_token = matches!(
+        caller,
+        Caller::NoToken
+            | Caller::Malformed
+            | Caller::Expired
+            | Caller::WrongSignature
+            | Caller::AlgNone
+            | Caller::AlgorithmConfusion
+    );
+    match rule {
+        Rule::Public => allowed,
+        _ if bad_token => StatusCode::UNAUTHORIZED,
+        Rule::Anyone => allowed,
+        Rule::TeamOrAdmin if matches!(caller, Caller::Admin | Caller::OwnTeam) => allowed,
+        Rule::PluginOrAdmin if matches!(caller, Caller::Admin | Caller::OwnPlugin) => allowed,
+        Rule::AdminOnly if caller == Caller::Admin => allowed,
+        _ => StatusCode::FORBIDDEN,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_endpoint_by_every_caller() {
+    let registry = InProcessRegistry::start(&[("AUTH__RS256_PUBLIC_KEYS", RSA_PUBLIC)]).await;
+    let manifest = |id: &str| {
+        json!({"id": id, "name": id, "version": "1.0.0", "url": "http://127.0.0.1",
+               "events": ["response.submitted"], "actions": ["resend"]})
+    };
+    for id in ["sms-notify", "doomed"] {
+        let answer = registry
+            .call("POST", "/v1/plugins", Some(&admin()), Some(&manifest(id)))
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED);
+    }
+    // Enabled and configured for acme, so that allowed callers get past the state checks.
+    registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sms-notify",
+            Some(&admin()),
+            Some(&json!({"enabled": true})),
+        )
+        .await;
+    registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/sms-notify/config",
+            Some(&admin()),
+            Some(&json!({})),
+        )
+        .await;
+
+    // (method, path, body, own plugin, rule, status when allowed)
+    let endpoints: Vec<(&str, &str, Option<Value>, &str, Rule, StatusCode)> = vec![
+        (
+            "POST",
+            "/v1/plugins",
+            Some(manifest("sms-notify")),
+            "sms-notify",
+            Rule::PluginOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/plugins",
+            None,
+            "sms-notify",
+            Rule::Anyone,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/plugins/sms-notify",
+            None,
+            "sms-notify",
+            Rule::Anyone,
+            StatusCode::OK,
+        ),
+        (
+            "POST",
+            "/v1/plugins/sms-notify/heartbeat",
+            Some(json!({"instance_id": "i-0"})),
+            "sms-notify",
+            Rule::PluginOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/teams/acme/plugins",
+            None,
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "PUT",
+            "/v1/teams/acme/plugins/sms-notify",
+            Some(json!({"enabled": true})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "PUT",
+            "/v1/teams/acme/plugins/sms-notify/config",
+            Some(json!({})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/teams/acme/plugins/sms-notify/config",
+            None,
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        // Allowed callers reach the plugin, which is not listening: 502 means the gateway tried.
+        (
+            "POST",
+            "/v1/teams/acme/plugins/sms-notify/actions/resend",
+            Some(json!({})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::BAD_GATEWAY,
+        ),
+        (
+            "DELETE",
+            "/v1/plugins/doomed",
+            None,
+            "doomed",
+            Rule::AdminOnly,
+            StatusCode::NO_CONTENT,
+        ),
+        (
+            "GET",
+            "/healthz",
+            None,
+            "sms-notify",
+            Rule::Public,
+            StatusCode::OK,
+        ),
+        ("GET", "/readyz", None, "sms-notify", Rule::Public, StatusCode::OK),
+        (
+            "GET",
+            "/metrics",
+            None,
+            "sms-notify",
+            Rule::Public,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/openapi.json",
+            None,
+            "sms-notify",
+            Rule::Public,
+            StatusCode::OK,
+        ),
+    ];
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for (method, path, body, own_plugin, rule, allowed) in &endpoints {
+        for caller in CALLERS {
+            let token = token_of(caller, own_plugin);
+            let answer = registry.call(method, path, token.as_deref(), body.as_ref()).await;
+            let want = expected(*rule, caller, *allowed);
+            checked += 1;
+            if answer.status != want {
+                failures.push(format!(
+                    "{method} {path} as {caller:?}: {} (expected {want}) {}",
+                    answer.status, answer.json
+                ));
+            }
+            if want == StatusCode::UNAUTHORIZED {
+                assert_eq!(answer.headers["www-authenticate"], "Bearer");
+                assert_eq!(answer.json["type"], "/problems/unauthorized");
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {checked} cells wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert_eq!(checked, endpoints.len() * CALLERS.len());
+}
