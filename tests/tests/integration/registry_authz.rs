@@ -95,6 +95,9 @@ fn token_of(caller: Caller, plugin_id: &str) -> Option<String> {
     }
 }
 
+/// (method, path, body, the plugin that counts as its own, rule, status when allowed).
+type Endpoint<'a> = (&'a str, &'a str, Option<Value>, &'a str, Rule, StatusCode);
+
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy)]
 enum Rule {
@@ -162,8 +165,7 @@ async fn every_endpoint_by_every_caller() {
         )
         .await;
 
-    // (method, path, body, own plugin, rule, status when allowed)
-    let endpoints: Vec<(&str, &str, Option<Value>, &str, Rule, StatusCode)> = vec![
+    let endpoints: Vec<Endpoint<'_>> = vec![
         (
             "POST",
             "/v1/plugins",
