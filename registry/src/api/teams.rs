@@ -169,7 +169,7 @@ pub async fn set_enablement(
     state
         .write(&state.topics.enablements, &enablement.key(), Some(&value))
         .await?;
-    tracing::info!(plugin = %id, enabled = enablement.enabled, "enablement changed");
+    tracing::info!(%team, plugin = %id, enabled = enablement.enabled, "enablement changed");
     Ok(Json(view(&state, enablement, OffsetDateTime::now_utc())))
 }
 
@@ -225,7 +225,7 @@ pub async fn set_config(
     state
         .write(&state.topics.configs, &format!("{team}/{id}"), Some(&value))
         .await?;
-    tracing::info!(plugin = %id, "config changed");
+    tracing::info!(%team, plugin = %id, "config changed");
     Ok(Json(config_view(&schema, record)))
 }
 

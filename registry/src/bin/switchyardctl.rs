@@ -120,8 +120,8 @@ enum ConfigCommand {
         /// The plugin.
         plugin: String,
         /// The config as JSON.
-        #[arg(conflicts_with = "file", required_unless_present = "file")]
-        json: Option<String>,
+        #[arg(value_name = "JSON", conflicts_with = "file", required_unless_present = "file")]
+        config: Option<String>,
         /// Read the config from a file.
         #[arg(long)]
         file: Option<PathBuf>,
@@ -283,10 +283,10 @@ fn run(args: &Args) -> Result<(), Failure> {
         Command::Config(ConfigCommand::Set {
             team,
             plugin,
-            json,
+            config,
             file,
         }) => {
-            let config = match (json, file) {
+            let config = match (config, file) {
                 (Some(text), _) => serde_json::from_str(text)
                     .map_err(|e| Failure::Usage(format!("the config is not JSON: {e}")))?,
                 (None, Some(file)) => read_json_file(file)?,

@@ -7,6 +7,7 @@ mod order;
 mod readiness;
 mod registry_api;
 mod registry_authz;
+mod registry_e2e;
 mod registry_gateway;
 mod registry_store;
 mod replicas;
