@@ -2,7 +2,7 @@
 //! was lost.
 //!
 //! ```text
-//!  1 create topics ─► 2 wait for /readyz ─► 3 register plugins, enable them (control records)
+//!  1 create topics ─► 2 wait for /readyz ─► 3 register plugins, enable them (registry API or control records)
 //!  ─► 4 wait until the router applied them ─► 5 baseline of the outcome counters
 //!  ─► 6 generate + produce events (expectations computed on the way)
 //!  ─► 7 wait until the counters account for every event ─► 8 read plugin topics and DLQ back
@@ -20,9 +20,10 @@ use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use crate::LoadtestError;
+use crate::control_plane::{RegistryAccess, apply_through_registry, apply_to_topics, wait_for_registry};
 use crate::expect::{Expectations, RoutingTable};
 use crate::generate::traffic::MEAN_GAP_MS;
-use crate::generate::{Control, RUN_HEADER, SAMPLE_PLUGINS, Traffic, TrafficConfig, control_records, teams};
+use crate::generate::{RUN_HEADER, SAMPLE_PLUGINS, Traffic, TrafficConfig, control_records, teams};
 use crate::kafka::{Created, Producer, ReadRecord, create_topics, read_all_to_end};
 use crate::router_admin::RouterAdmin;
 use crate::summary::{Summary, verdict};
@@ -51,6 +52,8 @@ pub struct DemoOptions {
     pub rate: u64,
     /// The limit of each wait (readiness, control records applied, outcomes, reading back).
     pub timeout: Duration,
+    /// Set up plugins and enablements through this registry; `None` writes the control topics.
+    pub registry: Option<RegistryAccess>,
 }
 
 /// Progress lines on stderr, stamped with the time since the run started.
@@ -104,7 +107,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
     let before_control = admin.counters()?;
     progress.say(format_args!("router at {} is ready", options.router_admin));
 
-    // 3. Control records.
+    // 3. Plugins and enablements, through the registry or the control topics.
     let producer = Producer::new(&options.bootstrap)?;
     let teams = teams(options.seed, options.teams.max(1));
     let updated_at = started_at
@@ -113,19 +116,36 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
         .format(&Rfc3339)
         .unwrap_or_else(|_| "2026-01-01T00:00:00Z".to_owned());
     let controls = control_records(&teams, options.seed, &updated_at);
-    let (mut plugins_sent, mut enablements_sent) = (0u64, 0u64);
-    for control in &controls {
-        producer.send(control.topic(), &control.to_record())?;
-        match control {
-            Control::Plugin(_) => plugins_sent += 1,
-            Control::Enablement { .. } => enablements_sent += 1,
+    let applied = match &options.registry {
+        Some(access) => {
+            wait_for_registry(access, options.timeout)?;
+            let applied = apply_through_registry(access, &controls)?;
+            progress.say(format_args!(
+                "through the registry at {}: registered {} plugins, wrote {} enablements, stored {} configs \
+                 ({} with a write-only secret)",
+                access.url, applied.plugins, applied.enablements, applied.configs, applied.secret_configs
+            ));
+            applied
         }
-    }
-    producer.flush(options.timeout)?;
-    progress.say(format_args!(
-        "registered {plugins_sent} plugins and wrote {enablements_sent} enablement records \
-         (tombstones for pairs without one)"
-    ));
+        None => {
+            let applied = apply_to_topics(&producer, &controls, options.timeout)?;
+            progress.say(format_args!(
+                "registered {} plugins and wrote {} enablement records (tombstones for pairs without one) \
+                 on the control topics",
+                applied.plugins, applied.enablements
+            ));
+            applied
+        }
+    };
+    let (plugins_sent, enablements_sent) = (applied.plugins, applied.enablements);
+    let control_plane = match &options.registry {
+        Some(access) => format!(
+            "registry at {}: {plugins_sent} plugins, {enablements_sent} enablements, {} configs ({} with a \
+             write-only secret)",
+            access.url, applied.configs, applied.secret_configs
+        ),
+        None => format!("control topics: {plugins_sent} plugins, {enablements_sent} enablements"),
+    };
 
     // 4. Wait until the router applied them: routing before that would use the previous table.
     admin.wait_for_counters(
@@ -226,6 +246,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
         run_id: run,
         seed: options.seed,
         teams: teams.len(),
+        team_ids: teams.iter().map(|t| t.id.clone()).collect(),
         plugins: SAMPLE_PLUGINS.len(),
         events: options.events,
         avro: sent.avro,
@@ -237,6 +258,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
         router,
         topics: checks,
         skipped_records: skipped,
+        control_plane,
         verdict,
     })
 }

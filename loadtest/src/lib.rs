@@ -15,8 +15,10 @@
 //! - [`kafka`], [`topics`], [`router_admin`]: the I/O: producing, reading back, creating topics, reading
 //!   the router's readiness and metrics.
 //! - [`verify`], [`summary`]: comparing what arrived with what was expected, and the verdict.
+//! - [`control_plane`]: registering plugins and enabling them, through the registry or the topics.
 //! - [`demo`]: the `demo` subcommand, which wires the above together.
 
+pub mod control_plane;
 pub mod demo;
 pub mod expect;
 pub mod generate;
@@ -70,6 +72,14 @@ pub enum LoadtestError {
         url: String,
         /// reqwest's error.
         error: reqwest::Error,
+    },
+    /// A call to the registry's API failed.
+    #[error("{action} through the registry failed: {message}")]
+    Registry {
+        /// What was being done, e.g. "registering sms-notify".
+        action: String,
+        /// The registry's answer or the transport error.
+        message: String,
     },
     /// A wait ran out of time.
     #[error("gave up after {} waiting for {what}: {last}", humantime::format_duration(*.waited))]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use switchyard_loadtest::control_plane::RegistryAccess;
 use switchyard_loadtest::demo::{self, DemoOptions};
 use switchyard_loadtest::topics;
 
@@ -63,6 +64,13 @@ struct Demo {
     /// Also write the summary as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Register the plugins and enable them through the registry at this URL (e.g.
+    /// http://127.0.0.1:8080) instead of writing the control topics.
+    #[arg(long, value_name = "URL", requires = "registry_token")]
+    registry: Option<String>,
+    /// An admin token for the registry (`switchyardctl token mint --role admin`).
+    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
+    registry_token: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -92,6 +100,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed: args.seed,
                 rate: args.rate,
                 timeout: args.timeout,
+                registry: args.registry.map(|url| RegistryAccess {
+                    url,
+                    token: args.registry_token.unwrap_or_default(),
+                }),
             };
             let summary = demo::run(&options).context("the demo could not finish")?;
             print!("{}", summary.render());

@@ -24,6 +24,8 @@ pub struct Summary {
     pub seed: u64,
     /// Teams that sent events.
     pub teams: usize,
+    /// Their ids, in the generator's order.
+    pub team_ids: Vec<String>,
     /// Sample plugins registered.
     pub plugins: usize,
     /// Events sent.
@@ -47,6 +49,9 @@ pub struct Summary {
     pub topics: Vec<TopicCheck>,
     /// Records of other runs (or other producers) passed over while reading the topics.
     pub skipped_records: u64,
+    /// How the plugins and enablements were set up, e.g. "registry at http://127.0.0.1:8080: 4 plugins,
+    /// 32 enablements, 12 configs (5 with a write-only secret)".
+    pub control_plane: String,
     /// The verdict.
     pub verdict: Verdict,
 }
@@ -166,6 +171,7 @@ impl Summary {
             "Switchyard demo  run {}  {} teams, {} plugins, {} events in {:.1} s ({:.0} events/s produced, {e2e})",
             self.run_id, self.teams, self.plugins, self.events, self.produce_seconds, self.produce_rate
         );
+        let _ = writeln!(out, "  set up through the {}", self.control_plane);
         let dlq = self.topics.iter().find(|c| !c.topic.starts_with("plugin."));
         let _ = writeln!(out, "  {:<26}{:>9}{:>9}{:>9}", "", "expected", "router", "topics");
         let _ = writeln!(
@@ -351,6 +357,7 @@ mod tests {
             run_id: "0193".into(),
             seed: 7,
             teams: 8,
+            team_ids: vec!["acme".into()],
             plugins: 4,
             events: 100,
             avro: 70,
@@ -362,6 +369,7 @@ mod tests {
             router: router(),
             topics: topics(),
             skipped_records: 0,
+            control_plane: "control topics: 4 plugins, 32 enablements".into(),
             verdict: verdict(&expected(), &router(), true, &topics()),
         };
         let text = summary.render();

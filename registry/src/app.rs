@@ -59,14 +59,21 @@ pub struct Registry {
     pub router: axum::Router,
 }
 
-/// Does every fallible step of start-up except binding: keys, gateway, admin client, store.
-pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
+/// The steps of start-up that need no broker: token keys and the gateway (URL patterns, networks,
+/// signing key, rate). `--check-config` runs them too.
+pub fn check_offline(config: &Config) -> Result<(KeySet, Gateway), RegistryError> {
     let keys = KeySet::new(
         Some(config.auth.hs256_secret.expose().as_bytes()),
         &config.auth.rs256_public_keys,
         &config.auth.eddsa_public_keys,
-    )?;
-    let gateway = Gateway::new(&config.gateway)?;
+    )?
+    .with_audience(Some(config.auth.audience.clone()));
+    Ok((keys, Gateway::new(&config.gateway)?))
+}
+
+/// Does every fallible step of start-up except binding: keys, gateway, admin client, store.
+pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
+    let (keys, gateway) = check_offline(config)?;
     let provisioner = Provisioner::new(ProvisionerConfig {
         bootstrap_servers: config.kafka.bootstrap_servers.clone(),
         options: config.kafka.options.clone(),

@@ -5,7 +5,8 @@
 //! A token's `alg` picks the key family, and only a configured family is accepted, so `alg: none` and
 //! algorithm confusion (an RS256 public key presented as an HS256 secret) fail: the HS256 path only ever
 //! uses the configured secret. Claims: `role` in {`admin`, `team`, `plugin`}, `team` for team tokens,
-//! `plugin` for plugin tokens, `exp` (required).
+//! `plugin` for plugin tokens, `exp` (required). With an audience configured, `aud` must name it;
+//! without one, `aud` is not checked (an issuer that serves several audiences with one key should set it).
 //!
 //! Every failure is a 401 for the caller, with a reason that names no key and echoes no token.
 
@@ -109,6 +110,7 @@ pub struct KeySet {
     hs256: Option<DecodingKey>,
     rs256: Vec<DecodingKey>,
     eddsa: Vec<DecodingKey>,
+    audience: Option<String>,
 }
 
 /// A key that could not be loaded from configuration.
@@ -150,7 +152,14 @@ impl KeySet {
                 .map(DecodingKey::from_secret),
             rs256: load("RS256", rs256_pems, DecodingKey::from_rsa_pem)?,
             eddsa: load("EdDSA", eddsa_pems, DecodingKey::from_ed_pem)?,
+            audience: None,
         })
+    }
+
+    /// Requires tokens to carry `aud` naming `audience` (`None`: `aud` is not checked).
+    pub fn with_audience(mut self, audience: Option<String>) -> Self {
+        self.audience = audience.filter(|a| !a.is_empty());
+        self
     }
 
     /// Verifies an `Authorization` header value (`Bearer <token>`) and returns the principal.
@@ -181,7 +190,16 @@ impl KeySet {
         }
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECONDS;
-        validation.set_required_spec_claims(&["exp"]);
+        match &self.audience {
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                validation.set_required_spec_claims(&["exp", "aud"]);
+            }
+            None => {
+                validation.validate_aud = false;
+                validation.set_required_spec_claims(&["exp"]);
+            }
+        }
         let mut last = AuthError::Signature;
         for key in keys {
             match decode::<Claims>(token, key, &validation) {
@@ -193,6 +211,9 @@ impl KeySet {
                         ErrorKind::ExpiredSignature => return Err(AuthError::Expired),
                         ErrorKind::MissingRequiredClaim(claim) => {
                             AuthError::Claims(format!("{claim} is required"))
+                        }
+                        ErrorKind::InvalidAudience => {
+                            AuthError::Claims("aud does not name this registry".into())
                         }
                         ErrorKind::Json(_) => AuthError::Claims(
                             "role, team, plugin or exp is missing or of the wrong type".into(),
@@ -460,6 +481,31 @@ mod tests {
         let (status, _, body) = call(Some(format!("Bearer {forged}"))).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
         assert!(!body.contains(&forged), "the token is never echoed");
+    }
+
+    #[test]
+    fn audience_is_checked_only_when_configured() {
+        let hs = EncodingKey::from_secret(SECRET);
+        let exp = claims(Role::Admin, None, None).exp;
+        let for_us = sign(
+            Algorithm::HS256,
+            &hs,
+            &serde_json::json!({"role": "admin", "exp": exp, "aud": "switchyard-registry"}),
+        );
+        let for_others = sign(
+            Algorithm::HS256,
+            &hs,
+            &serde_json::json!({"role": "admin", "exp": exp, "aud": "billing"}),
+        );
+        let without = mint_hs256(SECRET, &claims(Role::Admin, None, None)).unwrap();
+        let open = keys();
+        for token in [&for_us, &for_others, &without] {
+            assert_eq!(open.verify(token), Ok(Principal::Admin));
+        }
+        let strict = keys().with_audience(Some("switchyard-registry".into()));
+        assert_eq!(strict.verify(&for_us), Ok(Principal::Admin));
+        assert!(matches!(strict.verify(&for_others), Err(AuthError::Claims(_))));
+        assert!(matches!(strict.verify(&without), Err(AuthError::Claims(_))));
     }
 
     #[test]

@@ -167,6 +167,8 @@ pub struct AuthConfig {
     pub rs256_public_keys: Vec<String>,
     /// EdDSA (Ed25519) public keys, PEM. Default none.
     pub eddsa_public_keys: Vec<String>,
+    /// The `aud` tokens must carry; empty = not checked. Default empty.
+    pub audience: String,
 }
 
 /// Plugin instance liveness.

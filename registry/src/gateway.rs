@@ -218,9 +218,13 @@ impl Gateway {
         if error.is_timeout() {
             return CallError::Timeout(self.timeout);
         }
-        // The guarded resolver's refusal surfaces as a connect error.
-        if let Some(refused) = egress_error(error) {
-            return CallError::Refused(refused.to_string());
+        // The guarded resolver's refusal surfaces as a connect error; a failed lookup is an upstream problem.
+        match egress_error(error) {
+            Some(EgressError::Resolve { host, .. }) => {
+                return CallError::Upstream(format!("the plugin's host {host} could not be resolved"));
+            }
+            Some(refused) => return CallError::Refused(refused.to_string()),
+            None => {}
         }
         CallError::Upstream(if error.is_connect() {
             "the plugin's service could not be reached".to_owned()

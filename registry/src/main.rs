@@ -33,8 +33,16 @@ fn main() -> ExitCode {
         }
     };
     if args.check_config {
-        println!("switchyard-registry: configuration is valid");
-        return ExitCode::SUCCESS;
+        return match app::check_offline(&config) {
+            Ok(_) => {
+                println!("switchyard-registry: configuration is valid");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("switchyard-registry: {error}");
+                ExitCode::from(2)
+            }
+        };
     }
     telemetry::init(&config.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -47,7 +47,7 @@ pub enum StoreError {
     /// An existing topic would delete state.
     #[error(
         "the topic {topic} has cleanup.policy={policy}; the registry keeps its state there and needs \
-         cleanup.policy=compact (alter the topic or point the registry at another one)"
+         cleanup.policy=compact alone (alter the topic or point the registry at another one)"
     )]
     NotCompacted {
         /// The topic.
@@ -160,6 +160,8 @@ impl Store {
             .client()
             .set("enable.idempotence", "true")
             .set("acks", "all")
+            // Java-compatible key hashing, as the contract asks of control-topic writers.
+            .set("partitioner", "murmur2_random")
             .create_with_context(Acknowledgements)
             .map_err(kafka("creating the producer"))?;
         let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -402,7 +404,9 @@ async fn not_compacted(
             .get("cleanup.policy")
             .and_then(|e| e.value.clone())
             .unwrap_or_else(|| "delete".to_owned());
-        if !policy.split(',').any(|p| p.trim() == "compact") {
+        // `compact,delete` also deletes old segments after the retention time: state would be lost.
+        let policies: Vec<&str> = policy.split(',').map(str::trim).collect();
+        if policies != ["compact"] {
             return Ok(Some((topic.clone(), policy)));
         }
     }

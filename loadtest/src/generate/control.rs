@@ -122,7 +122,8 @@ pub fn sample_plugins() -> Vec<PluginManifest> {
                 "type": "object",
                 "properties": {
                     "sender_id": {"type": "string", "maxLength": 11},
-                    "thank_you_template": {"type": "string"}
+                    "thank_you_template": {"type": "string"},
+                    "gateway_api_key": {"type": "string", "writeOnly": true}
                 },
                 "required": ["sender_id"]
             })),

@@ -24,7 +24,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, FromRef, FromRequest, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
 use crate::auth::KeySet;
@@ -157,14 +157,21 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
         .with_state(state)
 }
 
-/// Counts each request by route template and status, and times it.
+/// Answers 503 to API calls until the store is caught up; counts each request by route template and
+/// status, and times it.
 async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
     let started = Instant::now();
-    let response = next.run(request).await;
+    // Until the store has read its topics, answers would come from a partial view.
+    let catching_up = route.starts_with("/v1/") && route != "/v1/openapi.json" && !state.store.caught_up();
+    let response = if catching_up {
+        Problem::unavailable("the registry is still reading its state; retry shortly").into_response()
+    } else {
+        next.run(request).await
+    };
     state
         .metrics
         .requests
@@ -180,7 +187,6 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 
 /// Answers 503 when a request takes longer than the configured bound.
 async fn bounded(request: Request, next: Next, limit: Duration) -> Response {
-    use axum::response::IntoResponse;
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
         Err(_) => Problem::unavailable("the request took too long; retry").into_response(),

@@ -120,7 +120,11 @@ enum ConfigCommand {
         /// The plugin.
         plugin: String,
         /// The config as JSON.
-        #[arg(value_name = "JSON", conflicts_with = "file", required_unless_present = "file")]
+        #[arg(
+            value_name = "JSON",
+            conflicts_with = "file",
+            required_unless_present = "file"
+        )]
         config: Option<String>,
         /// Read the config from a file.
         #[arg(long)]

@@ -12,9 +12,7 @@ use serde_json::{Value, json};
 use switchyard_schemas::envelope::ContentType;
 use switchyard_tests::broker::{TestProducer, create_topics, read_to_end, unique};
 use switchyard_tests::records::core_event;
-use switchyard_tests::registries::{
-    HS256_SECRET, RegistryProcess, RegistryTopics, ctl_binary, http, team,
-};
+use switchyard_tests::registries::{HS256_SECRET, RegistryProcess, RegistryTopics, ctl_binary, http, team};
 use switchyard_tests::routers::{InProcessRouter, Topics, free_address};
 use switchyard_tests::wait::wait_for;
 
@@ -64,7 +62,11 @@ async fn registry_replicas_cli_and_router_end_to_end() {
         dead_letter: format!("{}.core.events.dlq", topics.plugins),
         template: topics.events_template.clone(),
     };
-    create_topics(&[(&router_topics.core, 2, false), (&router_topics.dead_letter, 1, false)]).await;
+    create_topics(&[
+        (&router_topics.core, 2, false),
+        (&router_topics.dead_letter, 1, false),
+    ])
+    .await;
     let router = InProcessRouter::start(&router_topics, &[]);
     router.admin.wait_ready().await;
 
@@ -80,11 +82,24 @@ async fn registry_replicas_cli_and_router_end_to_end() {
         .to_string(),
     )
     .unwrap();
-    let registered = ctl(&a.url, &admin, &["plugins", "register", manifest.to_str().unwrap()]);
+    let registered = ctl(
+        &a.url,
+        &admin,
+        &["plugins", "register", manifest.to_str().unwrap()],
+    );
     assert!(registered.contains("sms-notify"), "{registered}");
-    assert!(!registered.contains("whsec_"), "the table hides the signing secret: {registered}");
+    assert!(
+        !registered.contains("whsec_"),
+        "the table hides the signing secret: {registered}"
+    );
     let on_b = wait_for("replica B to see the plugin", Duration::from_secs(20), || async {
-        let (status, body) = http("GET", &format!("{}/v1/plugins/sms-notify", b.url), Some(&admin), None).await;
+        let (status, body) = http(
+            "GET",
+            &format!("{}/v1/plugins/sms-notify", b.url),
+            Some(&admin),
+            None,
+        )
+        .await;
         (status == 200).then_some(body)
     })
     .await;
@@ -99,7 +114,11 @@ async fn registry_replicas_cli_and_router_end_to_end() {
     let acme = ctl(&b.url, "", &["token", "mint", "--role", "team", "--team", "acme"])
         .trim()
         .to_owned();
-    let enabled = ctl(&b.url, &acme, &["--json", "enable", "--team", "acme", "sms-notify"]);
+    let enabled = ctl(
+        &b.url,
+        &acme,
+        &["--json", "enable", "--team", "acme", "sms-notify"],
+    );
     let enabled: Value = serde_json::from_str(&enabled).unwrap();
     assert_eq!(enabled["enabled"], true);
 
@@ -111,19 +130,25 @@ async fn registry_replicas_cli_and_router_end_to_end() {
     );
     producer.flush();
     let plugin_topic = topics.events("sms-notify");
-    let routed = wait_for("the event on the plugin topic", Duration::from_secs(30), || async {
-        let records = read_to_end(&plugin_topic);
-        (!records.is_empty()).then_some(records)
-    })
+    let routed = wait_for(
+        "the event on the plugin topic",
+        Duration::from_secs(30),
+        || async {
+            let records = read_to_end(&plugin_topic);
+            (!records.is_empty()).then_some(records)
+        },
+    )
     .await;
     assert_eq!(routed.len(), 1);
     assert_eq!(routed[0].header("ce_id").as_deref(), Some("e-1"));
 
     // Disabled through replica A: once the router applied it, the next event is not routed.
     ctl(&a.url, &admin, &["disable", "--team", "acme", "sms-notify"]);
-    wait_for("the router to apply the disable", Duration::from_secs(20), || async {
-        (router.admin.metric("switchyard_router_enablements").await == 0.0).then_some(())
-    })
+    wait_for(
+        "the router to apply the disable",
+        Duration::from_secs(20),
+        || async { (router.admin.metric("switchyard_router_enablements").await == 0.0).then_some(()) },
+    )
     .await;
     producer.send(
         &router_topics.core,
@@ -131,7 +156,11 @@ async fn registry_replicas_cli_and_router_end_to_end() {
     );
     producer.flush();
     router.admin.wait_outcomes(2).await;
-    assert_eq!(read_to_end(&plugin_topic).len(), 1, "the disabled plugin got nothing more");
+    assert_eq!(
+        read_to_end(&plugin_topic).len(),
+        1,
+        "the disabled plugin got nothing more"
+    );
 
     // A config with a secret field.
     let sheets = dir.join("sheets-export.json");
@@ -160,15 +189,20 @@ async fn registry_replicas_cli_and_router_end_to_end() {
         ],
     );
     assert!(set.contains("/api_key") && set.contains("(secret, set)"), "{set}");
-    let shown = ctl(&b.url, &acme, &["--json", "config", "show", "--team", "acme", "sheets-export"]);
+    let shown = ctl(
+        &b.url,
+        &acme,
+        &["--json", "config", "show", "--team", "acme", "sheets-export"],
+    );
     let shown: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["config"], json!({"spreadsheet_id": "sheet-9"}));
     assert_eq!(shown["secrets"], json!({"/api_key": "set"}));
     let delivered = read_to_end(&topics.configs);
     assert!(
-        delivered
-            .iter()
-            .any(|r| r.value.as_deref().is_some_and(|v| String::from_utf8_lossy(v).contains(SECRET_VALUE))),
+        delivered.iter().any(|r| r
+            .value
+            .as_deref()
+            .is_some_and(|v| String::from_utf8_lossy(v).contains(SECRET_VALUE))),
         "the plugin receives its secret through the configs topic"
     );
     // A bad config that quotes the secret in the request: the answer does not repeat it.
@@ -195,7 +229,13 @@ async fn registry_replicas_cli_and_router_end_to_end() {
         .map(|p| p["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids, ["sheets-export", "sms-notify"]);
-    let (_, enablements) = http("GET", &format!("{}/v1/teams/acme/plugins", a.url), Some(&acme), None).await;
+    let (_, enablements) = http(
+        "GET",
+        &format!("{}/v1/teams/acme/plugins", a.url),
+        Some(&acme),
+        None,
+    )
+    .await;
     assert_eq!(
         enablements
             .as_array()
@@ -219,8 +259,47 @@ async fn registry_replicas_cli_and_router_end_to_end() {
     router.stop().await.expect("router stops cleanly");
     for log in [&log_a, &log_b] {
         let text = std::fs::read_to_string(log).unwrap();
-        assert!(text.contains("plugin registered") || text.contains("registry listening"), "{text}");
+        assert!(
+            text.contains("plugin registered") || text.contains("registry listening"),
+            "{text}"
+        );
         assert!(!text.contains(SECRET_VALUE), "{} logs the secret", log.display());
-        assert!(!text.contains(HS256_SECRET), "{} logs the token secret", log.display());
+        assert!(
+            !text.contains(HS256_SECRET),
+            "{} logs the token secret",
+            log.display()
+        );
+    }
+}
+
+#[test]
+fn check_config_reports_what_would_stop_the_start() {
+    let topics = RegistryTopics::unique();
+    let run = |overrides: &[(&str, &str)]| {
+        Command::new(switchyard_tests::registries::registry_binary())
+            .arg("--check-config")
+            .env_clear()
+            .envs(topics.env(free_address(), overrides))
+            .output()
+            .expect("run switchyard-registry --check-config")
+    };
+    let valid = run(&[]);
+    assert!(
+        valid.status.success(),
+        "{}",
+        String::from_utf8_lossy(&valid.stderr)
+    );
+    for (key, value, mentions) in [
+        ("GATEWAY__URL_PATTERNS", "gopher://x", "gopher"),
+        ("GATEWAY__ALLOWED_NETWORKS", "10.0.0.0/99", "10.0.0.0/99"),
+        ("AUTH__RS256_PUBLIC_KEYS", "not a pem", "RS256"),
+        ("GATEWAY__SIGNING_KEY", "short", "signing_key"),
+        ("HTTP__LISTN", "127.0.0.1:1", "listn"),
+    ] {
+        let output = run(&[(key, value)]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{key}: {stderr}");
+        assert!(stderr.contains(mentions), "{key}: {stderr}");
+        assert!(!stderr.contains(HS256_SECRET), "{stderr}");
     }
 }

@@ -1,0 +1,154 @@
+//! How a run sets up its plugins and enablements: through the registry's API (what a platform does), or
+//! by writing the control topics directly (a load test without a registry).
+//!
+//! Through the registry, each manifest is a `POST /v1/plugins` and each enablement a
+//! `PUT /v1/teams/{team}/plugins/{plugin}`; a pair the run leaves without an enablement is written as
+//! disabled, since the API has no "remove" for one. Either way every control yields exactly one record
+//! on the control topics, which is what the router's counters are compared with. Enabled pairs of plugins
+//! with a config schema also get a config (`PUT .../config`), secrets included, which reaches the plugins
+//! through the configs topic.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use switchyard_registry::client::{Client, ClientError};
+
+use crate::LoadtestError;
+use crate::generate::Control;
+use crate::kafka::Producer;
+
+/// The registry to set up through.
+#[derive(Debug, Clone)]
+pub struct RegistryAccess {
+    /// Its base URL, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    /// An admin bearer token.
+    pub token: String,
+}
+
+/// What setting up wrote.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Applied {
+    /// Manifests.
+    pub plugins: u64,
+    /// Enablement records (enabled or not).
+    pub enablements: u64,
+    /// Configs stored through the registry.
+    pub configs: u64,
+    /// Of those, configs with a secret field.
+    pub secret_configs: u64,
+}
+
+fn registry_error(action: String) -> impl FnOnce(ClientError) -> LoadtestError {
+    move |error| LoadtestError::Registry {
+        action,
+        message: error.to_string(),
+    }
+}
+
+/// Waits until the registry answers `/readyz` with 200.
+pub fn wait_for_registry(access: &RegistryAccess, timeout: Duration) -> Result<(), LoadtestError> {
+    let client = Client::new(&access.url, None).map_err(registry_error("connecting".into()))?;
+    let started = Instant::now();
+    loop {
+        match client.get("/readyz") {
+            Ok(_) => return Ok(()),
+            Err(error) if started.elapsed() >= timeout => {
+                return Err(LoadtestError::Timeout {
+                    what: "the registry to be ready",
+                    waited: started.elapsed(),
+                    last: error.to_string(),
+                });
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
+}
+
+/// Applies the controls through the registry's API.
+pub fn apply_through_registry(
+    access: &RegistryAccess,
+    controls: &[Control],
+) -> Result<Applied, LoadtestError> {
+    let client =
+        Client::new(&access.url, Some(access.token.clone())).map_err(registry_error("connecting".into()))?;
+    let mut applied = Applied::default();
+    for control in controls {
+        match control {
+            Control::Plugin(manifest) => {
+                let body = serde_json::to_value(manifest).map_err(|e| LoadtestError::Registry {
+                    action: format!("encoding the manifest of {}", manifest.id),
+                    message: e.to_string(),
+                })?;
+                client
+                    .post("/v1/plugins", &body)
+                    .map_err(registry_error(format!("registering {}", manifest.id)))?;
+                applied.plugins += 1;
+            }
+            Control::Enablement {
+                team,
+                plugin,
+                enablement,
+            } => {
+                let body = match enablement {
+                    Some(e) => json!({"enabled": e.enabled, "event_types": e.event_types}),
+                    None => json!({"enabled": false}),
+                };
+                client
+                    .put(&format!("/v1/teams/{team}/plugins/{plugin}"), &body)
+                    .map_err(registry_error(format!("enabling {plugin} for {team}")))?;
+                applied.enablements += 1;
+                if let Some(config) = enablement
+                    .as_ref()
+                    .filter(|e| e.enabled)
+                    .and_then(|_| sample_config(team, plugin))
+                {
+                    client
+                        .put(&format!("/v1/teams/{team}/plugins/{plugin}/config"), &config)
+                        .map_err(registry_error(format!("configuring {plugin} for {team}")))?;
+                    applied.configs += 1;
+                    if plugin == crate::generate::control::SMS_NOTIFY {
+                        applied.secret_configs += 1;
+                    }
+                }
+            }
+        }
+    }
+    Ok(applied)
+}
+
+/// A plausible config of a sample plugin for a team, if the plugin takes one.
+fn sample_config(team: &str, plugin: &str) -> Option<Value> {
+    use crate::generate::control::{RULES_VALIDATE, SHEETS_EXPORT, SMS_NOTIFY};
+    match plugin {
+        SHEETS_EXPORT => {
+            Some(json!({"spreadsheet_id": format!("1Bx{team}Responses"), "sheet_name": "Responses"}))
+        }
+        SMS_NOTIFY => Some(json!({
+            "sender_id": "SURVEYS",
+            "thank_you_template": "Asante! We received your answers.",
+            // A write-only field: stored and delivered to the plugin, never shown again.
+            "gateway_api_key": format!("demo-{}", uuid::Uuid::new_v4().simple()),
+        })),
+        RULES_VALIDATE => Some(json!({"rules": ["savings <= income", "age >= 18"]})),
+        _ => None,
+    }
+}
+
+/// Writes the controls to the control topics directly.
+pub fn apply_to_topics(
+    producer: &Producer,
+    controls: &[Control],
+    timeout: Duration,
+) -> Result<Applied, LoadtestError> {
+    let mut applied = Applied::default();
+    for control in controls {
+        producer.send(control.topic(), &control.to_record())?;
+        match control {
+            Control::Plugin(_) => applied.plugins += 1,
+            Control::Enablement { .. } => applied.enablements += 1,
+        }
+    }
+    producer.flush(timeout)?;
+    Ok(applied)
+}
