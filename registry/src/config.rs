@@ -10,15 +10,21 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use config::{Environment, File, FileFormat};
 use serde::Deserialize;
-use switchyard_router::config::{LogConfig, options_map};
+use switchyard_router::config::{LogConfig, load_layers, options_map};
 use thiserror::Error;
 
 /// The embedded defaults.
 pub const DEFAULTS: &str = include_str!("../default.toml");
 /// Prefix of environment overrides: `SWITCHYARD_REGISTRY__HTTP__LISTEN=0.0.0.0:8080`.
 pub const ENV_PREFIX: &str = "SWITCHYARD_REGISTRY";
+/// Keys whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "auth.rs256_public_keys",
+    "auth.eddsa_public_keys",
+    "gateway.url_patterns",
+    "gateway.allowed_networks",
+];
 
 /// A configuration that cannot be loaded or is inconsistent.
 #[derive(Debug, Error)]
@@ -214,24 +220,7 @@ impl Config {
         file: Option<&Path>,
         env: Option<BTreeMap<String, String>>,
     ) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Some(path) = file {
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
-        }
-        let environment = Environment::with_prefix(ENV_PREFIX)
-            .prefix_separator("__")
-            .separator("__")
-            .list_separator(",")
-            .with_list_parse_key("auth.rs256_public_keys")
-            .with_list_parse_key("auth.eddsa_public_keys")
-            .with_list_parse_key("gateway.url_patterns")
-            .with_list_parse_key("gateway.allowed_networks")
-            .try_parsing(true);
-        let environment = match env {
-            Some(vars) => environment.source(Some(vars.into_iter().collect())),
-            None => environment,
-        };
-        let config: Config = builder.add_source(environment).build()?.try_deserialize()?;
+        let config: Config = load_layers(DEFAULTS, ENV_PREFIX, LIST_KEYS, file, env)?;
         config.check()?;
         Ok(config)
     }

@@ -6,9 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use switchyard_registry::app;
 use switchyard_registry::config::Config;
-use switchyard_router::{signals, telemetry};
-use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use switchyard_router::{lifecycle, telemetry};
 
 /// The plugin manager: plugins register, teams enable and configure them, the core calls their actions.
 #[derive(Debug, Parser)]
@@ -45,31 +43,5 @@ fn main() -> ExitCode {
         };
     }
     telemetry::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("switchyard-registry: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
-        app::run(config, shutdown).await
-    });
-    match result {
-        Ok(()) => {
-            info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            error!(%error, "the registry stopped on an error");
-            eprintln!("switchyard-registry: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    lifecycle::run_until_signal("switchyard-registry", |shutdown| app::run(config, shutdown))
 }

@@ -190,19 +190,7 @@ impl Config {
         file: Option<&Path>,
         env: Option<BTreeMap<String, String>>,
     ) -> Result<Self, ConfigError> {
-        let mut builder = config::Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
-        if let Some(path) = file {
-            builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
-        }
-        let environment = Environment::with_prefix(ENV_PREFIX)
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true);
-        let environment = match env {
-            Some(vars) => environment.source(Some(vars.into_iter().collect())),
-            None => environment,
-        };
-        let config: Config = builder.add_source(environment).build()?.try_deserialize()?;
+        let config: Config = load_layers(DEFAULTS, ENV_PREFIX, &[], file, env)?;
         config.check()?;
         Ok(config)
     }
@@ -346,6 +334,37 @@ impl Config {
         }
         config
     }
+}
+
+/// The layered load every Switchyard component uses: `defaults` (TOML) < `file` < the environment variables
+/// `<prefix>__SECTION__KEY` (`env` instead of the process's, for tests). `list_keys` are dotted keys whose
+/// environment value is a comma-separated list. Unknown keys fail if the target denies them.
+pub fn load_layers<T: serde::de::DeserializeOwned>(
+    defaults: &str,
+    prefix: &str,
+    list_keys: &[&str],
+    file: Option<&Path>,
+    env: Option<BTreeMap<String, String>>,
+) -> Result<T, config::ConfigError> {
+    let mut builder = config::Config::builder().add_source(File::from_str(defaults, FileFormat::Toml));
+    if let Some(path) = file {
+        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
+    }
+    let mut environment = Environment::with_prefix(prefix)
+        .prefix_separator("__")
+        .separator("__")
+        .try_parsing(true);
+    if !list_keys.is_empty() {
+        environment = environment.list_separator(",");
+        for key in list_keys {
+            environment = environment.with_list_parse_key(key);
+        }
+    }
+    let environment = match env {
+        Some(vars) => environment.source(Some(vars.into_iter().collect())),
+        None => environment,
+    };
+    builder.add_source(environment).build()?.try_deserialize()
 }
 
 /// Accepts strings, numbers and booleans as option values (the environment layer parses `5` as a number)

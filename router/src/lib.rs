@@ -4,16 +4,17 @@
 //! - [`config`]: layered configuration (defaults < file < environment).
 //! - [`tables`]: the routing table, materialized from the compacted control topics.
 //! - [`pipeline`]: the consume-route-produce loop and its delivery guarantees.
-//! - [`admin`], [`metrics`], [`telemetry`]: operating it.
+//! - [`admin`], [`metrics`], [`telemetry`]: operating it; [`lifecycle`]: the runtime, signals and exit codes
+//!   (shared with the registry).
 //! - [`app`]: wires the parts together; `main.rs` only parses flags and calls [`app::run`].
 
 pub mod admin;
 pub mod app;
 pub mod config;
 pub mod kafka;
+pub mod lifecycle;
 pub mod metrics;
 pub mod pipeline;
-pub mod signals;
 pub mod tables;
 pub mod telemetry;
 

@@ -5,9 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchyard_router::config::Config;
-use switchyard_router::{app, signals, telemetry};
-use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use switchyard_router::{app, lifecycle, telemetry};
 
 /// Routes core events to the per-plugin topics of the plugins each team enabled.
 #[derive(Debug, Parser)]
@@ -35,30 +33,5 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     telemetry::init(&config.log);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("switchyard-router: cannot start the async runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        let shutdown = CancellationToken::new();
-        tokio::spawn(signals::cancel_on_signal(shutdown.clone()));
-        app::run(config, shutdown).await
-    });
-    match result {
-        Ok(()) => {
-            info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(error) => {
-            error!(%error, "the router stopped on an error");
-            ExitCode::FAILURE
-        }
-    }
+    lifecycle::run_until_signal("switchyard-router", |shutdown| app::run(config, shutdown))
 }
