@@ -272,9 +272,24 @@ where
 
 /// Mints an HS256 token from the shared secret: development tokens for the demo, tests and runbooks.
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, AuthError> {
+    mint_hs256_for(secret, claims, None)
+}
+
+/// As [`mint_hs256`], with an `aud` claim for a registry configured with `auth.audience`.
+pub fn mint_hs256_for(secret: &[u8], claims: &Claims, audience: Option<&str>) -> Result<String, AuthError> {
+    #[derive(Serialize)]
+    struct WithAudience<'a> {
+        #[serde(flatten)]
+        claims: &'a Claims,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        aud: Option<&'a str>,
+    }
     encode(
         &Header::new(Algorithm::HS256),
-        claims,
+        &WithAudience {
+            claims,
+            aud: audience,
+        },
         &EncodingKey::from_secret(secret),
     )
     .map_err(|_| AuthError::Malformed)
@@ -502,7 +517,14 @@ mod tests {
         for token in [&for_us, &for_others, &without] {
             assert_eq!(open.verify(token), Ok(Principal::Admin));
         }
+        let minted = mint_hs256_for(
+            SECRET,
+            &claims(Role::Admin, None, None),
+            Some("switchyard-registry"),
+        )
+        .unwrap();
         let strict = keys().with_audience(Some("switchyard-registry".into()));
+        assert_eq!(strict.verify(&minted), Ok(Principal::Admin));
         assert_eq!(strict.verify(&for_us), Ok(Principal::Admin));
         assert!(matches!(strict.verify(&for_others), Err(AuthError::Claims(_))));
         assert!(matches!(strict.verify(&without), Err(AuthError::Claims(_))));

@@ -1,8 +1,9 @@
 //! The action gateway: forwards a team's call of a plugin action to `{url}/actions/{action}`.
 //!
 //! ```text
-//!  POST /v1/teams/T/plugins/P/actions/A ──► auth, enabled?, declared?, ≤ max body?, T under its rate?
-//!        │                                   (403/409/404/413/429, nothing sent)
+//!  POST /v1/teams/T/plugins/P/actions/A ──► may act for T? T and P known? enabled? A declared?
+//!        │                                   Idempotency-Key valid? ≤ max body? T under its rate?
+//!        │                                   (403/404/409/404/422/413/429, nothing sent)
 //!        ▼
 //!  URL matches the allow-list? ──► resolve, every address outside denied ranges? (SSRF guard) ──► POST
 //!        │ signed (Standard Webhooks), switchyard-team: T, no redirects, timeout, response capped

@@ -377,7 +377,7 @@ async fn ensure_compacted_topics(config: &StoreConfig) -> Result<(), StoreError>
     }
 }
 
-/// The first store topic whose cleanup policy does not include `compact`, with that policy.
+/// The first store topic whose cleanup policy is not exactly `compact`, with that policy.
 async fn not_compacted(
     admin: &AdminClient<DefaultClientContext>,
     config: &StoreConfig,

@@ -62,11 +62,20 @@ pub async fn call(
     let limit = state.gateway.max_request_bytes();
     let body = match axum::body::to_bytes(body, limit).await {
         Ok(body) => body,
-        Err(_) => {
+        Err(error) if is_over_limit(&error) => {
             metric("too_large");
             return Err(Problem::too_large(format!(
                 "the body is larger than the gateway's limit of {limit} bytes"
             )));
+        }
+        Err(_) => {
+            return Err(Problem::invalid(
+                "the body could not be read",
+                vec![FieldError {
+                    pointer: String::new(),
+                    detail: "the request body ended early or was malformed".into(),
+                }],
+            ));
         }
     };
     if let Err(retry_after) = state.gateway.admit(&team) {
@@ -108,4 +117,16 @@ pub async fn call(
             })
         }
     }
+}
+
+/// Whether reading the body failed because it was longer than the limit (not because the client went away).
+fn is_over_limit(error: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(current) = source {
+        if current.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = current.source();
+    }
+    false
 }

@@ -101,7 +101,7 @@ impl AppState {
 }
 
 /// A request body read whole. Its rejections are problem details like every other error: 413 over the
-/// body limit, 400 when it cannot be read.
+/// body limit, 422 when it cannot be read.
 pub struct RawBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for RawBody {

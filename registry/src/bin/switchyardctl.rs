@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use switchyard_registry::auth::{Claims, Role, mint_hs256};
+use switchyard_registry::auth::{Claims, Role, mint_hs256_for};
 use switchyard_registry::client::{Client, ClientError};
 
 /// Manage Switchyard plugins, team enablements and configs through the registry's API.
@@ -160,6 +160,9 @@ enum TokenCommand {
         /// The plugin (plugin tokens).
         #[arg(long, required_if_eq("role", "plugin"))]
         plugin: Option<String>,
+        /// The `aud` claim, when the registry is configured with `auth.audience`.
+        #[arg(long)]
+        audience: Option<String>,
         /// Lifetime, e.g. `15m`, `1h`, `7d`.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: Duration,
@@ -204,6 +207,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         role,
         team,
         plugin,
+        audience,
         ttl,
         secret,
     }) = &args.command
@@ -222,7 +226,8 @@ fn run(args: &Args) -> Result<(), Failure> {
             plugin: plugin.clone(),
             exp,
         };
-        let token = mint_hs256(secret.as_bytes(), &claims).map_err(|e| Failure::Usage(e.to_string()))?;
+        let token = mint_hs256_for(secret.as_bytes(), &claims, audience.as_deref())
+            .map_err(|e| Failure::Usage(e.to_string()))?;
         println!("{token}");
         return Ok(());
     }
