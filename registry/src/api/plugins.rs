@@ -309,13 +309,22 @@ pub async fn deregister(
 pub struct Heartbeat {
     /// The instance, unique per plugin (e.g. the pod name): 1-128 printable characters without `/`.
     pub instance_id: String,
-    /// `ok` (default) or `degraded`.
-    #[serde(default = "ok")]
-    pub state: InstanceState,
+    /// `ok` (default) or `degraded`; `stopping` says goodbye: the instance is forgotten at once.
+    #[serde(default)]
+    pub state: BeatState,
 }
 
-fn ok() -> InstanceState {
-    InstanceState::Ok
+/// What a heartbeat says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BeatState {
+    /// Serving normally.
+    #[default]
+    Ok,
+    /// Serving, but impaired.
+    Degraded,
+    /// Shutting down: forget the instance now rather than after the TTL.
+    Stopping,
 }
 
 /// The answer to a heartbeat.
@@ -329,7 +338,8 @@ pub struct HeartbeatAck {
     pub status: PluginStatus,
 }
 
-/// Records a live instance of a plugin (the plugin itself or an admin). 200, or 404 when unregistered.
+/// Records a live instance of a plugin, or forgets one that says goodbye (the plugin itself or an admin).
+/// 200, or 404 when unregistered.
 pub async fn heartbeat(
     principal: Principal,
     State(state): State<AppState>,
@@ -371,13 +381,21 @@ pub async fn heartbeat(
     let record = InstanceRecord {
         plugin_id: id.clone(),
         instance_id: beat.instance_id,
-        state: beat.state,
+        state: match beat.state {
+            BeatState::Degraded => InstanceState::Degraded,
+            BeatState::Ok | BeatState::Stopping => InstanceState::Ok,
+        },
         last_seen: now_rfc3339(),
     };
-    let value =
-        serde_json::to_vec(&record).map_err(|_| Problem::unavailable("the heartbeat could not be stored"))?;
     let key = format!("{id}/{}", record.instance_id);
-    state.write(&state.topics.instances, &key, Some(&value)).await?;
+    if beat.state == BeatState::Stopping {
+        state.write(&state.topics.instances, &key, None).await?;
+        tracing::info!(plugin = %id, instance = %record.instance_id, "instance said goodbye");
+    } else {
+        let value = serde_json::to_vec(&record)
+            .map_err(|_| Problem::unavailable("the heartbeat could not be stored"))?;
+        state.write(&state.topics.instances, &key, Some(&value)).await?;
+    }
     let status = status_of(
         &state.records().instances(&id),
         OffsetDateTime::now_utc(),

@@ -223,6 +223,21 @@ async fn plugins_register_read_heartbeat_and_deregister() {
         ),
         (Some("degraded"), Some(2))
     );
+    let goodbye = registry
+        .call(
+            "POST",
+            "/v1/plugins/sms-notify/heartbeat",
+            Some(&own),
+            Some(&json!({"instance_id": "sms-1", "state": "stopping"})),
+        )
+        .await;
+    assert_eq!(
+        (goodbye.status, goodbye.json["status"].as_str()),
+        (StatusCode::OK, Some("up")),
+        "the degraded instance left: {}",
+        goodbye.json
+    );
+    assert_eq!(registry.state.records().instances("sms-notify").len(), 1);
     for (body, expected) in [
         (json!({"instance_id": "a/b"}), StatusCode::UNPROCESSABLE_ENTITY),
         (json!({"instance_id": ""}), StatusCode::UNPROCESSABLE_ENTITY),

@@ -1,0 +1,119 @@
+//! The worker's HTTP server: `/metrics`, `/healthz`, `/readyz` (the team configs were read to their end and
+//! shutdown has not begun), and `POST /actions/{name}` for in-process plugins: the registry's gateway calls
+//! it with a Standard Webhooks signature and the team in `switchyard-team`; unsigned or badly signed calls
+//! get 401.
+
+use std::sync::Arc;
+use std::sync::RwLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use switchyard_schemas::webhook::{
+    DEFAULT_TOLERANCE_SECS, SigningSecret, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::configs::Configs;
+use crate::http_plugin::TEAM_HEADER;
+use crate::metrics::Metrics;
+use crate::plugin::Plugin;
+
+/// What the server needs.
+pub struct AdminState<P> {
+    /// The plugin (for actions).
+    pub plugin: Arc<P>,
+    /// Metrics to render.
+    pub metrics: Metrics,
+    /// The configs view (readiness).
+    pub configs: Arc<Configs>,
+    /// The signing secret the registry signs action calls with.
+    pub signing_secret: RwLock<Option<SigningSecret>>,
+    /// Cancelled at shutdown (readiness).
+    pub shutdown: CancellationToken,
+}
+
+/// The routes.
+pub fn router<P: Plugin>(state: Arc<AdminState<P>>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz::<P>))
+        .route("/metrics", get(metrics::<P>))
+        .route("/actions/{name}", post(action::<P>))
+        .with_state(state)
+}
+
+async fn readyz<P: Plugin>(State(state): State<Arc<AdminState<P>>>) -> Response {
+    if state.shutdown.is_cancelled() {
+        (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n").into_response()
+    } else if !state.configs.caught_up() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: reading the team configs\n",
+        )
+            .into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+async fn metrics<P: Plugin>(State(state): State<Arc<AdminState<P>>>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn action<P: Plugin>(
+    State(state): State<Arc<AdminState<P>>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let secret = state
+        .signing_secret
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    let Some(secret) = secret else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "no signing secret yet\n").into_response();
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    if secret
+        .verify(
+            &text(WEBHOOK_ID),
+            &text(WEBHOOK_TIMESTAMP),
+            &text(WEBHOOK_SIGNATURE),
+            &body,
+            now,
+            DEFAULT_TOLERANCE_SECS,
+        )
+        .is_err()
+    {
+        return (StatusCode::UNAUTHORIZED, "bad or missing signature\n").into_response();
+    }
+    let team = text(TEAM_HEADER);
+    match state.plugin.action(&team, &name, &body).await {
+        Ok(reply) => (
+            StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
+            axum::Json(reply.body),
+        )
+            .into_response(),
+        Err(error) if error.retryable => (StatusCode::SERVICE_UNAVAILABLE, error.message).into_response(),
+        Err(error) => (StatusCode::UNPROCESSABLE_ENTITY, error.message).into_response(),
+    }
+}

@@ -1,0 +1,253 @@
+//! [`run`]: everything a plugin worker does, for any [`Plugin`].
+//!
+//! ```text
+//!  registry ◄── register, heartbeats, goodbye ───────────────┐
+//!  switchyard.configs ──► configs follower ──► initialize ──┐ │
+//!  plugin.<id>.events ──► consume loop ──► scheduler ──► deliveries ──► plugin.execute
+//!                                                           ├──► core.plugin-results
+//!                                                           └──► plugin.<id>.dlq
+//!  admin HTTP: /metrics /healthz /readyz /actions/{name}
+//! ```
+//!
+//! Shutdown: readiness goes false, deliveries stop retrying, calls in progress finish (bounded), done
+//! offsets are committed, the worker says goodbye to the registry.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+use switchyard_schemas::topics::plugin_events_topic;
+use switchyard_schemas::webhook::SigningSecret;
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::admin::{self, AdminState};
+use crate::configs;
+use crate::delivery::breaker::Breaker;
+use crate::delivery::run::{LoopSettings, WorkerContext, consume};
+use crate::delivery::worker::{Outputs, Worker};
+use crate::metrics::Metrics;
+use crate::plugin::Plugin;
+use crate::registration::Registration;
+use crate::settings::Settings;
+
+/// Why a worker could not start.
+#[derive(Debug, Error)]
+pub enum RuntimeError {
+    /// A Kafka client could not be created or subscribed.
+    #[error("{action} failed: {source}")]
+    Kafka {
+        /// What was being done.
+        action: &'static str,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+    /// The admin address could not be bound.
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: std::net::SocketAddr,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The registry refused the registration.
+    #[error("registering with the registry failed: {0}")]
+    Registry(#[from] switchyard_registry::client::ClientError),
+}
+
+fn kafka(action: &'static str) -> impl FnOnce(KafkaError) -> RuntimeError {
+    move |source| RuntimeError::Kafka { action, source }
+}
+
+/// Runs `plugin` until `shutdown` is cancelled.
+pub async fn run<P: Plugin>(
+    plugin: P,
+    settings: Settings,
+    shutdown: CancellationToken,
+) -> Result<(), RuntimeError> {
+    let mut manifest = plugin.manifest();
+    if !settings.admin.public_url.is_empty() {
+        manifest.url = Some(settings.admin.public_url.clone());
+    }
+    let id = manifest.id.clone();
+    let metrics = Metrics::new(&id);
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &settings.kafka.bootstrap_servers);
+    for (key, value) in &settings.kafka.options {
+        client.set(key, value);
+    }
+    let (configs, configs_thread) = configs::follow(client.clone(), &settings.topics.configs, &id)
+        .map_err(kafka("following the configs"))?;
+
+    let plugin = Arc::new(plugin);
+    let admin_state = Arc::new(AdminState {
+        plugin: Arc::clone(&plugin),
+        metrics: metrics.clone(),
+        configs: Arc::clone(&configs),
+        signing_secret: RwLock::new(None),
+        shutdown: shutdown.clone(),
+    });
+    let listener = tokio::net::TcpListener::bind(settings.admin.listen)
+        .await
+        .map_err(|source| RuntimeError::Listen {
+            address: settings.admin.listen,
+            source,
+        })?;
+    info!(address = %settings.admin.listen, plugin = %id, "worker listening");
+    let stop_server = CancellationToken::new();
+    let server = tokio::spawn(
+        axum::serve(listener, admin::router(Arc::clone(&admin_state)))
+            .with_graceful_shutdown(stop_server.clone().cancelled_owned())
+            .into_future(),
+    );
+
+    let (outage, outage_watch) = watch::channel(false);
+    let heartbeats = if settings.registry.url.is_empty() {
+        None
+    } else {
+        let (registration, registered) = Registration::register(
+            &settings.registry.url,
+            &settings.registry.token,
+            settings.instance_id(),
+            &manifest,
+            &shutdown,
+        )
+        .await?;
+        if let Ok(secret) = SigningSecret::parse(&registered.signing_secret) {
+            *admin_state
+                .signing_secret
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = Some(secret);
+        }
+        plugin.set_signing_secret(&registered.signing_secret);
+        let period = Duration::from_millis(settings.registry.heartbeat_interval_ms);
+        Some(tokio::spawn(registration.heartbeats(
+            period,
+            outage_watch,
+            shutdown.clone(),
+        )))
+    };
+
+    let producer: FutureProducer = client
+        .clone()
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("partitioner", "murmur2_random")
+        .create()
+        .map_err(kafka("creating the producer"))?;
+    let events_topic = plugin_events_topic(&settings.topics.events_template, &id);
+    let (revoked_sender, revoked) = mpsc::unbounded_channel();
+    let consumer: StreamConsumer<WorkerContext> = client
+        .clone()
+        .set("group.id", settings.delivery.group_id.replace("{plugin}", &id))
+        .set("client.id", format!("switchyard-plugin-{id}"))
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("isolation.level", "read_committed")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set(
+            "auto.commit.interval.ms",
+            settings.delivery.commit_interval_ms.to_string(),
+        )
+        .set("statistics.interval.ms", "5000")
+        .set("fetch.queue.backoff.ms", "10")
+        .create_with_context(WorkerContext::new(
+            revoked_sender,
+            metrics.clone(),
+            events_topic.clone(),
+        ))
+        .map_err(kafka("creating the consumer"))?;
+    consumer
+        .subscribe(&[&events_topic])
+        .map_err(kafka("subscribing to the plugin's topic"))?;
+    let worker = Arc::new(Worker {
+        plugin: ArcPlugin(Arc::clone(&plugin)),
+        plugin_id: id.clone(),
+        producer,
+        outputs: Outputs {
+            dead_letter: plugin_events_topic(&settings.topics.dead_letter_template, &id),
+            results: settings.topics.results.clone(),
+        },
+        retry: settings.retry_policy(),
+        breaker: Mutex::new(Breaker::new(settings.breaker_policy())),
+        outage,
+        probing: AtomicBool::new(false),
+        configs: Arc::clone(&configs),
+        applied: Mutex::new(HashMap::new()),
+        config_wait: Duration::from_millis(settings.delivery.config_wait_ms),
+        metrics,
+        shutdown: shutdown.clone(),
+    });
+    info!(plugin = %id, topic = %events_topic, "consuming");
+    consume(
+        Arc::clone(&worker),
+        consumer,
+        &events_topic,
+        revoked,
+        LoopSettings {
+            max_in_flight: settings.delivery.max_in_flight,
+            max_buffered: settings.delivery.max_buffered,
+            commit_interval: Duration::from_millis(settings.delivery.commit_interval_ms),
+            drain_timeout: Duration::from_millis(settings.http.timeout_ms.saturating_add(5000)),
+        },
+    )
+    .await;
+    if let Some(heartbeats) = heartbeats
+        && let Err(error) = heartbeats.await
+    {
+        warn!(%error, "the heartbeat task failed");
+    }
+    configs.stop();
+    stop_server.cancel();
+    let _ = server.await;
+    let _ = tokio::task::spawn_blocking(move || configs_thread.join()).await;
+    info!(plugin = %id, "worker stopped");
+    Ok(())
+}
+
+/// A shared plugin is a plugin: the admin server and the deliveries use the same value.
+pub struct ArcPlugin<P>(pub Arc<P>);
+
+impl<P: Plugin> Plugin for ArcPlugin<P> {
+    fn manifest(&self) -> switchyard_schemas::control::PluginManifest {
+        self.0.manifest()
+    }
+
+    fn set_signing_secret(&self, secret: &str) {
+        self.0.set_signing_secret(secret);
+    }
+
+    fn initialize(
+        &self,
+        team: &str,
+        config: Option<&serde_json::Value>,
+    ) -> impl std::future::Future<Output = Result<(), crate::plugin::PluginError>> + Send {
+        self.0.initialize(team, config)
+    }
+
+    fn execute(
+        &self,
+        ctx: &crate::plugin::Context,
+        event: &crate::plugin::Event,
+    ) -> impl std::future::Future<Output = crate::plugin::Outcome> + Send {
+        self.0.execute(ctx, event)
+    }
+
+    fn action(
+        &self,
+        team: &str,
+        name: &str,
+        body: &[u8],
+    ) -> impl std::future::Future<Output = Result<crate::plugin::ActionReply, crate::plugin::PluginError>> + Send
+    {
+        self.0.action(team, name, body)
+    }
+}

@@ -1,0 +1,81 @@
+//! `switchyard-plugin-bridge`: runs a plugin service written in any language as a Switchyard plugin. It
+//! consumes the plugin's topic and calls `POST {url}/execute` for each event (see `docs/plugin-authors.md`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use switchyard_plugin_runtime::app;
+use switchyard_plugin_runtime::http_plugin::{HttpPlugin, HttpPluginSettings};
+use switchyard_plugin_runtime::settings::Settings;
+use switchyard_router::{lifecycle, telemetry};
+
+/// Delivers a plugin's events to its HTTP service, in per-team order, with retries and dead letters.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The plugin service's base URL, e.g. http://127.0.0.1:8093.
+    #[arg(long, env = "SWITCHYARD_PLUGIN_URL")]
+    url: String,
+    /// Read the manifest from this JSON file instead of `GET {url}/metadata`.
+    #[arg(long, value_name = "FILE")]
+    manifest: Option<PathBuf>,
+    /// A TOML file layered over the embedded defaults (SWITCHYARD_PLUGIN__... variables override both).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Load and check the configuration, then exit: 0 if it is valid.
+    #[arg(long)]
+    check_config: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let settings = match Settings::load(args.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("switchyard-plugin-bridge: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let manifest = match &args.manifest {
+        None => None,
+        Some(path) => match std::fs::read(path).map(|b| serde_json::from_slice(&b)) {
+            Ok(Ok(json)) => Some(json),
+            Ok(Err(error)) => {
+                eprintln!(
+                    "switchyard-plugin-bridge: {} is not JSON: {error}",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
+            Err(error) => {
+                eprintln!(
+                    "switchyard-plugin-bridge: cannot read {}: {error}",
+                    path.display()
+                );
+                return ExitCode::from(2);
+            }
+        },
+    };
+    if args.check_config {
+        println!("switchyard-plugin-bridge: configuration is valid");
+        return ExitCode::SUCCESS;
+    }
+    telemetry::init(&settings.log);
+    let http = HttpPluginSettings {
+        url: args.url,
+        timeout: Duration::from_millis(settings.http.timeout_ms),
+        max_response_bytes: settings.http.max_response_bytes,
+        url_patterns: settings.http.url_patterns.clone(),
+        allowed_networks: settings.http.allowed_networks.clone(),
+    };
+    lifecycle::run_until_signal("switchyard-plugin-bridge", |shutdown| async move {
+        let plugin = HttpPlugin::connect(&http, manifest)
+            .await
+            .map_err(|e| e.to_string())?;
+        app::run(plugin, settings, shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    })
+}

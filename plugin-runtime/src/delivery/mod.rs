@@ -1,0 +1,10 @@
+//! Delivery of a plugin's events: [`schedule`] (order and offsets), [`retry`] (budget and backoff),
+//! [`breaker`] (outage versus poison), [`records`] (dead letters and results), [`worker`] (one event's
+//! delivery) and [`run`] (the consume loop).
+
+pub mod breaker;
+pub mod records;
+pub mod retry;
+pub mod run;
+pub mod schedule;
+pub mod worker;

@@ -1,0 +1,385 @@
+//! Delivering one event: apply the team's config if it changed, call the plugin, retry with backoff,
+//! publish results, or dead-letter it. Returns only when the event is done (its offset may be committed)
+//! or shutdown interrupted it (it will be read again).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use crate::configs::Configs;
+use crate::delivery::breaker::Breaker;
+use crate::delivery::records::{self, DeadReason, Failure, OutRecord};
+use crate::delivery::retry::RetryPolicy;
+use crate::event::Decoded;
+use crate::metrics::Metrics;
+use crate::plugin::{Context, Outcome, Plugin};
+
+/// A routed record as read, with its decoding.
+#[derive(Debug)]
+pub struct Routed {
+    /// The record as read.
+    pub record: OutRecord,
+    /// `<topic>/<partition>/<offset>`.
+    pub source: String,
+    /// Its Kafka timestamp.
+    pub timestamp: Option<SystemTime>,
+    /// The event, or why it does not decode.
+    pub decoded: Result<Decoded, String>,
+}
+
+/// How a delivery ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Completion {
+    /// Delivered or dead-lettered: the offset may be committed.
+    Done,
+    /// Shutdown came first: not done, it will be read again.
+    Abandoned,
+}
+
+/// Where a worker writes.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// `plugin.<id>.dlq`.
+    pub dead_letter: String,
+    /// `core.plugin-results`.
+    pub results: String,
+}
+
+/// What every delivery shares.
+pub struct Worker<P> {
+    /// The plugin.
+    pub plugin: P,
+    /// Its id.
+    pub plugin_id: String,
+    /// Writes dead letters and results.
+    pub producer: FutureProducer,
+    /// Output topics.
+    pub outputs: Outputs,
+    /// The retry budget.
+    pub retry: RetryPolicy,
+    /// Outage detection.
+    pub breaker: Mutex<Breaker>,
+    /// `true` while an outage is declared; the consume loop pauses on it.
+    pub outage: watch::Sender<bool>,
+    /// Held by the one event that probes during an outage.
+    pub probing: AtomicBool,
+    /// The teams' configs.
+    pub configs: Arc<Configs>,
+    /// The config version applied per team.
+    pub applied: Mutex<HashMap<String, u64>>,
+    /// Longest wait for configs to be complete up to an event's time.
+    pub config_wait: Duration,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Cancelled at shutdown.
+    pub shutdown: CancellationToken,
+}
+
+fn now_rfc3339() -> String {
+    OffsetDateTime::now_utc()
+        .format(&Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
+}
+
+/// Why a team's config could not be applied before its event.
+enum ConfigProblem {
+    /// Try again later.
+    Transient(String),
+    /// The plugin refused it: the team's events are dead-lettered until a new config arrives.
+    Refused(String),
+}
+
+/// The failures of one event so far.
+#[derive(Default)]
+struct Failures {
+    attempts: u32,
+    counted: u32,
+    first: Option<(Instant, String)>,
+    last: Option<String>,
+}
+
+impl Failures {
+    fn note(&mut self) {
+        let now = now_rfc3339();
+        if self.first.is_none() {
+            self.first = Some((Instant::now(), now.clone()));
+        }
+        self.last = Some(now);
+    }
+
+    fn failure(&self, reason: DeadReason, detail: String) -> Failure {
+        Failure {
+            reason,
+            detail,
+            attempts: self.attempts,
+            first_failure: self.first.as_ref().map(|(_, t)| t.clone()),
+            last_failure: self.last.clone(),
+        }
+    }
+}
+
+impl<P: Plugin> Worker<P> {
+    /// Delivers one event until it is done or shutdown interrupts.
+    pub async fn deliver(&self, routed: &Routed) -> Completion {
+        let decoded = match &routed.decoded {
+            Ok(decoded) => decoded,
+            Err(detail) => {
+                let failure = Failures::default().failure(DeadReason::InvalidEvent, detail.clone());
+                return self.dead_letter(routed, failure).await;
+            }
+        };
+        let team = decoded.meta.team_id.as_str();
+        let mut failures = Failures::default();
+        loop {
+            if self.shutdown.is_cancelled() {
+                return Completion::Abandoned;
+            }
+            // During an outage one event probes; the others wait for its success without using budget.
+            let probing = if *self.outage.borrow() {
+                match self.wait_out_outage().await {
+                    None => return Completion::Abandoned,
+                    Some(probing) => probing,
+                }
+            } else {
+                false
+            };
+            let outcome = match self.ensure_config(team, routed.timestamp).await {
+                Err(ConfigProblem::Refused(detail)) => {
+                    failures.note();
+                    return self
+                        .dead_letter(routed, failures.failure(DeadReason::ConfigRejected, detail))
+                        .await;
+                }
+                Err(ConfigProblem::Transient(reason)) => Outcome::retry(reason),
+                Ok(()) => {
+                    failures.attempts += 1;
+                    let ctx = Context {
+                        meta: decoded.meta.clone(),
+                        data: decoded.data.clone(),
+                        attempt: failures.attempts,
+                    };
+                    self.metrics.in_flight.inc();
+                    let started = Instant::now();
+                    let outcome = self.plugin.execute(&ctx, &decoded.event).await;
+                    self.metrics.in_flight.dec();
+                    self.metrics
+                        .execute_seconds
+                        .observe(started.elapsed().as_secs_f64());
+                    outcome
+                }
+            };
+            if probing {
+                self.probing.store(false, Ordering::SeqCst);
+            }
+            let ok = !matches!(outcome, Outcome::Retry { .. });
+            let open = self
+                .breaker
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .record(team, ok);
+            if open != *self.outage.borrow() {
+                if open {
+                    warn!(plugin = %self.plugin_id, "the plugin fails for many teams at once: outage declared, consumption paused");
+                } else {
+                    info!(plugin = %self.plugin_id, "the plugin answers again: outage over, consumption resumed");
+                }
+                self.outage.send_replace(open);
+                self.metrics.paused.set(i64::from(open));
+            }
+            match outcome {
+                Outcome::Done(results) => {
+                    let completion = self.publish_results(decoded, &results).await;
+                    if completion == Completion::Done {
+                        self.metrics.events.with_label_values(&["done"]).inc();
+                    }
+                    return completion;
+                }
+                Outcome::DeadLetter { reason } => {
+                    failures.note();
+                    return self
+                        .dead_letter(routed, failures.failure(DeadReason::PluginDeadLetter, reason))
+                        .await;
+                }
+                Outcome::Retry { reason, after } => {
+                    failures.note();
+                    if open {
+                        // An outage is not the event's fault: no budget is used.
+                        debug!(plugin = %self.plugin_id, %reason, "call failed during an outage");
+                        continue;
+                    }
+                    failures.counted += 1;
+                    let elapsed = failures
+                        .first
+                        .as_ref()
+                        .map_or(Duration::ZERO, |(at, _)| at.elapsed());
+                    if !self.retry.allows(failures.counted, elapsed) {
+                        let detail = format!(
+                            "gave up after {} calls over {:.0} s; last failure: {reason}",
+                            failures.attempts,
+                            elapsed.as_secs_f64()
+                        );
+                        return self
+                            .dead_letter(routed, failures.failure(DeadReason::RetriesExhausted, detail))
+                            .await;
+                    }
+                    self.metrics.events.with_label_values(&["retried"]).inc();
+                    let delay = self.retry.delay(failures.counted, after, rand::random::<f64>());
+                    debug!(plugin = %self.plugin_id, team, %reason, ?delay, "retrying");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return Completion::Abandoned,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// During an outage: become the prober (after its backoff) or wait until the outage ends. `None` when
+    /// shutdown came first; `Some(true)` for the prober.
+    async fn wait_out_outage(&self) -> Option<bool> {
+        let mut outage = self.outage.subscribe();
+        loop {
+            if !*outage.borrow_and_update() {
+                return Some(false);
+            }
+            if self
+                .probing
+                .compare_exchange(false, true, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                let delay = self
+                    .breaker
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .next_probe_delay();
+                tokio::select! {
+                    _ = self.shutdown.cancelled() => {
+                        self.probing.store(false, Ordering::SeqCst);
+                        return None;
+                    }
+                    _ = tokio::time::sleep(delay) => return Some(true),
+                }
+            }
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return None,
+                changed = outage.changed() => if changed.is_err() { return None; },
+                // The prober may finish without ending the outage; look again now and then.
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            }
+        }
+    }
+
+    /// Applies the team's config if it changed since this worker last applied it.
+    async fn ensure_config(&self, team: &str, timestamp: Option<SystemTime>) -> Result<(), ConfigProblem> {
+        if let Some(time) = timestamp
+            && !self.configs.wait_complete(time, self.config_wait).await
+        {
+            debug!(
+                team,
+                "the configs topic is not read up to the event's time; going on"
+            );
+        }
+        let Some(current) = self.configs.get(team) else {
+            return Ok(());
+        };
+        let applied = self
+            .applied
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(team)
+            .copied();
+        if applied == Some(current.version) {
+            return Ok(());
+        }
+        match self.plugin.initialize(team, current.config.as_ref()).await {
+            Ok(()) => {
+                self.applied
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(team.to_owned(), current.version);
+                info!(plugin = %self.plugin_id, team, "team config applied");
+                Ok(())
+            }
+            Err(error) if error.retryable => {
+                Err(ConfigProblem::Transient(format!("initialize failed: {error}")))
+            }
+            Err(error) => Err(ConfigProblem::Refused(format!(
+                "the plugin refused the team's config: {error}"
+            ))),
+        }
+    }
+
+    async fn publish_results(
+        &self,
+        decoded: &Decoded,
+        results: &[crate::plugin::PluginResult],
+    ) -> Completion {
+        let time = now_rfc3339();
+        for (index, result) in results.iter().enumerate() {
+            let record = records::result(&self.plugin_id, &decoded.meta, index, result, &time);
+            if self.write(&self.outputs.results, &record).await == Completion::Abandoned {
+                return Completion::Abandoned;
+            }
+            self.metrics.results.inc();
+        }
+        Completion::Done
+    }
+
+    async fn dead_letter(&self, routed: &Routed, failure: Failure) -> Completion {
+        warn!(
+            plugin = %self.plugin_id,
+            source = %routed.source,
+            reason = failure.reason.code(),
+            attempts = failure.attempts,
+            "dead-lettering an event"
+        );
+        let letter = records::dead_letter(&routed.record, &self.plugin_id, &routed.source, &failure);
+        let completion = self.write(&self.outputs.dead_letter, &letter).await;
+        if completion == Completion::Done {
+            self.metrics.events.with_label_values(&["dead_lettered"]).inc();
+        }
+        completion
+    }
+
+    /// Writes a record, retrying until the broker acknowledges it or shutdown.
+    async fn write(&self, topic: &str, record: &OutRecord) -> Completion {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (key, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key,
+                    value: value.as_deref(),
+                });
+            }
+            let mut out: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
+            if let Some(key) = &record.key {
+                out = out.key(key.as_slice());
+            }
+            if let Some(value) = &record.value {
+                out = out.payload(value.as_slice());
+            }
+            match self.producer.send(out, Duration::from_secs(10)).await {
+                Ok(_) => return Completion::Done,
+                Err((error, _)) => {
+                    warn!(%error, topic, "writing failed; retrying");
+                    tokio::select! {
+                        _ = self.shutdown.cancelled() => return Completion::Abandoned,
+                        _ = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! From a record of `plugin.<id>.events` to what a plugin receives: the attributes ([`EventMeta`]), the
+//! data as the contract's JSON, and the typed [`Event`]. The router validated the record already; one that
+//! still does not decode (written around the router, or by a newer contract) is dead-lettered as
+//! `invalid_event` rather than retried.
+
+use serde_json::Value;
+use switchyard_schemas::catalog::EventType;
+use switchyard_schemas::envelope::{self, ContentType};
+use switchyard_schemas::payload;
+
+use crate::plugin::{Event, EventMeta};
+
+/// A decoded record.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// Attributes.
+    pub meta: EventMeta,
+    /// The data as JSON.
+    pub data: Value,
+    /// The typed event.
+    pub event: Event,
+}
+
+/// Decodes a record's key, headers and value.
+pub fn decode<'a>(
+    key: Option<&'a [u8]>,
+    headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+    value: Option<&[u8]>,
+) -> Result<Decoded, String> {
+    let envelope = envelope::parse(key, headers).map_err(|rejection| rejection.to_string())?;
+    let value = value.unwrap_or_default();
+    let meta = EventMeta {
+        id: envelope.id.to_owned(),
+        source: envelope.source.to_owned(),
+        event_type: envelope.event_type.to_owned(),
+        time: envelope.time.map(str::to_owned),
+        subject: envelope.subject.map(str::to_owned),
+        team_id: envelope.team_id.to_owned(),
+    };
+    let Some(known) = EventType::from_ce_type(envelope.event_type) else {
+        let data = match envelope.content_type {
+            ContentType::Json => {
+                serde_json::from_slice(value).map_err(|e| format!("the value is not JSON: {e}"))?
+            }
+            ContentType::Avro => Value::Null,
+        };
+        return Ok(Decoded {
+            meta,
+            event: Event::Other(data.clone()),
+            data,
+        });
+    };
+    let data = payload::to_json(known, envelope.content_type, value).map_err(|r| r.to_string())?;
+    let typed = |data: &Value| -> Result<Event, String> {
+        let fail = |e: serde_json::Error| format!("the {known} data does not decode: {e}");
+        Ok(match known {
+            EventType::FormCreated => Event::FormCreated(serde_json::from_value(data.clone()).map_err(fail)?),
+            EventType::FormUpdated => Event::FormUpdated(serde_json::from_value(data.clone()).map_err(fail)?),
+            EventType::ResponseSubmitted => {
+                Event::ResponseSubmitted(serde_json::from_value(data.clone()).map_err(fail)?)
+            }
+            EventType::ResponseUpdated => {
+                Event::ResponseUpdated(serde_json::from_value(data.clone()).map_err(fail)?)
+            }
+        })
+    };
+    let event = typed(&data)?;
+    Ok(Decoded { meta, data, event })
+}
+
+/// The event as CloudEvents structured JSON with the data decoded: the body of `POST {url}/execute`.
+pub fn structured(meta: &EventMeta, data: &Value) -> Value {
+    let mut event = serde_json::json!({
+        "specversion": "1.0",
+        "id": meta.id,
+        "source": meta.source,
+        "type": meta.event_type,
+        "teamid": meta.team_id,
+        "datacontenttype": "application/json",
+        "data": data,
+    });
+    if let Some(time) = &meta.time {
+        event["time"] = Value::String(time.clone());
+    }
+    if let Some(subject) = &meta.subject {
+        event["subject"] = Value::String(subject.clone());
+    }
+    event
+}

@@ -1,0 +1,312 @@
+//! A plugin service in any language, called synchronously over HTTP: what `switchyard-plugin-bridge` runs.
+//!
+//! | call | request | answers |
+//! |---|---|---|
+//! | `GET {url}/metadata` | (at start, unless a manifest file is given) | 200 with the manifest JSON |
+//! | `POST {url}/initialize` | `{"team_id", "config"}` (config `null` = removed) | 2xx applied; 4xx refused; else retried |
+//! | `POST {url}/execute` | the event as CloudEvents structured JSON, data decoded | see below |
+//!
+//! Every request carries the Standard Webhooks headers (`webhook-id` = the event's `ce_id` for `/execute`,
+//! stable across retries; `webhook-timestamp`; `webhook-signature` with the plugin's signing secret) and
+//! `switchyard-team`; `/execute` also `switchyard-attempt`. Outcomes of `/execute`: 2xx = done (a JSON body
+//! `{"results": [{"type", "subject"?, "data"}]}` publishes results); a body `{"outcome": "dead_letter",
+//! "reason": "..."}` with any status = dead-letter now; 408, 429, 5xx, 3xx (redirects are not followed),
+//! timeouts, connection errors and refusals of the SSRF guard = retry (honouring `Retry-After` seconds);
+//! any other 4xx = dead-letter now. `docs/plugin-authors.md` is the contract for service authors.
+
+use std::sync::RwLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_registry::egress::{EgressError, EgressPolicy, egress_error, read_capped};
+use switchyard_schemas::control::PluginManifest;
+use switchyard_schemas::webhook::SigningSecret;
+use thiserror::Error;
+
+use crate::event::structured;
+use crate::plugin::{Context, Event, Outcome, Plugin, PluginError, PluginResult};
+
+/// Header: the team an `/execute` or `/initialize` call is for.
+pub const TEAM_HEADER: &str = "switchyard-team";
+/// Header: 1 for the first call of an event, then 2, 3, ...
+pub const ATTEMPT_HEADER: &str = "switchyard-attempt";
+
+/// The service could not be set up.
+#[derive(Debug, Error)]
+pub enum HttpPluginError {
+    /// The URL, patterns or client are invalid.
+    #[error("{0}")]
+    Egress(#[from] EgressError),
+    /// The manifest could not be read.
+    #[error("cannot read the plugin's manifest: {0}")]
+    Manifest(String),
+    /// The signing secret is not a `whsec_` secret.
+    #[error("the signing secret is invalid: {0}")]
+    Secret(String),
+}
+
+/// How the bridge reaches the service.
+#[derive(Debug, Clone)]
+pub struct HttpPluginSettings {
+    /// The service's base URL.
+    pub url: String,
+    /// Per-call timeout.
+    pub timeout: Duration,
+    /// Largest answer read.
+    pub max_response_bytes: usize,
+    /// The SSRF guard's URL patterns (the service's URL must match one).
+    pub url_patterns: Vec<String>,
+    /// Private networks allowed.
+    pub allowed_networks: Vec<String>,
+}
+
+/// A plugin service behind HTTP.
+pub struct HttpPlugin {
+    base: String,
+    manifest: PluginManifest,
+    policy: EgressPolicy,
+    client: reqwest::Client,
+    secret: RwLock<Option<SigningSecret>>,
+    max_response_bytes: usize,
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    #[serde(default)]
+    results: Vec<PluginResult>,
+    #[serde(default)]
+    outcome: Option<String>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+impl HttpPlugin {
+    /// Connects to the service: reads its manifest from `manifest` (a file's JSON) or `GET {url}/metadata`.
+    pub async fn connect(
+        settings: &HttpPluginSettings,
+        manifest: Option<Value>,
+    ) -> Result<Self, HttpPluginError> {
+        let policy = EgressPolicy::new(&settings.url_patterns, &settings.allowed_networks)?;
+        let client = policy.client(settings.timeout)?;
+        let base = settings.url.trim_end_matches('/').to_owned();
+        let manifest = match manifest {
+            Some(json) => json,
+            None => {
+                let url = policy.check_url(&format!("{base}/metadata"))?;
+                let response = client
+                    .get(url)
+                    .send()
+                    .await
+                    .map_err(|e| HttpPluginError::Manifest(format!("GET {base}/metadata failed: {e}")))?;
+                if !response.status().is_success() {
+                    return Err(HttpPluginError::Manifest(format!(
+                        "GET {base}/metadata answered {}",
+                        response.status()
+                    )));
+                }
+                let body = read_capped(response, settings.max_response_bytes).await?;
+                serde_json::from_slice(&body)
+                    .map_err(|e| HttpPluginError::Manifest(format!("the metadata is not JSON: {e}")))?
+            }
+        };
+        let id = manifest["id"].as_str().unwrap_or_default().to_owned();
+        let bytes = serde_json::to_vec(&manifest).map_err(|e| HttpPluginError::Manifest(e.to_string()))?;
+        let mut manifest =
+            PluginManifest::parse(&id, &bytes).map_err(|e| HttpPluginError::Manifest(e.to_string()))?;
+        if manifest.url.is_none() {
+            manifest.url = Some(base.clone());
+        }
+        Ok(Self {
+            base,
+            manifest,
+            policy,
+            client,
+            secret: RwLock::new(None),
+            max_response_bytes: settings.max_response_bytes,
+        })
+    }
+
+    /// Sets the signing secret (from the registration, or configured).
+    pub fn set_signing_secret(&self, secret: &str) -> Result<(), HttpPluginError> {
+        let secret = SigningSecret::parse(secret).map_err(|e| HttpPluginError::Secret(e.to_string()))?;
+        *self.secret.write().unwrap_or_else(|p| p.into_inner()) = Some(secret);
+        Ok(())
+    }
+
+    /// POSTs a signed JSON body; returns the status, the `Retry-After`, and the body.
+    async fn post(
+        &self,
+        path: &str,
+        message_id: &str,
+        team: &str,
+        attempt: Option<u32>,
+        body: &Value,
+    ) -> Result<(u16, Option<Duration>, Vec<u8>), String> {
+        let url = self
+            .policy
+            .check_url(&format!("{}{path}", self.base))
+            .map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(TEAM_HEADER, team);
+        if let Some(attempt) = attempt {
+            request = request.header(ATTEMPT_HEADER, attempt);
+        }
+        let secret = self.secret.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(secret) = secret {
+            let timestamp = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            for (name, value) in secret.headers(message_id, timestamp, &body) {
+                request = request.header(name, value);
+            }
+        }
+        let response = request.body(body).send().await.map_err(|error| {
+            if let Some(refused) = egress_error(&error) {
+                format!("the SSRF guard refused the call: {refused}")
+            } else if error.is_timeout() {
+                "the plugin did not answer in time".to_owned()
+            } else if error.is_connect() {
+                "the plugin's service could not be reached".to_owned()
+            } else {
+                format!("the call failed: {error}")
+            }
+        })?;
+        let status = response.status().as_u16();
+        let after = retry_after(response.headers());
+        let body = read_capped(response, self.max_response_bytes)
+            .await
+            .map_err(|e| format!("reading the answer failed: {e}"))?;
+        Ok((status, after, body))
+    }
+}
+
+/// The outcome of an `/execute` answer.
+pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Outcome {
+    let answer: Option<Answer> = serde_json::from_slice(body).ok();
+    if let Some(answer) = &answer
+        && answer.outcome.as_deref() == Some("dead_letter")
+    {
+        return Outcome::dead_letter(
+            answer
+                .reason
+                .clone()
+                .unwrap_or_else(|| "the plugin asked to dead-letter the event".to_owned()),
+        );
+    }
+    match status {
+        200..=299 => Outcome::Done(answer.map(|a| a.results).unwrap_or_default()),
+        408 | 429 | 500..=599 => Outcome::Retry {
+            reason: format!("the plugin answered {status}"),
+            after: retry_after,
+        },
+        300..=399 => Outcome::retry(format!(
+            "the plugin answered {status}; redirects are not followed"
+        )),
+        _ => Outcome::dead_letter(format!(
+            "the plugin answered {status}: {}",
+            String::from_utf8_lossy(&body[..body.len().min(200)])
+        )),
+    }
+}
+
+impl Plugin for HttpPlugin {
+    fn manifest(&self) -> PluginManifest {
+        self.manifest.clone()
+    }
+
+    fn set_signing_secret(&self, secret: &str) {
+        if let Err(error) = HttpPlugin::set_signing_secret(self, secret) {
+            tracing::warn!(%error, "the registry's signing secret is unusable; calls go unsigned");
+        }
+    }
+
+    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+        let id = format!("init_{}", uuid::Uuid::now_v7().simple());
+        let body = json!({"team_id": team, "config": config});
+        match self.post("/initialize", &id, team, None, &body).await {
+            Ok((200..=299, _, _)) => Ok(()),
+            Ok((status @ (408 | 429 | 500..=599), _, _)) => {
+                Err(PluginError::transient(format!("/initialize answered {status}")))
+            }
+            Ok((status, _, body)) => Err(PluginError::permanent(format!(
+                "/initialize answered {status}: {}",
+                String::from_utf8_lossy(&body[..body.len().min(200)])
+            ))),
+            Err(reason) => Err(PluginError::transient(reason)),
+        }
+    }
+
+    async fn execute(&self, ctx: &Context, _event: &Event) -> Outcome {
+        let body = structured(&ctx.meta, &ctx.data);
+        match self
+            .post(
+                "/execute",
+                &ctx.meta.id,
+                &ctx.meta.team_id,
+                Some(ctx.attempt),
+                &body,
+            )
+            .await
+        {
+            Ok((status, after, body)) => classify(status, after, &body),
+            Err(reason) => Outcome::retry(reason),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_map_to_outcomes() {
+        assert_eq!(classify(204, None, b""), Outcome::done());
+        assert_eq!(
+            classify(
+                200,
+                None,
+                br#"{"results":[{"type":"response.flagged","data":{"rule":"r"}}]}"#
+            ),
+            Outcome::Done(vec![PluginResult {
+                kind: "response.flagged".into(),
+                subject: None,
+                data: json!({"rule": "r"}),
+            }])
+        );
+        assert!(matches!(classify(422, None, b"bad"), Outcome::DeadLetter { .. }));
+        assert!(matches!(
+            classify(200, None, br#"{"outcome":"dead_letter","reason":"unknown form"}"#),
+            Outcome::DeadLetter { reason } if reason == "unknown form"
+        ));
+        assert_eq!(
+            classify(429, Some(Duration::from_secs(3)), b""),
+            Outcome::Retry {
+                reason: "the plugin answered 429".into(),
+                after: Some(Duration::from_secs(3))
+            }
+        );
+        for status in [408, 500, 503, 302] {
+            assert!(
+                matches!(classify(status, None, b""), Outcome::Retry { .. }),
+                "{status}"
+            );
+        }
+        assert!(matches!(classify(404, None, b""), Outcome::DeadLetter { .. }));
+    }
+}

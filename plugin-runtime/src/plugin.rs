@@ -1,0 +1,196 @@
+//! What a plugin is to the runtime: the [`Plugin`] trait, the typed [`Event`] it receives, and the
+//! [`Outcome`] it answers with.
+//!
+//! The runtime calls `initialize(team, config)` whenever a team's config changes, before that team's next
+//! event; `execute(ctx, event)` once per event, one event of a team at a time, several teams concurrently;
+//! `action(team, name, body)` when the registry's gateway forwards a team's action call. The same plugin
+//! value serves every team, so it keeps per-team state itself (behind a lock or a concurrent map).
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use switchyard_schemas::control::PluginManifest;
+use switchyard_schemas::events::{FormCreated, FormUpdated, ResponseSubmitted, ResponseUpdated};
+
+/// The CloudEvents attributes of a routed event, and where it was read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventMeta {
+    /// `ce_id`: unique per event; the idempotency key of everything the plugin does for it.
+    pub id: String,
+    /// `ce_source`.
+    pub source: String,
+    /// `ce_type`.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// `ce_time`, RFC 3339, when the core set it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
+    /// `ce_subject` (the form id of v1 events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The team (the record key).
+    pub team_id: String,
+}
+
+/// A routed event, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// `form.created`.
+    FormCreated(FormCreated),
+    /// `form.updated`.
+    FormUpdated(FormUpdated),
+    /// `response.submitted`.
+    ResponseSubmitted(ResponseSubmitted),
+    /// `response.updated`.
+    ResponseUpdated(ResponseUpdated),
+    /// A type this runtime has no typed form for, as the JSON of its data.
+    Other(Value),
+}
+
+/// What the runtime tells `execute` besides the event.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The event's attributes.
+    pub meta: EventMeta,
+    /// The data as JSON (the contract's JSON form, also for Avro events).
+    pub data: Value,
+    /// 1 for the first call of this event, then 2, 3, ... on retries.
+    pub attempt: u32,
+}
+
+/// Something the plugin wants the core to know, published to `core.plugin-results` as a CloudEvent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginResult {
+    /// The result's kind, e.g. `response.flagged`, `sms.sent`, `row.appended`, `slang.found`; published as
+    /// `ce_type` `switchyard.plugin.<kind>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// What it concerns, e.g. the response id; `ce_subject`. Defaults to the event's subject.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The payload (JSON).
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// How an event ended, as the plugin sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Done; the results (possibly none) are published.
+    Done(Vec<PluginResult>),
+    /// A transient failure: call again later (after at least `after`, when given).
+    Retry {
+        /// Why, for logs and the dead-letter header if the budget runs out.
+        reason: String,
+        /// The plugin's or its service's wish (`Retry-After`).
+        after: Option<Duration>,
+    },
+    /// The event can never succeed: dead-letter it now, without retrying.
+    DeadLetter {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// Done with no results.
+    pub fn done() -> Self {
+        Outcome::Done(Vec::new())
+    }
+
+    /// A retry without a delay wish.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Outcome::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    /// A dead letter.
+    pub fn dead_letter(reason: impl Into<String>) -> Self {
+        Outcome::DeadLetter {
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A config the plugin could not apply, or an action it could not serve.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct PluginError {
+    /// Whether calling again may succeed.
+    pub retryable: bool,
+    /// What went wrong, in one sentence; it is logged, so it must not contain secrets.
+    pub message: String,
+}
+
+impl PluginError {
+    /// A failure that calling again will not fix (a bad config).
+    pub fn permanent(message: impl Into<String>) -> Self {
+        Self {
+            retryable: false,
+            message: message.into(),
+        }
+    }
+
+    /// A failure that may pass.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self {
+            retryable: true,
+            message: message.into(),
+        }
+    }
+}
+
+/// An action's answer: an HTTP status and a JSON body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActionReply {
+    /// HTTP status, e.g. 200 or 404.
+    pub status: u16,
+    /// The body.
+    pub body: Value,
+}
+
+/// A plugin. See the module documentation for how the runtime calls it.
+pub trait Plugin: Send + Sync + 'static {
+    /// The manifest the runtime registers with the registry. `url` is filled in by the runtime when the
+    /// plugin serves actions in process.
+    fn manifest(&self) -> PluginManifest;
+
+    /// Applies a team's config (or `None`: the team's config was removed). Called before the team's next
+    /// event after every change. A permanent error dead-letters the team's events until a new config
+    /// arrives; a transient one is retried like an event.
+    fn initialize(
+        &self,
+        team: &str,
+        config: Option<&Value>,
+    ) -> impl Future<Output = Result<(), PluginError>> + Send;
+
+    /// Handles one event.
+    fn execute(&self, ctx: &Context, event: &Event) -> impl Future<Output = Outcome> + Send;
+
+    /// Receives the plugin's Standard Webhooks signing secret (`whsec_...`) once registration returned it.
+    /// Plugins that call out with signatures keep it; the default ignores it.
+    fn set_signing_secret(&self, secret: &str) {
+        let _ = secret;
+    }
+
+    /// Serves an action the registry forwarded for `team`. The default answers 404.
+    fn action(
+        &self,
+        team: &str,
+        name: &str,
+        body: &[u8],
+    ) -> impl Future<Output = Result<ActionReply, PluginError>> + Send {
+        let _ = (team, body);
+        let name = name.to_owned();
+        async move {
+            Ok(ActionReply {
+                status: 404,
+                body: serde_json::json!({"error": format!("no action {name}")}),
+            })
+        }
+    }
+}

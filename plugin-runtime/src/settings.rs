@@ -1,0 +1,249 @@
+//! A plugin worker's settings: embedded `default.toml` < `--config FILE` < `SWITCHYARD_PLUGIN__...` env,
+//! loaded like the router's and the registry's.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+use switchyard_router::config::{LogConfig, load_layers, options_map};
+use thiserror::Error;
+
+use crate::delivery::breaker::BreakerPolicy;
+use crate::delivery::retry::RetryPolicy;
+
+/// The embedded defaults.
+pub const DEFAULTS: &str = include_str!("../default.toml");
+/// Prefix of environment overrides: `SWITCHYARD_PLUGIN__DELIVERY__MAX_IN_FLIGHT=64`.
+pub const ENV_PREFIX: &str = "SWITCHYARD_PLUGIN";
+const LIST_KEYS: &[&str] = &["http.url_patterns", "http.allowed_networks"];
+
+/// Settings that cannot be loaded or are inconsistent.
+#[derive(Debug, Error)]
+pub enum SettingsError {
+    /// A layer failed to load or does not fit (unknown key, wrong type).
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// A value is out of range.
+    #[error("configuration: {key}: {message}")]
+    Invalid {
+        /// Dotted key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Every setting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Kafka connection.
+    pub kafka: KafkaSettings,
+    /// Topic names.
+    pub topics: TopicSettings,
+    /// Concurrency, commits and config freshness.
+    pub delivery: DeliverySettings,
+    /// The retry budget of one event.
+    pub retry: RetrySettings,
+    /// Outage detection.
+    pub outage: OutageSettings,
+    /// Calls to a plugin service over HTTP.
+    pub http: HttpSettings,
+    /// Registration and heartbeats.
+    pub registry: RegistrySettings,
+    /// The worker's own HTTP server.
+    pub admin: AdminSettings,
+    /// Logging.
+    pub log: LogConfig,
+}
+
+/// Kafka connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSettings {
+    /// `host:port` list. Default `127.0.0.1:9092`.
+    pub bootstrap_servers: String,
+    /// librdkafka options for every client. Default empty.
+    #[serde(deserialize_with = "options_map")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// Topic names.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Default `plugin.{plugin}.events`.
+    pub events_template: String,
+    /// Default `plugin.{plugin}.dlq`.
+    pub dead_letter_template: String,
+    /// Default `switchyard.configs`.
+    pub configs: String,
+    /// Default `core.plugin-results`.
+    pub results: String,
+}
+
+/// Concurrency, commits and config freshness.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliverySettings {
+    /// Consumer group; `{plugin}` becomes the id. Default `switchyard-plugin-{plugin}`.
+    pub group_id: String,
+    /// Events executing at once. Default 32.
+    pub max_in_flight: usize,
+    /// Events held before consumption pauses. Default 2000.
+    pub max_buffered: usize,
+    /// Commit period, milliseconds. Default 1000.
+    pub commit_interval_ms: u64,
+    /// Longest wait for configs to be read up to an event's time, milliseconds. Default 5000.
+    pub config_wait_ms: u64,
+}
+
+/// The retry budget.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// Calls per event at most. Default 8.
+    pub max_attempts: u32,
+    /// No retry starts this long after the first failure, milliseconds. Default 600000.
+    pub max_elapsed_ms: u64,
+    /// First backoff, milliseconds. Default 500.
+    pub initial_backoff_ms: u64,
+    /// Longest backoff, milliseconds. Default 60000.
+    pub max_backoff_ms: u64,
+}
+
+/// Outage detection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutageSettings {
+    /// Calls remembered. Default 20.
+    pub window: usize,
+    /// Distinct failing teams needed. Default 3.
+    pub min_teams: usize,
+    /// Share of failed calls needed. Default 0.8.
+    pub threshold: f64,
+    /// First wait between probes, milliseconds. Default 500.
+    pub probe_initial_ms: u64,
+    /// Longest wait between probes, milliseconds. Default 30000.
+    pub probe_max_ms: u64,
+}
+
+/// Calls to a plugin service.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Per-call timeout, milliseconds. Default 15000.
+    pub timeout_ms: u64,
+    /// Largest response body read, bytes. Default 1048576.
+    pub max_response_bytes: usize,
+    /// URLs the worker may call (SSRF guard). Default none.
+    pub url_patterns: Vec<String>,
+    /// Private networks reachable despite the guard, CIDR. Default none.
+    pub allowed_networks: Vec<String>,
+}
+
+/// Registration and heartbeats.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrySettings {
+    /// The registry's base URL; empty = no registration. Default empty.
+    pub url: String,
+    /// The plugin's token (role `plugin`). Default empty.
+    pub token: String,
+    /// Heartbeat period, milliseconds. Default 10000.
+    pub heartbeat_interval_ms: u64,
+    /// This instance's id; empty = `<hostname>-<pid>`. Default empty.
+    pub instance_id: String,
+}
+
+/// The worker's HTTP server.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Listen address. Default `127.0.0.1:9200`.
+    pub listen: SocketAddr,
+    /// The URL the registry reaches this worker at. Default empty.
+    pub public_url: String,
+}
+
+impl Settings {
+    /// Loads the layers: defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_from(file, None)
+    }
+
+    /// As [`Settings::load`], with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: Option<BTreeMap<String, String>>,
+    ) -> Result<Self, SettingsError> {
+        let settings: Settings = load_layers(DEFAULTS, ENV_PREFIX, LIST_KEYS, file, env)?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        let invalid = |key, message: &str| {
+            Err(SettingsError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+        };
+        if !self.topics.events_template.contains("{plugin}") {
+            return invalid("topics.events_template", "must contain {plugin}");
+        }
+        if !self.topics.dead_letter_template.contains("{plugin}") {
+            return invalid("topics.dead_letter_template", "must contain {plugin}");
+        }
+        if self.delivery.max_in_flight == 0 || self.delivery.max_buffered < self.delivery.max_in_flight {
+            return invalid(
+                "delivery",
+                "max_in_flight must be at least 1 and max_buffered at least max_in_flight",
+            );
+        }
+        if self.retry.max_attempts == 0 {
+            return invalid("retry.max_attempts", "must be at least 1");
+        }
+        if !(0.0..=1.0).contains(&self.outage.threshold) || self.outage.window == 0 {
+            return invalid("outage", "threshold must be within 0-1 and window at least 1");
+        }
+        if !self.registry.url.is_empty() && self.registry.token.is_empty() {
+            return invalid("registry.token", "is needed when registry.url is set");
+        }
+        Ok(())
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.retry.max_attempts,
+            max_elapsed: Duration::from_millis(self.retry.max_elapsed_ms),
+            initial: Duration::from_millis(self.retry.initial_backoff_ms),
+            max: Duration::from_millis(self.retry.max_backoff_ms),
+        }
+    }
+
+    /// The outage policy.
+    pub fn breaker_policy(&self) -> BreakerPolicy {
+        BreakerPolicy {
+            window: self.outage.window,
+            min_teams: self.outage.min_teams,
+            threshold: self.outage.threshold,
+            probe_initial: Duration::from_millis(self.outage.probe_initial_ms),
+            probe_max: Duration::from_millis(self.outage.probe_max_ms),
+        }
+    }
+
+    /// The instance id: configured, or `<hostname>-<pid>`.
+    pub fn instance_id(&self) -> String {
+        if !self.registry.instance_id.is_empty() {
+            return self.registry.instance_id.clone();
+        }
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "worker".into());
+        format!("{host}-{}", std::process::id())
+    }
+}
