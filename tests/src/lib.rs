@@ -6,6 +6,7 @@
 //! - [`records`]: core events, manifests and enablements as the contract describes them.
 //! - [`routers`]: routers in process (through the library) and as the real binary.
 //! - [`registries`]: registries in process, served on loopback, and as the real binary; test tokens.
+//! - [`workers`]: plugin workers in process with a scripted plugin that records its calls.
 //! - [`wait`]: polling until a condition holds, with a deadline, instead of sleeping.
 
 pub mod broker;
@@ -13,3 +14,4 @@ pub mod records;
 pub mod registries;
 pub mod routers;
 pub mod wait;
+pub mod workers;

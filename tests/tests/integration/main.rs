@@ -12,3 +12,4 @@ mod registry_gateway;
 mod registry_store;
 mod replicas;
 mod routing;
+mod runtime;

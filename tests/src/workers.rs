@@ -1,0 +1,227 @@
+//! Plugin workers under test: fresh topics, a scripted in-process plugin that records every call, and a
+//! worker running `switchyard_plugin_runtime::app::run` in this process.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use switchyard_plugin_runtime::plugin::{Context, Event, Outcome, Plugin, PluginError};
+use switchyard_plugin_runtime::settings::Settings;
+use switchyard_schemas::control::PluginManifest;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::{bootstrap, create_topics, unique};
+use crate::routers::{Admin, free_address, init_logging};
+
+/// Fresh topics of one plugin deployment.
+#[derive(Debug, Clone)]
+pub struct WorkerTopics {
+    /// The plugin id.
+    pub plugin: String,
+    /// `plugin.<id>.events`.
+    pub events: String,
+    /// `plugin.<id>.dlq`.
+    pub dead_letter: String,
+    /// Results.
+    pub results: String,
+    /// Configs (compacted).
+    pub configs: String,
+    prefix: String,
+}
+
+impl WorkerTopics {
+    /// Creates the topics (`partitions` for the events topic).
+    pub async fn create(plugin: &str, partitions: i32) -> Self {
+        let prefix = unique("w");
+        let topics = Self {
+            plugin: plugin.to_owned(),
+            events: format!("{prefix}.plugin.{plugin}.events"),
+            dead_letter: format!("{prefix}.plugin.{plugin}.dlq"),
+            results: format!("{prefix}.core.plugin-results"),
+            configs: format!("{prefix}.configs"),
+            prefix,
+        };
+        create_topics(&[
+            (&topics.events, partitions, false),
+            (&topics.dead_letter, 1, false),
+            (&topics.results, 1, false),
+            (&topics.configs, 1, true),
+        ])
+        .await;
+        topics
+    }
+
+    /// A worker's settings for these topics; `overrides` are `SWITCHYARD_PLUGIN__` variables without the
+    /// prefix, e.g. `("RETRY__MAX_ATTEMPTS", "3")`.
+    pub fn settings(&self, overrides: &[(&str, &str)]) -> Settings {
+        let mut env = BTreeMap::new();
+        let mut set = |k: &str, v: &str| {
+            env.insert(format!("SWITCHYARD_PLUGIN__{k}"), v.to_owned());
+        };
+        set("KAFKA__BOOTSTRAP_SERVERS", &bootstrap());
+        set(
+            "TOPICS__EVENTS_TEMPLATE",
+            &format!("{}.plugin.{{plugin}}.events", self.prefix),
+        );
+        set(
+            "TOPICS__DEAD_LETTER_TEMPLATE",
+            &format!("{}.plugin.{{plugin}}.dlq", self.prefix),
+        );
+        set("TOPICS__RESULTS", &self.results);
+        set("TOPICS__CONFIGS", &self.configs);
+        set("DELIVERY__GROUP_ID", &unique("worker"));
+        set("DELIVERY__COMMIT_INTERVAL_MS", "200");
+        set("RETRY__INITIAL_BACKOFF_MS", "50");
+        set("RETRY__MAX_BACKOFF_MS", "400");
+        set("OUTAGE__PROBE_INITIAL_MS", "100");
+        set("OUTAGE__PROBE_MAX_MS", "400");
+        set("ADMIN__LISTEN", &free_address().to_string());
+        for (key, value) in overrides {
+            set(key, value);
+        }
+        Settings::load_from(None, Some(env)).expect("worker settings")
+    }
+}
+
+/// One call the plugin received.
+#[derive(Debug, Clone)]
+pub struct Call {
+    /// `ce_id`.
+    pub id: String,
+    /// Team.
+    pub team: String,
+    /// 1, 2, ...
+    pub attempt: u32,
+    /// When it started.
+    pub started: Instant,
+    /// When it ended.
+    pub ended: Instant,
+}
+
+/// What the scripted plugin does with a call: wait, then answer.
+pub type Script = dyn Fn(&Context) -> (Duration, Outcome) + Send + Sync;
+
+/// A plugin whose answers come from a script, recording every call and every `initialize`.
+#[derive(Clone)]
+pub struct ScriptedPlugin {
+    id: String,
+    script: Arc<Script>,
+    /// Every `execute` call, in the order they ended.
+    pub calls: Arc<Mutex<Vec<Call>>>,
+    /// Every `initialize`: (team, config, when).
+    pub initialized: Arc<Mutex<Vec<(String, Option<Value>, Instant)>>>,
+}
+
+impl ScriptedPlugin {
+    /// A plugin `id` answering with `script`.
+    pub fn new(id: &str, script: impl Fn(&Context) -> (Duration, Outcome) + Send + Sync + 'static) -> Self {
+        Self {
+            id: id.to_owned(),
+            script: Arc::new(script),
+            calls: Arc::default(),
+            initialized: Arc::default(),
+        }
+    }
+
+    /// The calls so far.
+    pub fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("calls").clone()
+    }
+
+    /// Event ids that ended with a call, per team, in order.
+    pub fn ids_of(&self, team: &str) -> Vec<String> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.team == team)
+            .map(|c| c.id)
+            .collect()
+    }
+}
+
+impl Plugin for ScriptedPlugin {
+    fn manifest(&self) -> PluginManifest {
+        PluginManifest {
+            id: self.id.clone(),
+            name: format!("Scripted {}", self.id),
+            description: "A test plugin.".to_owned(),
+            version: semver_1(),
+            url: None,
+            events: vec!["response.submitted".to_owned(), "form.created".to_owned()],
+            actions: Vec::new(),
+            config_schema: None,
+        }
+    }
+
+    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+        self.initialized.lock().expect("initialized").push((
+            team.to_owned(),
+            config.cloned(),
+            Instant::now(),
+        ));
+        Ok(())
+    }
+
+    async fn execute(&self, ctx: &Context, _event: &Event) -> Outcome {
+        let started = Instant::now();
+        let (delay, outcome) = (self.script)(ctx);
+        tokio::time::sleep(delay).await;
+        self.calls.lock().expect("calls").push(Call {
+            id: ctx.meta.id.clone(),
+            team: ctx.meta.team_id.clone(),
+            attempt: ctx.attempt,
+            started,
+            ended: Instant::now(),
+        });
+        outcome
+    }
+}
+
+fn semver_1() -> semver::Version {
+    semver::Version::new(1, 0, 0)
+}
+
+/// A worker running in this process.
+pub struct InProcessWorker {
+    /// Its admin server.
+    pub admin: Admin,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl InProcessWorker {
+    /// Starts `plugin` with `settings`.
+    pub fn start<P: Plugin>(plugin: P, settings: Settings) -> Self {
+        init_logging();
+        let admin = Admin {
+            address: settings.admin.listen,
+        };
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move {
+                switchyard_plugin_runtime::app::run(plugin, settings, shutdown)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+        });
+        Self {
+            admin,
+            shutdown,
+            task,
+        }
+    }
+
+    /// Stops it as SIGTERM would and returns how it ended.
+    pub async fn stop(mut self) -> Result<(), String> {
+        self.shutdown.cancel();
+        (&mut self.task).await.expect("worker task")
+    }
+}
+
+impl Drop for InProcessWorker {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}

@@ -1,0 +1,298 @@
+//! The plugin runtime against the real broker, with a scripted in-process plugin: per-team order under
+//! concurrency, a slow team not holding up the others, retries, dead letters with their headers, an outage
+//! paused without dead letters, and configs applied before a team's next event.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use switchyard_plugin_runtime::plugin::{Outcome, PluginResult};
+use switchyard_schemas::envelope::ContentType;
+use switchyard_tests::broker::{Outgoing, TestProducer, group_caught_up, read_to_end};
+use switchyard_tests::records::core_event;
+use switchyard_tests::wait::wait_for;
+use switchyard_tests::workers::{InProcessWorker, ScriptedPlugin, WorkerTopics};
+
+fn event(team: &str, id: &str) -> Outgoing {
+    core_event(team, "response.submitted", id, ContentType::Json)
+}
+
+fn header(record: &switchyard_tests::broker::Incoming, name: &str) -> String {
+    record.header(name).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_team_order_under_concurrency_and_a_slow_team_does_not_hold_up_others() {
+    let topics = WorkerTopics::create("ordered", 3).await;
+    let plugin = ScriptedPlugin::new("ordered", |ctx| {
+        let delay = if ctx.meta.team_id == "slow" { 150 } else { 5 };
+        (Duration::from_millis(delay), Outcome::done())
+    });
+    let settings = topics.settings(&[("DELIVERY__MAX_IN_FLIGHT", "8")]);
+    let group = settings.delivery.group_id.clone();
+    let worker = InProcessWorker::start(plugin.clone(), settings);
+    let producer = TestProducer::new();
+    let teams = ["slow", "acme", "globex", "initech", "umbrella", "hooli"];
+    let per_team = 20;
+    for n in 0..per_team {
+        for team in teams {
+            producer.send(&topics.events, &event(team, &format!("{team}-{n:02}")));
+        }
+    }
+    producer.flush();
+    wait_for("every event executed", Duration::from_secs(60), || async {
+        (plugin.calls().len() >= teams.len() * per_team).then_some(())
+    })
+    .await;
+    let calls = plugin.calls();
+    assert_eq!(calls.len(), teams.len() * per_team, "each event once");
+    for team in teams {
+        let expected: Vec<String> = (0..per_team).map(|n| format!("{team}-{n:02}")).collect();
+        assert_eq!(plugin.ids_of(team), expected, "{team} in order");
+        let mine: Vec<_> = calls.iter().filter(|c| c.team == team).collect();
+        for pair in mine.windows(2) {
+            assert!(pair[0].ended <= pair[1].started, "{team}: one event at a time");
+        }
+    }
+    // The fast teams finished long before the slow one (20 x 150 ms = 3 s).
+    let slow_end = calls
+        .iter()
+        .filter(|c| c.team == "slow")
+        .map(|c| c.ended)
+        .max()
+        .unwrap();
+    let fast_end = calls
+        .iter()
+        .filter(|c| c.team != "slow")
+        .map(|c| c.ended)
+        .max()
+        .unwrap();
+    assert!(
+        slow_end.duration_since(fast_end) > Duration::from_secs(1),
+        "the fast teams waited for the slow one"
+    );
+    let concurrent = calls.iter().filter(|c| c.team != "slow").any(|fast| {
+        calls
+            .iter()
+            .any(|other| other.team != fast.team && other.started < fast.ended && fast.started < other.ended)
+    });
+    assert!(concurrent, "teams ran concurrently");
+    wait_for("offsets committed", Duration::from_secs(20), || async {
+        group_caught_up(&group, &topics.events).then_some(())
+    })
+    .await;
+    worker.stop().await.expect("clean stop");
+    assert!(read_to_end(&topics.dead_letter).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_dead_letters_and_results() {
+    let topics = WorkerTopics::create("scripted", 1).await;
+    let attempts: Arc<Mutex<HashMap<String, u32>>> = Arc::default();
+    let plugin = ScriptedPlugin::new("scripted", {
+        let attempts = Arc::clone(&attempts);
+        move |ctx| {
+            let mut attempts = attempts.lock().unwrap();
+            let n = attempts.entry(ctx.meta.id.clone()).or_default();
+            *n += 1;
+            let outcome = match ctx.meta.id.as_str() {
+                "flaky" if *n < 3 => Outcome::Retry {
+                    reason: "the SaaS answered 503".into(),
+                    after: None,
+                },
+                "poison" => Outcome::dead_letter("unknown form version"),
+                "hopeless" => Outcome::retry("the SaaS answered 500"),
+                id => Outcome::Done(vec![PluginResult {
+                    kind: "response.flagged".into(),
+                    subject: None,
+                    data: json!({"event": id}),
+                }]),
+            };
+            (Duration::from_millis(2), outcome)
+        }
+    });
+    let worker = InProcessWorker::start(plugin.clone(), topics.settings(&[("RETRY__MAX_ATTEMPTS", "3")]));
+    let producer = TestProducer::new();
+    for (team, id) in [
+        ("acme", "flaky"),
+        ("acme", "after-flaky"),
+        ("globex", "poison"),
+        ("globex", "after-poison"),
+        ("initech", "hopeless"),
+        ("initech", "after-hopeless"),
+        ("umbrella", "fine-1"),
+        ("umbrella", "fine-2"),
+    ] {
+        producer.send(&topics.events, &event(team, id));
+    }
+    producer.flush();
+    let letters = wait_for("two dead letters", Duration::from_secs(30), || async {
+        let letters = read_to_end(&topics.dead_letter);
+        (letters.len() >= 2).then_some(letters)
+    })
+    .await;
+    wait_for(
+        "the events after the failures",
+        Duration::from_secs(30),
+        || async {
+            let ids = plugin.ids_of("initech");
+            ids.contains(&"after-hopeless".to_owned()).then_some(())
+        },
+    )
+    .await;
+    let by_id: HashMap<String, _> = letters.iter().map(|r| (header(r, "ce_id"), r)).collect();
+    let poison = by_id["poison"];
+    assert_eq!(header(poison, "switchyard_error"), "plugin_dead_letter");
+    assert_eq!(header(poison, "switchyard_error_detail"), "unknown form version");
+    assert_eq!(header(poison, "switchyard_attempts"), "1");
+    assert_eq!(header(poison, "switchyard_plugin"), "scripted");
+    assert!(header(poison, "switchyard_source").starts_with(&format!("{}/0/", topics.events)));
+    assert_eq!(
+        poison.key.as_deref(),
+        Some(&b"globex"[..]),
+        "the record is kept as it was"
+    );
+    let hopeless = by_id["hopeless"];
+    assert_eq!(header(hopeless, "switchyard_error"), "retries_exhausted");
+    assert_eq!(header(hopeless, "switchyard_attempts"), "3");
+    assert!(!header(hopeless, "switchyard_first_failure").is_empty());
+    assert!(!header(hopeless, "switchyard_last_failure").is_empty());
+    assert_eq!(attempts.lock().unwrap()["flaky"], 3, "retried twice, then done");
+    assert_eq!(plugin.ids_of("acme"), ["flaky", "flaky", "flaky", "after-flaky"]);
+    assert_eq!(
+        plugin.ids_of("globex"),
+        ["poison", "after-poison"],
+        "later events go on after a dead letter"
+    );
+    let results = wait_for("results", Duration::from_secs(20), || async {
+        let results = read_to_end(&topics.results);
+        (results.len() >= 5).then_some(results)
+    })
+    .await;
+    let flagged: Vec<String> = results.iter().map(|r| header(r, "ce_causationid")).collect();
+    for id in ["flaky", "after-flaky", "after-poison", "after-hopeless", "fine-1"] {
+        assert!(flagged.contains(&id.to_owned()), "{id}: {flagged:?}");
+    }
+    let first = &results[0];
+    assert_eq!(header(first, "ce_type"), "switchyard.plugin.response.flagged");
+    assert_eq!(header(first, "ce_source"), "/plugins/scripted");
+    worker.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_pauses_without_dead_letters_and_catches_up() {
+    let topics = WorkerTopics::create("fragile", 2).await;
+    let down = Arc::new(AtomicBool::new(true));
+    let plugin = ScriptedPlugin::new("fragile", {
+        let down = Arc::clone(&down);
+        move |_| {
+            if down.load(Ordering::SeqCst) {
+                (Duration::from_millis(5), Outcome::retry("connection refused"))
+            } else {
+                (Duration::from_millis(2), Outcome::done())
+            }
+        }
+    });
+    // Two attempts per event: without outage detection, everything would be dead-lettered at once.
+    let worker = InProcessWorker::start(plugin.clone(), topics.settings(&[("RETRY__MAX_ATTEMPTS", "2")]));
+    let producer = TestProducer::new();
+    let teams = ["a", "b", "c", "d", "e"];
+    for n in 0..10 {
+        for team in teams {
+            producer.send(&topics.events, &event(team, &format!("{team}-{n}")));
+        }
+    }
+    producer.flush();
+    wait_for("the outage to be declared", Duration::from_secs(20), || async {
+        (worker
+            .admin
+            .metric("switchyard_plugin_paused{plugin=\"fragile\"}")
+            .await
+            == 1.0)
+            .then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        read_to_end(&topics.dead_letter).is_empty(),
+        "nothing dead-lettered during the outage"
+    );
+    down.store(false, Ordering::SeqCst);
+    wait_for(
+        "every event delivered after the outage",
+        Duration::from_secs(60),
+        || async {
+            let done = teams.iter().all(|team| {
+                let ids = plugin.ids_of(team);
+                (0..10).all(|n| ids.contains(&format!("{team}-{n}")))
+            });
+            done.then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        worker
+            .admin
+            .metric("switchyard_plugin_paused{plugin=\"fragile\"}")
+            .await,
+        0.0
+    );
+    assert!(read_to_end(&topics.dead_letter).is_empty());
+    for team in teams {
+        let mut seen = Vec::new();
+        for id in plugin.ids_of(team) {
+            if seen.last() != Some(&id) {
+                seen.push(id);
+            }
+        }
+        let expected: Vec<String> = (0..10).map(|n| format!("{team}-{n}")).collect();
+        assert_eq!(seen, expected, "{team}: in order, retries of the same event only");
+    }
+    worker.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_change_reaches_the_plugin_before_the_teams_next_event() {
+    let topics = WorkerTopics::create("configured", 1).await;
+    let plugin = ScriptedPlugin::new("configured", |_| (Duration::ZERO, Outcome::done()));
+    let worker = InProcessWorker::start(plugin.clone(), topics.settings(&[]));
+    worker.admin.wait_ready().await;
+    let producer = TestProducer::new();
+    let config = |version: u32| Outgoing {
+        key: Some(b"acme/configured".to_vec()),
+        value: Some(
+            json!({"team_id": "acme", "plugin_id": "configured", "config": {"version": version},
+                   "plugin_version": "1.0.0", "updated_at": "2026-11-22T10:00:00Z"})
+            .to_string()
+            .into_bytes(),
+        ),
+        headers: Vec::new(),
+    };
+    for version in 1..=3 {
+        // The config, then at once an event: the event must run with this config.
+        producer.send(&topics.configs, &config(version));
+        producer.flush();
+        producer.send(&topics.events, &event("acme", &format!("e-{version}")));
+        producer.flush();
+        wait_for("the event", Duration::from_secs(20), || async {
+            plugin
+                .ids_of("acme")
+                .contains(&format!("e-{version}"))
+                .then_some(())
+        })
+        .await;
+        let initialized = plugin.initialized.lock().unwrap().clone();
+        let call = plugin
+            .calls()
+            .into_iter()
+            .find(|c| c.id == format!("e-{version}"))
+            .unwrap();
+        let (_, applied, at) = initialized.last().expect("initialized").clone();
+        assert_eq!(applied, Some(json!({"version": version})), "version {version}");
+        assert!(at <= call.started);
+    }
+    assert_eq!(plugin.initialized.lock().unwrap().len(), 3, "once per change");
+    worker.stop().await.expect("clean stop");
+}
