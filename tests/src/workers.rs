@@ -100,6 +100,9 @@ pub struct Call {
     pub ended: Instant,
 }
 
+/// One `initialize`: team, config, when.
+pub type Initialized = (String, Option<Value>, Instant);
+
 /// What the scripted plugin does with a call: wait, then answer.
 pub type Script = dyn Fn(&Context) -> (Duration, Outcome) + Send + Sync;
 
@@ -111,7 +114,7 @@ pub struct ScriptedPlugin {
     /// Every `execute` call, in the order they ended.
     pub calls: Arc<Mutex<Vec<Call>>>,
     /// Every `initialize`: (team, config, when).
-    pub initialized: Arc<Mutex<Vec<(String, Option<Value>, Instant)>>>,
+    pub initialized: Arc<Mutex<Vec<Initialized>>>,
 }
 
 impl ScriptedPlugin {
