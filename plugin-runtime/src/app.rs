@@ -59,7 +59,7 @@ pub enum RuntimeError {
     },
     /// The registry refused the registration.
     #[error("registering with the registry failed: {0}")]
-    Registry(#[from] switchyard_registry::client::ClientError),
+    Registry(#[from] crate::registration::RegistryCallError),
 }
 
 fn kafka(action: &'static str) -> impl FnOnce(KafkaError) -> RuntimeError {

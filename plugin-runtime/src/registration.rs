@@ -5,15 +5,38 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_registry::client::{Client, ClientError};
 use switchyard_schemas::control::PluginManifest;
+use thiserror::Error;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+/// A call to the registry failed.
+#[derive(Debug, Error)]
+pub enum RegistryCallError {
+    /// The registry could not be reached.
+    #[error("cannot reach the registry at {url}: {message}")]
+    Transport {
+        /// The URL.
+        url: String,
+        /// What failed.
+        message: String,
+    },
+    /// The registry refused the call.
+    #[error("the registry answered {status}: {detail}")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// The problem's detail and field errors.
+        detail: String,
+    },
+}
+
 /// A registered plugin's connection to the registry.
 pub struct Registration {
-    client: std::sync::Arc<Client>,
+    http: reqwest::Client,
+    base: String,
+    token: String,
     plugin: String,
     instance: String,
 }
@@ -25,18 +48,40 @@ pub struct Registered {
     pub signing_secret: String,
 }
 
-async fn blocking<T: Send + 'static>(
-    call: impl FnOnce() -> Result<T, ClientError> + Send + 'static,
-) -> Result<T, ClientError> {
-    tokio::task::spawn_blocking(call).await.unwrap_or_else(|error| {
-        Err(ClientError::Transport {
-            url: String::new(),
-            message: error.to_string(),
-        })
-    })
-}
-
 impl Registration {
+    async fn post(&self, path: &str, body: &Value) -> Result<Value, RegistryCallError> {
+        let url = format!("{}{path}", self.base);
+        let transport = |e: reqwest::Error| RegistryCallError::Transport {
+            url: url.clone(),
+            message: e.to_string(),
+        };
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Ok(answer);
+        }
+        let mut detail = answer["detail"].as_str().unwrap_or("no detail").to_owned();
+        for error in answer["errors"].as_array().into_iter().flatten() {
+            detail.push_str(&format!(
+                "; {}: {}",
+                error["pointer"].as_str().unwrap_or(""),
+                error["detail"].as_str().unwrap_or("")
+            ));
+        }
+        Err(RegistryCallError::Refused {
+            status: status.as_u16(),
+            detail,
+        })
+    }
+
     /// Registers `manifest` (retrying transport failures until `shutdown`), and returns the connection.
     pub async fn register(
         url: &str,
@@ -44,20 +89,33 @@ impl Registration {
         instance: String,
         manifest: &PluginManifest,
         shutdown: &CancellationToken,
-    ) -> Result<(Self, Registered), ClientError> {
-        let client = std::sync::Arc::new(Client::new(url, Some(token.to_owned()))?);
-        let body = serde_json::to_value(manifest).map_err(|e| ClientError::Transport {
+    ) -> Result<(Self, Registered), RegistryCallError> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| RegistryCallError::Transport {
+                url: url.to_owned(),
+                message: e.to_string(),
+            })?;
+        let registration = Self {
+            http,
+            base: url.trim_end_matches('/').to_owned(),
+            token: token.to_owned(),
+            plugin: manifest.id.clone(),
+            instance,
+        };
+        let body = serde_json::to_value(manifest).map_err(|e| RegistryCallError::Transport {
             url: url.to_owned(),
             message: format!("the manifest does not serialize: {e}"),
         })?;
         let mut backoff = Duration::from_millis(250);
-        let answer: Value = loop {
-            let (client, body) = (std::sync::Arc::clone(&client), body.clone());
-            match blocking(move || client.post("/v1/plugins", &body)).await {
+        let answer = loop {
+            match registration.post("/v1/plugins", &body).await {
                 Ok(answer) => break answer,
-                Err(error @ ClientError::Api { .. }) => return Err(error),
+                Err(error @ RegistryCallError::Refused { status, .. }) if status != 503 => return Err(error),
                 Err(error) => {
-                    warn!(%error, "the registry is not reachable yet; retrying registration");
+                    warn!(%error, "the registry is not ready yet; retrying registration");
                     tokio::select! {
                         _ = shutdown.cancelled() => return Err(error),
                         _ = tokio::time::sleep(backoff) => {}
@@ -68,21 +126,13 @@ impl Registration {
         };
         let signing_secret = answer["signing_secret"].as_str().unwrap_or_default().to_owned();
         info!(plugin = %manifest.id, version = %manifest.version, "registered with the registry");
-        Ok((
-            Self {
-                client,
-                plugin: manifest.id.clone(),
-                instance,
-            },
-            Registered { signing_secret },
-        ))
+        Ok((registration, Registered { signing_secret }))
     }
 
-    async fn beat(&self, state: &str) -> Result<Value, ClientError> {
-        let client = std::sync::Arc::clone(&self.client);
+    async fn beat(&self, state: &str) -> Result<Value, RegistryCallError> {
         let path = format!("/v1/plugins/{}/heartbeat", self.plugin);
-        let body = json!({"instance_id": self.instance, "state": state});
-        blocking(move || client.post(&path, &body)).await
+        self.post(&path, &json!({"instance_id": self.instance, "state": state}))
+            .await
     }
 
     /// Sends heartbeats until `shutdown`, then the goodbye.

@@ -28,21 +28,21 @@ pub struct WorkerTopics {
     pub results: String,
     /// Configs (compacted).
     pub configs: String,
-    prefix: String,
+    events_template: String,
+    dead_letter_template: String,
 }
 
 impl WorkerTopics {
     /// Creates the topics (`partitions` for the events topic).
     pub async fn create(plugin: &str, partitions: i32) -> Self {
         let prefix = unique("w");
-        let topics = Self {
-            plugin: plugin.to_owned(),
-            events: format!("{prefix}.plugin.{plugin}.events"),
-            dead_letter: format!("{prefix}.plugin.{plugin}.dlq"),
-            results: format!("{prefix}.core.plugin-results"),
-            configs: format!("{prefix}.configs"),
-            prefix,
-        };
+        let topics = Self::named(
+            plugin,
+            &format!("{prefix}.plugin.{{plugin}}.events"),
+            &format!("{prefix}.plugin.{{plugin}}.dlq"),
+            &format!("{prefix}.configs"),
+            &format!("{prefix}.core.plugin-results"),
+        );
         create_topics(&[
             (&topics.events, partitions, false),
             (&topics.dead_letter, 1, false),
@@ -53,6 +53,32 @@ impl WorkerTopics {
         topics
     }
 
+    /// The topics of a registry deployment (the registry creates the plugin's and the configs topics);
+    /// creates the results topic.
+    pub async fn of_registry(plugin: &str, registry: &crate::registries::RegistryTopics) -> Self {
+        let topics = Self::named(
+            plugin,
+            &registry.events_template,
+            &registry.dead_letter_template,
+            &registry.configs,
+            &format!("{}.core.plugin-results", registry.plugins),
+        );
+        create_topics(&[(&topics.results, 1, false)]).await;
+        topics
+    }
+
+    fn named(plugin: &str, events: &str, dead_letter: &str, configs: &str, results: &str) -> Self {
+        Self {
+            plugin: plugin.to_owned(),
+            events: events.replace("{plugin}", plugin),
+            dead_letter: dead_letter.replace("{plugin}", plugin),
+            results: results.to_owned(),
+            configs: configs.to_owned(),
+            events_template: events.to_owned(),
+            dead_letter_template: dead_letter.to_owned(),
+        }
+    }
+
     /// A worker's settings for these topics; `overrides` are `SWITCHYARD_PLUGIN__` variables without the
     /// prefix, e.g. `("RETRY__MAX_ATTEMPTS", "3")`.
     pub fn settings(&self, overrides: &[(&str, &str)]) -> Settings {
@@ -61,14 +87,8 @@ impl WorkerTopics {
             env.insert(format!("SWITCHYARD_PLUGIN__{k}"), v.to_owned());
         };
         set("KAFKA__BOOTSTRAP_SERVERS", &bootstrap());
-        set(
-            "TOPICS__EVENTS_TEMPLATE",
-            &format!("{}.plugin.{{plugin}}.events", self.prefix),
-        );
-        set(
-            "TOPICS__DEAD_LETTER_TEMPLATE",
-            &format!("{}.plugin.{{plugin}}.dlq", self.prefix),
-        );
+        set("TOPICS__EVENTS_TEMPLATE", &self.events_template);
+        set("TOPICS__DEAD_LETTER_TEMPLATE", &self.dead_letter_template);
         set("TOPICS__RESULTS", &self.results);
         set("TOPICS__CONFIGS", &self.configs);
         set("DELIVERY__GROUP_ID", &unique("worker"));

@@ -13,3 +13,4 @@ mod registry_store;
 mod replicas;
 mod routing;
 mod runtime;
+mod runtime_http;

@@ -1,0 +1,233 @@
+//! A plugin service over HTTP behind the runtime (what `switchyard-plugin-bridge` runs), with a real
+//! registry: registration and heartbeats (status up, then down after the goodbye), signed calls the
+//! service verifies, the same `webhook-id` across retries, `Retry-After`, redirects not followed, a 4xx
+//! dead-lettered at once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use switchyard_plugin_runtime::http_plugin::{HttpPlugin, HttpPluginSettings};
+use switchyard_registry::signing::MasterKey;
+use switchyard_schemas::envelope::ContentType;
+use switchyard_schemas::webhook::{
+    DEFAULT_TOLERANCE_SECS, SigningSecret, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+};
+use switchyard_tests::broker::{TestProducer, read_to_end};
+use switchyard_tests::records::core_event;
+use switchyard_tests::registries::{RegistryTopics, SIGNING_KEY, ServedRegistry, admin, http, plugin};
+use switchyard_tests::wait::wait_for;
+use switchyard_tests::workers::{InProcessWorker, WorkerTopics};
+
+/// What the service saw: per event id, the (webhook-id, attempt header) of each call.
+#[derive(Clone)]
+struct Service {
+    base: String,
+    secret: SigningSecret,
+    calls: Arc<Mutex<HashMap<String, Vec<(String, String)>>>>,
+    redirected: Arc<Mutex<u32>>,
+}
+
+fn header(headers: &HeaderMap, name: &str) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn execute(State(service): State<Service>, headers: HeaderMap, body: Bytes) -> Response {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let webhook_id = header(&headers, WEBHOOK_ID);
+    if service
+        .secret
+        .verify(
+            &webhook_id,
+            &header(&headers, WEBHOOK_TIMESTAMP),
+            &header(&headers, WEBHOOK_SIGNATURE),
+            &body,
+            now,
+            DEFAULT_TOLERANCE_SECS,
+        )
+        .is_err()
+    {
+        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+    }
+    let event: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["specversion"], "1.0");
+    assert_eq!(event["teamid"], header(&headers, "switchyard-team"));
+    let id = event["id"].as_str().unwrap().to_owned();
+    let seen = {
+        let mut calls = service.calls.lock().unwrap();
+        let list = calls.entry(id.clone()).or_default();
+        list.push((webhook_id, header(&headers, "switchyard-attempt")));
+        list.len()
+    };
+    match id.as_str() {
+        "e-503" if seen == 1 => {
+            (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")], "busy").into_response()
+        }
+        "e-302" => (
+            StatusCode::FOUND,
+            [("location", format!("{}/elsewhere", service.base))],
+            "",
+        )
+            .into_response(),
+        "e-422" => (StatusCode::UNPROCESSABLE_ENTITY, "no such form").into_response(),
+        _ => axum::Json(json!({"results": [{"type": "echo.seen", "data": {
+            "response_id": event["data"]["response"]["id"]}}]}))
+        .into_response(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_plugin_behind_the_runtime_with_a_registry() {
+    let registry_topics = RegistryTopics::unique();
+    let registry = ServedRegistry::start(&registry_topics, &[]).await;
+    let topics = WorkerTopics::of_registry("echo-http", &registry_topics).await;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let secret_text = MasterKey::parse(SIGNING_KEY).unwrap().plugin_secret("echo-http");
+    let service = Service {
+        base: base.clone(),
+        secret: SigningSecret::parse(&secret_text).unwrap(),
+        calls: Arc::default(),
+        redirected: Arc::default(),
+    };
+    let manifest = json!({"id": "echo-http", "name": "Echo over HTTP", "version": "1.0.0",
+                          "events": ["response.submitted"], "actions": []});
+    let app = Router::new()
+        .route("/metadata", get(move || async move { axum::Json(manifest) }))
+        .route("/execute", post(execute))
+        .route(
+            "/elsewhere/execute",
+            post(|State(service): State<Service>| async move {
+                *service.redirected.lock().unwrap() += 1;
+                "followed"
+            }),
+        )
+        .with_state(service.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let settings = topics.settings(&[
+        ("REGISTRY__URL", &registry.url),
+        ("REGISTRY__TOKEN", &plugin("echo-http")),
+        ("REGISTRY__HEARTBEAT_INTERVAL_MS", "300"),
+        ("REGISTRY__INSTANCE_ID", "echo-0"),
+        ("HTTP__URL_PATTERNS", &base),
+        ("HTTP__ALLOWED_NETWORKS", "127.0.0.1/32"),
+        ("RETRY__MAX_ATTEMPTS", "3"),
+    ]);
+    let bridge = HttpPlugin::connect(
+        &HttpPluginSettings {
+            url: base.clone(),
+            timeout: Duration::from_secs(5),
+            max_response_bytes: 65536,
+            url_patterns: vec![base.clone()],
+            allowed_networks: vec!["127.0.0.1/32".into()],
+        },
+        None,
+    )
+    .await
+    .expect("the service's metadata");
+    let worker = InProcessWorker::start(bridge, settings);
+
+    let admin = admin();
+    let status = |expected: &'static str| {
+        let (url, admin) = (format!("{}/v1/plugins/echo-http", registry.url), admin.clone());
+        async move {
+            wait_for(
+                &format!("the plugin to be {expected}"),
+                Duration::from_secs(20),
+                || async {
+                    let (code, body) = http("GET", &url, Some(&admin), None).await;
+                    (code == 200 && body["status"] == expected).then_some(body)
+                },
+            )
+            .await
+        }
+    };
+    let up = status("up").await;
+    assert_eq!(up["active_instances"], 1);
+    assert_eq!(up["url"], base.as_str(), "registered with the service's URL");
+
+    let producer = TestProducer::new();
+    for (team, id) in [
+        ("acme", "e-ok"),
+        ("globex", "e-503"),
+        ("initech", "e-302"),
+        ("umbrella", "e-422"),
+    ] {
+        producer.send(
+            &topics.events,
+            &core_event(team, "response.submitted", id, ContentType::Avro),
+        );
+    }
+    producer.flush();
+    let letters = wait_for("two dead letters", Duration::from_secs(30), || async {
+        let letters = read_to_end(&topics.dead_letter);
+        (letters.len() >= 2).then_some(letters)
+    })
+    .await;
+    let reasons: HashMap<String, String> = letters
+        .iter()
+        .map(|r| {
+            (
+                r.header("ce_id").unwrap_or_default(),
+                r.header("switchyard_error").unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        reasons["e-422"], "plugin_dead_letter",
+        "a 4xx is dead-lettered at once"
+    );
+    assert_eq!(
+        reasons["e-302"], "retries_exhausted",
+        "a redirect is a failure, never followed"
+    );
+    assert_eq!(*service.redirected.lock().unwrap(), 0);
+    let results = wait_for("results of e-ok and e-503", Duration::from_secs(30), || async {
+        let results = read_to_end(&topics.results);
+        (results.len() >= 2).then_some(results)
+    })
+    .await;
+    assert!(
+        results
+            .iter()
+            .any(|r| r.header("ce_causationid").as_deref() == Some("e-ok"))
+    );
+    let calls = service.calls.lock().unwrap().clone();
+    assert_eq!(
+        calls["e-ok"],
+        [("e-ok".to_owned(), "1".to_owned())],
+        "signed, verified, once"
+    );
+    assert_eq!(
+        calls["e-503"],
+        [
+            ("e-503".to_owned(), "1".to_owned()),
+            ("e-503".to_owned(), "2".to_owned())
+        ],
+        "the same webhook-id across the retry"
+    );
+    assert_eq!(calls["e-422"].len(), 1);
+    assert_eq!(calls["e-302"].len(), 3);
+
+    worker.stop().await.expect("clean stop");
+    let down = status("down").await;
+    assert_eq!(
+        down["instances"],
+        json!([]),
+        "the goodbye removed the instance at once"
+    );
+    registry.stop().await;
+}
