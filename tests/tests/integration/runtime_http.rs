@@ -26,12 +26,15 @@ use switchyard_tests::registries::{RegistryTopics, SIGNING_KEY, ServedRegistry, 
 use switchyard_tests::wait::wait_for;
 use switchyard_tests::workers::{InProcessWorker, WorkerTopics};
 
-/// What the service saw: per event id, the (webhook-id, attempt header) of each call.
+/// One call as the service saw it: (webhook-id, `switchyard-attempt`).
+type Seen = (String, String);
+
+/// What the service saw: per event id, each call.
 #[derive(Clone)]
 struct Service {
     base: String,
     secret: SigningSecret,
-    calls: Arc<Mutex<HashMap<String, Vec<(String, String)>>>>,
+    calls: Arc<Mutex<HashMap<String, Vec<Seen>>>>,
     redirected: Arc<Mutex<u32>>,
 }
 
