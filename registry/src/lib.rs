@@ -20,6 +20,7 @@
 //! | [`gateway`]       | the action gateway; [`egress`] its SSRF guard, [`ratelimit`] its limits   |
 //! | [`signing`]       | per-plugin Standard Webhooks secrets                                      |
 //! | [`client`]        | the HTTP client `switchyardctl` uses                                      |
+//! | [`dead_letters`]  | listing and replaying a plugin's dead letters (`switchyardctl dlq`)       |
 //! | [`metrics`]       | Prometheus metrics                                                        |
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod config_schema;
+pub mod dead_letters;
 pub mod egress;
 pub mod gateway;
 pub mod metrics;

@@ -6,6 +6,7 @@
 //! switchyardctl enable --team TEAM PLUGIN [--event-types a,b] | disable --team TEAM PLUGIN
 //! switchyardctl config set --team TEAM PLUGIN (--file FILE | JSON) | show --team TEAM PLUGIN
 //! switchyardctl token mint --role admin|team|plugin [--team T] [--plugin P] [--ttl 1h]
+//! switchyardctl dlq list|replay --plugin P [--team T] [--since TIME] [--dry-run] | show --plugin P EVENT_ID
 //! ```
 //! The registry's URL and the token come from `--url`/`--token` or `SWITCHYARD_REGISTRY_URL`/
 //! `SWITCHYARD_TOKEN`. `token mint` signs with the registry's HS256 secret (`--secret` or
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use switchyard_registry::auth::{Claims, Role, mint_hs256_for};
 use switchyard_registry::client::{Client, ClientError};
+use switchyard_registry::dead_letters::{self, Filter};
 
 /// Manage Switchyard plugins, team enablements and configs through the registry's API.
 #[derive(Debug, Parser)]
@@ -75,6 +77,71 @@ enum Command {
     /// Development tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// A plugin's dead letters (reads and writes Kafka directly).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct DlqTarget {
+    /// The plugin.
+    #[arg(long)]
+    plugin: String,
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "SWITCHYARD_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
+    bootstrap: String,
+    /// The plugin's events topic; `{plugin}` becomes the id.
+    #[arg(long, default_value = "plugin.{plugin}.events")]
+    events_template: String,
+    /// The plugin's dead-letter topic; `{plugin}` becomes the id.
+    #[arg(long, default_value = "plugin.{plugin}.dlq")]
+    dead_letter_template: String,
+}
+
+#[derive(Debug, clap::Args)]
+struct DlqFilter {
+    /// Only this team's dead letters.
+    #[arg(long)]
+    team: Option<String>,
+    /// Only those dead-lettered since: an RFC 3339 time or a duration ago (`2h`, `30m`).
+    #[arg(long, value_parser = parse_since)]
+    since: Option<SystemTime>,
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// List dead letters.
+    List {
+        #[command(flatten)]
+        target: DlqTarget,
+        #[command(flatten)]
+        filter: DlqFilter,
+    },
+    /// Show the dead letters of one event.
+    Show {
+        #[command(flatten)]
+        target: DlqTarget,
+        /// The event's `ce_id`.
+        event_id: String,
+    },
+    /// Put dead letters back on the plugin's topic, once the cause is fixed.
+    Replay {
+        #[command(flatten)]
+        target: DlqTarget,
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Only show what would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_since(text: &str) -> Result<SystemTime, String> {
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return Ok(SystemTime::now() - ago);
+    }
+    humantime::parse_rfc3339_weak(text)
+        .map_err(|e| format!("{text:?} is neither a duration nor an RFC 3339 time: {e}"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,6 +298,9 @@ fn run(args: &Args) -> Result<(), Failure> {
         println!("{token}");
         return Ok(());
     }
+    if let Command::Dlq(command) = &args.command {
+        return dlq(command, args.json);
+    }
     let client = Client::new(&args.url, args.token.clone())?;
     let (value, table) = match &args.command {
         Command::Plugins(PluginsCommand::List) => {
@@ -310,7 +380,7 @@ fn run(args: &Args) -> Result<(), Failure> {
             let table = config_table(&value);
             (value, table)
         }
-        Command::Token(_) => unreachable!("handled above"),
+        Command::Token(_) | Command::Dlq(_) => unreachable!("handled above"),
     };
     if args.json {
         println!(
@@ -319,6 +389,83 @@ fn run(args: &Args) -> Result<(), Failure> {
         );
     } else {
         print!("{table}");
+    }
+    Ok(())
+}
+
+fn dlq(command: &DlqCommand, json_output: bool) -> Result<(), Failure> {
+    const TIMEOUT: Duration = Duration::from_secs(30);
+    let target = match command {
+        DlqCommand::List { target, .. }
+        | DlqCommand::Show { target, .. }
+        | DlqCommand::Replay { target, .. } => target,
+    };
+    let topic = |template: &str| template.replace("{plugin}", &target.plugin);
+    let dead_letter_topic = topic(&target.dead_letter_template);
+    let kafka = |e: rdkafka::error::KafkaError| Failure::Usage(format!("Kafka at {}: {e}", target.bootstrap));
+    let letters = match command {
+        DlqCommand::List { filter, .. } | DlqCommand::Replay { filter, .. } => {
+            let filter = Filter {
+                team: filter.team.clone(),
+                since: filter.since,
+            };
+            dead_letters::read(&target.bootstrap, &dead_letter_topic, &filter, TIMEOUT).map_err(kafka)?
+        }
+        DlqCommand::Show { event_id, .. } => {
+            dead_letters::read(&target.bootstrap, &dead_letter_topic, &Filter::default(), TIMEOUT)
+                .map_err(kafka)?
+                .into_iter()
+                .filter(|l| &l.event_id == event_id)
+                .collect()
+        }
+    };
+    if let DlqCommand::Replay { dry_run: false, .. } = command {
+        let events_topic = topic(&target.events_template);
+        let replayed =
+            dead_letters::replay(&target.bootstrap, &letters, &events_topic, TIMEOUT).map_err(kafka)?;
+        if json_output {
+            println!("{}", json!({"replayed": replayed, "to": events_topic}));
+        } else {
+            println!("replayed {replayed} dead letters to {events_topic}");
+        }
+        return Ok(());
+    }
+    let value = serde_json::to_value(&letters).unwrap_or_default();
+    if json_output {
+        println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = letters
+        .iter()
+        .map(|l| {
+            vec![
+                l.position.clone(),
+                l.team.clone(),
+                l.event_id.clone(),
+                l.reason.clone(),
+                l.attempts.clone(),
+                l.dead_lettered_at.clone(),
+                l.detail.chars().take(60).collect(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &[
+                "POSITION",
+                "TEAM",
+                "EVENT",
+                "REASON",
+                "ATTEMPTS",
+                "DEAD-LETTERED",
+                "DETAIL"
+            ],
+            &rows
+        )
+    );
+    if let DlqCommand::Replay { dry_run: true, .. } = command {
+        println!("(dry run: {} would be replayed)", letters.len());
     }
     Ok(())
 }

@@ -296,3 +296,94 @@ async fn a_config_change_reaches_the_plugin_before_the_teams_next_event() {
     assert_eq!(plugin.initialized.lock().unwrap().len(), 3, "once per change");
     worker.stop().await.expect("clean stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
+    let topics = WorkerTopics::create("replayable", 1).await;
+    let broken = Arc::new(AtomicBool::new(true));
+    let plugin = ScriptedPlugin::new("replayable", {
+        let broken = Arc::clone(&broken);
+        move |ctx| {
+            let outcome = if ctx.meta.id.starts_with("bad") && broken.load(Ordering::SeqCst) {
+                Outcome::dead_letter("the sheet was deleted")
+            } else {
+                Outcome::done()
+            };
+            (Duration::ZERO, outcome)
+        }
+    });
+    let worker = InProcessWorker::start(plugin.clone(), topics.settings(&[]));
+    let producer = TestProducer::new();
+    for (team, id) in [("acme", "bad-1"), ("globex", "bad-2"), ("acme", "good-1")] {
+        producer.send(&topics.events, &event(team, id));
+    }
+    producer.flush();
+    wait_for("two dead letters", Duration::from_secs(30), || async {
+        (read_to_end(&topics.dead_letter).len() == 2).then_some(())
+    })
+    .await;
+    let ctl = |args: &[&str]| {
+        let templates = [
+            "--bootstrap".to_owned(),
+            switchyard_tests::broker::bootstrap(),
+            "--events-template".to_owned(),
+            topics.events.replace("replayable", "{plugin}"),
+            "--dead-letter-template".to_owned(),
+            topics.dead_letter.replace("replayable", "{plugin}"),
+        ];
+        let output = std::process::Command::new(switchyard_tests::registries::ctl_binary())
+            .args(args)
+            .args(["--plugin", "replayable"])
+            .args(&templates)
+            .output()
+            .expect("switchyardctl");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).unwrap()
+    };
+    let listed = ctl(&["dlq", "list"]);
+    assert!(listed.contains("bad-1") && listed.contains("bad-2"), "{listed}");
+    assert!(listed.contains("plugin_dead_letter") && listed.contains("the sheet was deleted"));
+    let json: serde_json::Value =
+        serde_json::from_str(&ctl(&["--json", "dlq", "list", "--team", "acme"])).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 1);
+    assert_eq!(json[0]["event_id"], "bad-1");
+    let dry = ctl(&["dlq", "replay", "--team", "acme", "--dry-run"]);
+    assert!(dry.contains("1 would be replayed"), "{dry}");
+    assert_eq!(
+        plugin.ids_of("acme"),
+        ["bad-1", "good-1"],
+        "a dry run replays nothing"
+    );
+
+    broken.store(false, Ordering::SeqCst);
+    let replayed = ctl(&["dlq", "replay", "--team", "acme", "--since", "10m"]);
+    assert!(replayed.contains("replayed 1 dead letters"), "{replayed}");
+    wait_for("the replayed event", Duration::from_secs(20), || async {
+        (plugin.ids_of("acme").len() == 3).then_some(())
+    })
+    .await;
+    assert_eq!(
+        plugin.ids_of("acme"),
+        ["bad-1", "good-1", "bad-1"],
+        "after the team's later events"
+    );
+    assert_eq!(
+        plugin.ids_of("globex"),
+        ["bad-2"],
+        "another team's dead letter stays"
+    );
+    let events = read_to_end(&topics.events);
+    let replay = events.last().unwrap();
+    assert!(header(replay, "switchyard_replayed_from").starts_with(&topics.dead_letter));
+    assert_eq!(
+        header(replay, "switchyard_error"),
+        "",
+        "dead-letter headers are removed"
+    );
+    assert_eq!(header(replay, "ce_id"), "bad-1", "the same idempotency key");
+    worker.stop().await.expect("clean stop");
+}
