@@ -142,6 +142,8 @@ pub struct HttpSettings {
     pub url_patterns: Vec<String>,
     /// Private networks reachable despite the guard, CIDR. Default none.
     pub allowed_networks: Vec<String>,
+    /// The signing secret when the worker does not register. Default empty.
+    pub signing_secret: switchyard_registry::config::Secret,
 }
 
 /// Registration and heartbeats.
@@ -208,6 +210,12 @@ impl Settings {
         }
         if !(0.0..=1.0).contains(&self.outage.threshold) || self.outage.window == 0 {
             return invalid("outage", "threshold must be within 0-1 and window at least 1");
+        }
+        if !self.registry.url.is_empty() && !self.http.signing_secret.is_empty() {
+            return invalid(
+                "http.signing_secret",
+                "must stay empty when registry.url is set: the registration gives the secret",
+            );
         }
         if !self.registry.url.is_empty() && self.registry.token.is_empty() {
             return invalid("registry.token", "is needed when registry.url is set");

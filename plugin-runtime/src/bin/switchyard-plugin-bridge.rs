@@ -74,6 +74,11 @@ fn main() -> ExitCode {
         let plugin = HttpPlugin::connect(&http, manifest)
             .await
             .map_err(|e| e.to_string())?;
+        if !settings.http.signing_secret.is_empty() {
+            plugin
+                .set_signing_secret(settings.http.signing_secret.expose())
+                .map_err(|e| e.to_string())?;
+        }
         app::run(plugin, settings, shutdown)
             .await
             .map_err(|e| e.to_string())

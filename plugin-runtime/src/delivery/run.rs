@@ -2,11 +2,15 @@
 //! [`Scheduler`], run deliveries as tasks, store the offsets of what is done, pause when full or during an
 //! outage, and drain at shutdown.
 //!
+//! Deliveries of a partition that is revoked are cancelled: they stop retrying and writing (a call in
+//! progress still finishes), so the partition's next owner is the only one to go on with its events.
+//!
 //! Offsets are stored only up to the lowest record not done (see [`super::schedule`]) and committed by
 //! librdkafka's auto-commit every `commit_interval_ms` and at rebalances; at shutdown the loop stores and
 //! commits synchronously. A crash therefore redelivers what was in flight: at-least-once, with the event's
 //! `ce_id` (the `webhook-id`) as the idempotency key.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -15,6 +19,7 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Statistics, TopicPartitionList};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::delivery::records::OutRecord;
@@ -128,11 +133,17 @@ pub async fn consume<P: Plugin>(
     let mut outage = worker.outage.subscribe();
     let mut paused = false;
     let shutdown = worker.shutdown.clone();
+    // Per partition: cancelled when it is revoked, so its deliveries stop retrying and writing.
+    let mut owned: HashMap<i32, CancellationToken> = HashMap::new();
     loop {
         while let Some(start) = scheduler.next_start() {
             let worker = Arc::clone(&worker);
+            let cancel = owned
+                .entry(start.partition)
+                .or_insert_with(|| shutdown.child_token())
+                .clone();
             tasks.spawn(async move {
-                let completion = worker.deliver(&start.item).await;
+                let completion = worker.deliver(&start.item, &cancel).await;
                 (start.partition, start.offset, start.team, completion)
             });
         }
@@ -144,7 +155,14 @@ pub async fn consume<P: Plugin>(
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(partitions) = revoked.recv() => scheduler.revoke(&partitions),
+            Some(partitions) = revoked.recv() => {
+                for partition in &partitions {
+                    if let Some(cancel) = owned.remove(partition) {
+                        cancel.cancel();
+                    }
+                }
+                scheduler.revoke(&partitions);
+            }
             Some(joined) = tasks.join_next() => match joined {
                 Ok((partition, offset, team, Completion::Done)) => scheduler.complete(partition, offset, &team),
                 Ok((_, _, _, Completion::Abandoned)) => {}

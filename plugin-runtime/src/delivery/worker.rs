@@ -75,8 +75,8 @@ pub struct Worker<P> {
     pub probing: AtomicBool,
     /// The teams' configs.
     pub configs: Arc<Configs>,
-    /// The config version applied per team.
-    pub applied: Mutex<HashMap<String, u64>>,
+    /// Per team, the config version last given to `initialize` and whether the plugin accepted it.
+    pub applied: Mutex<HashMap<String, (u64, bool)>>,
     /// Longest wait for configs to be complete up to an event's time.
     pub config_wait: Duration,
     /// Metrics.
@@ -129,24 +129,24 @@ impl Failures {
 }
 
 impl<P: Plugin> Worker<P> {
-    /// Delivers one event until it is done or shutdown interrupts.
-    pub async fn deliver(&self, routed: &Routed) -> Completion {
+    /// Delivers one event until it is done, or `cancel` (shutdown, or its partition revoked) interrupts.
+    pub async fn deliver(&self, routed: &Routed, cancel: &CancellationToken) -> Completion {
         let decoded = match &routed.decoded {
             Ok(decoded) => decoded,
             Err(detail) => {
                 let failure = Failures::default().failure(DeadReason::InvalidEvent, detail.clone());
-                return self.dead_letter(routed, failure).await;
+                return self.dead_letter(routed, failure, cancel).await;
             }
         };
         let team = decoded.meta.team_id.as_str();
         let mut failures = Failures::default();
         loop {
-            if self.shutdown.is_cancelled() {
+            if cancel.is_cancelled() {
                 return Completion::Abandoned;
             }
             // During an outage one event probes; the others wait for its success without using budget.
             let probing = if *self.outage.borrow() {
-                match self.wait_out_outage().await {
+                match self.wait_out_outage(cancel).await {
                     None => return Completion::Abandoned,
                     Some(probing) => probing,
                 }
@@ -157,7 +157,11 @@ impl<P: Plugin> Worker<P> {
                 Err(ConfigProblem::Refused(detail)) => {
                     failures.note();
                     return self
-                        .dead_letter(routed, failures.failure(DeadReason::ConfigRejected, detail))
+                        .dead_letter(
+                            routed,
+                            failures.failure(DeadReason::ConfigRejected, detail),
+                            cancel,
+                        )
                         .await;
                 }
                 Err(ConfigProblem::Transient(reason)) => Outcome::retry(reason),
@@ -198,7 +202,7 @@ impl<P: Plugin> Worker<P> {
             }
             match outcome {
                 Outcome::Done(results) => {
-                    let completion = self.publish_results(decoded, &results).await;
+                    let completion = self.publish_results(decoded, &results, cancel).await;
                     if completion == Completion::Done {
                         self.metrics.events.with_label_values(&["done"]).inc();
                     }
@@ -207,7 +211,11 @@ impl<P: Plugin> Worker<P> {
                 Outcome::DeadLetter { reason } => {
                     failures.note();
                     return self
-                        .dead_letter(routed, failures.failure(DeadReason::PluginDeadLetter, reason))
+                        .dead_letter(
+                            routed,
+                            failures.failure(DeadReason::PluginDeadLetter, reason),
+                            cancel,
+                        )
                         .await;
                 }
                 Outcome::Retry { reason, after } => {
@@ -229,14 +237,18 @@ impl<P: Plugin> Worker<P> {
                             elapsed.as_secs_f64()
                         );
                         return self
-                            .dead_letter(routed, failures.failure(DeadReason::RetriesExhausted, detail))
+                            .dead_letter(
+                                routed,
+                                failures.failure(DeadReason::RetriesExhausted, detail),
+                                cancel,
+                            )
                             .await;
                     }
                     self.metrics.events.with_label_values(&["retried"]).inc();
                     let delay = self.retry.delay(failures.counted, after, rand::random::<f64>());
                     debug!(plugin = %self.plugin_id, team, %reason, ?delay, "retrying");
                     tokio::select! {
-                        _ = self.shutdown.cancelled() => return Completion::Abandoned,
+                        _ = cancel.cancelled() => return Completion::Abandoned,
                         _ = tokio::time::sleep(delay) => {}
                     }
                 }
@@ -246,7 +258,7 @@ impl<P: Plugin> Worker<P> {
 
     /// During an outage: become the prober (after its backoff) or wait until the outage ends. `None` when
     /// shutdown came first; `Some(true)` for the prober.
-    async fn wait_out_outage(&self) -> Option<bool> {
+    async fn wait_out_outage(&self, cancel: &CancellationToken) -> Option<bool> {
         let mut outage = self.outage.subscribe();
         loop {
             if !*outage.borrow_and_update() {
@@ -263,7 +275,7 @@ impl<P: Plugin> Worker<P> {
                     .unwrap_or_else(|p| p.into_inner())
                     .next_probe_delay();
                 tokio::select! {
-                    _ = self.shutdown.cancelled() => {
+                    _ = cancel.cancelled() => {
                         self.probing.store(false, Ordering::SeqCst);
                         return None;
                     }
@@ -271,7 +283,7 @@ impl<P: Plugin> Worker<P> {
                 }
             }
             tokio::select! {
-                _ = self.shutdown.cancelled() => return None,
+                _ = cancel.cancelled() => return None,
                 changed = outage.changed() => if changed.is_err() { return None; },
                 // The prober may finish without ending the outage; look again now and then.
                 _ = tokio::time::sleep(Duration::from_millis(200)) => {}
@@ -298,24 +310,39 @@ impl<P: Plugin> Worker<P> {
             .unwrap_or_else(|p| p.into_inner())
             .get(team)
             .copied();
-        if applied == Some(current.version) {
-            return Ok(());
+        match applied {
+            Some((version, true)) if version == current.version => return Ok(()),
+            // Refused before: the team's events are dead-lettered until a new config arrives.
+            Some((version, false)) if version == current.version => {
+                return Err(ConfigProblem::Refused(
+                    "the plugin refused the team's current config; waiting for a new one".to_owned(),
+                ));
+            }
+            _ => {}
         }
-        match self.plugin.initialize(team, current.config.as_ref()).await {
+        let result = self.plugin.initialize(team, current.config.as_ref()).await;
+        let remember = |accepted: bool| {
+            self.applied
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(team.to_owned(), (current.version, accepted));
+        };
+        match result {
             Ok(()) => {
-                self.applied
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(team.to_owned(), current.version);
+                remember(true);
                 info!(plugin = %self.plugin_id, team, "team config applied");
                 Ok(())
             }
             Err(error) if error.retryable => {
                 Err(ConfigProblem::Transient(format!("initialize failed: {error}")))
             }
-            Err(error) => Err(ConfigProblem::Refused(format!(
-                "the plugin refused the team's config: {error}"
-            ))),
+            Err(error) => {
+                remember(false);
+                warn!(plugin = %self.plugin_id, team, %error, "the plugin refused the team's config");
+                Err(ConfigProblem::Refused(format!(
+                    "the plugin refused the team's config: {error}"
+                )))
+            }
         }
     }
 
@@ -323,11 +350,12 @@ impl<P: Plugin> Worker<P> {
         &self,
         decoded: &Decoded,
         results: &[crate::plugin::PluginResult],
+        cancel: &CancellationToken,
     ) -> Completion {
         let time = now_rfc3339();
         for (index, result) in results.iter().enumerate() {
             let record = records::result(&self.plugin_id, &decoded.meta, index, result, &time);
-            if self.write(&self.outputs.results, &record).await == Completion::Abandoned {
+            if self.write(&self.outputs.results, &record, cancel).await == Completion::Abandoned {
                 return Completion::Abandoned;
             }
             self.metrics.results.inc();
@@ -335,7 +363,7 @@ impl<P: Plugin> Worker<P> {
         Completion::Done
     }
 
-    async fn dead_letter(&self, routed: &Routed, failure: Failure) -> Completion {
+    async fn dead_letter(&self, routed: &Routed, failure: Failure, cancel: &CancellationToken) -> Completion {
         warn!(
             plugin = %self.plugin_id,
             source = %routed.source,
@@ -344,15 +372,15 @@ impl<P: Plugin> Worker<P> {
             "dead-lettering an event"
         );
         let letter = records::dead_letter(&routed.record, &self.plugin_id, &routed.source, &failure);
-        let completion = self.write(&self.outputs.dead_letter, &letter).await;
+        let completion = self.write(&self.outputs.dead_letter, &letter, cancel).await;
         if completion == Completion::Done {
             self.metrics.events.with_label_values(&["dead_lettered"]).inc();
         }
         completion
     }
 
-    /// Writes a record, retrying until the broker acknowledges it or shutdown.
-    async fn write(&self, topic: &str, record: &OutRecord) -> Completion {
+    /// Writes a record, retrying until the broker acknowledges it or `cancel`.
+    async fn write(&self, topic: &str, record: &OutRecord, cancel: &CancellationToken) -> Completion {
         let mut backoff = Duration::from_millis(100);
         loop {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -374,7 +402,7 @@ impl<P: Plugin> Worker<P> {
                 Err((error, _)) => {
                     warn!(%error, topic, "writing failed; retrying");
                     tokio::select! {
-                        _ = self.shutdown.cancelled() => return Completion::Abandoned,
+                        _ = cancel.cancelled() => return Completion::Abandoned,
                         _ = tokio::time::sleep(backoff) => {}
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(10));
