@@ -14,6 +14,7 @@
 //! | [`http_plugin`] | plugin services over HTTP |
 //! | [`admin`], [`metrics`] | the worker's HTTP server and metrics |
 //! | [`settings`] | layered settings |
+//! | [`seeds`] | the four seed plugins |
 
 pub mod admin;
 pub mod app;
@@ -24,4 +25,5 @@ pub mod http_plugin;
 pub mod metrics;
 pub mod plugin;
 pub mod registration;
+pub mod seeds;
 pub mod settings;

@@ -1,0 +1,587 @@
+//! The exporter: form events shape each form's [`Layout`], response events become rows of a
+//! [`Target`].
+//!
+//! ```text
+//!   FormCreated / FormUpdated ──► remember the newest form of (team, form)   (no I/O)
+//!   ResponseSubmitted / ResponseUpdated
+//!        │ first time this process writes (team, form): read the target's header row back
+//!        │   and build the layout from it, then merge the newest form into it
+//!        │ answers without a column: add columns named by question id
+//!        │ header changed: rewrite it (Target::write_header)
+//!        └─► append the row (Target::append_row) ──► ExportOutcome::Exported
+//! ```
+//!
+//! Writes to one (team, form) are serialised by an async lock, so a header rewrite and the appends
+//! around it never interleave; different forms proceed in parallel.
+//!
+//! **Edits are new rows.** A `ResponseUpdated` is appended as a new row with the same `response_id`
+//! (and the original `submitted_at`), not written over the old one: finding the old row would need a
+//! search of the whole sheet per edit, and the history of corrections stays visible. Whoever reads the
+//! sheet takes the last row of each `response_id` as current.
+//!
+//! **After a restart** the layouts are gone. Before its first write to a sheet the exporter reads the
+//! header row back and maps its cells to the questions of the form by label (or id), so the runtime
+//! should feed it the current forms ([`SheetsExporter::form_created`], e.g. from the forms table it
+//! keeps) before responses. A response to a form it never saw is written under columns named by
+//! question id, appended after the existing ones: nothing written earlier moves, but such a sheet then
+//! has a label column and an id column for the same question.
+//!
+//! **At least once.** An append whose answer is lost (a timeout after Google applied it) is retried by
+//! the delivery engine and then appears twice; duplicates carry the same `response_id`.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::{self, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+use serde::Serialize;
+use serde_json::Value;
+use switchyard_schemas::events::{
+    Form, FormCreated, FormUpdated, Response, ResponseSubmitted, ResponseUpdated,
+};
+
+use super::a1::{column_letters, quote_sheet_title};
+use super::auth::TokenSource;
+use super::client::SheetsClient;
+use super::error::{ConfigError, ExportError, SheetsError};
+use super::layout::Layout;
+use super::{SheetsConfig, csv};
+
+/// The sheet of one (team, form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SheetRef<'a> {
+    /// The owning team.
+    pub team_id: &'a str,
+    /// The form.
+    pub form_id: &'a str,
+}
+
+/// Where a row landed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The spreadsheet id (Google) or the file's path (CSV).
+    pub spreadsheet_id: String,
+    /// The cells written in A1 notation, e.g. `'Responses - f-1'!A5:K5`.
+    pub range: String,
+    /// The row's number, counting the header as row 1.
+    pub row_number: u64,
+}
+
+/// Somewhere rows can be written: a Google spreadsheet, a directory of CSV files.
+///
+/// The exporter calls [`Target::read_header`] once per (team, form) per process, before its first
+/// write, then [`Target::write_header`] whenever the columns change and [`Target::append_row`] for
+/// every response; calls for one sheet never overlap.
+pub trait Target: Send + Sync {
+    /// The sheet's current header row, or `None` when the sheet is new or empty. May create the sheet.
+    fn read_header(
+        &self,
+        sheet: SheetRef<'_>,
+    ) -> impl Future<Output = Result<Option<Vec<String>>, ExportError>> + Send;
+
+    /// Replaces the sheet's header row with `header` (which only ever grows).
+    fn write_header(
+        &self,
+        sheet: SheetRef<'_>,
+        header: &[String],
+    ) -> impl Future<Output = Result<(), ExportError>> + Send;
+
+    /// Appends `row` after the sheet's last row.
+    fn append_row(
+        &self,
+        sheet: SheetRef<'_>,
+        row: &[Value],
+    ) -> impl Future<Output = Result<Appended, ExportError>> + Send;
+}
+
+/// What the exporter did with an event, for the runtime's result event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum ExportOutcome {
+    /// A response was written as a row.
+    Exported {
+        /// The spreadsheet id (Google) or the CSV file's path.
+        spreadsheet_id: String,
+        /// The cells written, in A1 notation.
+        range: String,
+        /// The row's number (the header is row 1).
+        row_number: u64,
+        /// Whether the header row was rewritten first.
+        header_changed: bool,
+    },
+    /// A form event was recorded; the header is written with the next row.
+    FormRecorded {
+        /// Whether the form's columns will change.
+        header_changed: bool,
+    },
+    /// A form event older than the version already known was ignored.
+    StaleForm {
+        /// The version known.
+        known_version: i32,
+        /// The version of the event.
+        event_version: i32,
+    },
+}
+
+#[derive(Default)]
+struct FormState {
+    /// The newest version of the form seen.
+    form: Option<Form>,
+    /// `None` until the header was read back from the target.
+    layout: Option<Layout>,
+    /// Whether the target's header row is behind the layout.
+    header_dirty: bool,
+}
+
+type FormKey = (String, String);
+
+/// The sheets-export plugin's logic over a [`Target`]. Safe to share between tasks.
+pub struct SheetsExporter<T> {
+    target: T,
+    forms: Mutex<HashMap<FormKey, Arc<tokio::sync::Mutex<FormState>>>>,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for SheetsExporter<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SheetsExporter")
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Target> SheetsExporter<T> {
+    /// An exporter writing to `target`, knowing no forms yet.
+    pub fn new(target: T) -> Self {
+        Self {
+            target,
+            forms: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The target.
+    pub fn target(&self) -> &T {
+        &self.target
+    }
+
+    /// Records a new form.
+    pub async fn form_created(&self, event: &FormCreated) -> ExportOutcome {
+        self.record_form(&event.form).await
+    }
+
+    /// Records a form's new version; its new questions become columns with the next row written.
+    pub async fn form_updated(&self, event: &FormUpdated) -> ExportOutcome {
+        self.record_form(&event.form).await
+    }
+
+    /// Writes a new response as a row.
+    ///
+    /// # Errors
+    ///
+    /// The target's errors; each says, through `disposition()`, whether to retry.
+    pub async fn response_submitted(&self, event: &ResponseSubmitted) -> Result<ExportOutcome, ExportError> {
+        self.export(&event.response).await
+    }
+
+    /// Writes an edited response as a new row with the same `response_id` (see the module docs).
+    ///
+    /// # Errors
+    ///
+    /// As [`SheetsExporter::response_submitted`].
+    pub async fn response_updated(&self, event: &ResponseUpdated) -> Result<ExportOutcome, ExportError> {
+        self.export(&event.response).await
+    }
+
+    /// The columns currently known for (team, form), if it was written to or announced.
+    pub async fn layout(&self, team_id: &str, form_id: &str) -> Option<Layout> {
+        let slot = self.slot(team_id, form_id);
+        let state = slot.lock().await;
+        state
+            .layout
+            .clone()
+            .or_else(|| state.form.as_ref().map(Layout::from_form))
+    }
+
+    fn slot(&self, team_id: &str, form_id: &str) -> Arc<tokio::sync::Mutex<FormState>> {
+        let mut forms = self.forms.lock().unwrap_or_else(PoisonError::into_inner);
+        forms
+            .entry((team_id.to_owned(), form_id.to_owned()))
+            .or_default()
+            .clone()
+    }
+
+    async fn record_form(&self, form: &Form) -> ExportOutcome {
+        let slot = self.slot(&form.team_id, &form.id);
+        let mut guard = slot.lock().await;
+        let state = &mut *guard;
+        if let Some(known) = &state.form
+            && known.version > form.version
+        {
+            return ExportOutcome::StaleForm {
+                known_version: known.version,
+                event_version: form.version,
+            };
+        }
+        let header_changed = match &mut state.layout {
+            Some(layout) => layout.merge(form),
+            None => {
+                let before = state.form.as_ref().map(Layout::from_form);
+                before.is_none_or(|before| Layout::from_form(form).header() != before.header())
+            }
+        };
+        state.header_dirty |= header_changed && state.layout.is_some();
+        state.form = Some(form.clone());
+        ExportOutcome::FormRecorded { header_changed }
+    }
+
+    async fn export(&self, response: &Response) -> Result<ExportOutcome, ExportError> {
+        let sheet = SheetRef {
+            team_id: &response.team_id,
+            form_id: &response.form_id,
+        };
+        let slot = self.slot(sheet.team_id, sheet.form_id);
+        let mut guard = slot.lock().await;
+        let state = &mut *guard;
+        let layout = match &mut state.layout {
+            Some(layout) => layout,
+            None => {
+                let existing = self.target.read_header(sheet).await?.filter(|h| !h.is_empty());
+                let mut layout = existing.as_deref().map_or_else(Layout::new, Layout::from_header);
+                if let Some(form) = &state.form {
+                    layout.merge(form);
+                }
+                state.header_dirty = existing.is_none_or(|existing| existing != layout.header());
+                state.layout.insert(layout)
+            }
+        };
+        state.header_dirty |= layout.add_answer_columns(response);
+        let header_changed = state.header_dirty;
+        if header_changed {
+            self.target.write_header(sheet, &layout.header()).await?;
+            state.header_dirty = false;
+        }
+        let appended = self.target.append_row(sheet, &layout.row(response)).await?;
+        Ok(ExportOutcome::Exported {
+            spreadsheet_id: appended.spreadsheet_id,
+            range: appended.range,
+            row_number: appended.row_number,
+            header_changed,
+        })
+    }
+}
+
+/// The spreadsheet of one team.
+#[derive(Debug)]
+struct TeamSpreadsheet {
+    spreadsheet_id: String,
+    sheet_name: String,
+    tokens: TokenSource,
+}
+
+/// The Google Sheets target: each team's responses go to the spreadsheet its config names, each form
+/// to its own sheet (tab) titled `<sheet_name> - <form_id>`, created when missing.
+///
+/// One tab per form because forms have different columns: a team using a household survey and a
+/// clinic intake form would otherwise mix two headers in one sheet.
+#[derive(Debug)]
+pub struct GoogleSheets {
+    client: SheetsClient,
+    teams: RwLock<HashMap<String, Arc<TeamSpreadsheet>>>,
+}
+
+impl GoogleSheets {
+    /// A target using `client`, with no team configured yet.
+    pub fn new(client: SheetsClient) -> Self {
+        Self {
+            client,
+            teams: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The title of the tab of `form_id` for a team whose config says `sheet_name`.
+    pub fn tab_title(sheet_name: &str, form_id: &str) -> String {
+        format!("{sheet_name} - {form_id}")
+    }
+
+    /// Applies a team's config (on initialize or when the registry sends a new one), replacing any
+    /// earlier one. Tokens already cached for the team are dropped with the old config.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the config has no service-account key.
+    pub fn configure_team(&self, team_id: &str, config: &SheetsConfig) -> Result<(), ConfigError> {
+        let key = config.service_account_key.as_ref().ok_or_else(|| ConfigError {
+            field: "service_account_key",
+            reason: "the Google Sheets target needs a service-account key".to_owned(),
+        })?;
+        let tokens = TokenSource::new(key, self.client.http().clone()).map_err(|error| ConfigError {
+            field: "service_account_key",
+            reason: error.to_string(),
+        })?;
+        let team = TeamSpreadsheet {
+            spreadsheet_id: config.spreadsheet_id.clone(),
+            sheet_name: config.sheet_name.clone(),
+            tokens,
+        };
+        self.teams
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(team_id.to_owned(), Arc::new(team));
+        Ok(())
+    }
+
+    /// Forgets a team's config (the team disabled the plugin). Returns whether it had one.
+    pub fn remove_team(&self, team_id: &str) -> bool {
+        self.teams
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(team_id)
+            .is_some()
+    }
+
+    fn team(&self, team_id: &str) -> Result<Arc<TeamSpreadsheet>, ExportError> {
+        self.teams
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(team_id)
+            .cloned()
+            .ok_or_else(|| ExportError::TeamNotConfigured {
+                team_id: team_id.to_owned(),
+            })
+    }
+}
+
+impl Target for GoogleSheets {
+    async fn read_header(&self, sheet: SheetRef<'_>) -> Result<Option<Vec<String>>, ExportError> {
+        let team = self.team(sheet.team_id)?;
+        let tab = Self::tab_title(&team.sheet_name, sheet.form_id);
+        let titles = self
+            .client
+            .sheet_titles(&team.tokens, &team.spreadsheet_id)
+            .await?;
+        if !titles.contains(&tab) {
+            self.client
+                .add_sheet(&team.tokens, &team.spreadsheet_id, &tab)
+                .await?;
+            return Ok(None);
+        }
+        let range = format!("{}!1:1", quote_sheet_title(&tab));
+        let values = self
+            .client
+            .get_values(&team.tokens, &team.spreadsheet_id, &range)
+            .await?;
+        Ok(values
+            .values
+            .into_iter()
+            .next()
+            .map(|row| row.iter().map(cell_text).collect()))
+    }
+
+    async fn write_header(&self, sheet: SheetRef<'_>, header: &[String]) -> Result<(), ExportError> {
+        let team = self.team(sheet.team_id)?;
+        let range = format!(
+            "{}!1:1",
+            quote_sheet_title(&Self::tab_title(&team.sheet_name, sheet.form_id))
+        );
+        let row: Vec<Value> = header.iter().map(|h| Value::from(h.as_str())).collect();
+        self.client
+            .update_values(&team.tokens, &team.spreadsheet_id, &range, &[row])
+            .await?;
+        Ok(())
+    }
+
+    async fn append_row(&self, sheet: SheetRef<'_>, row: &[Value]) -> Result<Appended, ExportError> {
+        let team = self.team(sheet.team_id)?;
+        let range = format!(
+            "{}!A1",
+            quote_sheet_title(&Self::tab_title(&team.sheet_name, sheet.form_id))
+        );
+        let answer = self
+            .client
+            .append_values(&team.tokens, &team.spreadsheet_id, &range, &[row.to_vec()])
+            .await?;
+        let row_number = answer
+            .first_row()
+            .ok_or_else(|| SheetsError::UnexpectedResponse {
+                during: "appending values",
+                reason: format!(
+                    "the updated range {:?} names no row",
+                    answer.updates.updated_range
+                ),
+            })?;
+        Ok(Appended {
+            spreadsheet_id: answer.spreadsheet_id,
+            range: answer.updates.updated_range,
+            row_number,
+        })
+    }
+}
+
+/// A cell as text: a header cell read back from Google, or a CSV field.
+fn cell_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => String::new(),
+        other => other.to_string(),
+    }
+}
+
+/// The CSV target, for the demo and for teams without Google: `<dir>/<team_id>/<form_id>.csv`, the
+/// header as the first record, one record per response. RFC 4180 quoting; records end with `\n`.
+///
+/// A header change rewrites the file (to a temporary file, renamed over the old one); rows are
+/// appended. Team and form ids must be safe file names (ASCII letters, digits, `.`, `_`, `-`, not
+/// starting with `.`), or the event is dead-lettered.
+#[derive(Debug)]
+pub struct CsvTarget {
+    dir: PathBuf,
+    /// Records per file (header included), once counted.
+    records: Mutex<HashMap<PathBuf, u64>>,
+}
+
+impl CsvTarget {
+    /// A target writing under `dir` (created when needed).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self {
+            dir: dir.into(),
+            records: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The file of a sheet.
+    ///
+    /// # Errors
+    ///
+    /// [`ExportError::UnsafeName`] when the team or form id cannot be a file name.
+    pub fn path_of(&self, sheet: SheetRef<'_>) -> Result<PathBuf, ExportError> {
+        let team = safe_name("team id", sheet.team_id)?;
+        let form = safe_name("form id", sheet.form_id)?;
+        Ok(self.dir.join(team).join(format!("{form}.csv")))
+    }
+
+    fn known_records(&self, path: &Path) -> Option<u64> {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(path)
+            .copied()
+    }
+
+    fn set_records(&self, path: &Path, count: u64) {
+        self.records
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_owned(), count);
+    }
+}
+
+fn safe_name<'a>(what: &'static str, value: &'a str) -> Result<&'a str, ExportError> {
+    let ok = !value.is_empty()
+        && value.len() <= 200
+        && !value.starts_with('.')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(value)
+    } else {
+        Err(ExportError::UnsafeName {
+            what,
+            value: value.to_owned(),
+        })
+    }
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<R: Send + 'static>(
+    path: &Path,
+    work: impl FnOnce(&Path) -> io::Result<R> + Send + 'static,
+) -> Result<R, ExportError> {
+    let owned = path.to_owned();
+    let joined = tokio::task::spawn_blocking(move || work(&owned)).await;
+    let result = joined.unwrap_or_else(|join| Err(io::Error::other(join)));
+    result.map_err(|source| ExportError::Io {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn read_if_exists(path: &Path) -> io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+impl Target for CsvTarget {
+    async fn read_header(&self, sheet: SheetRef<'_>) -> Result<Option<Vec<String>>, ExportError> {
+        let path = self.path_of(sheet)?;
+        let (header, count) = blocking(&path, |path| {
+            Ok(match read_if_exists(path)? {
+                None => (None, 0),
+                Some(text) => {
+                    let records = csv::parse(&text);
+                    let count = records.len() as u64;
+                    (records.into_iter().next().map(|r| r.fields), count)
+                }
+            })
+        })
+        .await?;
+        self.set_records(&path, count);
+        Ok(header)
+    }
+
+    async fn write_header(&self, sheet: SheetRef<'_>, header: &[String]) -> Result<(), ExportError> {
+        let path = self.path_of(sheet)?;
+        let line = csv::record(header.iter().map(String::as_str));
+        let count = blocking(&path, move |path| {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let old = read_if_exists(path)?.unwrap_or_default();
+            let records = csv::parse(&old);
+            let rest = records.first().map_or("", |first| &old[first.end..]);
+            let temporary = path.with_extension("csv.tmp");
+            std::fs::write(&temporary, format!("{line}{rest}"))?;
+            std::fs::rename(&temporary, path)?;
+            Ok(records.len().max(1) as u64)
+        })
+        .await?;
+        self.set_records(&path, count);
+        Ok(())
+    }
+
+    async fn append_row(&self, sheet: SheetRef<'_>, row: &[Value]) -> Result<Appended, ExportError> {
+        let path = self.path_of(sheet)?;
+        let line = csv::record(
+            row.iter()
+                .map(cell_text)
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str),
+        );
+        let known = self.known_records(&path);
+        let before = blocking(&path, move |path| {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            let before = match known {
+                Some(count) => count,
+                None => read_if_exists(path)?.map_or(0, |text| csv::parse(&text).len() as u64),
+            };
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+            file.write_all(line.as_bytes())?;
+            Ok(before)
+        })
+        .await?;
+        let row_number = before + 1;
+        self.set_records(&path, row_number);
+        let last = column_letters(row.len());
+        Ok(Appended {
+            spreadsheet_id: path.display().to_string(),
+            range: format!("A{row_number}:{last}{row_number}"),
+            row_number,
+        })
+    }
+}
