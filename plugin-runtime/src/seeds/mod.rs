@@ -42,6 +42,7 @@
 //! fakes and the tests speak plain HTTP on 127.0.0.1.
 
 pub mod fake_server;
+pub mod plugins;
 mod render;
 pub mod sheets;
 pub mod sms;

@@ -14,3 +14,4 @@ mod replicas;
 mod routing;
 mod runtime;
 mod runtime_http;
+mod seed_plugins;

@@ -1,0 +1,149 @@
+//! `switchyard-seed-plugin`: the seed plugins and the local stand-ins of the SaaS they call.
+//!
+//! ```text
+//! switchyard-seed-plugin sheets-export (--csv-dir DIR | --sheets-api URL) [--config FILE]
+//! switchyard-seed-plugin sms-notify --sms-api URL [--config FILE]
+//! switchyard-seed-plugin fake-twilio --listen ADDR --account SID:TOKEN
+//! ```
+//! The plugins run in process on the plugin runtime, configured like every worker (`--config`,
+//! `SWITCHYARD_PLUGIN__...`). The fakes speak the real APIs' requests and answers, for the demo.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use switchyard_plugin_runtime::app;
+use switchyard_plugin_runtime::seeds::plugins::{
+    SheetsExportPlugin, SmsNotifyPlugin, sheets_export_manifest, sms_notify_manifest,
+};
+use switchyard_plugin_runtime::seeds::sheets::client::SheetsClient;
+use switchyard_plugin_runtime::seeds::sheets::{CsvTarget, GoogleSheets};
+use switchyard_plugin_runtime::seeds::sms::SmsNotifier;
+use switchyard_plugin_runtime::seeds::sms::fake::FakeTwilio;
+use switchyard_plugin_runtime::seeds::sms::twilio::TwilioClient;
+use switchyard_plugin_runtime::settings::Settings;
+use switchyard_router::{lifecycle, telemetry};
+
+/// Runs a seed plugin, or a local stand-in of a SaaS API.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// A TOML file layered over the worker's defaults (SWITCHYARD_PLUGIN__... variables override both).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Each response becomes a row of the team's spreadsheet.
+    SheetsExport {
+        /// Write CSV files under this directory instead of Google Sheets (local runs, the demo).
+        #[arg(long, conflicts_with = "sheets_api")]
+        csv_dir: Option<PathBuf>,
+        /// The Google Sheets API base URL.
+        #[arg(long, default_value = "https://sheets.googleapis.com")]
+        sheets_api: String,
+    },
+    /// Texts respondents through a Twilio-compatible API.
+    SmsNotify {
+        /// The API base URL.
+        #[arg(long, default_value = "https://api.twilio.com")]
+        sms_api: String,
+    },
+    /// A local Twilio-compatible Messages API that accepts the given accounts.
+    FakeTwilio {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8094")]
+        listen: String,
+        /// An accepted `ACCOUNT_SID:AUTH_TOKEN` pair (repeatable).
+        #[arg(long = "account", required = true)]
+        accounts: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let settings = match Settings::load(args.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("switchyard-seed-plugin: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&settings.log);
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_millis(settings.http.timeout_ms))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(http) => http,
+        Err(error) => {
+            eprintln!("switchyard-seed-plugin: cannot build the HTTP client: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let url = (!settings.admin.public_url.is_empty()).then(|| settings.admin.public_url.clone());
+    match args.command {
+        Command::SheetsExport {
+            csv_dir: Some(dir), ..
+        } => lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| {
+            let plugin = SheetsExportPlugin::new(CsvTarget::new(dir), sheets_export_manifest(url));
+            app::run(plugin, settings, shutdown)
+        }),
+        Command::SheetsExport {
+            csv_dir: None,
+            sheets_api,
+        } => {
+            let client = match SheetsClient::new(&sheets_api, http) {
+                Ok(client) => client,
+                Err(error) => {
+                    eprintln!("switchyard-seed-plugin: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| {
+                let plugin = SheetsExportPlugin::new(GoogleSheets::new(client), sheets_export_manifest(url));
+                app::run(plugin, settings, shutdown)
+            })
+        }
+        Command::SmsNotify { sms_api } => {
+            let client = match TwilioClient::new(&sms_api, http) {
+                Ok(client) => client,
+                Err(error) => {
+                    eprintln!("switchyard-seed-plugin: {error}");
+                    return ExitCode::from(2);
+                }
+            };
+            lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| {
+                let plugin = SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(url));
+                app::run(plugin, settings, shutdown)
+            })
+        }
+        Command::FakeTwilio { listen, accounts } => {
+            let fake = FakeTwilio::new();
+            for account in &accounts {
+                let Some((sid, token)) = account.split_once(':') else {
+                    eprintln!("switchyard-seed-plugin: --account must be SID:TOKEN");
+                    return ExitCode::from(2);
+                };
+                fake.add_account(sid, token);
+            }
+            lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                tracing::info!(address = %listen, "fake Twilio Messages API listening");
+                axum::serve(
+                    listener,
+                    switchyard_plugin_runtime::seeds::sms::fake::router(fake),
+                )
+                .with_graceful_shutdown(shutdown.cancelled_owned())
+                .await
+                .map_err(|e| e.to_string())
+            })
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! The seed plugins as [`Plugin`]s the runtime runs in process: `sheets-export` and `sms-notify` (and, once
+//! their logic lands, `slang-search`). Each maps its domain outcome to a result event and its errors'
+//! [`Disposition`] to the runtime's retry or dead letter.
+
+use serde_json::{Value, json};
+use switchyard_schemas::control::PluginManifest;
+
+use crate::plugin::{Context, Event, Outcome, Plugin, PluginError, PluginResult};
+use crate::seeds::Disposition;
+use crate::seeds::sheets::{
+    self, CsvTarget, ExportOutcome, GoogleSheets, SheetsConfig, SheetsExporter, Target,
+};
+use crate::seeds::sms::{self, SmsNotifier, SmsOutcome};
+
+fn version(text: &str) -> semver::Version {
+    semver::Version::parse(text).unwrap_or_else(|_| semver::Version::new(0, 0, 0))
+}
+
+fn outcome_of(disposition: Disposition, reason: String) -> Outcome {
+    match disposition {
+        Disposition::Retry { after } => Outcome::Retry { reason, after },
+        Disposition::DeadLetter => Outcome::dead_letter(reason),
+    }
+}
+
+/// The manifest of `sheets-export`; `url` is where its worker serves actions, if anywhere.
+pub fn sheets_export_manifest(url: Option<String>) -> PluginManifest {
+    PluginManifest {
+        id: "sheets-export".to_owned(),
+        name: "Sheets export".to_owned(),
+        description: "Appends every response to the team's spreadsheet, one tab per form, and keeps the \
+                      columns in step with the form's questions."
+            .to_owned(),
+        version: version("1.4.2"),
+        url,
+        events: [
+            "response.submitted",
+            "response.updated",
+            "form.created",
+            "form.updated",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        actions: Vec::new(),
+        config_schema: Some(sheets::config_schema()),
+    }
+}
+
+/// The manifest of `sms-notify`.
+pub fn sms_notify_manifest(url: Option<String>) -> PluginManifest {
+    PluginManifest {
+        id: "sms-notify".to_owned(),
+        name: "SMS notify".to_owned(),
+        description: "Texts respondents a thank-you when a response is submitted, through a \
+                      Twilio-compatible API."
+            .to_owned(),
+        version: version("0.9.3"),
+        url,
+        events: vec!["response.submitted".to_owned()],
+        actions: Vec::new(),
+        config_schema: Some(sms::config_schema()),
+    }
+}
+
+/// A sheets target that takes teams' configs.
+pub trait ConfiguredTarget: Target + 'static {
+    /// Applies a team's config.
+    fn configure(&self, team: &str, config: &SheetsConfig) -> Result<(), String>;
+    /// Forgets a team.
+    fn remove(&self, team: &str);
+}
+
+impl ConfiguredTarget for GoogleSheets {
+    fn configure(&self, team: &str, config: &SheetsConfig) -> Result<(), String> {
+        self.configure_team(team, config).map_err(|e| e.to_string())
+    }
+
+    fn remove(&self, team: &str) {
+        self.remove_team(team);
+    }
+}
+
+impl ConfiguredTarget for CsvTarget {
+    fn configure(&self, _team: &str, _config: &SheetsConfig) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn remove(&self, _team: &str) {}
+}
+
+/// `sheets-export` over a target (Google Sheets, or CSV files for the demo).
+pub struct SheetsExportPlugin<T> {
+    exporter: SheetsExporter<T>,
+    manifest: PluginManifest,
+}
+
+impl<T: ConfiguredTarget> SheetsExportPlugin<T> {
+    /// The plugin writing to `target`.
+    pub fn new(target: T, manifest: PluginManifest) -> Self {
+        Self {
+            exporter: SheetsExporter::new(target),
+            manifest,
+        }
+    }
+}
+
+impl<T: ConfiguredTarget> Plugin for SheetsExportPlugin<T> {
+    fn manifest(&self) -> PluginManifest {
+        self.manifest.clone()
+    }
+
+    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+        match config {
+            None => {
+                self.exporter.target().remove(team);
+                Ok(())
+            }
+            Some(config) => {
+                let config =
+                    SheetsConfig::from_json(config).map_err(|e| PluginError::permanent(e.to_string()))?;
+                self.exporter
+                    .target()
+                    .configure(team, &config)
+                    .map_err(PluginError::permanent)
+            }
+        }
+    }
+
+    async fn execute(&self, ctx: &Context, event: &Event) -> Outcome {
+        let exported = match event {
+            Event::FormCreated(created) => Ok(self.exporter.form_created(created).await),
+            Event::FormUpdated(updated) => Ok(self.exporter.form_updated(updated).await),
+            Event::ResponseSubmitted(submitted) => self.exporter.response_submitted(submitted).await,
+            Event::ResponseUpdated(updated) => self.exporter.response_updated(updated).await,
+            Event::Other(_) => return Outcome::done(),
+        };
+        match exported {
+            Ok(outcome @ ExportOutcome::Exported { .. }) => Outcome::Done(vec![PluginResult {
+                kind: "sheets.row_appended".to_owned(),
+                subject: response_id(ctx),
+                data: serde_json::to_value(&outcome).unwrap_or(Value::Null),
+            }]),
+            Ok(_) => Outcome::done(),
+            Err(error) => outcome_of(error.disposition(), error.to_string()),
+        }
+    }
+}
+
+fn response_id(ctx: &Context) -> Option<String> {
+    ctx.data["response"]["id"].as_str().map(str::to_owned)
+}
+
+/// `sms-notify`.
+pub struct SmsNotifyPlugin {
+    notifier: SmsNotifier,
+    manifest: PluginManifest,
+}
+
+impl SmsNotifyPlugin {
+    /// The plugin sending through `notifier`.
+    pub fn new(notifier: SmsNotifier, manifest: PluginManifest) -> Self {
+        Self { notifier, manifest }
+    }
+}
+
+impl Plugin for SmsNotifyPlugin {
+    fn manifest(&self) -> PluginManifest {
+        self.manifest.clone()
+    }
+
+    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+        match config {
+            None => {
+                self.notifier.remove_team(team);
+                Ok(())
+            }
+            Some(config) => self
+                .notifier
+                .configure_team(team, config)
+                .map_err(|e| PluginError::permanent(e.to_string())),
+        }
+    }
+
+    async fn execute(&self, ctx: &Context, event: &Event) -> Outcome {
+        let Event::ResponseSubmitted(submitted) = event else {
+            return Outcome::done();
+        };
+        match self.notifier.response_submitted(&ctx.meta.id, submitted).await {
+            Ok(SmsOutcome::Sent { sid, to_masked }) => Outcome::Done(vec![PluginResult {
+                kind: "sms.sent".to_owned(),
+                subject: response_id(ctx),
+                data: json!({"sid": sid, "to": to_masked}),
+            }]),
+            Ok(skipped @ SmsOutcome::Skipped { .. }) => Outcome::Done(vec![PluginResult {
+                kind: "sms.skipped".to_owned(),
+                subject: response_id(ctx),
+                data: serde_json::to_value(&skipped).unwrap_or(Value::Null),
+            }]),
+            Err(error) => outcome_of(error.disposition(), error.to_string()),
+        }
+    }
+}
