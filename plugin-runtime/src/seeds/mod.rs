@@ -1,5 +1,6 @@
 //! The seed plugins' domain logic: the SaaS-facing halves of `sheets-export` and `sms-notify` (with
-//! in-process fakes of the services they call), and later `rules-validate` and `slang-search`.
+//! in-process fakes of the services they call), the CEL rules of `rules-validate` and the dictionaries of
+//! `slang-search`.
 //!
 //! * [`sheets`] (`sheets-export`): every response becomes a row of a Google Sheet, one column per
 //!   question; an OAuth 2.0 service-account token source, a Sheets API v4 client, the column layout,
@@ -43,6 +44,8 @@
 
 pub mod fake_server;
 pub mod plugins;
+pub mod rules;
+pub mod slang;
 mod render;
 pub mod sheets;
 pub mod sms;
