@@ -3,6 +3,8 @@
 //! ```text
 //! switchyard-seed-plugin sheets-export (--csv-dir DIR | --sheets-api URL) [--config FILE]
 //! switchyard-seed-plugin sms-notify --sms-api URL [--config FILE]
+//! switchyard-seed-plugin slang-search [--config FILE]
+//! switchyard-seed-plugin rules-service --listen ADDR     (behind switchyard-plugin-bridge)
 //! switchyard-seed-plugin fake-twilio --listen ADDR --account SID:TOKEN
 //! ```
 //! The plugins run in process on the plugin runtime, configured like every worker (`--config`,
@@ -15,8 +17,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use switchyard_plugin_runtime::app;
 use switchyard_plugin_runtime::seeds::plugins::{
-    SheetsExportPlugin, SmsNotifyPlugin, sheets_export_manifest, sms_notify_manifest,
+    SheetsExportPlugin, SlangSearchPlugin, SmsNotifyPlugin, sheets_export_manifest, sms_notify_manifest,
 };
+use switchyard_plugin_runtime::seeds::rules_service::{self, RulesService};
 use switchyard_plugin_runtime::seeds::sheets::client::SheetsClient;
 use switchyard_plugin_runtime::seeds::sheets::{CsvTarget, GoogleSheets};
 use switchyard_plugin_runtime::seeds::sms::SmsNotifier;
@@ -24,6 +27,7 @@ use switchyard_plugin_runtime::seeds::sms::fake::FakeTwilio;
 use switchyard_plugin_runtime::seeds::sms::twilio::TwilioClient;
 use switchyard_plugin_runtime::settings::Settings;
 use switchyard_router::{lifecycle, telemetry};
+use switchyard_schemas::webhook::SigningSecret;
 
 /// Runs a seed plugin, or a local stand-in of a SaaS API.
 #[derive(Debug, Parser)]
@@ -52,6 +56,22 @@ enum Command {
         /// The API base URL.
         #[arg(long, default_value = "https://api.twilio.com")]
         sms_api: String,
+    },
+    /// Finds local slang in text answers.
+    SlangSearch,
+    /// The rules-validate plugin service (HTTP); run `switchyard-plugin-bridge --url` in front of it.
+    RulesService {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:8093")]
+        listen: String,
+        /// Its Standard Webhooks secret (`whsec_...`); empty = requests are not verified.
+        #[arg(
+            long,
+            env = "RULES_SIGNING_SECRET",
+            default_value = "",
+            hide_env_values = true
+        )]
+        signing_secret: String,
     },
     /// A local Twilio-compatible Messages API that accepts the given accounts.
     FakeTwilio {
@@ -120,6 +140,49 @@ fn main() -> ExitCode {
             lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| {
                 let plugin = SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(url));
                 app::run(plugin, settings, shutdown)
+            })
+        }
+        Command::SlangSearch => match SlangSearchPlugin::new() {
+            Ok(plugin) => lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| {
+                app::run(plugin, settings, shutdown)
+            }),
+            Err(error) => {
+                eprintln!("switchyard-seed-plugin: the built-in dictionaries do not load: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::RulesService {
+            listen,
+            signing_secret,
+        } => {
+            let secret = if signing_secret.is_empty() {
+                tracing::warn!("no signing secret: requests are not verified");
+                None
+            } else {
+                match SigningSecret::parse(&signing_secret) {
+                    Ok(secret) => Some(secret),
+                    Err(error) => {
+                        eprintln!("switchyard-seed-plugin: {error}");
+                        return ExitCode::from(2);
+                    }
+                }
+            };
+            let service = match RulesService::new(&format!("http://{listen}"), secret) {
+                Ok(service) => std::sync::Arc::new(service),
+                Err(error) => {
+                    eprintln!("switchyard-seed-plugin: the default rules do not compile: {error}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                tracing::info!(address = %listen, "rules-validate service listening");
+                axum::serve(listener, rules_service::router(service))
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await
+                    .map_err(|e| e.to_string())
             })
         }
         Command::FakeTwilio { listen, accounts } => {

@@ -44,10 +44,11 @@
 
 pub mod fake_server;
 pub mod plugins;
-pub mod rules;
-pub mod slang;
 mod render;
+pub mod rules;
+pub mod rules_service;
 pub mod sheets;
+pub mod slang;
 pub mod sms;
 
 use std::fmt;

@@ -1,6 +1,9 @@
-//! The seed plugins as [`Plugin`]s the runtime runs in process: `sheets-export` and `sms-notify` (and, once
-//! their logic lands, `slang-search`). Each maps its domain outcome to a result event and its errors'
+//! The seed plugins as [`Plugin`]s the runtime runs in process: `sheets-export`, `sms-notify` and
+//! `slang-search` (`rules-validate` runs as an HTTP service behind the bridge: [`super::rules_service`]). Each maps its domain outcome to a result event and its errors'
 //! [`Disposition`] to the runtime's retry or dead letter.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 use switchyard_schemas::control::PluginManifest;
@@ -10,6 +13,7 @@ use crate::seeds::Disposition;
 use crate::seeds::sheets::{
     self, CsvTarget, ExportOutcome, GoogleSheets, SheetsConfig, SheetsExporter, Target,
 };
+use crate::seeds::slang::{self, SlangError, SlangIndex};
 use crate::seeds::sms::{self, SmsNotifier, SmsOutcome};
 
 fn version(text: &str) -> semver::Version {
@@ -198,5 +202,86 @@ impl Plugin for SmsNotifyPlugin {
             }]),
             Err(error) => outcome_of(error.disposition(), error.to_string()),
         }
+    }
+}
+
+/// The manifest of `slang-search` (a Kafka-only plugin: no URL, no actions).
+pub fn slang_search_manifest() -> PluginManifest {
+    PluginManifest {
+        id: "slang-search".to_owned(),
+        name: "Slang search".to_owned(),
+        description: "Finds local slang (Sheng, Pidgin, a team's own terms) in free-text answers, using the \
+                      respondent's city, and reports each hit with its standard meaning."
+            .to_owned(),
+        version: version("0.3.0-beta.2"),
+        url: None,
+        events: vec!["response.submitted".to_owned(), "response.updated".to_owned()],
+        actions: Vec::new(),
+        config_schema: Some(slang::config_schema()),
+    }
+}
+
+/// `slang-search`: teams without a config use the built-in dictionaries.
+pub struct SlangSearchPlugin {
+    default: Arc<SlangIndex>,
+    teams: RwLock<HashMap<String, Arc<SlangIndex>>>,
+}
+
+impl SlangSearchPlugin {
+    /// The plugin with the built-in dictionaries as every team's default.
+    pub fn new() -> Result<Self, SlangError> {
+        Ok(Self {
+            default: Arc::new(SlangIndex::from_json(&json!({}))?),
+            teams: RwLock::default(),
+        })
+    }
+
+    fn index(&self, team: &str) -> Arc<SlangIndex> {
+        self.teams
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(team)
+            .cloned()
+            .unwrap_or_else(|| Arc::clone(&self.default))
+    }
+}
+
+impl Plugin for SlangSearchPlugin {
+    fn manifest(&self) -> PluginManifest {
+        slang_search_manifest()
+    }
+
+    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+        let mut teams = self.teams.write().unwrap_or_else(|p| p.into_inner());
+        match config {
+            None => {
+                teams.remove(team);
+            }
+            Some(config) => {
+                let index =
+                    SlangIndex::from_json(config).map_err(|e| PluginError::permanent(e.to_string()))?;
+                teams.insert(team.to_owned(), Arc::new(index));
+            }
+        }
+        Ok(())
+    }
+
+    async fn execute(&self, ctx: &Context, event: &Event) -> Outcome {
+        let response = match event {
+            Event::ResponseSubmitted(submitted) => &submitted.response,
+            Event::ResponseUpdated(updated) => &updated.response,
+            _ => return Outcome::done(),
+        };
+        let index = self.index(&ctx.meta.team_id);
+        let hits = index.search(response);
+        if hits.is_empty() {
+            return Outcome::done();
+        }
+        Outcome::Done(vec![PluginResult {
+            kind: "slang.found".to_owned(),
+            subject: Some(response.id.clone()),
+            data: json!({"response_id": response.id, "form_id": response.form_id,
+                         "city": index.city_of(response), "hits": hits}),
+        }])
     }
 }

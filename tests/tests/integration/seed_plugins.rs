@@ -133,3 +133,152 @@ async fn sms_notify_texts_the_respondent_once_per_event() {
     assert_eq!(messages[0].body, "Asante Wanjiru, we received response r-9.");
     worker.stop().await.expect("clean stop");
 }
+
+/// A response of `team` from Nairobi that saves more than it earns and speaks Sheng.
+fn nairobi_response(team: &str, id: &str) -> Outgoing {
+    use std::collections::BTreeMap;
+    use switchyard_schemas::events::{Answer, Response, ResponseSubmitted};
+    let mut answers = BTreeMap::new();
+    answers.insert(
+        "city".to_owned(),
+        Some(Answer::Choice {
+            choice: "nairobi".to_owned(),
+        }),
+    );
+    answers.insert(
+        "comments".to_owned(),
+        Some(Answer::Text {
+            text: "Maisha ni poa, msee wangu".to_owned(),
+        }),
+    );
+    answers.insert(
+        "monthly_income".to_owned(),
+        Some(Answer::Number { number: 12000.0 }),
+    );
+    answers.insert(
+        "monthly_savings".to_owned(),
+        Some(Answer::Number { number: 30000.0 }),
+    );
+    let event = ResponseSubmitted {
+        response: Response {
+            id: id.to_owned(),
+            form_id: "form-1".to_owned(),
+            form_version: 1,
+            team_id: team.to_owned(),
+            collector_id: "collector-7".to_owned(),
+            submitted_at: 1_795_000_000_000,
+            locale: "sw-KE".to_owned(),
+            answers,
+            duration_ms: None,
+        },
+    };
+    let value = switchyard_schemas::payload::encode(&event, ContentType::Avro).unwrap();
+    core_event(team, "response.submitted", id, ContentType::Avro).with_value(&value)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slang_search_reports_hits_with_their_meanings() {
+    use switchyard_plugin_runtime::seeds::plugins::SlangSearchPlugin;
+    let topics = WorkerTopics::create("slang-search", 1).await;
+    let worker = InProcessWorker::start(SlangSearchPlugin::new().unwrap(), topics.settings(&[]));
+    let producer = TestProducer::new();
+    producer.send(&topics.events, &nairobi_response("acme", "r-slang"));
+    producer.send(
+        &topics.events,
+        &core_event("acme", "response.submitted", "r-plain", ContentType::Json),
+    );
+    producer.flush();
+    let results = wait_for("slang found", Duration::from_secs(30), || async {
+        let results = read_to_end(&topics.results);
+        (!results.is_empty()).then_some(results)
+    })
+    .await;
+    assert_eq!(results.len(), 1, "the plain response has no slang");
+    assert_eq!(
+        results[0].header("ce_type").as_deref(),
+        Some("switchyard.plugin.slang.found")
+    );
+    let data: Value = serde_json::from_slice(results[0].value.as_deref().unwrap()).unwrap();
+    let terms: Vec<&str> = data["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["term"].as_str().unwrap())
+        .collect();
+    assert_eq!(terms, ["poa", "msee"], "{data}");
+    assert_eq!(data["city"], "nairobi");
+    worker.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_validate_flags_a_response_through_the_http_service() {
+    use std::sync::Arc;
+    use switchyard_plugin_runtime::http_plugin::{HttpPlugin, HttpPluginSettings};
+    use switchyard_plugin_runtime::seeds::rules_service::{RulesService, router};
+    use switchyard_schemas::webhook::SigningSecret;
+
+    let topics = WorkerTopics::create("rules-validate", 1).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (secret, secret_text) = SigningSecret::generate();
+    let service = Arc::new(RulesService::new(&base, Some(secret)).unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(service)).await });
+    let bridge = HttpPlugin::connect(
+        &HttpPluginSettings {
+            url: base.clone(),
+            timeout: Duration::from_secs(5),
+            max_response_bytes: 65536,
+            url_patterns: vec![base.clone()],
+            allowed_networks: vec!["127.0.0.1/32".into()],
+        },
+        None,
+    )
+    .await
+    .expect("metadata");
+    bridge.set_signing_secret(&secret_text).unwrap();
+    let worker = InProcessWorker::start(bridge, topics.settings(&[]));
+    let producer = TestProducer::new();
+    // globex tightens the rule through its config; acme keeps the default rules.
+    producer.send(
+        &topics.configs,
+        &config(
+            "globex",
+            "rules-validate",
+            json!({"rules": [{"name": "no_savings_over_half", "expression":
+                "answers.monthly_savings <= answers.monthly_income / 2.0",
+                "message": "Savings above half the income"}]}),
+        ),
+    );
+    producer.send(&topics.events, &nairobi_response("acme", "r-over"));
+    producer.send(
+        &topics.events,
+        &core_event("acme", "response.submitted", "r-ok", ContentType::Json),
+    );
+    producer.send(&topics.events, &nairobi_response("globex", "r-globex"));
+    producer.flush();
+    let results = wait_for("two flags", Duration::from_secs(30), || async {
+        let results = read_to_end(&topics.results);
+        (results.len() >= 2).then_some(results)
+    })
+    .await;
+    let flagged: Vec<(String, Value)> = results
+        .iter()
+        .map(|r| {
+            (
+                r.header("ce_subject").unwrap_or_default(),
+                serde_json::from_slice(r.value.as_deref().unwrap()).unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(flagged.len(), 2, "r-ok breaks no rule: {flagged:?}");
+    assert_eq!(flagged[0].0, "r-over");
+    assert_eq!(flagged[0].1["violations"][0]["rule"], "savings_within_income");
+    assert_eq!(flagged[1].1["violations"][0]["rule"], "no_savings_over_half");
+    assert!(
+        results
+            .iter()
+            .all(|r| r.header("ce_type").as_deref() == Some("switchyard.plugin.response.flagged"))
+    );
+    assert!(read_to_end(&topics.dead_letter).is_empty(), "signed calls only");
+    worker.stop().await.expect("clean stop");
+}

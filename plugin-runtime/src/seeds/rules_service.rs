@@ -1,0 +1,193 @@
+//! `rules-validate` as a plugin *service*: an HTTP server speaking the contract of `docs/plugin-authors.md`,
+//! run behind `switchyard-plugin-bridge` to prove the any-language path with a real plugin.
+//!
+//! - `GET /metadata`: the manifest.
+//! - `POST /initialize`: compiles the team's rules (`config: null` = back to the default rules); a bad rule
+//!   is a 422 naming it, so the runtime dead-letters the team's events until the config is fixed.
+//! - `POST /execute`: evaluates the team's rules on a `response.submitted` or `response.updated`; each
+//!   response with violations yields a `response.flagged` result (the core sends it back to the collector).
+//!
+//! Requests are verified with the plugin's Standard Webhooks secret when one is configured.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use switchyard_schemas::control::PluginManifest;
+use switchyard_schemas::events::Response as SurveyResponse;
+use switchyard_schemas::webhook::{
+    DEFAULT_TOLERANCE_SECS, SigningSecret, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
+};
+use tracing::warn;
+
+use crate::seeds::rules::{self, RuleSet};
+
+/// The manifest of `rules-validate`, served at `{url}`.
+pub fn manifest(url: &str) -> PluginManifest {
+    PluginManifest {
+        id: "rules-validate".to_owned(),
+        name: "Rules validate".to_owned(),
+        description: "Flags responses that break the team's consistency rules (CEL expressions over the \
+                      answers), such as monthly savings above monthly income."
+            .to_owned(),
+        version: semver::Version::new(2, 0, 1),
+        url: Some(url.to_owned()),
+        events: vec!["response.submitted".to_owned(), "response.updated".to_owned()],
+        actions: Vec::new(),
+        config_schema: Some(rules::config_schema()),
+    }
+}
+
+/// The service's state.
+pub struct RulesService {
+    manifest: PluginManifest,
+    secret: Option<SigningSecret>,
+    default: Arc<RuleSet>,
+    teams: RwLock<HashMap<String, Arc<RuleSet>>>,
+}
+
+impl RulesService {
+    /// A service at `url` verifying with `secret` (none: unverified), with the default rules.
+    pub fn new(url: &str, secret: Option<SigningSecret>) -> Result<Self, rules::RulesError> {
+        Ok(Self {
+            manifest: manifest(url),
+            secret,
+            default: Arc::new(RuleSet::from_json(&rules::default_rules())?),
+            teams: RwLock::default(),
+        })
+    }
+
+    fn verified(&self, headers: &HeaderMap, body: &[u8]) -> bool {
+        let Some(secret) = &self.secret else {
+            return true;
+        };
+        let text = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        secret
+            .verify(
+                &text(WEBHOOK_ID),
+                &text(WEBHOOK_TIMESTAMP),
+                &text(WEBHOOK_SIGNATURE),
+                body,
+                now,
+                DEFAULT_TOLERANCE_SECS,
+            )
+            .is_ok()
+    }
+}
+
+/// The routes.
+pub fn router(service: Arc<RulesService>) -> Router {
+    Router::new()
+        .route("/metadata", get(metadata))
+        .route("/initialize", post(initialize))
+        .route("/execute", post(execute))
+        .with_state(service)
+}
+
+async fn metadata(State(service): State<Arc<RulesService>>) -> Response {
+    axum::Json(service.manifest.clone()).into_response()
+}
+
+async fn initialize(State(service): State<Arc<RulesService>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !service.verified(&headers, &body) {
+        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+    }
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    let Some(team) = request["team_id"].as_str().map(str::to_owned) else {
+        return (StatusCode::BAD_REQUEST, "no team_id").into_response();
+    };
+    let config = request["config"].clone();
+    if config.is_null() {
+        service
+            .teams
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&team);
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    // Compiling runs on a thread of its own (deep expressions need a big stack): keep it off the workers.
+    match tokio::task::spawn_blocking(move || RuleSet::from_json(&config)).await {
+        Ok(Ok(rules)) => {
+            service
+                .teams
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(team, Arc::new(rules));
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Ok(Err(error)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({"error": error.to_string()})),
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn execute(State(service): State<Arc<RulesService>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !service.verified(&headers, &body) {
+        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+    }
+    let Ok(event) = serde_json::from_slice::<Value>(&body) else {
+        return axum::Json(json!({"outcome": "dead_letter", "reason": "the body is not JSON"}))
+            .into_response();
+    };
+    if !matches!(
+        event["type"].as_str(),
+        Some("response.submitted" | "response.updated")
+    ) {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let response: SurveyResponse = match serde_json::from_value(event["data"]["response"].clone()) {
+        Ok(response) => response,
+        Err(error) => {
+            return axum::Json(json!({"outcome": "dead_letter",
+                                     "reason": format!("the response does not decode: {error}")}))
+            .into_response();
+        }
+    };
+    let team = event["teamid"].as_str().unwrap_or_default();
+    let rules = service
+        .teams
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(team)
+        .cloned()
+        .unwrap_or_else(|| Arc::clone(&service.default));
+    let evaluation = rules.evaluate(&response);
+    for failure in &evaluation.errors {
+        warn!(team, rule = %failure.rule, message = %failure.message, "a rule failed to evaluate");
+    }
+    if evaluation.violations.is_empty() {
+        return axum::Json(json!({"results": []})).into_response();
+    }
+    axum::Json(json!({"results": [{
+        "type": "response.flagged",
+        "subject": response.id,
+        "data": {
+            "response_id": response.id,
+            "form_id": response.form_id,
+            "collector_id": response.collector_id,
+            "violations": evaluation.violations,
+        }
+    }]}))
+    .into_response()
+}
