@@ -117,20 +117,25 @@ pub fn apply_through_registry(
     Ok(applied)
 }
 
+/// The account of the demo's local Twilio-compatible API (`switchyard-seed-plugin fake-twilio`).
+pub const DEMO_SMS_ACCOUNT: &str = "AC5e1ec7ab1e5e1ec7ab1e5e1ec7ab1e5e";
+/// Its auth token: a write-only secret of the sms-notify config.
+pub const DEMO_SMS_TOKEN: &str = "demo-sms-auth-token";
+
 /// A plausible config of a sample plugin for a team, if the plugin takes one.
 fn sample_config(team: &str, plugin: &str) -> Option<Value> {
-    use crate::generate::control::{RULES_VALIDATE, SHEETS_EXPORT, SMS_NOTIFY};
+    use crate::generate::control::{RULES_VALIDATE, SHEETS_EXPORT, SLANG_SEARCH, SMS_NOTIFY};
     match plugin {
-        SHEETS_EXPORT => {
-            Some(json!({"spreadsheet_id": format!("1Bx{team}Responses"), "sheet_name": "Responses"}))
-        }
+        SHEETS_EXPORT => Some(json!({"spreadsheet_id": format!("1Bx{}", team.replace('.', "-")),
+                                     "sheet_name": "Responses"})),
         SMS_NOTIFY => Some(json!({
-            "sender_id": "SURVEYS",
-            "thank_you_template": "Asante! We received your answers.",
+            "account_sid": DEMO_SMS_ACCOUNT,
             // A write-only field: stored and delivered to the plugin, never shown again.
-            "gateway_api_key": format!("demo-{}", uuid::Uuid::new_v4().simple()),
+            "auth_token": DEMO_SMS_TOKEN,
+            "from": "SURVEYS",
         })),
-        RULES_VALIDATE => Some(json!({"rules": ["savings <= income", "age >= 18"]})),
+        RULES_VALIDATE => Some(switchyard_plugin_runtime::seeds::rules::default_rules()),
+        SLANG_SEARCH => Some(json!({"city_question": "city"})),
         _ => None,
     }
 }

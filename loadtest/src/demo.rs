@@ -25,6 +25,7 @@ use crate::expect::{Expectations, RoutingTable};
 use crate::generate::traffic::MEAN_GAP_MS;
 use crate::generate::{RUN_HEADER, SAMPLE_PLUGINS, Traffic, TrafficConfig, control_records, teams};
 use crate::kafka::{Created, Producer, ReadRecord, create_topics, read_all_to_end};
+use crate::plugins::{self, PluginWorker};
 use crate::router_admin::RouterAdmin;
 use crate::summary::{Summary, verdict};
 use crate::topics::{demo_topics, plugin_topic};
@@ -54,6 +55,10 @@ pub struct DemoOptions {
     pub timeout: Duration,
     /// Set up plugins and enablements through this registry; `None` writes the control topics.
     pub registry: Option<RegistryAccess>,
+    /// The plugin workers to wait for and report on (none: the router's side only).
+    pub plugin_workers: Vec<PluginWorker>,
+    /// The plugins' result topic.
+    pub results_topic: String,
 }
 
 /// Progress lines on stderr, stamped with the time since the run started.
@@ -106,6 +111,13 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
     admin.wait_ready(options.timeout)?;
     let before_control = admin.counters()?;
     progress.say(format_args!("router at {} is ready", options.router_admin));
+    if !options.plugin_workers.is_empty() {
+        plugins::wait_ready(&options.plugin_workers, options.timeout)?;
+        progress.say(format_args!(
+            "{} plugin workers are ready",
+            options.plugin_workers.len()
+        ));
+    }
 
     // 3. Plugins and enablements, through the registry or the control topics.
     let producer = Producer::new(&options.bootstrap)?;
@@ -169,6 +181,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
 
     // 5. Baseline.
     let baseline = admin.counters()?;
+    let workers_before = plugins::snapshot(&options.plugin_workers)?;
 
     // 6. Traffic.
     let traffic = Traffic::new(TrafficConfig {
@@ -239,9 +252,55 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
         checks.len()
     ));
 
-    // 9. Verdict.
+    // 9. The plugin workers: an outcome for every record routed to them, and what they did.
+    let mut plugin_problem = None;
+    let plugin_report = if options.plugin_workers.is_empty() {
+        None
+    } else {
+        let outcomes = match plugins::wait_for_outcomes(
+            &options.plugin_workers,
+            &workers_before,
+            &router.plugin_records,
+            options.timeout,
+            |state| progress.say(format_args!("waiting for the plugin workers: {state}")),
+        ) {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                plugin_problem = Some(error.to_string());
+                Default::default()
+            }
+        };
+        let run_ids: std::collections::HashSet<String> = sent.expectations.events.keys().cloned().collect();
+        let dead_letter_topics: Vec<(String, String)> = options
+            .plugin_workers
+            .iter()
+            .map(|w| (w.plugin.clone(), format!("plugin.{}.dlq", w.plugin)))
+            .collect();
+        let (results, dead_letters) = plugins::count(
+            &options.bootstrap,
+            &options.results_topic,
+            &dead_letter_topics,
+            &run_ids,
+            options.timeout,
+        )?;
+        progress.say(format_args!(
+            "the plugin workers gave every routed record an outcome; {} result events",
+            results.values().sum::<u64>()
+        ));
+        Some(plugins::PluginReport {
+            outcomes,
+            results,
+            dead_letters,
+        })
+    };
+
+    // 10. Verdict.
     let expected = sent.expectations.totals.clone();
-    let verdict = verdict(&expected, &router, end_to_end.is_some(), &checks);
+    let mut verdict = verdict(&expected, &router, end_to_end.is_some(), &checks);
+    if let Some(problem) = plugin_problem {
+        verdict.ok = false;
+        verdict.problems.push(problem);
+    }
     Ok(Summary {
         run_id: run,
         seed: options.seed,
@@ -259,6 +318,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
         topics: checks,
         skipped_records: skipped,
         control_plane,
+        plugin_report,
         verdict,
     })
 }

@@ -23,6 +23,7 @@ pub mod demo;
 pub mod expect;
 pub mod generate;
 pub mod kafka;
+pub mod plugins;
 pub mod record;
 pub mod router_admin;
 pub mod summary;

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use switchyard_loadtest::control_plane::RegistryAccess;
 use switchyard_loadtest::demo::{self, DemoOptions};
+use switchyard_loadtest::plugins::{PluginWorker, parse_workers};
 use switchyard_loadtest::topics;
 
 /// Realistic traffic for Switchyard, and a check of what the router made of it.
@@ -68,6 +69,12 @@ struct Demo {
     /// http://127.0.0.1:8080) instead of writing the control topics.
     #[arg(long, value_name = "URL", requires = "registry_token")]
     registry: Option<String>,
+    /// Plugin workers to wait for and report on: `plugin=host:port` of their admin servers, comma-separated.
+    #[arg(long, value_name = "LIST", default_value = "", value_parser = parse_workers)]
+    plugin_workers: std::vec::Vec<PluginWorker>,
+    /// The plugins' result topic.
+    #[arg(long, default_value = "core.plugin-results")]
+    results_topic: String,
     /// An admin token for the registry (`switchyardctl token mint --role admin`).
     #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
     registry_token: Option<String>,
@@ -100,6 +107,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed: args.seed,
                 rate: args.rate,
                 timeout: args.timeout,
+                plugin_workers: args.plugin_workers,
+                results_topic: args.results_topic,
                 registry: args.registry.map(|url| RegistryAccess {
                     url,
                     token: args.registry_token.unwrap_or_default(),

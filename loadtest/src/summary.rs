@@ -49,6 +49,9 @@ pub struct Summary {
     pub topics: Vec<TopicCheck>,
     /// Records of other runs (or other producers) passed over while reading the topics.
     pub skipped_records: u64,
+    /// What the plugin workers did with this run's events, when the demo ran them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plugin_report: Option<crate::plugins::PluginReport>,
     /// How the plugins and enablements were set up, e.g. "registry at http://127.0.0.1:8080: 4 plugins,
     /// 32 enablements, 12 configs (5 with a write-only secret)".
     pub control_plane: String,
@@ -241,6 +244,31 @@ impl Summary {
                 let _ = writeln!(out, "  {}: {example}", check.topic);
             }
         }
+        if let Some(report) = &self.plugin_report {
+            let _ = writeln!(
+                out,
+                "  {:<26}{:>9}{:>9}{:>9}",
+                "plugin workers", "routed", "done", "dead"
+            );
+            for (plugin, counts) in &report.outcomes {
+                let _ = writeln!(
+                    out,
+                    "    {:<24}{:>9}{:>9}{:>9}",
+                    plugin, counts.routed, counts.done, counts.dead_lettered
+                );
+            }
+            let result = |kind: &str| report.results.get(kind).copied().unwrap_or(0);
+            let _ = writeln!(
+                out,
+                "  what the plugins did: {} sheet rows written, {} SMS requests made ({} skipped: no valid \
+                 number), {} responses flagged, slang found in {} responses",
+                result("sheets.row_appended"),
+                result("sms.sent"),
+                result("sms.skipped"),
+                result("response.flagged"),
+                result("slang.found")
+            );
+        }
         for problem in &self.verdict.problems {
             let _ = writeln!(out, "  problem: {problem}");
         }
@@ -369,6 +397,7 @@ mod tests {
             router: router(),
             topics: topics(),
             skipped_records: 0,
+            plugin_report: None,
             control_plane: "control topics: 4 plugins, 32 enablements".into(),
             verdict: verdict(&expected(), &router(), true, &topics()),
         };

@@ -13,7 +13,8 @@ use crate::generate::SAMPLE_PLUGINS;
 use crate::kafka::{Created, TopicSpec, create_topics};
 
 /// The demo's topics: `core.events` (6 partitions), `core.events.dlq` (3), the compacted
-/// `switchyard.plugins` (1) and `switchyard.enablements` (3), and a 3-partition topic per sample plugin.
+/// `switchyard.plugins` (1) and `switchyard.enablements` (3), `core.plugin-results` (3), and a 3-partition
+/// topic per sample plugin.
 pub fn demo_topics() -> Vec<TopicSpec> {
     let spec = |name: &str, partitions: i32, compacted: bool| TopicSpec {
         name: name.to_owned(),
@@ -25,6 +26,7 @@ pub fn demo_topics() -> Vec<TopicSpec> {
         spec(topics::CORE_EVENTS_DLQ, 3, false),
         spec(topics::PLUGINS, 1, true),
         spec(topics::ENABLEMENTS, 3, true),
+        spec(PLUGIN_RESULTS, 3, false),
     ];
     specs.extend(SAMPLE_PLUGINS.iter().map(|plugin| {
         spec(
@@ -35,6 +37,9 @@ pub fn demo_topics() -> Vec<TopicSpec> {
     }));
     specs
 }
+
+/// Where plugin workers publish their results.
+pub const PLUGIN_RESULTS: &str = "core.plugin-results";
 
 /// The plugin topic of a sample plugin under the default template.
 pub fn plugin_topic(plugin: &str) -> String {
@@ -53,7 +58,7 @@ mod tests {
     #[test]
     fn the_demo_topics() {
         let specs = demo_topics();
-        assert_eq!(specs.len(), 8);
+        assert_eq!(specs.len(), 9);
         assert!(
             specs
                 .iter()

@@ -84,86 +84,17 @@ fn types(types: &[EventType]) -> Vec<String> {
     types.iter().map(|t| t.as_str().to_owned()).collect()
 }
 
-/// The four sample plugins' manifests. HTTP plugins point at `127.0.0.1:809x`, where a local plugin
-/// runtime would serve them.
+/// The four sample plugins' manifests: the seed plugins' own, as their workers register them (so that the
+/// demo's registration through the registry and the workers' agree). `rules-validate` is served at
+/// `127.0.0.1:8093`, where the demo runs its service.
 pub fn sample_plugins() -> Vec<PluginManifest> {
-    use EventType::*;
+    use switchyard_plugin_runtime::seeds::{plugins, rules_service};
     vec![
-        PluginManifest {
-            id: SHEETS_EXPORT.to_owned(),
-            name: "Sheets export".to_owned(),
-            description: "Appends every response to the team's spreadsheet and keeps its columns in step \
-                          with the form's questions."
-                .to_owned(),
-            version: semver_version(1, 4, 2, ""),
-            url: Some("http://127.0.0.1:8091".to_owned()),
-            events: types(&[ResponseSubmitted, ResponseUpdated, FormCreated, FormUpdated]),
-            actions: vec!["resync".to_owned()],
-            config_schema: Some(serde_json::json!({
-                "type": "object",
-                "properties": {
-                    "spreadsheet_id": {"type": "string"},
-                    "sheet_name": {"type": "string", "default": "Responses"}
-                },
-                "required": ["spreadsheet_id"]
-            })),
-        },
-        PluginManifest {
-            id: SMS_NOTIFY.to_owned(),
-            name: "SMS notify".to_owned(),
-            description: "Texts respondents a thank-you and enumerators a receipt when a response is \
-                          submitted."
-                .to_owned(),
-            version: semver_version(0, 9, 3, ""),
-            url: Some("http://127.0.0.1:8092".to_owned()),
-            events: types(&[ResponseSubmitted]),
-            actions: vec!["send-test".to_owned()],
-            config_schema: Some(serde_json::json!({
-                "type": "object",
-                "properties": {
-                    "sender_id": {"type": "string", "maxLength": 11},
-                    "thank_you_template": {"type": "string"},
-                    "gateway_api_key": {"type": "string", "writeOnly": true}
-                },
-                "required": ["sender_id"]
-            })),
-        },
-        PluginManifest {
-            id: RULES_VALIDATE.to_owned(),
-            name: "Rules validate".to_owned(),
-            description: "Flags responses that break the team's consistency rules, such as monthly savings \
-                          above monthly income."
-                .to_owned(),
-            version: semver_version(2, 0, 1, ""),
-            url: Some("http://127.0.0.1:8093".to_owned()),
-            events: types(&[ResponseSubmitted, ResponseUpdated]),
-            actions: vec!["revalidate".to_owned()],
-            config_schema: Some(serde_json::json!({
-                "type": "object",
-                "properties": {"rules": {"type": "array", "items": {"type": "string"}}}
-            })),
-        },
-        PluginManifest {
-            id: SLANG_SEARCH.to_owned(),
-            name: "Slang search".to_owned(),
-            description: "Indexes free-text answers for search, with Sheng and other local slang mapped to \
-                          standard words. Consumes its topic directly (no HTTP service)."
-                .to_owned(),
-            version: semver_version(0, 3, 0, "beta.2"),
-            url: None,
-            events: types(&[ResponseSubmitted]),
-            actions: vec!["reindex".to_owned()],
-            config_schema: None,
-        },
+        plugins::sheets_export_manifest(None),
+        plugins::sms_notify_manifest(None),
+        rules_service::manifest("http://127.0.0.1:8093"),
+        plugins::slang_search_manifest(),
     ]
-}
-
-fn semver_version(major: u64, minor: u64, patch: u64, pre: &str) -> semver::Version {
-    let mut version = semver::Version::new(major, minor, patch);
-    if !pre.is_empty() {
-        version.pre = semver::Prerelease::new(pre).unwrap_or(semver::Prerelease::EMPTY);
-    }
-    version
 }
 
 /// How one team uses one plugin.

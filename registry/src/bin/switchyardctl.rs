@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use switchyard_registry::auth::{Claims, Role, mint_hs256_for};
 use switchyard_registry::client::{Client, ClientError};
 use switchyard_registry::dead_letters::{self, Filter};
+use switchyard_registry::signing::MasterKey;
 
 /// Manage Switchyard plugins, team enablements and configs through the registry's API.
 #[derive(Debug, Parser)]
@@ -216,6 +217,20 @@ enum RoleArg {
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
+    /// Print a plugin's Standard Webhooks signing secret, derived from the registry's signing key (for a
+    /// plugin service that verifies the calls of its bridge and of the gateway).
+    SigningSecret {
+        /// The plugin.
+        #[arg(long)]
+        plugin: String,
+        /// The registry's signing key.
+        #[arg(
+            long,
+            env = "SWITCHYARD_REGISTRY__GATEWAY__SIGNING_KEY",
+            hide_env_values = true
+        )]
+        signing_key: String,
+    },
     /// Mint an HS256 token from the registry's shared secret.
     Mint {
         /// The role.
@@ -300,6 +315,11 @@ fn run(args: &Args) -> Result<(), Failure> {
     }
     if let Command::Dlq(command) = &args.command {
         return dlq(command, args.json);
+    }
+    if let Command::Token(TokenCommand::SigningSecret { plugin, signing_key }) = &args.command {
+        let key = MasterKey::parse(signing_key).map_err(|e| Failure::Usage(e.to_string()))?;
+        println!("{}", key.plugin_secret(plugin));
+        return Ok(());
     }
     let client = Client::new(&args.url, args.token.clone())?;
     let (value, table) = match &args.command {
