@@ -54,7 +54,7 @@ impl WorkerTopics {
     }
 
     /// The topics of a registry deployment (the registry creates the plugin's and the configs topics);
-    /// creates the results topic.
+    /// creates the results topic the plugins share, unless it exists.
     pub async fn of_registry(plugin: &str, registry: &crate::registries::RegistryTopics) -> Self {
         let topics = Self::named(
             plugin,
@@ -63,7 +63,9 @@ impl WorkerTopics {
             &registry.configs,
             &format!("{}.core.plugin-results", registry.plugins),
         );
-        create_topics(&[(&topics.results, 1, false)]).await;
+        if crate::broker::topic_partitions(&topics.results).is_none() {
+            create_topics(&[(&topics.results, 1, false)]).await;
+        }
         topics
     }
 

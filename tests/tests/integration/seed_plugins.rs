@@ -282,3 +282,189 @@ async fn rules_validate_flags_a_response_through_the_http_service() {
     assert!(read_to_end(&topics.dead_letter).is_empty(), "signed calls only");
     worker.stop().await.expect("clean stop");
 }
+
+/// The whole platform in one test: core events through the router to the four seed plugins, each
+/// registered by its worker and enabled and configured through the registry's API, to each effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_four_seed_plugins_from_core_events_to_their_effects() {
+    use std::sync::Arc;
+    use switchyard_plugin_runtime::http_plugin::{HttpPlugin, HttpPluginSettings};
+    use switchyard_plugin_runtime::seeds::plugins::SlangSearchPlugin;
+    use switchyard_plugin_runtime::seeds::rules_service::{RulesService, router};
+    use switchyard_registry::signing::MasterKey;
+    use switchyard_schemas::webhook::SigningSecret;
+    use switchyard_tests::broker::create_topics;
+    use switchyard_tests::registries::{RegistryTopics, SIGNING_KEY, ServedRegistry, admin, http, plugin};
+    use switchyard_tests::routers::{InProcessRouter, Topics};
+
+    let registry_topics = RegistryTopics::unique();
+    let registry = ServedRegistry::start(&registry_topics, &[]).await;
+    let core = Topics {
+        core: format!("{}.core.events", registry_topics.plugins),
+        plugins: registry_topics.plugins.clone(),
+        enablements: registry_topics.enablements.clone(),
+        dead_letter: format!("{}.core.events.dlq", registry_topics.plugins),
+        template: registry_topics.events_template.clone(),
+    };
+    create_topics(&[(&core.core, 2, false), (&core.dead_letter, 1, false)]).await;
+    let router_instance = InProcessRouter::start(&core, &[]);
+
+    // The SaaS stand-ins and the rules service.
+    let (sid, token) = ("AC0123456789abcdef0123456789abcdef", "twilio-test-token");
+    let twilio = FakeTwilio::new();
+    twilio.add_account(sid, token);
+    let twilio_server = fake::serve(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        twilio.clone(),
+    )
+    .await
+    .unwrap();
+    let rules_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rules_base = format!("http://{}", rules_listener.local_addr().unwrap());
+    let rules_secret = MasterKey::parse(SIGNING_KEY)
+        .unwrap()
+        .plugin_secret("rules-validate");
+    let service =
+        Arc::new(RulesService::new(&rules_base, Some(SigningSecret::parse(&rules_secret).unwrap())).unwrap());
+    tokio::spawn(async move { axum::serve(rules_listener, router(service)).await });
+
+    // The four workers, each registering itself.
+    let csv = std::env::temp_dir().join(unique("sheets-csv"));
+    let worker_settings = |id: &'static str, topics: &WorkerTopics, extra: &[(&str, &str)]| {
+        let token = plugin(id);
+        let mut overrides = vec![
+            ("REGISTRY__URL", registry.url.as_str()),
+            ("REGISTRY__TOKEN", token.as_str()),
+        ];
+        overrides.extend_from_slice(extra);
+        topics.settings(&overrides)
+    };
+    let sheets_topics = WorkerTopics::of_registry("sheets-export", &registry_topics).await;
+    let sms_topics = WorkerTopics::of_registry("sms-notify", &registry_topics).await;
+    let rules_topics = WorkerTopics::of_registry("rules-validate", &registry_topics).await;
+    let slang_topics = WorkerTopics::of_registry("slang-search", &registry_topics).await;
+    let sheets = InProcessWorker::start(
+        SheetsExportPlugin::new(CsvTarget::new(&csv), sheets_export_manifest(None)),
+        worker_settings("sheets-export", &sheets_topics, &[]),
+    );
+    let client = TwilioClient::new(&twilio_server.base_url(), reqwest::Client::new()).unwrap();
+    let sms = InProcessWorker::start(
+        SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(None)),
+        worker_settings("sms-notify", &sms_topics, &[]),
+    );
+    let bridge = HttpPlugin::connect(
+        &HttpPluginSettings {
+            url: rules_base.clone(),
+            timeout: Duration::from_secs(5),
+            max_response_bytes: 65536,
+            url_patterns: vec![rules_base.clone()],
+            allowed_networks: vec!["127.0.0.1/32".into()],
+        },
+        None,
+    )
+    .await
+    .unwrap();
+    let rules = InProcessWorker::start(bridge, worker_settings("rules-validate", &rules_topics, &[]));
+    let slang = InProcessWorker::start(
+        SlangSearchPlugin::new().unwrap(),
+        worker_settings("slang-search", &slang_topics, &[]),
+    );
+
+    // Enabled and configured through the registry once every worker has registered.
+    let admin = admin();
+    for id in ["sheets-export", "sms-notify", "rules-validate", "slang-search"] {
+        wait_for(&format!("{id} to register"), Duration::from_secs(30), || async {
+            let (status, _) = http(
+                "GET",
+                &format!("{}/v1/plugins/{id}", registry.url),
+                Some(&admin),
+                None,
+            )
+            .await;
+            (status == 200).then_some(())
+        })
+        .await;
+        let (status, body) = http(
+            "PUT",
+            &format!("{}/v1/teams/acme/plugins/{id}", registry.url),
+            Some(&admin),
+            Some(&json!({"enabled": true})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    for (id, config) in [
+        ("sheets-export", json!({"spreadsheet_id": "1BxAcme"})),
+        (
+            "sms-notify",
+            json!({"account_sid": sid, "auth_token": token, "from": "SURVEYS"}),
+        ),
+    ] {
+        let (status, body) = http(
+            "PUT",
+            &format!("{}/v1/teams/acme/plugins/{id}/config", registry.url),
+            Some(&admin),
+            Some(&config),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    wait_for(
+        "the router to apply the enablements",
+        Duration::from_secs(20),
+        || async {
+            (router_instance
+                .admin
+                .metric("switchyard_router_enablements")
+                .await
+                >= 4.0)
+                .then_some(())
+        },
+    )
+    .await;
+
+    // Core events, as the platform writes them.
+    let producer = TestProducer::new();
+    producer.send(
+        &core.core,
+        &core_event("acme", "form.created", "1", ContentType::Avro),
+    );
+    producer.send(&core.core, &nairobi_response("acme", "r-core"));
+    producer.send(
+        &core.core,
+        &core_event("acme", "response.submitted", "r-phone", ContentType::Json),
+    );
+    producer.flush();
+
+    let by_type = |records: &[switchyard_tests::broker::Incoming], kind: &str| {
+        records
+            .iter()
+            .filter(|r| r.header("ce_type").as_deref() == Some(kind))
+            .count()
+    };
+    wait_for("every effect", Duration::from_secs(60), || async {
+        let results = [&sheets_topics, &sms_topics, &rules_topics, &slang_topics]
+            .iter()
+            .flat_map(|t| read_to_end(&t.results))
+            .collect::<Vec<_>>();
+        (by_type(&results, "switchyard.plugin.sheets.row_appended") >= 2
+            && by_type(&results, "switchyard.plugin.sms.sent") >= 1
+            && by_type(&results, "switchyard.plugin.response.flagged") >= 1
+            && by_type(&results, "switchyard.plugin.slang.found") >= 1)
+            .then_some(())
+    })
+    .await;
+    let rows = std::fs::read_to_string(csv.join("acme").join("form-1.csv")).unwrap();
+    assert_eq!(rows.lines().count(), 3, "a header and two rows: {rows}");
+    assert_eq!(
+        twilio.messages().len(),
+        1,
+        "r-phone has a number; r-core has none"
+    );
+    assert_eq!(twilio.messages()[0].to, "+254712345678");
+    for worker in [sheets, sms, rules, slang] {
+        worker.stop().await.expect("clean stop");
+    }
+    router_instance.stop().await.expect("router stops");
+    registry.stop().await;
+}
