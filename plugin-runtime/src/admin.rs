@@ -5,7 +5,6 @@
 
 use std::sync::Arc;
 use std::sync::RwLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -13,9 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use switchyard_schemas::webhook::{
-    DEFAULT_TOLERANCE_SECS, SigningSecret, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
-};
+use switchyard_schemas::webhook::SigningSecret;
 use tokio_util::sync::CancellationToken;
 
 use crate::configs::Configs;
@@ -75,13 +72,7 @@ async fn action<P: Plugin>(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let secret = state
         .signing_secret
         .read()
@@ -90,23 +81,10 @@ async fn action<P: Plugin>(
     let Some(secret) = secret else {
         return (StatusCode::SERVICE_UNAVAILABLE, "no signing secret yet\n").into_response();
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    if secret
-        .verify(
-            &text(WEBHOOK_ID),
-            &text(WEBHOOK_TIMESTAMP),
-            &text(WEBHOOK_SIGNATURE),
-            &body,
-            now,
-            DEFAULT_TOLERANCE_SECS,
-        )
-        .is_err()
-    {
+    if secret.verify_request(header, &body).is_err() {
         return (StatusCode::UNAUTHORIZED, "bad or missing signature\n").into_response();
     }
-    let team = text(TEAM_HEADER);
+    let team = header(TEAM_HEADER).unwrap_or_default().to_owned();
     match state.plugin.action(&team, &name, &body).await {
         Ok(reply) => (
             StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),

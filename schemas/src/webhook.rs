@@ -185,6 +185,27 @@ impl SigningSecret {
         ]
     }
 
+    /// Verifies a received request now, with the default tolerance: `header(name)` looks up a request
+    /// header (the three Standard Webhooks ones; a missing header fails verification).
+    pub fn verify_request<'a>(
+        &self,
+        header: impl Fn(&str) -> Option<&'a str>,
+        body: &[u8],
+    ) -> Result<(), WebhookError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let id = header(WEBHOOK_ID).unwrap_or_default();
+        self.verify(
+            id,
+            header(WEBHOOK_TIMESTAMP).unwrap_or_default(),
+            header(WEBHOOK_SIGNATURE).unwrap_or_default(),
+            body,
+            now,
+            DEFAULT_TOLERANCE_SECS,
+        )
+    }
+
     /// Verifies a received webhook.
     ///
     /// Checks that `timestamp_header` is within `tolerance_secs` of `now_unix` (both edges included) and

@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -22,9 +21,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use switchyard_schemas::control::PluginManifest;
 use switchyard_schemas::events::Response as SurveyResponse;
-use switchyard_schemas::webhook::{
-    DEFAULT_TOLERANCE_SECS, SigningSecret, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
-};
+use switchyard_schemas::webhook::SigningSecret;
 use tracing::warn;
 
 use crate::seeds::rules::{self, RuleSet};
@@ -68,25 +65,8 @@ impl RulesService {
         let Some(secret) = &self.secret else {
             return true;
         };
-        let text = |name: &str| {
-            headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
         secret
-            .verify(
-                &text(WEBHOOK_ID),
-                &text(WEBHOOK_TIMESTAMP),
-                &text(WEBHOOK_SIGNATURE),
-                body,
-                now,
-                DEFAULT_TOLERANCE_SECS,
-            )
+            .verify_request(|name| headers.get(name).and_then(|v| v.to_str().ok()), body)
             .is_ok()
     }
 }

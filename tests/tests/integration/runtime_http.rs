@@ -234,3 +234,100 @@ async fn an_http_plugin_behind_the_runtime_with_a_registry() {
     );
     registry.stop().await;
 }
+
+/// An in-process plugin serves actions on its worker's admin server: the registry's gateway forwards a
+/// team's call there, signed; an unsigned call is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_of_an_in_process_plugin_through_the_gateway() {
+    use switchyard_plugin_runtime::plugin::{ActionReply, Context, Event, Outcome, Plugin, PluginError};
+    use switchyard_schemas::control::PluginManifest;
+
+    struct Echo;
+    impl Plugin for Echo {
+        fn manifest(&self) -> PluginManifest {
+            PluginManifest {
+                id: "echo-actions".into(),
+                name: "Echo actions".into(),
+                description: String::new(),
+                version: semver::Version::new(1, 0, 0),
+                url: None,
+                events: vec!["response.submitted".into()],
+                actions: vec!["resync".into()],
+                config_schema: None,
+            }
+        }
+        async fn initialize(&self, _: &str, _: Option<&Value>) -> Result<(), PluginError> {
+            Ok(())
+        }
+        async fn execute(&self, _: &Context, _: &Event) -> Outcome {
+            Outcome::done()
+        }
+        async fn action(&self, team: &str, name: &str, body: &[u8]) -> Result<ActionReply, PluginError> {
+            Ok(ActionReply {
+                status: 202,
+                body: json!({"team": team, "action": name, "bytes": body.len()}),
+            })
+        }
+    }
+
+    let registry_topics = RegistryTopics::unique();
+    let admin_address = switchyard_tests::routers::free_address();
+    let worker_url = format!("http://{admin_address}");
+    let registry = ServedRegistry::start(
+        &registry_topics,
+        &[("GATEWAY__URL_PATTERNS", worker_url.as_str())],
+    )
+    .await;
+    let topics = WorkerTopics::of_registry("echo-actions", &registry_topics).await;
+    let settings = topics.settings(&[
+        ("REGISTRY__URL", &registry.url),
+        ("REGISTRY__TOKEN", &plugin("echo-actions")),
+        ("ADMIN__LISTEN", &admin_address.to_string()),
+        ("ADMIN__PUBLIC_URL", &worker_url),
+    ]);
+    let worker = InProcessWorker::start(Echo, settings);
+    let admin = admin();
+    wait_for("the plugin to be up", Duration::from_secs(20), || async {
+        let (_, body) = http(
+            "GET",
+            &format!("{}/v1/plugins/echo-actions", registry.url),
+            Some(&admin),
+            None,
+        )
+        .await;
+        (body["status"] == "up").then_some(())
+    })
+    .await;
+    let (status, _) = http(
+        "PUT",
+        &format!("{}/v1/teams/acme/plugins/echo-actions", registry.url),
+        Some(&admin),
+        Some(&json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, body) = http(
+        "POST",
+        &format!(
+            "{}/v1/teams/acme/plugins/echo-actions/actions/resync",
+            registry.url
+        ),
+        Some(&switchyard_tests::registries::team("acme")),
+        Some(&json!({"form_id": "form-1"})),
+    )
+    .await;
+    assert_eq!(
+        (status, &body["team"], &body["action"]),
+        (202, &json!("acme"), &json!("resync")),
+        "{body}"
+    );
+    let unsigned = reqwest::Client::new()
+        .post(format!("{worker_url}/actions/resync"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    worker.stop().await.expect("clean stop");
+    registry.stop().await;
+}
