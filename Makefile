@@ -1,8 +1,8 @@
 # Switchyard: the two commands of the README, and the longer jobs that are not part of CI.
 
-.PHONY: demo test bench kafka-start kafka-stop clean
+.PHONY: demo test bench helm-check kafka-start kafka-stop clean
 
-## demo: a local broker, the router, sample plugins and a short load, ending with a summary
+## demo: a local broker, the registry, the router, the seed plugins and a short load, ending with a summary
 demo:
 	scripts/demo
 
@@ -14,6 +14,10 @@ test:
 bench:
 	cargo bench --locked -p switchyard-router --bench route_lookup
 	cargo bench --locked -p switchyard-schemas --bench payload
+
+## helm-check: lint, schema-validate and contract-test the Helm chart (offline; installs helm with Go once)
+helm-check:
+	scripts/helm-check
 
 kafka-start:
 	scripts/kafka start
