@@ -10,6 +10,7 @@
 //! - [`wait`]: polling until a condition holds, with a deadline, instead of sleeping.
 
 pub mod broker;
+pub mod poison;
 pub mod records;
 pub mod registries;
 pub mod routers;

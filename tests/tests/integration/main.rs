@@ -4,6 +4,7 @@ mod at_least_once;
 mod black_box;
 mod dead_letters;
 mod order;
+mod poison;
 mod python_plugin;
 mod readiness;
 mod registry_api;
