@@ -331,3 +331,63 @@ async fn actions_of_an_in_process_plugin_through_the_gateway() {
     worker.stop().await.expect("clean stop");
     registry.stop().await;
 }
+
+/// The SSRF guard on `/execute`: a plugin URL in the metadata range or on loopback without an allowed
+/// network is never called; its events end as dead letters after their budget, nothing reaches the target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn execute_calls_to_denied_addresses_are_never_made() {
+    let hits = Arc::new(Mutex::new(0u32));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let loopback = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .route(
+            "/execute",
+            post(|State(hits): State<Arc<Mutex<u32>>>| async move {
+                *hits.lock().unwrap() += 1;
+                "ok"
+            }),
+        )
+        .with_state(Arc::clone(&hits));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    for (id, url) in [
+        ("metadata-service", "http://169.254.169.254"),
+        ("loopback", loopback.as_str()),
+    ] {
+        let topics = WorkerTopics::create(id, 1).await;
+        let manifest = json!({"id": id, "name": id, "version": "1.0.0", "events": ["response.submitted"]});
+        // The pattern matches the URL; no allowed network covers the address.
+        let plugin = HttpPlugin::connect(
+            &HttpPluginSettings {
+                url: url.to_owned(),
+                timeout: Duration::from_secs(2),
+                max_response_bytes: 65536,
+                url_patterns: vec![url.to_owned()],
+                allowed_networks: Vec::new(),
+            },
+            Some(manifest),
+        )
+        .await
+        .expect("the manifest is given, nothing is fetched");
+        let worker = InProcessWorker::start(plugin, topics.settings(&[("RETRY__MAX_ATTEMPTS", "2")]));
+        let producer = TestProducer::new();
+        producer.send(
+            &topics.events,
+            &core_event("acme", "response.submitted", "e-1", ContentType::Json),
+        );
+        producer.flush();
+        let letters = wait_for("the dead letter", Duration::from_secs(30), || async {
+            let letters = read_to_end(&topics.dead_letter);
+            (!letters.is_empty()).then_some(letters)
+        })
+        .await;
+        assert_eq!(
+            letters[0].header("switchyard_error").as_deref(),
+            Some("retries_exhausted")
+        );
+        let detail = letters[0].header("switchyard_error_detail").unwrap_or_default();
+        assert!(detail.contains("denied range"), "{id}: {detail}");
+        worker.stop().await.expect("clean stop");
+    }
+    assert_eq!(*hits.lock().unwrap(), 0, "the loopback service was never called");
+}
