@@ -7,7 +7,8 @@
 //! | `POST {url}/execute` | the event as CloudEvents structured JSON, data decoded | see below |
 //!
 //! Every request carries the Standard Webhooks headers (`webhook-id` = the event's `ce_id` for `/execute`,
-//! stable across retries; `webhook-timestamp`; `webhook-signature` with the plugin's signing secret) and
+//! stable across retries; `webhook-timestamp`; `webhook-signature` with the plugin's signing secret, when
+//! the worker has one from its registration or `http.signing_secret`) and
 //! `switchyard-team`; `/execute` also `switchyard-attempt`. Outcomes of `/execute`: 2xx = done (a JSON body
 //! `{"results": [{"type", "subject"?, "data"}]}` publishes results); a body `{"outcome": "dead_letter",
 //! "reason": "..."}` with any status = dead-letter now; 408, 429, 5xx, 3xx (redirects are not followed),
@@ -21,7 +22,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_registry::egress::{EgressError, EgressPolicy, egress_error, read_capped};
 use switchyard_schemas::control::PluginManifest;
-use switchyard_schemas::webhook::SigningSecret;
+use switchyard_schemas::webhook::{SigningSecret, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
 use thiserror::Error;
 
 use crate::event::structured;
@@ -167,13 +168,21 @@ impl HttpPlugin {
         if let Some(attempt) = attempt {
             request = request.header(ATTEMPT_HEADER, attempt);
         }
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
         let secret = self.secret.read().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some(secret) = secret {
-            let timestamp = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            for (name, value) in secret.headers(message_id, timestamp, &body) {
-                request = request.header(name, value);
+        match secret {
+            Some(secret) => {
+                for (name, value) in secret.headers(message_id, timestamp, &body) {
+                    request = request.header(name, value);
+                }
+            }
+            // Unsigned, but the idempotency key and the time still travel.
+            None => {
+                request = request
+                    .header(WEBHOOK_ID, message_id)
+                    .header(WEBHOOK_TIMESTAMP, timestamp);
             }
         }
         let response = request.body(body).send().await.map_err(|error| {

@@ -17,3 +17,4 @@ mod routing;
 mod runtime;
 mod runtime_http;
 mod seed_plugins;
+mod worker_kill;
