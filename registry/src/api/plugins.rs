@@ -211,6 +211,14 @@ fn check_manifest(manifest: &PluginManifest) -> Result<(), Problem> {
             });
         }
     }
+    if let Some(url) = &manifest.url
+        && let Err(detail) = check_service_url(url)
+    {
+        errors.push(FieldError {
+            pointer: "/url".into(),
+            detail,
+        });
+    }
     for (index, action) in manifest.actions.iter().enumerate() {
         if check_plugin_id(action).is_err() {
             errors.push(FieldError {
@@ -234,6 +242,44 @@ fn check_manifest(manifest: &PluginManifest) -> Result<(), Problem> {
     } else {
         Err(Problem::invalid("the manifest is invalid", errors))
     }
+}
+
+/// A plugin's service URL: an absolute `http`/`https` URI (RFC 3986: ASCII only, no spaces, `%` followed by
+/// two hex digits) with a host. The contract only asks for the scheme prefix; the gateway has to call it.
+fn check_service_url(url: &str) -> Result<(), String> {
+    const URI_PUNCTUATION: &str = "-._~:/?#[]@!$&'()*+,;=%";
+    if let Some(c) = url
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || URI_PUNCTUATION.contains(*c)))
+    {
+        return Err(format!(
+            "{url:?} is not a URI: {c:?} must be percent-encoded (an international domain name in its xn-- form)"
+        ));
+    }
+    let bytes = url.as_bytes();
+    let bad_escape = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if bad_escape {
+        return Err(format!(
+            "{url:?} is not a URI: '%' must be followed by two hex digits"
+        ));
+    }
+    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(format!("{url:?} is not an http(s) URL"));
+    }
+    // The URL parser takes `http:///x` as host `x`; a URI's authority comes right after `//`.
+    let authority = url.split_once("//").map_or("", |(_, rest)| rest);
+    if authority.is_empty()
+        || authority.starts_with(['/', '?', '#'])
+        || parsed.host_str().is_none_or(str::is_empty)
+    {
+        return Err(format!("{url:?} has no host"));
+    }
+    Ok(())
 }
 
 /// Lists registered plugins, by id.
@@ -422,4 +468,33 @@ fn invalid_manifest(error: ControlError) -> Problem {
             detail: error.to_string(),
         }],
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_service_url;
+
+    #[test]
+    fn service_urls_are_absolute_http_uris_with_a_host() {
+        for ok in [
+            "https://sheets.plugins.example",
+            "http://127.0.0.1:8091",
+            "https://xn--5ca.example/base/path?x=1%20",
+            "http://[::1]:8080/",
+        ] {
+            assert_eq!(check_service_url(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "https://\u{cf}",
+            "https://a b.example",
+            "https://a.example/a b",
+            "https://",
+            "http:///path",
+            "https://a.example/%zz",
+            "https://a.example:99999",
+            "https://a.example/\t",
+        ] {
+            assert!(check_service_url(bad).is_err(), "{bad}");
+        }
+    }
 }
