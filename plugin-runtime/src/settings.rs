@@ -7,8 +7,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-use switchyard_router::config::{LogConfig, load_layers, options_map};
-use thiserror::Error;
+pub use switchyard_router::config::ConfigError;
+use switchyard_router::config::{LogConfig, invalid, load_layers, options_map};
 
 use crate::delivery::breaker::BreakerPolicy;
 use crate::delivery::retry::RetryPolicy;
@@ -18,22 +18,6 @@ pub const DEFAULTS: &str = include_str!("../default.toml");
 /// Prefix of environment overrides: `SWITCHYARD_PLUGIN__DELIVERY__MAX_IN_FLIGHT=64`.
 pub const ENV_PREFIX: &str = "SWITCHYARD_PLUGIN";
 const LIST_KEYS: &[&str] = &["http.url_patterns", "http.allowed_networks"];
-
-/// Settings that cannot be loaded or are inconsistent.
-#[derive(Debug, Error)]
-pub enum SettingsError {
-    /// A layer failed to load or does not fit (unknown key, wrong type).
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    /// A value is out of range.
-    #[error("configuration: {key}: {message}")]
-    Invalid {
-        /// Dotted key.
-        key: &'static str,
-        /// What is wrong.
-        message: String,
-    },
-}
 
 /// Every setting.
 #[derive(Debug, Clone, Deserialize)]
@@ -172,7 +156,7 @@ pub struct AdminSettings {
 
 impl Settings {
     /// Loads the layers: defaults, then `file` if given, then the process environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
         Self::load_from(file, None)
     }
 
@@ -180,45 +164,42 @@ impl Settings {
     pub fn load_from(
         file: Option<&Path>,
         env: Option<BTreeMap<String, String>>,
-    ) -> Result<Self, SettingsError> {
+    ) -> Result<Self, ConfigError> {
         let settings: Settings = load_layers(DEFAULTS, ENV_PREFIX, LIST_KEYS, file, env)?;
         settings.check()?;
         Ok(settings)
     }
 
-    fn check(&self) -> Result<(), SettingsError> {
-        let invalid = |key, message: &str| {
-            Err(SettingsError::Invalid {
-                key,
-                message: message.to_owned(),
-            })
-        };
+    fn check(&self) -> Result<(), ConfigError> {
         if !self.topics.events_template.contains("{plugin}") {
-            return invalid("topics.events_template", "must contain {plugin}");
+            return Err(invalid("topics.events_template", "must contain {plugin}"));
         }
         if !self.topics.dead_letter_template.contains("{plugin}") {
-            return invalid("topics.dead_letter_template", "must contain {plugin}");
+            return Err(invalid("topics.dead_letter_template", "must contain {plugin}"));
         }
         if self.delivery.max_in_flight == 0 || self.delivery.max_buffered < self.delivery.max_in_flight {
-            return invalid(
+            return Err(invalid(
                 "delivery",
                 "max_in_flight must be at least 1 and max_buffered at least max_in_flight",
-            );
+            ));
         }
         if self.retry.max_attempts == 0 {
-            return invalid("retry.max_attempts", "must be at least 1");
+            return Err(invalid("retry.max_attempts", "must be at least 1"));
         }
         if !(0.0..=1.0).contains(&self.outage.threshold) || self.outage.window == 0 {
-            return invalid("outage", "threshold must be within 0-1 and window at least 1");
+            return Err(invalid(
+                "outage",
+                "threshold must be within 0-1 and window at least 1",
+            ));
         }
         if !self.registry.url.is_empty() && !self.http.signing_secret.is_empty() {
-            return invalid(
+            return Err(invalid(
                 "http.signing_secret",
                 "must stay empty when registry.url is set: the registration gives the secret",
-            );
+            ));
         }
         if !self.registry.url.is_empty() && self.registry.token.is_empty() {
-            return invalid("registry.token", "is needed when registry.url is set");
+            return Err(invalid("registry.token", "is needed when registry.url is set"));
         }
         Ok(())
     }

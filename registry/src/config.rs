@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-use switchyard_router::config::{LogConfig, load_layers, options_map};
-use thiserror::Error;
+pub use switchyard_router::config::ConfigError;
+use switchyard_router::config::{LogConfig, invalid, load_layers, options_map};
 
 /// The embedded defaults.
 pub const DEFAULTS: &str = include_str!("../default.toml");
@@ -25,29 +25,6 @@ const LIST_KEYS: &[&str] = &[
     "gateway.url_patterns",
     "gateway.allowed_networks",
 ];
-
-/// A configuration that cannot be loaded or is inconsistent.
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// A layer failed to load or the result does not fit the schema (unknown key, wrong type).
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    /// A value is out of range or inconsistent with another.
-    #[error("configuration: {key}: {message}")]
-    Invalid {
-        /// Dotted path of the key.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        message: message.into(),
-    }
-}
 
 /// A secret string; `Debug` shows only whether it is set.
 #[derive(Clone, Default, Deserialize)]

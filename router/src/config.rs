@@ -36,7 +36,7 @@ const MANAGED_OPTIONS: &[&str] = &[
     "allow.auto.create.topics",
 ];
 
-/// A configuration that cannot be loaded or is inconsistent.
+/// A configuration that cannot be loaded or is inconsistent (of any Switchyard binary).
 #[derive(Debug, Error)]
 pub enum ConfigError {
     /// A layer failed to load or the result does not fit the schema (unknown key, wrong type).
@@ -52,7 +52,8 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
+/// A [`ConfigError::Invalid`] for `key` (the registry and the plugin runtime use it too).
+pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
         key: key.to_owned(),
         message: message.into(),
