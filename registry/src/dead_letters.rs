@@ -16,19 +16,7 @@ use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde::Serialize;
-
-/// Headers the worker adds to a dead letter; a replay removes them.
-const DEAD_LETTER_HEADERS: [&str; 7] = [
-    "switchyard_error",
-    "switchyard_error_detail",
-    "switchyard_plugin",
-    "switchyard_attempts",
-    "switchyard_first_failure",
-    "switchyard_last_failure",
-    "switchyard_replayed_from",
-];
-/// Header a replay sets.
-pub const REPLAYED_FROM: &str = "switchyard_replayed_from";
+use switchyard_schemas::dead_letter::{PLUGIN_DEAD_LETTER_HEADERS, REPLAYED_FROM, SOURCE};
 
 /// One dead letter.
 #[derive(Debug, Clone, Serialize)]
@@ -192,7 +180,7 @@ pub fn replay(
     for letter in letters {
         let mut headers = OwnedHeaders::new();
         for (key, value) in &letter.headers {
-            if !DEAD_LETTER_HEADERS.contains(&key.as_str()) {
+            if key == SOURCE || !PLUGIN_DEAD_LETTER_HEADERS.contains(&key.as_str()) {
                 headers = headers.insert(Header {
                     key,
                     value: value.as_deref(),

@@ -17,6 +17,26 @@ pub const PLUGIN: &str = "switchyard_plugin";
 /// Header set to `true` on a dead letter written without its value, because the dead-letter topic refused
 /// the full record (too large, say). The value stays readable in the input topic at [`SOURCE`].
 pub const VALUE_DROPPED: &str = "switchyard_value_dropped";
+/// Header of a plugin worker's dead letter: the calls made.
+pub const ATTEMPTS: &str = "switchyard_attempts";
+/// Header of a plugin worker's dead letter: the first failure, RFC 3339.
+pub const FIRST_FAILURE: &str = "switchyard_first_failure";
+/// Header of a plugin worker's dead letter: the last failure, RFC 3339.
+pub const LAST_FAILURE: &str = "switchyard_last_failure";
+/// Header of a dead letter replayed onto the plugin's topic: `<dlq topic>/<partition>/<offset>`.
+pub const REPLAYED_FROM: &str = "switchyard_replayed_from";
+/// The headers a plugin worker adds to a dead letter (and replaces when it dead-letters a replay); a replay
+/// removes all but [`SOURCE`] and sets [`REPLAYED_FROM`].
+pub const PLUGIN_DEAD_LETTER_HEADERS: [&str; 8] = [
+    ERROR,
+    ERROR_DETAIL,
+    PLUGIN,
+    SOURCE,
+    ATTEMPTS,
+    FIRST_FAILURE,
+    LAST_FAILURE,
+    REPLAYED_FROM,
+];
 
 /// Why a record went to the dead-letter topic. Checks run in the order listed; the first that fails names
 /// the reason.

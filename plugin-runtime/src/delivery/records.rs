@@ -16,21 +16,13 @@
 //! `ce_causationid` = the event's `ce_id`, `ce_id` = `<event id>:<plugin>:<n>` (stable across redeliveries,
 //! so consumers can de-duplicate), JSON data.
 
-use switchyard_schemas::dead_letter;
+use switchyard_schemas::dead_letter::{self, ATTEMPTS, FIRST_FAILURE, LAST_FAILURE};
 use switchyard_schemas::envelope as ce;
 
 use crate::plugin::{EventMeta, PluginResult};
 
-/// Header: calls made.
-pub const ATTEMPTS: &str = "switchyard_attempts";
-/// Header: first failure time.
-pub const FIRST_FAILURE: &str = "switchyard_first_failure";
-/// Header: last failure time.
-pub const LAST_FAILURE: &str = "switchyard_last_failure";
 /// Header of a result: the `ce_id` of the event it answers.
 pub const CAUSATION_ID: &str = "ce_causationid";
-/// Header set on a record replayed from the dead-letter topic.
-pub const REPLAYED_FROM: &str = "switchyard_replayed_from";
 
 /// Why an event was dead-lettered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,20 +77,10 @@ pub struct Failure {
 
 /// The dead letter of a routed record.
 pub fn dead_letter(original: &OutRecord, plugin: &str, source: &str, failure: &Failure) -> OutRecord {
-    const OURS: [&str; 8] = [
-        dead_letter::ERROR,
-        dead_letter::ERROR_DETAIL,
-        dead_letter::PLUGIN,
-        dead_letter::SOURCE,
-        ATTEMPTS,
-        FIRST_FAILURE,
-        LAST_FAILURE,
-        REPLAYED_FROM,
-    ];
     let mut headers: Vec<(String, Option<Vec<u8>>)> = original
         .headers
         .iter()
-        .filter(|(name, _)| !OURS.contains(&name.as_str()))
+        .filter(|(name, _)| !dead_letter::PLUGIN_DEAD_LETTER_HEADERS.contains(&name.as_str()))
         .cloned()
         .collect();
     let mut set = |name: &str, value: &str| headers.push((name.to_owned(), Some(value.as_bytes().to_vec())));
