@@ -3,6 +3,7 @@
 //! still does not decode (written around the router, or by a newer contract) is dead-lettered as
 //! `invalid_event` rather than retried.
 
+use serde::Deserialize;
 use serde_json::Value;
 use switchyard_schemas::catalog::EventType;
 use switchyard_schemas::envelope::{self, ContentType};
@@ -51,20 +52,16 @@ pub fn decode<'a>(
         });
     };
     let data = payload::to_json(known, envelope.content_type, value).map_err(|r| r.to_string())?;
-    let typed = |data: &Value| -> Result<Event, String> {
-        let fail = |e: serde_json::Error| format!("the {known} data does not decode: {e}");
-        Ok(match known {
-            EventType::FormCreated => Event::FormCreated(serde_json::from_value(data.clone()).map_err(fail)?),
-            EventType::FormUpdated => Event::FormUpdated(serde_json::from_value(data.clone()).map_err(fail)?),
-            EventType::ResponseSubmitted => {
-                Event::ResponseSubmitted(serde_json::from_value(data.clone()).map_err(fail)?)
-            }
-            EventType::ResponseUpdated => {
-                Event::ResponseUpdated(serde_json::from_value(data.clone()).map_err(fail)?)
-            }
-        })
+    // Deserialize from the borrowed tree: the JSON form is kept for the plugin as well.
+    let fail = |e: serde_json::Error| format!("the {known} data does not decode: {e}");
+    let event = match known {
+        EventType::FormCreated => Event::FormCreated(Deserialize::deserialize(&data).map_err(fail)?),
+        EventType::FormUpdated => Event::FormUpdated(Deserialize::deserialize(&data).map_err(fail)?),
+        EventType::ResponseSubmitted => {
+            Event::ResponseSubmitted(Deserialize::deserialize(&data).map_err(fail)?)
+        }
+        EventType::ResponseUpdated => Event::ResponseUpdated(Deserialize::deserialize(&data).map_err(fail)?),
     };
-    let event = typed(&data)?;
     Ok(Decoded { meta, data, event })
 }
 
