@@ -62,13 +62,15 @@ impl Configs {
             .cloned()
     }
 
-    /// Waits until the view includes everything written before `time`, at most `limit`. Returns whether it
-    /// does.
+    /// Waits until the view includes everything written before `time`, at most `limit` (`Duration::MAX`:
+    /// no limit). Returns whether it does.
     pub async fn wait_complete(&self, time: SystemTime, limit: Duration) -> bool {
         let mut complete = self.complete_as_of.subscribe();
-        tokio::time::timeout(limit, complete.wait_for(|as_of| *as_of >= time))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        let done = complete.wait_for(|as_of| *as_of >= time);
+        if limit == Duration::MAX {
+            return done.await.is_ok();
+        }
+        tokio::time::timeout(limit, done).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Whether the view has been complete at least once (the topic was read to its end).

@@ -153,7 +153,7 @@ impl<P: Plugin> Worker<P> {
             } else {
                 false
             };
-            let outcome = match self.ensure_config(team, routed.timestamp).await {
+            let outcome = match self.ensure_config(team, routed.timestamp, cancel).await {
                 Err(ConfigProblem::Refused(detail)) => {
                     failures.note();
                     return self
@@ -292,7 +292,25 @@ impl<P: Plugin> Worker<P> {
     }
 
     /// Applies the team's config if it changed since this worker last applied it.
-    async fn ensure_config(&self, team: &str, timestamp: Option<SystemTime>) -> Result<(), ConfigProblem> {
+    async fn ensure_config(
+        &self,
+        team: &str,
+        timestamp: Option<SystemTime>,
+        cancel: &CancellationToken,
+    ) -> Result<(), ConfigProblem> {
+        // Nothing runs before the configs were read to their end once (a slow start must not look like
+        // "this team has no config"); after that, freshness waits at most `config_wait`.
+        if !self.configs.caught_up() {
+            let first = self
+                .configs
+                .wait_complete(SystemTime::UNIX_EPOCH + Duration::from_nanos(1), Duration::MAX);
+            tokio::select! {
+                _ = cancel.cancelled() => {
+                    return Err(ConfigProblem::Transient("stopping before the configs were read".into()));
+                }
+                _ = first => {}
+            }
+        }
         if let Some(time) = timestamp
             && !self.configs.wait_complete(time, self.config_wait).await
         {
