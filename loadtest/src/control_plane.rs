@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard_registry::client::{Client, ClientError};
+use switchyard_schemas::topics;
 
 use crate::LoadtestError;
 use crate::generate::Control;
@@ -140,15 +141,30 @@ fn sample_config(team: &str, plugin: &str) -> Option<Value> {
     }
 }
 
-/// Writes the controls to the control topics directly.
+/// Writes the controls to the control topics directly (default names).
 pub fn apply_to_topics(
     producer: &Producer,
     controls: &[Control],
     timeout: Duration,
 ) -> Result<Applied, LoadtestError> {
+    apply_to_topics_named(producer, controls, topics::PLUGINS, topics::ENABLEMENTS, timeout)
+}
+
+/// Writes the controls to the control topics with these names.
+pub fn apply_to_topics_named(
+    producer: &Producer,
+    controls: &[Control],
+    plugins_topic: &str,
+    enablements_topic: &str,
+    timeout: Duration,
+) -> Result<Applied, LoadtestError> {
     let mut applied = Applied::default();
     for control in controls {
-        producer.send(control.topic(), &control.to_record())?;
+        let topic = match control {
+            Control::Plugin(_) => plugins_topic,
+            Control::Enablement { .. } => enablements_topic,
+        };
+        producer.send(topic, &control.to_record())?;
         match control {
             Control::Plugin(_) => applied.plugins += 1,
             Control::Enablement { .. } => applied.enablements += 1,

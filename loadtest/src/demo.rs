@@ -244,7 +244,9 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
     let checks: Vec<_> = topics
         .iter()
         .zip(&reads)
-        .map(|((topic, target), read)| check(topic, *target, &sent.expectations, &read.kept))
+        .map(|((topic, target), read)| {
+            check(names::CORE_EVENTS, topic, *target, &sent.expectations, &read.kept)
+        })
         .collect();
     progress.say(format_args!(
         "read back {} records of this run from {} topics",

@@ -18,6 +18,7 @@
 //! - [`control_plane`]: registering plugins and enabling them, through the registry or the topics.
 //! - [`demo`]: the `demo` subcommand, which wires the above together.
 
+pub mod chaos;
 pub mod control_plane;
 pub mod demo;
 pub mod expect;
@@ -98,6 +99,17 @@ pub enum LoadtestError {
     /// The small async runtime that drives the Kafka admin client could not start.
     #[error("cannot start the runtime for the Kafka admin client: {0}")]
     Runtime(std::io::Error),
+    /// A process could not be started, or a file of the run not written.
+    #[error("{what} failed: {error}")]
+    Process {
+        /// What was being done.
+        what: String,
+        /// The I/O error.
+        error: std::io::Error,
+    },
+    /// The options cannot work together, or a command given by the user failed.
+    #[error("{0}")]
+    Usage(String),
     /// The JSON summary could not be written.
     #[error("writing the JSON summary to {} failed: {error}", path.display())]
     WriteJson {

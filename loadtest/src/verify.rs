@@ -83,8 +83,10 @@ impl Target<'_> {
     }
 }
 
-/// Checks this run's `records` of one topic against `expectations`.
+/// Checks this run's `records` of one topic against `expectations`; the events were read from
+/// `core_topic`.
 pub fn check(
+    core_topic: &str,
     topic: &str,
     target: Target<'_>,
     expectations: &Expectations,
@@ -156,9 +158,10 @@ pub fn check(
                 result.note(|| format!("wrong reason: event {id} has {found:?}, expected {reason}"));
             }
         }
-        let source_ok = record
-            .header(dead_letter::SOURCE)
-            .is_some_and(|s| s.starts_with(switchyard_schemas::topics::CORE_EVENTS));
+        let source_ok = record.header(dead_letter::SOURCE).is_some_and(|s| {
+            s.strip_prefix(core_topic)
+                .is_some_and(|rest| rest.starts_with('/'))
+        });
         if record.key.as_deref() != Some(expectation.team.as_bytes())
             || digest(record.value.as_deref()) != expectation.value_digest
             || !source_ok
@@ -277,6 +280,7 @@ mod tests {
             record("b", "kilimo-coop", 0, 1, &[]),
         ];
         let check = check(
+            "core.events",
             "plugin.sheets-export.events",
             Target::Plugin("sheets-export"),
             &expectations(),
@@ -299,6 +303,7 @@ mod tests {
             altered,
         ];
         let check = check(
+            "core.events",
             "plugin.sheets-export.events",
             Target::Plugin("sheets-export"),
             &expectations(),
@@ -323,6 +328,7 @@ mod tests {
             record("c", "maji-water", 1, 0, &[]),
         ];
         check(
+            "core.events",
             "plugin.sheets-export.events",
             Target::Plugin("sheets-export"),
             &expectations(),
@@ -339,7 +345,13 @@ mod tests {
             0,
             &[(dead_letter::ERROR, "teamid_mismatch")],
         )];
-        let check_good = check("core.events.dlq", Target::DeadLetters, &expectations(), &good);
+        let check_good = check(
+            "core.events",
+            "core.events.dlq",
+            Target::DeadLetters,
+            &expectations(),
+            &good,
+        );
         assert!(check_good.clean(), "{check_good:?}");
         assert_eq!(check_good.by_reason["teamid_mismatch"], 1);
 
@@ -351,7 +363,14 @@ mod tests {
             &[(dead_letter::ERROR, "invalid_payload")],
         )];
         assert_eq!(
-            check("core.events.dlq", Target::DeadLetters, &expectations(), &wrong).wrong_reason,
+            check(
+                "core.events",
+                "core.events.dlq",
+                Target::DeadLetters,
+                &expectations(),
+                &wrong
+            )
+            .wrong_reason,
             1
         );
 
@@ -363,6 +382,7 @@ mod tests {
             &[(dead_letter::ERROR, "plugin_topic_missing")],
         )];
         let check_bad = check(
+            "core.events",
             "core.events.dlq",
             Target::DeadLetters,
             &expectations(),

@@ -5,6 +5,8 @@
 //! made up from Swahili words and a kind of organisation, deterministically from the seed. Activity
 //! follows a Zipf law over a seeded ranking: a few teams send most of the traffic.
 
+use std::collections::HashSet;
+
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::{IndexedRandom, SliceRandom};
 use rand::{RngExt, SeedableRng};
@@ -72,14 +74,20 @@ pub fn teams(seed: u64, count: usize) -> Vec<Team> {
             rank: i + 1,
         });
     }
+    let mut taken: HashSet<String> = out.iter().map(|t| t.id.clone()).collect();
     while out.len() < count {
         let word = WORDS.choose(&mut rng).copied().unwrap_or("jamii");
         let kind = KINDS.choose(&mut rng).copied().unwrap_or("coop");
         let mut id = format!("{word}-{kind}");
-        if out.iter().any(|t| t.id == id) {
+        if taken.contains(&id) {
             id = format!("{id}-{}", rng.random_range(2..100u32));
         }
-        if out.iter().any(|t| t.id == id) {
+        if taken.contains(&id) && out.len() >= 100 {
+            // Thousands of teams exhaust the short names: number them (never below 100, so never like
+            // a random suffix).
+            id = format!("{word}-{kind}-{}", out.len() + 1);
+        }
+        if !taken.insert(id.clone()) {
             continue;
         }
         // Two teams in three work in Kenya, the rest anywhere.
@@ -150,6 +158,10 @@ mod tests {
         let mut ranks: Vec<_> = a.iter().map(|t| t.rank).collect();
         ranks.sort_unstable();
         assert_eq!(ranks, (1..=40).collect::<Vec<_>>());
+        let many = teams(7, 10_000);
+        let unique: HashSet<&str> = many.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!(unique.len(), 10_000);
+        assert!(many.iter().all(|t| check_team_id(t.id.as_bytes()).is_ok()));
         assert_ne!(
             teams(8, 40).iter().map(|t| t.rank).collect::<Vec<_>>(),
             a.iter().map(|t| t.rank).collect::<Vec<_>>()
