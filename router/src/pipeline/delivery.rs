@@ -658,14 +658,17 @@ impl Engine {
         };
         let timeout = self.settings.drain_timeout;
         let started = Instant::now();
-        self.arm_watchdog();
-        let mut result = self
-            .producer
-            .send_offsets_to_transaction(&offsets, &group, timeout);
-        if result.is_ok() {
-            result = self.commit_with_retries(timeout);
-        }
-        self.watchdog.store(0, Ordering::Relaxed);
+        let deadline = Instant::now() + RIDE_OUT.max(timeout);
+        let result = self
+            .retry_while_retriable(deadline, "send_offsets_to_transaction", || {
+                self.producer
+                    .send_offsets_to_transaction(&offsets, &group, timeout)
+            })
+            .and_then(|()| {
+                self.retry_while_retriable(deadline, "commit_transaction", || {
+                    self.producer.commit_transaction(timeout)
+                })
+            });
         // Reports of this transaction arrive during the commit's flush; a refusal among them must be known
         // before a rewind replays the records.
         self.handle_reports(consumer);
@@ -687,28 +690,15 @@ impl Engine {
                     "transaction committed"
                 );
             }
-            Err(error) if is_abortable(&error) => {
-                warn!(%error, "the transaction must be aborted; rewinding");
+            // Still retriable at the deadline (the coordinator is away, e.g. a broker restart): give the
+            // transaction up like an abortable one; if the abort fails too, that is fatal.
+            Err((call, error)) if is_abortable(&error) || is_retriable(&error) => {
+                warn!(%error, call, "the transaction must be aborted; rewinding");
                 let failure = self.failure.take().unwrap_or(Failure::Transient);
                 self.rewind(consumer, failure);
             }
-            Err(error) => {
-                self.fatal = Some(RouterError::Transaction {
-                    call: "commit_transaction",
-                    source: error,
-                });
-            }
-        }
-    }
-
-    fn commit_with_retries(&self, timeout: Duration) -> Result<(), KafkaError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            match self.producer.commit_transaction(timeout) {
-                Err(error) if is_retriable(&error) && Instant::now() < deadline => {
-                    warn!(%error, "commit_transaction failed with a retriable error; retrying");
-                }
-                other => return other,
+            Err((call, error)) => {
+                self.fatal = Some(RouterError::Transaction { call, source: error });
             }
         }
     }
@@ -718,14 +708,13 @@ impl Engine {
     fn rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, failure: Failure) {
         self.generation += 1;
         if self.settings.mode == DeliveryMode::ExactlyOnce && self.transaction_open {
-            self.arm_watchdog();
-            let aborted = self.producer.abort_transaction(self.settings.drain_timeout);
-            self.watchdog.store(0, Ordering::Relaxed);
-            if let Err(error) = aborted {
-                self.fatal = Some(RouterError::Transaction {
-                    call: "abort_transaction",
-                    source: error,
-                });
+            let timeout = self.settings.drain_timeout;
+            let deadline = Instant::now() + RIDE_OUT.max(timeout);
+            let aborted = self.retry_while_retriable(deadline, "abort_transaction", || {
+                self.producer.abort_transaction(timeout)
+            });
+            if let Err((call, error)) = aborted {
+                self.fatal = Some(RouterError::Transaction { call, source: error });
                 return;
             }
             self.transaction_open = false;
@@ -843,6 +832,29 @@ impl Engine {
         }
     }
 
+    /// Calls a blocking transaction step (under the watchdog) again while it fails with a retriable error
+    /// and `deadline` is not reached: librdkafka resumes the same operation on the next call, which is how
+    /// a transaction outlives a coordinator move or a broker restart. An error names the call that failed.
+    fn retry_while_retriable(
+        &self,
+        deadline: Instant,
+        call: &'static str,
+        mut step: impl FnMut() -> Result<(), KafkaError>,
+    ) -> Result<(), (&'static str, KafkaError)> {
+        loop {
+            self.arm_watchdog();
+            let result = step();
+            self.watchdog.store(0, Ordering::Relaxed);
+            match result {
+                Err(error) if is_retriable(&error) && Instant::now() < deadline => {
+                    warn!(%error, call, "a transaction call failed with a retriable error; retrying");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                other => return other.map_err(|error| (call, error)),
+            }
+        }
+    }
+
     fn arm_watchdog(&self) {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -850,6 +862,11 @@ impl Engine {
         self.watchdog.store(now.as_millis() as u64, Ordering::Relaxed);
     }
 }
+
+/// How long a transaction call is retried while librdkafka calls its error retriable (the coordinator is
+/// unreachable, e.g. during a broker restart). Beyond it the router stops with an error and its restart
+/// fences and aborts the transaction.
+const RIDE_OUT: Duration = Duration::from_secs(120);
 
 fn is_retriable(error: &KafkaError) -> bool {
     matches!(error, KafkaError::Transaction(e) if e.is_retriable())
