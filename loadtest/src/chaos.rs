@@ -465,6 +465,9 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
             - (options.events as f64 * MEAN_GAP_MS) as i64,
         avro_share: 0.7,
         malformed_share: 0.0,
+        mix: None,
+        activity_exponent: crate::generate::teams::ACTIVITY_EXPONENT,
+        notes_mean_bytes: 0,
     });
     let mut expectations = Expectations::default();
     for _ in 0..options.events {

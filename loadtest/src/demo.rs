@@ -194,6 +194,9 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
             - (options.events as f64 * MEAN_GAP_MS) as i64,
         avro_share: AVRO_SHARE,
         malformed_share: MALFORMED_SHARE,
+        mix: None,
+        activity_exponent: crate::generate::teams::ACTIVITY_EXPONENT,
+        notes_mean_bytes: 0,
     });
     let sent = produce(&producer, traffic, &table, options, &progress)?;
 

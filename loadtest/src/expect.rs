@@ -309,6 +309,9 @@ mod tests {
             start_ms: 1_795_165_200_000,
             avro_share: 0.7,
             malformed_share: 0.01,
+            mix: None,
+            activity_exponent: crate::generate::teams::ACTIVITY_EXPONENT,
+            notes_mean_bytes: 0,
         });
         let mut expectations = Expectations::default();
         for event in traffic.take(3000) {

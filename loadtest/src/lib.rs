@@ -18,18 +18,25 @@
 //! - [`control_plane`]: registering plugins and enabling them, through the registry or the topics.
 //! - [`demo`]: the `demo` subcommand, which wires the above together.
 
+pub mod capacity;
 pub mod chaos;
 pub mod control_plane;
 pub mod demo;
 pub mod expect;
 pub mod generate;
 pub mod kafka;
+pub mod measure;
+pub mod pipe;
 pub mod plugins;
 pub mod record;
+pub mod report;
 pub mod router_admin;
+pub mod run;
+pub mod scenario;
 pub mod summary;
 pub mod topics;
 pub mod verify;
+pub mod workload;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -6,11 +6,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
+use switchyard_loadtest::capacity::{self, PlanInputs, SearchOptions};
 use switchyard_loadtest::chaos::{self, ChaosOptions};
 use switchyard_loadtest::control_plane::RegistryAccess;
 use switchyard_loadtest::demo::{self, DemoOptions};
+use switchyard_loadtest::measure::Processes;
 use switchyard_loadtest::plugins::{PluginWorker, parse_workers};
-use switchyard_loadtest::topics;
+use switchyard_loadtest::report;
+use switchyard_loadtest::run::{RunReport, RunTopics, Session as Measuring, SessionOptions, Setup};
+use switchyard_loadtest::scenario::Scenario;
+use switchyard_loadtest::{pipe, topics};
 
 /// Realistic traffic for Switchyard, and a check of what the router made of it.
 #[derive(Debug, Parser)]
@@ -27,6 +32,13 @@ enum Command {
     SetupTopics {
         #[command(flatten)]
         kafka: Kafka,
+        /// Create a load scenario's topics (core, dead letters, control, one per plugin, sized by the
+        /// scenario) instead of the demo's.
+        #[arg(long)]
+        scenario: Option<String>,
+        /// With --scenario: the topic prefix the run will use.
+        #[arg(long, requires = "scenario")]
+        topic_prefix: Option<String>,
     },
     /// Register the sample plugins, enable them for demo teams, send realistic events through a running
     /// router and check that every expected record arrived exactly once. Exits 1 if not.
@@ -35,6 +47,179 @@ enum Command {
     /// broker and forcing rebalances, then check every plugin topic: each expected record exactly once
     /// (at-least-once mode: at least once), in per-team order, DLQ empty. Exits 1 if not.
     Chaos(Chaos),
+    /// Send a scenario's traffic through a running system (at a rate or as fast as possible, for a
+    /// duration or a count) and measure end-to-end latency, throughput, lag, CPU and memory. Writes
+    /// result.json and report.html.
+    Run(RunArgs),
+    /// Raise the rate step by step to find the highest rate one system sustains with p99 within a bound
+    /// and the lag not growing. Writes find-max.json and find-max.html.
+    FindMax(FindMaxArgs),
+    /// From a target peak and measured capacities, print the partitions, router replicas, plugin
+    /// workers and broker throughput needed, with the assumptions. Writes plan.json.
+    Plan(PlanArgs),
+    /// The baseline: copy the core topic to the plugin topics with no lookup or validation, with the
+    /// router's own client settings (SWITCHYARD_ROUTER__... and --config apply). Runs until SIGTERM.
+    Pipe(PipeArgs),
+}
+
+#[derive(Debug, Args)]
+struct Session {
+    #[command(flatten)]
+    kafka: Kafka,
+    /// A built-in scenario (standard, smoke) or a scenario file.
+    #[arg(long, default_value = "standard")]
+    scenario: String,
+    /// Seed of teams, enablements and events.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Put every topic name behind this prefix (`<prefix>.core.events`, ...); default: the contract's
+    /// names. The system under test must use the same names.
+    #[arg(long)]
+    topic_prefix: Option<String>,
+    /// How plugins and enablements are put in place: topics (write the control topics), registry
+    /// (through --registry), skip (already there).
+    #[arg(long, default_value = "topics", value_parser = ["topics", "registry", "skip"])]
+    setup: String,
+    /// The registry, for --setup registry.
+    #[arg(long, value_name = "URL")]
+    registry: Option<String>,
+    /// An admin token for the registry.
+    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true)]
+    registry_token: Option<String>,
+    /// The consumer group whose lag on the core topic is sampled.
+    #[arg(long, default_value = "switchyard-router")]
+    group: String,
+    /// The router's admin address, to wait for readiness and for the control records to apply;
+    /// "none" for a system without one (the pipe, Kafka Streams).
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    router_admin: String,
+    /// Processes whose CPU and memory are sampled, by pid (repeatable); default: every process named
+    /// --process-name.
+    #[arg(long = "pid")]
+    pids: Vec<u32>,
+    /// The process name to look for when no --pid is given.
+    #[arg(long, default_value = "switchyard-router")]
+    process_name: String,
+    /// Distinct events generated up front and replayed with fresh ids.
+    #[arg(long, default_value_t = 20_000)]
+    pool: usize,
+    /// Limit of each wait (readiness, catching up after sending).
+    #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Where result files go.
+    #[arg(long, default_value = "target/loadtest")]
+    out: PathBuf,
+    /// No progress bar (a line every 5 s instead); the default when stderr is not a terminal.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    session: Session,
+    /// Events per second; 0 sends as fast as the broker takes them.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// How long to send.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Stop after this many events, if earlier than the duration.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Exit 1 if the sanity checks fail (no events, outputs missing, odd percentiles).
+    #[arg(long)]
+    check: bool,
+    /// Send at a gentle rate (the target rate, at most 1000/s) this long first, unmeasured, so that the
+    /// system under test has joined its group and warmed up; 0s to skip.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+}
+
+#[derive(Debug, Args)]
+struct FindMaxArgs {
+    #[command(flatten)]
+    session: Session,
+    /// The first rate tried, events/s.
+    #[arg(long, default_value_t = 2000)]
+    start_rate: u64,
+    /// Each passing step multiplies the rate by this.
+    #[arg(long, default_value_t = 1.5)]
+    factor: f64,
+    /// Never try more than this.
+    #[arg(long, default_value_t = 500_000)]
+    max_rate: u64,
+    /// Sending time of each step.
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    step: Duration,
+    /// The latency objective: p99 end-to-end at most this many ms.
+    #[arg(long, default_value_t = 200.0)]
+    p99_ms: f64,
+    /// Bisection steps after the first failure.
+    #[arg(long, default_value_t = 2)]
+    refine: u32,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// Target peak, core events per second.
+    #[arg(long)]
+    peak_rate: f64,
+    /// Mean core event size, bytes.
+    #[arg(long, default_value_t = 1200.0)]
+    event_bytes: f64,
+    /// Mean plugin topics per event.
+    #[arg(long, default_value_t = 3.0)]
+    fanout: f64,
+    /// Latency objective the capacities were measured under, p99 ms.
+    #[arg(long, default_value_t = 200.0)]
+    p99_ms: f64,
+    /// Events/s one router replica sustains (find-max's max_sustained_rate).
+    #[arg(long)]
+    router_capacity: Option<f64>,
+    /// Take --router-capacity from a find-max.json.
+    #[arg(long, value_name = "FILE")]
+    from_find_max: Option<PathBuf>,
+    /// Events/s one plugin worker replica handles.
+    #[arg(long)]
+    worker_capacity: f64,
+    /// Plugins sharing the fan-out.
+    #[arg(long, default_value_t = 20)]
+    plugins: usize,
+    /// Capacity kept free (0.3 = plan for 70% utilisation).
+    #[arg(long, default_value_t = 0.3)]
+    headroom: f64,
+    /// Events/s one partition should carry at most.
+    #[arg(long, default_value_t = 2000.0)]
+    partition_rate: f64,
+    /// Also write the plan as JSON here.
+    #[arg(long, default_value = "target/loadtest/plan.json")]
+    json: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct PipeArgs {
+    /// A router configuration file (its client settings, mode, group and commit cadence are used).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Kafka bootstrap servers (overrides the configuration).
+    #[arg(long)]
+    bootstrap: Option<String>,
+    /// exactly_once or at_least_once (overrides the configuration).
+    #[arg(long, value_parser = parse_mode)]
+    mode: Option<chaos::Mode>,
+    /// The consumer group (default: switchyard-pipe).
+    #[arg(long, default_value = "switchyard-pipe")]
+    group: String,
+    /// The scenario whose plugin topics receive the copies.
+    #[arg(long, default_value = "standard")]
+    scenario: String,
+    /// The topic prefix of the run (as `run --topic-prefix`).
+    #[arg(long)]
+    topic_prefix: Option<String>,
+    /// Stop after this long.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +324,48 @@ struct Demo {
     registry_token: Option<String>,
 }
 
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Sets up the system and the measurement for `run` and `find-max`.
+fn prepare(args: Session) -> anyhow::Result<Measuring> {
+    use std::io::IsTerminal as _;
+    let scenario = Scenario::load(&args.scenario)?;
+    let setup = match args.setup.as_str() {
+        "registry" => Setup::Registry(RegistryAccess {
+            url: args.registry.context("--setup registry needs --registry URL")?,
+            token: args
+                .registry_token
+                .context("--setup registry needs --registry-token")?,
+        }),
+        "skip" => Setup::Skip,
+        _ => Setup::Topics,
+    };
+    let processes = if args.pids.is_empty() {
+        Processes::named(&args.process_name)
+    } else {
+        Processes::new(args.pids)
+    };
+    let session = Measuring::prepare(SessionOptions {
+        bootstrap: args.kafka.bootstrap,
+        scenario,
+        seed: args.seed,
+        topics: RunTopics::with_prefix(args.topic_prefix.as_deref()),
+        setup,
+        group: args.group,
+        router_admin: (args.router_admin != "none").then_some(args.router_admin),
+        processes,
+        pool_size: args.pool.max(1),
+        timeout: args.timeout,
+        progress_bar: !args.no_progress && std::io::stderr().is_terminal(),
+    })
+    .context("preparing the run")?;
+    Ok(session)
+}
+
 fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(code) => code,
@@ -151,10 +378,155 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::SetupTopics { kafka } => {
-            for topic in topics::setup_topics(&kafka.bootstrap).context("setting up the topics")? {
+        Command::SetupTopics {
+            kafka,
+            scenario,
+            topic_prefix,
+        } => {
+            let created = match scenario {
+                None => topics::setup_topics(&kafka.bootstrap),
+                Some(name) => {
+                    let scenario = Scenario::load(&name)?;
+                    let names = RunTopics::with_prefix(topic_prefix.as_deref());
+                    switchyard_loadtest::kafka::create_topics(
+                        &kafka.bootstrap,
+                        &switchyard_loadtest::run::scenario_topics(&scenario, &names, true),
+                    )
+                }
+            };
+            for topic in created.context("setting up the topics")? {
                 println!("{topic}");
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run(args) => {
+            let out = args.session.out.clone();
+            let mut session = prepare(args.session)?;
+            let count = args.count.unwrap_or(u64::MAX);
+            if !args.warmup.is_zero() {
+                let gentle = if args.rate == 0 { 1000 } else { args.rate.min(1000) };
+                eprintln!(
+                    "switchyard-loadtest: warming up for {}",
+                    humantime::format_duration(args.warmup)
+                );
+                session.step(gentle, args.warmup, u64::MAX)?;
+            }
+            let result = session.step(args.rate, args.duration, count)?;
+            let options = session.options().clone();
+            let mut report = RunReport {
+                tool: env!("CARGO_PKG_VERSION").to_owned(),
+                started_at: now_rfc3339(),
+                run_id: session.run_id.to_string(),
+                scenario: options.scenario.clone(),
+                topics: options.topics.clone(),
+                group: options.group.clone(),
+                pids: options.processes.pids().to_vec(),
+                mean_value_bytes: session.mean_value_bytes,
+                mean_fanout: session.mean_fanout,
+                enablements: session.enablements,
+                result,
+                problems: Vec::new(),
+            };
+            session.finish()?;
+            report.check();
+            print!("{}", report.render());
+            report::write_run(&out, &report)?;
+            println!(
+                "wrote {} and {}",
+                out.join("result.json").display(),
+                out.join("report.html").display()
+            );
+            Ok(if args.check && !report.problems.is_empty() {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::FindMax(args) => {
+            let out = args.session.out.clone();
+            let mut session = prepare(args.session)?;
+            let search = SearchOptions {
+                start_rate: args.start_rate,
+                factor: args.factor.max(1.05),
+                max_rate: args.max_rate,
+                step_seconds: args.step.as_secs().max(1),
+                p99_ms: args.p99_ms,
+                refine: args.refine,
+            };
+            let found = capacity::find_max(&mut session, &search)?;
+            session.finish()?;
+            println!(
+                "max sustained rate: {} events/s (p99 <= {} ms, lag not growing)",
+                found.max_sustained_rate, found.p99_objective_ms
+            );
+            capacity::write_search(&out, &found)?;
+            println!("wrote {}", out.join("find-max.json").display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Plan(args) => {
+            let router_capacity = match (args.router_capacity, &args.from_find_max) {
+                (Some(capacity), _) => capacity,
+                (None, Some(path)) => {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    let value: serde_json::Value =
+                        serde_json::from_str(&text).context("parsing find-max.json")?;
+                    value["max_sustained_rate"]
+                        .as_f64()
+                        .context("find-max.json has no max_sustained_rate")?
+                }
+                (None, None) => anyhow::bail!("give --router-capacity or --from-find-max"),
+            };
+            let plan = capacity::plan(PlanInputs {
+                peak_rate: args.peak_rate,
+                event_bytes: args.event_bytes,
+                fanout: args.fanout,
+                p99_ms: args.p99_ms,
+                router_capacity,
+                worker_capacity: args.worker_capacity,
+                plugins: args.plugins,
+                headroom: args.headroom,
+                partition_rate: args.partition_rate,
+            })?;
+            print!("{}", plan.render());
+            if let Some(dir) = args.json.parent() {
+                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+            }
+            std::fs::write(&args.json, serde_json::to_string_pretty(&plan)?)
+                .with_context(|| format!("writing {}", args.json.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Pipe(args) => {
+            let mut config = switchyard_router::config::Config::load(args.config.as_deref())
+                .context("loading the router configuration for the pipe's client settings")?;
+            if let Some(bootstrap) = args.bootstrap {
+                config.kafka.bootstrap_servers = bootstrap;
+            }
+            if let Some(mode) = args.mode {
+                config.delivery.mode = match mode {
+                    chaos::Mode::ExactlyOnce => switchyard_router::config::DeliveryMode::ExactlyOnce,
+                    chaos::Mode::AtLeastOnce => switchyard_router::config::DeliveryMode::AtLeastOnce,
+                };
+            }
+            config.delivery.group_id = args.group.clone();
+            config.delivery.transactional_id = Some(format!("{}-0", args.group));
+            let scenario = Scenario::load(&args.scenario)?;
+            let topics = RunTopics::with_prefix(args.topic_prefix.as_deref());
+            config.topics.core_events = topics.core.clone();
+            let outputs = scenario.plugin_ids().iter().map(|p| topics.plugin(p)).collect();
+            let stop = pipe::stop_on_signal()?;
+            let counts = pipe::run(
+                &pipe::PipeOptions {
+                    config,
+                    outputs,
+                    duration: args.duration,
+                },
+                &stop,
+            )?;
+            println!(
+                "switchyard-loadtest pipe: {} inputs, {} outputs, {} transactions",
+                counts.inputs, counts.outputs, counts.transactions
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Chaos(args) => {

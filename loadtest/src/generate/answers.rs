@@ -61,6 +61,24 @@ const PLAIN_COMMENTS: [&str; 10] = [
     "Phone number confirmed by a test call.",
 ];
 
+/// Enumerator's notes of about `length` bytes: plain observations strung together, as a long free-text
+/// answer reads.
+pub fn notes<R: rand::Rng>(length: usize, rng: &mut R) -> String {
+    let mut text = String::with_capacity(length + 64);
+    while text.len() < length {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(
+            PLAIN_COMMENTS
+                .choose(rng)
+                .copied()
+                .unwrap_or("Follow up next month."),
+        );
+    }
+    text
+}
+
 /// What the answers of one response depend on besides the form.
 #[derive(Debug, Clone, Copy)]
 pub struct Respondent<'a> {

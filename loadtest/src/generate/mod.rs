@@ -16,4 +16,4 @@ pub mod traffic;
 
 pub use control::{Control, SAMPLE_PLUGINS, control_records, sample_plugins};
 pub use teams::{Team, teams};
-pub use traffic::{Defect, Event, RUN_HEADER, Traffic, TrafficConfig};
+pub use traffic::{Defect, Event, EventMix, RUN_HEADER, Traffic, TrafficConfig};

@@ -119,14 +119,19 @@ pub struct ActivityPicker {
 }
 
 impl ActivityPicker {
-    /// A picker over `teams` (at least one).
+    /// A picker over `teams` (at least one) with the default exponent.
     pub fn new(teams: &[Team]) -> Self {
+        Self::with_exponent(teams, ACTIVITY_EXPONENT)
+    }
+
+    /// A picker over `teams` (at least one) with Zipf exponent `exponent` (positive).
+    pub fn with_exponent(teams: &[Team], exponent: f64) -> Self {
         let mut by_rank = vec![0; teams.len()];
         for (index, team) in teams.iter().enumerate() {
             by_rank[team.rank - 1] = index;
         }
         let n = teams.len().max(1) as f64;
-        let zipf = Zipf::new(n, ACTIVITY_EXPONENT).expect("n >= 1 and a positive exponent");
+        let zipf = Zipf::new(n, exponent).expect("n >= 1 and a positive exponent");
         Self { zipf, by_rank }
     }
 

@@ -17,12 +17,13 @@ use std::collections::VecDeque;
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::seq::IndexedRandom;
 use rand::{RngExt, SeedableRng};
-use rand_distr::{Distribution, Exp};
+use rand_distr::{Distribution, Exp, LogNormal};
 use serde_json::Value;
 use switchyard_schemas::dead_letter::Reason;
 use switchyard_schemas::envelope as h;
 use switchyard_schemas::events::{
-    CoreEvent, Form, FormCreated, FormUpdated, Response, ResponseSubmitted, ResponseUpdated,
+    Answer, CoreEvent, Form, FormCreated, FormUpdated, Question, QuestionKind, Response, ResponseSubmitted,
+    ResponseUpdated,
 };
 use switchyard_schemas::payload::encode;
 use switchyard_schemas::{ContentType, EventType, Rejection};
@@ -30,7 +31,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use super::answers::{Respondent, answer_form, correct_one};
+use super::answers::{Respondent, answer_form, correct_one, notes};
 use super::forms::{Template, publish, revise, templates_for};
 use super::teams::{ActivityPicker, Team};
 use crate::record::Record;
@@ -61,6 +62,50 @@ pub struct TrafficConfig {
     pub avro_share: f64,
     /// Share of events broken on purpose so that the router dead-letters them.
     pub malformed_share: f64,
+    /// A fixed event-type mix instead of the natural one (forms published once, then answered).
+    pub mix: Option<EventMix>,
+    /// Zipf exponent of team activity ([`super::teams::ACTIVITY_EXPONENT`] in the demo).
+    pub activity_exponent: f64,
+    /// Mean length of an enumerator's notes answered in each response (log-normal); 0 adds no notes
+    /// question to the forms.
+    pub notes_mean_bytes: usize,
+}
+
+/// The id of the optional long free-text question added when notes are asked for.
+pub const NOTES_QUESTION: &str = "enumerator_notes";
+
+/// Shares of the event types; `response.submitted` takes the rest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EventMix {
+    /// `form.created`.
+    pub form_created: f64,
+    /// `form.updated`.
+    pub form_updated: f64,
+    /// `response.updated`.
+    pub response_updated: f64,
+}
+
+/// What the next event does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Create,
+    Revise,
+    Edit,
+    Submit,
+}
+
+impl EventMix {
+    fn pick(&self, roll: f64) -> Kind {
+        if roll < self.form_created {
+            Kind::Create
+        } else if roll < self.form_created + self.form_updated {
+            Kind::Revise
+        } else if roll < self.form_created + self.form_updated + self.response_updated {
+            Kind::Edit
+        } else {
+            Kind::Submit
+        }
+    }
 }
 
 /// A deliberate flaw, and the dead-letter reason the contract gives it.
@@ -149,6 +194,22 @@ pub struct Traffic {
     year: i32,
     salt: [u8; 10],
     seq: u64,
+    notes: Option<LogNormal<f64>>,
+}
+
+/// `form` with the optional notes question appended, when notes are asked for.
+fn with_notes(mut form: Form, notes_mean_bytes: usize) -> Form {
+    if notes_mean_bytes > 0 && !form.questions.iter().any(|q| q.id == NOTES_QUESTION) {
+        form.questions.push(Question {
+            id: NOTES_QUESTION.to_owned(),
+            label: "Enumerator's notes".to_owned(),
+            kind: QuestionKind::Text,
+            required: false,
+            choices: Vec::new(),
+            hint: Some("Anything the questions did not capture.".to_owned()),
+        });
+    }
+    form
 }
 
 impl Traffic {
@@ -173,7 +234,7 @@ impl Traffic {
         salt.copy_from_slice(&config.run_id.as_bytes()[6..16]);
         let year = OffsetDateTime::from_unix_timestamp(config.start_ms / 1000).map_or(2026, |t| t.year());
         Self {
-            picker: ActivityPicker::new(&config.teams),
+            picker: ActivityPicker::with_exponent(&config.teams, config.activity_exponent),
             gap: Exp::new(1.0 / MEAN_GAP_MS).expect("a positive rate"),
             clock_ms: config.start_ms,
             rng,
@@ -181,6 +242,9 @@ impl Traffic {
             year,
             salt,
             seq: 0,
+            notes: (config.notes_mean_bytes > 0).then(|| {
+                LogNormal::from_mean_cv(config.notes_mean_bytes as f64, 0.6).expect("a positive mean")
+            }),
             config,
         }
     }
@@ -224,9 +288,28 @@ impl Traffic {
         let response_id = format!("r-{}", self.uuid());
 
         let state = &mut self.teams[team_index];
-        let (event_type, form_id, value) = match &state.forms[slot].published {
-            None => {
-                let form = publish(state.forms[slot].template, &team, self.year, now);
+        let published = state.forms[slot].published.is_some();
+        let kind = match self.config.mix {
+            None if !published => Kind::Create,
+            None if roll < 0.01 => Kind::Revise,
+            None if roll < 0.13 && !state.recent.is_empty() => Kind::Edit,
+            None => Kind::Submit,
+            Some(mix) => match mix.pick(roll) {
+                Kind::Edit if state.recent.is_empty() => Kind::Submit,
+                kind => kind,
+            },
+        };
+        // A fixed mix may revise or answer a form that was never announced: publish it quietly first.
+        if kind != Kind::Create && !published {
+            let form = publish(state.forms[slot].template, &team, self.year, now);
+            state.forms[slot].published = Some(with_notes(form, self.config.notes_mean_bytes));
+        }
+        let (event_type, form_id, value) = match (kind, &state.forms[slot].published) {
+            (Kind::Create, _) | (_, None) => {
+                let form = with_notes(
+                    publish(state.forms[slot].template, &team, self.year, now),
+                    self.config.notes_mean_bytes,
+                );
                 let event = FormCreated {
                     form: form.clone(),
                     created_by: format!("user-{}", self.rng.random_range(1..40)),
@@ -234,8 +317,11 @@ impl Traffic {
                 state.forms[slot].published = Some(form);
                 typed(&event, content_type)?
             }
-            Some(form) if roll < 0.01 => {
-                let next = revise(form, team.country, &mut self.rng, now);
+            (Kind::Revise, Some(form)) => {
+                let next = with_notes(
+                    revise(form, team.country, &mut self.rng, now),
+                    self.config.notes_mean_bytes,
+                );
                 let event = FormUpdated {
                     previous_version: form.version,
                     form: next.clone(),
@@ -244,7 +330,7 @@ impl Traffic {
                 state.forms[slot].published = Some(next);
                 typed(&event, content_type)?
             }
-            Some(_) if roll < 0.13 && !state.recent.is_empty() => {
+            (Kind::Edit, Some(_)) => {
                 let pick = self.rng.random_range(0..state.recent.len());
                 let edited = &mut state.recent[pick];
                 let form = state.forms[edited.form_slot]
@@ -261,8 +347,17 @@ impl Traffic {
                 };
                 typed(&event, content_type)?
             }
-            Some(form) => {
-                let answers = answer_form(form, respondent, &mut self.rng);
+            (Kind::Submit, Some(form)) => {
+                let mut answers = answer_form(form, respondent, &mut self.rng);
+                if let Some(lengths) = &self.notes {
+                    let length = lengths.sample(&mut self.rng).round() as usize;
+                    answers.insert(
+                        NOTES_QUESTION.to_owned(),
+                        Some(Answer::Text {
+                            text: notes(length, &mut self.rng),
+                        }),
+                    );
+                }
                 let collector_id = if self.rng.random_bool(0.8) {
                     format!("enumerator-{}", self.rng.random_range(1..31))
                 } else {
@@ -471,6 +566,9 @@ mod tests {
             start_ms: 1_795_165_200_000,
             avro_share: 0.7,
             malformed_share: 0.01,
+            mix: None,
+            activity_exponent: crate::generate::teams::ACTIVITY_EXPONENT,
+            notes_mean_bytes: 0,
         }
     }
 

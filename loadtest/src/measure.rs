@@ -1,0 +1,422 @@
+//! What a load run measures while it runs: end-to-end latency and records out (the [`LatencyReader`]),
+//! and once a second the consumer lag of the system under test and the CPU and memory of its processes
+//! (the [`Sampler`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hdrhistogram::Histogram;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde::Serialize;
+
+use crate::LoadtestError;
+use crate::workload::SENT_AT_HEADER;
+
+/// Microseconds since the Unix epoch.
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_micros() as u64
+}
+
+/// A latency histogram in microseconds, up to an hour, 3 significant digits.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Records measured.
+    pub count: u64,
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// The percentiles of `histogram` (microseconds).
+    pub fn of(histogram: &Histogram<u64>) -> Self {
+        let ms = |us: u64| us as f64 / 1000.0;
+        if histogram.is_empty() {
+            return Self::default();
+        }
+        Self {
+            count: histogram.len(),
+            p50: ms(histogram.value_at_quantile(0.50)),
+            p90: ms(histogram.value_at_quantile(0.90)),
+            p99: ms(histogram.value_at_quantile(0.99)),
+            p999: ms(histogram.value_at_quantile(0.999)),
+            max: ms(histogram.max()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Latencies {
+    /// Since the last [`LatencyReader::take_total`].
+    total: Histogram<u64>,
+    /// Since the last [`LatencyReader::take_window`].
+    window: Histogram<u64>,
+}
+
+/// Reads every plugin topic from its current end as a `read_committed` consumer and records, for each
+/// record, now minus its [`SENT_AT_HEADER`].
+pub struct LatencyReader {
+    latencies: Arc<Mutex<Latencies>>,
+    records: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Result<(), LoadtestError>>>,
+}
+
+impl LatencyReader {
+    /// Starts reading `topics` from their current ends.
+    pub fn start(bootstrap: &str, topics: &[String]) -> Result<Self, LoadtestError> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set(
+                "group.id",
+                format!("switchyard-loadtest-latency-{}", uuid::Uuid::now_v7()),
+            )
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("fetch.wait.max.ms", "10")
+            .set("fetch.queue.backoff.ms", "10")
+            .create()
+            .map_err(|error| LoadtestError::Kafka {
+                action: "creating the latency reader".into(),
+                error,
+            })?;
+        let mut assignment = TopicPartitionList::new();
+        let timeout = Duration::from_secs(10);
+        for topic in topics {
+            let metadata =
+                consumer
+                    .fetch_metadata(Some(topic), timeout)
+                    .map_err(|error| LoadtestError::Kafka {
+                        action: format!("reading the metadata of {topic}"),
+                        error,
+                    })?;
+            for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+                let (_, high) = consumer
+                    .fetch_watermarks(topic, partition.id(), timeout)
+                    .map_err(|error| LoadtestError::Kafka {
+                        action: format!("reading the end offsets of {topic}"),
+                        error,
+                    })?;
+                assignment
+                    .add_partition_offset(topic, partition.id(), Offset::Offset(high))
+                    .map_err(|error| LoadtestError::Kafka {
+                        action: format!("assigning {topic}"),
+                        error,
+                    })?;
+            }
+        }
+        consumer
+            .assign(&assignment)
+            .map_err(|error| LoadtestError::Kafka {
+                action: "assigning the plugin topics".into(),
+                error,
+            })?;
+        let latencies = Arc::new(Mutex::new(Latencies {
+            total: histogram(),
+            window: histogram(),
+        }));
+        let records = Arc::new(AtomicU64::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (latencies, records, stop) = (latencies.clone(), records.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("latency-reader".into())
+                .spawn(move || read_loop(&consumer, &latencies, &records, &stop))
+                .map_err(|error| LoadtestError::Process {
+                    what: "starting the latency reader".into(),
+                    error,
+                })?
+        };
+        Ok(Self {
+            latencies,
+            records,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Records read so far.
+    pub fn records(&self) -> u64 {
+        self.records.load(Ordering::Relaxed)
+    }
+
+    /// The latencies since the last call, and a fresh window.
+    pub fn take_window(&self) -> Histogram<u64> {
+        let mut latencies = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut latencies.window, histogram())
+    }
+
+    /// Every latency since the last call.
+    pub fn take_total(&self) -> Histogram<u64> {
+        let mut latencies = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
+        std::mem::replace(&mut latencies.total, histogram())
+    }
+
+    /// Stops reading; reports a failure of the reader.
+    pub fn stop(mut self) -> Result<(), LoadtestError> {
+        self.stop.store(true, Ordering::Relaxed);
+        match self.thread.take().map(JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(panic)) => std::panic::resume_unwind(panic),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for LatencyReader {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn read_loop(
+    consumer: &BaseConsumer,
+    latencies: &Mutex<Latencies>,
+    records: &AtomicU64,
+    stop: &AtomicBool,
+) -> Result<(), LoadtestError> {
+    let mut batch: Vec<u64> = Vec::with_capacity(1024);
+    let mut last_flush = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        match consumer.poll(Duration::from_millis(50)) {
+            Some(Ok(message)) => {
+                let now = now_us();
+                let sent = message.headers().and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|h| h.key == SENT_AT_HEADER)
+                        .and_then(|h| h.value)
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .and_then(|v| v.parse::<u64>().ok())
+                });
+                if let Some(sent) = sent {
+                    batch.push(now.saturating_sub(sent).max(1));
+                }
+                records.fetch_add(1, Ordering::Relaxed);
+            }
+            Some(Err(error)) => {
+                return Err(LoadtestError::Kafka {
+                    action: "reading the plugin topics".into(),
+                    error,
+                });
+            }
+            None => {}
+        }
+        if batch.len() >= 1024 || last_flush.elapsed() >= Duration::from_millis(100) {
+            let mut shared = latencies.lock().unwrap_or_else(|p| p.into_inner());
+            for us in batch.drain(..) {
+                shared.total.saturating_record(us);
+                shared.window.saturating_record(us);
+            }
+            last_flush = Instant::now();
+        }
+    }
+    Ok(())
+}
+
+/// CPU time and resident memory of a set of processes, read from `/proc`.
+#[derive(Debug, Clone)]
+pub struct Processes {
+    pids: Vec<u32>,
+    ticks_per_second: f64,
+}
+
+/// One reading of [`Processes`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Usage {
+    /// CPU seconds (user + system) so far, summed over the processes.
+    pub cpu_seconds: f64,
+    /// Resident memory now, MiB, summed.
+    pub rss_mib: f64,
+}
+
+impl Processes {
+    /// These processes.
+    pub fn new(pids: Vec<u32>) -> Self {
+        let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100);
+        Self {
+            pids,
+            ticks_per_second: ticks as f64,
+        }
+    }
+
+    /// Every running process whose name (`/proc/<pid>/comm`, at most 15 bytes) is `name`'s first 15 bytes.
+    pub fn named(name: &str) -> Self {
+        let comm = &name.as_bytes()[..name.len().min(15)];
+        let mut pids = Vec::new();
+        if let Ok(entries) = std::fs::read_dir("/proc") {
+            for entry in entries.flatten() {
+                let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
+                if std::fs::read(entry.path().join("comm"))
+                    .is_ok_and(|found| found.strip_suffix(b"\n").unwrap_or(&found) == comm)
+                {
+                    pids.push(pid);
+                }
+            }
+        }
+        Self::new(pids)
+    }
+
+    /// The process ids.
+    pub fn pids(&self) -> &[u32] {
+        &self.pids
+    }
+
+    /// The current reading; processes that are gone count as zero.
+    pub fn usage(&self) -> Usage {
+        let mut usage = Usage::default();
+        for pid in &self.pids {
+            if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+                // The command name may contain spaces: the fields after it start past the last ')'.
+                let fields: Vec<&str> = stat
+                    .rsplit_once(')')
+                    .map_or("", |(_, rest)| rest)
+                    .split_whitespace()
+                    .collect();
+                let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+                // utime and stime are fields 14 and 15 of stat: 12 and 13 after the name.
+                usage.cpu_seconds += (ticks(11) + ticks(12)) / self.ticks_per_second;
+            }
+            if let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                let kib = status
+                    .lines()
+                    .find_map(|line| line.strip_prefix("VmRSS:"))
+                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+                    .unwrap_or(0.0);
+                usage.rss_mib += kib / 1024.0;
+            }
+        }
+        usage
+    }
+}
+
+/// The consumer lag of a group on a topic, read with one long-lived consumer (it never joins the group).
+pub struct LagWatcher {
+    consumer: BaseConsumer,
+    group: String,
+    topic: String,
+    partitions: Vec<i32>,
+}
+
+impl LagWatcher {
+    /// A watcher of `group` on `topic`.
+    pub fn new(bootstrap: &str, group: &str, topic: &str) -> Result<Self, LoadtestError> {
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|error| LoadtestError::Kafka {
+                action: "creating the lag watcher".into(),
+                error,
+            })?;
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .map_err(|error| LoadtestError::Kafka {
+                action: format!("reading the metadata of {topic}"),
+                error,
+            })?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .flat_map(|t| t.partitions())
+            .map(|p| p.id())
+            .collect();
+        Ok(Self {
+            consumer,
+            group: group.to_owned(),
+            topic: topic.to_owned(),
+            partitions,
+        })
+    }
+
+    /// Records of the topic not yet committed by the group (`None` when the broker did not answer).
+    pub fn lag(&self) -> Option<u64> {
+        let timeout = Duration::from_secs(2);
+        let mut list = TopicPartitionList::new();
+        let mut ends = HashMap::new();
+        for &partition in &self.partitions {
+            list.add_partition(&self.topic, partition);
+            let (low, high) = self
+                .consumer
+                .fetch_watermarks(&self.topic, partition, timeout)
+                .ok()?;
+            ends.insert(partition, (low, high));
+        }
+        let committed = self.consumer.committed_offsets(list, timeout).ok()?;
+        let mut lag = 0u64;
+        for (partition, (low, high)) in ends {
+            let at = match committed
+                .find_partition(&self.topic, partition)
+                .map(|e| e.offset())
+            {
+                Some(Offset::Offset(at)) => at,
+                _ => low,
+            };
+            lag += (high - at.max(low)).max(0) as u64;
+        }
+        Some(lag)
+    }
+
+    /// The group.
+    pub fn group(&self) -> &str {
+        &self.group
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_in_milliseconds() {
+        let mut h = histogram();
+        for us in 1..=1000u64 {
+            h.record(us * 1000).unwrap();
+        }
+        let p = Percentiles::of(&h);
+        assert_eq!(p.count, 1000);
+        assert!((p.p50 - 500.0).abs() < 1.0, "{p:?}");
+        assert!((p.p99 - 990.0).abs() < 1.5, "{p:?}");
+        assert!((p.max - 1000.0).abs() < 1.5, "{p:?}");
+        assert_eq!(Percentiles::of(&histogram()), Percentiles::default());
+    }
+
+    #[test]
+    fn this_process_uses_cpu_and_memory() {
+        let me = Processes::new(vec![std::process::id()]);
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_add(i * i);
+        }
+        assert!(x > 0);
+        let usage = me.usage();
+        assert!(usage.cpu_seconds > 0.0 && usage.rss_mib > 1.0, "{usage:?}");
+        assert!(Processes::named("no-such-process-name").pids().is_empty());
+    }
+}

@@ -1,0 +1,651 @@
+//! The `run` subcommand, and the measuring session that `find-max` reuses step by step.
+//!
+//! ```text
+//!  setup: topics (scenario sizes) ─► plugins + enablements (control topics or registry) ─► router applied them
+//!  ─► event pool generated ─► latency reader at the plugin topics' ends ─► lag watcher on the router's group
+//!  step(rate, duration | count):
+//!     send at the rate (or as fast as the producer takes) ──► every second: in, out, p99, lag, CPU, RSS
+//!     ─► drain: until every expected output was read (bounded) ─► percentiles, totals, timeline
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use switchyard_schemas::topics as names;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::LoadtestError;
+use crate::control_plane::{
+    RegistryAccess, apply_through_registry, apply_to_topics_named, wait_for_registry,
+};
+use crate::expect::RoutingTable;
+use crate::kafka::{Producer, TopicSpec, create_topics};
+use crate::measure::{LagWatcher, LatencyReader, Percentiles, Processes, now_us};
+use crate::router_admin::RouterAdmin;
+use crate::scenario::Scenario;
+use crate::workload::{EventPool, controls, scenario_teams};
+
+/// The topic names a run uses.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunTopics {
+    /// Core events.
+    pub core: String,
+    /// The router's dead-letter topic.
+    pub dead_letter: String,
+    /// Plugin manifests (compacted).
+    pub plugins: String,
+    /// Enablements (compacted).
+    pub enablements: String,
+    /// Plugin topic template, `{plugin}` replaced by the id.
+    pub template: String,
+}
+
+impl RunTopics {
+    /// The contract's default names behind an optional prefix (`<prefix>.core.events`, ...).
+    pub fn with_prefix(prefix: Option<&str>) -> Self {
+        let name = |base: &str| match prefix {
+            Some(prefix) => format!("{prefix}.{base}"),
+            None => base.to_owned(),
+        };
+        Self {
+            core: name(names::CORE_EVENTS),
+            dead_letter: name(names::CORE_EVENTS_DLQ),
+            plugins: name(names::PLUGINS),
+            enablements: name(names::ENABLEMENTS),
+            template: name(names::PLUGIN_EVENTS_TEMPLATE),
+        }
+    }
+
+    /// A plugin's topic.
+    pub fn plugin(&self, plugin: &str) -> String {
+        names::plugin_events_topic(&self.template, plugin)
+    }
+}
+
+/// The topics of a scenario under these names: core (scenario size), dead letters (3), the compacted
+/// control topics, and with `with_plugins` one topic per plugin (scenario size).
+pub fn scenario_topics(scenario: &Scenario, topics: &RunTopics, with_plugins: bool) -> Vec<TopicSpec> {
+    let spec = |name: &str, partitions: i32, compacted: bool| TopicSpec {
+        name: name.to_owned(),
+        partitions,
+        compacted,
+    };
+    let mut specs = vec![
+        spec(&topics.core, scenario.topics.core_partitions, false),
+        spec(&topics.dead_letter, 3, false),
+        spec(&topics.plugins, 1, true),
+        spec(&topics.enablements, 3, true),
+    ];
+    if with_plugins {
+        specs.extend(
+            scenario
+                .plugin_ids()
+                .iter()
+                .map(|p| spec(&topics.plugin(p), scenario.topics.plugin_partitions, false)),
+        );
+    }
+    specs
+}
+
+/// How the plugins and enablements get into place.
+#[derive(Debug, Clone)]
+pub enum Setup {
+    /// Write the control topics.
+    Topics,
+    /// Register and enable through the registry.
+    Registry(RegistryAccess),
+    /// They are in place already (a second run against the same topics, or the pipe baseline).
+    Skip,
+}
+
+/// What a session measures against.
+#[derive(Debug, Clone)]
+pub struct SessionOptions {
+    /// Kafka bootstrap servers.
+    pub bootstrap: String,
+    /// The traffic.
+    pub scenario: Scenario,
+    /// Seeds teams, enablements and events.
+    pub seed: u64,
+    /// Topic names.
+    pub topics: RunTopics,
+    /// Plugins and enablements.
+    pub setup: Setup,
+    /// The consumer group whose lag on the core topic is sampled (the router's).
+    pub group: String,
+    /// The router's admin address, to wait until it is ready and applied the control records.
+    pub router_admin: Option<String>,
+    /// Processes whose CPU and memory are sampled (the system under test).
+    pub processes: Processes,
+    /// Distinct events generated up front and replayed.
+    pub pool_size: usize,
+    /// The longest wait for the system to catch up after sending, and for setup steps.
+    pub timeout: Duration,
+    /// Show a progress bar (else a line every 5 s).
+    pub progress_bar: bool,
+}
+
+/// One second of a step.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Sample {
+    /// Seconds since the step started.
+    pub t: f64,
+    /// Events acknowledged by the broker in this second.
+    pub events_in: u64,
+    /// Plugin-topic records read in this second.
+    pub records_out: u64,
+    /// p99 end-to-end latency of the records read in this second, ms.
+    pub p99_ms: f64,
+    /// Consumer lag of the group on the core topic (events), if the broker answered.
+    pub lag: Option<u64>,
+    /// CPU cores used by the watched processes in this second.
+    pub cpu_cores: f64,
+    /// Their resident memory, MiB.
+    pub rss_mib: f64,
+}
+
+/// What one step measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    /// The target rate (events/s); 0 = as fast as possible.
+    pub target_rate: u64,
+    /// Events sent.
+    pub events: u64,
+    /// Seconds spent sending.
+    pub send_seconds: f64,
+    /// Events per second actually sent.
+    pub rate_in: f64,
+    /// Plugin-topic records the routing rule prescribes for the events sent.
+    pub expected_records: u64,
+    /// Plugin-topic records read (may include records of an earlier step still in flight).
+    pub records_read: u64,
+    /// Seconds from the first send until the last expected record was read (or the drain gave up).
+    pub seconds: f64,
+    /// Records per second out, over the whole step.
+    pub rate_out: f64,
+    /// Whether every expected record was read before the timeout.
+    pub drained: bool,
+    /// End-to-end latency, core produce to read_committed read of each plugin record.
+    pub latency_ms: Percentiles,
+    /// CPU seconds of the watched processes during the step.
+    pub cpu_seconds: f64,
+    /// Events per CPU-second of the watched processes.
+    pub events_per_cpu_second: f64,
+    /// Largest resident memory seen, MiB.
+    pub rss_mib_max: f64,
+    /// Lag at the end of sending, and its largest value.
+    pub lag_at_end: Option<u64>,
+    /// Largest lag.
+    pub lag_max: Option<u64>,
+    /// Whether the lag kept growing while sending (the system did not keep up).
+    pub lag_growing: bool,
+    /// Per second.
+    pub timeline: Vec<Sample>,
+}
+
+/// A prepared system: topics, controls, pool, readers.
+pub struct Session {
+    options: SessionOptions,
+    producer: Producer,
+    pool: EventPool,
+    reader: LatencyReader,
+    lag: LagWatcher,
+    /// Mean value size, bytes.
+    pub mean_value_bytes: f64,
+    /// Mean plugin topics per event.
+    pub mean_fanout: f64,
+    /// Enablements written.
+    pub enablements: usize,
+    /// The run id.
+    pub run_id: Uuid,
+}
+
+fn fanout_of(record: &crate::record::Record) -> u64 {
+    record
+        .header(crate::workload::FANOUT_HEADER)
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+fn say(line: std::fmt::Arguments<'_>) {
+    eprintln!("switchyard-loadtest: {line}");
+}
+
+impl Session {
+    /// Sets everything up for `options`.
+    pub fn prepare(options: SessionOptions) -> Result<Self, LoadtestError> {
+        let scenario = &options.scenario;
+        let topics = &options.topics;
+        let plugin_ids = scenario.plugin_ids();
+        // The registry provisions plugin topics itself, with its own sizes.
+        let with_plugins = !matches!(options.setup, Setup::Registry(_));
+        create_topics(
+            &options.bootstrap,
+            &scenario_topics(scenario, topics, with_plugins),
+        )?;
+
+        let run_id = Uuid::now_v7();
+        let now = OffsetDateTime::now_utc();
+        let updated_at = now
+            .replace_nanosecond(0)
+            .unwrap_or(now)
+            .format(&Rfc3339)
+            .unwrap_or_else(|_| "2026-01-01T00:00:00Z".to_owned());
+        let teams = scenario_teams(scenario, options.seed);
+        let controls = controls(scenario, &teams, options.seed, &updated_at);
+        let table = RoutingTable::from_controls(&controls);
+        let producer = Producer::new(&options.bootstrap)?;
+        let enablements = controls.len() - plugin_ids.len();
+        let admin = options
+            .router_admin
+            .as_deref()
+            .map(RouterAdmin::new)
+            .transpose()?;
+        if let Some(admin) = &admin {
+            admin.wait_ready(options.timeout)?;
+        }
+        let before = admin.as_ref().map(RouterAdmin::counters).transpose()?;
+        match &options.setup {
+            Setup::Topics => {
+                apply_to_topics_named(
+                    &producer,
+                    &controls,
+                    &topics.plugins,
+                    &topics.enablements,
+                    options.timeout,
+                )?;
+                say(format_args!(
+                    "wrote {} plugin manifests and {enablements} enablements to {} and {}",
+                    plugin_ids.len(),
+                    topics.plugins,
+                    topics.enablements
+                ));
+            }
+            Setup::Registry(access) => {
+                wait_for_registry(access, options.timeout)?;
+                apply_through_registry(access, &controls)?;
+                say(format_args!(
+                    "registered {} plugins and {enablements} enablements through {}",
+                    plugin_ids.len(),
+                    access.url
+                ));
+            }
+            Setup::Skip => {}
+        }
+        if let (Some(admin), Some(before), false) = (&admin, &before, matches!(options.setup, Setup::Skip)) {
+            let (plugins, enablements) = (plugin_ids.len() as u64, enablements as u64);
+            admin.wait_for_counters(
+                "the router to apply the plugins and enablements",
+                options.timeout,
+                |now| {
+                    let delta = now.since(before);
+                    (delta.plugins_applied < plugins || delta.enablements_applied < enablements).then(|| {
+                        format!(
+                            "{}/{plugins} manifests, {}/{enablements} enablements applied",
+                            delta.plugins_applied, delta.enablements_applied
+                        )
+                    })
+                },
+                |state| say(format_args!("waiting: {state}")),
+            )?;
+        }
+        let pool = EventPool::generate(
+            scenario,
+            &teams,
+            &table,
+            options.seed,
+            options.pool_size,
+            run_id,
+            (now.unix_timestamp_nanos() / 1_000_000) as i64,
+        )?;
+        say(format_args!(
+            "{} events generated for replay: mean value {:.0} bytes, mean fan-out {:.2} plugin topics",
+            options.pool_size, pool.mean_value_bytes, pool.mean_fanout
+        ));
+        let plugin_topics: Vec<String> = plugin_ids.iter().map(|p| topics.plugin(p)).collect();
+        let reader = LatencyReader::start(&options.bootstrap, &plugin_topics)?;
+        let lag = LagWatcher::new(&options.bootstrap, &options.group, &topics.core)?;
+        Ok(Self {
+            mean_value_bytes: pool.mean_value_bytes,
+            mean_fanout: pool.mean_fanout,
+            enablements,
+            run_id,
+            options,
+            producer,
+            pool,
+            reader,
+            lag,
+        })
+    }
+
+    /// The options.
+    pub fn options(&self) -> &SessionOptions {
+        &self.options
+    }
+
+    /// Sends at `rate` events/s (0: as fast as possible) for `duration` or `count` events, whichever
+    /// ends first, then waits until the outputs were read; measures all the while. A sampler thread
+    /// takes a [`Sample`] every second, so slow broker answers never hold up the sending.
+    pub fn step(&mut self, rate: u64, duration: Duration, count: u64) -> Result<StepResult, LoadtestError> {
+        let Session {
+            options,
+            producer,
+            pool,
+            reader,
+            lag,
+            ..
+        } = self;
+        let bar = options.progress_bar.then(|| {
+            let bar = ProgressBar::new(duration.as_secs().max(1));
+            bar.set_style(
+                ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} s  {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            bar
+        });
+        let _ = reader.take_total();
+        let _ = reader.take_window();
+        let read_before = reader.records();
+        let usage_before = options.processes.usage();
+        let started = Instant::now();
+        let sending = AtomicBool::new(true);
+        let finished = AtomicBool::new(false);
+        let send_end = Mutex::new(None::<f64>);
+        let timeline: Mutex<Vec<Sample>> = Mutex::new(Vec::new());
+        let rss_max = Mutex::new(usage_before.rss_mib);
+
+        let outcome = std::thread::scope(|scope| -> Result<(u64, u64, f64, bool), LoadtestError> {
+            // The sampler.
+            scope.spawn(|| {
+                let mut last = (Instant::now(), producer.delivered(), read_before, usage_before);
+                let mut last_line = Instant::now();
+                let mut next = started + Duration::from_secs(1);
+                loop {
+                    let stop = finished.load(Ordering::Relaxed);
+                    if !stop {
+                        let wait = next.saturating_duration_since(Instant::now());
+                        std::thread::sleep(wait.min(Duration::from_millis(100)));
+                        if Instant::now() < next {
+                            continue;
+                        }
+                        next += Duration::from_secs(1);
+                    }
+                    let now = Instant::now();
+                    let seconds = now.duration_since(last.0).as_secs_f64().max(1e-3);
+                    let acked = producer.delivered();
+                    let read = reader.records();
+                    let usage = options.processes.usage();
+                    let sample = Sample {
+                        t: started.elapsed().as_secs_f64(),
+                        events_in: acked - last.1,
+                        records_out: read - last.2,
+                        p99_ms: Percentiles::of(&reader.take_window()).p99,
+                        lag: lag.lag(),
+                        cpu_cores: (usage.cpu_seconds - last.3.cpu_seconds) / seconds,
+                        rss_mib: usage.rss_mib,
+                    };
+                    {
+                        let mut max = rss_max.lock().unwrap_or_else(|p| p.into_inner());
+                        *max = max.max(usage.rss_mib);
+                    }
+                    last = (now, acked, read, usage);
+                    timeline.lock().unwrap_or_else(|p| p.into_inner()).push(sample);
+                    let text = format!(
+                        "in {:>7}/s  out {:>7}/s  p99 {:>8.1} ms  lag {:>8}  cpu {:.2}  rss {:.0} MiB{}",
+                        sample.events_in,
+                        sample.records_out,
+                        sample.p99_ms,
+                        sample.lag.map_or("?".to_owned(), |l| l.to_string()),
+                        sample.cpu_cores,
+                        sample.rss_mib,
+                        if sending.load(Ordering::Relaxed) {
+                            ""
+                        } else {
+                            "  (draining)"
+                        }
+                    );
+                    match &bar {
+                        Some(bar) => {
+                            bar.set_position(sample.t as u64);
+                            bar.set_message(text);
+                        }
+                        None if last_line.elapsed() >= Duration::from_secs(5) => {
+                            say(format_args!("[{:>5.0} s] {text}", sample.t));
+                            last_line = Instant::now();
+                        }
+                        None => {}
+                    }
+                    if stop {
+                        break;
+                    }
+                }
+            });
+
+            // Send.
+            let result = (|| {
+                let (mut sent, mut expected) = (0u64, 0u64);
+                while sent < count && started.elapsed() < duration {
+                    let due = if rate == 0 {
+                        u64::MAX
+                    } else {
+                        (started.elapsed().as_secs_f64() * rate as f64) as u64
+                    };
+                    let mut burst = 0;
+                    while sent < count.min(due) && burst < 1000 {
+                        let record = pool.next_record(now_us());
+                        expected += fanout_of(&record);
+                        producer.send(&options.topics.core, &record)?;
+                        sent += 1;
+                        burst += 1;
+                    }
+                    if burst == 0 {
+                        std::thread::sleep(Duration::from_micros(500));
+                    }
+                }
+                producer.flush(options.timeout)?;
+                let send_seconds = started.elapsed().as_secs_f64();
+                *send_end.lock().unwrap_or_else(|p| p.into_inner()) = Some(send_seconds);
+                sending.store(false, Ordering::Relaxed);
+
+                // Drain: every expected record read, bounded.
+                let deadline = Instant::now() + options.timeout;
+                let drained = loop {
+                    if reader.records() - read_before >= expected {
+                        break true;
+                    }
+                    if Instant::now() >= deadline {
+                        break false;
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                };
+                Ok((sent, expected, send_seconds, drained))
+            })();
+            finished.store(true, Ordering::Relaxed);
+            result
+        });
+        let (sent, expected_records, send_seconds, drained) = outcome?;
+        let seconds = started.elapsed().as_secs_f64();
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let timeline = timeline.into_inner().unwrap_or_else(|p| p.into_inner());
+        let latency = Percentiles::of(&reader.take_total());
+        let usage_after = options.processes.usage();
+        let cpu_seconds = usage_after.cpu_seconds - usage_before.cpu_seconds;
+        let sending_lags: Vec<u64> = timeline
+            .iter()
+            .filter(|s| s.t <= send_seconds)
+            .filter_map(|s| s.lag)
+            .collect();
+        let rate_in = sent as f64 / send_seconds.max(1e-9);
+        let records_read = reader.records() - read_before;
+        Ok(StepResult {
+            target_rate: rate,
+            events: sent,
+            send_seconds,
+            rate_in,
+            expected_records,
+            records_read,
+            seconds,
+            rate_out: records_read as f64 / seconds.max(1e-9),
+            drained,
+            latency_ms: latency,
+            cpu_seconds,
+            events_per_cpu_second: if cpu_seconds > 0.0 {
+                sent as f64 / cpu_seconds
+            } else {
+                0.0
+            },
+            rss_mib_max: rss_max.into_inner().unwrap_or_else(|p| p.into_inner()),
+            lag_at_end: sending_lags.last().copied(),
+            lag_max: timeline.iter().filter_map(|s| s.lag).max(),
+            lag_growing: lag_growing(&sending_lags, rate.max(rate_in as u64)),
+            timeline,
+        })
+    }
+
+    /// Stops the reader.
+    pub fn finish(self) -> Result<(), LoadtestError> {
+        self.reader.stop()
+    }
+}
+
+/// Whether the lag grew while sending: the mean of the last third of the samples exceeds the mean of the
+/// first third by more than half a second of traffic.
+pub fn lag_growing(lags: &[u64], rate: u64) -> bool {
+    if lags.len() < 3 {
+        return false;
+    }
+    let third = lags.len() / 3;
+    let mean = |s: &[u64]| s.iter().sum::<u64>() as f64 / s.len().max(1) as f64;
+    mean(&lags[lags.len() - third..]) > mean(&lags[..third]) + rate as f64 * 0.5
+}
+
+/// The JSON result of `run`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// The tool's version.
+    pub tool: String,
+    /// When it ran (RFC 3339).
+    pub started_at: String,
+    /// The run id.
+    pub run_id: String,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Topic names.
+    pub topics: RunTopics,
+    /// The group whose lag was sampled.
+    pub group: String,
+    /// The processes whose CPU and memory were sampled.
+    pub pids: Vec<u32>,
+    /// Mean value size, bytes.
+    pub mean_value_bytes: f64,
+    /// Mean plugin topics per event.
+    pub mean_fanout: f64,
+    /// Enablements in place.
+    pub enablements: usize,
+    /// The measurement.
+    pub result: StepResult,
+    /// Sanity problems (nothing read, outputs missing, ...); empty when the numbers are usable.
+    pub problems: Vec<String>,
+}
+
+impl RunReport {
+    /// The sanity checks a smoke test relies on: events went in, every expected output came out,
+    /// latencies are positive and ordered.
+    pub fn check(&mut self) {
+        let r = &self.result;
+        let l = &r.latency_ms;
+        let mut problems = Vec::new();
+        if r.events == 0 {
+            problems.push("no events were sent".to_owned());
+        }
+        if !r.drained {
+            problems.push(format!(
+                "only {} of {} expected plugin records were read before the timeout",
+                r.records_read, r.expected_records
+            ));
+        }
+        if l.count == 0
+            || !(l.p50 > 0.0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max)
+        {
+            problems.push(format!("latency percentiles are not sane: {l:?}"));
+        }
+        self.problems = problems;
+    }
+
+    /// A human summary.
+    pub fn render(&self) -> String {
+        let r = &self.result;
+        let l = &r.latency_ms;
+        let mut out = String::new();
+        out.push_str(&format!(
+            "scenario {} ({} teams, {} plugins, {} enablements, mean value {:.0} B, mean fan-out {:.2})\n",
+            self.scenario.name,
+            self.scenario.traffic.teams,
+            self.scenario.plugins.count,
+            self.enablements,
+            self.mean_value_bytes,
+            self.mean_fanout
+        ));
+        out.push_str(&format!(
+            "sent      {} events in {:.1} s: {:.0} events/s (target {})\n",
+            r.events,
+            r.send_seconds,
+            r.rate_in,
+            if r.target_rate == 0 {
+                "max".to_owned()
+            } else {
+                r.target_rate.to_string()
+            }
+        ));
+        out.push_str(&format!(
+            "out       {} of {} expected plugin records, {:.0} records/s{}\n",
+            r.records_read,
+            r.expected_records,
+            r.rate_out,
+            if r.drained { "" } else { " (NOT all read)" }
+        ));
+        out.push_str(&format!(
+            "latency   p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  p99.9 {:.1} ms  max {:.1} ms  ({} records)\n",
+            l.p50, l.p90, l.p99, l.p999, l.max, l.count
+        ));
+        out.push_str(&format!(
+            "lag       at end of sending {}, max {}{}\n",
+            r.lag_at_end.map_or("?".into(), |v| v.to_string()),
+            r.lag_max.map_or("?".into(), |v| v.to_string()),
+            if r.lag_growing {
+                " (growing: not keeping up)"
+            } else {
+                ""
+            }
+        ));
+        if self.pids.is_empty() {
+            out.push_str("process   none watched (pass --pid or run the router on this machine)\n");
+        } else {
+            out.push_str(&format!(
+                "process   {:?}: {:.1} CPU s, {:.0} events per CPU s, RSS max {:.0} MiB\n",
+                self.pids, r.cpu_seconds, r.events_per_cpu_second, r.rss_mib_max
+            ));
+        }
+        for problem in &self.problems {
+            out.push_str(&format!("PROBLEM   {problem}\n"));
+        }
+        out
+    }
+}
+
+/// Where a run writes its results.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Folder of `result.json` and `report.html`.
+    pub dir: PathBuf,
+}

@@ -1,0 +1,184 @@
+//! A CI-sized run of the load-test harness: `switchyard-loadtest run` against the real router binary and
+//! against the `pipe` baseline, each for a few seconds. It checks that the numbers are produced and sane
+//! (every expected output read, ordered percentiles, CPU and memory of the process seen, the files
+//! written), not that they are fast: speed targets live in `make bench`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::Value;
+use switchyard_tests::broker::{bootstrap, unique};
+use switchyard_tests::routers::{RouterProcess, free_address, workspace_binary};
+
+fn loadtest() -> PathBuf {
+    workspace_binary("switchyard-loadtest", "SWITCHYARD_LOADTEST_BIN")
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/test-logs")
+        .join(unique(name))
+}
+
+fn setup_topics(prefix: &str) {
+    let status = Command::new(loadtest())
+        .args(["setup-topics", "--bootstrap", &bootstrap(), "--scenario", "smoke"])
+        .args(["--topic-prefix", prefix])
+        .stdout(Stdio::null())
+        .status()
+        .expect("run setup-topics");
+    assert!(status.success(), "setup-topics failed");
+}
+
+/// Runs `run --scenario smoke` for a few seconds and returns its result.json.
+fn run(prefix: &str, group: &str, admin: &str, pid: u32, out: &Path) -> Value {
+    let output = Command::new(loadtest())
+        .args(["run", "--bootstrap", &bootstrap(), "--scenario", "smoke"])
+        .args([
+            "--topic-prefix",
+            prefix,
+            "--group",
+            group,
+            "--router-admin",
+            admin,
+        ])
+        .args([
+            "--pid",
+            &pid.to_string(),
+            "--rate",
+            "300",
+            "--duration",
+            "4s",
+            "--warmup",
+            "3s",
+        ])
+        .args(["--pool", "1000", "--timeout", "60s", "--no-progress", "--check"])
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("run switchyard-loadtest run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the run failed or its sanity checks did not hold:\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("latency   p50"), "{stdout}");
+    let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("<svg") && !html.contains("<script"),
+        "a self-contained report"
+    );
+    serde_json::from_str(&std::fs::read_to_string(out.join("result.json")).expect("result.json"))
+        .expect("result.json is JSON")
+}
+
+fn assert_sane(result: &Value, what: &str) {
+    let r = &result["result"];
+    let f = |key: &str| {
+        r[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{what}: {key} missing in {r}"))
+    };
+    assert!(f("events") >= 1000.0, "{what}: about 4 s at 300/s were sent: {r}");
+    assert!(
+        (200.0..=400.0).contains(&f("rate_in")),
+        "{what}: the rate held: {r}"
+    );
+    assert_eq!(r["drained"], true, "{what}: every expected output read");
+    assert_eq!(f("records_read"), f("expected_records"), "{what}");
+    let l = &r["latency_ms"];
+    let p = |k: &str| l[k].as_f64().unwrap();
+    assert!(
+        0.0 < p("p50")
+            && p("p50") <= p("p90")
+            && p("p90") <= p("p99")
+            && p("p99") <= p("p999")
+            && p("p999") <= p("max"),
+        "{what}: ordered percentiles: {l}"
+    );
+    assert!(p("max") < 60_000.0, "{what}: latencies in a sane range: {l}");
+    assert!(
+        f("cpu_seconds") > 0.0 && f("rss_mib_max") > 1.0,
+        "{what}: the process was watched: {r}"
+    );
+    assert!(
+        !r["timeline"].as_array().unwrap().is_empty(),
+        "{what}: a timeline"
+    );
+    assert!(
+        (1.0..3.0).contains(&result["mean_fanout"].as_f64().unwrap()),
+        "{what}"
+    );
+    assert!(
+        result["problems"].as_array().unwrap().is_empty(),
+        "{what}: {result}"
+    );
+}
+
+#[test]
+fn run_against_the_router_binary_produces_sane_numbers() {
+    let prefix = unique("lt");
+    setup_topics(&prefix);
+    let admin = free_address();
+    let group = format!("{prefix}-router");
+    let mut env = std::collections::BTreeMap::new();
+    for (key, value) in [
+        ("KAFKA__BOOTSTRAP_SERVERS", bootstrap()),
+        ("TOPICS__CORE_EVENTS", format!("{prefix}.core.events")),
+        ("TOPICS__DEAD_LETTER", format!("{prefix}.core.events.dlq")),
+        ("TOPICS__PLUGINS", format!("{prefix}.switchyard.plugins")),
+        ("TOPICS__ENABLEMENTS", format!("{prefix}.switchyard.enablements")),
+        (
+            "TOPICS__PLUGIN_EVENTS_TEMPLATE",
+            format!("{prefix}.plugin.{{plugin}}.events"),
+        ),
+        ("DELIVERY__GROUP_ID", group.clone()),
+        ("DELIVERY__TRANSACTIONAL_ID", format!("{group}-0")),
+        ("ADMIN__LISTEN", admin.to_string()),
+    ] {
+        env.insert(format!("SWITCHYARD_ROUTER__{key}"), value);
+    }
+    let out = out_dir("loadtest-router");
+    std::fs::create_dir_all(&out).unwrap();
+    let router = RouterProcess::start("", &env, admin, &out.join("router.log"));
+    let result = run(&prefix, &group, &admin.to_string(), router.pid(), &out);
+    assert_sane(&result, "router");
+    assert_eq!(result["scenario"]["name"], "smoke");
+    assert!(router.terminate().success());
+}
+
+#[test]
+fn run_against_the_pipe_baseline_produces_sane_numbers() {
+    let prefix = unique("lp");
+    setup_topics(&prefix);
+    let group = format!("{prefix}-pipe");
+    let out = out_dir("loadtest-pipe");
+    std::fs::create_dir_all(&out).unwrap();
+    let pipe = Command::new(loadtest())
+        .args([
+            "pipe",
+            "--bootstrap",
+            &bootstrap(),
+            "--scenario",
+            "smoke",
+            "--mode",
+            "at_least_once",
+        ])
+        .args(["--topic-prefix", &prefix, "--group", &group, "--duration", "90s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start the pipe");
+    let result = run(&prefix, &group, "none", pipe.id(), &out);
+    assert_sane(&result, "pipe");
+    let pid = nix::unistd::Pid::from_raw(pipe.id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let output = pipe.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("RUNNING") && stdout.contains("outputs"),
+        "{stdout}"
+    );
+}
