@@ -21,6 +21,7 @@ use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
+use switchyard_router::kafka::{CREDENTIALS_CHECK_TIMEOUT, CredentialsError, check_credentials};
 use switchyard_schemas::topics::plugin_events_topic;
 use switchyard_schemas::webhook::SigningSecret;
 use thiserror::Error;
@@ -57,6 +58,9 @@ pub enum RuntimeError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The broker refused the credentials, or the connection settings do not make a client.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
     /// The registry refused the registration.
     #[error("registering with the registry failed: {0}")]
     Registry(#[from] crate::registration::RegistryCallError),
@@ -78,6 +82,13 @@ pub async fn run<P: Plugin>(
     }
     let id = manifest.id.clone();
     let metrics = Metrics::new(&id);
+    // A refused password stops the start here; the clients below would retry it forever.
+    check_credentials(
+        &settings.kafka.bootstrap_servers,
+        &settings.kafka.options,
+        CREDENTIALS_CHECK_TIMEOUT,
+    )
+    .await?;
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &settings.kafka.bootstrap_servers);
     for (key, value) in &settings.kafka.options {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use switchyard_router::kafka::{CREDENTIALS_CHECK_TIMEOUT, CredentialsError, check_credentials};
 use thiserror::Error;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,9 @@ pub enum RegistryError {
     /// The gateway's configuration is invalid.
     #[error(transparent)]
     Gateway(#[from] GatewayConfigError),
+    /// The broker refused the credentials, or the connection settings do not make a client.
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
     /// The admin client could not be created.
     #[error("creating the Kafka admin client failed: {0}")]
     Admin(rdkafka::error::KafkaError),
@@ -74,6 +78,13 @@ pub fn check_offline(config: &Config) -> Result<(KeySet, Gateway), RegistryError
 /// Does every fallible step of start-up except binding: keys, gateway, admin client, store.
 pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
     let (keys, gateway) = check_offline(config)?;
+    // A refused password stops the start here with its reason, not later as a timeout of the store.
+    check_credentials(
+        &config.kafka.bootstrap_servers,
+        &config.kafka.options,
+        CREDENTIALS_CHECK_TIMEOUT,
+    )
+    .await?;
     let provisioner = Provisioner::new(ProvisionerConfig {
         bootstrap_servers: config.kafka.bootstrap_servers.clone(),
         options: config.kafka.options.clone(),

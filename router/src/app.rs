@@ -18,6 +18,7 @@ use tracing::{info, warn};
 use crate::RouterError;
 use crate::admin::{self, AdminState, Health};
 use crate::config::Config;
+use crate::kafka::{CREDENTIALS_CHECK_TIMEOUT, check_credentials};
 use crate::metrics::Metrics;
 use crate::pipeline::run::Pipeline;
 use crate::tables::materializer::{self, ControlTopic};
@@ -73,6 +74,13 @@ async fn run_data_plane(
     shutdown: &CancellationToken,
     background: &CancellationToken,
 ) -> Result<(), RouterError> {
+    // A refused password stops the start here; the clients below would retry it forever.
+    check_credentials(
+        &config.kafka.bootstrap_servers,
+        &config.kafka.options,
+        CREDENTIALS_CHECK_TIMEOUT,
+    )
+    .await?;
     let mut threads: Vec<JoinHandle<()>> = Vec::new();
     let mut caught_up = Vec::new();
     for kind in [ControlTopic::Plugins, ControlTopic::Enablements] {

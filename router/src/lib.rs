@@ -38,6 +38,9 @@ pub enum RouterError {
         /// librdkafka's error.
         source: KafkaError,
     },
+    /// The broker refused the credentials, or the connection settings do not make a client.
+    #[error(transparent)]
+    Credentials(#[from] kafka::CredentialsError),
     /// A topic the router needs does not exist.
     #[error("the {role} topic {topic} does not exist; create it before starting the router")]
     TopicMissing {

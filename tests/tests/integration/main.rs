@@ -3,6 +3,7 @@
 mod at_least_once;
 mod black_box;
 mod dead_letters;
+mod kafka_security;
 mod loadtest_smoke;
 mod order;
 mod poison;

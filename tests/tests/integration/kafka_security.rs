@@ -1,0 +1,398 @@
+//! A secured Kafka: the registry and router binaries and a plugin worker connect over SASL_SSL with
+//! SCRAM-SHA-512, configured only through their settings, and route an event end to end; with a wrong
+//! password each binary exits non-zero at once, naming the authentication failure.
+//!
+//! The broker is the second one `scripts/test` starts (`KAFKA_SECURITY=sasl_ssl scripts/kafka start`,
+//! a CA and certificate of its own, SCRAM users made at format time); it exports where it is:
+//! `SWITCHYARD_TEST_SECURE_BOOTSTRAP`, `..._CA`, `..._USERNAME`, `..._PASSWORD`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use serde_json::json;
+use switchyard_plugin_runtime::plugin::Outcome;
+use switchyard_plugin_runtime::settings::Settings;
+use switchyard_schemas::envelope::ContentType;
+use switchyard_tests::broker::unique;
+use switchyard_tests::records::core_event;
+use switchyard_tests::registries::{RegistryProcess, RegistryTopics, admin, http, registry_binary, team};
+use switchyard_tests::routers::{RouterProcess, Topics, free_address, router_binary, workspace_binary};
+use switchyard_tests::wait::wait_for;
+use switchyard_tests::workers::{InProcessWorker, ScriptedPlugin};
+
+const PLUGIN: &str = "secure-echo";
+const WRONG_PASSWORD: &str = "not-the-password";
+
+/// Where the secured broker is and who may use it.
+#[derive(Clone)]
+struct SecureBroker {
+    bootstrap: String,
+    ca: String,
+    username: String,
+    password: String,
+}
+
+impl SecureBroker {
+    fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!(
+                    "{name} is not set: this test needs the SASL_SSL broker that scripts/test starts \
+                     (KAFKA_SECURITY=sasl_ssl scripts/kafka start); run it through scripts/test"
+                )
+            })
+        };
+        Self {
+            bootstrap: var("SWITCHYARD_TEST_SECURE_BOOTSTRAP"),
+            ca: var("SWITCHYARD_TEST_SECURE_CA"),
+            username: var("SWITCHYARD_TEST_SECURE_USERNAME"),
+            password: var("SWITCHYARD_TEST_SECURE_PASSWORD"),
+        }
+    }
+
+    /// The connection settings as `<PREFIX>__KAFKA__...` variables, the way the Helm chart passes them.
+    fn env(&self, prefix: &str, password: &str) -> BTreeMap<String, String> {
+        [
+            ("BOOTSTRAP_SERVERS", self.bootstrap.as_str()),
+            ("OPTIONS__SECURITY_PROTOCOL", "SASL_SSL"),
+            ("OPTIONS__SASL_MECHANISMS", "SCRAM-SHA-512"),
+            ("OPTIONS__SASL_USERNAME", self.username.as_str()),
+            ("OPTIONS__SASL_PASSWORD", password),
+            ("OPTIONS__SSL_CA_LOCATION", self.ca.as_str()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (format!("{prefix}__KAFKA__{key}"), value.to_owned()))
+        .collect()
+    }
+
+    /// A client of the test itself, with the right password.
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config
+            .set("bootstrap.servers", &self.bootstrap)
+            .set("security.protocol", "SASL_SSL")
+            .set("sasl.mechanisms", "SCRAM-SHA-512")
+            .set("sasl.username", &self.username)
+            .set("sasl.password", &self.password)
+            .set("ssl.ca.location", &self.ca);
+        config
+    }
+
+    async fn create_topics(&self, topics: &[(&str, i32)]) {
+        let admin: AdminClient<DefaultClientContext> = self.client().create().expect("admin client");
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+        for result in admin.create_topics(&new, &options).await.expect("create topics") {
+            if let Err((topic, error)) = result {
+                panic!("creating topic {topic} over SASL_SSL failed: {error}");
+            }
+        }
+    }
+
+    /// The `ce_id` headers of every committed record of `topic` once there are `count`, read over SASL_SSL.
+    fn read_ids(&self, topic: &str, count: usize, deadline: Duration) -> Vec<String> {
+        let consumer: BaseConsumer = self
+            .client()
+            .set("group.id", unique("secure-reader"))
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("consumer");
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .expect("metadata over SASL_SSL");
+        let mut assignment = TopicPartitionList::new();
+        for partition in metadata.topics()[0].partitions() {
+            assignment
+                .add_partition_offset(topic, partition.id(), Offset::Beginning)
+                .expect("assignment");
+        }
+        consumer.assign(&assignment).expect("assign");
+        let started = Instant::now();
+        let mut ids = Vec::new();
+        while ids.len() < count && started.elapsed() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+                let message = message.expect("reading over SASL_SSL");
+                let id = message.headers().and_then(|headers| {
+                    headers
+                        .iter()
+                        .find(|h| h.key == "ce_id")
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                });
+                ids.push(id.unwrap_or_default());
+            }
+        }
+        ids
+    }
+}
+
+/// Runs a binary that must fail: it exits within `deadline` (or is killed and the test fails); returns
+/// its exit code and everything it wrote to stderr.
+fn run_to_exit(mut command: Command, name: &str, deadline: Duration) -> (Option<i32>, String) {
+    let stderr_path = std::env::temp_dir()
+        .join(unique(&format!("{name}-stderr")))
+        .with_extension("log");
+    let stderr = std::fs::File::create(&stderr_path).expect("stderr file");
+    let mut child: Child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap_or_else(|error| panic!("start {name}: {error}"));
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{name} with a wrong password still ran after {deadline:?}: {}",
+                std::fs::read_to_string(&stderr_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (
+        status.code(),
+        std::fs::read_to_string(&stderr_path).expect("stderr"),
+    )
+}
+
+fn assert_refused(name: &str, (code, stderr): (Option<i32>, String)) {
+    assert!(
+        code.is_some_and(|c| c != 0),
+        "{name} exits non-zero, got {code:?}: {stderr}"
+    );
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("{name}: Kafka authentication failed"))
+            && last.contains("invalid credentials with SASL mechanism SCRAM-SHA-512"),
+        "{name} names the authentication failure as its last word: {stderr}"
+    );
+    assert!(
+        !stderr.contains(WRONG_PASSWORD),
+        "{name} does not print the password: {stderr}"
+    );
+}
+
+/// The router's file: the non-secret connection settings, as the Helm chart renders them. The password
+/// comes from the environment.
+fn router_toml(broker: &SecureBroker) -> String {
+    format!(
+        "[kafka]\nbootstrap_servers = \"{}\"\n\n[kafka.options]\nsecurity_protocol = \"SASL_SSL\"\n\
+         sasl_mechanisms = \"SCRAM-SHA-512\"\nsasl_username = \"{}\"\nssl_ca_location = \"{}\"\n",
+        broker.bootstrap, broker.username, broker.ca
+    )
+}
+
+fn router_env(topics: &Topics, admin: SocketAddr, password: &str) -> BTreeMap<String, String> {
+    let mut env = topics.env(&unique("router"), &unique("txn"), admin);
+    // The file says where the broker is.
+    env.remove("SWITCHYARD_ROUTER__KAFKA__BOOTSTRAP_SERVERS");
+    env.insert(
+        "SWITCHYARD_ROUTER__KAFKA__OPTIONS__SASL_PASSWORD".to_owned(),
+        password.to_owned(),
+    );
+    env
+}
+
+fn worker_env(
+    broker: &SecureBroker,
+    registry: &RegistryTopics,
+    results: &str,
+    password: &str,
+) -> BTreeMap<String, String> {
+    let mut env = broker.env("SWITCHYARD_PLUGIN", password);
+    for (key, value) in [
+        ("TOPICS__EVENTS_TEMPLATE", registry.events_template.as_str()),
+        (
+            "TOPICS__DEAD_LETTER_TEMPLATE",
+            registry.dead_letter_template.as_str(),
+        ),
+        ("TOPICS__CONFIGS", registry.configs.as_str()),
+        ("TOPICS__RESULTS", results),
+        ("DELIVERY__GROUP_ID", &unique("worker")),
+        ("DELIVERY__COMMIT_INTERVAL_MS", "200"),
+        ("ADMIN__LISTEN", &free_address().to_string()),
+    ] {
+        env.insert(format!("SWITCHYARD_PLUGIN__{key}"), value.to_owned());
+    }
+    env
+}
+
+fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write file");
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binaries_route_over_sasl_ssl_and_a_wrong_password_stops_each_with_a_clear_message() {
+    let broker = SecureBroker::from_env();
+    let dir = std::env::temp_dir().join(unique("switchyard-kafka-security"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+
+    // The registry binary, configured through its environment: it creates its topics over SASL_SSL.
+    let registry_topics = RegistryTopics::unique();
+    let registry_address = free_address();
+    let secure_registry = |password: &str| {
+        let mut env = registry_topics.env(registry_address, &[]);
+        env.extend(broker.env("SWITCHYARD_REGISTRY", password));
+        env
+    };
+    let registry = RegistryProcess::start(
+        &secure_registry(&broker.password),
+        registry_address,
+        &dir.join("registry.log"),
+    );
+    registry.wait_ready().await;
+
+    // Register the plugin (its topics are provisioned over SASL_SSL) and enable it for acme.
+    let (status, body) = http(
+        "POST",
+        &format!("{}/v1/plugins", registry.url),
+        Some(&admin()),
+        Some(
+            &json!({"id": PLUGIN, "name": "Secure echo", "version": "1.0.0", "url": "http://127.0.0.1:9",
+                     "events": ["response.submitted"], "actions": []}),
+        ),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(
+        "PUT",
+        &format!("{}/v1/teams/acme/plugins/{PLUGIN}", registry.url),
+        Some(&team("acme")),
+        Some(&json!({"enabled": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The router binary on the registry's control topics, with its settings in a file and the password
+    // in the environment.
+    let topics = Topics {
+        core: format!("{}.core.events", registry_topics.plugins),
+        plugins: registry_topics.plugins.clone(),
+        enablements: registry_topics.enablements.clone(),
+        dead_letter: format!("{}.core.events.dlq", registry_topics.plugins),
+        template: registry_topics.events_template.clone(),
+    };
+    let results = format!("{}.core.plugin-results", registry_topics.plugins);
+    broker
+        .create_topics(&[(&topics.core, 2), (&topics.dead_letter, 1), (&results, 1)])
+        .await;
+    let router_admin = free_address();
+    let router = RouterProcess::start(
+        &router_toml(&broker),
+        &router_env(&topics, router_admin, &broker.password),
+        router_admin,
+        &dir.join("router.log"),
+    );
+    router.admin.wait_ready().await;
+    wait_for(
+        "the router to apply the enablement",
+        Duration::from_secs(30),
+        || async { (router.admin.metric("switchyard_router_enablements").await == 1.0).then_some(()) },
+    )
+    .await;
+
+    // A worker of the plugin, in process, configured through its settings only.
+    let plugin = ScriptedPlugin::new(PLUGIN, |_| (Duration::ZERO, Outcome::done()));
+    let settings = Settings::load_from(
+        None,
+        Some(worker_env(&broker, &registry_topics, &results, &broker.password)),
+    )
+    .expect("worker settings");
+    let worker = InProcessWorker::start(plugin.clone(), settings);
+
+    // One event over SASL_SSL: routed to the plugin's topic, then executed by the worker.
+    let producer: FutureProducer = broker.client().create().expect("producer");
+    let event = core_event("acme", "response.submitted", "secure-1", ContentType::Json);
+    let mut headers = OwnedHeaders::new();
+    for (key, value) in &event.headers {
+        headers = headers.insert(Header {
+            key: key.as_str(),
+            value: value.as_deref(),
+        });
+    }
+    let mut record = FutureRecord::to(&topics.core).headers(headers);
+    if let Some(key) = &event.key {
+        record = record.key(key);
+    }
+    if let Some(value) = &event.value {
+        record = record.payload(value);
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .expect("producing over SASL_SSL");
+
+    let plugin_topic = registry_topics.events(PLUGIN);
+    let routed = tokio::task::spawn_blocking({
+        let broker = broker.clone();
+        move || broker.read_ids(&plugin_topic, 1, Duration::from_secs(30))
+    })
+    .await
+    .expect("reader");
+    assert_eq!(routed, ["secure-1"], "the event on the plugin's topic");
+    let executed = wait_for(
+        "the worker to execute the event",
+        Duration::from_secs(30),
+        || async {
+            let ids = plugin.ids_of("acme");
+            (!ids.is_empty()).then_some(ids)
+        },
+    )
+    .await;
+    assert_eq!(executed, ["secure-1"]);
+
+    worker.stop().await.expect("the worker stops cleanly");
+    assert!(router.terminate().success(), "the router exits 0 on SIGTERM");
+    assert!(registry.terminate().success(), "the registry exits 0 on SIGTERM");
+
+    // A wrong password: each binary stops at once with the reason, all three at the same time.
+    let deadline = Duration::from_secs(30);
+    let mut router_command = Command::new(router_binary());
+    router_command
+        .arg("--config")
+        .arg(write_file(&dir, "router.toml", &router_toml(&broker)))
+        .envs(router_env(&topics, free_address(), WRONG_PASSWORD));
+    let mut registry_command = Command::new(registry_binary());
+    registry_command.envs(secure_registry(WRONG_PASSWORD));
+    let mut worker_command = Command::new(workspace_binary(
+        "switchyard-seed-plugin",
+        "SWITCHYARD_SEED_PLUGIN_BIN",
+    ));
+    worker_command
+        .arg("slang-search")
+        .envs(worker_env(&broker, &registry_topics, &results, WRONG_PASSWORD));
+    let runs = [
+        ("switchyard-router", router_command),
+        ("switchyard-registry", registry_command),
+        ("switchyard-seed-plugin", worker_command),
+    ]
+    .map(|(name, command)| {
+        (
+            name,
+            std::thread::spawn(move || run_to_exit(command, name, deadline)),
+        )
+    });
+    for (name, run) in runs {
+        assert_refused(name, run.join().expect("runner thread"));
+    }
+}
