@@ -28,8 +28,10 @@ pub struct WorkerTopics {
     pub results: String,
     /// Configs (compacted).
     pub configs: String,
-    events_template: String,
-    dead_letter_template: String,
+    /// The events topic template (`{plugin}` in place of the id).
+    pub events_template: String,
+    /// The dead-letter topic template.
+    pub dead_letter_template: String,
 }
 
 impl WorkerTopics {

@@ -6,6 +6,7 @@ mod dead_letters;
 mod kafka_security;
 mod loadtest_smoke;
 mod order;
+mod plugin_outage;
 mod poison;
 mod python_plugin;
 mod readiness;
