@@ -1,6 +1,6 @@
 # Switchyard: the two commands of the README, and the longer jobs that are not part of CI.
 
-.PHONY: demo test bench helm-check kafka-start kafka-stop clean
+.PHONY: demo test bench bench-quick chaos outage helm-check kafka-start kafka-stop clean
 
 ## demo: a local broker, the registry, the router, the seed plugins and a short load, ending with a summary
 demo:
@@ -10,10 +10,26 @@ demo:
 test:
 	scripts/test
 
-## bench: the route-lookup and payload-validation criterion benchmarks (minutes; not part of CI)
+## bench: every benchmark in one run on a broker of its own: router vs pipe vs Kafka Streams (interleaved),
+## criterion, the plugin runtime; writes docs/benchmarks.md and target/bench/summary.json (about an hour)
 bench:
-	cargo bench --locked -p switchyard-router --bench route_lookup
-	cargo bench --locked -p switchyard-schemas --bench payload
+	scripts/bench
+
+## bench-quick: the same, short (minutes)
+bench-quick:
+	SWITCHYARD_BENCH_QUICK=1 scripts/bench
+
+## chaos: the full chaos run (1M events, 20 router SIGKILLs, 2 broker restarts, a rebalance; then
+## at-least-once); make test runs a CI-sized one
+chaos:
+	scripts/chaos
+
+## outage: a plugin endpoint down for two minutes under load; the neighbour's p99 (target/bench/outage.json)
+outage:
+	cargo build --workspace --bins --locked
+	KAFKA_PORT=19592 scripts/kafka start
+	SWITCHYARD_TEST_BOOTSTRAP=127.0.0.1:19592 cargo test --locked -p switchyard-tests --test integration \
+		plugin_outage -- --ignored --nocapture; status=$$?; KAFKA_PORT=19592 scripts/kafka stop; exit $$status
 
 ## helm-check: lint, schema-validate and contract-test the Helm chart (offline; installs helm with Go once)
 helm-check:

@@ -78,6 +78,7 @@ struct Latencies {
 pub struct LatencyReader {
     latencies: Arc<Mutex<Latencies>>,
     records: Arc<AtomicU64>,
+    since_us: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<Result<(), LoadtestError>>>,
 }
@@ -136,12 +137,14 @@ impl LatencyReader {
             window: histogram(),
         }));
         let records = Arc::new(AtomicU64::new(0));
+        let since_us = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (latencies, records, stop) = (latencies.clone(), records.clone(), stop.clone());
+            let (latencies, records, since, stop) =
+                (latencies.clone(), records.clone(), since_us.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("latency-reader".into())
-                .spawn(move || read_loop(&consumer, &latencies, &records, &stop))
+                .spawn(move || read_loop(&consumer, &latencies, &records, &since, &stop))
                 .map_err(|error| LoadtestError::Process {
                     what: "starting the latency reader".into(),
                     error,
@@ -150,9 +153,16 @@ impl LatencyReader {
         Ok(Self {
             latencies,
             records,
+            since_us,
             stop,
             thread: Some(thread),
         })
+    }
+
+    /// From now on, counts and measures only records sent at or after `sent_us` (a step ignores what an
+    /// earlier step left in flight).
+    pub fn only_sent_since(&self, sent_us: u64) {
+        self.since_us.store(sent_us, Ordering::Relaxed);
     }
 
     /// Records read so far.
@@ -193,6 +203,7 @@ fn read_loop(
     consumer: &BaseConsumer,
     latencies: &Mutex<Latencies>,
     records: &AtomicU64,
+    since_us: &AtomicU64,
     stop: &AtomicBool,
 ) -> Result<(), LoadtestError> {
     let mut batch: Vec<u64> = Vec::with_capacity(1024);
@@ -209,10 +220,12 @@ fn read_loop(
                         .and_then(|v| std::str::from_utf8(v).ok())
                         .and_then(|v| v.parse::<u64>().ok())
                 });
-                if let Some(sent) = sent {
+                if let Some(sent) = sent
+                    && sent >= since_us.load(Ordering::Relaxed)
+                {
                     batch.push(now.saturating_sub(sent).max(1));
+                    records.fetch_add(1, Ordering::Relaxed);
                 }
-                records.fetch_add(1, Ordering::Relaxed);
             }
             Some(Err(error)) => {
                 return Err(LoadtestError::Kafka {

@@ -163,7 +163,7 @@ pub struct StepResult {
     pub rate_in: f64,
     /// Plugin-topic records the routing rule prescribes for the events sent.
     pub expected_records: u64,
-    /// Plugin-topic records read (may include records of an earlier step still in flight).
+    /// Plugin-topic records of this step read (sent after it began).
     pub records_read: u64,
     /// Seconds from the first send until the last expected record was read (or the drain gave up).
     pub seconds: f64,
@@ -351,6 +351,7 @@ impl Session {
             );
             bar
         });
+        reader.only_sent_since(now_us());
         let _ = reader.take_total();
         let _ = reader.take_window();
         let read_before = reader.records();
