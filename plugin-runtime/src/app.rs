@@ -198,19 +198,27 @@ pub async fn run<P: Plugin>(
         shutdown: shutdown.clone(),
     });
     info!(plugin = %id, topic = %events_topic, "consuming");
-    consume(
-        Arc::clone(&worker),
-        consumer,
-        &events_topic,
-        revoked,
-        LoopSettings {
-            max_in_flight: settings.delivery.max_in_flight,
-            max_buffered: settings.delivery.max_buffered,
-            commit_interval: Duration::from_millis(settings.delivery.commit_interval_ms),
-            drain_timeout: Duration::from_millis(settings.http.timeout_ms.saturating_add(5000)),
-        },
-    )
-    .await;
+    let loop_settings = LoopSettings {
+        max_in_flight: settings.delivery.max_in_flight,
+        max_buffered: settings.delivery.max_buffered,
+        commit_interval: Duration::from_millis(settings.delivery.commit_interval_ms),
+        drain_timeout: Duration::from_millis(settings.http.timeout_ms.saturating_add(5000)),
+    };
+    // The loop runs as a task of the runtime rather than on the thread awaiting `run` (the bridge's main
+    // thread, outside the worker pool): the deliveries it spawns and the completions it joins then stay on
+    // the runtime's workers instead of waking another thread for each event.
+    let consuming = tokio::spawn({
+        let (worker, topic) = (Arc::clone(&worker), events_topic.clone());
+        async move { consume(worker, consumer, &topic, revoked, loop_settings).await }
+    });
+    // Dropping `run` drops the loop with it, as when the loop was part of this future.
+    let _loop_guard = AbortOnDrop(consuming.abort_handle());
+    if let Err(error) = consuming.await {
+        if error.is_panic() {
+            std::panic::resume_unwind(error.into_panic());
+        }
+        warn!(%error, "the consume loop was cancelled");
+    }
     if let Some(heartbeats) = heartbeats
         && let Err(error) = heartbeats.await
     {
@@ -222,6 +230,15 @@ pub async fn run<P: Plugin>(
     let _ = tokio::task::spawn_blocking(move || configs_thread.join()).await;
     info!(plugin = %id, "worker stopped");
     Ok(())
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// A shared plugin is a plugin: the admin server and the deliveries use the same value.

@@ -3,7 +3,7 @@
 //! still does not decode (written around the router, or by a newer contract) is dead-lettered as
 //! `invalid_event` rather than retried.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchyard_schemas::catalog::EventType;
 use switchyard_schemas::envelope::{self, ContentType};
@@ -65,7 +65,43 @@ pub fn decode<'a>(
     Ok(Decoded { meta, data, event })
 }
 
-/// The event as CloudEvents structured JSON with the data decoded: the body of `POST {url}/execute`.
+/// The event as CloudEvents structured JSON with the data decoded, serialized straight from the event
+/// without building a JSON tree: the body of `POST {url}/execute`. Its fields are in the order of the
+/// keys of [`structured`]'s object, so both serialize to the same bytes.
+#[derive(Debug, Serialize)]
+pub struct Structured<'a> {
+    data: &'a Value,
+    datacontenttype: &'static str,
+    id: &'a str,
+    source: &'a str,
+    specversion: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    subject: Option<&'a str>,
+    teamid: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time: Option<&'a str>,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+}
+
+impl<'a> Structured<'a> {
+    /// The body for `meta` and `data`.
+    pub fn new(meta: &'a EventMeta, data: &'a Value) -> Self {
+        Self {
+            data,
+            datacontenttype: "application/json",
+            id: &meta.id,
+            source: &meta.source,
+            specversion: "1.0",
+            subject: meta.subject.as_deref(),
+            teamid: &meta.team_id,
+            time: meta.time.as_deref(),
+            event_type: &meta.event_type,
+        }
+    }
+}
+
+/// The event as CloudEvents structured JSON with the data decoded, as a JSON value (see [`Structured`]).
 pub fn structured(meta: &EventMeta, data: &Value) -> Value {
     let mut event = serde_json::json!({
         "specversion": "1.0",
@@ -83,4 +119,29 @@ pub fn structured(meta: &EventMeta, data: &Value) -> Value {
         event["subject"] = Value::String(subject.clone());
     }
     event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_serialized_body_is_the_structured_value() {
+        let data = serde_json::json!({"response": {"id": "r-1", "answers": {"q": {"text": "\"hi\""}}}});
+        let mut meta = EventMeta {
+            id: "e-1".into(),
+            source: "/switchyard/tests".into(),
+            event_type: "response.submitted".into(),
+            time: Some("2026-11-22T10:00:00Z".into()),
+            subject: Some("form-1".into()),
+            team_id: "acme".into(),
+        };
+        for _ in 0..2 {
+            assert_eq!(
+                serde_json::to_vec(&Structured::new(&meta, &data)).unwrap(),
+                serde_json::to_vec(&structured(&meta, &data)).unwrap()
+            );
+            (meta.time, meta.subject) = (None, None);
+        }
+    }
 }

@@ -18,14 +18,14 @@
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use switchyard_registry::egress::{EgressError, EgressPolicy, egress_error, read_capped};
 use switchyard_schemas::control::PluginManifest;
 use switchyard_schemas::webhook::{SigningSecret, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
 use thiserror::Error;
 
-use crate::event::structured;
+use crate::event::Structured;
 use crate::plugin::{Context, Event, Outcome, Plugin, PluginError, PluginResult};
 
 /// Header: the team an `/execute` or `/initialize` call is for.
@@ -153,7 +153,7 @@ impl HttpPlugin {
         message_id: &str,
         team: &str,
         attempt: Option<u32>,
-        body: &Value,
+        body: &impl Serialize,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), String> {
         let url = self
             .policy
@@ -207,7 +207,12 @@ impl HttpPlugin {
 
 /// The outcome of an `/execute` answer.
 pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Outcome {
-    let answer: Option<Answer> = serde_json::from_slice(body).ok();
+    // An empty body (the common "done") is no JSON: skip the parser's error.
+    let answer: Option<Answer> = if body.is_empty() {
+        None
+    } else {
+        serde_json::from_slice(body).ok()
+    };
     if let Some(answer) = &answer
         && answer.outcome.as_deref() == Some("dead_letter")
     {
@@ -262,7 +267,7 @@ impl Plugin for HttpPlugin {
     }
 
     async fn execute(&self, ctx: &Context, _event: &Event) -> Outcome {
-        let body = structured(&ctx.meta, &ctx.data);
+        let body = Structured::new(&ctx.meta, &ctx.data);
         match self
             .post(
                 "/execute",

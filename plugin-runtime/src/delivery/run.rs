@@ -127,7 +127,7 @@ pub async fn consume<P: Plugin>(
     mut revoked: mpsc::UnboundedReceiver<Vec<i32>>,
     settings: LoopSettings,
 ) {
-    let mut scheduler: Scheduler<Arc<Routed>> = Scheduler::new(settings.max_in_flight, settings.max_buffered);
+    let mut scheduler: Scheduler<Box<Routed>> = Scheduler::new(settings.max_in_flight, settings.max_buffered);
     let mut tasks: JoinSet<(i32, i64, String, Completion)> = JoinSet::new();
     let mut tick = tokio::time::interval(settings.commit_interval);
     let mut outage = worker.outage.subscribe();
@@ -143,7 +143,7 @@ pub async fn consume<P: Plugin>(
                 .or_insert_with(|| shutdown.child_token())
                 .clone();
             tasks.spawn(async move {
-                let completion = worker.deliver(&start.item, &cancel).await;
+                let completion = worker.deliver(*start.item, &cancel).await;
                 (start.partition, start.offset, start.team, completion)
             });
         }
@@ -176,7 +176,7 @@ pub async fn consume<P: Plugin>(
                         .as_ref()
                         .map(|d| d.meta.team_id.clone())
                         .unwrap_or_default();
-                    scheduler.push(message.partition(), message.offset(), &team, Arc::new(routed));
+                    scheduler.push(message.partition(), message.offset(), &team, Box::new(routed));
                 }
                 Err(error) => warn!(%error, topic, "reading the plugin's topic failed"),
             },
@@ -213,7 +213,7 @@ pub async fn consume<P: Plugin>(
     }
 }
 
-fn store(consumer: &StreamConsumer<WorkerContext>, topic: &str, scheduler: &mut Scheduler<Arc<Routed>>) {
+fn store(consumer: &StreamConsumer<WorkerContext>, topic: &str, scheduler: &mut Scheduler<Box<Routed>>) {
     let positions = scheduler.commit_positions();
     if positions.is_empty() {
         return;

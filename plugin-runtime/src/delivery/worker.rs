@@ -22,7 +22,7 @@ use crate::delivery::records::{self, DeadReason, Failure, OutRecord};
 use crate::delivery::retry::RetryPolicy;
 use crate::event::Decoded;
 use crate::metrics::Metrics;
-use crate::plugin::{Context, Outcome, Plugin};
+use crate::plugin::{Context, EventMeta, Outcome, Plugin};
 
 /// A routed record as read, with its decoding.
 #[derive(Debug)]
@@ -35,6 +35,13 @@ pub struct Routed {
     pub timestamp: Option<SystemTime>,
     /// The event, or why it does not decode.
     pub decoded: Result<Decoded, String>,
+}
+
+/// The record as read and where, for its dead letter.
+#[derive(Clone, Copy)]
+struct Original<'a> {
+    record: &'a OutRecord,
+    source: &'a str,
 }
 
 /// How a delivery ended.
@@ -130,15 +137,33 @@ impl Failures {
 
 impl<P: Plugin> Worker<P> {
     /// Delivers one event until it is done, or `cancel` (shutdown, or its partition revoked) interrupts.
-    pub async fn deliver(&self, routed: &Routed, cancel: &CancellationToken) -> Completion {
-        let decoded = match &routed.decoded {
+    ///
+    /// Takes the record: its decoded attributes and data move into the [`Context`] the plugin sees, so no
+    /// attempt copies the event's JSON.
+    pub async fn deliver(&self, routed: Routed, cancel: &CancellationToken) -> Completion {
+        let Routed {
+            record,
+            source,
+            timestamp,
+            decoded,
+        } = routed;
+        let original = Original {
+            record: &record,
+            source: &source,
+        };
+        let Decoded { meta, data, event } = match decoded {
             Ok(decoded) => decoded,
             Err(detail) => {
-                let failure = Failures::default().failure(DeadReason::InvalidEvent, detail.clone());
-                return self.dead_letter(routed, failure, cancel).await;
+                let failure = Failures::default().failure(DeadReason::InvalidEvent, detail);
+                return self.dead_letter(original, failure, cancel).await;
             }
         };
-        let team = decoded.meta.team_id.as_str();
+        let mut ctx = Context {
+            meta,
+            data,
+            attempt: 0,
+        };
+        let team = ctx.meta.team_id.as_str();
         let mut failures = Failures::default();
         loop {
             if cancel.is_cancelled() {
@@ -153,12 +178,12 @@ impl<P: Plugin> Worker<P> {
             } else {
                 false
             };
-            let outcome = match self.ensure_config(team, routed.timestamp, cancel).await {
+            let outcome = match self.ensure_config(team, timestamp, cancel).await {
                 Err(ConfigProblem::Refused(detail)) => {
                     failures.note();
                     return self
                         .dead_letter(
-                            routed,
+                            original,
                             failures.failure(DeadReason::ConfigRejected, detail),
                             cancel,
                         )
@@ -167,14 +192,10 @@ impl<P: Plugin> Worker<P> {
                 Err(ConfigProblem::Transient(reason)) => Outcome::retry(reason),
                 Ok(()) => {
                     failures.attempts += 1;
-                    let ctx = Context {
-                        meta: decoded.meta.clone(),
-                        data: decoded.data.clone(),
-                        attempt: failures.attempts,
-                    };
+                    ctx.attempt = failures.attempts;
                     self.metrics.in_flight.inc();
                     let started = Instant::now();
-                    let outcome = self.plugin.execute(&ctx, &decoded.event).await;
+                    let outcome = self.plugin.execute(&ctx, &event).await;
                     self.metrics.in_flight.dec();
                     self.metrics
                         .execute_seconds
@@ -202,7 +223,7 @@ impl<P: Plugin> Worker<P> {
             }
             match outcome {
                 Outcome::Done(results) => {
-                    let completion = self.publish_results(decoded, &results, cancel).await;
+                    let completion = self.publish_results(&ctx.meta, &results, cancel).await;
                     if completion == Completion::Done {
                         self.metrics.events.with_label_values(&["done"]).inc();
                     }
@@ -212,7 +233,7 @@ impl<P: Plugin> Worker<P> {
                     failures.note();
                     return self
                         .dead_letter(
-                            routed,
+                            original,
                             failures.failure(DeadReason::PluginDeadLetter, reason),
                             cancel,
                         )
@@ -238,7 +259,7 @@ impl<P: Plugin> Worker<P> {
                         );
                         return self
                             .dead_letter(
-                                routed,
+                                original,
                                 failures.failure(DeadReason::RetriesExhausted, detail),
                                 cancel,
                             )
@@ -366,13 +387,13 @@ impl<P: Plugin> Worker<P> {
 
     async fn publish_results(
         &self,
-        decoded: &Decoded,
+        meta: &EventMeta,
         results: &[crate::plugin::PluginResult],
         cancel: &CancellationToken,
     ) -> Completion {
         let time = now_rfc3339();
         for (index, result) in results.iter().enumerate() {
-            let record = records::result(&self.plugin_id, &decoded.meta, index, result, &time);
+            let record = records::result(&self.plugin_id, meta, index, result, &time);
             if self.write(&self.outputs.results, &record, cancel).await == Completion::Abandoned {
                 return Completion::Abandoned;
             }
@@ -381,15 +402,20 @@ impl<P: Plugin> Worker<P> {
         Completion::Done
     }
 
-    async fn dead_letter(&self, routed: &Routed, failure: Failure, cancel: &CancellationToken) -> Completion {
+    async fn dead_letter(
+        &self,
+        original: Original<'_>,
+        failure: Failure,
+        cancel: &CancellationToken,
+    ) -> Completion {
         warn!(
             plugin = %self.plugin_id,
-            source = %routed.source,
+            source = %original.source,
             reason = failure.reason.code(),
             attempts = failure.attempts,
             "dead-lettering an event"
         );
-        let letter = records::dead_letter(&routed.record, &self.plugin_id, &routed.source, &failure);
+        let letter = records::dead_letter(original.record, &self.plugin_id, original.source, &failure);
         let completion = self.write(&self.outputs.dead_letter, &letter, cancel).await;
         if completion == Completion::Done {
             self.metrics.events.with_label_values(&["dead_lettered"]).inc();
