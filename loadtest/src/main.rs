@@ -158,6 +158,10 @@ struct FindMaxArgs {
     /// Bisection steps after the first failure.
     #[arg(long, default_value_t = 2)]
     refine: u32,
+    /// An unmeasured warm-up at the start rate (at most 1000/s) first, so that the first step does not
+    /// include the system joining its group; 0s to skip.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
 }
 
 #[derive(Debug, Args)]
@@ -171,9 +175,10 @@ struct PlanArgs {
     /// Mean plugin topics per event.
     #[arg(long, default_value_t = 3.0)]
     fanout: f64,
-    /// Latency objective the capacities were measured under, p99 ms.
-    #[arg(long, default_value_t = 200.0)]
-    p99_ms: f64,
+    /// Latency objective the capacities were measured under, p99 ms (default: find-max's objective with
+    /// --from-find-max, else 200).
+    #[arg(long)]
+    p99_ms: Option<f64>,
     /// Events/s one router replica sustains (find-max's max_sustained_rate).
     #[arg(long)]
     router_capacity: Option<f64>,
@@ -453,6 +458,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 p99_ms: args.p99_ms,
                 refine: args.refine,
             };
+            if !args.warmup.is_zero() {
+                eprintln!(
+                    "switchyard-loadtest: warming up for {}",
+                    humantime::format_duration(args.warmup)
+                );
+                session.step(args.start_rate.clamp(1, 1000), args.warmup, u64::MAX)?;
+            }
             let found = capacity::find_max(&mut session, &search)?;
             session.finish()?;
             println!(
@@ -464,24 +476,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan(args) => {
-            let router_capacity = match (args.router_capacity, &args.from_find_max) {
-                (Some(capacity), _) => capacity,
-                (None, Some(path)) => {
+            let found: Option<serde_json::Value> = match &args.from_find_max {
+                Some(path) => {
                     let text = std::fs::read_to_string(path)
                         .with_context(|| format!("reading {}", path.display()))?;
-                    let value: serde_json::Value =
-                        serde_json::from_str(&text).context("parsing find-max.json")?;
-                    value["max_sustained_rate"]
-                        .as_f64()
-                        .context("find-max.json has no max_sustained_rate")?
+                    Some(serde_json::from_str(&text).context("parsing find-max.json")?)
                 }
+                None => None,
+            };
+            let router_capacity = match (args.router_capacity, &found) {
+                (Some(capacity), _) => capacity,
+                (None, Some(found)) => found["max_sustained_rate"]
+                    .as_f64()
+                    .context("find-max.json has no max_sustained_rate")?,
                 (None, None) => anyhow::bail!("give --router-capacity or --from-find-max"),
             };
+            let p99_ms = args
+                .p99_ms
+                .or_else(|| found.as_ref().and_then(|f| f["p99_objective_ms"].as_f64()))
+                .unwrap_or(200.0);
             let plan = capacity::plan(PlanInputs {
                 peak_rate: args.peak_rate,
                 event_bytes: args.event_bytes,
                 fanout: args.fanout,
-                p99_ms: args.p99_ms,
+                p99_ms,
                 router_capacity,
                 worker_capacity: args.worker_capacity,
                 plugins: args.plugins,
