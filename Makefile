@@ -1,6 +1,6 @@
 # Switchyard: the two commands of the README, and the longer jobs that are not part of CI.
 
-.PHONY: demo test bench bench-quick chaos outage helm-check kafka-start kafka-stop clean
+.PHONY: demo test bench bench-quick chaos outage helm-check kafka-start kafka-stop clean fuzz
 
 ## demo: a local broker, the registry, the router, the seed plugins and a short load, ending with a summary
 demo:
@@ -34,6 +34,15 @@ outage:
 ## helm-check: lint, schema-validate and contract-test the Helm chart (offline; installs helm with Go once)
 helm-check:
 	scripts/helm-check
+
+## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 600) in turn (nightly and cargo-fuzz; docs/fuzzing.md)
+FUZZ_SECONDS ?= 600
+fuzz:
+	cd schemas/fuzz && for target in $$(cargo +nightly fuzz list); do \
+		nice -n 19 cargo +nightly fuzz run $$target -- -jobs=1 -workers=1 -timeout=10 \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048; status=$$?; \
+		grep -E '^#[0-9]+|^Done|ERROR' fuzz-0.log | tail -n 2; [ $$status -eq 0 ] || exit $$status; \
+	done
 
 kafka-start:
 	scripts/kafka start

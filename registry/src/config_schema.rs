@@ -18,11 +18,13 @@
 //!
 //! [`ConfigSchema::compile`] refuses a schema that is not a JSON object, that names a `$schema` other
 //! than a bundled draft, that its draft's meta-schema rejects (every violation is reported, each with
-//! a JSON pointer into the schema), that does not compile (e.g. a `pattern` that is not a regex), or
-//! that refers to a document outside itself. Nothing is ever fetched: the crate is built without
-//! `jsonschema`'s HTTP and file resolvers and the validator is built `offline()`, so an external
-//! `$ref` fails as unresolvable and is reported as [`SchemaError::ExternalReference`]. References
-//! between resources embedded in the same document (`$id` + `$ref`) still work. `format` is asserted
+//! a JSON pointer into the schema), whose `oneOf`/`anyOf` branches reach more than 10,000 subschemas
+//! through `allOf` and `$ref` (the compiler would take exponential time), that does not compile (e.g. a
+//! `pattern` that is not a regex), or that refers to a document outside itself. Nothing is ever
+//! fetched: the crate is built without `jsonschema`'s HTTP and file resolvers and the validator is built
+//! `offline()`, so an external `$ref` fails as unresolvable and is reported as
+//! [`SchemaError::ExternalReference`]. References between resources embedded in the same document
+//! (`$id` + `$ref`) still work. `format` is asserted
 //! (an `"email"` field must hold an email address), although draft 2020-12 makes it an annotation by
 //! default: plugin authors who write a format expect it to be checked.
 //!
@@ -59,7 +61,7 @@
 //! secret the new config leaves out, and treats an explicit JSON `null` as "clear this secret" (even
 //! if the schema would allow `null` as a value). A value given replaces the stored one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use jsonschema::error::ValidationErrorKind;
@@ -74,6 +76,11 @@ const MAX_REF_HOPS: usize = 4;
 const MAX_SECRET_DEPTH: usize = 32;
 /// Most properties visited while looking for secrets; bounds the walk through shared `$defs`.
 const MAX_SECRET_VISITS: usize = 10_000;
+/// Most subschemas reached through `allOf` and `$ref` from the branches of all `oneOf`s and `anyOf`s.
+const MAX_BRANCH_VISITS: usize = 10_000;
+/// How deep jsonschema's compiler follows `allOf` and `$ref` from a `oneOf`/`anyOf` branch (the limit
+/// of its discriminator, which looks for a property that tells the branches apart).
+const BRANCH_LOOKUP_DEPTH: usize = 16;
 /// Most sub-errors of an `anyOf`/`oneOf` quoted in a schema problem's message.
 const MAX_QUOTED_ALTERNATIVES: usize = 4;
 /// Keywords whose values are data, not subschemas: a `$ref` inside them is not a reference.
@@ -138,6 +145,13 @@ pub enum SchemaError {
         /// The references that could not be resolved within the schema.
         problems: Vec<FieldError>,
     },
+    /// Compiling would follow `allOf` and `$ref` from `oneOf`/`anyOf` branches to too many subschemas:
+    /// jsonschema does that without remembering where it has been, so an `allOf` that refers to its own
+    /// definition a few times makes compiling take exponential time.
+    #[error(
+        "the config schema's oneOf/anyOf branches reach too many subschemas through allOf and $ref (at most {MAX_BRANCH_VISITS})"
+    )]
+    TooManyBranchReferences,
     /// Finding the secret fields would walk too deep or too many properties.
     #[error("the config schema nests its properties too deeply or too often to find its secret fields")]
     TooComplex {
@@ -153,7 +167,9 @@ impl SchemaError {
             Self::NotAnObject { .. } => vec![FieldError::new("", self.to_string())],
             Self::UnsupportedDraft { .. } => vec![FieldError::new("/$schema", self.to_string())],
             Self::Invalid { problems } | Self::ExternalReference { problems } => problems.clone(),
-            Self::TooComplex { .. } => vec![FieldError::new("", self.to_string())],
+            Self::TooComplex { .. } | Self::TooManyBranchReferences => {
+                vec![FieldError::new("", self.to_string())]
+            }
         }
     }
 }
@@ -224,8 +240,9 @@ impl ConfigSchema {
     /// # Errors
     ///
     /// [`SchemaError`] when the schema is not an object, names an unsupported `$schema`, violates its
-    /// meta-schema, does not compile, refers to an external document, or is too convoluted to find
-    /// its secrets in.
+    /// meta-schema, would make jsonschema's compiler follow too many references from `oneOf`/`anyOf`
+    /// branches, does not compile, refers to an external document, or is too convoluted to find its
+    /// secrets in.
     pub fn compile(schema: &Value) -> Result<Self, SchemaError> {
         if !schema.is_object() {
             return Err(SchemaError::NotAnObject {
@@ -238,6 +255,7 @@ impl ConfigSchema {
             return Err(SchemaError::UnsupportedDraft { uri: uri.clone() });
         }
         check_against_meta_schema(schema)?;
+        check_branch_references(schema)?;
         let validator = jsonschema::options()
             .offline()
             .should_validate_formats(true)
@@ -340,6 +358,102 @@ impl ConfigSchema {
     fn secret_covering(&self, pointer: &str) -> Option<&SecretField> {
         self.secrets.iter().find(|secret| secret.covers(pointer))
     }
+}
+
+/// Refuses a schema whose `oneOf`/`anyOf` branches reach more than [`MAX_BRANCH_VISITS`] subschemas through
+/// `allOf` and `$ref`s, counted as jsonschema's compiler follows them (to [`BRANCH_LOOKUP_DEPTH`], without
+/// remembering visited ones). Found by the `team_config` fuzz target: `{"$defs": {"d": {"allOf": [{"$ref":
+/// "#/$defs/d"}, ...]}}, "oneOf": [...]}` kept the compiler busy for longer than any timeout. References
+/// are followed to JSON pointers and plain-name anchors of the whole document; one relative to an
+/// embedded resource's `$id` is not followed (and not counted).
+fn check_branch_references(schema: &Value) -> Result<(), SchemaError> {
+    let mut branches = Vec::new();
+    let mut anchors = HashMap::new();
+    let mut pending = vec![schema];
+    while let Some(value) = pending.pop() {
+        match value {
+            Value::Object(object) => {
+                for (keyword, child) in object {
+                    if DATA_KEYWORDS.contains(&keyword.as_str()) {
+                        continue;
+                    }
+                    match (keyword.as_str(), child) {
+                        ("oneOf" | "anyOf", Value::Array(items)) => branches.extend(items),
+                        ("$anchor", Value::String(name)) => {
+                            anchors.insert(name.as_str(), value);
+                        }
+                        ("$id" | "id", Value::String(id)) if id.starts_with('#') => {
+                            anchors.insert(&id[1..], value);
+                        }
+                        _ => {}
+                    }
+                    pending.push(child);
+                }
+            }
+            Value::Array(items) => pending.extend(items),
+            _ => {}
+        }
+    }
+    let walk = BranchWalk {
+        root: schema,
+        anchors,
+    };
+    let mut visits = 0;
+    for branch in branches {
+        walk.count(branch, 0, &mut visits)?;
+    }
+    Ok(())
+}
+
+/// What [`check_branch_references`] needs to follow references.
+struct BranchWalk<'a> {
+    root: &'a Value,
+    anchors: HashMap<&'a str, &'a Value>,
+}
+
+impl<'a> BranchWalk<'a> {
+    fn target(&self, reference: &str) -> Option<&'a Value> {
+        resolve_local(self.root, reference).or_else(|| {
+            let name = reference.strip_prefix('#')?;
+            self.anchors.get(name).copied()
+        })
+    }
+
+    fn count(&self, schema: &'a Value, depth: usize, visits: &mut usize) -> Result<(), SchemaError> {
+        let Value::Object(object) = schema else {
+            return Ok(());
+        };
+        if depth > BRANCH_LOOKUP_DEPTH {
+            return Ok(());
+        }
+        *visits += 1;
+        if *visits > MAX_BRANCH_VISITS {
+            return Err(SchemaError::TooManyBranchReferences);
+        }
+        if let Some(target) = object
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|reference| self.target(reference))
+        {
+            self.count(target, depth + 1, visits)?;
+        }
+        if let Some(Value::Array(all_of)) = object.get("allOf") {
+            for item in all_of {
+                self.count(item, depth + 1, visits)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Resolves `#` or `#/json/pointer` against the root; anchors and percent-encoded pointers are not
+/// resolved.
+fn resolve_local<'a>(root: &'a Value, reference: &str) -> Option<&'a Value> {
+    let fragment = reference.strip_prefix('#')?;
+    if fragment.contains('%') || !(fragment.is_empty() || fragment.starts_with('/')) {
+        return None;
+    }
+    root.pointer(fragment)
 }
 
 /// The JSON type of a value, as a noun phrase.
@@ -608,14 +722,8 @@ impl<'a> SecretWalk<'a> {
         views
     }
 
-    /// Resolves `#` or `#/json/pointer` against the root; anchors and percent-encoded pointers are
-    /// not resolved.
     fn resolve_local(&self, reference: &str) -> Option<&'a Value> {
-        let fragment = reference.strip_prefix('#')?;
-        if fragment.contains('%') || !(fragment.is_empty() || fragment.starts_with('/')) {
-            return None;
-        }
-        self.root.pointer(fragment)
+        resolve_local(self.root, reference)
     }
 }
 
@@ -1083,5 +1191,37 @@ mod tests {
     fn a_config_schema_can_be_shared_between_threads() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<ConfigSchema>();
+    }
+
+    #[test]
+    fn branches_reaching_too_many_subschemas_are_refused() {
+        // Found by the team_config fuzz target: jsonschema's compiler followed allOf and $ref from each
+        // oneOf branch without remembering where it had been (3^16 lookups here), for minutes.
+        let by_pointer = json!({
+            "$defs": {"d": {"allOf": [{"$ref": "#/$defs/d"}, {"$ref": "#/$defs/d"}, {"$ref": "#/$defs/d"}]}},
+            "oneOf": [{"$ref": "#/$defs/d"}, {"type": "string"}, {"type": "integer"}]
+        });
+        let by_anchor = json!({
+            "$defs": {"d": {"$anchor": "d", "allOf": [{"$ref": "#d"}, {"$ref": "#d"}, {"$ref": "#d"}]}},
+            "anyOf": [{"$ref": "#d"}, {"type": "string"}, {"type": "integer"}]
+        });
+        for schema in [by_pointer, by_anchor] {
+            let error = ConfigSchema::compile(&schema).unwrap_err();
+            assert_eq!(error, SchemaError::TooManyBranchReferences);
+            assert_eq!(error.problems()[0].pointer, "");
+        }
+        // Shared definitions referred to from a few branches still compile.
+        let shared = json!({
+            "$defs": {
+                "base": {"type": "object", "properties": {"kind": {"type": "string"}}},
+                "named": {"allOf": [{"$ref": "#/$defs/base"}, {"required": ["name"]}]}
+            },
+            "oneOf": [
+                {"allOf": [{"$ref": "#/$defs/named"}, {"properties": {"kind": {"const": "a"}}}]},
+                {"allOf": [{"$ref": "#/$defs/named"}, {"properties": {"kind": {"const": "b"}}}]},
+                {"allOf": [{"$ref": "#/$defs/base"}, {"properties": {"kind": {"const": "c"}}}]}
+            ]
+        });
+        assert!(ConfigSchema::compile(&shared).is_ok());
     }
 }

@@ -1,7 +1,7 @@
 //! Properties of the contract's parsers over arbitrary input: they never panic, they accept what the
 //! encoders produce, and a valid event survives a change of content type unchanged. These run with every
-//! `cargo test` (a few hundred cases each); `cargo-fuzz` targets would need a nightly toolchain this
-//! project does not use, so the same parsers are exercised here instead.
+//! `cargo test` (a few hundred cases each); the cargo-fuzz targets in `schemas/fuzz/` (nightly, run by
+//! hand: docs/fuzzing.md) drive the same parsers for minutes.
 
 use std::collections::BTreeMap;
 
