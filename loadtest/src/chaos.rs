@@ -26,10 +26,9 @@ use rand::{RngExt, SeedableRng};
 use serde::Serialize;
 use switchyard_schemas::topics as names;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::LoadtestError;
+use crate::{LoadtestError, Progress, rfc3339_seconds};
 use crate::control_plane::apply_to_topics_named;
 use crate::expect::{Expectations, RoutingTable};
 use crate::generate::traffic::MEAN_GAP_MS;
@@ -385,24 +384,11 @@ fn io_error(path: &Path, error: std::io::Error) -> LoadtestError {
     }
 }
 
-/// Progress lines on stderr.
-struct Progress {
-    started: Instant,
-}
-
-impl Progress {
-    fn say(&self, line: std::fmt::Arguments<'_>) {
-        eprintln!("[{:>6.1} s] {line}", self.started.elapsed().as_secs_f64());
-    }
-}
-
 /// Runs the chaos verifier. `Err` means it could not run to its end (no progress within the timeout,
 /// the broker unreachable, ...); a run that ends but finds loss, duplicates or disorder returns a report
 /// whose `ok` is false.
 pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
-    let progress = Progress {
-        started: Instant::now(),
-    };
+    let progress = Progress::start();
     let run_id = Uuid::now_v7();
     let short = run_id.simple().to_string();
     let prefix = format!("chaos-{}", &short[short.len() - 8..]);
@@ -439,11 +425,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
     // 2. Control records.
     let producer = Producer::new(&options.bootstrap)?;
     let now = OffsetDateTime::now_utc();
-    let updated_at = now
-        .replace_nanosecond(0)
-        .unwrap_or(now)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "2026-01-01T00:00:00Z".to_owned());
+    let updated_at = rfc3339_seconds(now);
     let teams = teams(options.seed, options.teams.max(1));
     let controls = control_records(&teams, options.seed, &updated_at);
     apply_to_topics_named(

@@ -16,10 +16,9 @@ use std::time::{Duration, Instant};
 
 use switchyard_schemas::{ContentType, topics as names};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::LoadtestError;
+use crate::{LoadtestError, Progress, rfc3339_seconds};
 use crate::control_plane::{RegistryAccess, apply_through_registry, apply_to_topics, wait_for_registry};
 use crate::expect::{Expectations, RoutingTable};
 use crate::generate::traffic::MEAN_GAP_MS;
@@ -61,25 +60,12 @@ pub struct DemoOptions {
     pub results_topic: String,
 }
 
-/// Progress lines on stderr, stamped with the time since the run started.
-struct Progress {
-    started: Instant,
-}
-
-impl Progress {
-    fn say(&self, line: std::fmt::Arguments<'_>) {
-        eprintln!("[{:>6.1} s] {line}", self.started.elapsed().as_secs_f64());
-    }
-}
-
 /// Runs the demo and returns its summary. A run that finds missing, duplicated or unexpected records
 /// returns `Ok` with a failing verdict; `Err` means it could not run to its end.
 pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
     let run_id = Uuid::now_v7();
     let started_at = OffsetDateTime::now_utc();
-    let progress = Progress {
-        started: Instant::now(),
-    };
+    let progress = Progress::start();
     progress.say(format_args!(
         "demo run {run_id}: {} events from {} team{}",
         options.events,
@@ -122,11 +108,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
     // 3. Plugins and enablements, through the registry or the control topics.
     let producer = Producer::new(&options.bootstrap)?;
     let teams = teams(options.seed, options.teams.max(1));
-    let updated_at = started_at
-        .replace_nanosecond(0)
-        .unwrap_or(started_at)
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "2026-01-01T00:00:00Z".to_owned());
+    let updated_at = rfc3339_seconds(started_at);
     let controls = control_records(&teams, options.seed, &updated_at);
     let applied = match &options.registry {
         Some(access) => {

@@ -45,6 +45,34 @@ use rdkafka::error::KafkaError;
 use switchyard_schemas::Rejection;
 use thiserror::Error;
 
+/// Progress lines on stderr, stamped with the time since the run started.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    started: std::time::Instant,
+}
+
+impl Progress {
+    /// Starts the clock.
+    pub fn start() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Prints one line.
+    pub fn say(&self, line: std::fmt::Arguments<'_>) {
+        eprintln!("[{:>6.1} s] {line}", self.started.elapsed().as_secs_f64());
+    }
+}
+
+/// `at` in RFC 3339 with whole seconds, as control records carry it in `updated_at`.
+pub fn rfc3339_seconds(at: time::OffsetDateTime) -> String {
+    at.replace_nanosecond(0)
+        .unwrap_or(at)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "2026-01-01T00:00:00Z".to_owned())
+}
+
 /// Why a subcommand could not run to its end. Each message is complete (it includes the underlying
 /// error's text), so none of them also reports a `source()`. A run that completes but finds lost, duplicated or
 /// unexpected records is not an error: the [`summary::Summary`] says so in its verdict.

@@ -17,10 +17,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use switchyard_schemas::topics as names;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
-use crate::LoadtestError;
+use crate::{LoadtestError, rfc3339_seconds};
 use crate::control_plane::{
     RegistryAccess, apply_through_registry, apply_to_topics_named, wait_for_registry,
 };
@@ -233,11 +232,7 @@ impl Session {
 
         let run_id = Uuid::now_v7();
         let now = OffsetDateTime::now_utc();
-        let updated_at = now
-            .replace_nanosecond(0)
-            .unwrap_or(now)
-            .format(&Rfc3339)
-            .unwrap_or_else(|_| "2026-01-01T00:00:00Z".to_owned());
+        let updated_at = rfc3339_seconds(now);
         let teams = scenario_teams(scenario, options.seed);
         let controls = controls(scenario, &teams, options.seed, &updated_at);
         let table = RoutingTable::from_controls(&controls);
