@@ -28,7 +28,6 @@ use switchyard_schemas::topics as names;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{LoadtestError, Progress, rfc3339_seconds};
 use crate::control_plane::apply_to_topics_named;
 use crate::expect::{Expectations, RoutingTable};
 use crate::generate::traffic::MEAN_GAP_MS;
@@ -36,6 +35,7 @@ use crate::generate::{SAMPLE_PLUGINS, Traffic, TrafficConfig, control_records, t
 use crate::kafka::{Producer, TopicSpec, create_topics, group_progress, read_all_to_end};
 use crate::router_admin::RouterAdmin;
 use crate::verify::{Target, TopicCheck, check};
+use crate::{LoadtestError, Progress, rfc3339_seconds};
 
 /// The router's delivery mode under test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

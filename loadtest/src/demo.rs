@@ -18,7 +18,6 @@ use switchyard_schemas::{ContentType, topics as names};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{LoadtestError, Progress, rfc3339_seconds};
 use crate::control_plane::{RegistryAccess, apply_through_registry, apply_to_topics, wait_for_registry};
 use crate::expect::{Expectations, RoutingTable};
 use crate::generate::traffic::MEAN_GAP_MS;
@@ -29,6 +28,7 @@ use crate::router_admin::RouterAdmin;
 use crate::summary::{Summary, verdict};
 use crate::topics::{demo_topics, plugin_topic};
 use crate::verify::{Target, check};
+use crate::{LoadtestError, Progress, rfc3339_seconds};
 
 /// Share of events encoded as Avro.
 pub const AVRO_SHARE: f64 = 0.7;

@@ -19,7 +19,6 @@ use switchyard_schemas::topics as names;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{LoadtestError, rfc3339_seconds};
 use crate::control_plane::{
     RegistryAccess, apply_through_registry, apply_to_topics_named, wait_for_registry,
 };
@@ -29,6 +28,7 @@ use crate::measure::{LagWatcher, LatencyReader, Percentiles, Processes, now_us};
 use crate::router_admin::RouterAdmin;
 use crate::scenario::Scenario;
 use crate::workload::{EventPool, controls, scenario_teams};
+use crate::{LoadtestError, rfc3339_seconds};
 
 /// The topic names a run uses.
 #[derive(Debug, Clone, Serialize)]
