@@ -32,7 +32,8 @@ use crate::control_plane::apply_to_topics_named;
 use crate::expect::{Expectations, RoutingTable};
 use crate::generate::traffic::MEAN_GAP_MS;
 use crate::generate::{SAMPLE_PLUGINS, Traffic, TrafficConfig, control_records, teams};
-use crate::kafka::{Producer, TopicSpec, create_topics, group_progress, read_all_to_end};
+use crate::kafka::{Producer, TopicSpec, create_topics, read_all_to_end};
+use crate::measure::LagWatcher;
 use crate::router_admin::RouterAdmin;
 use crate::verify::{Target, TopicCheck, check};
 use crate::{LoadtestError, Progress, rfc3339_seconds};
@@ -512,6 +513,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
     let mut last_progress = (0u64, Instant::now());
     let mut last_line = Instant::now();
     let mut progress_at_last_fault = 0;
+    let watcher = LagWatcher::new(&options.bootstrap, &routers.group, &topics.core)?;
     loop {
         for (slot, status) in routers.exited() {
             report.unplanned_exits += 1;
@@ -521,8 +523,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
             routers.start(slot)?;
         }
         // The broker may be down for a moment: unknown progress is no progress.
-        let (committed, end) =
-            group_progress(&options.bootstrap, &routers.group, &topics.core).unwrap_or((last_progress.0, 1));
+        let (committed, end) = watcher.progress().unwrap_or((last_progress.0, options.events));
         if committed > last_progress.0 {
             last_progress = (committed, Instant::now());
         } else if last_progress.1.elapsed() > options.timeout {

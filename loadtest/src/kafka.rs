@@ -210,40 +210,6 @@ impl Producer {
     }
 }
 
-/// How far consumer group `group` is through `topic`: the sum over partitions of its committed offsets
-/// and of the partitions' end offsets (both counted from each partition's start).
-pub fn group_progress(bootstrap: &str, group: &str, topic: &str) -> Result<(u64, u64), LoadtestError> {
-    let consumer: BaseConsumer = client_config(bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()
-        .map_err(kafka_error("creating a consumer"))?;
-    let timeout = Duration::from_secs(5);
-    let metadata = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(kafka_error(format!("reading the metadata of {topic}")))?;
-    let mut list = TopicPartitionList::new();
-    let mut bounds = Vec::new();
-    for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        list.add_partition(topic, partition.id());
-        let (low, high) = consumer
-            .fetch_watermarks(topic, partition.id(), timeout)
-            .map_err(kafka_error(format!("reading the offsets of {topic}")))?;
-        bounds.push((partition.id(), low, high));
-    }
-    let committed = consumer
-        .committed_offsets(list, timeout)
-        .map_err(kafka_error(format!("reading the committed offsets of {group}")))?;
-    let (mut done, mut total) = (0u64, 0u64);
-    for (partition, low, high) in bounds {
-        total += (high - low).max(0) as u64;
-        if let Some(Offset::Offset(at)) = committed.find_partition(topic, partition).map(|e| e.offset()) {
-            done += (at.min(high) - low).max(0) as u64;
-        }
-    }
-    Ok((done, total))
-}
-
 /// A record read back, with the headers a check needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadRecord {

@@ -331,7 +331,6 @@ impl Processes {
 /// The consumer lag of a group on a topic, read with one long-lived consumer (it never joins the group).
 pub struct LagWatcher {
     consumer: BaseConsumer,
-    group: String,
     topic: String,
     partitions: Vec<i32>,
 }
@@ -362,43 +361,45 @@ impl LagWatcher {
             .collect();
         Ok(Self {
             consumer,
-            group: group.to_owned(),
             topic: topic.to_owned(),
             partitions,
         })
     }
 
-    /// Records of the topic not yet committed by the group (`None` when the broker did not answer).
-    pub fn lag(&self) -> Option<u64> {
+    /// How far the group is through the topic: the sum over partitions of its committed offsets and of
+    /// the partitions' end offsets, both counted from each partition's start (`None` when the broker did
+    /// not answer).
+    pub fn progress(&self) -> Option<(u64, u64)> {
         let timeout = Duration::from_secs(2);
         let mut list = TopicPartitionList::new();
         let mut ends = HashMap::new();
         for &partition in &self.partitions {
             list.add_partition(&self.topic, partition);
-            let (low, high) = self
+            let bounds = self
                 .consumer
                 .fetch_watermarks(&self.topic, partition, timeout)
                 .ok()?;
-            ends.insert(partition, (low, high));
+            ends.insert(partition, bounds);
         }
         let committed = self.consumer.committed_offsets(list, timeout).ok()?;
-        let mut lag = 0u64;
+        let (mut done, mut total) = (0u64, 0u64);
         for (partition, (low, high)) in ends {
             let at = match committed
                 .find_partition(&self.topic, partition)
                 .map(|e| e.offset())
             {
-                Some(Offset::Offset(at)) => at,
+                Some(Offset::Offset(at)) => at.clamp(low, high.max(low)),
                 _ => low,
             };
-            lag += (high - at.max(low)).max(0) as u64;
+            done += (at - low) as u64;
+            total += (high - low).max(0) as u64;
         }
-        Some(lag)
+        Some((done, total))
     }
 
-    /// The group.
-    pub fn group(&self) -> &str {
-        &self.group
+    /// Records of the topic not yet committed by the group (`None` when the broker did not answer).
+    pub fn lag(&self) -> Option<u64> {
+        self.progress().map(|(done, total)| total - done)
     }
 }
 

@@ -14,9 +14,8 @@
 //! It is a single instance: it does not handle rebalances beyond the first assignment (run one copy).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -25,6 +24,7 @@ use rdkafka::message::{DeliveryResult, Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use switchyard_router::config::{Config, DeliveryMode};
+use tokio_util::sync::CancellationToken;
 
 use crate::LoadtestError;
 use crate::workload::FANOUT_HEADER;
@@ -86,7 +86,7 @@ fn kafka(action: &str) -> impl FnOnce(KafkaError) -> LoadtestError + '_ {
 }
 
 /// Runs the pipe until `stop` is set or the duration passed.
-pub fn run(options: &PipeOptions, stop: &AtomicBool) -> Result<PipeCounts, LoadtestError> {
+pub fn run(options: &PipeOptions, stop: &CancellationToken) -> Result<PipeCounts, LoadtestError> {
     let config = &options.config;
     let exactly_once = config.delivery.mode == DeliveryMode::ExactlyOnce;
     let consumer: BaseConsumer = config
@@ -119,9 +119,8 @@ pub fn run(options: &PipeOptions, stop: &AtomicBool) -> Result<PipeCounts, Loadt
     let mut since_commit = 0usize;
     let mut last_commit = Instant::now();
     let mut announced = false;
-    let stored = AtomicU64::new(0);
     let input = config.topics.core_events.clone();
-    while !stop.load(Ordering::Relaxed) && options.duration.is_none_or(|d| started.elapsed() < d) {
+    while !stop.is_cancelled() && options.duration.is_none_or(|d| started.elapsed() < d) {
         if !announced && consumer.assignment().is_ok_and(|a| a.count() > 0) {
             println!("switchyard-loadtest pipe: RUNNING");
             announced = true;
@@ -215,7 +214,7 @@ pub fn run(options: &PipeOptions, stop: &AtomicBool) -> Result<PipeCounts, Loadt
                 last_commit = Instant::now();
             }
         } else {
-            store_acknowledged(&consumer, &input, producer.context(), &mut order, &stored)?;
+            store_acknowledged(&consumer, &input, producer.context(), &mut order)?;
             since_commit = 0;
         }
     }
@@ -225,7 +224,7 @@ pub fn run(options: &PipeOptions, stop: &AtomicBool) -> Result<PipeCounts, Loadt
     if !exactly_once {
         let _ = producer.flush(timeout);
         producer.poll(Duration::ZERO);
-        store_acknowledged(&consumer, &input, producer.context(), &mut order, &stored)?;
+        store_acknowledged(&consumer, &input, producer.context(), &mut order)?;
         let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
     }
     Ok(counts)
@@ -237,7 +236,6 @@ fn store_acknowledged(
     input: &str,
     acks: &Acks,
     order: &mut HashMap<i32, VecDeque<i64>>,
-    stored: &AtomicU64,
 ) -> Result<(), LoadtestError> {
     let mut remaining = acks.remaining.lock().unwrap_or_else(|p| p.into_inner());
     for (partition, offsets) in order.iter_mut() {
@@ -254,38 +252,26 @@ fn store_acknowledged(
             consumer
                 .store_offset(input, *partition, offset + 1)
                 .map_err(kafka("storing an offset"))?;
-            stored.fetch_add(1, Ordering::Relaxed);
         }
     }
     Ok(())
 }
 
-/// A flag set by SIGINT or SIGTERM, watched by a small runtime on its own thread.
-pub fn stop_on_signal() -> Result<Arc<AtomicBool>, LoadtestError> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let set = flag.clone();
+/// A token cancelled by SIGINT or SIGTERM (the router's own signal handling), watched by a small runtime
+/// on its own thread.
+pub fn stop_on_signal() -> Result<CancellationToken, LoadtestError> {
+    let token = CancellationToken::new();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .map_err(LoadtestError::Runtime)?;
+    let cancel = token.clone();
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || {
-            runtime.block_on(async {
-                let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                else {
-                    return;
-                };
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            });
-            set.store(true, Ordering::Relaxed);
-        })
+        .spawn(move || runtime.block_on(switchyard_router::lifecycle::cancel_on_signal(cancel)))
         .map_err(|error| LoadtestError::Process {
             what: "starting the signal watcher".into(),
             error,
         })?;
-    Ok(flag)
+    Ok(token)
 }

@@ -8,7 +8,6 @@
 //!     ─► drain: until every expected output was read (bounded) ─► percentiles, totals, timeline
 //! ```
 
-use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -637,11 +636,4 @@ impl RunReport {
         }
         out
     }
-}
-
-/// Where a run writes its results.
-#[derive(Debug, Clone)]
-pub struct Output {
-    /// Folder of `result.json` and `report.html`.
-    pub dir: PathBuf,
 }

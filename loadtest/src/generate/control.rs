@@ -10,8 +10,8 @@
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
+use switchyard_schemas::EventType;
 use switchyard_schemas::control::{Enablement, PluginManifest};
-use switchyard_schemas::{EventType, topics};
 
 use super::teams::Team;
 use crate::record::Record;
@@ -45,14 +45,6 @@ pub enum Control {
 }
 
 impl Control {
-    /// The control topic it is written to (default name).
-    pub fn topic(&self) -> &'static str {
-        match self {
-            Control::Plugin(_) => topics::PLUGINS,
-            Control::Enablement { .. } => topics::ENABLEMENTS,
-        }
-    }
-
     /// The record key.
     pub fn key(&self) -> String {
         match self {
