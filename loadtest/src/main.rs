@@ -542,8 +542,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &stop,
             )?;
             println!(
-                "switchyard-loadtest pipe: {} inputs, {} outputs, {} transactions",
-                counts.inputs, counts.outputs, counts.transactions
+                "switchyard-loadtest pipe: {} inputs, {} outputs, {} transactions, {:.1} s committing",
+                counts.inputs, counts.outputs, counts.transactions, counts.commit_seconds
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -50,6 +50,9 @@ pub struct PipeCounts {
     pub outputs: u64,
     /// Transactions committed (exactly-once).
     pub transactions: u64,
+    /// Time spent in `send_offsets_to_transaction` plus `commit_transaction` (exactly-once): the figure to
+    /// hold against the router's `switchyard_router_transaction_commit_seconds`.
+    pub commit_seconds: f64,
 }
 
 type Pending = Mutex<HashMap<(i32, i64), u32>>;
@@ -197,6 +200,7 @@ pub fn run(options: &PipeOptions, stop: &CancellationToken) -> Result<PipeCounts
                         .add_partition_offset(&input, *partition, Offset::Offset(*next))
                         .map_err(kafka("building offsets"))?;
                 }
+                let commit_started = Instant::now();
                 let group = consumer.group_metadata().ok_or_else(|| {
                     LoadtestError::Usage("the pipe's consumer has no group metadata".into())
                 })?;
@@ -210,6 +214,7 @@ pub fn run(options: &PipeOptions, stop: &CancellationToken) -> Result<PipeCounts
                     .begin_transaction()
                     .map_err(kafka("beginning a transaction"))?;
                 counts.transactions += 1;
+                counts.commit_seconds += commit_started.elapsed().as_secs_f64();
                 since_commit = 0;
                 last_commit = Instant::now();
             }

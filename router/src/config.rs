@@ -278,7 +278,11 @@ impl Config {
             .set("enable.partition.eof", "false")
             .set("allow.auto.create.topics", "false")
             // The default of 1000 ms stalls a consumer that drains its queue faster than it refills.
-            .set("fetch.queue.backoff.ms", "10");
+            .set("fetch.queue.backoff.ms", "10")
+            // Prefetch at most 8 MiB (librdkafka's default is 64 MiB and 100,000 messages per partition):
+            // under a backlog the default held ~180 MiB of RSS and bought no throughput (docs/benchmarks.md).
+            .set("queued.max.messages.kbytes", "8192")
+            .set("queued.min.messages", "10000");
         match self.delivery.mode {
             DeliveryMode::ExactlyOnce => {
                 config.set("enable.auto.commit", "false");
@@ -323,7 +327,10 @@ impl Config {
             .set("enable.idempotence", "true")
             // Java-compatible key hashing, so plugin topics partition as a Java client would.
             .set("partitioner", "murmur2_random")
-            .set("allow.auto.create.topics", "false");
+            .set("allow.auto.create.topics", "false")
+            // 32 MiB of queued records (librdkafka's default is 1 GiB): a full exactly-once transaction of
+            // commit_max_events at ~1 KiB and fan-out 3 is ~16 MiB; past the cap, sending waits for deliveries.
+            .set("queue.buffering.max.kbytes", "32768");
         if self.delivery.mode == DeliveryMode::ExactlyOnce {
             config.set("transactional.id", self.transactional_id()).set(
                 "transaction.timeout.ms",
