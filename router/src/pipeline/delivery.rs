@@ -377,8 +377,12 @@ impl Engine {
                 key: dead_letter::SOURCE,
                 value: Some(source.as_str()),
             });
-            for output in &plan.outputs {
-                self.send(output, message, &base, partition, offset);
+            // Each record takes its own copy of the headers; the last takes the original.
+            if let Some((last, others)) = plan.outputs.split_last() {
+                for output in others {
+                    self.send(output, message, base.clone(), partition, offset);
+                }
+                self.send(last, message, base, partition, offset);
             }
         }
 
@@ -425,7 +429,7 @@ impl Engine {
         &mut self,
         output: &Output,
         message: &BorrowedMessage<'_>,
-        base: &OwnedHeaders,
+        base: OwnedHeaders,
         partition: i32,
         offset: i64,
     ) {
@@ -434,7 +438,7 @@ impl Engine {
                 &*plugin.topic,
                 Destination::Plugin(Arc::clone(&plugin.id)),
                 None,
-                base.clone(),
+                base,
                 message.payload(),
             ),
             Output::DeadLetter {
@@ -443,7 +447,6 @@ impl Engine {
                 drop_value,
             } => {
                 let mut headers = base
-                    .clone()
                     .insert(Header {
                         key: dead_letter::ERROR,
                         value: Some(rejection.reason.code()),
