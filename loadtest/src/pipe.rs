@@ -204,11 +204,10 @@ pub fn run(options: &PipeOptions, stop: &CancellationToken) -> Result<PipeCounts
                 let group = consumer.group_metadata().ok_or_else(|| {
                     LoadtestError::Usage("the pipe's consumer has no group metadata".into())
                 })?;
-                producer
-                    .send_offsets_to_transaction(&offsets, &group, timeout)
+                // Retriable failures (a busy coordinator) are retried as the router does.
+                retry_retriable(|| producer.send_offsets_to_transaction(&offsets, &group, timeout))
                     .map_err(kafka("sending offsets to the transaction"))?;
-                producer
-                    .commit_transaction(timeout)
+                retry_retriable(|| producer.commit_transaction(timeout))
                     .map_err(kafka("committing the transaction"))?;
                 producer
                     .begin_transaction()
@@ -233,6 +232,20 @@ pub fn run(options: &PipeOptions, stop: &CancellationToken) -> Result<PipeCounts
         let _ = consumer.commit_consumer_state(rdkafka::consumer::CommitMode::Sync);
     }
     Ok(counts)
+}
+
+/// Calls a transaction step again while librdkafka calls its failure retriable, for up to a minute.
+fn retry_retriable(mut step: impl FnMut() -> Result<(), KafkaError>) -> Result<(), KafkaError> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match step() {
+            Err(KafkaError::Transaction(error)) if error.is_retriable() && Instant::now() < deadline => {
+                eprintln!("switchyard-loadtest pipe: {error} (retriable, retrying)");
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Stores, per partition and in order, the offsets of inputs whose outputs were all acknowledged.
