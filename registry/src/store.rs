@@ -322,6 +322,11 @@ impl Drop for Store {
     }
 }
 
+/// How long a store topic that existed already is described again while it shows a policy other than
+/// `compact`: two replicas starting together both try to create it, and the loser may describe it before
+/// the broker that answers has its configuration.
+const RACED_CREATION_GRACE: Duration = Duration::from_secs(5);
+
 /// Creates the missing topics with `cleanup.policy=compact`, and checks that existing ones are compacted.
 async fn ensure_compacted_topics(config: &StoreConfig) -> Result<(), StoreError> {
     let admin: AdminClient<DefaultClientContext> = config
@@ -364,16 +369,24 @@ async fn ensure_compacted_topics(config: &StoreConfig) -> Result<(), StoreError>
         }
     }
     // A topic created a moment ago may still describe with the broker defaults on the broker that answers;
-    // look again for a short while before calling it not compacted.
+    // look again for a short while before calling it not compacted. That holds for a topic that another
+    // replica starting at the same moment created too (we saw "already exists"), so those get a shorter
+    // grace: such a topic may also be an old one with the wrong policy.
     let started = Instant::now();
+    let grace_for_existing = config.timeout.min(RACED_CREATION_GRACE);
     loop {
-        match not_compacted(&admin, config, &options).await? {
-            None => return Ok(()),
-            Some((topic, _)) if created.contains(&topic) && started.elapsed() < config.timeout => {
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Some((topic, policy)) => return Err(StoreError::NotCompacted { topic, policy }),
+        let Some((topic, policy)) = not_compacted(&admin, config, &options).await? else {
+            return Ok(());
+        };
+        let grace = if created.contains(&topic) {
+            config.timeout
+        } else {
+            grace_for_existing
+        };
+        if started.elapsed() >= grace {
+            return Err(StoreError::NotCompacted { topic, policy });
         }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
