@@ -72,9 +72,9 @@
 //!
 //! The response is bound to the three variables once per evaluation and shared by all rules: the maps
 //! and value boxes are allocated, strings are borrowed from the response, not copied (only date answers
-//! are formatted). Each rule then walks its pre-parsed tree. Measured by the ignored test
-//! `evaluation_cost` (release build, 2-core machine), the three default rules on an 11-answer
-//! household-survey response take 4 to 8 µs in all.
+//! are formatted). Each rule then walks its pre-parsed tree. The cost per response of the default rules
+//! on an 11-answer household survey is measured by `cargo bench -p switchyard-plugin-runtime --bench seeds`
+//! (part of `make bench`; the figure is in `docs/benchmarks.md`).
 
 mod analysis;
 mod config;

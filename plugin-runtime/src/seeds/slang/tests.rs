@@ -510,30 +510,3 @@ fn an_index_can_be_shared_between_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<SlangIndex>();
 }
-
-/// `cargo test --release -- --ignored search_cost --nocapture`
-#[test]
-#[ignore = "a measurement, not a check; run in release mode"]
-fn search_cost() {
-    let index = default_index();
-    let response = in_city(
-        "nairobi",
-        &[
-            ("respondent_name", "Wanjiru Kamau"),
-            ("comments", "Msee ako na ganji kidogo tu, anaomba loan"),
-            ("notes", "Household head was away; spoke with the spouse."),
-        ],
-    );
-    let rounds: u32 = 100_000;
-    let started = std::time::Instant::now();
-    let mut hits = 0;
-    for _ in 0..rounds {
-        hits += std::hint::black_box(index.search(std::hint::black_box(&response))).len();
-    }
-    let elapsed = started.elapsed();
-    assert_eq!(hits, 3 * rounds as usize);
-    println!(
-        "3 text answers, 3 hits: {:.2} µs per response",
-        elapsed.as_secs_f64() * 1e6 / f64::from(rounds)
-    );
-}
