@@ -280,7 +280,7 @@ impl Config {
             // The default of 1000 ms stalls a consumer that drains its queue faster than it refills.
             .set("fetch.queue.backoff.ms", "10")
             // Prefetch at most 8 MiB (librdkafka's default is 64 MiB and 100,000 messages per partition):
-            // under a backlog the default held ~180 MiB of RSS and bought no throughput (docs/benchmarks.md).
+            // under a backlog the defaults held ~180 MiB more RSS and bought no throughput (docs/benchmarks.md).
             .set("queued.max.messages.kbytes", "8192")
             .set("queued.min.messages", "10000");
         match self.delivery.mode {
