@@ -63,8 +63,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use serde_json::{Value, json};
 use switchyard_schemas::ContentType;
 use switchyard_schemas::envelope as h;
-use switchyard_schemas::events::{Answer, Response, ResponseSubmitted};
 use switchyard_schemas::payload::encode;
+use switchyard_schemas::samples::response_24_answers;
 use tokio::runtime::Runtime;
 
 /// The targets of the issue.
@@ -475,41 +475,6 @@ async fn delete_topics(bootstrap: &str, topics: &Topics) {
     }
 }
 
-/// A `response.submitted` with 24 answers: about 760 bytes as Avro, about 1 KiB with the headers.
-fn response(team: &str, id: &str) -> ResponseSubmitted {
-    let mut answers = std::collections::BTreeMap::new();
-    for i in 0..24_u32 {
-        let answer = match i % 4 {
-            0 => Answer::Text {
-                text: "Mama mboga sells sukuma wiki at the corner every morning".into(),
-            },
-            1 => Answer::Number {
-                number: f64::from(i) * 1250.5,
-            },
-            2 => Answer::Choice {
-                choice: "option-b".into(),
-            },
-            _ => Answer::Phone {
-                phone: "+254712345678".into(),
-            },
-        };
-        answers.insert(format!("q{i:02}"), Some(answer));
-    }
-    ResponseSubmitted {
-        response: Response {
-            id: id.to_owned(),
-            form_id: "form-household-survey-2026".into(),
-            form_version: 7,
-            team_id: team.to_owned(),
-            collector_id: "enumerator-42".into(),
-            submitted_at: 1_795_000_000_000,
-            locale: "sw-KE".into(),
-            answers,
-            duration_ms: Some(240_000),
-        },
-    }
-}
-
 fn team_name(index: usize) -> String {
     format!("team-{index:05}")
 }
@@ -529,8 +494,8 @@ fn produce(bootstrap: &str, topic: &str, teams: usize, count: usize) -> Result<u
     for i in 0..count {
         let team = team_name(i % teams);
         let id = format!("{team}.{}", i / teams);
-        let value =
-            encode(&response(&team, &id), ContentType::Avro).map_err(|e| format!("encoding failed: {e}"))?;
+        let value = encode(&response_24_answers(&team, &id), ContentType::Avro)
+            .map_err(|e| format!("encoding failed: {e}"))?;
         let headers = [
             (h::SPECVERSION, h::SPECVERSION_1_0),
             (h::ID, id.as_str()),

@@ -16,6 +16,7 @@ pub mod envelope;
 pub mod events;
 pub mod ids;
 pub mod payload;
+pub mod samples;
 pub mod topics;
 pub mod webhook;
 

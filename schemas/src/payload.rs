@@ -154,61 +154,11 @@ fn unknown_schema(event_type: EventType, fingerprint: &[u8; 8]) -> Rejection {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
     use crate::events::*;
 
     fn response() -> ResponseSubmitted {
-        let mut answers = BTreeMap::new();
-        answers.insert(
-            "name".to_owned(),
-            Some(Answer::Text {
-                text: "Amina".to_owned(),
-            }),
-        );
-        answers.insert("income".to_owned(), Some(Answer::Number { number: 1200.0 }));
-        answers.insert(
-            "crop".to_owned(),
-            Some(Answer::Choice {
-                choice: "maize".to_owned(),
-            }),
-        );
-        answers.insert(
-            "assets".to_owned(),
-            Some(Answer::MultiChoice {
-                choices: vec!["radio".into(), "bike".into()],
-            }),
-        );
-        answers.insert("born".to_owned(), Some(Answer::Date { date: 7300 }));
-        answers.insert(
-            "phone".to_owned(),
-            Some(Answer::Phone {
-                phone: "+254712345678".to_owned(),
-            }),
-        );
-        answers.insert(
-            "farm".to_owned(),
-            Some(Answer::Location {
-                latitude: -1.29,
-                longitude: 36.82,
-                accuracy_m: Some(4.5),
-            }),
-        );
-        answers.insert("skipped".to_owned(), None);
-        ResponseSubmitted {
-            response: Response {
-                id: "r-1".into(),
-                form_id: "f-1".into(),
-                form_version: 3,
-                team_id: "acme".into(),
-                collector_id: "enum-7".into(),
-                submitted_at: 1_795_000_000_000,
-                locale: "sw-KE".into(),
-                answers,
-                duration_ms: Some(93_000),
-            },
-        }
+        crate::samples::response_every_answer_kind("acme", "r-1")
     }
 
     #[test]

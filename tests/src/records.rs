@@ -4,9 +4,7 @@ use std::collections::BTreeMap;
 
 use switchyard_schemas::ContentType;
 use switchyard_schemas::envelope as h;
-use switchyard_schemas::events::{
-    Answer, Form, FormCreated, Question, QuestionKind, Response, ResponseSubmitted, ResponseUpdated,
-};
+use switchyard_schemas::events::{Answer, FormCreated, Response, ResponseSubmitted, ResponseUpdated};
 use switchyard_schemas::payload::encode;
 
 use crate::broker::Outgoing;
@@ -85,29 +83,9 @@ pub fn response_submitted(team: &str, id: &str) -> ResponseSubmitted {
     }
 }
 
-/// A `form.created` event.
+/// A `form.created` event (the schemas' sample).
 pub fn form_created(team: &str, id: &str) -> FormCreated {
-    FormCreated {
-        form: Form {
-            id: format!("form-{id}"),
-            team_id: team.to_owned(),
-            title: "Household survey".to_owned(),
-            description: None,
-            version: 1,
-            default_locale: "en".to_owned(),
-            questions: vec![Question {
-                id: "name".to_owned(),
-                label: "Your name".to_owned(),
-                kind: QuestionKind::Text,
-                required: true,
-                choices: vec![],
-                hint: None,
-            }],
-            created_at: 1_795_000_000_000,
-            updated_at: 1_795_000_000_000,
-        },
-        created_by: "user-1".to_owned(),
-    }
+    switchyard_schemas::samples::form_created(team, id)
 }
 
 /// A plugin manifest record for `switchyard.plugins`.

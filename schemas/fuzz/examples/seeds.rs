@@ -1,11 +1,10 @@
 //! Writes the seed corpora, `corpus/<target>/seed-*`: a few valid inputs per target, built from the same
-//! fixtures as the integration tests (`tests/src/records.rs`) and the registry's config-schema tests.
+//! samples as the tests and benchmarks (`switchyard_schemas::samples`) and the registry's config-schema tests.
 //!
 //! ```text
 //! cd schemas/fuzz && cargo +nightly run --example seeds
 //! ```
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::path::Path;
 
@@ -14,11 +13,9 @@ use switchyard_fuzz::{Record, revisions};
 use switchyard_schemas::ContentType;
 use switchyard_schemas::catalog::EventType;
 use switchyard_schemas::envelope as h;
-use switchyard_schemas::events::{
-    Answer, CoreEvent, Form, FormCreated, FormUpdated, Question, QuestionKind, Response, ResponseSubmitted,
-    ResponseUpdated,
-};
+use switchyard_schemas::events::{CoreEvent, FormCreated, FormUpdated, ResponseSubmitted, ResponseUpdated};
 use switchyard_schemas::payload::encode;
+use switchyard_schemas::samples;
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
@@ -236,77 +233,9 @@ fn event_value(event_type: EventType, content_type: ContentType) -> Vec<u8> {
 }
 
 fn response_submitted() -> ResponseSubmitted {
-    let mut answers = BTreeMap::new();
-    answers.insert(
-        "name".to_owned(),
-        Some(Answer::Text {
-            text: "Wanjiru".to_owned(),
-        }),
-    );
-    answers.insert("income".to_owned(), Some(Answer::Number { number: 4200.5 }));
-    answers.insert(
-        "crop".to_owned(),
-        Some(Answer::Choice {
-            choice: "maize".to_owned(),
-        }),
-    );
-    answers.insert(
-        "assets".to_owned(),
-        Some(Answer::MultiChoice {
-            choices: vec!["radio".into(), "bike".into()],
-        }),
-    );
-    answers.insert("born".to_owned(), Some(Answer::Date { date: 7300 }));
-    answers.insert(
-        "phone".to_owned(),
-        Some(Answer::Phone {
-            phone: "+254712345678".to_owned(),
-        }),
-    );
-    answers.insert(
-        "farm".to_owned(),
-        Some(Answer::Location {
-            latitude: -1.29,
-            longitude: 36.82,
-            accuracy_m: Some(4.5),
-        }),
-    );
-    answers.insert("skipped".to_owned(), None);
-    ResponseSubmitted {
-        response: Response {
-            id: "resp-1".to_owned(),
-            form_id: "form-1".to_owned(),
-            form_version: 1,
-            team_id: "acme".to_owned(),
-            collector_id: "collector-1".to_owned(),
-            submitted_at: 1_795_000_000_000,
-            locale: "sw-KE".to_owned(),
-            answers,
-            duration_ms: Some(61_000),
-        },
-    }
+    samples::response_every_answer_kind("acme", "resp-1")
 }
 
 fn form_created() -> FormCreated {
-    FormCreated {
-        form: Form {
-            id: "form-1".to_owned(),
-            team_id: "acme".to_owned(),
-            title: "Household survey".to_owned(),
-            description: Some("Annual".to_owned()),
-            version: 1,
-            default_locale: "en".to_owned(),
-            questions: vec![Question {
-                id: "name".to_owned(),
-                label: "Your name".to_owned(),
-                kind: QuestionKind::Text,
-                required: true,
-                choices: vec![],
-                hint: None,
-            }],
-            created_at: 1_795_000_000_000,
-            updated_at: 1_795_000_000_000,
-        },
-        created_by: "user-1".to_owned(),
-    }
+    samples::form_created("acme", "1")
 }

@@ -1,0 +1,124 @@
+//! Example events, one definition for every place that needs a plausible one: unit tests, benchmarks and
+//! the fuzzing seeds. Their values carry no meaning beyond being valid against the contract.
+
+use std::collections::BTreeMap;
+
+use crate::events::{Answer, Form, FormCreated, Question, QuestionKind, Response, ResponseSubmitted};
+
+/// A `response.submitted` with one answer of every kind and one skipped question.
+pub fn response_every_answer_kind(team: &str, id: &str) -> ResponseSubmitted {
+    let answers = [
+        (
+            "name",
+            Some(Answer::Text {
+                text: "Wanjiru".to_owned(),
+            }),
+        ),
+        ("income", Some(Answer::Number { number: 4200.5 })),
+        (
+            "crop",
+            Some(Answer::Choice {
+                choice: "maize".to_owned(),
+            }),
+        ),
+        (
+            "assets",
+            Some(Answer::MultiChoice {
+                choices: vec!["radio".into(), "bike".into()],
+            }),
+        ),
+        ("born", Some(Answer::Date { date: 7300 })),
+        (
+            "phone",
+            Some(Answer::Phone {
+                phone: "+254712345678".to_owned(),
+            }),
+        ),
+        (
+            "farm",
+            Some(Answer::Location {
+                latitude: -1.29,
+                longitude: 36.82,
+                accuracy_m: Some(4.5),
+            }),
+        ),
+        ("skipped", None),
+    ];
+    response(
+        team,
+        id,
+        "form-1",
+        answers.into_iter().map(|(q, a)| (q.to_owned(), a)).collect(),
+    )
+}
+
+/// A `response.submitted` with 24 answers (text, number, choice and phone in turn): about 760 bytes as
+/// Avro, the size the benchmarks use.
+pub fn response_24_answers(team: &str, id: &str) -> ResponseSubmitted {
+    let answers = (0..24_u32)
+        .map(|i| {
+            let answer = match i % 4 {
+                0 => Answer::Text {
+                    text: "Mama mboga sells sukuma wiki at the corner every morning".into(),
+                },
+                1 => Answer::Number {
+                    number: f64::from(i) * 1250.5,
+                },
+                2 => Answer::Choice {
+                    choice: "option-b".into(),
+                },
+                _ => Answer::Phone {
+                    phone: "+254712345678".into(),
+                },
+            };
+            (format!("q{i:02}"), Some(answer))
+        })
+        .collect();
+    response(team, id, "form-household-survey-2026", answers)
+}
+
+fn response(
+    team: &str,
+    id: &str,
+    form_id: &str,
+    answers: BTreeMap<String, Option<Answer>>,
+) -> ResponseSubmitted {
+    ResponseSubmitted {
+        response: Response {
+            id: id.to_owned(),
+            form_id: form_id.to_owned(),
+            form_version: 7,
+            team_id: team.to_owned(),
+            collector_id: "enumerator-42".to_owned(),
+            submitted_at: 1_795_000_000_000,
+            locale: "sw-KE".to_owned(),
+            answers,
+            duration_ms: Some(240_000),
+        },
+    }
+}
+
+/// A `form.created` of a one-question form `form-<id>`.
+pub fn form_created(team: &str, id: &str) -> FormCreated {
+    FormCreated {
+        form: Form {
+            id: format!("form-{id}"),
+            team_id: team.to_owned(),
+            title: "Household survey".to_owned(),
+            description: None,
+            version: 1,
+            default_locale: "en".to_owned(),
+            questions: vec![Question {
+                id: "name".to_owned(),
+                label: "Your name".to_owned(),
+                kind: QuestionKind::Text,
+                required: true,
+                choices: vec![],
+                hint: None,
+            }],
+            created_at: 1_795_000_000_000,
+            updated_at: 1_795_000_000_000,
+        },
+        created_by: "user-1".to_owned(),
+    }
+}
