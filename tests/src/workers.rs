@@ -252,3 +252,60 @@ impl Drop for InProcessWorker {
         self.shutdown.cancel();
     }
 }
+
+/// An HTTP plugin service for `plugin` (subscribed to `response.submitted`) with its `/metadata`; the test
+/// adds `/execute` and its state, then serves it with [`serve_on_loopback`].
+pub fn http_plugin<S: Clone + Send + Sync + 'static>(plugin: &str) -> axum::Router<S> {
+    let manifest = serde_json::json!({"id": plugin, "name": plugin, "version": "1.0.0",
+                                      "events": ["response.submitted"]});
+    axum::Router::new().route(
+        "/metadata",
+        axum::routing::get(move || async move { axum::Json(manifest) }),
+    )
+}
+
+/// Serves `app` on a free port of 127.0.0.1 in the background; returns its base URL.
+pub async fn serve_on_loopback(app: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+/// A `switchyard-plugin-bridge` process for the plugin service at `url` on `topics`, in consumer group
+/// `group`, its admin on `admin` and its log in a temporary file named after `log_name`. The caller adds
+/// settings of its own and spawns it.
+pub fn bridge_command(
+    topics: &WorkerTopics,
+    url: &str,
+    group: &str,
+    admin: std::net::SocketAddr,
+    log_name: &str,
+) -> std::process::Command {
+    let log = std::env::temp_dir().join(unique(log_name)).with_extension("log");
+    let mut command = std::process::Command::new(crate::routers::workspace_binary(
+        "switchyard-plugin-bridge",
+        "SWITCHYARD_PLUGIN_BRIDGE_BIN",
+    ));
+    command
+        .args(["--url", url])
+        .env("SWITCHYARD_PLUGIN__KAFKA__BOOTSTRAP_SERVERS", bootstrap())
+        .env(
+            "SWITCHYARD_PLUGIN__TOPICS__EVENTS_TEMPLATE",
+            &topics.events_template,
+        )
+        .env(
+            "SWITCHYARD_PLUGIN__TOPICS__DEAD_LETTER_TEMPLATE",
+            &topics.dead_letter_template,
+        )
+        .env("SWITCHYARD_PLUGIN__TOPICS__RESULTS", &topics.results)
+        .env("SWITCHYARD_PLUGIN__TOPICS__CONFIGS", &topics.configs)
+        .env("SWITCHYARD_PLUGIN__DELIVERY__GROUP_ID", group)
+        .env("SWITCHYARD_PLUGIN__HTTP__URL_PATTERNS", url)
+        .env("SWITCHYARD_PLUGIN__HTTP__ALLOWED_NETWORKS", "127.0.0.1/32")
+        .env("SWITCHYARD_PLUGIN__ADMIN__LISTEN", admin.to_string())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(log).expect("bridge log file"));
+    command
+}

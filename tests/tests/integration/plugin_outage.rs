@@ -11,21 +11,20 @@
 //! `OUTAGE_RATE` events per second per plugin (100).
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use switchyard_schemas::ContentType;
-use switchyard_tests::broker::{TestProducer, bootstrap, read_to_end, unique};
+use switchyard_tests::broker::{TestProducer, read_to_end, unique};
 use switchyard_tests::records::core_event;
-use switchyard_tests::routers::{Admin, free_address, workspace_binary};
+use switchyard_tests::routers::{Admin, free_address};
 use switchyard_tests::wait::wait_for;
-use switchyard_tests::workers::WorkerTopics;
+use switchyard_tests::workers::{WorkerTopics, bridge_command, http_plugin, serve_on_loopback};
 
 const TEAMS: usize = 20;
 
@@ -39,15 +38,7 @@ struct Service {
 }
 
 async fn serve(service: Arc<Service>, plugin: &str) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let manifest = serde_json::json!({"id": plugin, "name": plugin, "version": "1.0.0",
-                                      "events": ["response.submitted"]});
-    let app = Router::new()
-        .route(
-            "/metadata",
-            axum::routing::get(move || async move { axum::Json(manifest) }),
-        )
+    let app = http_plugin(plugin)
         .route(
             "/execute",
             post(
@@ -69,38 +60,14 @@ async fn serve(service: Arc<Service>, plugin: &str) -> String {
             ),
         )
         .with_state(service);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
+    serve_on_loopback(app).await
 }
 
 fn bridge(topics: &WorkerTopics, base: &str, admin: std::net::SocketAddr) -> Child {
-    let log = std::env::temp_dir()
-        .join(unique(&format!("outage-{}", topics.plugin)))
-        .with_extension("log");
-    Command::new(workspace_binary(
-        "switchyard-plugin-bridge",
-        "SWITCHYARD_PLUGIN_BRIDGE_BIN",
-    ))
-    .args(["--url", base])
-    .env("SWITCHYARD_PLUGIN__KAFKA__BOOTSTRAP_SERVERS", bootstrap())
-    .env(
-        "SWITCHYARD_PLUGIN__TOPICS__EVENTS_TEMPLATE",
-        &topics.events_template,
-    )
-    .env(
-        "SWITCHYARD_PLUGIN__TOPICS__DEAD_LETTER_TEMPLATE",
-        &topics.dead_letter_template,
-    )
-    .env("SWITCHYARD_PLUGIN__TOPICS__RESULTS", &topics.results)
-    .env("SWITCHYARD_PLUGIN__TOPICS__CONFIGS", &topics.configs)
-    .env("SWITCHYARD_PLUGIN__DELIVERY__GROUP_ID", unique(&topics.plugin))
-    .env("SWITCHYARD_PLUGIN__HTTP__URL_PATTERNS", base)
-    .env("SWITCHYARD_PLUGIN__HTTP__ALLOWED_NETWORKS", "127.0.0.1/32")
-    .env("SWITCHYARD_PLUGIN__ADMIN__LISTEN", admin.to_string())
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(log).unwrap())
-    .spawn()
-    .expect("start switchyard-plugin-bridge")
+    let log_name = format!("outage-{}", topics.plugin);
+    bridge_command(topics, base, &unique(&topics.plugin), admin, &log_name)
+        .spawn()
+        .expect("start switchyard-plugin-bridge")
 }
 
 fn seconds(name: &str, default: u64) -> u64 {

@@ -2,72 +2,39 @@
 //! once, and a duplicate carries the same `webhook-id` as the first delivery.
 
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::Value;
 use switchyard_schemas::envelope::ContentType;
-use switchyard_tests::broker::{TestProducer, bootstrap, read_to_end, unique};
+use switchyard_tests::broker::{TestProducer, read_to_end, unique};
 use switchyard_tests::records::core_event;
-use switchyard_tests::routers::{Admin, free_address, workspace_binary};
+use switchyard_tests::routers::{Admin, free_address};
 use switchyard_tests::wait::wait_for;
-use switchyard_tests::workers::WorkerTopics;
+use switchyard_tests::workers::{WorkerTopics, bridge_command, http_plugin, serve_on_loopback};
 
 type Calls = Arc<Mutex<HashMap<String, Vec<String>>>>;
 
 fn bridge(topics: &WorkerTopics, group: &str, base: &str, admin: std::net::SocketAddr) -> Child {
-    let log = std::env::temp_dir()
-        .join(unique("bridge-kill"))
-        .with_extension("log");
-    Command::new(workspace_binary(
-        "switchyard-plugin-bridge",
-        "SWITCHYARD_PLUGIN_BRIDGE_BIN",
-    ))
-    .args(["--url", base])
-    .env("SWITCHYARD_PLUGIN__KAFKA__BOOTSTRAP_SERVERS", bootstrap())
-    .env(
-        "SWITCHYARD_PLUGIN__TOPICS__EVENTS_TEMPLATE",
-        topics.events.replace("slowpoke", "{plugin}"),
-    )
-    .env(
-        "SWITCHYARD_PLUGIN__TOPICS__DEAD_LETTER_TEMPLATE",
-        topics.dead_letter.replace("slowpoke", "{plugin}"),
-    )
-    .env("SWITCHYARD_PLUGIN__TOPICS__RESULTS", &topics.results)
-    .env("SWITCHYARD_PLUGIN__TOPICS__CONFIGS", &topics.configs)
-    .env("SWITCHYARD_PLUGIN__DELIVERY__GROUP_ID", group)
-    .env("SWITCHYARD_PLUGIN__DELIVERY__COMMIT_INTERVAL_MS", "300")
-    .env("SWITCHYARD_PLUGIN__DELIVERY__MAX_IN_FLIGHT", "4")
-    .env("SWITCHYARD_PLUGIN__HTTP__URL_PATTERNS", base)
-    .env("SWITCHYARD_PLUGIN__HTTP__ALLOWED_NETWORKS", "127.0.0.1/32")
-    .env("SWITCHYARD_PLUGIN__ADMIN__LISTEN", admin.to_string())
-    // A killed member's partitions move on after the session timeout: keep it short in the test.
-    .env("SWITCHYARD_PLUGIN__KAFKA__OPTIONS__SESSION_TIMEOUT_MS", "6000")
-    .env("SWITCHYARD_PLUGIN__KAFKA__OPTIONS__HEARTBEAT_INTERVAL_MS", "1000")
-    .stdout(Stdio::null())
-    .stderr(std::fs::File::create(log).unwrap())
-    .spawn()
-    .expect("start switchyard-plugin-bridge")
+    bridge_command(topics, base, group, admin, "bridge-kill")
+        .env("SWITCHYARD_PLUGIN__DELIVERY__COMMIT_INTERVAL_MS", "300")
+        .env("SWITCHYARD_PLUGIN__DELIVERY__MAX_IN_FLIGHT", "4")
+        // A killed member's partitions move on after the session timeout: keep it short in the test.
+        .env("SWITCHYARD_PLUGIN__KAFKA__OPTIONS__SESSION_TIMEOUT_MS", "6000")
+        .env("SWITCHYARD_PLUGIN__KAFKA__OPTIONS__HEARTBEAT_INTERVAL_MS", "1000")
+        .spawn()
+        .expect("start switchyard-plugin-bridge")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_workers_redeliver_with_the_same_webhook_id() {
     let calls: Calls = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let manifest = serde_json::json!({"id": "slowpoke", "name": "Slow", "version": "1.0.0",
-                                      "events": ["response.submitted"]});
-    let app = Router::new()
-        .route(
-            "/metadata",
-            axum::routing::get(move || async move { axum::Json(manifest) }),
-        )
+    let app = http_plugin("slowpoke")
         .route(
             "/execute",
             post(
@@ -86,7 +53,7 @@ async fn killed_workers_redeliver_with_the_same_webhook_id() {
             ),
         )
         .with_state(Arc::clone(&calls));
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let base = serve_on_loopback(app).await;
 
     let topics = WorkerTopics::create("slowpoke", 2).await;
     let group = unique("slowpoke");
