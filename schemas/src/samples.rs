@@ -3,7 +3,33 @@
 
 use std::collections::BTreeMap;
 
+use crate::envelope::{self as h, ContentType};
 use crate::events::{Answer, Form, FormCreated, Question, QuestionKind, Response, ResponseSubmitted};
+
+/// The CloudEvents headers of a valid core event `id` of type `ce_type` for `team`, as `(name, value)`
+/// pairs in the order a producer would write them.
+pub fn core_event_headers(
+    team: &str,
+    ce_type: &str,
+    id: &str,
+    content_type: ContentType,
+) -> Vec<(String, Option<Vec<u8>>)> {
+    let header = |name: &str, value: &str| (name.to_owned(), Some(value.as_bytes().to_vec()));
+    vec![
+        header(h::SPECVERSION, "1.0"),
+        header(h::ID, id),
+        header(h::SOURCE, "/switchyard/tests"),
+        header(h::TYPE, ce_type),
+        header(h::TIME, "2026-11-22T10:00:00Z"),
+        header(h::SUBJECT, "form-1"),
+        header(h::TEAMID, team),
+        header(
+            h::TRACEPARENT,
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ),
+        header(h::CONTENT_TYPE, content_type.media_type()),
+    ]
+}
 
 /// A `response.submitted` with one answer of every kind and one skipped question.
 pub fn response_every_answer_kind(team: &str, id: &str) -> ResponseSubmitted {

@@ -3,9 +3,9 @@
 use std::collections::BTreeMap;
 
 use switchyard_schemas::ContentType;
-use switchyard_schemas::envelope as h;
 use switchyard_schemas::events::{Answer, FormCreated, Response, ResponseSubmitted, ResponseUpdated};
 use switchyard_schemas::payload::encode;
+use switchyard_schemas::samples;
 
 use crate::broker::Outgoing;
 
@@ -30,20 +30,7 @@ pub fn core_event(team: &str, ce_type: &str, id: &str, content_type: ContentType
     Outgoing {
         key: Some(team.as_bytes().to_vec()),
         value: Some(value),
-        headers: vec![
-            header(h::SPECVERSION, "1.0"),
-            header(h::ID, id),
-            header(h::SOURCE, "/switchyard/tests"),
-            header(h::TYPE, ce_type),
-            header(h::TIME, "2026-11-22T10:00:00Z"),
-            header(h::SUBJECT, "form-1"),
-            header(h::TEAMID, team),
-            header(
-                h::TRACEPARENT,
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            ),
-            header(h::CONTENT_TYPE, content_type.media_type()),
-        ],
+        headers: samples::core_event_headers(team, ce_type, id, content_type),
     }
 }
 

@@ -184,23 +184,9 @@ fn core_event(team: &str, ce_type: &str, id: &str, content_type: ContentType) ->
         Some(known) => event_value(known, content_type),
         None => format!(r#"{{"custom":"{id}"}}"#).into_bytes(),
     };
-    let header = |name: &str, value: &str| (name.to_owned(), Some(value.as_bytes().to_vec()));
     Record {
         key: Some(team.as_bytes().to_vec()),
-        headers: vec![
-            header(h::SPECVERSION, "1.0"),
-            header(h::ID, id),
-            header(h::SOURCE, "/switchyard/tests"),
-            header(h::TYPE, ce_type),
-            header(h::TIME, "2026-11-22T10:00:00Z"),
-            header(h::SUBJECT, "form-1"),
-            header(h::TEAMID, team),
-            header(
-                h::TRACEPARENT,
-                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            ),
-            header(h::CONTENT_TYPE, content_type.media_type()),
-        ],
+        headers: samples::core_event_headers(team, ce_type, id, content_type),
         value: Some(value),
     }
 }
