@@ -175,6 +175,128 @@ pub fn write_search(dir: &std::path::Path, report: &SearchReport) -> Result<(), 
     )
 }
 
+/// Where a figure of a plan came from. A planner reads it to know what the plan rests on: a measurement,
+/// their own word, or a rule of thumb.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Source {
+    /// Measured by `find-max`, read from its `find-max.json`.
+    FindMax {
+        /// The file, as given to `--from-find-max`.
+        path: String,
+        /// The latency objective that search ran under: p99 at most this, ms.
+        p99_objective_ms: f64,
+    },
+    /// Given on the command line.
+    Flag {
+        /// The flag, e.g. `--router-capacity`.
+        flag: String,
+    },
+    /// The tool's default, because no flag gave it.
+    Default {
+        /// The flag that would have given it.
+        flag: String,
+    },
+}
+
+/// A figure and where it came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sourced {
+    /// The figure.
+    pub value: f64,
+    /// Where it came from.
+    pub source: Source,
+}
+
+impl Sourced {
+    /// A figure given with `flag`.
+    pub fn flag(value: f64, flag: &str) -> Self {
+        Self {
+            value,
+            source: Source::Flag {
+                flag: flag.to_owned(),
+            },
+        }
+    }
+
+    /// `value` if `flag` gave it, else `default`.
+    pub fn flag_or_default(value: Option<f64>, flag: &str, default: f64) -> Self {
+        match value {
+            Some(value) => Self::flag(value, flag),
+            None => Self {
+                value: default,
+                source: Source::Default {
+                    flag: flag.to_owned(),
+                },
+            },
+        }
+    }
+
+    /// Why a figure that must be positive is not, naming where it came from.
+    fn check_positive(&self, what: &str) -> Result<(), LoadtestError> {
+        let v = self.value;
+        if v > 0.0 && v.is_finite() {
+            return Ok(());
+        }
+        Err(LoadtestError::Usage(match &self.source {
+            Source::Flag { flag } => format!("{flag} must be positive, not {v}"),
+            Source::Default { flag } => format!("the default {what} must be positive, not {v}; give {flag}"),
+            Source::FindMax { path, .. } => format!(
+                "the {what} read from {path} is {v}: no step of that find-max passed, so it measured no \
+                 capacity"
+            ),
+        }))
+    }
+}
+
+/// What `plan` reads from a `find-max.json` (the rest of the file is the steps, for people).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct FindMaxFile {
+    /// The file, as given.
+    #[serde(skip)]
+    pub path: String,
+    /// The highest passing rate, events/s.
+    pub max_sustained_rate: u64,
+    /// The objective the search ran under, p99 ms.
+    pub p99_objective_ms: f64,
+}
+
+impl FindMaxFile {
+    /// Parses the text of the `find-max.json` at `path`.
+    pub fn parse(path: &str, text: &str) -> Result<Self, LoadtestError> {
+        let mut file: FindMaxFile = serde_json::from_str(text).map_err(|error| {
+            LoadtestError::Usage(format!(
+                "{path} is not a find-max.json (max_sustained_rate and p99_objective_ms): {error}"
+            ))
+        })?;
+        file.path = path.to_owned();
+        Ok(file)
+    }
+
+    fn source(&self) -> Source {
+        Source::FindMax {
+            path: self.path.clone(),
+            p99_objective_ms: self.p99_objective_ms,
+        }
+    }
+
+    /// The capacity of one router replica it measured.
+    pub fn router_capacity(&self) -> Sourced {
+        Sourced {
+            value: self.max_sustained_rate as f64,
+            source: self.source(),
+        }
+    }
+
+    /// The objective it measured under, for a plan that names none.
+    pub fn objective(&self) -> Sourced {
+        Sourced {
+            value: self.p99_objective_ms,
+            source: self.source(),
+        }
+    }
+}
+
 /// The inputs of a capacity plan.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PlanInputs {
@@ -184,25 +306,55 @@ pub struct PlanInputs {
     pub event_bytes: f64,
     /// Mean plugin topics per event.
     pub fanout: f64,
-    /// Latency objective, p99 ms (recorded; the capacities must have been measured under it).
-    pub p99_ms: f64,
+    /// The latency objective the plan is for: p99 at most this, ms.
+    pub p99_ms: Sourced,
     /// Events/s one router replica sustains within the objective (from `find-max`).
-    pub router_capacity: f64,
+    pub router_capacity: Sourced,
     /// Events/s one plugin worker replica handles (from the runtime benchmark or the plugin's own
     /// measurement).
-    pub worker_capacity: f64,
+    pub worker_capacity: Sourced,
     /// Plugins, to split the fan-out across.
     pub plugins: usize,
     /// Headroom kept on every capacity (0.3 = plan for 70% utilisation).
     pub headroom: f64,
     /// Events/s one core-topic partition should carry at most (also bounds consumer parallelism).
-    pub partition_rate: f64,
+    pub partition_rate: Sourced,
+    /// Plan even when a capacity was measured under a looser objective than `p99_ms`
+    /// (`--allow-unverified`); the figures that rest on it are marked unverified.
+    pub allow_unverified: bool,
+}
+
+/// How a capacity stands against the plan's objective.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// Measured by `find-max` under exactly the plan's objective.
+    Measured,
+    /// Measured under a tighter objective than the plan's: it holds under the looser one (with margin).
+    Holds,
+    /// Given on the command line or a default: the plan takes it as holding under its objective, which
+    /// the tool cannot check.
+    Assumed,
+    /// Measured under a looser objective than the plan's and used anyway (`--allow-unverified`): nothing
+    /// shows that a replica sustains it within the plan's objective.
+    Unverified,
+}
+
+/// Where one capacity came from and how it stands against the objective.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Provenance {
+    /// The input: `router_capacity`, `worker_capacity` or `partition_rate`.
+    pub figure: String,
+    /// How it stands against the objective.
+    pub standing: Standing,
+    /// The sentence the plan prints.
+    pub text: String,
 }
 
 /// A capacity plan.
 #[derive(Debug, Clone, Serialize)]
 pub struct Plan {
-    /// The inputs.
+    /// The inputs, each capacity and the objective with its source.
     pub inputs: PlanInputs,
     /// Router replicas.
     pub router_replicas: u64,
@@ -216,11 +368,115 @@ pub struct Plan {
     pub broker_write_mb_s: f64,
     /// Broker read throughput: routers plus workers, MB/s.
     pub broker_read_mb_s: f64,
+    /// Where the objective came from, in words.
+    pub objective: String,
+    /// Where each capacity came from and how it stands against the objective.
+    pub provenance: Vec<Provenance>,
+    /// The inputs and results that rest on an unverified capacity (names of fields of this plan);
+    /// empty unless `--allow-unverified` let one through.
+    pub unverified: Vec<String>,
+    /// What the planner must know before using the plan (printed first, and on stderr).
+    pub warnings: Vec<String>,
     /// The assumptions, in words.
     pub assumptions: Vec<String>,
 }
 
-/// Computes a plan.
+/// The capacities of a plan: (input field, words, unit, the result fields that rest on it).
+const CAPACITIES: [(&str, &str, &str, &[&str]); 3] = [
+    (
+        "router_capacity",
+        "router capacity",
+        "events/s per replica",
+        &["router_replicas", "core_partitions"],
+    ),
+    (
+        "worker_capacity",
+        "worker capacity",
+        "events/s per replica",
+        &["worker_replicas_per_plugin", "plugin_partitions"],
+    ),
+    (
+        "partition_rate",
+        "partition rate",
+        "events/s per partition",
+        &["core_partitions", "plugin_partitions"],
+    ),
+];
+
+fn describe_objective(p99: &Sourced) -> String {
+    let v = p99.value;
+    match &p99.source {
+        Source::Flag { flag } => format!("objective p99 <= {v} ms: given with {flag}"),
+        Source::Default { flag } => {
+            format!("objective p99 <= {v} ms: the default (no {flag}, no --from-find-max)")
+        }
+        Source::FindMax { path, .. } => {
+            format!("objective p99 <= {v} ms: the one find-max measured under ({path})")
+        }
+    }
+}
+
+/// How `capacity` stands against the objective `p99_ms`, and the sentence that says so; an error when it
+/// was measured under a looser objective and `allow_unverified` is not set.
+fn judge_capacity(
+    words: &str,
+    unit: &str,
+    capacity: &Sourced,
+    p99_ms: f64,
+    allow_unverified: bool,
+) -> Result<(Standing, String), LoadtestError> {
+    let head = format!("{words} {:.0} {unit}", capacity.value);
+    Ok(match &capacity.source {
+        Source::Flag { flag } => (
+            Standing::Assumed,
+            format!(
+                "{head}: given with {flag}, assumed to hold at p99 <= {p99_ms} ms (the tool cannot check \
+                 this)"
+            ),
+        ),
+        Source::Default { flag } => (
+            Standing::Assumed,
+            format!("{head}: the default of {flag}, a rule of thumb, not a measurement"),
+        ),
+        Source::FindMax {
+            path,
+            p99_objective_ms: measured,
+        } => {
+            let measured = *measured;
+            let by = format!("measured by find-max ({path}) under p99 <= {measured} ms");
+            if measured == p99_ms {
+                (Standing::Measured, format!("{head}: {by}, this plan's objective"))
+            } else if measured < p99_ms {
+                (
+                    Standing::Holds,
+                    format!(
+                        "{head}: {by}, tighter than this plan's {p99_ms} ms, so it holds (a replica may \
+                         sustain more at {p99_ms} ms: the plan errs on the safe side)"
+                    ),
+                )
+            } else if allow_unverified {
+                (
+                    Standing::Unverified,
+                    format!(
+                        "{head}: {by}, looser than this plan's {p99_ms} ms: UNVERIFIED, nothing shows a \
+                         replica sustains it within {p99_ms} ms (--allow-unverified)"
+                    ),
+                )
+            } else {
+                return Err(LoadtestError::Usage(format!(
+                    "the {words} ({:.0} {unit}) was {by}, which does not show that it holds for this \
+                     plan's p99 <= {p99_ms} ms; run find-max with --p99-ms {p99_ms}, plan with --p99-ms \
+                     {measured}, or pass --allow-unverified to plan with it anyway (its figures marked \
+                     unverified)",
+                    capacity.value
+                )));
+            }
+        }
+    })
+}
+
+/// Computes a plan. Refuses a capacity measured under a looser objective than the plan's unless
+/// `allow_unverified`.
 pub fn plan(inputs: PlanInputs) -> Result<Plan, LoadtestError> {
     let positive = |name: &str, v: f64| {
         if v > 0.0 && v.is_finite() {
@@ -231,42 +487,76 @@ pub fn plan(inputs: PlanInputs) -> Result<Plan, LoadtestError> {
     };
     positive("--peak-rate", inputs.peak_rate)?;
     positive("--event-bytes", inputs.event_bytes)?;
-    positive("--router-capacity", inputs.router_capacity)?;
-    positive("--worker-capacity", inputs.worker_capacity)?;
-    positive("--partition-rate", inputs.partition_rate)?;
+    inputs.p99_ms.check_positive("p99 objective")?;
+    inputs.router_capacity.check_positive("router capacity")?;
+    inputs.worker_capacity.check_positive("worker capacity")?;
+    inputs.partition_rate.check_positive("partition rate")?;
     if !(0.0..0.95).contains(&inputs.headroom) {
         return Err(LoadtestError::Usage("--headroom must be in [0, 0.95)".into()));
     }
     if inputs.plugins == 0 {
         return Err(LoadtestError::Usage("--plugins must be at least 1".into()));
     }
+    let p99_ms = inputs.p99_ms.value;
+    let mut provenance = Vec::new();
+    let mut unverified: Vec<String> = Vec::new();
+    for (figure, words, unit, results) in CAPACITIES {
+        let capacity = match figure {
+            "router_capacity" => &inputs.router_capacity,
+            "worker_capacity" => &inputs.worker_capacity,
+            _ => &inputs.partition_rate,
+        };
+        let (standing, text) = judge_capacity(words, unit, capacity, p99_ms, inputs.allow_unverified)?;
+        if standing == Standing::Unverified {
+            for name in std::iter::once(figure).chain(results.iter().copied()) {
+                if !unverified.iter().any(|u| u == name) {
+                    unverified.push(name.to_owned());
+                }
+            }
+        }
+        provenance.push(Provenance {
+            figure: figure.to_owned(),
+            standing,
+            text,
+        });
+    }
+    let loose: Vec<String> = provenance
+        .iter()
+        .filter(|p| p.standing == Standing::Unverified)
+        .map(|p| format!("the {}", p.figure.replace('_', " ")))
+        .collect();
+    let warnings = if loose.is_empty() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "this plan is UNVERIFIED: {} {} measured under a looser objective than this plan's p99 <= \
+             {p99_ms} ms and used anyway (--allow-unverified); the figures marked UNVERIFIED may not hold \
+             within {p99_ms} ms",
+            loose.join(" and "),
+            if loose.len() == 1 { "was" } else { "were" }
+        )]
+    };
     let usable = 1.0 - inputs.headroom;
-    let router_replicas = (inputs.peak_rate / (inputs.router_capacity * usable))
-        .ceil()
-        .max(1.0) as u64;
-    let by_rate = (inputs.peak_rate / (inputs.partition_rate * usable))
-        .ceil()
-        .max(1.0) as u64;
+    let router_capacity = inputs.router_capacity.value;
+    let partition_rate = inputs.partition_rate.value;
+    let router_replicas = (inputs.peak_rate / (router_capacity * usable)).ceil().max(1.0) as u64;
+    let by_rate = (inputs.peak_rate / (partition_rate * usable)).ceil().max(1.0) as u64;
     let core_partitions = by_rate.max(router_replicas).div_ceil(router_replicas) * router_replicas;
     let per_plugin_rate = inputs.peak_rate * inputs.fanout / inputs.plugins as f64;
-    let worker_replicas_per_plugin = (per_plugin_rate / (inputs.worker_capacity * usable))
+    let worker_replicas_per_plugin = (per_plugin_rate / (inputs.worker_capacity.value * usable))
         .ceil()
         .max(1.0) as u64;
-    let plugin_partitions = worker_replicas_per_plugin.max(
-        (per_plugin_rate / (inputs.partition_rate * usable))
-            .ceil()
-            .max(1.0) as u64,
-    );
+    let plugin_partitions =
+        worker_replicas_per_plugin.max((per_plugin_rate / (partition_rate * usable)).ceil().max(1.0) as u64);
     let mb = |events: f64| events * inputs.event_bytes / 1e6;
     let broker_write_mb_s = mb(inputs.peak_rate * (1.0 + inputs.fanout));
     let broker_read_mb_s = mb(inputs.peak_rate * (1.0 + inputs.fanout));
     let assumptions = vec![
         format!(
-            "router capacity {:.0} events/s per replica was measured with find-max under a p99 of {} ms on \
-             comparable hardware; it is planned at {:.0}% utilisation",
-            inputs.router_capacity,
-            inputs.p99_ms,
-            usable * 100.0
+            "every capacity is planned at {:.0}% utilisation (--headroom {}); a measured capacity holds \
+             only on hardware comparable to where it was measured",
+            usable * 100.0,
+            inputs.headroom
         ),
         "load spreads evenly over partitions: team keys are many and Zipf-skewed, so check the busiest \
          team's rate stays below one partition's"
@@ -284,6 +574,7 @@ pub fn plan(inputs: PlanInputs) -> Result<Plan, LoadtestError> {
             .to_owned(),
     ];
     Ok(Plan {
+        objective: describe_objective(&inputs.p99_ms),
         inputs,
         router_replicas,
         core_partitions,
@@ -291,11 +582,23 @@ pub fn plan(inputs: PlanInputs) -> Result<Plan, LoadtestError> {
         plugin_partitions,
         broker_write_mb_s,
         broker_read_mb_s,
+        provenance,
+        unverified,
+        warnings,
         assumptions,
     })
 }
 
 impl Plan {
+    /// " (UNVERIFIED)" when the result `field` rests on an unverified capacity.
+    fn mark(&self, field: &str) -> &'static str {
+        if self.unverified.iter().any(|u| u == field) {
+            "  (UNVERIFIED)"
+        } else {
+            ""
+        }
+    }
+
     /// The plan for a human.
     pub fn render(&self) -> String {
         let i = &self.inputs;
@@ -303,37 +606,48 @@ impl Plan {
             "capacity plan for {:.0} events/s at p99 <= {} ms ({:.0} B events, fan-out {:.2}, {} plugins, \
              {:.0}% headroom)\n\n",
             i.peak_rate,
-            i.p99_ms,
+            i.p99_ms.value,
             i.event_bytes,
             i.fanout,
             i.plugins,
             i.headroom * 100.0
         );
+        for warning in &self.warnings {
+            out.push_str(&format!("WARNING: {warning}\n\n"));
+        }
         out.push_str(&format!(
-            "  core topic partitions      {}\n",
-            self.core_partitions
+            "  core topic partitions      {}{}\n",
+            self.core_partitions,
+            self.mark("core_partitions")
         ));
         out.push_str(&format!(
-            "  router replicas            {}\n",
-            self.router_replicas
+            "  router replicas            {}{}\n",
+            self.router_replicas,
+            self.mark("router_replicas")
         ));
         out.push_str(&format!(
-            "  plugin topic partitions    {} per plugin\n",
-            self.plugin_partitions
+            "  plugin topic partitions    {} per plugin{}\n",
+            self.plugin_partitions,
+            self.mark("plugin_partitions")
         ));
         out.push_str(&format!(
-            "  plugin worker replicas     {} per plugin ({} in all)\n",
+            "  plugin worker replicas     {} per plugin ({} in all){}\n",
             self.worker_replicas_per_plugin,
-            self.worker_replicas_per_plugin * i.plugins as u64
+            self.worker_replicas_per_plugin * i.plugins as u64,
+            self.mark("worker_replicas_per_plugin")
         ));
         out.push_str(&format!(
             "  broker writes              {:.1} MB/s (before replication)\n",
             self.broker_write_mb_s
         ));
         out.push_str(&format!(
-            "  broker reads               {:.1} MB/s\n\nassumptions:\n",
-            self.broker_read_mb_s
+            "  broker reads               {:.1} MB/s\n\nwhere the figures come from:\n  - {}\n",
+            self.broker_read_mb_s, self.objective
         ));
+        for p in &self.provenance {
+            out.push_str(&format!("  - {}\n", p.text));
+        }
+        out.push_str("\nassumptions:\n");
         for a in &self.assumptions {
             out.push_str(&format!("  - {a}\n"));
         }
@@ -350,13 +664,36 @@ mod tests {
             peak_rate: 20_000.0,
             event_bytes: 1200.0,
             fanout: 3.0,
-            p99_ms: 200.0,
-            router_capacity: 8_000.0,
-            worker_capacity: 1_000.0,
+            p99_ms: Sourced::flag(200.0, "--p99-ms"),
+            router_capacity: Sourced::flag(8_000.0, "--router-capacity"),
+            worker_capacity: Sourced::flag(1_000.0, "--worker-capacity"),
             plugins: 20,
             headroom: 0.3,
-            partition_rate: 2_000.0,
+            partition_rate: Sourced::flag_or_default(None, "--partition-rate", 2_000.0),
+            allow_unverified: false,
         }
+    }
+
+    /// The inputs of the issue's report: a find-max.json measured under 1000 ms, a plan for `p99_ms`.
+    fn from_find_max(p99_ms: Option<f64>, measured_ms: f64) -> PlanInputs {
+        let file = FindMaxFile::parse(
+            "runs/find-max.json",
+            &format!(r#"{{"max_sustained_rate": 6000, "p99_objective_ms": {measured_ms}, "steps": []}}"#),
+        )
+        .unwrap();
+        PlanInputs {
+            p99_ms: p99_ms.map_or_else(|| file.objective(), |v| Sourced::flag(v, "--p99-ms")),
+            router_capacity: file.router_capacity(),
+            ..inputs()
+        }
+    }
+
+    fn standing(plan: &Plan, figure: &str) -> Standing {
+        plan.provenance
+            .iter()
+            .find(|p| p.figure == figure)
+            .unwrap()
+            .standing
     }
 
     #[test]
@@ -369,17 +706,157 @@ mod tests {
         assert_eq!(plan.worker_replicas_per_plugin, 5);
         assert_eq!(plan.plugin_partitions, 5);
         assert!((plan.broker_write_mb_s - 96.0).abs() < 1e-9);
-        assert!(plan.render().contains("router replicas            4"));
+        assert!(plan.render().contains("router replicas            4\n"));
     }
 
     #[test]
     fn nonsense_inputs_are_refused() {
         let mut bad = inputs();
-        bad.router_capacity = 0.0;
+        bad.router_capacity.value = 0.0;
         assert!(plan(bad).unwrap_err().to_string().contains("--router-capacity"));
         let mut bad = inputs();
         bad.headroom = 1.0;
         assert!(plan(bad).is_err());
+        // A find-max in which no step passed measured nothing, and says which file.
+        let mut bad = from_find_max(None, 200.0);
+        bad.router_capacity.value = 0.0;
+        let error = plan(bad).unwrap_err().to_string();
+        assert!(
+            error.contains("runs/find-max.json") && error.contains("no step"),
+            "{error}"
+        );
+        let error = FindMaxFile::parse("x.json", r#"{"steps": []}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("x.json") && error.contains("max_sustained_rate"),
+            "{error}"
+        );
+    }
+
+    /// Issue 13, finding 6: a capacity from a flag never claims to be a find-max measurement, and each
+    /// capacity says where it came from, in the text and in plan.json.
+    #[test]
+    fn every_capacity_says_where_it_came_from() {
+        let plan = plan(inputs()).unwrap();
+        let text = plan.render();
+        assert!(!text.contains("find-max"), "no find-max was used:\n{text}");
+        for line in [
+            "objective p99 <= 200 ms: given with --p99-ms",
+            "router capacity 8000 events/s per replica: given with --router-capacity, assumed to hold at \
+             p99 <= 200 ms",
+            "worker capacity 1000 events/s per replica: given with --worker-capacity",
+            "partition rate 2000 events/s per partition: the default of --partition-rate",
+        ] {
+            assert!(text.contains(line), "{line:?} missing in\n{text}");
+        }
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(
+            json["inputs"]["router_capacity"],
+            serde_json::json!({"value": 8000.0, "source": {"kind": "flag", "flag": "--router-capacity"}})
+        );
+        assert_eq!(
+            json["inputs"]["partition_rate"]["source"],
+            serde_json::json!({"kind": "default", "flag": "--partition-rate"})
+        );
+        assert_eq!(json["provenance"][0]["figure"], "router_capacity");
+        assert_eq!(json["provenance"][0]["standing"], "assumed");
+        assert_eq!(json["unverified"], serde_json::json!([]));
+        assert_eq!(json["warnings"], serde_json::json!([]));
+
+        // From find-max, without --p99-ms: its objective is the plan's, and the capacity is measured.
+        let plan = super::plan(from_find_max(None, 1000.0)).unwrap();
+        let text = plan.render();
+        assert!(
+            text.contains("at p99 <= 1000 ms")
+                && text.contains(
+                    "objective p99 <= 1000 ms: the one find-max measured under (runs/find-max.json)"
+                )
+                && text.contains(
+                    "router capacity 6000 events/s per replica: measured by find-max (runs/find-max.json) \
+                     under p99 <= 1000 ms, this plan's objective"
+                ),
+            "{text}"
+        );
+        assert_eq!(standing(&plan, "router_capacity"), Standing::Measured);
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(
+            json["inputs"]["router_capacity"]["source"],
+            serde_json::json!({"kind": "find_max", "path": "runs/find-max.json", "p99_objective_ms": 1000.0})
+        );
+        assert_eq!(json["provenance"][0]["standing"], "measured");
+    }
+
+    /// Issue 13, finding 6: find-max measured under 1000 ms cannot vouch for a plan at 200 ms.
+    #[test]
+    fn a_tighter_objective_than_measured_is_refused() {
+        let error = plan(from_find_max(Some(200.0), 1000.0)).unwrap_err().to_string();
+        for part in [
+            "runs/find-max.json",
+            "p99 <= 1000 ms",
+            "p99 <= 200 ms",
+            "--allow-unverified",
+        ] {
+            assert!(error.contains(part), "{part:?} missing in {error}");
+        }
+    }
+
+    /// Issue 13, finding 6: with --allow-unverified the plan is made, warns, and marks what rests on the
+    /// unverified capacity in the text and the JSON.
+    #[test]
+    fn allowed_unverified_figures_are_marked() {
+        let plan = plan(PlanInputs {
+            allow_unverified: true,
+            ..from_find_max(Some(200.0), 1000.0)
+        })
+        .unwrap();
+        assert_eq!(standing(&plan, "router_capacity"), Standing::Unverified);
+        assert_eq!(
+            plan.unverified,
+            ["router_capacity", "router_replicas", "core_partitions"]
+        );
+        let text = plan.render();
+        assert!(
+            text.starts_with("capacity plan for 20000 events/s at p99 <= 200 ms")
+                && text.contains("WARNING: this plan is UNVERIFIED: the router capacity was measured")
+                && text.contains("router replicas            5  (UNVERIFIED)")
+                && text.contains("core topic partitions      15  (UNVERIFIED)")
+                && text.contains("plugin worker replicas     5 per plugin (100 in all)\n")
+                && text.contains(
+                    "router capacity 6000 events/s per replica: measured by find-max (runs/find-max.json) \
+                     under p99 <= 1000 ms, looser than this plan's 200 ms: UNVERIFIED"
+                ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&plan).unwrap();
+        assert_eq!(json["provenance"][0]["standing"], "unverified");
+        assert_eq!(
+            json["unverified"],
+            serde_json::json!(["router_capacity", "router_replicas", "core_partitions"])
+        );
+        assert!(json["warnings"][0].as_str().unwrap().contains("UNVERIFIED"));
+        assert_eq!(json["inputs"]["allow_unverified"], true);
+        // The flag changes nothing when the measurement holds.
+        let plan = super::plan(PlanInputs {
+            allow_unverified: true,
+            ..from_find_max(Some(200.0), 200.0)
+        })
+        .unwrap();
+        assert!(plan.unverified.is_empty() && plan.warnings.is_empty());
+    }
+
+    /// A looser objective than measured is fine: the measurement holds, and the plan says so.
+    #[test]
+    fn a_looser_objective_than_measured_holds() {
+        let plan = plan(from_find_max(Some(500.0), 200.0)).unwrap();
+        assert_eq!(standing(&plan, "router_capacity"), Standing::Holds);
+        assert!(plan.unverified.is_empty() && plan.warnings.is_empty());
+        let text = plan.render();
+        assert!(
+            text.contains("under p99 <= 200 ms, tighter than this plan's 500 ms, so it holds")
+                && !text.contains("UNVERIFIED"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -7,6 +7,10 @@
 //! on the control topics, which is what the router's counters are compared with. Enabled pairs of plugins
 //! with a config schema also get a config (`PUT .../config`), secrets included, which reaches the plugins
 //! through the configs topic.
+//!
+//! A load run also removes what earlier runs left on the same topics ([`crate::leftovers`]): it reads the
+//! load plugins' keys with [`read_load_controls`], then writes tombstones ([`remove_from_topics`]) or
+//! deregisters and disables through the registry ([`remove_through_registry`]).
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +20,9 @@ use switchyard_schemas::topics;
 
 use crate::LoadtestError;
 use crate::generate::Control;
-use crate::kafka::Producer;
+use crate::kafka::{Producer, ReadRecord, read_all_to_end};
+use crate::leftovers::{ControlRecords, Leftovers, LoadControls};
+use crate::scenario::is_load_plugin;
 
 /// The registry to set up through.
 #[derive(Debug, Clone)]
@@ -172,4 +178,78 @@ pub fn apply_to_topics_named(
     }
     producer.flush(timeout)?;
     Ok(applied)
+}
+
+/// Reads the load plugins' keys of the control topics to their ends (see [`crate::leftovers`]).
+pub fn read_load_controls(
+    bootstrap: &str,
+    plugins_topic: &str,
+    enablements_topic: &str,
+    timeout: Duration,
+) -> Result<LoadControls, LoadtestError> {
+    // Keep only load keys: the platform's own records may be many, and are never touched.
+    let keep = |record: &ReadRecord| {
+        let key = record.key.as_deref().and_then(|k| std::str::from_utf8(k).ok());
+        key.is_some_and(|key| is_load_plugin(key.rsplit_once('/').map_or(key, |(_, plugin)| plugin)))
+    };
+    let topics = [plugins_topic.to_owned(), enablements_topic.to_owned()];
+    let reads = read_all_to_end(bootstrap, &topics, timeout, &keep)?;
+    let mut live = LoadControls::default();
+    // Records of one key share a partition, and each partition is read in offset order.
+    for record in &reads[0].kept {
+        live.apply_plugin(record.key.as_deref().unwrap_or_default(), record.value.as_deref());
+    }
+    for record in &reads[1].kept {
+        live.apply_enablement(record.key.as_deref().unwrap_or_default(), record.value.as_deref());
+    }
+    Ok(live)
+}
+
+/// Removes leftovers with tombstones on the control topics.
+pub fn remove_from_topics(
+    producer: &Producer,
+    leftovers: &Leftovers,
+    plugins_topic: &str,
+    enablements_topic: &str,
+    timeout: Duration,
+) -> Result<ControlRecords, LoadtestError> {
+    let (plugins, enablements) = leftovers.tombstones();
+    for record in &plugins {
+        producer.send(plugins_topic, record)?;
+    }
+    for record in &enablements {
+        producer.send(enablements_topic, record)?;
+    }
+    producer.flush(timeout)?;
+    Ok(leftovers.tombstone_records())
+}
+
+/// Removes leftovers through the registry: deregisters the leftover plugins and disables the leftover
+/// pairs of this run's plugins (call it after [`apply_through_registry`], so that those are registered).
+pub fn remove_through_registry(
+    access: &RegistryAccess,
+    leftovers: &Leftovers,
+    controls: &[Control],
+) -> Result<ControlRecords, LoadtestError> {
+    let client =
+        Client::new(&access.url, Some(access.token.clone())).map_err(registry_error("connecting".into()))?;
+    let (removal, records) = leftovers.through_registry(controls);
+    for plugin in &removal.deregister {
+        client
+            .delete(&format!("/v1/plugins/{plugin}"))
+            .map_err(registry_error(format!(
+                "deregistering {plugin}, left by an earlier run"
+            )))?;
+    }
+    for (team, plugin) in &removal.disable {
+        client
+            .put(
+                &format!("/v1/teams/{team}/plugins/{plugin}"),
+                &json!({"enabled": false}),
+            )
+            .map_err(registry_error(format!(
+                "disabling {plugin} for {team}, left by an earlier run"
+            )))?;
+    }
+    Ok(records)
 }

@@ -15,7 +15,8 @@
 //! - [`kafka`], [`topics`], [`router_admin`]: the I/O: producing, reading back, creating topics, reading
 //!   the router's readiness and metrics.
 //! - [`verify`], [`summary`]: comparing what arrived with what was expected, and the verdict.
-//! - [`control_plane`]: registering plugins and enabling them, through the registry or the topics.
+//! - [`control_plane`]: registering plugins and enabling them, through the registry or the topics;
+//!   [`leftovers`]: what earlier load runs left on those topics, which a run removes first.
 //! - [`demo`]: the `demo` subcommand, which wires the above together.
 
 pub mod capacity;
@@ -25,6 +26,7 @@ pub mod demo;
 pub mod expect;
 pub mod generate;
 pub mod kafka;
+pub mod leftovers;
 pub mod measure;
 pub mod pipe;
 pub mod plugins;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
-use switchyard_loadtest::capacity::{self, PlanInputs, SearchOptions};
+use switchyard_loadtest::capacity::{self, FindMaxFile, PlanInputs, SearchOptions, Sourced};
 use switchyard_loadtest::chaos::{self, ChaosOptions};
 use switchyard_loadtest::control_plane::RegistryAccess;
 use switchyard_loadtest::demo::{self, DemoOptions};
@@ -175,16 +175,21 @@ struct PlanArgs {
     /// Mean plugin topics per event.
     #[arg(long, default_value_t = 3.0)]
     fanout: f64,
-    /// Latency objective the capacities were measured under, p99 ms (default: find-max's objective with
-    /// --from-find-max, else 200).
+    /// The latency objective of the plan, p99 ms (default: the objective of --from-find-max, else 200).
+    /// A find-max capacity measured under a looser objective is refused (see --allow-unverified).
     #[arg(long)]
     p99_ms: Option<f64>,
-    /// Events/s one router replica sustains (find-max's max_sustained_rate).
-    #[arg(long)]
+    /// Events/s one router replica sustains within the objective, as you measured it.
+    #[arg(long, conflicts_with = "from_find_max")]
     router_capacity: Option<f64>,
-    /// Take --router-capacity from a find-max.json.
+    /// Take the router capacity (max_sustained_rate) and the objective it was measured under from a
+    /// find-max.json.
     #[arg(long, value_name = "FILE")]
     from_find_max: Option<PathBuf>,
+    /// Plan even if --p99-ms is tighter than the objective find-max measured under; the plan then warns
+    /// and marks every figure that rests on that capacity UNVERIFIED.
+    #[arg(long)]
+    allow_unverified: bool,
     /// Events/s one plugin worker replica handles.
     #[arg(long)]
     worker_capacity: f64,
@@ -194,9 +199,9 @@ struct PlanArgs {
     /// Capacity kept free (0.3 = plan for 70% utilisation).
     #[arg(long, default_value_t = 0.3)]
     headroom: f64,
-    /// Events/s one partition should carry at most.
-    #[arg(long, default_value_t = 2000.0)]
-    partition_rate: f64,
+    /// Events/s one partition should carry at most (default 2000).
+    #[arg(long)]
+    partition_rate: Option<f64>,
     /// Also write the plan as JSON here.
     #[arg(long, default_value = "target/loadtest/plan.json")]
     json: PathBuf,
@@ -429,6 +434,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 mean_value_bytes: session.mean_value_bytes,
                 mean_fanout: session.mean_fanout,
                 enablements: session.enablements,
+                leftovers_removed: session.leftovers_removed,
                 result,
                 problems: Vec::new(),
             };
@@ -476,36 +482,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan(args) => {
-            let found: Option<serde_json::Value> = match &args.from_find_max {
+            let found = match &args.from_find_max {
                 Some(path) => {
                     let text = std::fs::read_to_string(path)
                         .with_context(|| format!("reading {}", path.display()))?;
-                    Some(serde_json::from_str(&text).context("parsing find-max.json")?)
+                    Some(FindMaxFile::parse(&path.display().to_string(), &text)?)
                 }
                 None => None,
             };
             let router_capacity = match (args.router_capacity, &found) {
-                (Some(capacity), _) => capacity,
-                (None, Some(found)) => found["max_sustained_rate"]
-                    .as_f64()
-                    .context("find-max.json has no max_sustained_rate")?,
+                (Some(capacity), _) => Sourced::flag(capacity, "--router-capacity"),
+                (None, Some(found)) => found.router_capacity(),
                 (None, None) => anyhow::bail!("give --router-capacity or --from-find-max"),
             };
-            let p99_ms = args
-                .p99_ms
-                .or_else(|| found.as_ref().and_then(|f| f["p99_objective_ms"].as_f64()))
-                .unwrap_or(200.0);
+            let p99_ms = match (args.p99_ms, &found) {
+                (Some(p99_ms), _) => Sourced::flag(p99_ms, "--p99-ms"),
+                (None, Some(found)) => found.objective(),
+                (None, None) => Sourced::flag_or_default(None, "--p99-ms", 200.0),
+            };
             let plan = capacity::plan(PlanInputs {
                 peak_rate: args.peak_rate,
                 event_bytes: args.event_bytes,
                 fanout: args.fanout,
                 p99_ms,
                 router_capacity,
-                worker_capacity: args.worker_capacity,
+                worker_capacity: Sourced::flag(args.worker_capacity, "--worker-capacity"),
                 plugins: args.plugins,
                 headroom: args.headroom,
-                partition_rate: args.partition_rate,
+                partition_rate: Sourced::flag_or_default(args.partition_rate, "--partition-rate", 2000.0),
+                allow_unverified: args.allow_unverified,
             })?;
+            for warning in &plan.warnings {
+                eprintln!("switchyard-loadtest: WARNING: {warning}");
+            }
             print!("{}", plan.render());
             if let Some(dir) = args.json.parent() {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

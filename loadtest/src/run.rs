@@ -1,11 +1,14 @@
 //! The `run` subcommand, and the measuring session that `find-max` reuses step by step.
 //!
 //! ```text
-//!  setup: topics (scenario sizes) ─► plugins + enablements (control topics or registry) ─► router applied them
+//!  setup: topics (scenario sizes) ─► plugins + enablements (control topics or registry)
+//!     ─► what earlier runs left removed (crate::leftovers) ─► router applied them
 //!  ─► event pool generated ─► latency reader at the plugin topics' ends ─► lag watcher on the router's group
 //!  step(rate, duration | count):
 //!     send at the rate (or as fast as the producer takes) ──► every second: in, out, p99, lag, CPU, RSS
-//!     ─► drain: until every expected output was read (bounded) ─► percentiles, totals, timeline
+//!     ─► drain: until every expected output was read (bounded)
+//!     ─► settle: until the group consumed every event and the reader went quiet (bounded), so that a
+//!        surplus is counted too ─► percentiles, totals, timeline
 //! ```
 
 use std::sync::Mutex;
@@ -19,10 +22,12 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::control_plane::{
-    RegistryAccess, apply_through_registry, apply_to_topics_named, wait_for_registry,
+    RegistryAccess, apply_through_registry, apply_to_topics_named, read_load_controls, remove_from_topics,
+    remove_through_registry, wait_for_registry,
 };
 use crate::expect::RoutingTable;
 use crate::kafka::{Producer, TopicSpec, create_topics};
+use crate::leftovers::{ControlRecords, Leftovers};
 use crate::measure::{LagWatcher, LatencyReader, Percentiles, Processes, now_us};
 use crate::router_admin::RouterAdmin;
 use crate::scenario::Scenario;
@@ -161,7 +166,8 @@ pub struct StepResult {
     pub rate_in: f64,
     /// Plugin-topic records the routing rule prescribes for the events sent.
     pub expected_records: u64,
-    /// Plugin-topic records of this step read (sent after it began).
+    /// Plugin-topic records of this step read (sent after it began), counted until the system under
+    /// test consumed every event and the reader went quiet: more than `expected_records` is a surplus.
     pub records_read: u64,
     /// Seconds from the first send until the last expected record was read (or the drain gave up).
     pub seconds: f64,
@@ -200,6 +206,8 @@ pub struct Session {
     pub mean_fanout: f64,
     /// Enablements written.
     pub enablements: usize,
+    /// Control records written to remove what earlier runs left on the topics.
+    pub leftovers_removed: ControlRecords,
     /// The run id.
     pub run_id: Uuid,
 }
@@ -246,7 +254,21 @@ impl Session {
             admin.wait_ready(options.timeout)?;
         }
         let before = admin.as_ref().map(RouterAdmin::counters).transpose()?;
-        match &options.setup {
+        // What earlier runs left on these topics goes, so that the router routes by this run's controls
+        // alone (crate::leftovers).
+        let leftovers = match options.setup {
+            Setup::Skip => Leftovers::default(),
+            Setup::Topics | Setup::Registry(_) => Leftovers::of(
+                &read_load_controls(
+                    &options.bootstrap,
+                    &topics.plugins,
+                    &topics.enablements,
+                    options.timeout,
+                )?,
+                &controls,
+            ),
+        };
+        let removed = match &options.setup {
             Setup::Topics => {
                 apply_to_topics_named(
                     &producer,
@@ -261,6 +283,13 @@ impl Session {
                     topics.plugins,
                     topics.enablements
                 ));
+                remove_from_topics(
+                    &producer,
+                    &leftovers,
+                    &topics.plugins,
+                    &topics.enablements,
+                    options.timeout,
+                )?
             }
             Setup::Registry(access) => {
                 wait_for_registry(access, options.timeout)?;
@@ -270,11 +299,28 @@ impl Session {
                     plugin_ids.len(),
                     access.url
                 ));
+                remove_through_registry(access, &leftovers, &controls)?
             }
-            Setup::Skip => {}
+            Setup::Skip => ControlRecords::default(),
+        };
+        if !leftovers.is_empty() {
+            say(format_args!(
+                "earlier runs left {} load plugins and {} enablements ({} of them enabled) that this \
+                 scenario does not contain; wrote {} manifest and {} enablement records to remove them",
+                leftovers.plugins.len(),
+                leftovers.enablements.len(),
+                leftovers
+                    .enablements
+                    .iter()
+                    .filter(|(_, _, enabled)| *enabled)
+                    .count(),
+                removed.plugins,
+                removed.enablements
+            ));
         }
         if let (Some(admin), Some(before), false) = (&admin, &before, matches!(options.setup, Setup::Skip)) {
-            let (plugins, enablements) = (plugin_ids.len() as u64, enablements as u64);
+            let plugins = plugin_ids.len() as u64 + removed.plugins;
+            let enablements = enablements as u64 + removed.enablements;
             admin.wait_for_counters(
                 "the router to apply the plugins and enablements",
                 options.timeout,
@@ -310,6 +356,7 @@ impl Session {
             mean_value_bytes: pool.mean_value_bytes,
             mean_fanout: pool.mean_fanout,
             enablements,
+            leftovers_removed: removed,
             run_id,
             options,
             producer,
@@ -357,7 +404,7 @@ impl Session {
         let timeline: Mutex<Vec<Sample>> = Mutex::new(Vec::new());
         let rss_max = Mutex::new(usage_before.rss_mib);
 
-        let outcome = std::thread::scope(|scope| -> Result<(u64, u64, f64, bool), LoadtestError> {
+        let outcome = std::thread::scope(|scope| -> Result<(u64, u64, f64, f64, bool), LoadtestError> {
             // The sampler.
             scope.spawn(|| {
                 let mut last = (Instant::now(), producer.delivered(), read_before, usage_before);
@@ -461,13 +508,16 @@ impl Session {
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 };
-                Ok((sent, expected, send_seconds, drained))
+                let drain_seconds = started.elapsed().as_secs_f64();
+                if drained {
+                    settle(reader, lag);
+                }
+                Ok((sent, expected, send_seconds, drain_seconds, drained))
             })();
             finished.store(true, Ordering::Relaxed);
             result
         });
-        let (sent, expected_records, send_seconds, drained) = outcome?;
-        let seconds = started.elapsed().as_secs_f64();
+        let (sent, expected_records, send_seconds, seconds, drained) = outcome?;
         if let Some(bar) = bar {
             bar.finish_and_clear();
         }
@@ -513,6 +563,36 @@ impl Session {
     }
 }
 
+/// How long [`settle`] waits for a quiet reader once the system under test consumed every event.
+const SETTLE_QUIET: Duration = Duration::from_millis(500);
+/// The longest [`settle`] waits.
+const SETTLE_LIMIT: Duration = Duration::from_secs(5);
+
+/// After the drain: it stops at the expected count, but records the routing rule does not prescribe (a
+/// surplus: routes left by earlier runs, duplicates) arrive along with the expected ones. Keeps reading
+/// until the system under test has consumed every event sent (its lag is 0, so every output is committed)
+/// and no record came for [`SETTLE_QUIET`], at most [`SETTLE_LIMIT`], so that the count read includes
+/// them.
+fn settle(reader: &LatencyReader, lag: &LagWatcher) {
+    let started = Instant::now();
+    let (mut caught_up, mut read, mut quiet_since) = (false, reader.records(), Instant::now());
+    while started.elapsed() < SETTLE_LIMIT {
+        if !caught_up && lag.lag() == Some(0) {
+            caught_up = true;
+            quiet_since = Instant::now();
+        }
+        let now = reader.records();
+        if now != read {
+            read = now;
+            quiet_since = Instant::now();
+        }
+        if caught_up && quiet_since.elapsed() >= SETTLE_QUIET {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Whether the lag grew while sending: the mean of the last third of the samples exceeds the mean of the
 /// first third by more than half a second of traffic.
 pub fn lag_growing(lags: &[u64], rate: u64) -> bool {
@@ -547,6 +627,8 @@ pub struct RunReport {
     pub mean_fanout: f64,
     /// Enablements in place.
     pub enablements: usize,
+    /// Control records written to remove what earlier runs left on the topics.
+    pub leftovers_removed: ControlRecords,
     /// The measurement.
     pub result: StepResult,
     /// Sanity problems (nothing read, outputs missing, ...); empty when the numbers are usable.
@@ -554,8 +636,8 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The sanity checks a smoke test relies on: events went in, every expected output came out,
-    /// latencies are positive and ordered.
+    /// The sanity checks a smoke test relies on: events went in, every expected output came out and
+    /// nothing more, latencies are positive and ordered.
     pub fn check(&mut self) {
         let r = &self.result;
         let l = &r.latency_ms;
@@ -567,6 +649,15 @@ impl RunReport {
             problems.push(format!(
                 "only {} of {} expected plugin records were read before the timeout",
                 r.records_read, r.expected_records
+            ));
+        } else if r.records_read > r.expected_records {
+            problems.push(format!(
+                "{} plugin records were read, {} more than the {} expected: the system routed by controls \
+                 the scenario does not contain (with --setup skip: left by another run) or wrote duplicates, \
+                 so the figures describe more work than the scenario states",
+                r.records_read,
+                r.records_read - r.expected_records,
+                r.expected_records
             ));
         }
         if l.count == 0
@@ -607,7 +698,13 @@ impl RunReport {
             r.records_read,
             r.expected_records,
             r.rate_out,
-            if r.drained { "" } else { " (NOT all read)" }
+            if !r.drained {
+                " (NOT all read)".to_owned()
+            } else if r.records_read > r.expected_records {
+                format!(" ({} MORE than expected)", r.records_read - r.expected_records)
+            } else {
+                String::new()
+            }
         ));
         out.push_str(&format!(
             "latency   p50 {:.1} ms  p90 {:.1} ms  p99 {:.1} ms  p99.9 {:.1} ms  max {:.1} ms  ({} records)\n",
@@ -635,5 +732,88 @@ impl RunReport {
             out.push_str(&format!("PROBLEM   {problem}\n"));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(expected: u64, read: u64, drained: bool) -> RunReport {
+        RunReport {
+            tool: "test".into(),
+            started_at: "2026-11-22T09:55:00Z".into(),
+            run_id: Uuid::from_u128(1).to_string(),
+            scenario: Scenario::load("smoke").unwrap(),
+            topics: RunTopics::with_prefix(None),
+            group: "switchyard-router".into(),
+            pids: vec![1],
+            mean_value_bytes: 550.0,
+            mean_fanout: 1.5,
+            enablements: 240,
+            leftovers_removed: ControlRecords::default(),
+            result: StepResult {
+                target_rate: 300,
+                events: 5000,
+                send_seconds: 4.0,
+                rate_in: 300.0,
+                expected_records: expected,
+                records_read: read,
+                seconds: 4.5,
+                rate_out: read as f64 / 4.5,
+                drained,
+                latency_ms: Percentiles {
+                    count: read,
+                    p50: 10.0,
+                    p90: 20.0,
+                    p99: 40.0,
+                    p999: 60.0,
+                    max: 80.0,
+                },
+                cpu_seconds: 1.0,
+                events_per_cpu_second: 5000.0,
+                rss_mib_max: 40.0,
+                lag_at_end: Some(0),
+                lag_max: Some(10),
+                lag_growing: false,
+                timeline: Vec::new(),
+            },
+            problems: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn exactly_the_expected_records_pass() {
+        let mut ok = report(7514, 7514, true);
+        ok.check();
+        assert!(ok.problems.is_empty(), "{:?}", ok.problems);
+        assert!(
+            ok.render()
+                .contains("out       7514 of 7514 expected plugin records")
+        );
+    }
+
+    /// Issue 13, finding 7: the counts of the report, 11,327 records read of 7,514 expected, fail the
+    /// check with both counts named.
+    #[test]
+    fn more_records_than_expected_fail_the_check() {
+        let mut surplus = report(7514, 11_327, true);
+        surplus.check();
+        assert_eq!(surplus.problems.len(), 1, "{:?}", surplus.problems);
+        let problem = &surplus.problems[0];
+        assert!(
+            problem.contains("11327 plugin records were read, 3813 more than the 7514 expected"),
+            "{problem}"
+        );
+        let text = surplus.render();
+        assert!(
+            text.contains("11327 of 7514 expected plugin records")
+                && text.contains("3813 MORE than expected"),
+            "{text}"
+        );
+        let mut missing = report(7514, 7000, false);
+        missing.check();
+        assert_eq!(missing.problems.len(), 1, "{:?}", missing.problems);
+        assert!(missing.problems[0].contains("only 7000 of 7514"));
     }
 }

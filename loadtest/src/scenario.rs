@@ -148,10 +148,18 @@ impl Scenario {
         }
     }
 
-    /// The ids of the run's plugins: `load-01`, `load-02`, ...
+    /// The ids of the run's plugins: `load-01`, `load-02`, ... Every scenario draws from this one
+    /// namespace ([`is_load_plugin`]), which a run owns on its control topics.
     pub fn plugin_ids(&self) -> Vec<String> {
         (1..=self.plugins.count).map(|n| format!("load-{n:02}")).collect()
     }
+}
+
+/// Whether `id` names a load plugin of some scenario (`load-` and at least two digits): the keys a run
+/// may remove from its control topics when its own scenario does not contain them.
+pub fn is_load_plugin(id: &str) -> bool {
+    id.strip_prefix("load-")
+        .is_some_and(|n| n.len() >= 2 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[cfg(test)]
@@ -166,6 +174,18 @@ mod tests {
         assert_eq!(standard.topics.core_partitions, 12);
         assert_eq!(standard.plugin_ids()[19], "load-20");
         Scenario::load("smoke").unwrap();
+        assert!(standard.plugin_ids().iter().all(|id| is_load_plugin(id)));
+        for other in [
+            "load-1",
+            "load-",
+            "load-0a",
+            "sheets-export",
+            "xload-01",
+            "load-01x",
+        ] {
+            assert!(!is_load_plugin(other), "{other}");
+        }
+        assert!(is_load_plugin("load-100"));
     }
 
     #[test]
