@@ -16,6 +16,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use switchyard_router::kafka::LogContext;
 
 use crate::LoadtestError;
 use crate::record::Record;
@@ -293,7 +294,8 @@ pub fn read_to_end(
     timeout: Duration,
     keep: impl Fn(&ReadRecord) -> bool,
 ) -> Result<Read, LoadtestError> {
-    let consumer: BaseConsumer = client_config(bootstrap)
+    // The end of a partition is how the reader knows it is done: logged as nothing, not as an ERROR.
+    let consumer: BaseConsumer<LogContext> = client_config(bootstrap)
         .set(
             "group.id",
             format!("switchyard-loadtest-reader-{}", uuid::Uuid::now_v7()),
@@ -303,7 +305,7 @@ pub fn read_to_end(
         .set("enable.partition.eof", "true")
         // An empty fetch is how the end of a partition shows; do not let the broker hold it long.
         .set("fetch.wait.max.ms", "100")
-        .create()
+        .create_with_context(LogContext::new("loadtest-reader"))
         .map_err(kafka_error("creating a consumer"))?;
     let metadata = consumer
         .fetch_metadata(Some(topic), REQUEST_TIMEOUT)

@@ -1,8 +1,11 @@
 //! The worker's HTTP server: `/metrics`, `/healthz`, `/readyz` (the team configs were read to their end and
 //! shutdown has not begun), and `POST /actions/{name}` for in-process plugins: the registry's gateway calls
 //! it with a Standard Webhooks signature and the team in `switchyard-team`; unsigned or badly signed calls
-//! get 401.
+//! get 401. [`serve`] runs them with the admin limits of [`switchyard_service::http`] (header-read timeout,
+//! connection cap, a lingering close so that a caller still uploading an oversized action body reads its
+//! 413).
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::RwLock;
 
@@ -13,6 +16,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use switchyard_schemas::webhook::SigningSecret;
+use switchyard_service::http::Limits;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::configs::Configs;
@@ -42,6 +47,15 @@ pub fn router<P: Plugin>(state: Arc<AdminState<P>>) -> Router {
         .route("/metrics", get(metrics::<P>))
         .route("/actions/{name}", post(action::<P>))
         .with_state(state)
+}
+
+/// Serves the routes on `listener` with [`Limits::admin`] until `shutdown` completes, then drains.
+pub async fn serve<P: Plugin>(
+    listener: TcpListener,
+    state: Arc<AdminState<P>>,
+    shutdown: impl Future<Output = ()>,
+) {
+    switchyard_service::http::serve(listener, router(state), Limits::admin(), shutdown).await;
 }
 
 async fn readyz<P: Plugin>(State(state): State<Arc<AdminState<P>>>) -> Response {
@@ -93,5 +107,63 @@ async fn action<P: Plugin>(
             .into_response(),
         Err(error) if error.retryable => (StatusCode::SERVICE_UNAVAILABLE, error.message).into_response(),
         Err(error) => (StatusCode::UNPROCESSABLE_ENTITY, error.message).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+
+    use super::*;
+    use crate::seeds::plugins::SlangSearchPlugin;
+
+    #[tokio::test]
+    async fn a_caller_still_uploading_an_oversized_action_body_reads_the_413() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let shutdown = CancellationToken::new();
+        let state = Arc::new(AdminState {
+            plugin: Arc::new(SlangSearchPlugin::new().unwrap()),
+            metrics: Metrics::new("slang-search"),
+            configs: Configs::empty(),
+            signing_secret: RwLock::new(None),
+            shutdown: shutdown.clone(),
+        });
+        let server = tokio::spawn(serve(listener, state, shutdown.clone().cancelled_owned()));
+        // 3 MiB against axum's 2 MiB default: the worker answers once it has read 2 MiB, while the caller
+        // still has a megabyte to send.
+        let length = 3 * 1024 * 1024;
+        let mut stream = TcpStream::connect(address).await.unwrap();
+        let head =
+            format!("POST /actions/lookup HTTP/1.1\r\nhost: worker\r\ncontent-length: {length}\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let chunk = vec![b'x'; 64 * 1024];
+        let mut pace = tokio::time::interval(Duration::from_millis(10));
+        for sent in (0..length).step_by(chunk.len()) {
+            pace.tick().await;
+            if let Err(error) = stream.write_all(&chunk).await {
+                panic!("the upload failed after {sent} of {length} bytes: {error}");
+            }
+        }
+        let mut answer = Vec::new();
+        let mut buffer = [0; 4096];
+        loop {
+            let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
+                .await
+                .expect("no answer within 10 s")
+                .expect("the connection was reset");
+            if read == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buffer[..read]);
+        }
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        drop(stream);
+        shutdown.cancel();
+        server.await.unwrap();
     }
 }

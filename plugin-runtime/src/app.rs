@@ -113,11 +113,11 @@ pub async fn run<P: Plugin>(
         })?;
     info!(address = %settings.admin.listen, plugin = %id, "worker listening");
     let stop_server = CancellationToken::new();
-    let server = tokio::spawn(
-        axum::serve(listener, admin::router(Arc::clone(&admin_state)))
-            .with_graceful_shutdown(stop_server.clone().cancelled_owned())
-            .into_future(),
-    );
+    let server = tokio::spawn(admin::serve(
+        listener,
+        Arc::clone(&admin_state),
+        stop_server.clone().cancelled_owned(),
+    ));
 
     let (outage, outage_watch) = watch::channel(false);
     let heartbeats = if settings.registry.url.is_empty() {

@@ -23,6 +23,7 @@ use rdkafka::message::Message;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
 use switchyard_registry::records::ConfigRecord;
+use switchyard_router::kafka::LogContext;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
@@ -115,13 +116,14 @@ pub fn follow(
     topic: &str,
     plugin: &str,
 ) -> Result<(Arc<Configs>, JoinHandle<()>), KafkaError> {
-    let consumer: BaseConsumer = client
+    // Client errors as the router logs them (transient ones at WARN), not rdkafka's default ERROR.
+    let consumer: BaseConsumer<LogContext> = client
         .clone()
         .set("group.id", format!("switchyard-plugin-{plugin}-configs-unused"))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "false")
         .set("fetch.wait.max.ms", "50")
-        .create()?;
+        .create_with_context(LogContext::new(format!("configs-{plugin}")))?;
     let configs = Configs::empty();
     let (shared, topic, plugin) = (Arc::clone(&configs), topic.to_owned(), plugin.to_owned());
     let thread = std::thread::Builder::new()
@@ -131,7 +133,7 @@ pub fn follow(
     Ok((configs, thread))
 }
 
-fn run(consumer: &BaseConsumer, topic: &str, plugin: &str, configs: &Configs) {
+fn run(consumer: &BaseConsumer<LogContext>, topic: &str, plugin: &str, configs: &Configs) {
     const TIMEOUT: Duration = Duration::from_secs(5);
     let stopped = || configs.stop.load(Ordering::Relaxed);
     let partitions: Vec<i32> = loop {

@@ -3,7 +3,9 @@
 //! Start-up: create or check the store topics (refusing a non-compacted one), start following them, bind
 //! the listener. `/readyz` answers 503 until every store topic is caught up. A housekeeping task forgets
 //! instances silent for `heartbeat.forget_after_ms`, keeps the gauges current and sweeps idle rate buckets.
-//! Shutdown: readiness goes false at once, in-flight requests finish, the store flushes and stops.
+//! Shutdown: readiness goes false at once, in-flight requests finish (within `http.request_timeout_ms`), the
+//! store flushes and stops. The HTTP server is [`switchyard_service::http::serve`], with the header-read
+//! timeout, connection cap, keep-alive limits and lingering close of the `[http]` section.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,6 +17,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::api::schema_work::SchemaWork;
 use crate::api::{self, AppState};
 use crate::auth::{KeyError, KeySet};
 use crate::config::Config;
@@ -50,9 +53,6 @@ pub enum RegistryError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The HTTP server failed.
-    #[error("the HTTP server failed: {0}")]
-    Serve(std::io::Error),
 }
 
 /// A built registry: its state and its routes.
@@ -66,12 +66,14 @@ pub struct Registry {
 /// The steps of start-up that need no broker: token keys and the gateway (URL patterns, networks,
 /// signing key, rate). `--check-config` runs them too.
 pub fn check_offline(config: &Config) -> Result<(KeySet, Gateway), RegistryError> {
+    let (max_lifetime, max_plugin_lifetime) = config.auth.max_lifetimes();
     let keys = KeySet::new(
         Some(config.auth.hs256_secret.expose().as_bytes()),
         &config.auth.rs256_public_keys,
         &config.auth.eddsa_public_keys,
     )?
-    .with_audience(Some(config.auth.audience.clone()));
+    .with_audience(Some(config.auth.audience.clone()))
+    .with_max_lifetimes(max_lifetime, max_plugin_lifetime);
     Ok((keys, Gateway::new(&config.gateway)?))
 }
 
@@ -110,6 +112,7 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         timeout: config.write_timeout(),
     })
     .await?;
+    let metrics = Metrics::new();
     let state = AppState {
         store: Arc::new(store),
         topics: Arc::new(topics),
@@ -117,7 +120,12 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         provisioner: Arc::new(provisioner),
         gateway: Arc::new(gateway),
         heartbeat_ttl: Duration::from_millis(config.heartbeat.ttl_ms),
-        metrics: Metrics::new(),
+        schema_work: SchemaWork::new(
+            config.config_schemas.max_concurrent,
+            Duration::from_millis(config.config_schemas.timeout_ms),
+            metrics.clone(),
+        ),
+        metrics,
         stopping: Arc::new(AtomicBool::new(false)),
     };
     let router = api::router(
@@ -151,10 +159,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Regi
             info!("shutting down: finishing in-flight requests");
         }
     };
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(stopping)
-        .await
-        .map_err(RegistryError::Serve);
+    switchyard_service::http::serve(listener, router, config.http.limits(), stopping).await;
     housekeeping.abort();
     let store = Arc::clone(&state.store);
     drop(state);
@@ -162,7 +167,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Regi
     if let Err(error) = tokio::task::spawn_blocking(move || store.close()).await {
         warn!(%error, "closing the store failed");
     }
-    served
+    Ok(())
 }
 
 /// Every few seconds: refresh gauges, forget long-silent instances, sweep idle rate buckets.

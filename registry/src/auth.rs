@@ -8,8 +8,19 @@
 //! `plugin` for plugin tokens, `exp` (required). With an audience configured, `aud` must name it;
 //! without one, `aud` is not checked (an issuer that serves several audiences with one key should set it).
 //!
+//! Two more rules bound what a token can be: a header with `crit` is refused before any key is tried
+//! (RFC 7515 section 4.1.11: a recipient must reject critical extensions it does not understand, and the
+//! registry understands none), and `exp` may lie at most a maximum lifetime ahead of now (24 hours for
+//! admin and team tokens, 90 days for plugin tokens by default), so that a leaked token cannot stay valid
+//! for years. `iat` is not needed: what bounds the harm of a leaked token is how long it stays valid from
+//! now, which `exp` alone says.
+//!
 //! Every failure is a 401 for the caller, with a reason that names no key and echoes no token.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
 use serde::{Deserialize, Serialize};
 use switchyard_schemas::ids::{check_plugin_id, check_team_id};
@@ -17,6 +28,10 @@ use thiserror::Error;
 
 /// Clock skew tolerated on `exp`, in seconds.
 const LEEWAY_SECONDS: u64 = 30;
+/// Default of `auth.max_token_lifetime_ms`: admin and team tokens, 24 hours.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// Default of `auth.max_plugin_token_lifetime_ms`: plugin tokens, 90 days.
+pub const DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// The role a token grants.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -99,18 +114,31 @@ pub enum AuthError {
     /// `exp` has passed.
     #[error("the token has expired")]
     Expired,
+    /// The header lists critical extensions (`crit`), none of which the registry implements.
+    #[error("the token's header has a crit parameter; no critical extension is supported")]
+    Critical,
+    /// `exp` lies further ahead than the role's maximum lifetime.
+    #[error("the token is valid for too long: {role} tokens may expire at most {max} from now")]
+    Lifetime {
+        /// `admin`, `team` or `plugin`.
+        role: &'static str,
+        /// The maximum, e.g. `1 day`.
+        max: String,
+    },
     /// A required claim is missing or invalid.
     #[error("the token's claims are invalid: {0}")]
     Claims(String),
 }
 
-/// The verification keys, by family.
-#[derive(Clone, Default)]
+/// The verification keys, by family, and the longest lifetimes accepted.
+#[derive(Clone)]
 pub struct KeySet {
     hs256: Option<DecodingKey>,
     rs256: Vec<DecodingKey>,
     eddsa: Vec<DecodingKey>,
     audience: Option<String>,
+    max_lifetime: Duration,
+    max_plugin_lifetime: Duration,
 }
 
 /// A key that could not be loaded from configuration.
@@ -126,7 +154,8 @@ pub struct KeyError {
 }
 
 impl KeySet {
-    /// Keys from configuration: an optional HS256 secret, RS256 and EdDSA public keys in PEM.
+    /// Keys from configuration: an optional HS256 secret, RS256 and EdDSA public keys in PEM; the default
+    /// maximum lifetimes.
     pub fn new(
         hs256_secret: Option<&[u8]>,
         rs256_pems: &[String],
@@ -153,7 +182,17 @@ impl KeySet {
             rs256: load("RS256", rs256_pems, DecodingKey::from_rsa_pem)?,
             eddsa: load("EdDSA", eddsa_pems, DecodingKey::from_ed_pem)?,
             audience: None,
+            max_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
+            max_plugin_lifetime: DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME,
         })
+    }
+
+    /// Refuses admin and team tokens whose `exp` is more than `tokens` ahead, plugin tokens more than
+    /// `plugin_tokens` ahead (each with the 30 s clock skew allowance).
+    pub fn with_max_lifetimes(mut self, tokens: Duration, plugin_tokens: Duration) -> Self {
+        self.max_lifetime = tokens;
+        self.max_plugin_lifetime = plugin_tokens;
+        self
     }
 
     /// Requires tokens to carry `aud` naming `audience` (`None`: `aud` is not checked).
@@ -179,6 +218,9 @@ impl KeySet {
     /// Verifies a token and returns the principal it speaks for.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if has_crit_header(token)? {
+            return Err(AuthError::Critical);
+        }
         let keys: Vec<&DecodingKey> = match header.alg {
             Algorithm::HS256 => self.hs256.iter().collect(),
             Algorithm::RS256 => self.rs256.iter().collect(),
@@ -203,7 +245,10 @@ impl KeySet {
         let mut last = AuthError::Signature;
         for key in keys {
             match decode::<Claims>(token, key, &validation) {
-                Ok(data) => return principal(data.claims),
+                Ok(data) => {
+                    self.check_lifetime(&data.claims, unix_now())?;
+                    return principal(data.claims);
+                }
                 Err(error) => {
                     use jsonwebtoken::errors::ErrorKind;
                     last = match error.kind() {
@@ -225,6 +270,62 @@ impl KeySet {
         }
         Err(last)
     }
+
+    /// Refuses a verified token whose `exp` lies further ahead of `now` than its role may.
+    fn check_lifetime(&self, claims: &Claims, now: u64) -> Result<(), AuthError> {
+        let (role, max) = match claims.role {
+            Role::Admin => ("admin", self.max_lifetime),
+            Role::Team => ("team", self.max_lifetime),
+            Role::Plugin => ("plugin", self.max_plugin_lifetime),
+        };
+        if lifetime_within(claims.exp, now, max) {
+            Ok(())
+        } else {
+            Err(AuthError::Lifetime {
+                role,
+                max: format_lifetime(max),
+            })
+        }
+    }
+}
+
+/// A lifetime in the largest whole unit that divides it: `1 day`, `90 days`, `12 h`, `15 min`, `90 s`.
+pub fn format_lifetime(lifetime: Duration) -> String {
+    let seconds = lifetime.as_secs();
+    match seconds {
+        86_400 => "1 day".to_owned(),
+        s if s > 0 && s % 86_400 == 0 => format!("{} days", s / 86_400),
+        s if s > 0 && s % 3600 == 0 => format!("{} h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{} min", s / 60),
+        s => format!("{s} s"),
+    }
+}
+
+/// Whether a token expiring at `exp` (seconds since the epoch) lives at most `max` from `now`, allowing
+/// for the clock skew [`LEEWAY_SECONDS`] (an issuer whose clock is ahead mints a slightly later `exp`).
+fn lifetime_within(exp: u64, now: u64, max: Duration) -> bool {
+    exp.saturating_sub(now) <= max.as_secs().saturating_add(LEEWAY_SECONDS)
+}
+
+/// Whether a compact JWS's protected header (its first segment, base64url JSON) has a `crit` parameter,
+/// whatever its value. Read here rather than from `jsonwebtoken`'s parsed header, which maps
+/// `"crit": null` to "absent" and may drop the parameter in another version. A header that is not
+/// base64url of a JSON object is [`AuthError::Malformed`].
+fn has_crit_header(token: &str) -> Result<bool, AuthError> {
+    let segment = token.split('.').next().unwrap_or_default();
+    let json = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| AuthError::Malformed)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&json).map_err(|_| AuthError::Malformed)?;
+    Ok(header.contains_key("crit"))
+}
+
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn principal(claims: Claims) -> Result<Principal, AuthError> {
@@ -297,9 +398,6 @@ pub fn mint_hs256_for(secret: &[u8], claims: &Claims, audience: Option<&str>) ->
 
 #[cfg(test)]
 mod tests {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-
     use super::*;
 
     const SECRET: &[u8] = b"a development secret of enough length";
@@ -528,6 +626,126 @@ mod tests {
         assert_eq!(strict.verify(&for_us), Ok(Principal::Admin));
         assert!(matches!(strict.verify(&for_others), Err(AuthError::Claims(_))));
         assert!(matches!(strict.verify(&without), Err(AuthError::Claims(_))));
+    }
+
+    #[test]
+    fn a_crit_header_is_detected_whatever_its_value() {
+        let header = |json: &str| format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(json));
+        assert_eq!(has_crit_header(&header(r#"{"alg":"HS256"}"#)), Ok(false));
+        assert_eq!(
+            has_crit_header(&header(r#"{"alg":"HS256","crit":["exp"],"exp":1}"#)),
+            Ok(true)
+        );
+        assert_eq!(
+            has_crit_header(&header(r#"{"alg":"HS256","crit":null}"#)),
+            Ok(true)
+        );
+        assert_eq!(has_crit_header(&header(r#"{"alg":"HS256","crit":[]}"#)), Ok(true));
+        assert_eq!(
+            has_crit_header(&header(r#"{"crit":["b64"],"alg":"HS256","crit":null}"#)),
+            Ok(true)
+        );
+        assert_eq!(has_crit_header(&header(r#"["crit"]"#)), Err(AuthError::Malformed));
+        assert_eq!(has_crit_header("%%%.e30.sig"), Err(AuthError::Malformed));
+        assert_eq!(has_crit_header(""), Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn signed_tokens_with_crit_are_refused() {
+        let mut header = Header::new(Algorithm::HS256);
+        header.crit = Some(vec!["urn:example:never-understood".into()]);
+        let token = encode(
+            &header,
+            &claims(Role::Admin, None, None),
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert_eq!(keys().verify(&token), Err(AuthError::Critical));
+        // The same token without crit is fine: only the header makes the difference.
+        let plain = mint_hs256(SECRET, &claims(Role::Admin, None, None)).unwrap();
+        assert_eq!(keys().verify(&plain), Ok(Principal::Admin));
+    }
+
+    #[test]
+    fn lifetimes_read_in_whole_units() {
+        let f = |seconds| format_lifetime(Duration::from_secs(seconds));
+        assert_eq!(
+            [f(86_400), f(90 * 86_400), f(12 * 3600), f(900), f(90), f(0)],
+            ["1 day", "90 days", "12 h", "15 min", "90 s", "0 s"]
+        );
+    }
+
+    #[test]
+    fn lifetime_is_bounded_with_the_clock_skew_allowance() {
+        let day = Duration::from_secs(86_400);
+        let now = 1_800_000_000;
+        assert!(lifetime_within(now + 86_400, now, day));
+        assert!(lifetime_within(now + 86_400 + LEEWAY_SECONDS, now, day));
+        assert!(!lifetime_within(now + 86_400 + LEEWAY_SECONDS + 1, now, day));
+        assert!(
+            lifetime_within(now - 10, now, day),
+            "expiry is another check's business"
+        );
+        assert!(!lifetime_within(253_402_300_799, now, day), "year 9999");
+        assert!(lifetime_within(u64::MAX, now, Duration::MAX));
+    }
+
+    #[test]
+    fn tokens_valid_for_too_long_are_refused_by_role() {
+        let keys = keys();
+        let far = |role, team: Option<&str>, plugin: Option<&str>, ahead: u64| {
+            let mut claims = claims(role, team, plugin);
+            claims.exp = now() + ahead;
+            mint_hs256(SECRET, &claims).unwrap()
+        };
+        let year_9999 = {
+            let mut claims = claims(Role::Admin, None, None);
+            claims.exp = 253_402_300_799;
+            mint_hs256(SECRET, &claims).unwrap()
+        };
+        assert_eq!(
+            keys.verify(&year_9999),
+            Err(AuthError::Lifetime {
+                role: "admin",
+                max: "1 day".into()
+            })
+        );
+        assert_eq!(
+            keys.verify(&year_9999).unwrap_err().to_string(),
+            "the token is valid for too long: admin tokens may expire at most 1 day from now"
+        );
+        let hours = 3600;
+        assert_eq!(
+            keys.verify(&far(Role::Team, Some("acme"), None, 23 * hours)),
+            Ok(Principal::Team("acme".into()))
+        );
+        assert!(matches!(
+            keys.verify(&far(Role::Team, Some("acme"), None, 25 * hours)),
+            Err(AuthError::Lifetime { role: "team", .. })
+        ));
+        // Plugin tokens live in a Secret for a rotation period: 90 days by default.
+        assert_eq!(
+            keys.verify(&far(Role::Plugin, None, Some("sms-notify"), 89 * 24 * hours)),
+            Ok(Principal::Plugin("sms-notify".into()))
+        );
+        assert!(matches!(
+            keys.verify(&far(Role::Plugin, None, Some("sms-notify"), 91 * 24 * hours)),
+            Err(AuthError::Lifetime { role: "plugin", .. })
+        ));
+        // The configured maximums replace the defaults.
+        let strict = keys.with_max_lifetimes(Duration::from_secs(600), Duration::from_secs(3600));
+        assert!(matches!(
+            strict.verify(&far(Role::Admin, None, None, 2 * 600)),
+            Err(AuthError::Lifetime { role: "admin", .. })
+        ));
+        assert_eq!(
+            strict.verify(&far(Role::Admin, None, None, 500)),
+            Ok(Principal::Admin)
+        );
+        assert!(matches!(
+            strict.verify(&far(Role::Plugin, None, Some("sms-notify"), 2 * hours)),
+            Err(AuthError::Lifetime { role: "plugin", .. })
+        ));
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 pub use switchyard_router::config::ConfigError;
 use switchyard_router::config::{LogConfig, invalid, load_layers, options_map};
+use switchyard_service::http::Limits;
 
 /// The embedded defaults.
 pub const DEFAULTS: &str = include_str!("../default.toml");
@@ -73,6 +74,8 @@ pub struct Config {
     pub heartbeat: HeartbeatConfig,
     /// The action gateway.
     pub gateway: GatewayConfig,
+    /// Compiling plugins' config schemas and validating teams' configs.
+    pub config_schemas: ConfigSchemasConfig,
     /// Logging (the router's format and filter syntax).
     pub log: LogConfig,
 }
@@ -136,8 +139,41 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Largest request body outside the gateway, in bytes. Default 1048576.
     pub body_limit_bytes: usize,
-    /// Bound of one request, in milliseconds. Default 30000.
+    /// Bound of one request, in milliseconds; also how long in-flight requests have to finish at shutdown.
+    /// Default 30000.
     pub request_timeout_ms: u64,
+    /// How long a client has to send a request's head (request line and headers), in milliseconds, counted
+    /// from the accept or, on a kept-alive connection, from the end of the previous response; so it is also
+    /// how long an idle kept-alive connection stays open. Default 20000.
+    pub header_read_timeout_ms: u64,
+    /// Connections open at once; at the cap, new connections wait in the listen backlog until one closes.
+    /// Keep it below the process's open-file limit. Default 1024.
+    pub max_connections: usize,
+    /// Requests served on one kept-alive connection; the last response carries `Connection: close`.
+    /// Default 1000.
+    pub max_requests_per_connection: u64,
+    /// How long a closing connection keeps reading and discarding what the client still sends (the rest of
+    /// a body answered early with a 401 or 413), in milliseconds. Default 5000.
+    pub linger_timeout_ms: u64,
+    /// The most bytes a closing connection discards before it closes anyway. Default 4194304.
+    pub linger_max_bytes: u64,
+}
+
+impl HttpConfig {
+    /// The server's limits. The registry bounds each request itself (with a problem-details 503), so the
+    /// server adds no request timeout of its own; the shutdown drain is `request_timeout_ms`, the longest
+    /// an in-flight request can take.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            request_timeout: None,
+            max_connections: self.max_connections,
+            max_requests_per_connection: self.max_requests_per_connection,
+            drain_timeout: Duration::from_millis(self.request_timeout_ms),
+            linger_timeout: Duration::from_millis(self.linger_timeout_ms),
+            linger_max_bytes: self.linger_max_bytes,
+        }
+    }
 }
 
 /// Bearer token verification keys; at least one family must be set.
@@ -152,6 +188,22 @@ pub struct AuthConfig {
     pub eddsa_public_keys: Vec<String>,
     /// The `aud` tokens must carry; empty = not checked. Default empty.
     pub audience: String,
+    /// Longest an admin or team token may still be valid (`exp` minus now), in milliseconds; a token valid
+    /// for longer is refused. Default 86400000 (24 hours).
+    pub max_token_lifetime_ms: u64,
+    /// The same for plugin tokens, which plugin workers keep in a Secret for a rotation period, in
+    /// milliseconds. Default 7776000000 (90 days).
+    pub max_plugin_token_lifetime_ms: u64,
+}
+
+impl AuthConfig {
+    /// `max_token_lifetime_ms` and `max_plugin_token_lifetime_ms`.
+    pub fn max_lifetimes(&self) -> (Duration, Duration) {
+        (
+            Duration::from_millis(self.max_token_lifetime_ms),
+            Duration::from_millis(self.max_plugin_token_lifetime_ms),
+        )
+    }
 }
 
 /// Plugin instance liveness.
@@ -162,6 +214,18 @@ pub struct HeartbeatConfig {
     pub ttl_ms: u64,
     /// A silent instance is removed after this long, in milliseconds. Default 3600000.
     pub forget_after_ms: u64,
+}
+
+/// Compiling plugins' config schemas (at registration and for each config request) and validating teams'
+/// configs: CPU work that runs off the request threads, a few jobs at a time, within a deadline.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSchemasConfig {
+    /// Most compilations and validations running at once; more wait for a slot. Default 2.
+    pub max_concurrent: usize,
+    /// A request whose compilation or validation has not finished (slot wait included) after this many
+    /// milliseconds gets 503. Default 5000.
+    pub timeout_ms: u64,
 }
 
 /// The action gateway.
@@ -242,6 +306,12 @@ impl Config {
                 return Err(invalid(key, "must be at least 1"));
             }
         }
+        if self.config_schemas.max_concurrent < 1 || self.config_schemas.timeout_ms < 1 {
+            return Err(invalid(
+                "config_schemas",
+                "max_concurrent and timeout_ms must be at least 1",
+            ));
+        }
         if self.auth.hs256_secret.is_empty()
             && self.auth.rs256_public_keys.is_empty()
             && self.auth.eddsa_public_keys.is_empty()
@@ -251,6 +321,24 @@ impl Config {
                 "no token key is configured: set auth.hs256_secret (SWITCHYARD_REGISTRY__AUTH__HS256_SECRET) \
                  or RS256/EdDSA public keys",
             ));
+        }
+        for (key, value) in [
+            ("http.request_timeout_ms", self.http.request_timeout_ms),
+            ("http.header_read_timeout_ms", self.http.header_read_timeout_ms),
+            ("http.max_connections", self.http.max_connections as u64),
+            (
+                "http.max_requests_per_connection",
+                self.http.max_requests_per_connection,
+            ),
+            ("auth.max_token_lifetime_ms", self.auth.max_token_lifetime_ms),
+            (
+                "auth.max_plugin_token_lifetime_ms",
+                self.auth.max_plugin_token_lifetime_ms,
+            ),
+        ] {
+            if value < 1 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if !self.auth.hs256_secret.is_empty() && self.auth.hs256_secret.expose().len() < 32 {
             return Err(invalid("auth.hs256_secret", "must be at least 32 characters"));
@@ -315,6 +403,43 @@ mod tests {
         assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.heartbeat.ttl_ms, 30_000);
         assert_eq!(config.topics.configs, "switchyard.configs");
+    }
+
+    #[test]
+    fn default_token_lifetimes_are_the_ones_auth_and_switchyardctl_assume() {
+        let config = Config::load_from(None, env(&required())).unwrap();
+        assert_eq!(
+            config.auth.max_lifetimes(),
+            (
+                crate::auth::DEFAULT_MAX_TOKEN_LIFETIME,
+                crate::auth::DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME
+            )
+        );
+        let mut vars = required();
+        vars.push(("SWITCHYARD_REGISTRY__AUTH__MAX_TOKEN_LIFETIME_MS", "0"));
+        let error = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+        assert!(error.contains("auth.max_token_lifetime_ms"), "{error}");
+    }
+
+    #[test]
+    fn http_limits_come_from_the_http_section() {
+        let mut vars = required();
+        vars.push(("SWITCHYARD_REGISTRY__HTTP__HEADER_READ_TIMEOUT_MS", "1000"));
+        vars.push(("SWITCHYARD_REGISTRY__HTTP__MAX_CONNECTIONS", "8"));
+        let limits = Config::load_from(None, env(&vars)).unwrap().http.limits();
+        assert_eq!(limits.header_read_timeout, Duration::from_secs(1));
+        assert_eq!(limits.max_connections, 8);
+        assert_eq!(limits.max_requests_per_connection, 1000);
+        assert_eq!(limits.drain_timeout, Duration::from_secs(30));
+        assert_eq!(limits.request_timeout, None);
+        assert_eq!(
+            (limits.linger_timeout, limits.linger_max_bytes),
+            (Duration::from_secs(5), 4 * 1024 * 1024)
+        );
+        let mut vars = required();
+        vars.push(("SWITCHYARD_REGISTRY__HTTP__MAX_CONNECTIONS", "0"));
+        let error = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+        assert!(error.contains("http.max_connections"), "{error}");
     }
 
     #[test]

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub live_instances: IntGaugeVec,
     /// `switchyard_registry_ready`: 1 while `/readyz` answers 200.
     pub ready: IntGauge,
+    /// `switchyard_registry_schema_jobs_total{outcome}`: config-schema compilations and config
+    /// validations by outcome (`done`, `busy`, `timed_out`, `failed`).
+    pub schema_jobs: IntCounterVec,
 }
 
 impl Metrics {
@@ -76,6 +79,14 @@ impl Metrics {
         .expect("valid metric");
         let ready = IntGauge::new("switchyard_registry_ready", "1 while the registry is ready")
             .expect("valid metric");
+        let schema_jobs = IntCounterVec::new(
+            Opts::new(
+                "switchyard_registry_schema_jobs_total",
+                "Config-schema compilations and config validations by outcome",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
@@ -84,6 +95,7 @@ impl Metrics {
             Box::new(plugins.clone()),
             Box::new(live_instances.clone()),
             Box::new(ready.clone()),
+            Box::new(schema_jobs.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -96,6 +108,7 @@ impl Metrics {
             plugins,
             live_instances,
             ready,
+            schema_jobs,
         }
     }
 

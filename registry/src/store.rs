@@ -27,6 +27,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
+use switchyard_router::kafka::{LogContext, log_client_error};
 use thiserror::Error;
 use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
@@ -127,7 +128,12 @@ type Acknowledgement = oneshot::Sender<Result<(i32, i64), KafkaError>>;
 /// Hands each delivery report to the writer waiting for it.
 struct Acknowledgements;
 
-impl ClientContext for Acknowledgements {}
+impl ClientContext for Acknowledgements {
+    /// Transient client errors (a broker connection dropped) as the router logs them, not at ERROR.
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error("store-producer", &error, reason);
+    }
+}
 
 impl ProducerContext for Acknowledgements {
     type DeliveryOpaque = Box<Acknowledgement>;
@@ -173,13 +179,14 @@ impl Store {
                 applied: watch::Sender::new(HashMap::new()),
                 caught_up: watch::Sender::new(false),
             });
-            let consumer: BaseConsumer = config
+            // The end of a partition is how the follower knows it is caught up: not an error to log.
+            let consumer: BaseConsumer<LogContext> = config
                 .client()
                 .set("group.id", "switchyard-registry-follower-unused")
                 .set("enable.auto.commit", "false")
                 .set("enable.partition.eof", "true")
                 .set("fetch.wait.max.ms", "100")
-                .create()
+                .create_with_context(LogContext::new(format!("store-{topic}")))
                 .map_err(kafka(format!("creating the follower of {topic}")))?;
             let (topic_name, shared, stop) = (topic.clone(), Arc::clone(&follower), Arc::clone(&stop));
             let timeout = config.timeout;
@@ -429,7 +436,7 @@ async fn not_compacted(
 /// The follower loop of one topic: assign every partition from the beginning, apply records in order,
 /// publish the next offset per partition, and report caught up at the end offsets seen at start.
 fn follow(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<LogContext>,
     topic: &str,
     follower: &Follower,
     stop: &std::sync::atomic::AtomicBool,

@@ -6,11 +6,13 @@
 //! ```
 //!
 //! Shutdown order: readiness goes false at once; the pipeline stops fetching, commits what it read and
-//! flushes; then the control threads and the HTTP server stop.
+//! flushes; then the control threads and the HTTP server stop. The admin server runs with
+//! [`Limits::admin`]: a header-read timeout, a connection cap and a bounded drain.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use switchyard_service::http::Limits;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -38,17 +40,15 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Rout
         })?;
     info!(address = %config.admin.listen, "admin server listening");
     let background = CancellationToken::new();
-    let server = tokio::spawn(
-        axum::serve(
-            listener,
-            admin::router(AdminState {
-                metrics: metrics.clone(),
-                health: health.clone(),
-            }),
-        )
-        .with_graceful_shutdown(background.clone().cancelled_owned())
-        .into_future(),
-    );
+    let server = tokio::spawn(switchyard_service::http::serve(
+        listener,
+        admin::router(AdminState {
+            metrics: metrics.clone(),
+            health: health.clone(),
+        }),
+        Limits::admin(),
+        background.clone().cancelled_owned(),
+    ));
     tokio::spawn({
         let (shutdown, health) = (shutdown.clone(), health.clone());
         async move {

@@ -1,6 +1,7 @@
 //! What the router needs from librdkafka beyond the client types: a context that exports statistics,
-//! topic metadata checks, the start-up check of the credentials (the registry and the plugin runtime use
-//! it too), and the classification of delivery failures.
+//! a context that only logs (the registry's store followers use it), topic metadata checks, the start-up
+//! check of the credentials (the registry and the plugin runtime use it too), and the classification of
+//! delivery failures.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -21,24 +22,21 @@ use crate::metrics::Metrics;
 pub struct StatsContext {
     metrics: Metrics,
     client: String,
-    input_topic: Option<String>,
 }
 
 impl StatsContext {
-    /// `client` labels the statistics; `input_topic` selects partitions whose consumer lag is exported.
-    pub fn new(metrics: Metrics, client: impl Into<String>, input_topic: Option<String>) -> Self {
+    /// `client` labels the statistics.
+    pub fn new(metrics: Metrics, client: impl Into<String>) -> Self {
         Self {
             metrics,
             client: client.into(),
-            input_topic,
         }
     }
 }
 
 impl ClientContext for StatsContext {
     fn stats(&self, statistics: Statistics) {
-        self.metrics
-            .record_statistics(&self.client, &statistics, self.input_topic.as_deref());
+        self.metrics.record_statistics(&self.client, &statistics);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
@@ -48,7 +46,8 @@ impl ClientContext for StatsContext {
 
 /// librdkafka's client-level errors: the end of a partition is an event the control readers ask for, not an
 /// error; the rest are mostly transient (a broker connection dropped) and librdkafka retries them itself.
-fn log_client_error(client: &str, error: &KafkaError, reason: &str) {
+/// rdkafka's default context logs every one of them, the end of a partition included, at ERROR.
+pub fn log_client_error(client: &str, error: &KafkaError, reason: &str) {
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::PartitionEOF) => {}
         _ => tracing::warn!(client, %error, reason, "Kafka client error"),
@@ -56,6 +55,30 @@ fn log_client_error(client: &str, error: &KafkaError, reason: &str) {
 }
 
 impl ConsumerContext for StatsContext {}
+
+/// A client context that logs client-level errors through [`log_client_error`] instead of rdkafka's
+/// default context, for clients without statistics: a consumer with `enable.partition.eof=true` reaches
+/// the end of its partitions all the time, which is not an error.
+pub struct LogContext {
+    client: String,
+}
+
+impl LogContext {
+    /// `client` names the client in the log lines.
+    pub fn new(client: impl Into<String>) -> Self {
+        Self {
+            client: client.into(),
+        }
+    }
+}
+
+impl ClientContext for LogContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error(&self.client, &error, reason);
+    }
+}
+
+impl ConsumerContext for LogContext {}
 
 /// The partitions of `topic`, or an empty list if it does not exist.
 pub fn metadata_partitions<C: ClientContext>(
@@ -193,6 +216,63 @@ pub enum Failure {
     Purged,
 }
 
+/// What the router does after a transaction call failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionAction {
+    /// Call it again (librdkafka resumes the same operation), within the ride-out deadline.
+    Retry,
+    /// Abort the transaction, rewind and process again.
+    Abort,
+    /// librdkafka declared the producer unusable, for a reason that another producer with the same
+    /// transactional id does not inherit (e.g. the broker answering `INVALID_TXN_STATE` to the abort of a
+    /// transaction none of whose partitions could be added, librdkafka issue 4849, which a deleted plugin
+    /// topic causes): replace the producer, whose `init_transactions` aborts what the old one left open,
+    /// then rewind.
+    ReplaceProducer,
+    /// Stop the process: another instance took the transactional id over (fenced), the credentials may
+    /// not use it, or the error is not a transaction error at all.
+    Stop,
+}
+
+/// Classifies a transaction call's error from librdkafka's flags and code.
+pub fn transaction_action(
+    code: RDKafkaErrorCode,
+    fatal: bool,
+    retriable: bool,
+    abortable: bool,
+) -> TransactionAction {
+    use RDKafkaErrorCode as C;
+    if fatal {
+        match code {
+            C::Fenced
+            | C::ProducerFenced
+            | C::InvalidProducerEpoch
+            | C::TransactionalIdAuthorizationFailed
+            | C::ClusterAuthorizationFailed => TransactionAction::Stop,
+            _ => TransactionAction::ReplaceProducer,
+        }
+    } else if abortable {
+        TransactionAction::Abort
+    } else if retriable {
+        TransactionAction::Retry
+    } else {
+        TransactionAction::Stop
+    }
+}
+
+/// [`transaction_action`] of a transaction call's error; errors of other kinds stop the process.
+pub fn transaction_error_action(error: &KafkaError) -> TransactionAction {
+    match error {
+        KafkaError::Transaction(error) => transaction_action(
+            error.code(),
+            error.is_fatal(),
+            error.is_retriable(),
+            error.txn_requires_abort(),
+        ),
+        _ => TransactionAction::Stop,
+    }
+}
+
 /// Classifies a delivery failure to a plugin topic.
 pub fn classify_plugin_failure(error: &KafkaError) -> Failure {
     use RDKafkaErrorCode as C;
@@ -248,6 +328,49 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(error, CredentialsError::Client(_)), "{error}");
+    }
+
+    #[test]
+    fn transaction_errors_are_retried_aborted_survived_by_a_new_producer_or_fatal() {
+        use RDKafkaErrorCode as C;
+        use TransactionAction as A;
+        assert_eq!(
+            transaction_action(C::CoordinatorLoadInProgress, false, true, false),
+            A::Retry
+        );
+        assert_eq!(
+            transaction_action(C::UnknownTopicOrPartition, false, false, true),
+            A::Abort
+        );
+        // Abortable wins over retriable: the transaction is already lost.
+        assert_eq!(
+            transaction_action(C::MessageTimedOut, false, true, true),
+            A::Abort
+        );
+        // librdkafka issue 4849: the abort after a deleted topic's AddPartitionsToTxn failure.
+        assert_eq!(
+            transaction_action(C::InvalidTransactionalState, true, false, false),
+            A::ReplaceProducer
+        );
+        assert_eq!(
+            transaction_action(C::InvalidTransactionalState, false, false, false),
+            A::Stop
+        );
+        for fenced in [C::Fenced, C::ProducerFenced, C::InvalidProducerEpoch] {
+            assert_eq!(
+                transaction_action(fenced, true, false, false),
+                A::Stop,
+                "{fenced:?}"
+            );
+        }
+        assert_eq!(
+            transaction_action(C::TransactionalIdAuthorizationFailed, true, false, false),
+            A::Stop
+        );
+        assert_eq!(
+            transaction_error_action(&KafkaError::MessageProduction(C::InvalidTransactionalState)),
+            A::Stop
+        );
     }
 
     #[test]

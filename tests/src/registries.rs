@@ -295,12 +295,22 @@ impl RegistryProcess {
     /// Starts the binary with `env` (from [`RegistryTopics::env`]) listening on `address`, appending its
     /// output to `log`.
     pub fn start(env: &BTreeMap<String, String>, address: SocketAddr, log: &Path) -> Self {
+        Self::start_binary(&registry_binary(), env, address, log)
+    }
+
+    /// As [`RegistryProcess::start`], with another executable (a wrapper that limits the registry, say).
+    pub fn start_binary(
+        binary: &Path,
+        env: &BTreeMap<String, String>,
+        address: SocketAddr,
+        log: &Path,
+    ) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log)
             .expect("log file");
-        let child = Command::new(registry_binary())
+        let child = Command::new(binary)
             .envs(env)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

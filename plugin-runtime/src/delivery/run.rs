@@ -15,8 +15,10 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Statistics, TopicPartitionList};
+use switchyard_router::kafka::log_client_error;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +50,12 @@ impl WorkerContext {
 }
 
 impl ClientContext for WorkerContext {
+    /// As the router logs them: the end of a partition (should `kafka.options` turn it on) is no error, and
+    /// the transient rest is a warning, not rdkafka's default ERROR.
+    fn error(&self, error: KafkaError, reason: &str) {
+        log_client_error("plugin-worker", &error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         if let Some(topic) = statistics.topics.get(&self.topic) {
             for (id, partition) in &topic.partitions {

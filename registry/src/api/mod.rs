@@ -13,6 +13,7 @@
 pub mod actions;
 pub mod ops;
 pub mod plugins;
+pub mod schema_work;
 pub mod teams;
 
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 
+use self::schema_work::SchemaWork;
 use crate::auth::KeySet;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
@@ -54,6 +56,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Set from the first moment of shutdown.
     pub stopping: Arc<AtomicBool>,
+    /// Runs config-schema compilation and config validation off the async workers, within a deadline.
+    pub schema_work: SchemaWork,
 }
 
 impl FromRef<AppState> for KeySet {

@@ -133,7 +133,12 @@ pub async fn register(
         ));
     }
     let manifest = PluginManifest::parse(&id, &body).map_err(invalid_manifest)?;
-    check_manifest(&manifest)?;
+    let manifest = state
+        .schema_work
+        .run("checking the manifest's config_schema", move || {
+            check_manifest(&manifest).map(|()| manifest)
+        })
+        .await??;
     let current = state.records().plugin(&id);
     if let Some(current) = &current
         && manifest.version < current.version

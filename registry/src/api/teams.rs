@@ -198,26 +198,36 @@ pub async fn set_config(
             }],
         )
     })?;
-    let schema = compiled_schema(&manifest)?;
-    let previous = state.records().config(&team, &id);
-    schema.merge_secrets(&mut config, previous.as_ref().map(|p| &p.config));
-    schema.validate(&config).map_err(|errors| {
-        Problem::invalid(
-            "the config does not match the plugin's config_schema",
-            errors
-                .into_iter()
-                .map(|e| FieldError {
-                    pointer: e.pointer,
-                    detail: e.detail,
-                })
-                .collect(),
+    let previous = state.records().config(&team, &id).map(|p| p.config);
+    let plugin_version = manifest.version.to_string();
+    let (schema, config) = state
+        .schema_work
+        .run(
+            "checking the config against the plugin's config_schema",
+            move || {
+                let schema = compiled_schema(&manifest)?;
+                schema.merge_secrets(&mut config, previous.as_ref());
+                schema.validate(&config).map_err(|errors| {
+                    Problem::invalid(
+                        "the config does not match the plugin's config_schema",
+                        errors
+                            .into_iter()
+                            .map(|e| FieldError {
+                                pointer: e.pointer,
+                                detail: e.detail,
+                            })
+                            .collect(),
+                    )
+                })?;
+                Ok::<_, Problem>((schema, config))
+            },
         )
-    })?;
+        .await??;
     let record = ConfigRecord {
         team_id: team.clone(),
         plugin_id: id.clone(),
         config,
-        plugin_version: manifest.version.to_string(),
+        plugin_version,
         updated_at: now_rfc3339(),
     };
     let value =
@@ -241,8 +251,12 @@ pub async fn show_config(
         .records()
         .config(&team, &id)
         .ok_or_else(|| Problem::not_found(format!("this team has no config for {id}")))?;
-    let schema = compiled_schema(&manifest)?;
-    Ok(Json(config_view(&schema, record)))
+    state
+        .schema_work
+        .run("reading the plugin's config_schema", move || {
+            compiled_schema(&manifest).map(|schema| Json(config_view(&schema, record)))
+        })
+        .await?
 }
 
 fn compiled_schema(manifest: &PluginManifest) -> Result<ConfigSchema, Problem> {

@@ -10,7 +10,9 @@
 //! ```
 //! The registry's URL and the token come from `--url`/`--token` or `SWITCHYARD_REGISTRY_URL`/
 //! `SWITCHYARD_TOKEN`. `token mint` signs with the registry's HS256 secret (`--secret` or
-//! `SWITCHYARD_REGISTRY__AUTH__HS256_SECRET`, the variable the registry itself reads).
+//! `SWITCHYARD_REGISTRY__AUTH__HS256_SECRET`, the variable the registry itself reads), and refuses a `--ttl`
+//! longer than the registry accepts for the role (its `auth.max_token_lifetime_ms` and
+//! `auth.max_plugin_token_lifetime_ms`, read from the same variables, 24 h and 90 days by default).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +20,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
-use switchyard_registry::auth::{Claims, Role, mint_hs256_for};
+use switchyard_registry::auth::{
+    Claims, DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME, DEFAULT_MAX_TOKEN_LIFETIME, Role, format_lifetime,
+    mint_hs256_for,
+};
 use switchyard_registry::client::{Client, ClientError};
 use switchyard_registry::dead_letters::{self, Filter};
 use switchyard_registry::signing::MasterKey;
@@ -245,9 +250,23 @@ enum TokenCommand {
         /// The `aud` claim, when the registry is configured with `auth.audience`.
         #[arg(long)]
         audience: Option<String>,
-        /// Lifetime, e.g. `15m`, `1h`, `7d`.
+        /// Lifetime, e.g. `15m`, `1h`, `7d`; at most what the registry accepts for the role.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: Duration,
+        /// The registry's `auth.max_token_lifetime_ms`: the longest `--ttl` of an admin or team token.
+        #[arg(
+            long,
+            env = "SWITCHYARD_REGISTRY__AUTH__MAX_TOKEN_LIFETIME_MS",
+            default_value_t = DEFAULT_MAX_TOKEN_LIFETIME.as_millis() as u64
+        )]
+        max_token_lifetime_ms: u64,
+        /// The registry's `auth.max_plugin_token_lifetime_ms`: the longest `--ttl` of a plugin token.
+        #[arg(
+            long,
+            env = "SWITCHYARD_REGISTRY__AUTH__MAX_PLUGIN_TOKEN_LIFETIME_MS",
+            default_value_t = DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME.as_millis() as u64
+        )]
+        max_plugin_token_lifetime_ms: u64,
         /// The registry's HS256 secret.
         #[arg(long, env = "SWITCHYARD_REGISTRY__AUTH__HS256_SECRET", hide_env_values = true)]
         secret: String,
@@ -291,9 +310,29 @@ fn run(args: &Args) -> Result<(), Failure> {
         plugin,
         audience,
         ttl,
+        max_token_lifetime_ms,
+        max_plugin_token_lifetime_ms,
         secret,
     }) = &args.command
     {
+        let (name, max_ms, key) = match role {
+            RoleArg::Plugin => (
+                "plugin",
+                *max_plugin_token_lifetime_ms,
+                "auth.max_plugin_token_lifetime_ms",
+            ),
+            RoleArg::Admin => ("admin", *max_token_lifetime_ms, "auth.max_token_lifetime_ms"),
+            RoleArg::Team => ("team", *max_token_lifetime_ms, "auth.max_token_lifetime_ms"),
+        };
+        let max = Duration::from_millis(max_ms);
+        if *ttl > max {
+            return Err(Failure::Usage(format!(
+                "--ttl {} is longer than the registry accepts for {name} tokens ({}, its {key}); the registry \
+                 would refuse the token",
+                format_lifetime(*ttl),
+                format_lifetime(max),
+            )));
+        }
         let exp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())

@@ -20,7 +20,9 @@
 //! than a bundled draft, that its draft's meta-schema rejects (every violation is reported, each with
 //! a JSON pointer into the schema), whose `oneOf`/`anyOf` branches reach more than 10,000 subschemas
 //! through `allOf` and `$ref` (the compiler would take exponential time), that does not compile (e.g. a
-//! `pattern` that is not a regex), or that refers to a document outside itself. Nothing is ever
+//! `pattern` that is not a regex), that refers to a document outside itself, or whose validation could
+//! evaluate more than [`cost::MAX_EVALUATIONS_PER_VALUE`] subschemas at one config value, or reach a
+//! subschema from itself without descending into the config (see [`cost`]). Nothing is ever
 //! fetched: the crate is built without `jsonschema`'s HTTP and file resolvers and the validator is built
 //! `offline()`, so an external `$ref` fails as unresolvable and is reported as
 //! [`SchemaError::ExternalReference`]. References between resources embedded in the same document
@@ -30,7 +32,9 @@
 //!
 //! # Validating
 //!
-//! [`ConfigSchema::validate`] returns every violation with the JSON pointer of the offending place in
+//! [`ConfigSchema::validate`] first bounds the work: a config whose values would need more than
+//! [`cost::MAX_EVALUATIONS_PER_CONFIG`] subschema evaluations in all is refused with one error at the root,
+//! before jsonschema sees it. It then returns every violation (at most [`MAX_CONFIG_ERRORS`]) with the JSON pointer of the offending place in
 //! the config (`/sheet_id`, `/recipients/2`; for a missing required property, the object that lacks
 //! it, with the property named in the message). Messages never quote a value from the config: the
 //! client already knows what it sent, and a value that is, or sits inside, a secret must never reach a
@@ -61,6 +65,8 @@
 //! secret the new config leaves out, and treats an explicit JSON `null` as "clear this secret" (even
 //! if the schema would allow `null` as a value). A value given replaces the stored one.
 
+pub mod cost;
+
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
@@ -69,6 +75,8 @@ use jsonschema::{Draft, ReferencingError, ValidationError, Validator};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use thiserror::Error;
+
+use self::cost::{Cost, MAX_EVALUATIONS_PER_CONFIG};
 
 /// Most `$ref` hops followed from one subschema while looking for secrets.
 const MAX_REF_HOPS: usize = 4;
@@ -81,6 +89,8 @@ const MAX_BRANCH_VISITS: usize = 10_000;
 /// How deep jsonschema's compiler follows `allOf` and `$ref` from a `oneOf`/`anyOf` branch (the limit
 /// of its discriminator, which looks for a property that tells the branches apart).
 const BRANCH_LOOKUP_DEPTH: usize = 16;
+/// Most violations [`ConfigSchema::validate`] reports for one config; the rest are summarized in one more.
+pub const MAX_CONFIG_ERRORS: usize = 100;
 /// Most sub-errors of an `anyOf`/`oneOf` quoted in a schema problem's message.
 const MAX_QUOTED_ALTERNATIVES: usize = 4;
 /// Keywords whose values are data, not subschemas: a `$ref` inside them is not a reference.
@@ -152,6 +162,22 @@ pub enum SchemaError {
         "the config schema's oneOf/anyOf branches reach too many subschemas through allOf and $ref (at most {MAX_BRANCH_VISITS})"
     )]
     TooManyBranchReferences,
+    /// Validating one config value could evaluate more subschemas than the bound (see [`cost`]).
+    #[error(
+        "validating a config against this schema could evaluate more than {bound} subschemas at one value (at depth {depth} of the config); the schema's anyOf/oneOf/allOf and $ref multiply the work: simplify it"
+    )]
+    TooCostly {
+        /// The config depth (0 = the root) where the bound is first exceeded.
+        depth: usize,
+        /// [`cost::MAX_EVALUATIONS_PER_VALUE`].
+        bound: u64,
+    },
+    /// A subschema reaches itself through `$ref`s and combinators without descending into the config, so
+    /// validating would never end.
+    #[error(
+        "the config schema refers to itself without descending into the config (e.g. {{\"$ref\": \"#\"}}): validating would never end"
+    )]
+    SelfReferential,
     /// Finding the secret fields would walk too deep or too many properties.
     #[error("the config schema nests its properties too deeply or too often to find its secret fields")]
     TooComplex {
@@ -167,7 +193,10 @@ impl SchemaError {
             Self::NotAnObject { .. } => vec![FieldError::new("", self.to_string())],
             Self::UnsupportedDraft { .. } => vec![FieldError::new("/$schema", self.to_string())],
             Self::Invalid { problems } | Self::ExternalReference { problems } => problems.clone(),
-            Self::TooComplex { .. } | Self::TooManyBranchReferences => {
+            Self::TooComplex { .. }
+            | Self::TooManyBranchReferences
+            | Self::TooCostly { .. }
+            | Self::SelfReferential => {
                 vec![FieldError::new("", self.to_string())]
             }
         }
@@ -224,6 +253,7 @@ impl SecretField {
 pub struct ConfigSchema {
     validator: Validator,
     secrets: Vec<SecretField>,
+    cost: Cost,
 }
 
 impl fmt::Debug for ConfigSchema {
@@ -261,8 +291,13 @@ impl ConfigSchema {
             .should_validate_formats(true)
             .build(schema)
             .map_err(|error| build_error(schema, &error))?;
+        let cost = Cost::of(schema)?;
         let secrets = discover_secrets(schema)?;
-        Ok(Self { validator, secrets })
+        Ok(Self {
+            validator,
+            secrets,
+            cost,
+        })
     }
 
     /// Validates a config, returning every violation.
@@ -274,10 +309,30 @@ impl ConfigSchema {
     /// # Errors
     ///
     /// One [`FieldError`] per violation (duplicates merged), pointing into the config, sorted by pointer
-    /// (errors at one pointer keep the order in which they were found).
+    /// (errors at one pointer keep the order in which they were found). At most [`MAX_CONFIG_ERRORS`]
+    /// of them, then one at the root saying that there are more. A config too large to validate within
+    /// [`MAX_EVALUATIONS_PER_CONFIG`] gets a single error at the root.
     pub fn validate(&self, config: &Value) -> Result<(), Vec<FieldError>> {
+        let evaluations = self.cost.of_config(config);
+        if evaluations > MAX_EVALUATIONS_PER_CONFIG {
+            return Err(vec![FieldError::new(
+                "",
+                format!(
+                    "the config is too large to validate against this plugin's config_schema: it could take {evaluations} subschema evaluations, at most {MAX_EVALUATIONS_PER_CONFIG} are allowed"
+                ),
+            )]);
+        }
+        // A valid config costs one pass that stops at nothing and collects nothing.
+        if self.validator.is_valid(config) {
+            return Ok(());
+        }
         let mut errors: Vec<FieldError> = Vec::new();
+        let mut truncated = false;
         for error in self.validator.iter_errors(config) {
+            if errors.len() == MAX_CONFIG_ERRORS {
+                truncated = true;
+                break;
+            }
             let pointer = error.instance_path().as_str();
             let field = match self.secret_covering(pointer) {
                 Some(secret) => FieldError::new(
@@ -294,7 +349,20 @@ impl ConfigSchema {
             return Ok(());
         }
         errors.sort_by(|a, b| a.pointer.cmp(&b.pointer));
+        if truncated {
+            errors.push(FieldError::new(
+                "",
+                format!("more violations were found; only the first {MAX_CONFIG_ERRORS} are listed"),
+            ));
+            // The summary sits at the root, so the pointers stay sorted.
+            errors.rotate_right(1);
+        }
         Err(errors)
+    }
+
+    /// The most subschema evaluations validating one config value can take (see [`cost`]).
+    pub fn evaluations_per_value(&self) -> u64 {
+        self.cost.per_value()
     }
 
     /// The JSON pointers, in config terms, of every secret field found, in sorted order.

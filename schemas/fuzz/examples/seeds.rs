@@ -9,6 +9,7 @@ use std::fs;
 use std::path::Path;
 
 use serde_json::json;
+use switchyard_fuzz::config_schema::cost::any_of_chain;
 use switchyard_fuzz::{Record, revisions};
 use switchyard_schemas::ContentType;
 use switchyard_schemas::catalog::EventType;
@@ -156,6 +157,15 @@ fn main() {
     let schema_only =
         json!({"type": "object", "properties": {"n": {"type": "integer", "minimum": 1, "multipleOf": 3}}});
     write("team_config", "schema-only", schema_only.to_string().as_bytes());
+    // The adversarial review's schema (registry/src/config_schema/cost.rs): 26 levels are refused at
+    // compile time, 11 stay under the bound and are validated; and a subschema reaching itself in place.
+    write("team_config", "chain-26", &parts(&[&any_of_chain(26), &json!({})]));
+    write("team_config", "chain-11", &parts(&[&any_of_chain(11), &json!("ab")]));
+    write(
+        "team_config",
+        "self-reference",
+        &parts(&[&json!({"anyOf": [{"type": "string"}, {"$ref": "#"}]}), &json!(1)]),
+    );
     // Structured (arbitrary) mode: any input that does not start with '{'.
     write(
         "team_config",

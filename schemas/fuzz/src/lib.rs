@@ -5,7 +5,7 @@
 use switchyard_schemas::catalog::{EventType, SOURCES, fingerprint};
 
 /// The registry's plugin-config schemas, compiled from the registry's own source file (see Cargo.toml).
-#[path = "../../../registry/src/config_schema.rs"]
+#[path = "../../../registry/src/config_schema/mod.rs"]
 pub mod config_schema;
 
 /// A Kafka record as the envelope target sees it.

@@ -1,0 +1,7 @@
+//! What every Switchyard service process shares, below the services themselves.
+//!
+//! Today that is [`http`], the HTTP server that the registry's API and the admin endpoints of routers and
+//! plugin workers run on. It has no Kafka dependency; the shared Kafka pieces join later under their own
+//! module names.
+
+pub mod http;
