@@ -1,6 +1,6 @@
 # Switchyard: the two commands of the README, and the longer jobs that are not part of CI.
 
-.PHONY: demo test bench bench-quick chaos outage helm-check kafka-start kafka-stop clean fuzz
+.PHONY: demo test bench bench-quick chaos outage takeover helm-check kafka-start kafka-stop clean fuzz
 
 ## demo: a local broker, the registry, the router, the seed plugins and a short load, ending with a summary
 demo:
@@ -30,6 +30,14 @@ outage:
 	KAFKA_PORT=19592 scripts/kafka start
 	SWITCHYARD_TEST_BOOTSTRAP=127.0.0.1:19592 cargo test --locked -p switchyard-tests --test integration \
 		plugin_outage -- --ignored --nocapture; status=$$?; KAFKA_PORT=19592 scripts/kafka stop; exit $$status
+
+## takeover: how soon a SIGKILLed and restarted router's partitions flow again, with dynamic and with static
+## group membership (about a minute; docs/router.md)
+takeover:
+	cargo build --workspace --bins --locked
+	KAFKA_PORT=19692 scripts/kafka start
+	SWITCHYARD_TEST_BOOTSTRAP=127.0.0.1:19692 cargo test --locked -p switchyard-tests --test integration \
+		takeover_times -- --ignored --nocapture; status=$$?; KAFKA_PORT=19692 scripts/kafka stop; exit $$status
 
 ## helm-check: lint, schema-validate and contract-test the Helm chart (offline; installs helm with Go once)
 helm-check:

@@ -9,6 +9,8 @@ use prometheus::{
 };
 use rdkafka::Statistics;
 
+use crate::pipeline::lag::{PartitionOffsets, RouterPosition, partition_lag};
+
 /// The router's metrics.
 #[derive(Clone)]
 pub struct Metrics {
@@ -26,6 +28,9 @@ pub struct Metrics {
     pub commit_seconds: Histogram,
     /// `switchyard_router_rewinds_total`: times the router went back to its last committed position.
     pub rewinds: IntCounter,
+    /// `switchyard_router_producer_replacements_total`: times librdkafka declared the transactional producer
+    /// unusable for a reason other than fencing and the router replaced it (see `docs/router.md`).
+    pub producer_replacements: IntCounter,
     /// `switchyard_router_rebalances_total{kind}`: `assign`, `revoke` or `lost`.
     pub rebalances: IntCounterVec,
     /// `switchyard_router_assigned_partitions`: input partitions this replica owns.
@@ -52,7 +57,8 @@ pub struct Metrics {
     pub kafka_rx_bytes: IntGaugeVec,
     /// `switchyard_router_librdkafka_broker_rtt_microseconds{client,broker}`: average request round trip.
     pub kafka_broker_rtt_us: IntGaugeVec,
-    /// `switchyard_router_consumer_lag_records{partition}`: input records behind the end, per owned partition.
+    /// `switchyard_router_consumer_lag_records{partition}`: input records not yet durable behind the end, per
+    /// owned partition (see [`crate::pipeline::lag`]).
     pub consumer_lag: IntGaugeVec,
 }
 
@@ -124,6 +130,10 @@ impl Metrics {
                 &["result"],
             ),
             commit_seconds,
+            producer_replacements: counter(
+                "switchyard_router_producer_replacements_total",
+                "Transactional producers replaced after a fatal error other than fencing.",
+            ),
             rewinds: counter(
                 "switchyard_router_rewinds_total",
                 "Times the router rewound to its last committed position.",
@@ -185,7 +195,7 @@ impl Metrics {
             ),
             consumer_lag: gauge_vec(
                 "switchyard_router_consumer_lag_records",
-                "Input records behind the partition end, per owned partition.",
+                "Input records not yet durable (committed offset or transaction) behind the partition end, per owned partition.",
                 &["partition"],
             ),
             registry,
@@ -221,9 +231,8 @@ impl Metrics {
             })
     }
 
-    /// Copies a librdkafka statistics report into the gauges. `input_topic` selects the partitions whose
-    /// consumer lag is exported.
-    pub fn record_statistics(&self, client: &str, stats: &Statistics, input_topic: Option<&str>) {
+    /// Copies a librdkafka statistics report into the gauges.
+    pub fn record_statistics(&self, client: &str, stats: &Statistics) {
         self.kafka_queue_messages
             .with_label_values(&[client])
             .set(stats.msg_cnt as i64);
@@ -246,18 +255,40 @@ impl Metrics {
                     .set(rtt.avg);
             }
         }
-        if let Some(topic) = input_topic.and_then(|t| stats.topics.get(t)) {
-            for partition in topic.partitions.values().filter(|p| p.partition >= 0) {
-                let label = partition.partition.to_string();
-                if partition.consumer_lag >= 0 {
-                    self.consumer_lag
-                        .with_label_values(&[&label])
-                        .set(partition.consumer_lag);
-                } else {
+    }
+
+    /// Sets the consumer lag of each input partition in the consumer's statistics report, given what the
+    /// router holds of each (see [`crate::pipeline::lag`]); a partition whose lag is unknown loses its series.
+    pub fn record_consumer_lag(
+        &self,
+        stats: &Statistics,
+        input_topic: &str,
+        router: impl Fn(i32) -> RouterPosition,
+    ) {
+        let Some(topic) = stats.topics.get(input_topic) else {
+            return;
+        };
+        for partition in topic.partitions.values().filter(|p| p.partition >= 0) {
+            let label = partition.partition.to_string();
+            let offsets = PartitionOffsets {
+                last_stable: partition.ls_offset,
+                high_watermark: partition.hi_offset,
+                committed: partition.committed_offset,
+                stored: partition.stored_offset,
+                fetch_position: partition.next_offset,
+            };
+            match partition_lag(offsets, router(partition.partition)) {
+                Some(lag) => self.consumer_lag.with_label_values(&[&label]).set(lag),
+                None => {
                     let _ = self.consumer_lag.remove_label_values(&[&label]);
                 }
             }
         }
+    }
+
+    /// Drops the lag series of a partition this replica no longer owns.
+    pub fn forget_partition_lag(&self, partition: i32) {
+        let _ = self.consumer_lag.remove_label_values(&[&partition.to_string()]);
     }
 }
 

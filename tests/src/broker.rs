@@ -53,6 +53,24 @@ pub async fn create_topics(topics: &[(&str, i32, bool)]) {
     }
 }
 
+/// Deletes topics, failing the test if the broker refuses; a topic that does not exist is no error.
+pub async fn delete_topics(topics: &[&str]) {
+    let admin: AdminClient<DefaultClientContext> = client_config().create().expect("admin client");
+    let results = admin
+        .delete_topics(
+            topics,
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+        )
+        .await
+        .expect("delete topics");
+    for result in results {
+        match result {
+            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+            Err((topic, error)) => panic!("deleting topic {topic} failed: {error}"),
+        }
+    }
+}
+
 /// A record to produce: key, value and headers (`None` = a null value or header value).
 #[derive(Debug, Clone, Default)]
 pub struct Outgoing {

@@ -349,3 +349,8 @@ TOML for strings, numbers, booleans and arrays of them. Null values are left out
     name: {{ include "switchyard.componentName" (dict "root" .root "component" "kafka") }}
   {{- end }}
 {{- end }}
+
+{{/* The router's workload kind: a StatefulSet for static group membership, else a Deployment. */}}
+{{- define "switchyard.router.kind" -}}
+{{- if .Values.router.staticMembership }}StatefulSet{{ else }}Deployment{{ end }}
+{{- end }}

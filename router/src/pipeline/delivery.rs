@@ -10,6 +10,7 @@
 //!                    librdkafka auto-commits stored offsets
 //!     any failure:   rewind = abort (exactly_once), then seek every touched partition back to its first
 //!                    record that is not durable, and process again
+//!     producer unusable (a fatal transaction error other than fencing): replace it, rewind
 //! ```
 //!
 //! Invariant: an input offset becomes durable only after every output of every record before it is durable
@@ -37,8 +38,12 @@ use tracing::{debug, error, info, warn};
 
 use crate::RouterError;
 use crate::config::DeliveryMode;
-use crate::kafka::{Failure, StatsContext, classify_dead_letter_failure, classify_plugin_failure};
+use crate::kafka::{
+    Failure, StatsContext, TransactionAction, classify_dead_letter_failure, classify_plugin_failure,
+    transaction_error_action,
+};
 use crate::metrics::Metrics;
+use crate::pipeline::lag::RouterPosition;
 use crate::pipeline::plan::{Destination, Outcome, Output, Planner, Refusals};
 use crate::pipeline::topics::TopicCache;
 use crate::tables::routes::{PluginRoute, RouteTable};
@@ -73,7 +78,7 @@ impl ProduceContext {
     /// A context whose statistics are labelled `producer`.
     pub fn new(metrics: Metrics) -> Self {
         Self {
-            stats: StatsContext::new(metrics, "producer", None),
+            stats: StatsContext::new(metrics, "producer"),
             reports: Mutex::new(Vec::new()),
         }
     }
@@ -112,21 +117,31 @@ pub struct RebalanceContext {
     stats: StatsContext,
     engine: Arc<Mutex<Engine>>,
     metrics: Metrics,
+    input_topic: String,
 }
 
 impl RebalanceContext {
     /// A context sharing the engine with the pipeline loop.
     pub fn new(engine: Arc<Mutex<Engine>>, metrics: Metrics, input_topic: String) -> Self {
         Self {
-            stats: StatsContext::new(metrics.clone(), "consumer", Some(input_topic)),
+            stats: StatsContext::new(metrics.clone(), "consumer"),
             engine,
             metrics,
+            input_topic,
         }
     }
 }
 
 impl ClientContext for RebalanceContext {
     fn stats(&self, statistics: Statistics) {
+        // Statistics are served inside `poll`, where the loop does not hold the engine; `try_lock` all the
+        // same, so that a report arriving in any other call skips a lag update rather than deadlocking.
+        if let Ok(engine) = self.engine.try_lock() {
+            self.metrics
+                .record_consumer_lag(&statistics, &self.input_topic, |partition| {
+                    engine.position(partition)
+                });
+        }
         self.stats.stats(statistics);
     }
 
@@ -213,6 +228,16 @@ impl Counts {
     }
 }
 
+/// Makes a ready producer (transactions initialised in exactly-once mode): the first one, and each
+/// replacement of one that librdkafka declared unusable.
+pub type ProducerFactory = Box<dyn Fn() -> Result<ThreadedProducer<ProduceContext>, RouterError> + Send>;
+
+/// Most producer replacements within [`REPLACEMENT_WINDOW`]; one more stops the process, so that a fault
+/// that every new producer meets is not hidden behind an endless loop.
+const MAX_REPLACEMENTS: usize = 5;
+/// The window of [`MAX_REPLACEMENTS`].
+const REPLACEMENT_WINDOW: Duration = Duration::from_secs(300);
+
 /// The settings the engine needs.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -237,6 +262,11 @@ pub struct EngineSettings {
 pub struct Engine {
     settings: EngineSettings,
     producer: ThreadedProducer<ProduceContext>,
+    new_producer: ProducerFactory,
+    /// A transaction call declared the producer unusable: replace it at the rewind.
+    broken: Option<(&'static str, KafkaError)>,
+    /// When the producer was replaced, within [`REPLACEMENT_WINDOW`].
+    replacements: VecDeque<Instant>,
     table: Arc<RouteTable>,
     topics: TopicCache,
     metrics: Metrics,
@@ -252,6 +282,8 @@ pub struct Engine {
     transient_failures: u32,
     fatal: Option<RouterError>,
     targets: Vec<Arc<PluginRoute>>,
+    /// Exactly-once: the input offset each partition's last committed transaction stored, for the lag metric.
+    transaction_committed: HashMap<i32, i64>,
 }
 
 struct RecordRefusals<'a>(Option<&'a Vec<(Destination, String)>>);
@@ -266,19 +298,26 @@ impl Refusals for RecordRefusals<'_> {
 }
 
 impl Engine {
-    /// An engine around a producer that is ready (transactions initialised in exactly-once mode).
-    /// `watchdog` holds the start of a blocking transaction call in Unix milliseconds, 0 when none runs.
+    /// An engine around a producer from `new_producer`. `watchdog` holds the start of a blocking
+    /// transaction call in Unix milliseconds, 0 when none runs.
+    ///
+    /// # Errors
+    ///
+    /// What `new_producer` returns.
     pub fn new(
         settings: EngineSettings,
-        producer: ThreadedProducer<ProduceContext>,
+        new_producer: ProducerFactory,
         table: Arc<RouteTable>,
         topics: TopicCache,
         metrics: Metrics,
         watchdog: Arc<AtomicU64>,
-    ) -> Self {
-        Self {
+    ) -> Result<Self, RouterError> {
+        Ok(Self {
             settings,
-            producer,
+            producer: new_producer()?,
+            new_producer,
+            broken: None,
+            replacements: VecDeque::new(),
             table,
             topics,
             metrics,
@@ -294,6 +333,23 @@ impl Engine {
             transient_failures: 0,
             fatal: None,
             targets: Vec::new(),
+            transaction_committed: HashMap::new(),
+        })
+    }
+
+    /// What this replica holds of an input partition, for the lag metric.
+    pub fn position(&self, partition: i32) -> RouterPosition {
+        let pending = self
+            .progress
+            .get(&partition)
+            .is_some_and(|progress| match self.settings.mode {
+                DeliveryMode::ExactlyOnce => true,
+                DeliveryMode::AtLeastOnce => !progress.in_flight.is_empty(),
+            });
+        RouterPosition {
+            transaction_committed: self.transaction_committed.get(&partition).copied(),
+            pending,
+            consumer_commits: self.settings.mode == DeliveryMode::AtLeastOnce,
         }
     }
 
@@ -321,25 +377,21 @@ impl Engine {
             return; // the process stops; nothing after the last commit is durable
         }
         if self.failure.is_some() {
-            // A rewind is pending: make sure it goes back at least to this record, even on a partition that
-            // has nothing else in flight, so the record is read again rather than skipped.
-            let offset = message.offset();
-            self.progress
-                .entry(message.partition())
-                .and_modify(|p| p.rewind_to = p.rewind_to.min(offset))
-                .or_insert_with(|| Progress {
-                    rewind_to: offset,
-                    next: offset,
-                    in_flight: VecDeque::new(),
-                });
+            self.defer(message);
             return;
         }
         if self.settings.mode == DeliveryMode::ExactlyOnce && !self.transaction_open {
             if let Err(error) = self.producer.begin_transaction() {
-                self.fatal = Some(RouterError::Transaction {
-                    call: "begin_transaction",
-                    source: error,
-                });
+                if transaction_error_action(&error) == TransactionAction::ReplaceProducer {
+                    self.broken = Some(("begin_transaction", error));
+                    self.failure = Some(Failure::Transient);
+                    self.defer(message);
+                } else {
+                    self.fatal = Some(RouterError::Transaction {
+                        call: "begin_transaction",
+                        source: error,
+                    });
+                }
                 return;
             }
             self.transaction_open = true;
@@ -423,6 +475,20 @@ impl Engine {
             }
         }
         self.events_since_commit += 1;
+    }
+
+    /// A rewind is pending: make sure it goes back at least to this record, even on a partition that has
+    /// nothing else in flight, so the record is read again rather than skipped.
+    fn defer(&mut self, message: &BorrowedMessage<'_>) {
+        let offset = message.offset();
+        self.progress
+            .entry(message.partition())
+            .and_modify(|p| p.rewind_to = p.rewind_to.min(offset))
+            .or_insert_with(|| Progress {
+                rewind_to: offset,
+                next: offset,
+                in_flight: VecDeque::new(),
+            });
     }
 
     fn send(
@@ -682,6 +748,9 @@ impl Engine {
                     .observe(started.elapsed().as_secs_f64());
                 self.metrics.transactions.with_label_values(&["committed"]).inc();
                 self.counts.publish(&self.metrics);
+                for (&partition, progress) in &self.progress {
+                    self.transaction_committed.insert(partition, progress.next);
+                }
                 self.progress.clear();
                 self.refusals.clear();
                 self.transaction_open = false;
@@ -693,36 +762,111 @@ impl Engine {
                     "transaction committed"
                 );
             }
-            // Still retriable at the deadline (the coordinator is away, e.g. a broker restart): give the
-            // transaction up like an abortable one; if the abort fails too, that is fatal.
-            Err((call, error)) if is_abortable(&error) || is_retriable(&error) => {
-                warn!(%error, call, "the transaction must be aborted; rewinding");
-                let failure = self.failure.take().unwrap_or(Failure::Transient);
-                self.rewind(consumer, failure);
-            }
-            Err((call, error)) => {
-                self.fatal = Some(RouterError::Transaction { call, source: error });
-            }
+            Err((call, error)) => match transaction_error_action(&error) {
+                // Still retriable at the deadline (the coordinator is away, e.g. a broker restart): give the
+                // transaction up like an abortable one; if the abort fails too, that is fatal.
+                TransactionAction::Abort | TransactionAction::Retry => {
+                    warn!(%error, call, "the transaction must be aborted; rewinding");
+                    let failure = self.failure.take().unwrap_or(Failure::Transient);
+                    self.rewind(consumer, failure);
+                }
+                TransactionAction::ReplaceProducer => {
+                    self.broken = Some((call, error));
+                    let failure = self.failure.take().unwrap_or(Failure::Transient);
+                    self.rewind(consumer, failure);
+                }
+                TransactionAction::Stop => {
+                    self.fatal = Some(RouterError::Transaction { call, source: error });
+                }
+            },
         }
+    }
+
+    /// Replaces a producer that librdkafka declared unusable (see [`TransactionAction::ReplaceProducer`]);
+    /// the new one's `init_transactions` fences the old one and aborts its open transaction. Sets the fatal
+    /// error instead, and returns `false`, after [`MAX_REPLACEMENTS`] within [`REPLACEMENT_WINDOW`] or when
+    /// no new producer can be made.
+    fn replace_producer<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        call: &'static str,
+        error: KafkaError,
+    ) -> bool {
+        let now = Instant::now();
+        while self
+            .replacements
+            .front()
+            .is_some_and(|at| now.duration_since(*at) > REPLACEMENT_WINDOW)
+        {
+            self.replacements.pop_front();
+        }
+        if self.replacements.len() >= MAX_REPLACEMENTS {
+            error!(%error, call, replacements = self.replacements.len(),
+                "the transactional producer keeps becoming unusable; stopping");
+            self.fatal = Some(RouterError::Transaction { call, source: error });
+            return false;
+        }
+        warn!(%error, call, "librdkafka declared the transactional producer unusable; replacing it and rewinding");
+        // Refusals among the old producer's reports must survive it.
+        self.handle_reports(consumer);
+        let replacement = match (self.new_producer)() {
+            Ok(producer) => producer,
+            Err(error) => {
+                self.fatal = Some(error);
+                return false;
+            }
+        };
+        let old = std::mem::replace(&mut self.producer, replacement);
+        // Destroying a client waits for its outstanding requests: not on the pipeline thread.
+        let dropped = std::thread::Builder::new()
+            .name("old-producer".into())
+            .spawn(move || drop(old));
+        if let Err(error) = dropped {
+            warn!(%error, "could not close the old producer in the background");
+        }
+        self.transaction_open = false;
+        self.replacements.push_back(now);
+        self.metrics.producer_replacements.inc();
+        true
     }
 
     /// Goes back to the last durable position: aborts the open transaction (exactly-once) and seeks every
     /// touched partition to its first record that is not durable.
     fn rewind<C: ConsumerContext>(&mut self, consumer: &BaseConsumer<C>, failure: Failure) {
         self.generation += 1;
-        if self.settings.mode == DeliveryMode::ExactlyOnce && self.transaction_open {
+        if self.settings.mode == DeliveryMode::ExactlyOnce && self.transaction_open && self.broken.is_none() {
             let timeout = self.settings.drain_timeout;
             let deadline = Instant::now() + RIDE_OUT.max(timeout);
             let aborted = self.retry_while_retriable(deadline, "abort_transaction", || {
                 self.producer.abort_transaction(timeout)
             });
-            if let Err((call, error)) = aborted {
-                self.fatal = Some(RouterError::Transaction { call, source: error });
+            match aborted {
+                Ok(()) => {
+                    self.transaction_open = false;
+                    self.metrics.transactions.with_label_values(&["aborted"]).inc();
+                }
+                Err((call, error))
+                    if transaction_error_action(&error) == TransactionAction::ReplaceProducer =>
+                {
+                    self.broken = Some((call, error));
+                }
+                Err((call, error)) => {
+                    self.fatal = Some(RouterError::Transaction { call, source: error });
+                    return;
+                }
+            }
+        }
+        if let Some((call, error)) = self.broken.take() {
+            let was_open = self.transaction_open;
+            if !self.replace_producer(consumer, call, error) {
                 return;
             }
-            self.transaction_open = false;
-            self.metrics.transactions.with_label_values(&["aborted"]).inc();
+            if was_open {
+                self.metrics.transactions.with_label_values(&["aborted"]).inc();
+            }
         }
+        // A plugin topic deleted under the router fails transactions before its cached answer expires.
+        self.topics.recheck_all();
         // Reports that arrived during the abort may carry the refusal that caused it; it must be known
         // before the records are read again.
         self.producer.poll(Duration::ZERO);
@@ -772,6 +916,8 @@ impl Engine {
         let forget_revoked = |engine: &mut Self| {
             for element in revoked.elements() {
                 engine.progress.remove(&element.partition());
+                engine.transaction_committed.remove(&element.partition());
+                engine.metrics.forget_partition_lag(element.partition());
                 engine.refusals.retain(|&(p, _), _| p != element.partition());
             }
         };
@@ -873,8 +1019,4 @@ const RIDE_OUT: Duration = Duration::from_secs(120);
 
 fn is_retriable(error: &KafkaError) -> bool {
     matches!(error, KafkaError::Transaction(e) if e.is_retriable())
-}
-
-fn is_abortable(error: &KafkaError) -> bool {
-    matches!(error, KafkaError::Transaction(e) if e.txn_requires_abort())
 }

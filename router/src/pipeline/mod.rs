@@ -3,9 +3,11 @@
 //! - [`plan`]: pure planning of one record (validation, lookup, topic checks).
 //! - [`topics`]: which plugin topics exist.
 //! - [`delivery`]: transactions or in-order offset stores, rewinds, rebalances.
+//! - [`lag`]: consumer lag from the offsets made durable.
 //! - [`run`]: the consumer loop on its own thread.
 
 pub mod delivery;
+pub mod lag;
 pub mod plan;
 pub mod run;
 pub mod topics;

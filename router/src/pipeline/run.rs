@@ -17,7 +17,9 @@ use crate::RouterError;
 use crate::config::{Config, DeliveryMode};
 use crate::kafka::metadata_partitions;
 use crate::metrics::Metrics;
-use crate::pipeline::delivery::{Engine, EngineSettings, ProduceContext, RebalanceContext, lock};
+use crate::pipeline::delivery::{
+    Engine, EngineSettings, ProduceContext, ProducerFactory, RebalanceContext, lock,
+};
 use crate::pipeline::topics::TopicCache;
 use crate::tables::routes::RouteTable;
 
@@ -37,13 +39,8 @@ impl Pipeline {
     /// transactions (which fences an earlier incarnation with the same transactional id and aborts its open
     /// transaction).
     pub fn build(config: &Config, table: Arc<RouteTable>, metrics: Metrics) -> Result<Self, RouterError> {
-        let producer: ThreadedProducer<ProduceContext> = config
-            .producer()
-            .create_with_context(ProduceContext::new(metrics.clone()))
-            .map_err(|source| RouterError::Client {
-                client: "producer",
-                source,
-            })?;
+        let new_producer = producer_factory(config, metrics.clone());
+        let producer = new_producer()?;
         for (topic, role) in [
             (&config.topics.core_events, "input"),
             (&config.topics.dead_letter, "dead-letter"),
@@ -62,19 +59,10 @@ impl Pipeline {
                 });
             }
         }
+        // The topic check only needed a client; the engine makes its own producer.
+        drop(producer);
         let watchdog_limit =
             Duration::from_millis(config.delivery.transaction_timeout_ms + config.delivery.drain_timeout_ms);
-        if config.delivery.mode == DeliveryMode::ExactlyOnce {
-            producer
-                .init_transactions(Duration::from_millis(
-                    config.delivery.drain_timeout_ms.max(30_000),
-                ))
-                .map_err(|source| RouterError::Transaction {
-                    call: "init_transactions",
-                    source,
-                })?;
-            info!(transactional_id = %config.transactional_id(), "transactions initialised");
-        }
         let settings = EngineSettings {
             mode: config.delivery.mode,
             input_topic: Arc::from(config.topics.core_events.as_str()),
@@ -91,12 +79,12 @@ impl Pipeline {
         let watchdog = Arc::new(AtomicU64::new(0));
         let engine = Arc::new(Mutex::new(Engine::new(
             settings,
-            producer,
+            new_producer,
             table,
             topics,
             metrics.clone(),
             Arc::clone(&watchdog),
-        )));
+        )?));
         let consumer: BaseConsumer<RebalanceContext> = config
             .event_consumer()
             .create_with_context(RebalanceContext::new(
@@ -166,6 +154,33 @@ impl Pipeline {
         info!("pipeline stopped");
         Ok(())
     }
+}
+
+/// Makes the producer: created, and in exactly-once mode with its transactions initialised, which fences an
+/// earlier producer with the same transactional id and aborts its open transaction.
+fn producer_factory(config: &Config, metrics: Metrics) -> ProducerFactory {
+    let client = config.producer();
+    let exactly_once = config.delivery.mode == DeliveryMode::ExactlyOnce;
+    let init_timeout = Duration::from_millis(config.delivery.drain_timeout_ms.max(30_000));
+    let transactional_id = config.transactional_id();
+    Box::new(move || {
+        let producer: ThreadedProducer<ProduceContext> = client
+            .create_with_context(ProduceContext::new(metrics.clone()))
+            .map_err(|source| RouterError::Client {
+                client: "producer",
+                source,
+            })?;
+        if exactly_once {
+            producer
+                .init_transactions(init_timeout)
+                .map_err(|source| RouterError::Transaction {
+                    call: "init_transactions",
+                    source,
+                })?;
+            info!(%transactional_id, "transactions initialised");
+        }
+        Ok(producer)
+    })
 }
 
 /// librdkafka can block in `send_offsets_to_transaction` past its timeout when the group coordinator dies

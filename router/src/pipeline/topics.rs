@@ -5,6 +5,9 @@
 //! keep flowing. A topic seen to exist is checked again every `topic_refresh_ms`; a missing one every
 //! `missing_topic_recheck_ms`, so a topic created after its plugin registered is picked up within about a
 //! second. The checks are blocking metadata calls on the pipeline thread, bounded by those intervals.
+//! After a failed transaction every answer is checked again on its next use ([`TopicCache::recheck_all`]):
+//! a topic deleted under the router fails the transaction before its cached answer expires, and the replay
+//! must see it missing rather than fail the same way again.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,7 +25,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct TopicCache {
     refresh: Duration,
     recheck_missing: Duration,
-    known: HashMap<Arc<str>, (TopicState, Instant)>,
+    /// Each topic's last answer and when it was checked (`None`: check again on the next use).
+    known: HashMap<Arc<str>, (TopicState, Option<Instant>)>,
 }
 
 impl TopicCache {
@@ -40,7 +44,7 @@ impl TopicCache {
     /// dead-letters).
     pub fn state<C: ClientContext>(&mut self, client: &Client<C>, topic: &Arc<str>) -> TopicState {
         let now = Instant::now();
-        if let Some((state, checked)) = self.known.get(topic) {
+        if let Some((state, Some(checked))) = self.known.get(topic) {
             let ttl = if *state == TopicState::Exists {
                 self.refresh
             } else {
@@ -68,7 +72,14 @@ impl TopicCache {
                 TopicState::Exists => {}
             }
         }
-        self.known.insert(Arc::clone(topic), (state, now));
+        self.known.insert(Arc::clone(topic), (state, Some(now)));
         state
+    }
+
+    /// Makes every cached answer stale: each topic is asked about again on its next use.
+    pub fn recheck_all(&mut self) {
+        for (_, checked) in self.known.values_mut() {
+            *checked = None;
+        }
     }
 }

@@ -72,7 +72,7 @@ pub fn spawn(
         ControlTopic::Plugins => config.topics.plugins.clone(),
         ControlTopic::Enablements => config.topics.enablements.clone(),
     };
-    let context = StatsContext::new(metrics.clone(), format!("control-{}", kind.label()), None);
+    let context = StatsContext::new(metrics.clone(), format!("control-{}", kind.label()));
     let consumer: BaseConsumer<StatsContext> = config
         .control_consumer()
         .create_with_context(context)
