@@ -153,6 +153,26 @@ async fn a_schema_that_multiplies_validation_work_is_refused_and_the_registry_st
         "the budget is named: {detail}"
     );
 
+    // Just under the budget: the validation takes a while (seconds in a debug build), and the registry
+    // answers other requests meanwhile, because the work runs off the request threads.
+    let put = tokio::spawn({
+        let (url, admin) = (url("/v1/teams/acme/plugins/chain-list/config"), admin.clone());
+        async move { http("PUT", &url, Some(&admin), Some(&json!({"items": vec![0; 120]}))).await }
+    });
+    let mut answered_meanwhile = 0;
+    while !put.is_finished() {
+        let (status, _) = http("GET", &url("/healthz"), None, None).await;
+        assert_eq!(status, 200);
+        answered_meanwhile += 1;
+    }
+    let (status, body) = put.await.expect("the PUT task");
+    // 422 when it finished within config_schemas.timeout_ms, 503 on a machine too slow for that.
+    assert!(status == 422 || status == 503, "{status} {body}");
+    assert!(
+        answered_meanwhile > 0,
+        "no /healthz answered while the config was validated"
+    );
+
     // Still alive and answering.
     let (status, _) = http("GET", &url("/healthz"), None, None).await;
     assert_eq!(status, 200);
