@@ -114,8 +114,7 @@ async fn action<P: Plugin>(
 mod tests {
     use std::time::Duration;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpStream;
+    use switchyard_service::slow_clients::{Pace, slow_upload};
 
     use super::*;
     use crate::seeds::plugins::SlangSearchPlugin;
@@ -135,34 +134,20 @@ mod tests {
         let server = tokio::spawn(serve(listener, state, shutdown.clone().cancelled_owned()));
         // 3 MiB against axum's 2 MiB default: the worker answers once it has read 2 MiB, while the caller
         // still has a megabyte to send.
-        let length = 3 * 1024 * 1024;
-        let mut stream = TcpStream::connect(address).await.unwrap();
-        let head =
-            format!("POST /actions/lookup HTTP/1.1\r\nhost: worker\r\ncontent-length: {length}\r\n\r\n");
-        stream.write_all(head.as_bytes()).await.unwrap();
-        let chunk = vec![b'x'; 64 * 1024];
-        let mut pace = tokio::time::interval(Duration::from_millis(10));
-        for sent in (0..length).step_by(chunk.len()) {
-            pace.tick().await;
-            if let Err(error) = stream.write_all(&chunk).await {
-                panic!("the upload failed after {sent} of {length} bytes: {error}");
-            }
-        }
-        let mut answer = Vec::new();
-        let mut buffer = [0; 4096];
-        loop {
-            let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buffer))
-                .await
-                .expect("no answer within 10 s")
-                .expect("the connection was reset");
-            if read == 0 {
-                break;
-            }
-            answer.extend_from_slice(&buffer[..read]);
-        }
-        let answer = String::from_utf8_lossy(&answer);
+        let pace = Pace {
+            chunk_bytes: 64 * 1024,
+            every: Duration::from_millis(10),
+        };
+        let answer = slow_upload(
+            address,
+            "/actions/lookup",
+            &[],
+            3 * 1024 * 1024,
+            pace,
+            Duration::from_secs(10),
+        )
+        .await;
         assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-        drop(stream);
         shutdown.cancel();
         server.await.unwrap();
     }

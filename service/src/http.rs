@@ -350,6 +350,7 @@ mod tests {
     use tokio::task::JoinHandle;
 
     use super::*;
+    use crate::slow_clients::{Pace, read_to_close, slow_head, slow_upload};
 
     /// Limits with short clocks for tests.
     fn limits() -> Limits {
@@ -394,76 +395,13 @@ mod tests {
         }
     }
 
-    /// Reads until the server closes or `limit` passes: what arrived, and whether it closed.
-    async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
-        let mut received = Vec::new();
-        let mut buffer = [0; 4096];
-        let deadline = Instant::now() + limit;
-        loop {
-            match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
-                Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&received).into_owned(), true),
-                Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
-                Err(_) => return (String::from_utf8_lossy(&received).into_owned(), false),
-            }
-        }
-    }
-
-    /// One `GET /` on a new connection: the whole answer.
+    /// One GET on its own connection: the answer, read until the server closes.
     async fn get_once(address: SocketAddr, path: &str) -> String {
         let mut stream = TcpStream::connect(address).await.unwrap();
         stream
             .write_all(format!("GET {path} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n\r\n").as_bytes())
             .await
             .unwrap();
-        read_to_close(&mut stream, Duration::from_secs(10)).await.0
-    }
-
-    /// Sends a request head one header line every `every`, never finishing it; returns how long after
-    /// connecting the server closed the connection, or `None` if it was still open after `give_up`.
-    async fn slow_head(address: SocketAddr, every: Duration, give_up: Duration) -> Option<Duration> {
-        let started = Instant::now();
-        let mut stream = TcpStream::connect(address).await.unwrap();
-        stream.write_all(b"GET / HTTP/1.1\r\n").await.unwrap();
-        let mut lines = tokio::time::interval(every);
-        let mut buffer = [0; 256];
-        for line in 0.. {
-            tokio::select! {
-                read = stream.read(&mut buffer) => {
-                    if matches!(read, Ok(0) | Err(_)) {
-                        return Some(started.elapsed());
-                    }
-                }
-                _ = lines.tick() => {
-                    if started.elapsed() > give_up {
-                        return None;
-                    }
-                    let header = format!("x-slow-{line}: 1\r\n");
-                    if stream.write_all(header.as_bytes()).await.is_err() {
-                        return Some(started.elapsed());
-                    }
-                }
-            }
-        }
-        None
-    }
-
-    /// Sends `POST path` announcing `length` bytes, then the body in 16 KiB chunks every 20 ms. Panics if a
-    /// write fails (the server reset the connection); returns the answer read after the upload.
-    async fn slow_upload(address: SocketAddr, path: &str, length: usize) -> String {
-        let mut stream = TcpStream::connect(address).await.unwrap();
-        let head = format!("POST {path} HTTP/1.1\r\nhost: test\r\ncontent-length: {length}\r\n\r\n");
-        stream.write_all(head.as_bytes()).await.unwrap();
-        let chunk = vec![b'x'; 16 * 1024];
-        let mut sent = 0;
-        let mut pace = tokio::time::interval(Duration::from_millis(20));
-        while sent < length {
-            pace.tick().await;
-            let n = chunk.len().min(length - sent);
-            if let Err(error) = stream.write_all(&chunk[..n]).await {
-                panic!("the upload failed after {sent} of {length} bytes: {error}");
-            }
-            sent += n;
-        }
         read_to_close(&mut stream, Duration::from_secs(10)).await.0
     }
 
@@ -474,6 +412,7 @@ mod tests {
             .map(|_| {
                 tokio::spawn(slow_head(
                     server.address,
+                    "/",
                     Duration::from_millis(100),
                     Duration::from_secs(5),
                 ))
@@ -525,9 +464,19 @@ mod tests {
     #[tokio::test]
     async fn an_early_answer_reaches_a_client_that_is_still_uploading() {
         let server = start(app(), limits()).await;
-        let unauthorized = slow_upload(server.address, "/guarded", 256 * 1024).await;
+        let upload = |path| {
+            slow_upload(
+                server.address,
+                path,
+                &[],
+                256 * 1024,
+                Pace::default(),
+                Duration::from_secs(10),
+            )
+        };
+        let unauthorized = upload("/guarded").await;
         assert!(unauthorized.starts_with("HTTP/1.1 401"), "{unauthorized}");
-        let too_large = slow_upload(server.address, "/upload", 256 * 1024).await;
+        let too_large = upload("/upload").await;
         assert!(too_large.starts_with("HTTP/1.1 413"), "{too_large}");
     }
 

@@ -7,10 +7,11 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use switchyard_service::slow_clients::{Pace, read_to_close, slow_head, slow_upload};
 use switchyard_tests::registries::{RegistryTopics, ServedRegistry, admin, http};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 fn address(registry: &ServedRegistry) -> SocketAddr {
@@ -21,73 +22,22 @@ fn address(registry: &ServedRegistry) -> SocketAddr {
         .expect("address")
 }
 
-/// Reads until the server closes the connection or `limit` passes: what arrived, and whether it closed.
-async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> (String, bool) {
-    let mut received = Vec::new();
-    let mut buffer = [0; 4096];
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
-            Ok(Ok(0) | Err(_)) => return (String::from_utf8_lossy(&received).into_owned(), true),
-            Ok(Ok(n)) => received.extend_from_slice(&buffer[..n]),
-            Err(_) => return (String::from_utf8_lossy(&received).into_owned(), false),
-        }
+/// A slow upload to the registry's API: JSON, with a bearer token when given, answered within 20 s.
+async fn upload(address: SocketAddr, token: Option<&str>, length: usize) -> String {
+    let authorization = token.map(|t| format!("Bearer {t}"));
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(authorization) = &authorization {
+        headers.push(("authorization", authorization));
     }
-}
-
-/// A request head sent one header line per `every` and never finished. Returns how long after connecting
-/// the registry closed the connection, or `None` if it was still open after `give_up`.
-async fn slow_head(address: SocketAddr, every: Duration, give_up: Duration) -> Option<Duration> {
-    let started = Instant::now();
-    let mut stream = TcpStream::connect(address).await.expect("connect");
-    stream
-        .write_all(b"GET /v1/plugins HTTP/1.1\r\n")
-        .await
-        .expect("request line");
-    let mut lines = tokio::time::interval(every);
-    let mut buffer = [0; 256];
-    for line in 0.. {
-        tokio::select! {
-            read = stream.read(&mut buffer) => {
-                if matches!(read, Ok(0) | Err(_)) {
-                    return Some(started.elapsed());
-                }
-            }
-            _ = lines.tick() => {
-                if started.elapsed() > give_up {
-                    return None;
-                }
-                if stream.write_all(format!("x-slow-{line}: 1\r\n").as_bytes()).await.is_err() {
-                    return Some(started.elapsed());
-                }
-            }
-        }
-    }
-    None
-}
-
-/// `POST path` announcing `length` bytes, then the body in 16 KiB chunks every 20 ms; panics if a write
-/// fails (the registry reset the connection). Returns the answer read after the whole upload.
-async fn slow_upload(address: SocketAddr, path: &str, token: Option<&str>, length: usize) -> String {
-    let mut stream = TcpStream::connect(address).await.expect("connect");
-    let authorization = token.map_or_else(String::new, |t| format!("authorization: Bearer {t}\r\n"));
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: registry\r\ncontent-type: application/json\r\n{authorization}\
-         content-length: {length}\r\n\r\n"
-    );
-    stream.write_all(head.as_bytes()).await.expect("head");
-    let chunk = vec![b' '; 16 * 1024];
-    let mut pace = tokio::time::interval(Duration::from_millis(20));
-    let mut sent = 0;
-    while sent < length {
-        pace.tick().await;
-        let n = chunk.len().min(length - sent);
-        if let Err(error) = stream.write_all(&chunk[..n]).await {
-            panic!("the upload to {path} failed after {sent} of {length} bytes: {error}");
-        }
-        sent += n;
-    }
-    read_to_close(&mut stream, Duration::from_secs(20)).await.0
+    slow_upload(
+        address,
+        "/v1/plugins",
+        &headers,
+        length,
+        Pace::default(),
+        Duration::from_secs(20),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +53,13 @@ async fn slow_header_connections_are_cut_at_the_header_read_timeout_while_reques
         .map(|_| {
             let closed = Arc::clone(&closed);
             tokio::spawn(async move {
-                let after = slow_head(address, Duration::from_secs(1), Duration::from_secs(15)).await;
+                let after = slow_head(
+                    address,
+                    "/v1/plugins",
+                    Duration::from_secs(1),
+                    Duration::from_secs(15),
+                )
+                .await;
                 closed.fetch_add(1, Ordering::SeqCst);
                 after
             })
@@ -187,13 +143,13 @@ async fn a_client_still_uploading_reads_an_early_401_or_413() {
         ServedRegistry::start(&RegistryTopics::unique(), &[("HTTP__BODY_LIMIT_BYTES", "1024")]).await;
     let address = address(&registry);
     let length = 256 * 1024;
-    let unauthorized = slow_upload(address, "/v1/plugins", None, length).await;
+    let unauthorized = upload(address, None, length).await;
     assert!(unauthorized.starts_with("HTTP/1.1 401"), "{unauthorized}");
     assert!(
         unauthorized.contains("a bearer token is required"),
         "{unauthorized}"
     );
-    let too_large = slow_upload(address, "/v1/plugins", Some(&admin()), length).await;
+    let too_large = upload(address, Some(&admin()), length).await;
     assert!(too_large.starts_with("HTTP/1.1 413"), "{too_large}");
     registry.stop().await;
 }
