@@ -751,6 +751,7 @@ impl Engine {
                 for (&partition, progress) in &self.progress {
                     self.transaction_committed.insert(partition, progress.next);
                 }
+                self.topics.forget_use();
                 self.progress.clear();
                 self.refusals.clear();
                 self.transaction_open = false;
@@ -866,7 +867,7 @@ impl Engine {
             }
         }
         // A plugin topic deleted under the router fails transactions before its cached answer expires.
-        self.topics.recheck_all();
+        self.topics.recheck_used();
         // Reports that arrived during the abort may carry the refusal that caused it; it must be known
         // before the records are read again.
         self.producer.poll(Duration::ZERO);

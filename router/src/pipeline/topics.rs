@@ -5,9 +5,10 @@
 //! keep flowing. A topic seen to exist is checked again every `topic_refresh_ms`; a missing one every
 //! `missing_topic_recheck_ms`, so a topic created after its plugin registered is picked up within about a
 //! second. The checks are blocking metadata calls on the pipeline thread, bounded by those intervals.
-//! After a failed transaction every answer is checked again on its next use ([`TopicCache::recheck_all`]):
-//! a topic deleted under the router fails the transaction before its cached answer expires, and the replay
-//! must see it missing rather than fail the same way again.
+//! After a failed transaction, the topics it routed to are checked again on their next use
+//! ([`TopicCache::recheck_used`]): a topic deleted under the router fails the transaction before its cached
+//! answer expires, and the replay must see it missing rather than fail the same way again. Only those
+//! topics: during a broker outage every check waits for its timeout.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,8 +26,16 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct TopicCache {
     refresh: Duration,
     recheck_missing: Duration,
-    /// Each topic's last answer and when it was checked (`None`: check again on the next use).
-    known: HashMap<Arc<str>, (TopicState, Option<Instant>)>,
+    known: HashMap<Arc<str>, Entry>,
+}
+
+/// What the cache knows of one topic.
+struct Entry {
+    state: TopicState,
+    /// When it was checked; `None`: check again on the next use.
+    checked: Option<Instant>,
+    /// Answered since the last [`TopicCache::forget_use`]: the open transaction may route to it.
+    used: bool,
 }
 
 impl TopicCache {
@@ -44,17 +53,20 @@ impl TopicCache {
     /// dead-letters).
     pub fn state<C: ClientContext>(&mut self, client: &Client<C>, topic: &Arc<str>) -> TopicState {
         let now = Instant::now();
-        if let Some((state, Some(checked))) = self.known.get(topic) {
-            let ttl = if *state == TopicState::Exists {
+        if let Some(entry) = self.known.get_mut(topic)
+            && let Some(checked) = entry.checked
+        {
+            let ttl = if entry.state == TopicState::Exists {
                 self.refresh
             } else {
                 self.recheck_missing
             };
-            if now.duration_since(*checked) < ttl {
-                return *state;
+            if now.duration_since(checked) < ttl {
+                entry.used = true;
+                return entry.state;
             }
         }
-        let previous = self.known.get(topic).map(|(state, _)| *state);
+        let previous = self.known.get(topic).map(|entry| entry.state);
         let state = match metadata_partitions(client, topic, METADATA_TIMEOUT) {
             Ok(partitions) if partitions.is_empty() => TopicState::Missing,
             Ok(_) => TopicState::Exists,
@@ -72,14 +84,30 @@ impl TopicCache {
                 TopicState::Exists => {}
             }
         }
-        self.known.insert(Arc::clone(topic), (state, Some(now)));
+        self.known.insert(
+            Arc::clone(topic),
+            Entry {
+                state,
+                checked: Some(now),
+                used: true,
+            },
+        );
         state
     }
 
-    /// Makes every cached answer stale: each topic is asked about again on its next use.
-    pub fn recheck_all(&mut self) {
-        for (_, checked) in self.known.values_mut() {
-            *checked = None;
+    /// The transaction that may have routed to the topics answered since the last [`Self::forget_use`]
+    /// failed: each of them is asked about again on its next use.
+    pub fn recheck_used(&mut self) {
+        for entry in self.known.values_mut().filter(|entry| entry.used) {
+            entry.checked = None;
+            entry.used = false;
+        }
+    }
+
+    /// The transaction committed: the topics it used start afresh.
+    pub fn forget_use(&mut self) {
+        for entry in self.known.values_mut() {
+            entry.used = false;
         }
     }
 }
