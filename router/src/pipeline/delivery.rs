@@ -298,23 +298,20 @@ impl Refusals for RecordRefusals<'_> {
 }
 
 impl Engine {
-    /// An engine around a producer from `new_producer`. `watchdog` holds the start of a blocking
-    /// transaction call in Unix milliseconds, 0 when none runs.
-    ///
-    /// # Errors
-    ///
-    /// What `new_producer` returns.
+    /// An engine around `producer`, made by `new_producer`, which also makes its replacements.
+    /// `watchdog` holds the start of a blocking transaction call in Unix milliseconds, 0 when none runs.
     pub fn new(
         settings: EngineSettings,
+        producer: ThreadedProducer<ProduceContext>,
         new_producer: ProducerFactory,
         table: Arc<RouteTable>,
         topics: TopicCache,
         metrics: Metrics,
         watchdog: Arc<AtomicU64>,
-    ) -> Result<Self, RouterError> {
-        Ok(Self {
+    ) -> Self {
+        Self {
             settings,
-            producer: new_producer()?,
+            producer,
             new_producer,
             broken: None,
             replacements: VecDeque::new(),
@@ -334,7 +331,7 @@ impl Engine {
             fatal: None,
             targets: Vec::new(),
             transaction_committed: HashMap::new(),
-        })
+        }
     }
 
     /// What this replica holds of an input partition, for the lag metric.

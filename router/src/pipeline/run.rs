@@ -59,8 +59,6 @@ impl Pipeline {
                 });
             }
         }
-        // The topic check only needed a client; the engine makes its own producer.
-        drop(producer);
         let watchdog_limit =
             Duration::from_millis(config.delivery.transaction_timeout_ms + config.delivery.drain_timeout_ms);
         let settings = EngineSettings {
@@ -79,12 +77,13 @@ impl Pipeline {
         let watchdog = Arc::new(AtomicU64::new(0));
         let engine = Arc::new(Mutex::new(Engine::new(
             settings,
+            producer,
             new_producer,
             table,
             topics,
             metrics.clone(),
             Arc::clone(&watchdog),
-        )?));
+        )));
         let consumer: BaseConsumer<RebalanceContext> = config
             .event_consumer()
             .create_with_context(RebalanceContext::new(
