@@ -350,7 +350,7 @@ mod tests {
     use tokio::task::JoinHandle;
 
     use super::*;
-    use crate::slow_clients::{Pace, read_to_close, slow_head, slow_upload};
+    use crate::slow_clients::{Pace, closed_by_server, read_to_close, slow_head, slow_upload};
 
     /// Limits with short clocks for tests.
     fn limits() -> Limits {
@@ -448,13 +448,7 @@ mod tests {
         let answer = get_once(server.address, "/").await;
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         // The third connection was served only once a holder had been closed.
-        let closed = holders
-            .iter()
-            .filter(|holder| match holder.try_read(&mut [0; 16]) {
-                Ok(read) => read == 0,
-                Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
-            })
-            .count();
+        let closed = holders.iter().filter(|holder| closed_by_server(holder)).count();
         assert!(
             closed >= 1,
             "the third connection was served while both slots were held"

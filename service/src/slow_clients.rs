@@ -24,6 +24,14 @@ pub async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> (String, 
     }
 }
 
+/// Whether the server has closed `stream` (read end or error), without waiting.
+pub fn closed_by_server(stream: &TcpStream) -> bool {
+    match stream.try_read(&mut [0; 16]) {
+        Ok(read) => read == 0,
+        Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
 /// Sends `GET path` and then one header line every `every`, never finishing the head. Returns how long
 /// after connecting the server closed the connection, or `None` if it was still open after `give_up`.
 ///

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use switchyard_service::slow_clients::{Pace, read_to_close, slow_head, slow_upload};
+use switchyard_service::slow_clients::{Pace, closed_by_server, read_to_close, slow_head, slow_upload};
 use switchyard_tests::registries::{RegistryTopics, ServedRegistry, admin, http};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -119,13 +119,7 @@ async fn connections_past_the_cap_wait_for_a_free_slot() {
     }
     let (first, closed) = read_to_close(&mut waiting[0], Duration::from_secs(10)).await;
     assert!(first.starts_with("HTTP/1.1 200") && closed, "{first}");
-    let holders_closed = holders
-        .iter()
-        .filter(|holder| match holder.try_read(&mut [0; 16]) {
-            Ok(read) => read == 0,
-            Err(error) => error.kind() != std::io::ErrorKind::WouldBlock,
-        })
-        .count();
+    let holders_closed = holders.iter().filter(|holder| closed_by_server(holder)).count();
     assert!(
         holders_closed >= 1,
         "a connection past the cap was served while all four slots were held"
