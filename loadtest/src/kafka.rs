@@ -4,19 +4,17 @@
 //! Everything here blocks the calling thread; the tool has no async code. The admin client's futures run
 //! on a small current-thread runtime that lives only for the call.
 
-use std::collections::HashSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Header, Headers, Message, OwnedHeaders};
+use rdkafka::message::{DeliveryResult, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use switchyard_router::kafka::LogContext;
+use rdkafka::{ClientContext, Statistics};
+use switchyard_service::follower::{self, Apply, FollowError, Record as FollowedRecord};
+use switchyard_service::kafka::{ClientStats, Clients, KafkaContext, KafkaSettings};
 
 use crate::LoadtestError;
 use crate::record::Record;
@@ -24,10 +22,10 @@ use crate::record::Record;
 /// How long one metadata or admin request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn client_config(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap);
-    config
+/// The tool's clients: the broker at `bootstrap`, no pass-through options, no statistics.
+pub fn clients(bootstrap: &str) -> Clients {
+    Clients::new(KafkaSettings::bootstrap(bootstrap), ClientStats::unregistered())
+        .with_statistics_interval(Duration::ZERO)
 }
 
 fn kafka_error(action: impl Into<String>) -> impl FnOnce(KafkaError) -> LoadtestError {
@@ -66,9 +64,7 @@ impl std::fmt::Display for Created {
 
 /// Creates `topics` with replication factor 1; topics that exist already are left alone.
 pub fn create_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<Vec<Created>, LoadtestError> {
-    let admin: AdminClient<DefaultClientContext> = client_config(bootstrap)
-        .create()
-        .map_err(kafka_error("creating the admin client"))?;
+    let admin: AdminClient<KafkaContext> = clients(bootstrap).admin("loadtest-admin").create()?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|topic| {
@@ -104,14 +100,22 @@ pub fn create_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<Vec<Create
 }
 
 /// Counts delivery failures reported by librdkafka.
-#[derive(Default)]
 pub struct DeliveryTracker {
+    inner: KafkaContext,
     delivered: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
 
-impl ClientContext for DeliveryTracker {}
+impl ClientContext for DeliveryTracker {
+    fn stats(&self, statistics: Statistics) {
+        self.inner.stats(statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.inner.error(error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
@@ -140,13 +144,19 @@ pub struct Producer {
 impl Producer {
     /// A producer for the broker at `bootstrap`.
     pub fn new(bootstrap: &str) -> Result<Self, LoadtestError> {
-        let inner = client_config(bootstrap)
-            .set("enable.idempotence", "true")
-            .set("partitioner", "murmur2_random")
-            .set("linger.ms", "5")
-            .set("compression.type", "zstd")
-            .create_with_context(DeliveryTracker::default())
-            .map_err(kafka_error("creating the producer"))?;
+        let client = clients(bootstrap)
+            .producer("loadtest-producer")
+            .managed("enable.idempotence", "true")
+            .tunable("partitioner", "murmur2_random")
+            .tunable("linger.ms", "5")
+            .tunable("compression.type", "zstd");
+        let tracker = DeliveryTracker {
+            inner: client.context(),
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        };
+        let inner = client.create_with(tracker)?;
         Ok(Self { inner })
     }
 
@@ -285,89 +295,67 @@ pub fn read_all_to_end(
     })
 }
 
-/// Reads every committed record of `topic` from the beginning to the current end of each partition, as
-/// a `read_committed` consumer that commits nothing, and keeps those `keep` accepts. A missing topic
-/// reads as empty.
+/// Reads every committed record of `topic` from the beginning up to where each partition ended when the
+/// read began (the foundation's follower, until caught up), and keeps those `keep` accepts. A missing topic
+/// reads as empty; not finishing within `timeout` is an error, never a partial read.
 pub fn read_to_end(
     bootstrap: &str,
     topic: &str,
     timeout: Duration,
     keep: impl Fn(&ReadRecord) -> bool,
 ) -> Result<Read, LoadtestError> {
-    // The end of a partition is how the reader knows it is done: logged as nothing, not as an ERROR.
-    let consumer: BaseConsumer<LogContext> = client_config(bootstrap)
-        .set(
-            "group.id",
-            format!("switchyard-loadtest-reader-{}", uuid::Uuid::now_v7()),
-        )
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        // An empty fetch is how the end of a partition shows; do not let the broker hold it long.
-        .set("fetch.wait.max.ms", "100")
-        .create_with_context(LogContext::new("loadtest-reader"))
-        .map_err(kafka_error("creating a consumer"))?;
-    let metadata = consumer
-        .fetch_metadata(Some(topic), REQUEST_TIMEOUT)
-        .map_err(kafka_error(format!("reading the metadata of {topic}")))?;
-    let Some(entry) = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-    else {
-        return Ok(Read::default());
+    let mut collector = Collector {
+        topic,
+        keep,
+        read: Read::default(),
     };
-    let mut assignment = TopicPartitionList::new();
-    let mut open: HashSet<i32> = HashSet::new();
-    for partition in entry.partitions() {
-        assignment
-            .add_partition_offset(topic, partition.id(), Offset::Beginning)
-            .map_err(kafka_error(format!("assigning {topic}")))?;
-        open.insert(partition.id());
+    match follower::read_until_caught_up(
+        &clients(bootstrap),
+        topic,
+        "loadtest-reader",
+        &mut collector,
+        timeout,
+    ) {
+        Ok(()) => Ok(collector.read),
+        Err(FollowError::NoSuchTopic(_)) => Ok(Read::default()),
+        Err(FollowError::TimedOut { lag, .. }) => Err(LoadtestError::Timeout {
+            what: "a topic to be read to its end",
+            waited: timeout,
+            last: format!("{topic}: {lag} records not read yet"),
+        }),
+        Err(error) => Err(LoadtestError::Read(error)),
     }
-    consumer
-        .assign(&assignment)
-        .map_err(kafka_error(format!("assigning {topic}")))?;
-    let mut read = Read::default();
-    let started = Instant::now();
-    while !open.is_empty() {
-        if started.elapsed() > timeout {
-            return Err(LoadtestError::Timeout {
-                what: "a topic to be read to its end",
-                waited: timeout,
-                last: format!("{topic}: {} partitions not at their end yet", open.len()),
-            });
-        }
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Ok(message)) => {
-                let record = ReadRecord {
-                    topic: topic.to_owned(),
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key().map(<[u8]>::to_vec),
-                    value: message.payload().map(<[u8]>::to_vec),
-                    headers: message
-                        .headers()
-                        .map(|headers| {
-                            headers
-                                .iter()
-                                .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                };
-                if keep(&record) {
-                    read.kept.push(record);
-                } else {
-                    read.skipped += 1;
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                open.remove(&partition);
-            }
-            Some(Err(error)) => return Err(kafka_error(format!("reading {topic}"))(error)),
-            None => {}
+}
+
+/// Keeps the records a `keep` function accepts.
+struct Collector<'a, F> {
+    topic: &'a str,
+    keep: F,
+    read: Read,
+}
+
+impl<F: Fn(&ReadRecord) -> bool> Apply for Collector<'_, F> {
+    fn apply(&mut self, record: FollowedRecord<'_>) {
+        let record = ReadRecord {
+            topic: self.topic.to_owned(),
+            partition: record.partition,
+            offset: record.offset,
+            key: record.key.map(<[u8]>::to_vec),
+            value: record.value.map(<[u8]>::to_vec),
+            headers: record
+                .headers
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        if (self.keep)(&record) {
+            self.read.kept.push(record);
+        } else {
+            self.read.skipped += 1;
         }
     }
-    Ok(read)
 }

@@ -6,7 +6,7 @@
 //!      │                                                          │                 │
 //!      │ control records, events                        /metrics, /readyz           │ read_committed
 //!      ▼                                                          ▼                 ▼
-//!   expect (the routing rule) ───────────────────────────► verify + summary ◄── kafka::read_to_end
+//!   expect (the routing rule) ───────────────────────────► verify + summary ◄── kafka::read_all_to_end
 //! ```
 //!
 //! - [`generate`]: the simulated platform (teams, forms, plugins, enablements) and its event stream,
@@ -88,6 +88,12 @@ pub enum LoadtestError {
         /// librdkafka's error.
         error: KafkaError,
     },
+    /// A Kafka client could not be made (a setting librdkafka refuses).
+    #[error(transparent)]
+    Client(#[from] switchyard_service::kafka::ClientError),
+    /// A topic could not be read to its end.
+    #[error(transparent)]
+    Read(switchyard_service::follower::FollowError),
     /// The broker refused to create a topic (other than because it exists).
     #[error("creating the topic {topic} failed: {message}")]
     CreateTopic {

@@ -11,8 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
+use switchyard_service::kafka::KafkaContext;
 
 use crate::LoadtestError;
 use crate::workload::SENT_AT_HEADER;
@@ -86,21 +87,17 @@ pub struct LatencyReader {
 impl LatencyReader {
     /// Starts reading `topics` from their current ends.
     pub fn start(bootstrap: &str, topics: &[String]) -> Result<Self, LoadtestError> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set(
+        let consumer: BaseConsumer<KafkaContext> = crate::kafka::clients(bootstrap)
+            .consumer("loadtest-latency")
+            .managed(
                 "group.id",
                 format!("switchyard-loadtest-latency-{}", uuid::Uuid::now_v7()),
             )
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("fetch.wait.max.ms", "10")
-            .set("fetch.queue.backoff.ms", "10")
-            .create()
-            .map_err(|error| LoadtestError::Kafka {
-                action: "creating the latency reader".into(),
-                error,
-            })?;
+            .managed("enable.auto.commit", "false")
+            .managed("isolation.level", "read_committed")
+            .tunable("fetch.wait.max.ms", "10")
+            .tunable("fetch.queue.backoff.ms", "10")
+            .create()?;
         let mut assignment = TopicPartitionList::new();
         let timeout = Duration::from_secs(10);
         for topic in topics {
@@ -200,7 +197,7 @@ impl Drop for LatencyReader {
 }
 
 fn read_loop(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<KafkaContext>,
     latencies: &Mutex<Latencies>,
     records: &AtomicU64,
     since_us: &AtomicU64,
@@ -330,7 +327,7 @@ impl Processes {
 
 /// The consumer lag of a group on a topic, read with one long-lived consumer (it never joins the group).
 pub struct LagWatcher {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<KafkaContext>,
     topic: String,
     partitions: Vec<i32>,
 }
@@ -338,15 +335,11 @@ pub struct LagWatcher {
 impl LagWatcher {
     /// A watcher of `group` on `topic`.
     pub fn new(bootstrap: &str, group: &str, topic: &str) -> Result<Self, LoadtestError> {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .create()
-            .map_err(|error| LoadtestError::Kafka {
-                action: "creating the lag watcher".into(),
-                error,
-            })?;
+        let consumer: BaseConsumer<KafkaContext> = crate::kafka::clients(bootstrap)
+            .consumer("loadtest-lag")
+            .managed("group.id", group)
+            .managed("enable.auto.commit", "false")
+            .create()?;
         let metadata = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(10))
             .map_err(|error| LoadtestError::Kafka {

@@ -24,6 +24,7 @@ use rdkafka::message::{DeliveryResult, Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use switchyard_router::config::{Config, DeliveryMode};
+use switchyard_service::kafka::{ClientStats, KafkaContext};
 use tokio_util::sync::CancellationToken;
 
 use crate::LoadtestError;
@@ -92,14 +93,10 @@ fn kafka(action: &str) -> impl FnOnce(KafkaError) -> LoadtestError + '_ {
 pub fn run(options: &PipeOptions, stop: &CancellationToken) -> Result<PipeCounts, LoadtestError> {
     let config = &options.config;
     let exactly_once = config.delivery.mode == DeliveryMode::ExactlyOnce;
-    let consumer: BaseConsumer = config
-        .event_consumer()
-        .create()
-        .map_err(kafka("creating the pipe's consumer"))?;
-    let producer: BaseProducer<Acks> = config
-        .producer()
-        .create_with_context(Acks::default())
-        .map_err(kafka("creating the pipe's producer"))?;
+    // The router's own client settings, so that the comparison is of the code, not of the tuning.
+    let clients = config.clients(ClientStats::unregistered());
+    let consumer: BaseConsumer<KafkaContext> = config.event_consumer(&clients).create()?;
+    let producer: BaseProducer<Acks> = config.producer(&clients).create_with(Acks::default())?;
     consumer
         .subscribe(&[config.topics.core_events.as_str()])
         .map_err(kafka("subscribing to the core topic"))?;
@@ -250,7 +247,7 @@ fn retry_retriable(mut step: impl FnMut() -> Result<(), KafkaError>) -> Result<(
 
 /// Stores, per partition and in order, the offsets of inputs whose outputs were all acknowledged.
 fn store_acknowledged(
-    consumer: &BaseConsumer,
+    consumer: &BaseConsumer<KafkaContext>,
     input: &str,
     acks: &Acks,
     order: &mut HashMap<i32, VecDeque<i64>>,
@@ -286,7 +283,7 @@ pub fn stop_on_signal() -> Result<CancellationToken, LoadtestError> {
     let cancel = token.clone();
     std::thread::Builder::new()
         .name("signals".into())
-        .spawn(move || runtime.block_on(switchyard_router::lifecycle::cancel_on_signal(cancel)))
+        .spawn(move || runtime.block_on(switchyard_service::lifecycle::cancel_on_signal(cancel)))
         .map_err(|error| LoadtestError::Process {
             what: "starting the signal watcher".into(),
             error,

@@ -12,13 +12,13 @@ use std::sync::RwLock;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use switchyard_schemas::webhook::SigningSecret;
+use switchyard_service::admin::{self, Readiness};
 use switchyard_service::http::Limits;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::configs::Configs;
 use crate::http_plugin::TEAM_HEADER;
@@ -31,22 +31,23 @@ pub struct AdminState<P> {
     pub plugin: Arc<P>,
     /// Metrics to render.
     pub metrics: Metrics,
-    /// The configs view (readiness).
-    pub configs: Arc<Configs>,
+    /// Ready once the team configs were read to their end; not ready from the first moment of shutdown.
+    pub readiness: Readiness,
     /// The signing secret the registry signs action calls with.
     pub signing_secret: RwLock<Option<SigningSecret>>,
-    /// Cancelled at shutdown (readiness).
-    pub shutdown: CancellationToken,
 }
 
-/// The routes.
+/// The routes: the foundation's `/healthz`, `/readyz`, `/metrics`, and the actions.
 pub fn router<P: Plugin>(state: Arc<AdminState<P>>) -> Router {
-    Router::new()
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz::<P>))
-        .route("/metrics", get(metrics::<P>))
+    admin::routes(state.readiness.clone(), state.metrics.registry().clone())
         .route("/actions/{name}", post(action::<P>))
         .with_state(state)
+}
+
+/// The worker's readiness: the team configs were read to their end.
+pub fn readiness(metrics: &Metrics, configs: &Arc<Configs>) -> Readiness {
+    let configs = Arc::clone(configs);
+    Readiness::new(metrics.ready.clone()).require("reading the team configs", move || configs.caught_up())
 }
 
 /// Serves the routes on `listener` with [`Limits::admin`] until `shutdown` completes, then drains.
@@ -56,28 +57,6 @@ pub async fn serve<P: Plugin>(
     shutdown: impl Future<Output = ()>,
 ) {
     switchyard_service::http::serve(listener, router(state), Limits::admin(), shutdown).await;
-}
-
-async fn readyz<P: Plugin>(State(state): State<Arc<AdminState<P>>>) -> Response {
-    if state.shutdown.is_cancelled() {
-        (StatusCode::SERVICE_UNAVAILABLE, "not ready: shutting down\n").into_response()
-    } else if !state.configs.caught_up() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: reading the team configs\n",
-        )
-            .into_response()
-    } else {
-        (StatusCode::OK, "ready\n").into_response()
-    }
-}
-
-async fn metrics<P: Plugin>(State(state): State<Arc<AdminState<P>>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics.render(),
-    )
-        .into_response()
 }
 
 async fn action<P: Plugin>(
@@ -115,6 +94,7 @@ mod tests {
     use std::time::Duration;
 
     use switchyard_service::slow_clients::{Pace, slow_upload};
+    use tokio_util::sync::CancellationToken;
 
     use super::*;
     use crate::seeds::plugins::SlangSearchPlugin;
@@ -127,9 +107,8 @@ mod tests {
         let state = Arc::new(AdminState {
             plugin: Arc::new(SlangSearchPlugin::new().unwrap()),
             metrics: Metrics::new("slang-search"),
-            configs: Configs::empty(),
+            readiness: Readiness::new(prometheus::IntGauge::new("ready", "ready").unwrap()),
             signing_secret: RwLock::new(None),
-            shutdown: shutdown.clone(),
         });
         let server = tokio::spawn(serve(listener, state, shutdown.clone().cancelled_owned()));
         // 3 MiB against axum's 2 MiB default: the worker answers once it has read 2 MiB, while the caller

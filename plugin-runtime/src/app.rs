@@ -17,13 +17,15 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
-use switchyard_router::kafka::{CREDENTIALS_CHECK_TIMEOUT, CredentialsError, check_credentials};
 use switchyard_schemas::topics::plugin_events_topic;
 use switchyard_schemas::webhook::SigningSecret;
+use switchyard_service::follower::FollowError;
+use switchyard_service::kafka::{
+    CREDENTIALS_CHECK_TIMEOUT, ClientError, CredentialsError, KafkaContext, check_credentials,
+};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -58,6 +60,12 @@ pub enum RuntimeError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A client could not be made (a clash of options, a setting librdkafka refuses).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The configs follower could not start.
+    #[error(transparent)]
+    Follower(#[from] FollowError),
     /// The broker refused the credentials, or the connection settings do not make a client.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
@@ -83,27 +91,24 @@ pub async fn run<P: Plugin>(
     let id = manifest.id.clone();
     let metrics = Metrics::new(&id);
     // A refused password stops the start here; the clients below would retry it forever.
-    check_credentials(
-        &settings.kafka.bootstrap_servers,
-        &settings.kafka.options,
-        CREDENTIALS_CHECK_TIMEOUT,
-    )
-    .await?;
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", &settings.kafka.bootstrap_servers);
-    for (key, value) in &settings.kafka.options {
-        client.set(key, value);
-    }
-    let (configs, configs_thread) = configs::follow(client.clone(), &settings.topics.configs, &id)
-        .map_err(kafka("following the configs"))?;
+    let clients = settings.clients(metrics.kafka.clone());
+    check_credentials(&clients, CREDENTIALS_CHECK_TIMEOUT).await?;
+    let configs = configs::follow(&clients, &settings.topics.configs, &id, &shutdown)?;
+    let readiness = admin::readiness(&metrics, &configs);
+    tokio::spawn({
+        let (shutdown, readiness) = (shutdown.clone(), readiness.clone());
+        async move {
+            shutdown.cancelled().await;
+            readiness.set_stopping();
+        }
+    });
 
     let plugin = Arc::new(plugin);
     let admin_state = Arc::new(AdminState {
         plugin: Arc::clone(&plugin),
         metrics: metrics.clone(),
-        configs: Arc::clone(&configs),
+        readiness,
         signing_secret: RwLock::new(None),
-        shutdown: shutdown.clone(),
     });
     let listener = tokio::net::TcpListener::bind(settings.admin.listen)
         .await
@@ -146,36 +151,37 @@ pub async fn run<P: Plugin>(
         )))
     };
 
-    let producer: FutureProducer = client
-        .clone()
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("partitioner", "murmur2_random")
-        .create()
-        .map_err(kafka("creating the producer"))?;
+    let producer: FutureProducer<KafkaContext> = clients
+        .producer("producer")
+        .tunable("client.id", format!("switchyard-plugin-{id}-producer"))
+        .managed("enable.idempotence", "true")
+        .managed("acks", "all")
+        // Java-compatible key hashing, as the router partitions plugin topics.
+        .tunable("partitioner", "murmur2_random")
+        .create()?;
     let events_topic = plugin_events_topic(&settings.topics.events_template, &id);
     let (revoked_sender, revoked) = mpsc::unbounded_channel();
-    let consumer: StreamConsumer<WorkerContext> = client
-        .clone()
-        .set("group.id", settings.delivery.group_id.replace("{plugin}", &id))
-        .set("client.id", format!("switchyard-plugin-{id}"))
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("isolation.level", "read_committed")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.auto.commit", "true")
-        .set("enable.auto.offset.store", "false")
-        .set(
+    let client = clients
+        .consumer("consumer")
+        .tunable("client.id", format!("switchyard-plugin-{id}"))
+        .managed("group.id", settings.delivery.group_id.replace("{plugin}", &id))
+        .managed("partition.assignment.strategy", "cooperative-sticky")
+        .managed("isolation.level", "read_committed")
+        .managed("enable.auto.commit", "true")
+        .managed("enable.auto.offset.store", "false")
+        .managed(
             "auto.commit.interval.ms",
             settings.delivery.commit_interval_ms.to_string(),
         )
-        .set("statistics.interval.ms", "5000")
-        .set("fetch.queue.backoff.ms", "10")
-        .create_with_context(WorkerContext::new(
-            revoked_sender,
-            metrics.clone(),
-            events_topic.clone(),
-        ))
-        .map_err(kafka("creating the consumer"))?;
+        .tunable("auto.offset.reset", "earliest")
+        .tunable("fetch.queue.backoff.ms", "10");
+    let context = WorkerContext::new(
+        client.context(),
+        revoked_sender,
+        metrics.clone(),
+        events_topic.clone(),
+    );
+    let consumer: StreamConsumer<WorkerContext> = client.create_with(context)?;
     consumer
         .subscribe(&[&events_topic])
         .map_err(kafka("subscribing to the plugin's topic"))?;
@@ -224,10 +230,10 @@ pub async fn run<P: Plugin>(
     {
         warn!(%error, "the heartbeat task failed");
     }
-    configs.stop();
     stop_server.cancel();
     let _ = server.await;
-    let _ = tokio::task::spawn_blocking(move || configs_thread.join()).await;
+    // Stopping the follower joins its thread: off the async workers.
+    let _ = tokio::task::spawn_blocking(move || configs.stop()).await;
     info!(plugin = %id, "worker stopped");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The teams' configs of this plugin, followed from the registry's `switchyard.configs` topic.
 //!
-//! A thread reads every partition from the beginning (no group) and keeps the latest config per team for
+//! The foundation's follower ([`switchyard_service::follower`]) reads every partition from the beginning
+//! (no group) and keeps the latest config per team for
 //! this plugin (keys `<team>/<plugin>`; a null value removes it). Each config gets a version number that
 //! grows with every change; the worker calls `initialize(team, config)` before the team's next event
 //! whenever the version differs from the one it applied.
@@ -12,20 +13,15 @@
 //! until that time passes the event's timestamp before executing it.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::Value;
-use switchyard_registry::records::ConfigRecord;
-use switchyard_router::kafka::LogContext;
-use tokio::sync::watch;
-use tracing::{debug, info, warn};
+use switchyard_schemas::configs::ConfigRecord;
+use switchyard_service::follower::{Apply, FollowError, FollowOptions, Follower, Record};
+use switchyard_service::kafka::Clients;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
 
 /// One team's config as the follower last read it.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,21 +32,20 @@ pub struct TeamConfig {
     pub config: Option<Value>,
 }
 
+type Teams = Arc<Mutex<HashMap<String, TeamConfig>>>;
+
 /// The shared view.
-#[derive(Debug)]
 pub struct Configs {
-    teams: Mutex<HashMap<String, TeamConfig>>,
-    complete_as_of: watch::Sender<SystemTime>,
-    stop: AtomicBool,
+    teams: Teams,
+    follower: Option<Follower>,
 }
 
 impl Configs {
-    /// An empty view (for plugins run without Kafka configs, and tests).
+    /// An empty view that never completes (for plugins run without Kafka configs, and tests).
     pub fn empty() -> Arc<Self> {
         Arc::new(Self {
-            teams: Mutex::new(HashMap::new()),
-            complete_as_of: watch::Sender::new(SystemTime::UNIX_EPOCH),
-            stop: AtomicBool::new(false),
+            teams: Teams::default(),
+            follower: None,
         })
     }
 
@@ -66,33 +61,47 @@ impl Configs {
     /// Waits until the view includes everything written before `time`, at most `limit` (`Duration::MAX`:
     /// no limit). Returns whether it does.
     pub async fn wait_complete(&self, time: SystemTime, limit: Duration) -> bool {
-        let mut complete = self.complete_as_of.subscribe();
-        let done = complete.wait_for(|as_of| *as_of >= time);
-        if limit == Duration::MAX {
-            return done.await.is_ok();
+        match &self.follower {
+            Some(follower) => follower.wait_complete(time, limit).await,
+            None if limit == Duration::MAX => std::future::pending().await,
+            None => {
+                tokio::time::sleep(limit).await;
+                false
+            }
         }
-        tokio::time::timeout(limit, done).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Whether the view has been complete at least once (the topic was read to its end).
     pub fn caught_up(&self) -> bool {
-        *self.complete_as_of.borrow() > SystemTime::UNIX_EPOCH
+        self.follower.as_ref().is_some_and(Follower::caught_up)
     }
 
-    /// Stops the follower thread.
+    /// Stops the follower thread and waits for it.
     pub fn stop(&self) {
-        self.stop.store(true, Ordering::Relaxed);
+        if let Some(follower) = &self.follower {
+            follower.stop();
+        }
     }
+}
 
-    /// Applies one record of the topic.
-    fn apply(&self, plugin: &str, key: &str, value: Option<&[u8]>) {
+/// Applies the records of the configs topic that are this plugin's.
+struct TeamConfigs {
+    plugin: String,
+    teams: Teams,
+}
+
+impl Apply for TeamConfigs {
+    fn apply(&mut self, record: Record<'_>) {
+        let Some(key) = record.key.and_then(|k| std::str::from_utf8(k).ok()) else {
+            return;
+        };
         let Some((team, record_plugin)) = key.split_once('/') else {
             return;
         };
-        if record_plugin != plugin {
+        if record_plugin != self.plugin {
             return;
         }
-        let config = match value {
+        let config = match record.value {
             None => None,
             Some(bytes) => match serde_json::from_slice::<ConfigRecord>(bytes) {
                 Ok(record) => Some(record.config),
@@ -110,115 +119,26 @@ impl Configs {
     }
 }
 
-/// Starts following `topic` for `plugin`'s configs.
+/// Starts following `topic` for `plugin`'s configs; `shutdown` (or [`Configs::stop`]) stops it.
 pub fn follow(
-    client: ClientConfig,
+    clients: &Clients,
     topic: &str,
     plugin: &str,
-) -> Result<(Arc<Configs>, JoinHandle<()>), KafkaError> {
-    // Client errors as the router logs them (transient ones at WARN), not rdkafka's default ERROR.
-    let consumer: BaseConsumer<LogContext> = client
-        .clone()
-        .set("group.id", format!("switchyard-plugin-{plugin}-configs-unused"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .set("fetch.wait.max.ms", "50")
-        .create_with_context(LogContext::new(format!("configs-{plugin}")))?;
-    let configs = Configs::empty();
-    let (shared, topic, plugin) = (Arc::clone(&configs), topic.to_owned(), plugin.to_owned());
-    let thread = std::thread::Builder::new()
-        .name("follow-configs".into())
-        .spawn(move || run(&consumer, &topic, &plugin, &shared))
-        .map_err(|_| KafkaError::ClientCreation("cannot start the configs follower thread".into()))?;
-    Ok((configs, thread))
-}
-
-fn run(consumer: &BaseConsumer<LogContext>, topic: &str, plugin: &str, configs: &Configs) {
-    const TIMEOUT: Duration = Duration::from_secs(5);
-    let stopped = || configs.stop.load(Ordering::Relaxed);
-    let partitions: Vec<i32> = loop {
-        if stopped() {
-            return;
-        }
-        match consumer.fetch_metadata(Some(topic), TIMEOUT) {
-            Ok(metadata) => {
-                let found: Vec<i32> = metadata
-                    .topics()
-                    .iter()
-                    .filter(|t| t.name() == topic && t.error().is_none())
-                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                    .collect();
-                if !found.is_empty() {
-                    break found;
-                }
-                warn!(
-                    topic,
-                    "the configs topic does not exist yet; waiting for the registry to create it"
-                );
-            }
-            Err(error) => warn!(%error, topic, "reading the configs topic's metadata failed"),
-        }
-        std::thread::sleep(Duration::from_secs(1));
+    shutdown: &CancellationToken,
+) -> Result<Arc<Configs>, FollowError> {
+    let teams = Teams::default();
+    let applier = TeamConfigs {
+        plugin: plugin.to_owned(),
+        teams: Arc::clone(&teams),
     };
-    let mut assignment = TopicPartitionList::new();
-    for &partition in &partitions {
-        let _ = assignment.add_partition_offset(topic, partition, Offset::Beginning);
-    }
-    if let Err(error) = consumer.assign(&assignment) {
-        warn!(%error, topic, "assigning the configs topic failed");
-        return;
-    }
-    let mut next: HashMap<i32, i64> = HashMap::new();
-    let mut logged_caught_up = false;
-    while !stopped() {
-        let started = SystemTime::now();
-        let mut targets: HashMap<i32, i64> = HashMap::new();
-        for &partition in &partitions {
-            match consumer.fetch_watermarks(topic, partition, TIMEOUT) {
-                Ok((_, high)) => {
-                    targets.insert(partition, high);
-                }
-                Err(error) => {
-                    warn!(%error, topic, partition, "reading the configs topic's end failed");
-                    std::thread::sleep(Duration::from_millis(500));
-                }
-            }
-        }
-        if targets.len() != partitions.len() {
-            continue;
-        }
-        loop {
-            let behind = targets
-                .iter()
-                .any(|(p, &high)| next.get(p).copied().unwrap_or(0) < high);
-            if !behind || stopped() {
-                break;
-            }
-            match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(message)) => {
-                    if let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
-                        configs.apply(plugin, key, message.payload());
-                    }
-                    next.insert(message.partition(), message.offset() + 1);
-                }
-                Some(Err(error)) => warn!(%error, topic, "reading the configs topic failed"),
-                None => {}
-            }
-        }
-        if stopped() {
-            return;
-        }
-        configs.complete_as_of.send_replace(started);
-        if !logged_caught_up {
-            info!(topic, "team configs caught up");
-            logged_caught_up = true;
-        }
-        // Read what arrives meanwhile, then look at the ends again.
-        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
-            if let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
-                configs.apply(plugin, key, message.payload());
-            }
-            next.insert(message.partition(), message.offset() + 1);
-        }
-    }
+    let options = FollowOptions {
+        topic: topic.to_owned(),
+        name: format!("configs-{plugin}"),
+        resync: true,
+    };
+    let follower = Follower::spawn(clients, options, applier, shutdown)?;
+    Ok(Arc::new(Configs {
+        teams,
+        follower: Some(follower),
+    }))
 }

@@ -20,9 +20,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use switchyard_registry::egress::{EgressError, EgressPolicy, egress_error, read_capped};
 use switchyard_schemas::control::PluginManifest;
 use switchyard_schemas::webhook::{SigningSecret, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
+use switchyard_service::egress::{EgressError, EgressPolicy, egress_error, read_capped};
 use thiserror::Error;
 
 use crate::event::Structured;

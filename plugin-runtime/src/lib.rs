@@ -15,6 +15,7 @@
 //! | [`admin`], [`metrics`] | the worker's HTTP server and metrics |
 //! | [`settings`] | layered settings |
 //! | [`seeds`] | the four seed plugins |
+//! | [`lifecycle`], [`telemetry`] | the foundation's start, signals and logging, re-exported so that a plugin's `main` needs only this crate |
 
 pub mod admin;
 pub mod app;
@@ -27,3 +28,5 @@ pub mod plugin;
 pub mod registration;
 pub mod seeds;
 pub mod settings;
+
+pub use switchyard_service::{lifecycle, telemetry};

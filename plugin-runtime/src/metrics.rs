@@ -4,6 +4,7 @@
 use prometheus::{
     Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
+use switchyard_service::kafka::ClientStats;
 
 /// The metrics.
 #[derive(Clone)]
@@ -23,6 +24,10 @@ pub struct Metrics {
     pub results: IntCounter,
     /// `switchyard_plugin_consumer_lag_records{partition}`: records behind the end of each owned partition.
     pub lag: IntGaugeVec,
+    /// `switchyard_plugin_ready`: 1 while `/readyz` answers 200.
+    pub ready: IntGauge,
+    /// `switchyard_plugin_librdkafka_*{client}`: librdkafka's statistics of every Kafka client.
+    pub kafka: ClientStats,
 }
 
 impl Metrics {
@@ -62,8 +67,11 @@ impl Metrics {
             &["partition"],
         )
         .expect("valid metric");
+        let ready =
+            IntGauge::new("switchyard_plugin_ready", "1 while /readyz answers 200").expect("valid metric");
         for collector in [
             Box::new(events.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(ready.clone()),
             Box::new(execute_seconds.clone()),
             Box::new(in_flight.clone()),
             Box::new(paused.clone()),
@@ -77,6 +85,8 @@ impl Metrics {
             events.with_label_values(&[outcome]);
         }
         Self {
+            kafka: ClientStats::register(&registry, "switchyard_plugin"),
+            ready,
             registry,
             events,
             execute_seconds,
@@ -88,10 +98,13 @@ impl Metrics {
         }
     }
 
+    /// The registry every metric is in.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
-        prometheus::TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_default()
+        switchyard_service::admin::render(&self.registry)
     }
 }

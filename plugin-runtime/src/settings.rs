@@ -7,8 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-pub use switchyard_router::config::ConfigError;
-use switchyard_router::config::{LogConfig, invalid, load_layers, options_map};
+pub use switchyard_service::config::ConfigError;
+use switchyard_service::config::{LogConfig, Secret, invalid, load_layers};
+use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
 
 use crate::delivery::breaker::BreakerPolicy;
 use crate::delivery::retry::RetryPolicy;
@@ -23,7 +24,7 @@ const LIST_KEYS: &[&str] = &["http.url_patterns", "http.allowed_networks"];
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
-    /// Kafka connection.
+    /// Kafka connection and librdkafka pass-through options (all clients, consumers, producers).
     pub kafka: KafkaSettings,
     /// Topic names.
     pub topics: TopicSettings,
@@ -41,17 +42,6 @@ pub struct Settings {
     pub admin: AdminSettings,
     /// Logging.
     pub log: LogConfig,
-}
-
-/// Kafka connection.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaSettings {
-    /// `host:port` list. Default `127.0.0.1:9092`.
-    pub bootstrap_servers: String,
-    /// librdkafka options for every client. Default empty.
-    #[serde(deserialize_with = "options_map")]
-    pub options: BTreeMap<String, String>,
 }
 
 /// Topic names.
@@ -127,7 +117,7 @@ pub struct HttpSettings {
     /// Private networks reachable despite the guard, CIDR. Default none.
     pub allowed_networks: Vec<String>,
     /// The signing secret when the worker does not register. Default empty.
-    pub signing_secret: switchyard_registry::config::Secret,
+    pub signing_secret: Secret,
 }
 
 /// Registration and heartbeats.
@@ -171,6 +161,7 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        self.kafka.check()?;
         if !self.topics.events_template.contains("{plugin}") {
             return Err(invalid("topics.events_template", "must contain {plugin}"));
         }
@@ -202,6 +193,11 @@ impl Settings {
             return Err(invalid("registry.token", "is needed when registry.url is set"));
         }
         Ok(())
+    }
+
+    /// The builder of the worker's Kafka clients; their statistics go to `stats`.
+    pub fn clients(&self, stats: ClientStats) -> Clients {
+        Clients::new(self.kafka.clone(), stats)
     }
 
     /// The retry policy.

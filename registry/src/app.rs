@@ -8,10 +8,12 @@
 //! timeout, connection cap, keep-alive limits and lingering close of the `[http]` section.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use switchyard_router::kafka::{CREDENTIALS_CHECK_TIMEOUT, CredentialsError, check_credentials};
+use switchyard_service::admin::Readiness;
+use switchyard_service::kafka::{
+    CREDENTIALS_CHECK_TIMEOUT, ClientError, CredentialsError, check_credentials,
+};
 use thiserror::Error;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
@@ -43,8 +45,8 @@ pub enum RegistryError {
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
     /// The admin client could not be created.
-    #[error("creating the Kafka admin client failed: {0}")]
-    Admin(rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Admin(#[from] ClientError),
     /// The listen address could not be bound.
     #[error("cannot listen on {address}: {source}")]
     Listen {
@@ -81,40 +83,39 @@ pub fn check_offline(config: &Config) -> Result<(KeySet, Gateway), RegistryError
 pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
     let (keys, gateway) = check_offline(config)?;
     // A refused password stops the start here with its reason, not later as a timeout of the store.
-    check_credentials(
-        &config.kafka.bootstrap_servers,
-        &config.kafka.options,
-        CREDENTIALS_CHECK_TIMEOUT,
-    )
-    .await?;
+    let metrics = Metrics::new();
+    let clients = config.clients(metrics.kafka.clone());
+    check_credentials(&clients, CREDENTIALS_CHECK_TIMEOUT).await?;
     let provisioner = Provisioner::new(ProvisionerConfig {
-        bootstrap_servers: config.kafka.bootstrap_servers.clone(),
-        options: config.kafka.options.clone(),
+        clients: clients.clone(),
         events_template: config.topics.plugin_events_template.clone(),
         dead_letter_template: config.topics.plugin_dead_letter_template.clone(),
         partitions: config.provisioning.partitions,
         replication_factor: config.provisioning.replication_factor,
         timeout: config.write_timeout(),
-    })
-    .map_err(RegistryError::Admin)?;
+    })?;
     let topics = Topics {
         plugins: config.topics.plugins.clone(),
         enablements: config.topics.enablements.clone(),
         configs: config.topics.configs.clone(),
         instances: config.topics.instances.clone(),
     };
-    let store = Store::open(StoreConfig {
-        bootstrap_servers: config.kafka.bootstrap_servers.clone(),
-        options: config.kafka.options.clone(),
-        topics: topics.all(),
-        partitions: config.store.partitions,
-        replication_factor: config.store.replication_factor,
-        timeout: config.write_timeout(),
-    })
-    .await?;
-    let metrics = Metrics::new();
+    let store = Arc::new(
+        Store::open(StoreConfig {
+            clients,
+            topics: topics.all(),
+            partitions: config.store.partitions,
+            replication_factor: config.store.replication_factor,
+            timeout: config.write_timeout(),
+        })
+        .await?,
+    );
+    let readiness = Readiness::new(metrics.ready.clone()).require("catching up on the store topics", {
+        let store = Arc::clone(&store);
+        move || store.caught_up()
+    });
     let state = AppState {
-        store: Arc::new(store),
+        store,
         topics: Arc::new(topics),
         keys,
         provisioner: Arc::new(provisioner),
@@ -126,7 +127,7 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
             metrics.clone(),
         ),
         metrics,
-        stopping: Arc::new(AtomicBool::new(false)),
+        readiness,
     };
     let router = api::router(
         state.clone(),
@@ -155,7 +156,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Regi
         let (state, shutdown) = (state.clone(), shutdown.clone());
         async move {
             shutdown.cancelled().await;
-            state.stopping.store(true, Ordering::SeqCst);
+            state.readiness.set_stopping();
             info!("shutting down: finishing in-flight requests");
         }
     };

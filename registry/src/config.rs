@@ -5,15 +5,15 @@
 //! [`Secret`], whose `Debug` prints nothing of them, so that logging the configuration cannot leak them.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
-pub use switchyard_router::config::ConfigError;
-use switchyard_router::config::{LogConfig, invalid, load_layers, options_map};
+pub use switchyard_service::config::{ConfigError, Secret};
+use switchyard_service::config::{LogConfig, invalid, load_layers};
 use switchyard_service::http::Limits;
+use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
 
 /// The embedded defaults.
 pub const DEFAULTS: &str = include_str!("../default.toml");
@@ -27,39 +27,12 @@ const LIST_KEYS: &[&str] = &[
     "gateway.allowed_networks",
 ];
 
-/// A secret string; `Debug` shows only whether it is set.
-#[derive(Clone, Default, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// The secret itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Whether it is empty (not configured).
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.0.is_empty() {
-            "Secret(unset)"
-        } else {
-            "Secret(set)"
-        })
-    }
-}
-
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Kafka connection.
-    pub kafka: KafkaConfig,
+    /// Kafka connection and librdkafka pass-through options (all clients, consumers, producers).
+    pub kafka: KafkaSettings,
     /// Topic names.
     pub topics: TopicsConfig,
     /// The compacted topics that hold the registry's state.
@@ -78,17 +51,6 @@ pub struct Config {
     pub config_schemas: ConfigSchemasConfig,
     /// Logging (the router's format and filter syntax).
     pub log: LogConfig,
-}
-
-/// Kafka connection settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// Comma-separated `host:port` list. Default `127.0.0.1:9092`.
-    pub bootstrap_servers: String,
-    /// librdkafka options for every client (SASL, TLS). Keys may use `_` for `.`. Default empty.
-    #[serde(deserialize_with = "options_map")]
-    pub options: BTreeMap<String, String>,
 }
 
 /// Topic names; see `docs/contract.md` and `docs/registry.md`.
@@ -266,8 +228,14 @@ impl Config {
         Ok(config)
     }
 
+    /// The builder of the registry's Kafka clients; their statistics go to `stats`.
+    pub fn clients(&self, stats: ClientStats) -> Clients {
+        Clients::new(self.kafka.clone(), stats)
+    }
+
     /// Checks values the types cannot express.
     pub fn check(&self) -> Result<(), ConfigError> {
+        self.kafka.check()?;
         for (key, template) in [
             (
                 "topics.plugin_events_template",
@@ -287,7 +255,6 @@ impl Config {
             ("topics.enablements", &self.topics.enablements),
             ("topics.configs", &self.topics.configs),
             ("topics.instances", &self.topics.instances),
-            ("kafka.bootstrap_servers", &self.kafka.bootstrap_servers),
         ] {
             if value.trim().is_empty() {
                 return Err(invalid(key, "must not be empty"));

@@ -10,13 +10,18 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use std::sync::Mutex;
+
+use rdkafka::Statistics;
+use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use serde::Serialize;
 use switchyard_schemas::dead_letter::{PLUGIN_DEAD_LETTER_HEADERS, REPLAYED_FROM, SOURCE};
+use switchyard_service::follower::{self, Apply, FollowError, Record};
+use switchyard_service::kafka::{ClientError, Clients, KafkaContext};
+use thiserror::Error;
 
 /// One dead letter.
 #[derive(Debug, Clone, Serialize)]
@@ -47,6 +52,8 @@ pub struct DeadLetter {
     headers: Vec<(String, Option<Vec<u8>>)>,
     #[serde(skip)]
     timestamp: SystemTime,
+    #[serde(skip)]
+    order: (i32, i64),
 }
 
 /// Which dead letters.
@@ -58,10 +65,23 @@ pub struct Filter {
     pub since: Option<SystemTime>,
 }
 
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap);
-    config
+/// Why listing or replaying failed. Nothing is replayed after a failed read.
+#[derive(Debug, Error)]
+pub enum DeadLetterError {
+    /// The topic could not be read to its end (it does not exist, Kafka did not answer, time ran out).
+    #[error(transparent)]
+    Read(#[from] FollowError),
+    /// The producer could not be made.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// Kafka refused a replayed record or did not acknowledge them all in time.
+    #[error("replaying to {topic} failed: {source}")]
+    Replay {
+        /// The plugin's events topic.
+        topic: String,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
 }
 
 fn rfc3339(time: SystemTime) -> String {
@@ -74,50 +94,37 @@ fn rfc3339(time: SystemTime) -> String {
         .unwrap_or_default()
 }
 
-/// Reads every dead letter of `topic` that `filter` keeps, in partition and offset order.
+/// Reads every dead letter of `topic` that `filter` keeps, in partition and offset order: the whole topic
+/// up to where it ended when the read began, or an error ([`FollowError::TimedOut`] after `timeout`), never
+/// a part of it.
 pub fn read(
-    bootstrap: &str,
+    clients: &Clients,
     topic: &str,
     filter: &Filter,
     timeout: Duration,
-) -> Result<Vec<DeadLetter>, KafkaError> {
-    let consumer: BaseConsumer = client(bootstrap)
-        .set("group.id", "switchyardctl-dlq-unused")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .create()?;
-    let metadata = consumer.fetch_metadata(Some(topic), timeout)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .filter(|t| t.name() == topic && t.error().is_none())
-        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-        .collect();
-    let mut ends = std::collections::HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for &partition in &partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, timeout)?;
-        if high > low {
-            ends.insert(partition, high);
-            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
-        }
-    }
-    consumer.assign(&assignment)?;
-    let mut letters = Vec::new();
-    let started = std::time::Instant::now();
-    while !ends.is_empty() && started.elapsed() < timeout {
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let message = message?;
-        if ends
-            .get(&message.partition())
-            .is_some_and(|&end| message.offset() + 1 >= end)
-        {
-            ends.remove(&message.partition());
-        }
-        let headers: Vec<(String, Option<Vec<u8>>)> = message
-            .headers()
+) -> Result<Vec<DeadLetter>, DeadLetterError> {
+    let mut collector = Collector {
+        topic: topic.to_owned(),
+        filter: filter.clone(),
+        letters: Vec::new(),
+    };
+    follower::read_until_caught_up(clients, topic, "switchyardctl-dlq", &mut collector, timeout)?;
+    let mut letters = collector.letters;
+    letters.sort_by_key(|l| l.order);
+    Ok(letters)
+}
+
+/// Keeps the dead letters a filter lets through.
+struct Collector {
+    topic: String,
+    filter: Filter,
+    letters: Vec<DeadLetter>,
+}
+
+impl Apply for Collector {
+    fn apply(&mut self, record: Record<'_>) {
+        let headers: Vec<(String, Option<Vec<u8>>)> = record
+            .headers
             .map(|h| {
                 h.iter()
                     .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
@@ -132,15 +139,14 @@ pub fn read(
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
-        let timestamp = message
-            .timestamp()
-            .to_millis()
+        let timestamp = record
+            .timestamp_ms
             .and_then(|ms| u64::try_from(ms).ok())
             .map_or(UNIX_EPOCH, |ms| UNIX_EPOCH + Duration::from_millis(ms));
         let letter = DeadLetter {
-            position: format!("{topic}/{}/{}", message.partition(), message.offset()),
-            team: message
-                .key()
+            position: format!("{}/{}/{}", self.topic, record.partition, record.offset),
+            team: record
+                .key
                 .map(|k| String::from_utf8_lossy(k).into_owned())
                 .unwrap_or_default(),
             event_id: text("ce_id"),
@@ -149,34 +155,42 @@ pub fn read(
             detail: text("switchyard_error_detail"),
             attempts: text("switchyard_attempts"),
             dead_lettered_at: rfc3339(timestamp),
-            bytes: message.payload().map_or(0, <[u8]>::len),
-            key: message.key().map(<[u8]>::to_vec),
-            value: message.payload().map(<[u8]>::to_vec),
+            bytes: record.value.map_or(0, <[u8]>::len),
+            key: record.key.map(<[u8]>::to_vec),
+            value: record.value.map(<[u8]>::to_vec),
             headers,
             timestamp,
+            order: (record.partition, record.offset),
         };
-        let keep = filter.team.as_ref().is_none_or(|t| *t == letter.team)
-            && filter.since.is_none_or(|since| letter.timestamp >= since);
+        let keep = self.filter.team.as_ref().is_none_or(|t| *t == letter.team)
+            && self.filter.since.is_none_or(|since| letter.timestamp >= since);
         if keep {
-            letters.push(letter);
+            self.letters.push(letter);
         }
     }
-    letters.sort_by(|a, b| a.position.cmp(&b.position));
-    Ok(letters)
 }
 
 /// Writes each dead letter back to `events_topic` as described in the module documentation, and waits
 /// until all are acknowledged.
 pub fn replay(
-    bootstrap: &str,
+    clients: &Clients,
     letters: &[DeadLetter],
     events_topic: &str,
     timeout: Duration,
-) -> Result<usize, KafkaError> {
-    let producer: ThreadedProducer<DefaultProducerContext> = client(bootstrap)
-        .set("enable.idempotence", "true")
-        .set("partitioner", "murmur2_random")
-        .create()?;
+) -> Result<usize, DeadLetterError> {
+    let failed = |source| DeadLetterError::Replay {
+        topic: events_topic.to_owned(),
+        source,
+    };
+    let client = clients
+        .producer("switchyardctl-replay")
+        .managed("enable.idempotence", "true")
+        .tunable("partitioner", "murmur2_random");
+    let context = Delivered {
+        inner: client.context(),
+        failed: Mutex::new(None),
+    };
+    let producer: ThreadedProducer<Delivered> = client.create_with(context)?;
     for letter in letters {
         let mut headers = OwnedHeaders::new();
         for (key, value) in &letter.headers {
@@ -198,8 +212,47 @@ pub fn replay(
         if let Some(value) = &letter.value {
             record = record.payload(value.as_slice());
         }
-        producer.send(record).map_err(|(error, _)| error)?;
+        producer.send(record).map_err(|(error, _)| failed(error))?;
     }
-    producer.flush(timeout)?;
+    producer.flush(timeout).map_err(failed)?;
+    let refused = producer
+        .context()
+        .failed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .take();
+    if let Some(error) = refused {
+        return Err(failed(error));
+    }
     Ok(letters.len())
+}
+
+/// Remembers the first failed delivery of a replay, so that a refused record fails the replay instead of
+/// being counted as replayed.
+struct Delivered {
+    inner: KafkaContext,
+    failed: Mutex<Option<KafkaError>>,
+}
+
+impl ClientContext for Delivered {
+    fn stats(&self, statistics: Statistics) {
+        self.inner.stats(statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.inner.error(error, reason);
+    }
+}
+
+impl ProducerContext for Delivered {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            self.failed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert_with(|| error.clone());
+        }
+    }
 }

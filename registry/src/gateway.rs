@@ -20,9 +20,9 @@ use switchyard_schemas::webhook::SigningSecret;
 use thiserror::Error;
 
 use crate::config::GatewayConfig;
-use crate::egress::{EgressError, EgressPolicy, egress_error, read_capped};
 use crate::ratelimit::{RateLimitError, RateLimiter};
 use crate::signing::{MasterKey, MasterKeyError};
+use switchyard_service::egress::{EgressError, EgressPolicy, egress_error, read_capped};
 
 /// The header that names the calling team.
 pub const TEAM_HEADER: &str = "switchyard-team";

@@ -17,7 +17,7 @@
 //! | [`records`]       | the records in those topics and the plugin status derived from them       |
 //! | [`provision`]     | plugin topic creation                                                     |
 //! | [`config_schema`] | plugin config validation against a JSON Schema, secret fields             |
-//! | [`gateway`]       | the action gateway; [`egress`] its SSRF guard, [`ratelimit`] its limits   |
+//! | [`gateway`]       | the action gateway, behind the foundation's SSRF guard; [`ratelimit`] its limits |
 //! | [`signing`]       | per-plugin Standard Webhooks secrets                                      |
 //! | [`client`]        | the HTTP client `switchyardctl` uses                                      |
 //! | [`dead_letters`]  | listing and replaying a plugin's dead letters (`switchyardctl dlq`)       |
@@ -30,7 +30,6 @@ pub mod client;
 pub mod config;
 pub mod config_schema;
 pub mod dead_letters;
-pub mod egress;
 pub mod gateway;
 pub mod metrics;
 pub mod problem;

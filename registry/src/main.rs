@@ -2,11 +2,13 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::Parser;
 use switchyard_registry::app;
 use switchyard_registry::config::Config;
-use switchyard_router::{lifecycle, telemetry};
+use switchyard_service::lifecycle::{self, SHUTDOWN_DEADLINE};
+use switchyard_service::telemetry;
 
 /// The plugin manager: plugins register, teams enable and configure them, the core calls their actions.
 #[derive(Debug, Parser)]
@@ -43,5 +45,9 @@ fn main() -> ExitCode {
         };
     }
     telemetry::init(&config.log);
-    lifecycle::run_until_signal("switchyard-registry", |shutdown| app::run(config, shutdown))
+    // In-flight requests get http.request_timeout_ms to finish; the deadline leaves them that and more.
+    let deadline = SHUTDOWN_DEADLINE.max(Duration::from_millis(config.http.request_timeout_ms) * 2);
+    lifecycle::run_until_signal("switchyard-registry", deadline, |shutdown| {
+        app::run(config, shutdown)
+    })
 }

@@ -3,14 +3,15 @@
 //! Labels are bounded: the route template (not the path), the status code, the plugin id, an outcome.
 //! Never team ids, tokens or config values.
 
-use prometheus::{
-    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use switchyard_service::kafka::ClientStats;
 
 /// The registry's metrics.
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
+    /// `switchyard_registry_librdkafka_*{client}`: librdkafka's statistics of every Kafka client.
+    pub kafka: ClientStats,
     /// `switchyard_registry_http_requests_total{route,status}`: API requests answered.
     pub requests: IntCounterVec,
     /// `switchyard_registry_http_request_duration_seconds{route}`: time to answer.
@@ -100,6 +101,7 @@ impl Metrics {
             registry.register(collector).expect("metric names are unique");
         }
         Self {
+            kafka: ClientStats::register(&registry, "switchyard_registry"),
             registry,
             requests,
             request_seconds,
@@ -112,11 +114,14 @@ impl Metrics {
         }
     }
 
+    /// The registry every metric is in.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
-        TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_default()
+        switchyard_service::admin::render(&self.registry)
     }
 }
 

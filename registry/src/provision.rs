@@ -5,15 +5,13 @@
 //! retry topic would let later events overtake a retried one). Creation is idempotent; an existing topic is
 //! left as it is, whatever its partition count. Deregistering a plugin keeps its topics and their data.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde::Serialize;
 use switchyard_schemas::topics::plugin_events_topic;
+use switchyard_service::kafka::{ClientError, Clients, KafkaContext};
 use tracing::info;
 
 /// A plugin's topic names.
@@ -27,7 +25,7 @@ pub struct PluginTopics {
 
 /// Creates plugin topics with the admin API.
 pub struct Provisioner {
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<KafkaContext>,
     events_template: String,
     dead_letter_template: String,
     partitions: i32,
@@ -36,12 +34,10 @@ pub struct Provisioner {
 }
 
 /// How provisioning is set up.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ProvisionerConfig {
-    /// Bootstrap servers.
-    pub bootstrap_servers: String,
-    /// librdkafka options (SASL, TLS).
-    pub options: BTreeMap<String, String>,
+    /// Makes the admin client.
+    pub clients: Clients,
     /// `plugin.{plugin}.events`.
     pub events_template: String,
     /// `plugin.{plugin}.dlq`.
@@ -56,16 +52,14 @@ pub struct ProvisionerConfig {
 
 impl Provisioner {
     /// Creates the admin client.
-    pub fn new(config: ProvisionerConfig) -> Result<Self, KafkaError> {
-        let mut client = ClientConfig::new();
-        client
-            .set("bootstrap.servers", &config.bootstrap_servers)
-            .set("client.id", "switchyard-registry-admin");
-        for (key, value) in &config.options {
-            client.set(key, value);
-        }
+    pub fn new(config: ProvisionerConfig) -> Result<Self, ClientError> {
+        let admin = config
+            .clients
+            .admin("admin")
+            .tunable("client.id", "switchyard-registry-admin")
+            .create()?;
         Ok(Self {
-            admin: client.create()?,
+            admin,
             events_template: config.events_template,
             dead_letter_template: config.dead_letter_template,
             partitions: config.partitions,

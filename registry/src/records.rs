@@ -45,22 +45,7 @@ impl Topics {
     }
 }
 
-/// A team's config of one plugin, the value of a `switchyard.configs` record keyed `<team>/<plugin>`.
-/// Plugin workers read this topic and apply each record as `initialize(team, config)`. It holds secret
-/// fields in clear: restrict the topic with ACLs to the registry and the plugin workers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConfigRecord {
-    /// Team id.
-    pub team_id: String,
-    /// Plugin id.
-    pub plugin_id: String,
-    /// The config, valid against the plugin's `config_schema` when it was written.
-    pub config: serde_json::Value,
-    /// The manifest version it was validated against.
-    pub plugin_version: String,
-    /// RFC 3339 time of the change.
-    pub updated_at: String,
-}
+pub use switchyard_schemas::configs::ConfigRecord;
 
 /// What an instance says about itself in a heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

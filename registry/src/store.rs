@@ -14,25 +14,23 @@
 //! existing topic that is not compacted: a deleting cleanup policy would silently lose state.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, RwLock};
-use std::thread::JoinHandle;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientContext;
+use rdkafka::Statistics;
 use rdkafka::admin::{
     AdminClient, AdminOptions, NewTopic, OwnedResourceSpecifier, ResourceSpecifier, TopicReplication,
 };
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientConfig, ClientContext, Offset, TopicPartitionList};
-use switchyard_router::kafka::{LogContext, log_client_error};
+use switchyard_service::follower::{Apply, FollowError, FollowOptions, Follower, Record};
+use switchyard_service::kafka::{ClientError, Clients, KafkaContext};
 use thiserror::Error;
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
-
-const POLL: Duration = Duration::from_millis(100);
 
 /// Why the store cannot open or a write did not complete.
 #[derive(Debug, Error)]
@@ -73,14 +71,12 @@ pub enum StoreError {
         /// How long the store waited.
         waited: Duration,
     },
-    /// The follower thread of a topic could not start.
-    #[error("cannot start the follower of {topic}: {source}")]
-    Thread {
-        /// The topic.
-        topic: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
+    /// A client could not be made (a clash of options, a setting librdkafka refuses).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The follower of a topic could not start.
+    #[error(transparent)]
+    Follower(#[from] FollowError),
 }
 
 fn kafka(action: impl Into<String>) -> impl FnOnce(KafkaError) -> StoreError {
@@ -89,12 +85,10 @@ fn kafka(action: impl Into<String>) -> impl FnOnce(KafkaError) -> StoreError {
 }
 
 /// How to reach Kafka and which topics to keep.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StoreConfig {
-    /// Bootstrap servers.
-    pub bootstrap_servers: String,
-    /// librdkafka options for every client (SASL, TLS).
-    pub options: BTreeMap<String, String>,
+    /// Makes the store's Kafka clients.
+    pub clients: Clients,
     /// The compacted topics to follow; created if missing.
     pub topics: Vec<String>,
     /// Partitions of a topic the store creates.
@@ -105,33 +99,40 @@ pub struct StoreConfig {
     pub timeout: Duration,
 }
 
-impl StoreConfig {
-    fn client(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.bootstrap_servers);
-        for (key, value) in &self.options {
-            config.set(key, value);
-        }
-        config
-    }
-}
+/// One followed topic's current entries, filled by its follower.
+#[derive(Clone, Default)]
+struct Entries(Arc<RwLock<BTreeMap<String, Vec<u8>>>>);
 
-/// One followed topic: its current entries and, per partition, the next offset to apply.
-struct Follower {
-    entries: RwLock<BTreeMap<String, Vec<u8>>>,
-    applied: watch::Sender<HashMap<i32, i64>>,
-    caught_up: watch::Sender<bool>,
+impl Apply for Entries {
+    fn apply(&mut self, record: Record<'_>) {
+        let Some(key) = record.key.and_then(|k| std::str::from_utf8(k).ok()) else {
+            warn!(
+                offset = record.offset,
+                "a store record without a UTF-8 key is ignored"
+            );
+            return;
+        };
+        let mut entries = self.0.write().unwrap_or_else(|p| p.into_inner());
+        match record.value {
+            Some(value) => entries.insert(key.to_owned(), value.to_vec()),
+            None => entries.remove(key),
+        };
+    }
 }
 
 type Acknowledgement = oneshot::Sender<Result<(i32, i64), KafkaError>>;
 
-/// Hands each delivery report to the writer waiting for it.
-struct Acknowledgements;
+/// Hands each delivery report to the writer waiting for it; statistics and errors go to the builder's
+/// context.
+struct Acknowledgements(KafkaContext);
 
 impl ClientContext for Acknowledgements {
-    /// Transient client errors (a broker connection dropped) as the router logs them, not at ERROR.
+    fn stats(&self, statistics: Statistics) {
+        self.0.stats(statistics);
+    }
+
     fn error(&self, error: KafkaError, reason: &str) {
-        log_client_error("store-producer", &error, reason);
+        self.0.error(error, reason);
     }
 }
 
@@ -152,9 +153,7 @@ impl ProducerContext for Acknowledgements {
 pub struct Store {
     config: StoreConfig,
     producer: ThreadedProducer<Acknowledgements>,
-    followers: HashMap<String, Arc<Follower>>,
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    followers: HashMap<String, (Entries, Follower)>,
 }
 
 impl Store {
@@ -162,70 +161,52 @@ impl Store {
     /// Returns at once; [`Store::caught_up`] tells when the initial state is loaded.
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         ensure_compacted_topics(&config).await?;
-        let producer: ThreadedProducer<Acknowledgements> = config
-            .client()
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
+        let client = config
+            .clients
+            .producer("store-producer")
+            .tunable("client.id", "switchyard-registry-store")
+            .managed("enable.idempotence", "true")
+            .managed("acks", "all")
             // Java-compatible key hashing, as the contract asks of control-topic writers.
-            .set("partitioner", "murmur2_random")
-            .create_with_context(Acknowledgements)
-            .map_err(kafka("creating the producer"))?;
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            .tunable("partitioner", "murmur2_random");
+        let context = Acknowledgements(client.context());
+        let producer: ThreadedProducer<Acknowledgements> = client.create_with(context)?;
+        // The followers stop when the store closes (dropping a follower stops it too).
+        let shutdown = CancellationToken::new();
         let mut followers = HashMap::new();
-        let mut threads = Vec::new();
         for topic in &config.topics {
-            let follower = Arc::new(Follower {
-                entries: RwLock::new(BTreeMap::new()),
-                applied: watch::Sender::new(HashMap::new()),
-                caught_up: watch::Sender::new(false),
-            });
-            // The end of a partition is how the follower knows it is caught up: not an error to log.
-            let consumer: BaseConsumer<LogContext> = config
-                .client()
-                .set("group.id", "switchyard-registry-follower-unused")
-                .set("enable.auto.commit", "false")
-                .set("enable.partition.eof", "true")
-                .set("fetch.wait.max.ms", "100")
-                .create_with_context(LogContext::new(format!("store-{topic}")))
-                .map_err(kafka(format!("creating the follower of {topic}")))?;
-            let (topic_name, shared, stop) = (topic.clone(), Arc::clone(&follower), Arc::clone(&stop));
-            let timeout = config.timeout;
-            let thread = std::thread::Builder::new()
-                .name(format!("follow-{topic}"))
-                .spawn(move || follow(&consumer, &topic_name, &shared, &stop, timeout))
-                .map_err(|source| StoreError::Thread {
-                    topic: topic.clone(),
-                    source,
-                })?;
-            threads.push(thread);
-            followers.insert(topic.clone(), follower);
+            let entries = Entries::default();
+            let options = FollowOptions {
+                topic: topic.clone(),
+                name: format!("store-{topic}"),
+                resync: false,
+            };
+            let follower = Follower::spawn(&config.clients, options, entries.clone(), &shutdown)?;
+            followers.insert(topic.clone(), (entries, follower));
         }
         Ok(Self {
             config,
             producer,
             followers,
-            stop,
-            threads: Mutex::new(threads),
         })
     }
 
     /// Whether every topic has been read up to where it ended when the store opened.
     pub fn caught_up(&self) -> bool {
-        self.followers.values().all(|f| *f.caught_up.borrow())
+        self.followers.values().all(|(_, f)| f.caught_up())
     }
 
     /// Waits until [`Store::caught_up`].
     pub async fn wait_caught_up(&self) {
-        for follower in self.followers.values() {
-            let mut ready = follower.caught_up.subscribe();
-            let _ = ready.wait_for(|caught_up| *caught_up).await;
+        for (_, follower) in self.followers.values() {
+            follower.wait_caught_up().await;
         }
     }
 
     /// Writes `value` (or removes the key with `None`) and returns once this replica's view includes the
     /// write, so a read right after it sees it (read-your-writes).
     pub async fn put(&self, topic: &str, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
-        let follower = self
+        let (_, follower) = self
             .followers
             .get(topic)
             .ok_or_else(|| StoreError::UnknownTopic(topic.to_owned()))?;
@@ -266,45 +247,41 @@ impl Store {
                 });
             }
         };
-        let mut applied = follower.applied.subscribe();
         let remaining = self.config.timeout.saturating_sub(started.elapsed());
-        let seen = tokio::time::timeout(
-            remaining,
-            applied.wait_for(|next| next.get(&partition).is_some_and(|&n| n > offset)),
-        );
-        match seen.await {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(StoreError::NotApplied {
+        if follower.wait_applied(partition, offset, remaining).await {
+            Ok(())
+        } else {
+            Err(StoreError::NotApplied {
                 topic: topic.to_owned(),
                 partition,
                 offset,
                 waited: started.elapsed(),
-            }),
+            })
         }
     }
 
     /// The current value of `key`.
     pub fn get(&self, topic: &str, key: &str) -> Option<Vec<u8>> {
-        let follower = self.followers.get(topic)?;
-        let entries = follower.entries.read().unwrap_or_else(|p| p.into_inner());
+        let (entries, _) = self.followers.get(topic)?;
+        let entries = entries.0.read().unwrap_or_else(|p| p.into_inner());
         entries.get(key).cloned()
     }
 
     /// Every current entry of `topic`, in key order.
     pub fn entries(&self, topic: &str) -> Vec<(String, Vec<u8>)> {
-        let Some(follower) = self.followers.get(topic) else {
+        let Some((entries, _)) = self.followers.get(topic) else {
             return Vec::new();
         };
-        let entries = follower.entries.read().unwrap_or_else(|p| p.into_inner());
+        let entries = entries.0.read().unwrap_or_else(|p| p.into_inner());
         entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     /// The current entries of `topic` whose key starts with `prefix`, in key order.
     pub fn entries_with_prefix(&self, topic: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
-        let Some(follower) = self.followers.get(topic) else {
+        let Some((entries, _)) = self.followers.get(topic) else {
             return Vec::new();
         };
-        let entries = follower.entries.read().unwrap_or_else(|p| p.into_inner());
+        let entries = entries.0.read().unwrap_or_else(|p| p.into_inner());
         entries
             .range(prefix.to_owned()..)
             .take_while(|(key, _)| key.starts_with(prefix))
@@ -314,11 +291,9 @@ impl Store {
 
     /// Stops the followers and flushes pending writes.
     pub fn close(&self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = self.producer.flush(self.config.timeout);
-        let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
-        for thread in threads {
-            let _ = thread.join();
+        for (_, follower) in self.followers.values() {
+            follower.stop();
         }
     }
 }
@@ -336,10 +311,11 @@ const RACED_CREATION_GRACE: Duration = Duration::from_secs(5);
 
 /// Creates the missing topics with `cleanup.policy=compact`, and checks that existing ones are compacted.
 async fn ensure_compacted_topics(config: &StoreConfig) -> Result<(), StoreError> {
-    let admin: AdminClient<DefaultClientContext> = config
-        .client()
-        .create()
-        .map_err(kafka("creating the admin client"))?;
+    let admin: AdminClient<KafkaContext> = config
+        .clients
+        .admin("store-admin")
+        .tunable("client.id", "switchyard-registry-store-admin")
+        .create()?;
     let options = AdminOptions::new()
         .operation_timeout(Some(config.timeout))
         .request_timeout(Some(config.timeout));
@@ -399,7 +375,7 @@ async fn ensure_compacted_topics(config: &StoreConfig) -> Result<(), StoreError>
 
 /// The first store topic whose cleanup policy is not exactly `compact`, with that policy.
 async fn not_compacted(
-    admin: &AdminClient<DefaultClientContext>,
+    admin: &AdminClient<KafkaContext>,
     config: &StoreConfig,
     options: &AdminOptions,
 ) -> Result<Option<(String, String)>, StoreError> {
@@ -431,95 +407,4 @@ async fn not_compacted(
         }
     }
     Ok(None)
-}
-
-/// The follower loop of one topic: assign every partition from the beginning, apply records in order,
-/// publish the next offset per partition, and report caught up at the end offsets seen at start.
-fn follow(
-    consumer: &BaseConsumer<LogContext>,
-    topic: &str,
-    follower: &Follower,
-    stop: &std::sync::atomic::AtomicBool,
-    timeout: Duration,
-) {
-    let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
-    let partitions = loop {
-        match consumer.fetch_metadata(Some(topic), timeout) {
-            Ok(metadata) => {
-                let partitions: Vec<i32> = metadata
-                    .topics()
-                    .iter()
-                    .filter(|t| t.name() == topic)
-                    .flat_map(|t| t.partitions().iter().map(|p| p.id()))
-                    .collect();
-                if !partitions.is_empty() {
-                    break partitions;
-                }
-            }
-            Err(error) => warn!(%error, topic, "reading the store topic's metadata failed; retrying"),
-        }
-        if stopped() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    };
-    let mut assignment = TopicPartitionList::new();
-    let mut pending: HashMap<i32, i64> = HashMap::new();
-    for &partition in &partitions {
-        if let Err(error) = assignment.add_partition_offset(topic, partition, Offset::Beginning) {
-            warn!(%error, topic, partition, "building the follower's assignment failed");
-        }
-        match consumer.fetch_watermarks(topic, partition, timeout) {
-            Ok((low, high)) if high > low => {
-                pending.insert(partition, high);
-            }
-            Ok(_) => {}
-            Err(error) => {
-                warn!(%error, topic, partition, "reading the end offset failed; waiting for the end of the partition");
-                pending.insert(partition, i64::MAX);
-            }
-        }
-    }
-    if let Err(error) = consumer.assign(&assignment) {
-        warn!(%error, topic, "assigning the store topic failed");
-    }
-    let mark_caught_up = |pending: &HashMap<i32, i64>| {
-        if pending.is_empty() && !*follower.caught_up.borrow() {
-            info!(topic, "store topic caught up");
-            follower.caught_up.send_replace(true);
-        }
-    };
-    mark_caught_up(&pending);
-    while !stopped() {
-        match consumer.poll(POLL) {
-            Some(Ok(message)) => {
-                if let Some(key) = message.key().and_then(|k| std::str::from_utf8(k).ok()) {
-                    let mut entries = follower.entries.write().unwrap_or_else(|p| p.into_inner());
-                    match message.payload() {
-                        Some(value) => entries.insert(key.to_owned(), value.to_vec()),
-                        None => entries.remove(key),
-                    };
-                } else {
-                    warn!(
-                        topic,
-                        offset = message.offset(),
-                        "a store record without a UTF-8 key is ignored"
-                    );
-                }
-                let (partition, next) = (message.partition(), message.offset() + 1);
-                follower.applied.send_modify(|applied| {
-                    applied.insert(partition, next);
-                });
-                if pending.get(&partition).is_some_and(|&high| next >= high) {
-                    pending.remove(&partition);
-                }
-            }
-            Some(Err(KafkaError::PartitionEOF(partition))) => {
-                pending.remove(&partition);
-            }
-            Some(Err(error)) => warn!(%error, topic, "following the store topic failed"),
-            None => {}
-        }
-        mark_caught_up(&pending);
-    }
 }

@@ -10,26 +10,36 @@
 //! [`Limits::admin`]: a header-read timeout, a connection cap and a bounded drain.
 
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
+use switchyard_service::admin::{self, Gate, Readiness};
 use switchyard_service::http::Limits;
-use tokio::sync::watch;
+use switchyard_service::kafka::{CREDENTIALS_CHECK_TIMEOUT, check_credentials};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::RouterError;
-use crate::admin::{self, AdminState, Health};
 use crate::config::Config;
-use crate::kafka::{CREDENTIALS_CHECK_TIMEOUT, check_credentials};
 use crate::metrics::Metrics;
 use crate::pipeline::run::Pipeline;
 use crate::tables::materializer::{self, ControlTopic};
 use crate::tables::routes::RouteTable;
 
+/// What `/readyz` waits for.
+struct Gates {
+    caught_up: Gate,
+    running: Gate,
+}
+
 /// Runs the router until `shutdown` is cancelled (clean exit) or a fatal error happens.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RouterError> {
     let metrics = Metrics::new();
-    let health = Health::new(metrics.ready.clone());
+    let gates = Gates {
+        caught_up: Gate::default(),
+        running: Gate::default(),
+    };
+    let readiness = Readiness::new(metrics.ready.clone())
+        .require_gate("catching up on the control topics", &gates.caught_up)
+        .require_gate("starting the pipeline", &gates.running);
     let table = Arc::new(RouteTable::new(config.topics.plugin_events_template.clone()));
 
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
@@ -42,23 +52,20 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Rout
     let background = CancellationToken::new();
     let server = tokio::spawn(switchyard_service::http::serve(
         listener,
-        admin::router(AdminState {
-            metrics: metrics.clone(),
-            health: health.clone(),
-        }),
+        admin::routes(readiness.clone(), metrics.registry().clone()),
         Limits::admin(),
         background.clone().cancelled_owned(),
     ));
     tokio::spawn({
-        let (shutdown, health) = (shutdown.clone(), health.clone());
+        let (shutdown, readiness) = (shutdown.clone(), readiness.clone());
         async move {
             shutdown.cancelled().await;
-            health.set_stopping();
+            readiness.set_stopping();
         }
     });
 
-    let result = run_data_plane(&config, &table, &metrics, &health, &shutdown, &background).await;
-    health.set_stopping();
+    let result = run_data_plane(&config, &table, &metrics, &gates, &shutdown, &background).await;
+    readiness.set_stopping();
     background.cancel();
     if let Err(error) = server.await {
         warn!(%error, "the admin server task failed");
@@ -70,65 +77,51 @@ async fn run_data_plane(
     config: &Config,
     table: &Arc<RouteTable>,
     metrics: &Metrics,
-    health: &Health,
+    gates: &Gates,
     shutdown: &CancellationToken,
     background: &CancellationToken,
 ) -> Result<(), RouterError> {
+    let clients = config.clients(metrics.kafka.clone());
     // A refused password stops the start here; the clients below would retry it forever.
-    check_credentials(
-        &config.kafka.bootstrap_servers,
-        &config.kafka.options,
-        CREDENTIALS_CHECK_TIMEOUT,
-    )
-    .await?;
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    let mut caught_up = Vec::new();
+    check_credentials(&clients, CREDENTIALS_CHECK_TIMEOUT).await?;
+    let mut followers = Vec::new();
     for kind in [ControlTopic::Plugins, ControlTopic::Enablements] {
-        let (sender, receiver) = watch::channel(false);
-        threads.push(materializer::spawn(
+        followers.push(materializer::spawn(
             kind,
             config,
+            &clients,
             Arc::clone(table),
             metrics.clone(),
-            sender,
-            background.clone(),
+            background,
         )?);
-        caught_up.push(receiver);
     }
     let result = async {
-        for receiver in &mut caught_up {
+        for follower in &followers {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
-                changed = receiver.wait_for(|ready| *ready) => {
-                    if changed.is_err() {
-                        return Err(RouterError::ControlStopped);
-                    }
-                }
+                () = follower.wait_caught_up() => {}
             }
         }
-        health.set_caught_up();
+        gates.caught_up.set(true);
         let pipeline = {
             let (config, table, metrics) = (config.clone(), Arc::clone(table), metrics.clone());
             tokio::task::spawn_blocking(move || Pipeline::build(&config, table, metrics))
                 .await
                 .map_err(RouterError::Join)??
         };
-        health.set_running(true);
+        gates.running.set(true);
         let shutdown = shutdown.clone();
         let outcome = tokio::task::spawn_blocking(move || pipeline.run(&shutdown))
             .await
             .map_err(RouterError::Join)?;
-        health.set_running(false);
+        gates.running.set(false);
         outcome
     }
     .await;
     background.cancel();
-    tokio::task::spawn_blocking(move || {
-        for thread in threads {
-            let _ = thread.join();
-        }
-    })
-    .await
-    .map_err(RouterError::Join)?;
+    // Dropping a follower joins its thread: off the async workers.
+    tokio::task::spawn_blocking(move || drop(followers))
+        .await
+        .map_err(RouterError::Join)?;
     result
 }

@@ -8,65 +8,24 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::time::Duration;
 
-use config::{Environment, File, FileFormat};
-use rdkafka::ClientConfig;
-use serde::{Deserialize, Deserializer};
-use thiserror::Error;
+use serde::Deserialize;
+pub use switchyard_service::config::ConfigError;
+use switchyard_service::config::{LogConfig, invalid, load_layers};
+use switchyard_service::kafka::{ClientBuilder, ClientStats, Clients, KafkaSettings};
 
 /// The embedded defaults.
 pub const DEFAULTS: &str = include_str!("../default.toml");
 /// Prefix of environment overrides: `SWITCHYARD_ROUTER__DELIVERY__MODE=at_least_once`.
 pub const ENV_PREFIX: &str = "SWITCHYARD_ROUTER";
 
-/// librdkafka options the router sets itself; setting them in a pass-through map is an error.
-const MANAGED_OPTIONS: &[&str] = &[
-    "bootstrap.servers",
-    "group.id",
-    "group.instance.id",
-    "transactional.id",
-    "transaction.timeout.ms",
-    "enable.idempotence",
-    "isolation.level",
-    "enable.auto.commit",
-    "enable.auto.offset.store",
-    "auto.commit.interval.ms",
-    "partition.assignment.strategy",
-    "enable.partition.eof",
-    "statistics.interval.ms",
-    "allow.auto.create.topics",
-];
-
-/// A configuration that cannot be loaded or is inconsistent (of any Switchyard binary).
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    /// A layer failed to load or the result does not fit the schema (unknown key, wrong type).
-    #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
-    /// A value is out of range or inconsistent with another.
-    #[error("configuration: {key}: {message}")]
-    Invalid {
-        /// Dotted path of the key.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-}
-
-/// A [`ConfigError::Invalid`] for `key` (the registry and the plugin runtime use it too).
-pub fn invalid(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        message: message.into(),
-    }
-}
-
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// Kafka connection and librdkafka pass-through options.
-    pub kafka: KafkaConfig,
+    /// Kafka connection and librdkafka pass-through options (all clients, consumers, producers).
+    pub kafka: KafkaSettings,
     /// Topic names.
     pub topics: TopicsConfig,
     /// Delivery guarantees, commit cadence and validation.
@@ -75,24 +34,6 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Logging.
     pub log: LogConfig,
-}
-
-/// Kafka connection settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct KafkaConfig {
-    /// Comma-separated `host:port` list. Default `127.0.0.1:9092`.
-    pub bootstrap_servers: String,
-    /// librdkafka options for every client (e.g. `security.protocol`, `sasl.mechanisms`). Keys may use `_`
-    /// for `.` so that they can be set from the environment. Default empty.
-    #[serde(deserialize_with = "options_map")]
-    pub options: BTreeMap<String, String>,
-    /// librdkafka options for the consumers only (e.g. `fetch.max.bytes`), applied after `options`.
-    #[serde(deserialize_with = "options_map")]
-    pub consumer_options: BTreeMap<String, String>,
-    /// librdkafka options for the producer only (e.g. `linger.ms`, `compression.codec`), applied last.
-    #[serde(deserialize_with = "options_map")]
-    pub producer_options: BTreeMap<String, String>,
 }
 
 /// Topic names; see `docs/contract.md`.
@@ -168,26 +109,6 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
 }
 
-/// Log output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LogFormat {
-    /// Human-readable lines.
-    Text,
-    /// One JSON object per line.
-    Json,
-}
-
-/// Logging.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LogConfig {
-    /// `text` (default) or `json`.
-    pub format: LogFormat,
-    /// A `tracing` filter, e.g. `info` or `switchyard_router=debug,rdkafka=warn`. Default `info`.
-    pub level: String,
-}
-
 impl Config {
     /// Loads the layers: defaults, then `file` if given, then the process environment.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
@@ -215,7 +136,6 @@ impl Config {
             ("topics.enablements", &self.topics.enablements),
             ("topics.dead_letter", &self.topics.dead_letter),
             ("delivery.group_id", &self.delivery.group_id),
-            ("kafka.bootstrap_servers", &self.kafka.bootstrap_servers),
         ] {
             if value.trim().is_empty() {
                 return Err(invalid(key, "must not be empty"));
@@ -244,19 +164,7 @@ impl Config {
                 "must be longer than delivery.commit_interval_ms",
             ));
         }
-        for (section, map) in [
-            ("kafka.options", &self.kafka.options),
-            ("kafka.consumer_options", &self.kafka.consumer_options),
-            ("kafka.producer_options", &self.kafka.producer_options),
-        ] {
-            if let Some(key) = map.keys().find(|k| MANAGED_OPTIONS.contains(&k.as_str())) {
-                return Err(invalid(
-                    &format!("{section}.{key}"),
-                    "is set by the router itself; use its typed setting (see default.toml) instead",
-                ));
-            }
-        }
-        Ok(())
+        self.kafka.check()
     }
 
     /// The transactional id of this replica.
@@ -269,159 +177,68 @@ impl Config {
         })
     }
 
-    fn base(&self, client_id: &str) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.kafka.bootstrap_servers)
-            .set("client.id", client_id)
-            .set(
-                "statistics.interval.ms",
-                self.delivery.statistics_interval_ms.to_string(),
-            );
-        for (key, value) in &self.kafka.options {
-            config.set(key, value);
-        }
-        config
+    /// The builder of the router's Kafka clients; their statistics go to `stats`.
+    pub fn clients(&self, stats: ClientStats) -> Clients {
+        Clients::new(self.kafka.clone(), stats)
+            .with_statistics_interval(Duration::from_millis(self.delivery.statistics_interval_ms))
     }
 
     /// The consumer of core events: a group member with cooperative-sticky assignment that reads only
     /// committed input. Offsets are committed by the transaction (exactly once) or stored after delivery and
     /// auto-committed (at least once).
-    pub fn event_consumer(&self) -> ClientConfig {
-        let mut config = self.base("switchyard-router-events");
-        config
-            .set("group.id", &self.delivery.group_id)
-            .set("partition.assignment.strategy", "cooperative-sticky")
-            .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.partition.eof", "false")
-            .set("allow.auto.create.topics", "false")
+    pub fn event_consumer(&self, clients: &Clients) -> ClientBuilder {
+        let mut client = clients
+            .consumer("consumer")
+            .tunable("client.id", "switchyard-router-events")
+            .managed("group.id", &self.delivery.group_id)
+            .managed("partition.assignment.strategy", "cooperative-sticky")
+            .managed("isolation.level", "read_committed")
+            .managed("enable.partition.eof", "false")
+            .managed("allow.auto.create.topics", "false")
+            .tunable("auto.offset.reset", "earliest")
             // The default of 1000 ms stalls a consumer that drains its queue faster than it refills.
-            .set("fetch.queue.backoff.ms", "10")
+            .tunable("fetch.queue.backoff.ms", "10")
             // Prefetch at most 8 MiB (librdkafka's default is 64 MiB and 100,000 messages per partition):
             // under a backlog the defaults held ~180 MiB more RSS and bought no throughput (docs/benchmarks.md).
-            .set("queued.max.messages.kbytes", "8192")
-            .set("queued.min.messages", "10000");
+            .tunable("queued.max.messages.kbytes", "8192")
+            .tunable("queued.min.messages", "10000");
         if let Some(instance) = &self.delivery.group_instance_id {
-            config.set("group.instance.id", instance);
+            client = client.managed("group.instance.id", instance);
         }
         match self.delivery.mode {
-            DeliveryMode::ExactlyOnce => {
-                config.set("enable.auto.commit", "false");
-            }
-            DeliveryMode::AtLeastOnce => {
-                config
-                    .set("enable.auto.commit", "true")
-                    .set("enable.auto.offset.store", "false")
-                    .set(
-                        "auto.commit.interval.ms",
-                        self.delivery.commit_interval_ms.to_string(),
-                    );
-            }
+            DeliveryMode::ExactlyOnce => client.managed("enable.auto.commit", "false"),
+            DeliveryMode::AtLeastOnce => client
+                .managed("enable.auto.commit", "true")
+                .managed("enable.auto.offset.store", "false")
+                .managed(
+                    "auto.commit.interval.ms",
+                    self.delivery.commit_interval_ms.to_string(),
+                ),
         }
-        for (key, value) in &self.kafka.consumer_options {
-            config.set(key, value);
-        }
-        config
-    }
-
-    /// The consumer that materializes the control topics: no group, every partition from the beginning.
-    pub fn control_consumer(&self) -> ClientConfig {
-        let mut config = self.base("switchyard-router-control");
-        config
-            // librdkafka requires a group id for a consumer handle even when it never joins the group.
-            .set("group.id", format!("{}-control-unused", self.delivery.group_id))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("isolation.level", "read_committed")
-            .set("enable.partition.eof", "true")
-            .set("allow.auto.create.topics", "false");
-        for (key, value) in &self.kafka.consumer_options {
-            config.set(key, value);
-        }
-        config
     }
 
     /// The producer of plugin and dead-letter records: idempotent, and transactional in exactly-once mode.
-    pub fn producer(&self) -> ClientConfig {
-        let mut config = self.base("switchyard-router-producer");
-        config
-            .set("enable.idempotence", "true")
+    pub fn producer(&self, clients: &Clients) -> ClientBuilder {
+        let client = clients
+            .producer("producer")
+            .tunable("client.id", "switchyard-router-producer")
+            .managed("enable.idempotence", "true")
+            .managed("allow.auto.create.topics", "false")
             // Java-compatible key hashing, so plugin topics partition as a Java client would.
-            .set("partitioner", "murmur2_random")
-            .set("allow.auto.create.topics", "false")
+            .tunable("partitioner", "murmur2_random")
             // 32 MiB of queued records (librdkafka's default is 1 GiB): a full exactly-once transaction of
             // commit_max_events at ~1 KiB and fan-out 3 is ~16 MiB; past the cap, sending waits for deliveries.
-            .set("queue.buffering.max.kbytes", "32768");
-        if self.delivery.mode == DeliveryMode::ExactlyOnce {
-            config.set("transactional.id", self.transactional_id()).set(
-                "transaction.timeout.ms",
-                self.delivery.transaction_timeout_ms.to_string(),
-            );
-        }
-        for (key, value) in &self.kafka.producer_options {
-            config.set(key, value);
-        }
-        config
-    }
-}
-
-/// The layered load every Switchyard component uses: `defaults` (TOML) < `file` < the environment variables
-/// `<prefix>__SECTION__KEY` (`env` instead of the process's, for tests). `list_keys` are dotted keys whose
-/// environment value is a comma-separated list. Unknown keys fail if the target denies them.
-pub fn load_layers<T: serde::de::DeserializeOwned>(
-    defaults: &str,
-    prefix: &str,
-    list_keys: &[&str],
-    file: Option<&Path>,
-    env: Option<BTreeMap<String, String>>,
-) -> Result<T, config::ConfigError> {
-    let mut builder = config::Config::builder().add_source(File::from_str(defaults, FileFormat::Toml));
-    if let Some(path) = file {
-        builder = builder.add_source(File::from(path).format(FileFormat::Toml).required(true));
-    }
-    let mut environment = Environment::with_prefix(prefix)
-        .prefix_separator("__")
-        .separator("__")
-        .try_parsing(true);
-    if !list_keys.is_empty() {
-        environment = environment.list_separator(",");
-        for key in list_keys {
-            environment = environment.with_list_parse_key(key);
+            .tunable("queue.buffering.max.kbytes", "32768");
+        match self.delivery.mode {
+            DeliveryMode::ExactlyOnce => client
+                .managed("transactional.id", self.transactional_id())
+                .managed(
+                    "transaction.timeout.ms",
+                    self.delivery.transaction_timeout_ms.to_string(),
+                ),
+            DeliveryMode::AtLeastOnce => client,
         }
     }
-    let environment = match env {
-        Some(vars) => environment.source(Some(vars.into_iter().collect())),
-        None => environment,
-    };
-    builder.add_source(environment).build()?.try_deserialize()
-}
-
-/// Accepts strings, numbers and booleans as option values (the environment layer parses `5` as a number)
-/// and lets keys use `_` for `.`, because environment variable names cannot contain dots. The registry and
-/// the plugin runtime configure their librdkafka options the same way.
-pub fn options_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Scalar {
-        Text(String),
-        Int(i64),
-        Float(f64),
-        Bool(bool),
-    }
-    let raw = BTreeMap::<String, Scalar>::deserialize(deserializer)?;
-    Ok(raw
-        .into_iter()
-        .map(|(key, value)| {
-            let value = match value {
-                Scalar::Text(s) => s,
-                Scalar::Int(n) => n.to_string(),
-                Scalar::Float(n) => n.to_string(),
-                Scalar::Bool(b) => b.to_string(),
-            };
-            (key.replace('_', "."), value)
-        })
-        .collect())
 }
 
 #[cfg(test)]
@@ -470,11 +287,14 @@ mod tests {
         assert_eq!(config.kafka.options["security.protocol"], "SASL_SSL");
         assert_eq!(config.kafka.consumer_options["fetch.max.bytes"], "1048576");
         assert_eq!(config.kafka.producer_options["linger.ms"], "20");
-        assert_eq!(
-            config.event_consumer().get("enable.auto.offset.store"),
-            Some("false")
-        );
-        assert_eq!(config.producer().get("transactional.id"), None);
+        let clients = config.clients(ClientStats::unregistered());
+        let consumer = config.event_consumer(&clients).config().unwrap();
+        assert_eq!(consumer.get("enable.auto.offset.store"), Some("false"));
+        assert_eq!(consumer.get("fetch.max.bytes"), Some("1048576"));
+        assert_eq!(consumer.get("security.protocol"), Some("SASL_SSL"));
+        let producer = config.producer(&clients).config().unwrap();
+        assert_eq!(producer.get("transactional.id"), None);
+        assert_eq!(producer.get("linger.ms"), Some("20"));
         std::fs::remove_file(&file.0).unwrap();
     }
 

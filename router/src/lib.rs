@@ -4,23 +4,23 @@
 //! - [`config`]: layered configuration (defaults < file < environment).
 //! - [`tables`]: the routing table, materialized from the compacted control topics.
 //! - [`pipeline`]: the consume-route-produce loop and its delivery guarantees.
-//! - [`admin`], [`metrics`], [`telemetry`]: operating it; [`lifecycle`]: the runtime, signals and exit codes
-//!   (shared with the registry).
+//! - [`metrics`]: what it exports; the admin surface, logging, lifecycle and Kafka clients are the
+//!   foundation's ([`switchyard_service`]).
+//! - [`kafka`]: how librdkafka's transaction and delivery failures are classified.
 //! - [`app`]: wires the parts together; `main.rs` only parses flags and calls [`app::run`].
 
-pub mod admin;
 pub mod app;
 pub mod config;
 pub mod kafka;
-pub mod lifecycle;
 pub mod metrics;
 pub mod pipeline;
 pub mod tables;
-pub mod telemetry;
 
 use std::net::SocketAddr;
 
 use rdkafka::error::KafkaError;
+use switchyard_service::follower::FollowError;
+use switchyard_service::kafka::{ClientError, CredentialsError};
 use thiserror::Error;
 
 /// Why the router stopped with an error. Per-record problems never end up here: they are dead-lettered
@@ -30,7 +30,13 @@ pub enum RouterError {
     /// The configuration could not be loaded.
     #[error(transparent)]
     Config(#[from] config::ConfigError),
-    /// A Kafka client could not be created or a call on it failed.
+    /// A Kafka client could not be made (a clash of options, a setting librdkafka refuses).
+    #[error(transparent)]
+    ClientConfig(#[from] ClientError),
+    /// A follower of a control topic could not start.
+    #[error(transparent)]
+    Follower(#[from] FollowError),
+    /// A call on a Kafka client failed.
     #[error("the Kafka {client} failed: {source}")]
     Client {
         /// Which client.
@@ -40,7 +46,7 @@ pub enum RouterError {
     },
     /// The broker refused the credentials, or the connection settings do not make a client.
     #[error(transparent)]
-    Credentials(#[from] kafka::CredentialsError),
+    Credentials(#[from] CredentialsError),
     /// A topic the router needs does not exist.
     #[error("the {role} topic {topic} does not exist; create it before starting the router")]
     TopicMissing {
@@ -83,9 +89,6 @@ pub enum RouterError {
         /// The broker's error.
         detail: String,
     },
-    /// A control-topic thread stopped before catching up.
-    #[error("a control topic reader stopped before catching up")]
-    ControlStopped,
     /// The admin server could not listen.
     #[error("cannot listen on {address}: {source}")]
     Listen {

@@ -4,8 +4,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use std::time::Duration;
 use switchyard_router::config::Config;
-use switchyard_router::{app, lifecycle, telemetry};
+
+use switchyard_router::app;
+use switchyard_service::lifecycle::{self, SHUTDOWN_DEADLINE};
+use switchyard_service::telemetry;
 
 /// Routes core events to the per-plugin topics of the plugins each team enabled.
 #[derive(Debug, Parser)]
@@ -33,5 +37,9 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     telemetry::init(&config.log);
-    lifecycle::run_until_signal("switchyard-router", |shutdown| app::run(config, shutdown))
+    // The drain is bounded by delivery.drain_timeout_ms; the deadline leaves it that and more.
+    let deadline = SHUTDOWN_DEADLINE.max(Duration::from_millis(config.delivery.drain_timeout_ms) * 2);
+    lifecycle::run_until_signal("switchyard-router", deadline, |shutdown| {
+        app::run(config, shutdown)
+    })
 }

@@ -5,9 +5,10 @@
 //! in at-least-once mode the offset was stored), so a replayed batch is never counted twice.
 
 use prometheus::{
-    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use rdkafka::Statistics;
+use switchyard_service::kafka::ClientStats;
 
 use crate::pipeline::lag::{PartitionOffsets, RouterPosition, partition_lag};
 
@@ -45,18 +46,9 @@ pub struct Metrics {
     pub catchup_lag: IntGaugeVec,
     /// `switchyard_router_ready`: 1 while `/readyz` answers 200.
     pub ready: IntGauge,
-    /// `switchyard_router_librdkafka_queue_messages{client}`: messages waiting in librdkafka's queues.
-    pub kafka_queue_messages: IntGaugeVec,
-    /// `switchyard_router_librdkafka_tx_messages{client}`: messages sent to brokers since start.
-    pub kafka_tx_messages: IntGaugeVec,
-    /// `switchyard_router_librdkafka_rx_messages{client}`: messages received from brokers since start.
-    pub kafka_rx_messages: IntGaugeVec,
-    /// `switchyard_router_librdkafka_tx_bytes{client}`: bytes sent to brokers since start.
-    pub kafka_tx_bytes: IntGaugeVec,
-    /// `switchyard_router_librdkafka_rx_bytes{client}`: bytes received from brokers since start.
-    pub kafka_rx_bytes: IntGaugeVec,
-    /// `switchyard_router_librdkafka_broker_rtt_microseconds{client,broker}`: average request round trip.
-    pub kafka_broker_rtt_us: IntGaugeVec,
+    /// `switchyard_router_librdkafka_*{client}`: librdkafka's statistics of every client (see
+    /// [`ClientStats`]).
+    pub kafka: ClientStats,
     /// `switchyard_router_consumer_lag_records{partition}`: input records not yet durable behind the end, per
     /// owned partition (see [`crate::pipeline::lag`]).
     pub consumer_lag: IntGaugeVec,
@@ -163,36 +155,7 @@ impl Metrics {
                 &["topic"],
             ),
             ready: gauge("switchyard_router_ready", "1 while /readyz answers 200."),
-            kafka_queue_messages: gauge_vec(
-                "switchyard_router_librdkafka_queue_messages",
-                "Messages waiting in librdkafka's queues.",
-                &["client"],
-            ),
-            kafka_tx_messages: gauge_vec(
-                "switchyard_router_librdkafka_tx_messages",
-                "Messages sent to brokers since start.",
-                &["client"],
-            ),
-            kafka_rx_messages: gauge_vec(
-                "switchyard_router_librdkafka_rx_messages",
-                "Messages received from brokers since start.",
-                &["client"],
-            ),
-            kafka_tx_bytes: gauge_vec(
-                "switchyard_router_librdkafka_tx_bytes",
-                "Bytes sent to brokers since start.",
-                &["client"],
-            ),
-            kafka_rx_bytes: gauge_vec(
-                "switchyard_router_librdkafka_rx_bytes",
-                "Bytes received from brokers since start.",
-                &["client"],
-            ),
-            kafka_broker_rtt_us: gauge_vec(
-                "switchyard_router_librdkafka_broker_rtt_microseconds",
-                "Average broker request round trip.",
-                &["client", "broker"],
-            ),
+            kafka: ClientStats::register(&registry, "switchyard_router"),
             consumer_lag: gauge_vec(
                 "switchyard_router_consumer_lag_records",
                 "Input records not yet durable (committed offset or transaction) behind the partition end, per owned partition.",
@@ -221,40 +184,14 @@ impl Metrics {
         metrics
     }
 
-    /// The Prometheus text exposition of every metric.
-    pub fn render(&self) -> String {
-        TextEncoder::new()
-            .encode_to_string(&self.registry.gather())
-            .unwrap_or_else(|error| {
-                tracing::warn!(%error, "encoding metrics failed");
-                String::new()
-            })
+    /// The registry every metric is in.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
     }
 
-    /// Copies a librdkafka statistics report into the gauges.
-    pub fn record_statistics(&self, client: &str, stats: &Statistics) {
-        self.kafka_queue_messages
-            .with_label_values(&[client])
-            .set(stats.msg_cnt as i64);
-        self.kafka_tx_messages
-            .with_label_values(&[client])
-            .set(stats.txmsgs);
-        self.kafka_rx_messages
-            .with_label_values(&[client])
-            .set(stats.rxmsgs);
-        self.kafka_tx_bytes
-            .with_label_values(&[client])
-            .set(stats.tx_bytes);
-        self.kafka_rx_bytes
-            .with_label_values(&[client])
-            .set(stats.rx_bytes);
-        for broker in stats.brokers.values().filter(|b| b.nodeid >= 0) {
-            if let Some(rtt) = &broker.rtt {
-                self.kafka_broker_rtt_us
-                    .with_label_values(&[client, &broker.nodeid.to_string()])
-                    .set(rtt.avg);
-            }
-        }
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        switchyard_service::admin::render(&self.registry)
     }
 
     /// Sets the consumer lag of each input partition in the consumer's statistics report, given what the

@@ -38,6 +38,45 @@ pub const PLUGIN_DEAD_LETTER_HEADERS: [&str; 8] = [
     REPLAYED_FROM,
 ];
 
+/// Why a plugin worker dead-lettered an event, on `plugin.<id>.dlq` (the [`ERROR`] header's code there).
+/// The codes are part of the public contract: never rename one, only add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PluginReason {
+    /// The plugin asked for it (explicitly, or its service answered a 4xx other than 408/429).
+    PluginDeadLetter,
+    /// The retry budget ran out.
+    RetriesExhausted,
+    /// The team's config could not be applied.
+    ConfigRejected,
+    /// The record does not decode.
+    InvalidEvent,
+}
+
+impl PluginReason {
+    /// Every code, in the order of the contract's table.
+    pub const ALL: [PluginReason; 4] = [
+        PluginReason::PluginDeadLetter,
+        PluginReason::RetriesExhausted,
+        PluginReason::ConfigRejected,
+        PluginReason::InvalidEvent,
+    ];
+
+    /// The [`ERROR`] header's value.
+    pub fn code(self) -> &'static str {
+        match self {
+            PluginReason::PluginDeadLetter => "plugin_dead_letter",
+            PluginReason::RetriesExhausted => "retries_exhausted",
+            PluginReason::ConfigRejected => "config_rejected",
+            PluginReason::InvalidEvent => "invalid_event",
+        }
+    }
+
+    /// The reason of a code; `None` for a code this version does not know.
+    pub fn from_code(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|reason| reason.code() == code)
+    }
+}
+
 /// Why a record went to the dead-letter topic. Checks run in the order listed; the first that fails names
 /// the reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

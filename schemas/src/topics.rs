@@ -10,6 +10,12 @@ pub const ENABLEMENTS: &str = "switchyard.enablements";
 pub const CORE_EVENTS_DLQ: &str = "core.events.dlq";
 /// Default template of a plugin's topic; `{plugin}` is replaced by the plugin id.
 pub const PLUGIN_EVENTS_TEMPLATE: &str = "plugin.{plugin}.events";
+/// Default template of a plugin's dead-letter topic, written by its workers.
+pub const PLUGIN_DEAD_LETTER_TEMPLATE: &str = "plugin.{plugin}.dlq";
+/// Compacted: key = `<team id>/<plugin id>`, value = [`crate::configs::ConfigRecord`], null = removed.
+pub const CONFIGS: &str = "switchyard.configs";
+/// Plugin results: CloudEvents the workers write back, key = team id.
+pub const PLUGIN_RESULTS: &str = "core.plugin-results";
 
 /// The topic a plugin's events go to under a template such as [`PLUGIN_EVENTS_TEMPLATE`].
 pub fn plugin_events_topic(template: &str, plugin_id: &str) -> String {

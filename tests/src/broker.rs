@@ -8,6 +8,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use switchyard_loadtest::kafka::ReadRecord;
 use switchyard_loadtest::record::Record;
+use switchyard_service::kafka::Clients;
 
 /// The broker's bootstrap address.
 pub fn bootstrap() -> String {
@@ -19,10 +20,16 @@ pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
 }
 
+/// The clients of the broker under test, made as every Switchyard process makes its clients.
+pub fn clients() -> Clients {
+    switchyard_loadtest::kafka::clients(&bootstrap())
+}
+
 fn client_config() -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap());
-    config
+    clients()
+        .admin("test")
+        .config()
+        .expect("plain settings make a client")
 }
 
 /// Creates topics (`compacted` ones with `cleanup.policy=compact`), failing the test if any fails.

@@ -9,7 +9,8 @@ use clap::Parser;
 use switchyard_plugin_runtime::app;
 use switchyard_plugin_runtime::http_plugin::{HttpPlugin, HttpPluginSettings};
 use switchyard_plugin_runtime::settings::Settings;
-use switchyard_router::{lifecycle, telemetry};
+use switchyard_service::lifecycle::{self, SHUTDOWN_DEADLINE};
+use switchyard_service::telemetry;
 
 /// Delivers a plugin's events to its HTTP service, in per-team order, with retries and dead letters.
 #[derive(Debug, Parser)]
@@ -70,17 +71,21 @@ fn main() -> ExitCode {
         url_patterns: settings.http.url_patterns.clone(),
         allowed_networks: settings.http.allowed_networks.clone(),
     };
-    lifecycle::run_until_signal("switchyard-plugin-bridge", |shutdown| async move {
-        let plugin = HttpPlugin::connect(&http, manifest)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !settings.http.signing_secret.is_empty() {
-            plugin
-                .set_signing_secret(settings.http.signing_secret.expose())
+    lifecycle::run_until_signal(
+        "switchyard-plugin-bridge",
+        SHUTDOWN_DEADLINE,
+        |shutdown| async move {
+            let plugin = HttpPlugin::connect(&http, manifest)
+                .await
                 .map_err(|e| e.to_string())?;
-        }
-        app::run(plugin, settings, shutdown)
-            .await
-            .map_err(|e| e.to_string())
-    })
+            if !settings.http.signing_secret.is_empty() {
+                plugin
+                    .set_signing_secret(settings.http.signing_secret.expose())
+                    .map_err(|e| e.to_string())?;
+            }
+            app::run(plugin, settings, shutdown)
+                .await
+                .map_err(|e| e.to_string())
+        },
+    )
 }

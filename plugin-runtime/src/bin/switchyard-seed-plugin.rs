@@ -26,8 +26,9 @@ use switchyard_plugin_runtime::seeds::sms::SmsNotifier;
 use switchyard_plugin_runtime::seeds::sms::fake::FakeTwilio;
 use switchyard_plugin_runtime::seeds::sms::twilio::TwilioClient;
 use switchyard_plugin_runtime::settings::Settings;
-use switchyard_router::{lifecycle, telemetry};
 use switchyard_schemas::webhook::SigningSecret;
+use switchyard_service::lifecycle::{self, SHUTDOWN_DEADLINE};
+use switchyard_service::telemetry;
 
 /// Runs a seed plugin, or a local stand-in of a SaaS API.
 #[derive(Debug, Parser)]
@@ -109,7 +110,7 @@ fn main() -> ExitCode {
     match args.command {
         Command::SheetsExport {
             csv_dir: Some(dir), ..
-        } => lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| {
+        } => lifecycle::run_until_signal("switchyard-seed-plugin", SHUTDOWN_DEADLINE, |shutdown| {
             let plugin = SheetsExportPlugin::new(CsvTarget::new(dir), sheets_export_manifest(url));
             app::run(plugin, settings, shutdown)
         }),
@@ -124,7 +125,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| {
+            lifecycle::run_until_signal("switchyard-seed-plugin", SHUTDOWN_DEADLINE, |shutdown| {
                 let plugin = SheetsExportPlugin::new(GoogleSheets::new(client), sheets_export_manifest(url));
                 app::run(plugin, settings, shutdown)
             })
@@ -137,15 +138,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| {
+            lifecycle::run_until_signal("switchyard-seed-plugin", SHUTDOWN_DEADLINE, |shutdown| {
                 let plugin = SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(url));
                 app::run(plugin, settings, shutdown)
             })
         }
         Command::SlangSearch => match SlangSearchPlugin::new() {
-            Ok(plugin) => lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| {
-                app::run(plugin, settings, shutdown)
-            }),
+            Ok(plugin) => {
+                lifecycle::run_until_signal("switchyard-seed-plugin", SHUTDOWN_DEADLINE, |shutdown| {
+                    app::run(plugin, settings, shutdown)
+                })
+            }
             Err(error) => {
                 eprintln!("switchyard-seed-plugin: the built-in dictionaries do not load: {error}");
                 ExitCode::FAILURE
@@ -174,16 +177,20 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| async move {
-                let listener = tokio::net::TcpListener::bind(&listen)
-                    .await
-                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-                tracing::info!(address = %listen, "rules-validate service listening");
-                axum::serve(listener, rules_service::router(service))
-                    .with_graceful_shutdown(shutdown.cancelled_owned())
-                    .await
-                    .map_err(|e| e.to_string())
-            })
+            lifecycle::run_until_signal(
+                "switchyard-seed-plugin",
+                SHUTDOWN_DEADLINE,
+                |shutdown| async move {
+                    let listener = tokio::net::TcpListener::bind(&listen)
+                        .await
+                        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                    tracing::info!(address = %listen, "rules-validate service listening");
+                    axum::serve(listener, rules_service::router(service))
+                        .with_graceful_shutdown(shutdown.cancelled_owned())
+                        .await
+                        .map_err(|e| e.to_string())
+                },
+            )
         }
         Command::FakeTwilio { listen, accounts } => {
             let fake = FakeTwilio::new();
@@ -194,19 +201,23 @@ fn main() -> ExitCode {
                 };
                 fake.add_account(sid, token);
             }
-            lifecycle::run_until_signal("switchyard-seed-plugin", |shutdown| async move {
-                let listener = tokio::net::TcpListener::bind(&listen)
+            lifecycle::run_until_signal(
+                "switchyard-seed-plugin",
+                SHUTDOWN_DEADLINE,
+                |shutdown| async move {
+                    let listener = tokio::net::TcpListener::bind(&listen)
+                        .await
+                        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                    tracing::info!(address = %listen, "fake Twilio Messages API listening");
+                    axum::serve(
+                        listener,
+                        switchyard_plugin_runtime::seeds::sms::fake::router(fake),
+                    )
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
                     .await
-                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-                tracing::info!(address = %listen, "fake Twilio Messages API listening");
-                axum::serve(
-                    listener,
-                    switchyard_plugin_runtime::seeds::sms::fake::router(fake),
-                )
-                .with_graceful_shutdown(shutdown.cancelled_owned())
-                .await
-                .map_err(|e| e.to_string())
-            })
+                    .map_err(|e| e.to_string())
+                },
+            )
         }
     }
 }

@@ -24,30 +24,8 @@ use crate::plugin::{EventMeta, PluginResult};
 /// Header of a result: the `ce_id` of the event it answers.
 pub const CAUSATION_ID: &str = "ce_causationid";
 
-/// Why an event was dead-lettered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DeadReason {
-    /// The plugin asked for it (explicitly, or its service answered a 4xx other than 408/429).
-    PluginDeadLetter,
-    /// The retry budget ran out.
-    RetriesExhausted,
-    /// The team's config could not be applied.
-    ConfigRejected,
-    /// The record does not decode.
-    InvalidEvent,
-}
-
-impl DeadReason {
-    /// The `switchyard_error` code.
-    pub fn code(self) -> &'static str {
-        match self {
-            DeadReason::PluginDeadLetter => "plugin_dead_letter",
-            DeadReason::RetriesExhausted => "retries_exhausted",
-            DeadReason::ConfigRejected => "config_rejected",
-            DeadReason::InvalidEvent => "invalid_event",
-        }
-    }
-}
+/// Why an event was dead-lettered (the contract's plugin dead-letter codes).
+pub use switchyard_schemas::dead_letter::PluginReason as DeadReason;
 
 /// An owned record to produce.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,7 +18,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Reb
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Statistics, TopicPartitionList};
-use switchyard_router::kafka::log_client_error;
+use switchyard_service::kafka::KafkaContext;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -33,15 +33,23 @@ use crate::plugin::Plugin;
 
 /// Tells the loop about revoked partitions and exports librdkafka's lag statistics.
 pub struct WorkerContext {
+    inner: KafkaContext,
     revoked: mpsc::UnboundedSender<Vec<i32>>,
     metrics: Metrics,
     topic: String,
 }
 
 impl WorkerContext {
-    /// A context sending revocations to `revoked` (unbounded: rebalances are rare control messages).
-    pub fn new(revoked: mpsc::UnboundedSender<Vec<i32>>, metrics: Metrics, topic: String) -> Self {
+    /// A context sending revocations to `revoked` (unbounded: rebalances are rare control messages);
+    /// statistics and errors also go to `inner` (the builder's context).
+    pub fn new(
+        inner: KafkaContext,
+        revoked: mpsc::UnboundedSender<Vec<i32>>,
+        metrics: Metrics,
+        topic: String,
+    ) -> Self {
         Self {
+            inner,
             revoked,
             metrics,
             topic,
@@ -50,10 +58,8 @@ impl WorkerContext {
 }
 
 impl ClientContext for WorkerContext {
-    /// As the router logs them: the end of a partition (should `kafka.options` turn it on) is no error, and
-    /// the transient rest is a warning, not rdkafka's default ERROR.
     fn error(&self, error: KafkaError, reason: &str) {
-        log_client_error("plugin-worker", &error, reason);
+        self.inner.error(error, reason);
     }
 
     fn stats(&self, statistics: Statistics) {
@@ -67,6 +73,7 @@ impl ClientContext for WorkerContext {
                 }
             }
         }
+        self.inner.stats(statistics);
     }
 }
 

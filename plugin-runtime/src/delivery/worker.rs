@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use switchyard_service::kafka::KafkaContext;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
@@ -69,7 +70,7 @@ pub struct Worker<P> {
     /// Its id.
     pub plugin_id: String,
     /// Writes dead letters and results.
-    pub producer: FutureProducer,
+    pub producer: FutureProducer<KafkaContext>,
     /// Output topics.
     pub outputs: Outputs,
     /// The retry budget.

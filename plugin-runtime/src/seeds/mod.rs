@@ -51,10 +51,7 @@ pub mod sheets;
 pub mod slang;
 pub mod sms;
 
-use std::fmt;
 use std::time::Duration;
-
-use serde::{Deserialize, Serialize};
 
 /// What the delivery engine should do with an event whose handling failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,37 +92,9 @@ impl Disposition {
     }
 }
 
-/// A string that must never be shown: a private key, an auth token, an access token.
-///
-/// `Debug` prints `Secret(..)`; there is no `Display`. [`Secret::expose`] is the only way to the
-/// value, so every place that reads it is easy to find.
-#[derive(Clone, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret value itself.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(..)")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
+/// A string that must never be shown: a private key, an auth token, an access token (the foundation's
+/// one secret type: `Debug` shows only whether it is set, there is no `Display`).
+pub use switchyard_service::config::Secret;
 
 /// The `Retry-After` of a response, when it gives a number of seconds (the HTTP-date form is not used
 /// by either service and is ignored).
@@ -190,7 +159,7 @@ mod tests {
     #[test]
     fn secrets_do_not_show() {
         let secret = Secret::new("hunter2");
-        assert_eq!(format!("{secret:?}"), "Secret(..)");
+        assert_eq!(format!("{secret:?}"), "Secret(set)");
         assert_eq!(secret.expose(), "hunter2");
     }
 

@@ -17,7 +17,6 @@ pub mod schema_work;
 pub mod teams;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -36,6 +35,7 @@ use crate::problem::{FieldError, Problem};
 use crate::provision::Provisioner;
 use crate::records::{Records, Topics};
 use crate::store::Store;
+use switchyard_service::admin::Readiness;
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -54,8 +54,8 @@ pub struct AppState {
     pub heartbeat_ttl: Duration,
     /// Metrics.
     pub metrics: Metrics,
-    /// Set from the first moment of shutdown.
-    pub stopping: Arc<AtomicBool>,
+    /// Ready once the store topics are caught up; not ready from the first moment of shutdown.
+    pub readiness: Readiness,
     /// Runs config-schema compilation and config validation off the async workers, within a deadline.
     pub schema_work: SchemaWork,
 }
@@ -70,17 +70,6 @@ impl AppState {
     /// Typed reads of the store.
     pub fn records(&self) -> Records<'_> {
         Records::new(&self.store, &self.topics)
-    }
-
-    /// Why the registry is not ready, or `None` when it is.
-    pub fn not_ready_because(&self) -> Option<&'static str> {
-        if self.stopping.load(Ordering::SeqCst) {
-            Some("shutting down")
-        } else if !self.store.caught_up() {
-            Some("catching up on the store topics")
-        } else {
-            None
-        }
     }
 
     /// Writes a store record (or removes it with `None`) and answers 503 if the store did not take it.
@@ -152,7 +141,7 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
     Router::new()
         .merge(api)
         .merge(gateway)
-        .merge(ops::router())
+        .merge(ops::router(&state))
         .fallback(|| async { Problem::not_found("no such route; see /v1/openapi.json") })
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(move |request: Request, next: Next| {

@@ -7,12 +7,19 @@
 //! switchyardctl config set --team TEAM PLUGIN (--file FILE | JSON) | show --team TEAM PLUGIN
 //! switchyardctl token mint --role admin|team|plugin [--team T] [--plugin P] [--ttl 1h]
 //! switchyardctl dlq list|replay --plugin P [--team T] [--since TIME] [--dry-run] | show --plugin P EVENT_ID
+//!                 [--kafka-config FILE] [-X KEY=VALUE]... [--bootstrap HOSTS] [--timeout 30s]
 //! ```
 //! The registry's URL and the token come from `--url`/`--token` or `SWITCHYARD_REGISTRY_URL`/
 //! `SWITCHYARD_TOKEN`. `token mint` signs with the registry's HS256 secret (`--secret` or
 //! `SWITCHYARD_REGISTRY__AUTH__HS256_SECRET`, the variable the registry itself reads), and refuses a `--ttl`
 //! longer than the registry accepts for the role (its `auth.max_token_lifetime_ms` and
 //! `auth.max_plugin_token_lifetime_ms`, read from the same variables, 24 h and 90 days by default).
+//!
+//! `dlq` talks to Kafka with the Kafka settings of the services: the `[kafka]` section of `--kafka-config`
+//! (the registry's own configuration file will do; other sections are ignored), then the variables
+//! `SWITCHYARDCTL__KAFKA__...` (e.g. `SWITCHYARDCTL__KAFKA__OPTIONS__SASL_PASSWORD`), then `--bootstrap`
+//! and `-X key=value`. It reads the dead-letter topic to its end or fails: past `--timeout` it exits 1
+//! and replays nothing.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -25,8 +32,12 @@ use switchyard_registry::auth::{
     mint_hs256_for,
 };
 use switchyard_registry::client::{Client, ClientError};
-use switchyard_registry::dead_letters::{self, Filter};
+use switchyard_registry::dead_letters::{self, DeadLetterError, Filter};
 use switchyard_registry::signing::MasterKey;
+use switchyard_service::config::load_layers;
+use switchyard_service::kafka::{
+    CREDENTIALS_CHECK_TIMEOUT, ClientStats, Clients, KafkaSettings, check_credentials_blocking,
+};
 
 /// Manage Switchyard plugins, team enablements and configs through the registry's API.
 #[derive(Debug, Parser)]
@@ -93,9 +104,19 @@ struct DlqTarget {
     /// The plugin.
     #[arg(long)]
     plugin: String,
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "SWITCHYARD_KAFKA_BOOTSTRAP", default_value = "127.0.0.1:9092")]
-    bootstrap: String,
+    /// Kafka bootstrap servers [default: the config file's, else 127.0.0.1:9092].
+    #[arg(long, env = "SWITCHYARD_KAFKA_BOOTSTRAP")]
+    bootstrap: Option<String>,
+    /// A TOML file whose `[kafka]` section (bootstrap_servers, options, consumer_options,
+    /// producer_options) is used, as in the services' configuration files.
+    #[arg(long, value_name = "FILE")]
+    kafka_config: Option<PathBuf>,
+    /// A librdkafka option for every client, e.g. `-X security.protocol=SASL_SSL`; repeatable.
+    #[arg(short = 'X', long = "kafka-option", value_name = "KEY=VALUE", value_parser = parse_option)]
+    kafka_options: Vec<(String, String)>,
+    /// How long reading the dead-letter topic to its end may take (`30s`, `2m`).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
     /// The plugin's events topic; `{plugin}` becomes the id.
     #[arg(long, default_value = "plugin.{plugin}.events")]
     events_template: String,
@@ -452,8 +473,44 @@ fn run(args: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The `[kafka]` section of `--kafka-config`; everything else in the file is ignored.
+#[derive(Debug, serde::Deserialize)]
+struct KafkaFile {
+    kafka: KafkaSettings,
+}
+
+/// Prefix of the environment overrides of `dlq`'s Kafka settings.
+const KAFKA_ENV_PREFIX: &str = "SWITCHYARDCTL";
+
+fn parse_option(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((key, value)) if !key.trim().is_empty() => Ok((key.trim().to_owned(), value.to_owned())),
+        _ => Err(format!("{text:?} is not KEY=VALUE")),
+    }
+}
+
+impl DlqTarget {
+    /// The Kafka settings: defaults < `--kafka-config` < `SWITCHYARDCTL__KAFKA__...` < flags.
+    fn kafka(&self) -> Result<KafkaSettings, Failure> {
+        let loaded: KafkaFile = load_layers(
+            "[kafka]\nbootstrap_servers = \"127.0.0.1:9092\"\n",
+            KAFKA_ENV_PREFIX,
+            &[],
+            self.kafka_config.as_deref(),
+            None,
+        )
+        .map_err(|e| Failure::Usage(format!("the Kafka settings: {e}")))?;
+        let mut kafka = loaded.kafka;
+        if let Some(bootstrap) = &self.bootstrap {
+            kafka.bootstrap_servers = bootstrap.clone();
+        }
+        kafka.options.extend(self.kafka_options.iter().cloned());
+        kafka.check().map_err(|e| Failure::Usage(e.to_string()))?;
+        Ok(kafka)
+    }
+}
+
 fn dlq(command: &DlqCommand, json_output: bool) -> Result<(), Failure> {
-    const TIMEOUT: Duration = Duration::from_secs(30);
     let target = match command {
         DlqCommand::List { target, .. }
         | DlqCommand::Show { target, .. }
@@ -461,17 +518,25 @@ fn dlq(command: &DlqCommand, json_output: bool) -> Result<(), Failure> {
     };
     let topic = |template: &str| template.replace("{plugin}", &target.plugin);
     let dead_letter_topic = topic(&target.dead_letter_template);
-    let kafka = |e: rdkafka::error::KafkaError| Failure::Usage(format!("Kafka at {}: {e}", target.bootstrap));
+    let settings = target.kafka()?;
+    // Statistics of a one-shot command are read by no one.
+    let clients =
+        Clients::new(settings.clone(), ClientStats::unregistered()).with_statistics_interval(Duration::ZERO);
+    let kafka = |e: DeadLetterError| Failure::Usage(format!("Kafka at {}: {e}", settings.bootstrap_servers));
+    let timeout = target.timeout;
+    // A refused password is named here, not reported later as a read that timed out.
+    check_credentials_blocking(&clients, CREDENTIALS_CHECK_TIMEOUT.min(timeout))
+        .map_err(|e| Failure::Usage(e.to_string()))?;
     let letters = match command {
         DlqCommand::List { filter, .. } | DlqCommand::Replay { filter, .. } => {
             let filter = Filter {
                 team: filter.team.clone(),
                 since: filter.since,
             };
-            dead_letters::read(&target.bootstrap, &dead_letter_topic, &filter, TIMEOUT).map_err(kafka)?
+            dead_letters::read(&clients, &dead_letter_topic, &filter, timeout).map_err(kafka)?
         }
         DlqCommand::Show { event_id, .. } => {
-            dead_letters::read(&target.bootstrap, &dead_letter_topic, &Filter::default(), TIMEOUT)
+            dead_letters::read(&clients, &dead_letter_topic, &Filter::default(), timeout)
                 .map_err(kafka)?
                 .into_iter()
                 .filter(|l| &l.event_id == event_id)
@@ -480,8 +545,7 @@ fn dlq(command: &DlqCommand, json_output: bool) -> Result<(), Failure> {
     };
     if let DlqCommand::Replay { dry_run: false, .. } = command {
         let events_topic = topic(&target.events_template);
-        let replayed =
-            dead_letters::replay(&target.bootstrap, &letters, &events_topic, TIMEOUT).map_err(kafka)?;
+        let replayed = dead_letters::replay(&clients, &letters, &events_topic, timeout).map_err(kafka)?;
         if json_output {
             println!("{}", json!({"replayed": replayed, "to": events_topic}));
         } else {

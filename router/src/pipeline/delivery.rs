@@ -39,7 +39,7 @@ use tracing::{debug, error, info, warn};
 use crate::RouterError;
 use crate::config::DeliveryMode;
 use crate::kafka::{
-    Failure, StatsContext, TransactionAction, classify_dead_letter_failure, classify_plugin_failure,
+    Failure, TransactionAction, classify_dead_letter_failure, classify_plugin_failure,
     transaction_error_action,
 };
 use crate::metrics::Metrics;
@@ -47,6 +47,7 @@ use crate::pipeline::lag::RouterPosition;
 use crate::pipeline::plan::{Destination, Outcome, Output, Planner, Refusals};
 use crate::pipeline::topics::TopicCache;
 use crate::tables::routes::{PluginRoute, RouteTable};
+use switchyard_service::kafka::KafkaContext;
 
 /// What a sent record was, for its delivery report.
 #[derive(Debug)]
@@ -70,15 +71,15 @@ struct Report {
 /// reports of purged records have been served, which a producer polled only by the (blocked) pipeline
 /// thread would never do.
 pub struct ProduceContext {
-    stats: StatsContext,
+    stats: KafkaContext,
     reports: Mutex<Vec<Report>>,
 }
 
 impl ProduceContext {
-    /// A context whose statistics are labelled `producer`.
-    pub fn new(metrics: Metrics) -> Self {
+    /// A context that forwards statistics and errors to `stats` (the builder's context).
+    pub fn new(stats: KafkaContext) -> Self {
         Self {
-            stats: StatsContext::new(metrics, "producer"),
+            stats,
             reports: Mutex::new(Vec::new()),
         }
     }
@@ -114,17 +115,22 @@ impl ProducerContext for ProduceContext {
 /// The consumer's context: statistics, and the rebalance callbacks, which must make everything read so far
 /// durable (or abort it, when the assignment was lost) before partitions are revoked.
 pub struct RebalanceContext {
-    stats: StatsContext,
+    stats: KafkaContext,
     engine: Arc<Mutex<Engine>>,
     metrics: Metrics,
     input_topic: String,
 }
 
 impl RebalanceContext {
-    /// A context sharing the engine with the pipeline loop.
-    pub fn new(engine: Arc<Mutex<Engine>>, metrics: Metrics, input_topic: String) -> Self {
+    /// A context sharing the engine with the pipeline loop; statistics and errors also go to `stats`.
+    pub fn new(
+        stats: KafkaContext,
+        engine: Arc<Mutex<Engine>>,
+        metrics: Metrics,
+        input_topic: String,
+    ) -> Self {
         Self {
-            stats: StatsContext::new(metrics.clone(), "consumer"),
+            stats,
             engine,
             metrics,
             input_topic,

@@ -15,13 +15,13 @@ use tracing::{error, info, warn};
 
 use crate::RouterError;
 use crate::config::{Config, DeliveryMode};
-use crate::kafka::metadata_partitions;
 use crate::metrics::Metrics;
 use crate::pipeline::delivery::{
     Engine, EngineSettings, ProduceContext, ProducerFactory, RebalanceContext, lock,
 };
 use crate::pipeline::topics::TopicCache;
 use crate::tables::routes::RouteTable;
+use switchyard_service::kafka::metadata_partitions;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -84,17 +84,14 @@ impl Pipeline {
             metrics.clone(),
             Arc::clone(&watchdog),
         )));
-        let consumer: BaseConsumer<RebalanceContext> = config
-            .event_consumer()
-            .create_with_context(RebalanceContext::new(
-                Arc::clone(&engine),
-                metrics,
-                config.topics.core_events.clone(),
-            ))
-            .map_err(|source| RouterError::Client {
-                client: "consumer",
-                source,
-            })?;
+        let client = config.event_consumer(&config.clients(metrics.kafka.clone()));
+        let context = RebalanceContext::new(
+            client.context(),
+            Arc::clone(&engine),
+            metrics,
+            config.topics.core_events.clone(),
+        );
+        let consumer: BaseConsumer<RebalanceContext> = client.create_with(context)?;
         Ok(Self {
             consumer,
             engine,
@@ -158,17 +155,14 @@ impl Pipeline {
 /// Makes the producer: created, and in exactly-once mode with its transactions initialised, which fences an
 /// earlier producer with the same transactional id and aborts its open transaction.
 fn producer_factory(config: &Config, metrics: Metrics) -> ProducerFactory {
-    let client = config.producer();
+    let (config, clients) = (config.clone(), config.clients(metrics.kafka.clone()));
     let exactly_once = config.delivery.mode == DeliveryMode::ExactlyOnce;
     let init_timeout = Duration::from_millis(config.delivery.drain_timeout_ms.max(30_000));
     let transactional_id = config.transactional_id();
     Box::new(move || {
-        let producer: ThreadedProducer<ProduceContext> = client
-            .create_with_context(ProduceContext::new(metrics.clone()))
-            .map_err(|source| RouterError::Client {
-                client: "producer",
-                source,
-            })?;
+        let client = config.producer(&clients);
+        let context = ProduceContext::new(client.context());
+        let producer: ThreadedProducer<ProduceContext> = client.create_with(context)?;
         if exactly_once {
             producer
                 .init_transactions(init_timeout)

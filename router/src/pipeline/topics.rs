@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use rdkafka::client::{Client, ClientContext};
 use tracing::{info, warn};
 
-use crate::kafka::metadata_partitions;
 use crate::pipeline::plan::TopicState;
+use switchyard_service::kafka::metadata_partitions;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 

@@ -540,6 +540,7 @@ async fn openapi_document_matches_the_routes() {
     let sources = [
         include_str!("../../../registry/src/api/mod.rs"),
         include_str!("../../../registry/src/api/ops.rs"),
+        include_str!("../../../service/src/admin.rs"),
     ];
     let mut paths: Vec<String> = Vec::new();
     for source in sources {

@@ -1,16 +1,14 @@
 //! The registry's store: compacted topics as its only state, read-your-writes, replicas converging.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use switchyard_registry::store::{Store, StoreConfig, StoreError};
-use switchyard_tests::broker::{bootstrap, create_topics, unique};
+use switchyard_tests::broker::{clients, create_topics, unique};
 use switchyard_tests::wait::wait_for;
 
 fn config(topics: &[&str]) -> StoreConfig {
     StoreConfig {
-        bootstrap_servers: bootstrap(),
-        options: BTreeMap::new(),
+        clients: clients(),
         topics: topics.iter().map(|t| t.to_string()).collect(),
         partitions: 3,
         replication_factor: 1,

@@ -1,0 +1,34 @@
+//! The records of the compacted `switchyard.configs` topic: a team's config of one plugin, written by the
+//! registry and read by the plugin's workers (`docs/contract.md`, section 7.4).
+
+use serde::{Deserialize, Serialize};
+
+/// A team's config of one plugin, the value of a `switchyard.configs` record keyed `<team>/<plugin>`.
+/// Plugin workers read this topic and apply each record as `initialize(team, config)`. It holds secret
+/// fields in clear: restrict the topic with ACLs to the registry and the plugin workers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConfigRecord {
+    /// Team id.
+    pub team_id: String,
+    /// Plugin id.
+    pub plugin_id: String,
+    /// The config, valid against the plugin's `config_schema` when it was written.
+    pub config: serde_json::Value,
+    /// The manifest version it was validated against.
+    pub plugin_version: String,
+    /// RFC 3339 time of the change.
+    pub updated_at: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_documented_form_reads_and_writes_unchanged() {
+        let text = r#"{"team_id":"acme","plugin_id":"sheets","config":{"sheet":"x"},"plugin_version":"1.2.0","updated_at":"2026-01-02T03:04:05Z"}"#;
+        let record: ConfigRecord = serde_json::from_str(text).unwrap();
+        assert_eq!(record.config["sheet"], "x");
+        assert_eq!(serde_json::to_string(&record).unwrap(), text);
+    }
+}

@@ -1,0 +1,594 @@
+//! The one reader of Switchyard's compacted topics (the control topics, the registry's store, the teams'
+//! configs) and the one "read a topic until caught up" of the tools.
+//!
+//! ```text
+//!   topic (every partition, from the beginning, read_committed, no group, nothing committed)
+//!     │  at start: the low and high watermark of each partition ──► CatchUp (pure)
+//!     ▼
+//!   Apply::apply(record) in log order ──► Progress: applied up to (next offset per partition),
+//!                                                   caught up, complete as of (a wall-clock time)
+//! ```
+//!
+//! **Caught up** means every partition has been read up to the high watermark it had at start, or to its
+//! end: a `read_committed` reader may meet the end below the high watermark (a transaction's commit
+//! marker is the last offset), and a partition whose records retention or compaction removed has its low
+//! watermark at its high one and nothing to read. **Applied up to** lets a writer wait until its own write
+//! is applied here (read-your-writes). With `resync`, the follower also keeps publishing **complete as
+//! of**: it notes the time, reads the current high watermarks, and once it has read up to them, every
+//! record written before that time is applied. Resync rounds count records only (not the end of a
+//! partition, which may have been reported before the round began), so they suit topics written without
+//! transactions, as the registry writes its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedHeaders, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use thiserror::Error;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::kafka::{ClientError, Clients, KafkaContext, metadata_partitions};
+
+const POLL: Duration = Duration::from_millis(100);
+const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One record of the followed topic.
+#[derive(Clone, Copy)]
+pub struct Record<'a> {
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+    /// Key, if any.
+    pub key: Option<&'a [u8]>,
+    /// Value; `None` is a tombstone.
+    pub value: Option<&'a [u8]>,
+    /// Headers, if any.
+    pub headers: Option<&'a BorrowedHeaders>,
+    /// The record's timestamp in milliseconds since the Unix epoch, if it has one.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// What a follower does with the records; runs on the follower's thread (or the reading thread of
+/// [`read_until_caught_up`]).
+pub trait Apply {
+    /// Applies one record, in log order per partition.
+    fn apply(&mut self, record: Record<'_>);
+
+    /// The topic was read up to where it ended at start, `elapsed` after the follower began.
+    fn caught_up(&mut self, elapsed: Duration) {
+        let _ = elapsed;
+    }
+
+    /// Records still to read before caught up (reported until it is).
+    fn lag(&mut self, records: i64) {
+        let _ = records;
+    }
+}
+
+/// Where a follower stands, for the tracker's owner to decide when reading is done. Pure: no Kafka.
+#[derive(Debug, Clone, Default)]
+pub struct CatchUp {
+    /// Partition -> offset to reach; removed once reached.
+    pending: HashMap<i32, i64>,
+    /// Partition -> next offset to apply.
+    next: HashMap<i32, i64>,
+}
+
+/// A partition's watermarks at start, or `None` when they could not be read (then only the end of the
+/// partition tells that it was read).
+pub type Marks = Option<(i64, i64)>;
+
+impl CatchUp {
+    /// A tracker for the partitions and their watermarks at start.
+    pub fn new(partitions: impl IntoIterator<Item = (i32, Marks)>) -> Self {
+        let mut tracker = Self::default();
+        for (partition, marks) in partitions {
+            match marks {
+                Some((low, high)) => {
+                    tracker.next.insert(partition, low);
+                    if high > low {
+                        tracker.pending.insert(partition, high);
+                    }
+                }
+                None => {
+                    tracker.pending.insert(partition, i64::MAX);
+                }
+            }
+        }
+        tracker
+    }
+
+    /// A record at `offset` of `partition` was applied.
+    pub fn record(&mut self, partition: i32, offset: i64) {
+        let next = offset + 1;
+        self.next.insert(partition, next);
+        if self.pending.get(&partition).is_some_and(|&target| next >= target) {
+            self.pending.remove(&partition);
+        }
+    }
+
+    /// The reader met the end of `partition`.
+    pub fn end_of_partition(&mut self, partition: i32) {
+        self.pending.remove(&partition);
+    }
+
+    /// Whether every partition is read up to its mark.
+    pub fn is_caught_up(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Records still to read (a partition whose mark is unknown counts one).
+    pub fn lag(&self) -> i64 {
+        self.pending
+            .iter()
+            .map(|(partition, &target)| {
+                if target == i64::MAX {
+                    1
+                } else {
+                    (target - self.next_offset(*partition)).max(0)
+                }
+            })
+            .sum()
+    }
+
+    /// The next offset to apply of `partition` (0 before anything was read).
+    pub fn next_offset(&self, partition: i32) -> i64 {
+        self.next.get(&partition).copied().unwrap_or(0)
+    }
+
+    /// Whether every partition's next offset has reached its offset in `targets` (a resync round's high
+    /// watermarks).
+    pub fn reached(&self, targets: &HashMap<i32, i64>) -> bool {
+        targets
+            .iter()
+            .all(|(&partition, &high)| self.next_offset(partition) >= high)
+    }
+
+    /// Partition -> next offset to apply.
+    pub fn applied(&self) -> &HashMap<i32, i64> {
+        &self.next
+    }
+}
+
+/// What a follower publishes to waiters.
+struct Progress {
+    caught_up: watch::Sender<bool>,
+    applied: watch::Sender<HashMap<i32, i64>>,
+    complete_as_of: watch::Sender<SystemTime>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            caught_up: watch::Sender::new(false),
+            applied: watch::Sender::new(HashMap::new()),
+            complete_as_of: watch::Sender::new(SystemTime::UNIX_EPOCH),
+        }
+    }
+}
+
+/// Why a follower could not start or a read did not finish.
+#[derive(Debug, Error)]
+pub enum FollowError {
+    /// The consumer could not be made.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The follower's thread could not start.
+    #[error("cannot start the follower of {topic}: {source}")]
+    Thread {
+        /// The topic.
+        topic: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The topic does not exist.
+    #[error("the topic {0} does not exist")]
+    NoSuchTopic(String),
+    /// Kafka did not answer a metadata request.
+    #[error("reading the metadata of {topic} failed: {source}")]
+    Metadata {
+        /// The topic.
+        topic: String,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+    /// The topic was not read to its end in time; what was read is incomplete and must not be used.
+    #[error(
+        "reading {topic} to its end did not finish within {} s ({lag} records still unread); nothing was \
+         used of what was read. Check that the brokers are reachable with these settings (kafka.options), \
+         or allow longer",
+        timeout.as_secs()
+    )]
+    TimedOut {
+        /// The topic.
+        topic: String,
+        /// The limit.
+        timeout: Duration,
+        /// Records still unread (see [`CatchUp::lag`]).
+        lag: i64,
+    },
+}
+
+/// Options of a follower.
+#[derive(Debug, Clone)]
+pub struct FollowOptions {
+    /// The topic.
+    pub topic: String,
+    /// Names the client, its thread and its log lines.
+    pub name: String,
+    /// Keep publishing "complete as of" after catching up.
+    pub resync: bool,
+}
+
+/// A follower thread and what it publishes. Stops with its token, or with [`Follower::stop`].
+pub struct Follower {
+    topic: String,
+    progress: Arc<Progress>,
+    stop: CancellationToken,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Follower {
+    /// Starts following; returns at once. `shutdown` stops it (a child token, so [`Follower::stop`] does
+    /// not cancel the caller's).
+    pub fn spawn(
+        clients: &Clients,
+        options: FollowOptions,
+        mut applier: impl Apply + Send + 'static,
+        shutdown: &CancellationToken,
+    ) -> Result<Self, FollowError> {
+        let consumer = consumer(clients, &options.name)?;
+        let progress = Arc::new(Progress::new());
+        let stop = shutdown.child_token();
+        let (shared, token, topic) = (Arc::clone(&progress), stop.clone(), options.topic.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("follow-{}", options.name))
+            .spawn(move || {
+                let Some(partitions) = wait_for_topic(&consumer, &topic, &token) else {
+                    return;
+                };
+                let mut reader = Reader::start(&consumer, &topic, &partitions);
+                reader.run(&mut applier, &shared, &token, options.resync, None);
+            })
+            .map_err(|source| FollowError::Thread {
+                topic: options.topic.clone(),
+                source,
+            })?;
+        Ok(Self {
+            topic: options.topic,
+            progress,
+            stop,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// Whether the topic has been read up to where it ended at start.
+    pub fn caught_up(&self) -> bool {
+        *self.progress.caught_up.borrow()
+    }
+
+    /// Waits until [`Follower::caught_up`] (forever if the follower stops first).
+    pub async fn wait_caught_up(&self) {
+        let mut caught_up = self.progress.caught_up.subscribe();
+        let _ = caught_up.wait_for(|&done| done).await;
+    }
+
+    /// Waits until the record at `offset` of `partition` is applied, at most `limit`; whether it is.
+    pub async fn wait_applied(&self, partition: i32, offset: i64, limit: Duration) -> bool {
+        let mut applied = self.progress.applied.subscribe();
+        let seen = applied.wait_for(|next| next.get(&partition).is_some_and(|&n| n > offset));
+        tokio::time::timeout(limit, seen).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Waits until everything written before `time` is applied, at most `limit` (`Duration::MAX`: no
+    /// limit); whether it is. Needs `resync` to move past the initial catch-up.
+    pub async fn wait_complete(&self, time: SystemTime, limit: Duration) -> bool {
+        let mut complete = self.progress.complete_as_of.subscribe();
+        let done = complete.wait_for(|as_of| *as_of >= time);
+        if limit == Duration::MAX {
+            return done.await.is_ok();
+        }
+        tokio::time::timeout(limit, done).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Stops the thread and waits for it.
+    pub fn stop(&self) {
+        self.stop.cancel();
+        let thread = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Reads `topic` from the beginning until caught up (as a [`Follower`] would), applying every record,
+/// within `timeout`. A topic that does not exist is an error; so is running out of time, and then the
+/// caller must not use what was applied: it is part of the topic only. Blocks the calling thread.
+pub fn read_until_caught_up(
+    clients: &Clients,
+    topic: &str,
+    name: &str,
+    applier: &mut impl Apply,
+    timeout: Duration,
+) -> Result<(), FollowError> {
+    let deadline = Instant::now() + timeout;
+    let consumer = consumer(clients, name)?;
+    let partitions =
+        metadata_partitions(consumer.client(), topic, timeout.min(METADATA_TIMEOUT)).map_err(|source| {
+            FollowError::Metadata {
+                topic: topic.to_owned(),
+                source,
+            }
+        })?;
+    if partitions.is_empty() {
+        return Err(FollowError::NoSuchTopic(topic.to_owned()));
+    }
+    let mut reader = Reader::start(&consumer, topic, &partitions);
+    let progress = Progress::new();
+    reader.run(
+        applier,
+        &progress,
+        &CancellationToken::new(),
+        false,
+        Some(deadline),
+    );
+    if reader.catch_up.is_caught_up() {
+        Ok(())
+    } else {
+        Err(FollowError::TimedOut {
+            topic: topic.to_owned(),
+            timeout,
+            lag: reader.catch_up.lag(),
+        })
+    }
+}
+
+fn consumer(clients: &Clients, name: &str) -> Result<BaseConsumer<KafkaContext>, ClientError> {
+    clients
+        .consumer(name)
+        // librdkafka requires a group id for a consumer handle even when it never joins the group.
+        .managed("group.id", format!("switchyard-follower-{name}-unused"))
+        .managed("enable.auto.commit", "false")
+        .managed("enable.auto.offset.store", "false")
+        .managed("isolation.level", "read_committed")
+        .managed("enable.partition.eof", "true")
+        .managed("allow.auto.create.topics", "false")
+        .tunable("fetch.wait.max.ms", "100")
+        .create()
+}
+
+/// Waits until the topic exists and returns its partitions; `None` if stopped first.
+fn wait_for_topic(
+    consumer: &BaseConsumer<KafkaContext>,
+    topic: &str,
+    stop: &CancellationToken,
+) -> Option<Vec<i32>> {
+    let mut last_warning: Option<Instant> = None;
+    while !stop.is_cancelled() {
+        match metadata_partitions(consumer.client(), topic, METADATA_TIMEOUT) {
+            Ok(partitions) if !partitions.is_empty() => return Some(partitions),
+            outcome => {
+                if last_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(10)) {
+                    let reason = match outcome {
+                        Err(error) => error.to_string(),
+                        Ok(_) => "it does not exist".to_owned(),
+                    };
+                    warn!(topic, %reason, "waiting for the compacted topic; create it with cleanup.policy=compact");
+                    last_warning = Some(Instant::now());
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        }
+    }
+    None
+}
+
+/// One assigned consumer and its tracker.
+struct Reader<'a> {
+    consumer: &'a BaseConsumer<KafkaContext>,
+    topic: &'a str,
+    partitions: Vec<i32>,
+    catch_up: CatchUp,
+    started: Instant,
+    started_at: SystemTime,
+}
+
+impl<'a> Reader<'a> {
+    /// Notes the watermarks and assigns every partition from the beginning.
+    fn start(consumer: &'a BaseConsumer<KafkaContext>, topic: &'a str, partitions: &[i32]) -> Self {
+        let (started, started_at) = (Instant::now(), SystemTime::now());
+        let mut assignment = TopicPartitionList::new();
+        let mut marks = Vec::new();
+        for &partition in partitions {
+            let mark = match consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT) {
+                Ok(mark) => Some(mark),
+                Err(error) => {
+                    warn!(%error, topic, partition, "reading the watermarks failed; waiting for the end of the partition");
+                    None
+                }
+            };
+            marks.push((partition, mark));
+            if let Err(error) = assignment.add_partition_offset(topic, partition, Offset::Beginning) {
+                warn!(%error, topic, partition, "building the assignment failed");
+            }
+        }
+        if let Err(error) = consumer.assign(&assignment) {
+            warn!(%error, topic, "assigning the topic failed");
+        }
+        Self {
+            consumer,
+            topic,
+            partitions: partitions.to_vec(),
+            catch_up: CatchUp::new(marks),
+            started,
+            started_at,
+        }
+    }
+
+    /// Reads until stopped, or until caught up when `deadline` is set (or the deadline passes).
+    fn run(
+        &mut self,
+        applier: &mut impl Apply,
+        progress: &Progress,
+        stop: &CancellationToken,
+        resync: bool,
+        deadline: Option<Instant>,
+    ) {
+        let mut round: Option<(SystemTime, HashMap<i32, i64>)> = None;
+        while !stop.is_cancelled() && deadline.is_none_or(|d| Instant::now() < d) {
+            match self.consumer.poll(POLL) {
+                None => {}
+                Some(Ok(message)) => {
+                    applier.apply(Record {
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key(),
+                        value: message.payload(),
+                        headers: message.headers(),
+                        timestamp_ms: message.timestamp().to_millis(),
+                    });
+                    self.catch_up.record(message.partition(), message.offset());
+                    let (partition, next) = (message.partition(), message.offset() + 1);
+                    progress.applied.send_modify(|applied| {
+                        applied.insert(partition, next);
+                    });
+                }
+                Some(Err(KafkaError::PartitionEOF(partition))) => self.catch_up.end_of_partition(partition),
+                Some(Err(error)) => warn!(%error, topic = self.topic, "reading the topic failed"),
+            }
+            if !*progress.caught_up.borrow() {
+                applier.lag(self.catch_up.lag());
+                if self.catch_up.is_caught_up() {
+                    let elapsed = self.started.elapsed();
+                    info!(
+                        topic = self.topic,
+                        elapsed_ms = elapsed.as_millis() as u64,
+                        "caught up"
+                    );
+                    applier.caught_up(elapsed);
+                    progress.complete_as_of.send_replace(self.started_at);
+                    progress.caught_up.send_replace(true);
+                    if deadline.is_some() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            if !resync {
+                continue;
+            }
+            match &round {
+                Some((as_of, targets)) if self.catch_up.reached(targets) => {
+                    progress.complete_as_of.send_replace(*as_of);
+                    round = None;
+                }
+                Some(_) => {}
+                None => {
+                    // The time first: a record written after it may be missed by the marks read next.
+                    let as_of = SystemTime::now();
+                    round = self.high_watermarks().map(|targets| (as_of, targets));
+                }
+            }
+        }
+    }
+
+    /// Every partition's high watermark now; `None` if one could not be read.
+    fn high_watermarks(&self) -> Option<HashMap<i32, i64>> {
+        let mut targets = HashMap::new();
+        for &partition in &self.partitions {
+            match self
+                .consumer
+                .fetch_watermarks(self.topic, partition, METADATA_TIMEOUT)
+            {
+                Ok((_, high)) => {
+                    targets.insert(partition, high);
+                }
+                Err(error) => {
+                    warn!(%error, topic = self.topic, partition, "reading the high watermark failed");
+                    return None;
+                }
+            }
+        }
+        Some(targets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caught_up_at_the_high_watermarks_seen_at_start() {
+        let mut tracker = CatchUp::new([(0, Some((0, 3))), (1, Some((0, 1)))]);
+        assert!(!tracker.is_caught_up());
+        assert_eq!(tracker.lag(), 4);
+        tracker.record(0, 0);
+        tracker.record(1, 0);
+        assert_eq!(tracker.lag(), 2);
+        tracker.record(0, 2);
+        assert!(tracker.is_caught_up());
+        assert_eq!(tracker.lag(), 0);
+        // Later records move the applied offsets, not the verdict.
+        tracker.record(0, 7);
+        assert_eq!(tracker.applied()[&0], 8);
+        assert!(tracker.is_caught_up());
+    }
+
+    #[test]
+    fn empty_and_emptied_partitions_are_caught_up_at_once() {
+        // Partition 0 never had records; retention removed every record of partition 1 (low = high = 40).
+        let tracker = CatchUp::new([(0, Some((0, 0))), (1, Some((40, 40)))]);
+        assert!(tracker.is_caught_up());
+        assert_eq!(tracker.next_offset(1), 40);
+    }
+
+    #[test]
+    fn the_low_watermark_is_where_reading_starts() {
+        // Compaction left offsets 100..=105 of a partition; the lag counts from the low watermark.
+        let mut tracker = CatchUp::new([(0, Some((100, 106)))]);
+        assert_eq!(tracker.lag(), 6);
+        tracker.record(0, 103);
+        assert_eq!(tracker.lag(), 2);
+        tracker.record(0, 105);
+        assert!(tracker.is_caught_up());
+    }
+
+    #[test]
+    fn the_end_of_a_partition_counts_below_the_mark_and_for_unknown_marks() {
+        // read_committed: the commit marker at offset 4 is never returned; the end of the partition is.
+        let mut tracker = CatchUp::new([(0, Some((0, 5))), (1, None)]);
+        assert_eq!(tracker.lag(), 5 + 1);
+        tracker.record(0, 3);
+        tracker.end_of_partition(0);
+        assert_eq!(tracker.lag(), 1);
+        tracker.end_of_partition(1);
+        assert!(tracker.is_caught_up());
+    }
+
+    #[test]
+    fn a_resync_round_is_reached_when_every_partition_passed_its_target() {
+        let mut tracker = CatchUp::new([(0, Some((0, 0))), (1, Some((0, 0)))]);
+        let targets = HashMap::from([(0, 2), (1, 0)]);
+        assert!(!tracker.reached(&targets));
+        tracker.record(0, 1);
+        assert!(tracker.reached(&targets));
+    }
+}
