@@ -396,3 +396,71 @@ async fn binaries_route_over_sasl_ssl_and_a_wrong_password_stops_each_with_a_cle
         assert_refused(name, run.join().expect("runner thread"));
     }
 }
+
+/// `switchyardctl dlq` reads a plugin's dead letters from the SASL_SSL cluster with the same `[kafka]`
+/// settings as the services (here the router's file, the password from the environment), and a wrong
+/// password ends it non-zero with nothing listed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn switchyardctl_dlq_lists_dead_letters_of_a_sasl_ssl_cluster_with_the_services_settings() {
+    let broker = SecureBroker::from_env();
+    let dir = std::env::temp_dir().join(unique("switchyard-secure-dlq"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let plugin = unique("secure-dlq");
+    let dead_letter_topic = format!("plugin.{plugin}.dlq");
+    broker.create_topics(&[(&dead_letter_topic, 2)]).await;
+    let producer: FutureProducer = broker.client().create().expect("producer");
+    let headers = OwnedHeaders::new()
+        .insert(Header {
+            key: "ce_id",
+            value: Some("lost-1"),
+        })
+        .insert(Header {
+            key: "switchyard_error",
+            value: Some("retries_exhausted"),
+        });
+    producer
+        .send(
+            FutureRecord::to(&dead_letter_topic)
+                .key("acme")
+                .payload("{}")
+                .headers(headers),
+            Duration::from_secs(30),
+        )
+        .await
+        .expect("a dead letter over SASL_SSL");
+    let settings = write_file(&dir, "kafka.toml", &router_toml(&broker));
+    let ctl = |password: &str, timeout: &str| {
+        let mut command = Command::new(switchyard_tests::registries::ctl_binary());
+        command
+            .args(["--json", "dlq", "list", "--plugin", &plugin, "--timeout", timeout])
+            .arg("--kafka-config")
+            .arg(&settings)
+            .env("SWITCHYARDCTL__KAFKA__OPTIONS__SASL_PASSWORD", password)
+            .env_remove("SWITCHYARD_KAFKA_BOOTSTRAP");
+        command
+    };
+    let output = ctl(&broker.password, "20s").output().expect("switchyardctl");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "dlq list over SASL_SSL: {}{stdout}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let listed: serde_json::Value = serde_json::from_str(&stdout).expect("JSON list");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["event_id"], "lost-1");
+    assert_eq!(listed[0]["reason"], "retries_exhausted");
+
+    // As the services do, the command checks the credentials first and names a refusal.
+    let (code, stderr) = run_to_exit(
+        ctl(WRONG_PASSWORD, "20s"),
+        "switchyardctl",
+        Duration::from_secs(60),
+    );
+    assert!(code.is_some_and(|c| c != 0), "a wrong password fails: {stderr}");
+    assert!(
+        stderr.contains("Kafka authentication failed") && !stderr.contains(WRONG_PASSWORD),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

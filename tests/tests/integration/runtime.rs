@@ -371,6 +371,40 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
         "a dry run replays nothing"
     );
 
+    // A read that cannot finish (here the broker holds every fetch for 10 s: it waits for 100 MB) fails
+    // at its timeout and replays nothing, rather than replaying the part it read.
+    let events_before = read_to_end(&topics.events).len();
+    let slow = std::process::Command::new(switchyard_tests::registries::ctl_binary())
+        .args(["dlq", "replay", "--team", "acme", "--plugin", "replayable"])
+        .args(["--bootstrap", &switchyard_tests::broker::bootstrap()])
+        .args([
+            "--events-template",
+            &topics.events.replace("replayable", "{plugin}"),
+        ])
+        .args([
+            "--dead-letter-template",
+            &topics.dead_letter.replace("replayable", "{plugin}"),
+        ])
+        .args([
+            "--timeout",
+            "3s",
+            "-X",
+            "fetch.min.bytes=100000000",
+            "-X",
+            "fetch.wait.max.ms=10000",
+        ])
+        .output()
+        .expect("switchyardctl");
+    let stderr = String::from_utf8_lossy(&slow.stderr);
+    assert!(!slow.status.success(), "a timed-out read fails: {stderr}");
+    assert!(stderr.contains("did not finish within 3 s"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&slow.stdout).contains("replayed"));
+    assert_eq!(
+        read_to_end(&topics.events).len(),
+        events_before,
+        "nothing replayed"
+    );
+
     broken.store(false, Ordering::SeqCst);
     let replayed = ctl(&["dlq", "replay", "--team", "acme", "--since", "10m"]);
     assert!(replayed.contains("replayed 1 dead letters"), "{replayed}");
