@@ -4,6 +4,7 @@ mod at_least_once;
 mod black_box;
 mod dead_letters;
 mod kafka_security;
+mod lifecycle;
 mod loadtest_smoke;
 mod order;
 mod plugin_outage;
