@@ -4,17 +4,14 @@
 //! Everything here blocks the calling thread; the tool has no async code. The admin client's futures run
 //! on a small current-thread runtime that lives only for the call.
 
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{DeliveryResult, Header, Headers, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _, ProducerContext};
-use rdkafka::{ClientContext, Statistics};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use switchyard_service::follower::{self, Apply, FollowError, Record as FollowedRecord};
-use switchyard_service::kafka::{ClientStats, Clients, KafkaContext, KafkaSettings};
+use switchyard_service::kafka::{ClientStats, Clients, DeliveryTally, KafkaContext, KafkaSettings};
 
 use crate::LoadtestError;
 use crate::record::Record;
@@ -99,46 +96,10 @@ pub fn create_topics(bootstrap: &str, topics: &[TopicSpec]) -> Result<Vec<Create
         .collect()
 }
 
-/// Counts delivery failures reported by librdkafka.
-pub struct DeliveryTracker {
-    inner: KafkaContext,
-    delivered: AtomicU64,
-    failed: AtomicU64,
-    first_error: Mutex<Option<String>>,
-}
-
-impl ClientContext for DeliveryTracker {
-    fn stats(&self, statistics: Statistics) {
-        self.inner.stats(statistics);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.inner.error(error, reason);
-    }
-}
-
-impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
-        match result {
-            Ok(_) => {
-                self.delivered.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((error, _)) => {
-                self.failed.fetch_add(1, Ordering::Relaxed);
-                if let Ok(mut first) = self.first_error.lock() {
-                    first.get_or_insert_with(|| error.to_string());
-                }
-            }
-        }
-    }
-}
-
 /// An idempotent producer with the murmur2 partitioner (the same key placement as Java clients and the
 /// router). A full local queue means wait, never drop.
 pub struct Producer {
-    inner: BaseProducer<DeliveryTracker>,
+    inner: BaseProducer<DeliveryTally>,
 }
 
 impl Producer {
@@ -150,13 +111,8 @@ impl Producer {
             .tunable("partitioner", "murmur2_random")
             .tunable("linger.ms", "5")
             .tunable("compression.type", "zstd");
-        let tracker = DeliveryTracker {
-            inner: client.context(),
-            delivered: AtomicU64::new(0),
-            failed: AtomicU64::new(0),
-            first_error: Mutex::new(None),
-        };
-        let inner = client.create_with(tracker)?;
+        let tally = DeliveryTally::new(client.context());
+        let inner = client.create_with(tally)?;
         Ok(Self { inner })
     }
 
@@ -198,7 +154,7 @@ impl Producer {
 
     /// Records acknowledged so far.
     pub fn delivered(&self) -> u64 {
-        self.inner.context().delivered.load(Ordering::Relaxed)
+        self.inner.context().delivered()
     }
 
     /// Waits until every record is acknowledged; fails if any was not.
@@ -206,16 +162,13 @@ impl Producer {
         self.inner
             .flush(timeout)
             .map_err(kafka_error("waiting for the broker to acknowledge every record"))?;
-        let context = self.inner.context();
-        let failed = context.failed.load(Ordering::Relaxed);
-        if failed > 0 {
-            let first = context
-                .first_error
-                .lock()
-                .ok()
-                .and_then(|first| first.clone())
-                .unwrap_or_default();
-            return Err(LoadtestError::Delivery { failed, first });
+        let tally = self.inner.context();
+        if tally.failed() > 0 {
+            let first = tally.first_failure().map(|e| e.to_string()).unwrap_or_default();
+            return Err(LoadtestError::Delivery {
+                failed: tally.failed(),
+                first,
+            });
         }
         Ok(())
     }

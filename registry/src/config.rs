@@ -343,14 +343,7 @@ mod tests {
 
     const KEY: &str = "c3dpdGNoeWFyZC10ZXN0LXNpZ25pbmcta2V5LTMyYnl0ZXMhIQ==";
 
-    fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
+    use switchyard_service::config::environment as env;
 
     fn required() -> Vec<(&'static str, &'static str)> {
         vec![

@@ -11,16 +11,13 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use std::sync::Mutex;
 
-use rdkafka::Statistics;
-use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use serde::Serialize;
 use switchyard_schemas::dead_letter::{PLUGIN_DEAD_LETTER_HEADERS, REPLAYED_FROM, SOURCE};
 use switchyard_service::follower::{self, Apply, FollowError, Record};
-use switchyard_service::kafka::{ClientError, Clients, KafkaContext};
+use switchyard_service::kafka::{ClientError, Clients, DeliveryTally};
 use thiserror::Error;
 
 /// One dead letter.
@@ -186,11 +183,8 @@ pub fn replay(
         .producer("switchyardctl-replay")
         .managed("enable.idempotence", "true")
         .tunable("partitioner", "murmur2_random");
-    let context = Delivered {
-        inner: client.context(),
-        failed: Mutex::new(None),
-    };
-    let producer: ThreadedProducer<Delivered> = client.create_with(context)?;
+    let context = DeliveryTally::new(client.context());
+    let producer: ThreadedProducer<DeliveryTally> = client.create_with(context)?;
     for letter in letters {
         let mut headers = OwnedHeaders::new();
         for (key, value) in &letter.headers {
@@ -215,44 +209,9 @@ pub fn replay(
         producer.send(record).map_err(|(error, _)| failed(error))?;
     }
     producer.flush(timeout).map_err(failed)?;
-    let refused = producer
-        .context()
-        .failed
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .take();
-    if let Some(error) = refused {
+    // A refused record fails the replay instead of being counted as replayed.
+    if let Some(error) = producer.context().first_failure() {
         return Err(failed(error));
     }
     Ok(letters.len())
-}
-
-/// Remembers the first failed delivery of a replay, so that a refused record fails the replay instead of
-/// being counted as replayed.
-struct Delivered {
-    inner: KafkaContext,
-    failed: Mutex<Option<KafkaError>>,
-}
-
-impl ClientContext for Delivered {
-    fn stats(&self, statistics: Statistics) {
-        self.inner.stats(statistics);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.inner.error(error, reason);
-    }
-}
-
-impl ProducerContext for Delivered {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        if let Err((error, _)) = result {
-            self.failed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert_with(|| error.clone());
-        }
-    }
 }

@@ -247,14 +247,7 @@ mod tests {
 
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
+    use switchyard_service::config::environment as env;
 
     #[test]
     fn defaults_load_with_no_file_and_no_environment() {

@@ -126,6 +126,17 @@ pub fn load_layers<T: serde::de::DeserializeOwned>(
     builder.add_source(environment).build()?.try_deserialize()
 }
 
+/// An explicit environment for [`load_layers`] (and the services' `load_from`) instead of the process's,
+/// for tests: `environment(&[("SWITCHYARD_ROUTER__DELIVERY__MODE", "at_least_once")])`.
+pub fn environment(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
+    Some(
+        pairs
+            .iter()
+            .map(|(key, value)| (key.to_string(), value.to_string()))
+            .collect(),
+    )
+}
+
 /// Accepts strings, numbers and booleans as option values (the environment layer parses `5` as a number)
 /// and lets keys use `_` for `.`, because environment variable names cannot contain dots.
 pub fn options_map<'de, D: Deserializer<'de>>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error> {
@@ -168,14 +179,7 @@ mod tests {
 
     const DEFAULTS: &str = "name = \"a\"\nhosts = []\ntoken = \"\"\n[options]\n";
 
-    fn env(pairs: &[(&str, &str)]) -> Option<BTreeMap<String, String>> {
-        Some(
-            pairs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        )
-    }
+    use super::environment as env;
 
     #[test]
     fn the_environment_overrides_the_defaults_with_dotted_option_keys_and_lists() {

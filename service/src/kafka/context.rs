@@ -1,6 +1,9 @@
 //! The client context every Switchyard client runs with: librdkafka statistics into Prometheus gauges,
 //! client-level errors into `tracing` at the right level.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use prometheus::{IntGaugeVec, Opts, Registry};
 use rdkafka::Statistics;
 use rdkafka::client::ClientContext;
@@ -136,5 +139,74 @@ pub fn log_client_error(client: &str, error: &KafkaError, reason: &str) {
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::PartitionEOF) => {}
         _ => tracing::warn!(client, %error, reason, "Kafka client error"),
+    }
+}
+
+/// A producer context that tallies delivery reports (delivered, failed, the first failure) and forwards
+/// statistics and errors to the builder's context: for producers that must not count a refused record as
+/// written (a replay, the load tool's input).
+pub struct DeliveryTally {
+    inner: KafkaContext,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    first_failure: Mutex<Option<KafkaError>>,
+}
+
+impl DeliveryTally {
+    /// A tally forwarding to `inner`.
+    pub fn new(inner: KafkaContext) -> Self {
+        Self {
+            inner,
+            delivered: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            first_failure: Mutex::new(None),
+        }
+    }
+
+    /// Records acknowledged so far.
+    pub fn delivered(&self) -> u64 {
+        self.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Records refused so far.
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// The first refusal, if any.
+    pub fn first_failure(&self) -> Option<KafkaError> {
+        self.first_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl ClientContext for DeliveryTally {
+    fn stats(&self, statistics: Statistics) {
+        self.inner.stats(statistics);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.inner.error(error, reason);
+    }
+}
+
+impl ProducerContext for DeliveryTally {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((error, _)) => {
+                self.failed.fetch_add(1, Ordering::Relaxed);
+                self.first_failure
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(|| error.clone());
+            }
+        }
     }
 }

@@ -16,7 +16,7 @@ mod credentials;
 use std::time::Duration;
 
 pub use clients::{ClientBuilder, ClientError, Clients, KafkaSettings, MANAGED_OPTIONS, Role};
-pub use context::{ClientStats, KafkaContext, log_client_error};
+pub use context::{ClientStats, DeliveryTally, KafkaContext, log_client_error};
 pub use credentials::{
     CREDENTIALS_CHECK_TIMEOUT, CredentialsError, check_credentials, check_credentials_blocking,
 };
