@@ -17,7 +17,7 @@ COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
     cargo build --release --locked --bins \
-      -p switchyard-router -p switchyard-registry -p switchyard-plugin-runtime \
+      -p switchyard-router -p switchyard-registry -p switchyard-plugin-runtime -p switchyard-plugins \
  && mkdir -p /out \
  && cp target/release/switchyard-router target/release/switchyard-registry target/release/switchyardctl \
        target/release/switchyard-plugin-bridge target/release/switchyard-seed-plugin /out/

@@ -141,7 +141,7 @@ fn sample_config(team: &str, plugin: &str) -> Option<Value> {
             "auth_token": DEMO_SMS_TOKEN,
             "from": "SURVEYS",
         })),
-        RULES_VALIDATE => Some(switchyard_plugin_runtime::seeds::rules::default_rules()),
+        RULES_VALIDATE => Some(switchyard_plugins::rules::default_rules()),
         SLANG_SEARCH => Some(json!({"city_question": "city"})),
         _ => None,
     }

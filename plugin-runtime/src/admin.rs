@@ -97,7 +97,34 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     use super::*;
-    use crate::seeds::plugins::SlangSearchPlugin;
+    use crate::plugin::{Context, Event, Outcome, PluginError};
+
+    /// A plugin with no actions: the body limit answers before the action handler is reached.
+    struct Idle;
+
+    impl Plugin for Idle {
+        fn manifest(&self) -> switchyard_schemas::control::PluginManifest {
+            serde_json::from_value(serde_json::json!({
+                "id": "idle",
+                "name": "Idle",
+                "version": "1.0.0",
+                "events": ["response.submitted"],
+            }))
+            .unwrap()
+        }
+
+        async fn initialize(
+            &self,
+            _team: &str,
+            _config: Option<&serde_json::Value>,
+        ) -> Result<(), PluginError> {
+            Ok(())
+        }
+
+        async fn execute(&self, _ctx: &Context, _event: &Event) -> Outcome {
+            Outcome::done()
+        }
+    }
 
     #[tokio::test]
     async fn a_caller_still_uploading_an_oversized_action_body_reads_the_413() {
@@ -105,8 +132,8 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let shutdown = CancellationToken::new();
         let state = Arc::new(AdminState {
-            plugin: Arc::new(SlangSearchPlugin::new().unwrap()),
-            metrics: Metrics::new("slang-search"),
+            plugin: Arc::new(Idle),
+            metrics: Metrics::new("idle"),
             readiness: Readiness::new(prometheus::IntGauge::new("ready", "ready").unwrap()),
             signing_secret: RwLock::new(None),
         });

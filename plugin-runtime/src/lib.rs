@@ -14,8 +14,10 @@
 //! | [`http_plugin`] | plugin services over HTTP |
 //! | [`admin`], [`metrics`] | the worker's HTTP server and metrics |
 //! | [`settings`] | layered settings |
-//! | [`seeds`] | the four seed plugins |
 //! | [`lifecycle`], [`telemetry`] | the foundation's start, signals and logging, re-exported so that a plugin's `main` needs only this crate |
+//!
+//! The four seed plugins are built on this crate like any other plugin, in the `switchyard-plugins` crate
+//! (`plugins/`); nothing here depends on them.
 
 pub mod admin;
 pub mod app;
@@ -26,7 +28,6 @@ pub mod http_plugin;
 pub mod metrics;
 pub mod plugin;
 pub mod registration;
-pub mod seeds;
 pub mod settings;
 
 pub use switchyard_service::{lifecycle, telemetry};

@@ -80,12 +80,12 @@ fn types(types: &[EventType]) -> Vec<String> {
 /// demo's registration through the registry and the workers' agree). `rules-validate` is served at
 /// `127.0.0.1:8093`, where the demo runs its service.
 pub fn sample_plugins() -> Vec<PluginManifest> {
-    use switchyard_plugin_runtime::seeds::{plugins, rules_service};
+    use switchyard_plugins::{in_process, rules_service};
     vec![
-        plugins::sheets_export_manifest(None),
-        plugins::sms_notify_manifest(None),
+        in_process::sheets_export_manifest(None),
+        in_process::sms_notify_manifest(None),
         rules_service::manifest("http://127.0.0.1:8093"),
-        plugins::slang_search_manifest(),
+        in_process::slang_search_manifest(),
     ]
 }
 

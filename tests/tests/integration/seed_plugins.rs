@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_plugin_runtime::seeds::plugins::{
+use switchyard_plugins::fakes::twilio::{self as fake, FakeTwilio};
+use switchyard_plugins::in_process::{
     SheetsExportPlugin, SmsNotifyPlugin, sheets_export_manifest, sms_notify_manifest,
 };
-use switchyard_plugin_runtime::seeds::sheets::CsvTarget;
-use switchyard_plugin_runtime::seeds::sms::fake::{self, FakeTwilio};
-use switchyard_plugin_runtime::seeds::sms::{SmsNotifier, TwilioClient};
+use switchyard_plugins::sheets::CsvTarget;
+use switchyard_plugins::sms::{SmsNotifier, TwilioClient};
 use switchyard_schemas::envelope::ContentType;
 use switchyard_tests::broker::{Outgoing, TestProducer, read_to_end, unique};
 use switchyard_tests::records::core_event;
@@ -178,7 +178,7 @@ fn nairobi_response(team: &str, id: &str) -> Outgoing {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slang_search_reports_hits_with_their_meanings() {
-    use switchyard_plugin_runtime::seeds::plugins::SlangSearchPlugin;
+    use switchyard_plugins::in_process::SlangSearchPlugin;
     let topics = WorkerTopics::create("slang-search", 1).await;
     let worker = InProcessWorker::start(SlangSearchPlugin::new().unwrap(), topics.settings(&[]));
     let producer = TestProducer::new();
@@ -214,7 +214,7 @@ async fn slang_search_reports_hits_with_their_meanings() {
 async fn rules_validate_flags_a_response_through_the_http_service() {
     use std::sync::Arc;
     use switchyard_plugin_runtime::http_plugin::{HttpPlugin, HttpPluginSettings};
-    use switchyard_plugin_runtime::seeds::rules_service::{RulesService, router};
+    use switchyard_plugins::rules_service::{RulesService, router};
     use switchyard_schemas::webhook::SigningSecret;
 
     let topics = WorkerTopics::create("rules-validate", 1).await;
@@ -289,8 +289,8 @@ async fn rules_validate_flags_a_response_through_the_http_service() {
 async fn the_four_seed_plugins_from_core_events_to_their_effects() {
     use std::sync::Arc;
     use switchyard_plugin_runtime::http_plugin::{HttpPlugin, HttpPluginSettings};
-    use switchyard_plugin_runtime::seeds::plugins::SlangSearchPlugin;
-    use switchyard_plugin_runtime::seeds::rules_service::{RulesService, router};
+    use switchyard_plugins::in_process::SlangSearchPlugin;
+    use switchyard_plugins::rules_service::{RulesService, router};
     use switchyard_registry::signing::MasterKey;
     use switchyard_schemas::webhook::SigningSecret;
     use switchyard_tests::broker::create_topics;

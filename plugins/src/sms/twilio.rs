@@ -21,7 +21,7 @@ use thiserror::Error;
 use url::Url;
 
 use super::phone::redact_numbers;
-use crate::seeds::{Disposition, Secret, excerpt, json_error_position, retry_after, with_period};
+use crate::{Disposition, Secret, excerpt, json_error_position, retry_after, with_period};
 
 /// The header carrying the idempotency key.
 pub const IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";

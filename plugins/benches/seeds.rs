@@ -1,7 +1,7 @@
 //! The cost per response of the two seed plugins that do real work per event: the rules plugin's
 //! evaluation of its default rule set, and the slang plugin's search of a response's text answers.
 //!
-//! `cargo bench -p switchyard-plugin-runtime --bench seeds`
+//! `cargo bench -p switchyard-plugins --bench seeds`
 //!
 //! No broker: these are the plugins' pure parts, called as the runtime calls them once per event.
 
@@ -10,8 +10,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
-use switchyard_plugin_runtime::seeds::rules::{RuleSet, default_rules};
-use switchyard_plugin_runtime::seeds::slang::SlangIndex;
+use switchyard_plugins::rules::{RuleSet, default_rules};
+use switchyard_plugins::slang::SlangIndex;
 use switchyard_schemas::events::{Answer, Response};
 
 fn response(locale: &str, answers: Vec<(&str, Answer)>) -> Response {

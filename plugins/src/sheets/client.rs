@@ -16,7 +16,7 @@ use url::Url;
 
 use super::auth::TokenSource;
 use super::error::SheetsError;
-use crate::seeds::{excerpt, json_error_position, retry_after};
+use crate::{excerpt, json_error_position, retry_after};
 
 /// A block of cell values, as the values endpoints exchange it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -361,7 +361,7 @@ mod tests {
     fn base_urls_must_be_http() {
         for bad in ["mailto:x@y", "not a url", "ftp://host/"] {
             let error = SheetsClient::new(bad, reqwest::Client::new()).unwrap_err();
-            assert_eq!(error.disposition(), crate::seeds::Disposition::DeadLetter);
+            assert_eq!(error.disposition(), crate::Disposition::DeadLetter);
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::seeds::{Disposition, with_period};
+use crate::{Disposition, with_period};
 
 /// A failure of the token flow or of a Sheets API call.
 #[derive(Debug, Error)]

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use switchyard_plugin_runtime::seeds::fake_server::{FakeServer, InjectedFailure};
-use switchyard_plugin_runtime::seeds::sms::fake::{self, FakeTwilio};
-use switchyard_plugin_runtime::seeds::sms::{SkipReason, SmsError, SmsNotifier, SmsOutcome, TwilioClient};
-use switchyard_plugin_runtime::seeds::{Disposition, Secret};
+use switchyard_plugins::fakes::server::{FakeServer, InjectedFailure};
+use switchyard_plugins::fakes::twilio::{self as fake, FakeTwilio};
+use switchyard_plugins::sms::{SkipReason, SmsError, SmsNotifier, SmsOutcome, TwilioClient};
+use switchyard_plugins::{Disposition, Secret};
 use switchyard_schemas::events::{Answer, Response, ResponseSubmitted};
 use tokio::net::TcpListener;
 

@@ -1,4 +1,4 @@
-//! A fake Google: the OAuth token endpoint and the Sheets API v4 calls [`super::SheetsClient`] makes,
+//! A fake Google: the OAuth token endpoint and the Sheets API v4 calls [`crate::sheets::SheetsClient`] makes,
 //! answering like the real ones, for tests and for the demo.
 //!
 //! What it checks:
@@ -39,14 +39,14 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use super::a1::{self, Area, SheetPart, column_letters, quote_sheet_title};
-use super::auth::{AssertionClaims, JWT_BEARER_GRANT, SPREADSHEETS_SCOPE};
-use crate::seeds::fake_server::{FailureSwitch, FakeServer, InjectedFailure};
+use super::server::{FailureSwitch, FakeServer, InjectedFailure};
+use crate::sheets::a1::{self, Area, SheetPart, column_letters, quote_sheet_title};
+use crate::sheets::auth::{AssertionClaims, JWT_BEARER_GRANT, SPREADSHEETS_SCOPE};
 
 /// The private half of the demo service account's key (PKCS#8 PEM). Public test material.
-pub const DEMO_PRIVATE_KEY_PEM: &str = include_str!("../testdata/demo_key.pem");
+pub const DEMO_PRIVATE_KEY_PEM: &str = include_str!("../../testdata/demo_key.pem");
 /// The public half of the demo service account's key (SPKI PEM).
-pub const DEMO_PUBLIC_KEY_PEM: &str = include_str!("../testdata/demo_key.pub.pem");
+pub const DEMO_PUBLIC_KEY_PEM: &str = include_str!("../../testdata/demo_key.pub.pem");
 /// The demo service account's email.
 pub const DEMO_CLIENT_EMAIL: &str = "sheets-export@switchyard-demo.iam.gserviceaccount.com";
 /// The demo key's id.
@@ -861,8 +861,8 @@ mod tests {
     fn the_demo_keys_are_valid() {
         FakeSheets::demo().unwrap();
         jsonwebtoken::EncodingKey::from_rsa_pem(DEMO_PRIVATE_KEY_PEM.as_bytes()).unwrap();
-        let key =
-            super::super::ServiceAccountKey::from_json(&demo_service_account_json("http://x/token")).unwrap();
+        let key = crate::sheets::ServiceAccountKey::from_json(&demo_service_account_json("http://x/token"))
+            .unwrap();
         assert_eq!(key.private_key_id.as_deref(), Some(DEMO_KEY_ID));
     }
 

@@ -31,10 +31,10 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc2822;
 use tokio::net::TcpListener;
 
-use super::phone::e164;
-use super::template::MAX_MESSAGE_CHARS;
-use super::twilio::IDEMPOTENCY_HEADER;
-use crate::seeds::fake_server::{FailureSwitch, FakeServer, InjectedFailure};
+use super::server::{FailureSwitch, FakeServer, InjectedFailure};
+use crate::sms::phone::e164;
+use crate::sms::template::MAX_MESSAGE_CHARS;
+use crate::sms::twilio::IDEMPOTENCY_HEADER;
 
 /// A message the fake accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]

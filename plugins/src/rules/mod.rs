@@ -73,7 +73,7 @@
 //! The response is bound to the three variables once per evaluation and shared by all rules: the maps
 //! and value boxes are allocated, strings are borrowed from the response, not copied (only date answers
 //! are formatted). Each rule then walks its pre-parsed tree. The cost per response of the default rules
-//! on an 11-answer household survey is measured by `cargo bench -p switchyard-plugin-runtime --bench seeds`
+//! on an 11-answer household survey is measured by `cargo bench -p switchyard-plugins --bench seeds`
 //! (part of `make bench`; the figure is in `docs/benchmarks.md`).
 
 mod analysis;

@@ -21,7 +21,7 @@ use std::fmt;
 use switchyard_schemas::events::{Answer, Response};
 use thiserror::Error;
 
-use crate::seeds::{Disposition, render};
+use crate::{Disposition, render};
 
 /// The longest message Twilio accepts, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 1600;

@@ -24,7 +24,7 @@ use switchyard_schemas::events::Response as SurveyResponse;
 use switchyard_schemas::webhook::SigningSecret;
 use tracing::warn;
 
-use crate::seeds::rules::{self, RuleSet};
+use crate::rules::{self, RuleSet};
 
 /// The manifest of `rules-validate`, served at `{url}`.
 pub fn manifest(url: &str) -> PluginManifest {

@@ -16,16 +16,16 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use switchyard_plugin_runtime::app;
-use switchyard_plugin_runtime::seeds::plugins::{
+use switchyard_plugin_runtime::settings::Settings;
+use switchyard_plugins::fakes::twilio::FakeTwilio;
+use switchyard_plugins::in_process::{
     SheetsExportPlugin, SlangSearchPlugin, SmsNotifyPlugin, sheets_export_manifest, sms_notify_manifest,
 };
-use switchyard_plugin_runtime::seeds::rules_service::{self, RulesService};
-use switchyard_plugin_runtime::seeds::sheets::client::SheetsClient;
-use switchyard_plugin_runtime::seeds::sheets::{CsvTarget, GoogleSheets};
-use switchyard_plugin_runtime::seeds::sms::SmsNotifier;
-use switchyard_plugin_runtime::seeds::sms::fake::FakeTwilio;
-use switchyard_plugin_runtime::seeds::sms::twilio::TwilioClient;
-use switchyard_plugin_runtime::settings::Settings;
+use switchyard_plugins::rules_service::{self, RulesService};
+use switchyard_plugins::sheets::client::SheetsClient;
+use switchyard_plugins::sheets::{CsvTarget, GoogleSheets};
+use switchyard_plugins::sms::SmsNotifier;
+use switchyard_plugins::sms::twilio::TwilioClient;
 use switchyard_schemas::webhook::SigningSecret;
 use switchyard_service::lifecycle::{self, SHUTDOWN_DEADLINE};
 use switchyard_service::telemetry;
@@ -209,13 +209,10 @@ fn main() -> ExitCode {
                         .await
                         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
                     tracing::info!(address = %listen, "fake Twilio Messages API listening");
-                    axum::serve(
-                        listener,
-                        switchyard_plugin_runtime::seeds::sms::fake::router(fake),
-                    )
-                    .with_graceful_shutdown(shutdown.cancelled_owned())
-                    .await
-                    .map_err(|e| e.to_string())
+                    axum::serve(listener, switchyard_plugins::fakes::twilio::router(fake))
+                        .with_graceful_shutdown(shutdown.cancelled_owned())
+                        .await
+                        .map_err(|e| e.to_string())
                 },
             )
         }

@@ -1,20 +1,19 @@
 //! The seed plugins as [`Plugin`]s the runtime runs in process: `sheets-export`, `sms-notify` and
-//! `slang-search` (`rules-validate` runs as an HTTP service behind the bridge: [`super::rules_service`]). Each maps its domain outcome to a result event and its errors'
-//! [`Disposition`] to the runtime's retry or dead letter.
+//! `slang-search` (`rules-validate` runs as an HTTP service behind the bridge: [`crate::rules_service`]).
+//! Each maps its domain outcome to a result event and its errors' [`Disposition`] to the runtime's retry
+//! or dead letter.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
+use switchyard_plugin_runtime::plugin::{Context, Event, Outcome, Plugin, PluginError, PluginResult};
 use switchyard_schemas::control::PluginManifest;
 
-use crate::plugin::{Context, Event, Outcome, Plugin, PluginError, PluginResult};
-use crate::seeds::Disposition;
-use crate::seeds::sheets::{
-    self, CsvTarget, ExportOutcome, GoogleSheets, SheetsConfig, SheetsExporter, Target,
-};
-use crate::seeds::slang::{self, SlangError, SlangIndex};
-use crate::seeds::sms::{self, SmsNotifier, SmsOutcome};
+use crate::Disposition;
+use crate::sheets::{self, CsvTarget, ExportOutcome, GoogleSheets, SheetsConfig, SheetsExporter, Target};
+use crate::slang::{self, SlangError, SlangIndex};
+use crate::sms::{self, SmsNotifier, SmsOutcome};
 
 fn version(text: &str) -> semver::Version {
     semver::Version::parse(text).unwrap_or_else(|_| semver::Version::new(0, 0, 0))

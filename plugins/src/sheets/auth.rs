@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::error::SheetsError;
-use crate::seeds::{Secret, excerpt, json_error_position, retry_after};
+use crate::{Secret, excerpt, json_error_position, retry_after};
 
 /// Google's token endpoint, for key files that do not name one.
 pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -310,7 +310,7 @@ impl TokenSource {
 mod tests {
     use super::*;
 
-    const PRIVATE_KEY: &str = include_str!("../testdata/demo_key.pem");
+    const PRIVATE_KEY: &str = include_str!("../../testdata/demo_key.pem");
 
     fn key_json() -> String {
         serde_json::json!({
@@ -338,7 +338,7 @@ mod tests {
         let error =
             ServiceAccountKey::from_json(r#"{"client_email": 3, "private_key": "s3cr3t"}"#).unwrap_err();
         assert!(!error.to_string().contains("s3cr3t"));
-        assert_eq!(error.disposition(), crate::seeds::Disposition::DeadLetter);
+        assert_eq!(error.disposition(), crate::Disposition::DeadLetter);
         let not_a_key = serde_json::json!({
             "client_email": "a@b",
             "private_key": "-----BEGIN PRIVATE KEY-----\ns3cr3t\n-----END PRIVATE KEY-----"

@@ -9,7 +9,9 @@
 //! * [`layout`]: [`Layout`], the columns of a form and how a response renders as a row.
 //! * [`export`]: [`SheetsExporter`] over a [`Target`]: [`GoogleSheets`] or, for the demo,
 //!   [`CsvTarget`].
-//! * [`fake`]: an in-process Sheets API and token endpoint for tests and the demo.
+//!
+//! The in-process Sheets API and token endpoint that tests and the demo use in place of Google are not
+//! part of the plugin: they are [`crate::fakes::sheets`].
 //!
 //! # Per-team config
 //!
@@ -30,7 +32,6 @@ pub mod client;
 mod csv;
 mod error;
 pub mod export;
-pub mod fake;
 pub mod layout;
 
 use serde_json::{Map, Value, json};
@@ -179,7 +180,7 @@ fn string_field<'a>(
 mod tests {
     use super::*;
 
-    const PRIVATE_KEY: &str = include_str!("../testdata/demo_key.pem");
+    const PRIVATE_KEY: &str = include_str!("../../testdata/demo_key.pem");
 
     #[test]
     fn configs_are_read_with_defaults() {
@@ -218,7 +219,7 @@ mod tests {
             let error = SheetsConfig::from_json(&config).unwrap_err();
             assert_eq!(error.field, field, "{config}");
             assert!(!error.to_string().contains("TOPSECRET"), "{error}");
-            assert_eq!(error.disposition(), crate::seeds::Disposition::DeadLetter);
+            assert_eq!(error.disposition(), crate::Disposition::DeadLetter);
         }
     }
 

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use switchyard_plugin_runtime::seeds::Disposition;
-use switchyard_plugin_runtime::seeds::fake_server::{FakeServer, InjectedFailure};
-use switchyard_plugin_runtime::seeds::sheets::fake::{
-    self, DEMO_CLIENT_EMAIL, FakeSheets, demo_service_account_json,
+use switchyard_plugins::Disposition;
+use switchyard_plugins::fakes::server::{FakeServer, InjectedFailure};
+use switchyard_plugins::fakes::sheets::{
+    self as fake, DEMO_CLIENT_EMAIL, FakeSheets, demo_service_account_json,
 };
-use switchyard_plugin_runtime::seeds::sheets::{
+use switchyard_plugins::sheets::{
     CsvTarget, ExportError, ExportOutcome, GoogleSheets, ServiceAccountKey, SheetsClient, SheetsConfig,
     SheetsError, SheetsExporter, TokenSource,
 };
@@ -23,7 +23,7 @@ use switchyard_schemas::events::{
 };
 use tokio::net::TcpListener;
 
-const OTHER_PRIVATE_KEY: &str = include_str!("../src/seeds/testdata/other_key.pem");
+const OTHER_PRIVATE_KEY: &str = include_str!("../testdata/other_key.pem");
 const SPREADSHEET: &str = "1kilimoSheet";
 const TEAM: &str = "kilimo-coop";
 const FORM: &str = "f-kilimo-coop-household-survey";

@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 use switchyard_schemas::events::{Answer, Form, Response};
 
-use crate::seeds::render;
+use crate::render;
 
 /// The fixed leading columns, in order.
 pub const FIXED_COLUMNS: [&str; 4] = ["response_id", "submitted_at", "collector_id", "form_version"];

@@ -1,12 +1,18 @@
-//! The seed plugins' domain logic: the SaaS-facing halves of `sheets-export` and `sms-notify` (with
-//! in-process fakes of the services they call), the CEL rules of `rules-validate` and the dictionaries of
-//! `slang-search`.
+//! Switchyard's four seed plugins, built on the plugin runtime the way any plugin author's would be, and
+//! the `switchyard-seed-plugin` binary that runs them. The plugin runtime does not depend on this crate.
 //!
 //! * [`sheets`] (`sheets-export`): every response becomes a row of a Google Sheet, one column per
 //!   question; an OAuth 2.0 service-account token source, a Sheets API v4 client, the column layout,
 //!   and the exporter with a Google Sheets target and a local CSV target.
 //! * [`sms`] (`sms-notify`): a text message to the phone number a response gives, filled from a
 //!   per-team template and sent through a Twilio-compatible REST API.
+//! * [`rules`] (`rules-validate`): per-team CEL rules over a response's answers; [`rules_service`] serves
+//!   them as an HTTP plugin service, run behind `switchyard-plugin-bridge`.
+//! * [`slang`] (`slang-search`): local slang in free-text answers, from per-city dictionaries.
+//! * [`in_process`]: `sheets-export`, `sms-notify` and `slang-search` as
+//!   [`Plugin`](switchyard_plugin_runtime::plugin::Plugin)s the runtime runs in process.
+//! * [`fakes`]: local stand-ins of Google Sheets and Twilio for tests and the demo; not part of any
+//!   plugin.
 //!
 //! # Errors and the delivery engine
 //!
@@ -32,9 +38,9 @@
 //!
 //! # Fakes
 //!
-//! [`sheets::fake`] and [`sms::fake`] are small axum servers that answer the same requests the way the
-//! real services do, closely enough for the clients' tests and for the project's demo, which runs them
-//! in place of Google and Twilio. [`fake_server::FakeServer`] is the handle both return.
+//! [`fakes::sheets`] and [`fakes::twilio`] are small axum servers that answer the same requests the way
+//! the real services do, closely enough for the clients' tests and for the project's demo, which runs
+//! them in place of Google and Twilio. [`fakes::server::FakeServer`] is the handle both return.
 //!
 //! # TLS
 //!
@@ -42,8 +48,8 @@
 //! (the system's OpenSSL, which librdkafka links already), so the real `https://` services work. The
 //! fakes and the tests speak plain HTTP on 127.0.0.1.
 
-pub mod fake_server;
-pub mod plugins;
+pub mod fakes;
+pub mod in_process;
 mod render;
 pub mod rules;
 pub mod rules_service;

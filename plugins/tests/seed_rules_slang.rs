@@ -4,8 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::json;
-use switchyard_plugin_runtime::seeds::rules::{self, RuleSet, Severity};
-use switchyard_plugin_runtime::seeds::slang::SlangIndex;
+use switchyard_plugins::rules::{self, RuleSet, Severity};
+use switchyard_plugins::slang::SlangIndex;
 use switchyard_schemas::events::{ResponseSubmitted, ResponseUpdated};
 
 fn submitted() -> ResponseSubmitted {

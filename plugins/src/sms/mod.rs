@@ -8,7 +8,9 @@
 //!   `{{form_id}}`, `{{team_id}}`), validated when a config is applied.
 //! * [`twilio`]: [`TwilioClient::send`], with Twilio's errors classified for the delivery engine.
 //! * [`notifier`]: [`SmsNotifier`], the plugin's logic per `response.submitted`.
-//! * [`fake`]: an in-process Twilio for tests and the demo.
+//!
+//! The in-process Twilio that tests and the demo use in place of the real API is not part of the plugin:
+//! it is [`crate::fakes::twilio`].
 //!
 //! # Per-team config
 //!
@@ -21,7 +23,6 @@
 //! `phone_question` is `phone`, the id those forms use (a school-enrolment team sets
 //! `guardian_phone`).
 
-pub mod fake;
 pub mod notifier;
 pub mod phone;
 pub mod template;
@@ -34,7 +35,7 @@ pub use self::notifier::{SkipReason, SmsNotifier, SmsOutcome};
 pub use self::phone::{InvalidPhoneNumber, e164, mask};
 pub use self::template::{DEFAULT_TEMPLATE, MAX_MESSAGE_CHARS, Template, TemplateError};
 pub use self::twilio::{SentMessage, SmsError, TwilioClient};
-use crate::seeds::{Disposition, Secret};
+use crate::{Disposition, Secret};
 
 /// The phone question used when a team's config names none.
 pub const DEFAULT_PHONE_QUESTION: &str = "phone";
@@ -104,7 +105,7 @@ impl ConfigError {
     fn new(field: &'static str, reason: &str) -> Self {
         Self {
             field,
-            reason: crate::seeds::with_period(reason),
+            reason: crate::with_period(reason),
         }
     }
 

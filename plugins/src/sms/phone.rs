@@ -6,7 +6,7 @@
 
 use thiserror::Error;
 
-use crate::seeds::Disposition;
+use crate::Disposition;
 
 /// A string that is not an E.164 phone number. Deliberately does not quote it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
