@@ -38,6 +38,8 @@ type Teams = Arc<Mutex<HashMap<String, TeamConfig>>>;
 pub struct Configs {
     teams: Teams,
     follower: Option<Follower>,
+    /// Without a follower: whether the view counts as complete (a fixed view) or never does.
+    fixed: bool,
 }
 
 impl Configs {
@@ -46,6 +48,26 @@ impl Configs {
         Arc::new(Self {
             teams: Teams::default(),
             follower: None,
+            fixed: false,
+        })
+    }
+
+    /// A complete view of these teams' configs that never changes (for tests).
+    pub fn fixed(teams: impl IntoIterator<Item = (String, Value)>) -> Arc<Self> {
+        let teams = teams
+            .into_iter()
+            .map(|(team, config)| {
+                let config = TeamConfig {
+                    version: 1,
+                    config: Some(config),
+                };
+                (team, config)
+            })
+            .collect();
+        Arc::new(Self {
+            teams: Arc::new(Mutex::new(teams)),
+            follower: None,
+            fixed: true,
         })
     }
 
@@ -63,6 +85,7 @@ impl Configs {
     pub async fn wait_complete(&self, time: SystemTime, limit: Duration) -> bool {
         match &self.follower {
             Some(follower) => follower.wait_complete(time, limit).await,
+            None if self.fixed => true,
             None if limit == Duration::MAX => std::future::pending().await,
             None => {
                 tokio::time::sleep(limit).await;
@@ -73,7 +96,7 @@ impl Configs {
 
     /// Whether the view has been complete at least once (the topic was read to its end).
     pub fn caught_up(&self) -> bool {
-        self.follower.as_ref().is_some_and(Follower::caught_up)
+        self.follower.as_ref().map_or(self.fixed, Follower::caught_up)
     }
 
     /// Stops the follower thread and waits for it.
@@ -140,5 +163,6 @@ pub fn follow(
     Ok(Arc::new(Configs {
         teams,
         follower: Some(follower),
+        fixed: false,
     }))
 }
