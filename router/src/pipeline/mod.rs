@@ -2,7 +2,7 @@
 //!
 //! - [`plan`]: pure planning of one record (validation, lookup, topic checks).
 //! - [`topics`]: which plugin topics exist.
-//! - [`delivery`]: transactions or in-order offset stores, rewinds, rebalances.
+//! - [`delivery`]: transactions or in-order offset stores, rewinds, rebalances, the watchdog.
 //! - [`lag`]: consumer lag from the offsets made durable.
 //! - [`run`]: the consumer loop on its own thread.
 

@@ -4,33 +4,33 @@
 //! rebalance callbacks run inside `poll`. The loop never holds the engine while polling, so the rebalance
 //! callback (which locks it) cannot deadlock.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::{Producer, ThreadedProducer};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use crate::RouterError;
 use crate::config::{Config, DeliveryMode};
 use crate::metrics::Metrics;
 use crate::pipeline::delivery::{
-    Engine, EngineSettings, ProduceContext, ProducerFactory, RebalanceContext, lock,
+    Engine, EngineSettings, InputRecord, KafkaProducer, ProduceContext, ProducerFactory, RebalanceContext,
+    Watchdog, lock,
 };
-use crate::pipeline::topics::TopicCache;
+use crate::pipeline::topics::{TopicCache, TopicLookup};
 use crate::tables::routes::RouteTable;
-use switchyard_service::kafka::metadata_partitions;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A built pipeline, ready to run.
 pub struct Pipeline {
     consumer: BaseConsumer<RebalanceContext>,
-    engine: Arc<Mutex<Engine>>,
+    engine: Arc<Mutex<Engine<KafkaProducer>>>,
     input_topic: String,
-    watchdog: Arc<AtomicU64>,
+    watchdog: Watchdog,
     watchdog_limit: Duration,
 }
 
@@ -39,19 +39,18 @@ impl Pipeline {
     /// transactions (which fences an earlier incarnation with the same transactional id and aborts its open
     /// transaction).
     pub fn build(config: &Config, table: Arc<RouteTable>, metrics: Metrics) -> Result<Self, RouterError> {
-        let new_producer = producer_factory(config, metrics.clone());
-        let producer = new_producer()?;
+        let producer = KafkaProducer::new(producer_factory(config, metrics.clone()))?;
         for (topic, role) in [
             (&config.topics.core_events, "input"),
             (&config.topics.dead_letter, "dead-letter"),
         ] {
             let partitions =
-                metadata_partitions(producer.client(), topic, METADATA_TIMEOUT).map_err(|source| {
-                    RouterError::Client {
+                producer
+                    .partitions(topic, METADATA_TIMEOUT)
+                    .map_err(|source| RouterError::Client {
                         client: "producer",
                         source,
-                    }
-                })?;
+                    })?;
             if partitions.is_empty() {
                 return Err(RouterError::TopicMissing {
                     topic: topic.clone(),
@@ -74,15 +73,14 @@ impl Pipeline {
             Duration::from_millis(config.delivery.topic_refresh_ms),
             Duration::from_millis(config.delivery.missing_topic_recheck_ms),
         );
-        let watchdog = Arc::new(AtomicU64::new(0));
+        let watchdog = Watchdog::new();
         let engine = Arc::new(Mutex::new(Engine::new(
             settings,
             producer,
-            new_producer,
             table,
             topics,
             metrics.clone(),
-            Arc::clone(&watchdog),
+            watchdog.clone(),
         )));
         let client = config.event_consumer(&config.clients(metrics.kafka.clone()));
         let context = RebalanceContext::new(
@@ -103,7 +101,7 @@ impl Pipeline {
 
     /// Consumes until `shutdown`, then commits what was read, flushes and leaves the group.
     pub fn run(self, shutdown: &CancellationToken) -> Result<(), RouterError> {
-        spawn_watchdog(Arc::clone(&self.watchdog), self.watchdog_limit, shutdown.clone());
+        self.watchdog.spawn(self.watchdog_limit, shutdown.clone());
         self.consumer
             .subscribe(&[&self.input_topic])
             .map_err(|source| RouterError::Client {
@@ -120,7 +118,7 @@ impl Pipeline {
                 return Err(fatal);
             }
             match polled {
-                Some(Ok(message)) => engine.process(&message),
+                Some(Ok(message)) => process(&mut engine, &message),
                 Some(Err(error))
                     if last_poll_warning.is_none_or(|t| t.elapsed() > Duration::from_secs(5)) =>
                 {
@@ -176,25 +174,17 @@ fn producer_factory(config: &Config, metrics: Metrics) -> ProducerFactory {
     })
 }
 
-/// librdkafka can block in `send_offsets_to_transaction` past its timeout when the group coordinator dies
-/// (librdkafka issue 5456). A hung transaction call cannot be cancelled from inside; the watchdog ends the
-/// process so that a restart (which fences and aborts the open transaction) recovers.
-fn spawn_watchdog(started_ms: Arc<AtomicU64>, limit: Duration, shutdown: CancellationToken) {
-    let spawned = std::thread::Builder::new().name("txn-watchdog".into()).spawn(move || {
-        while !shutdown.is_cancelled() {
-            std::thread::sleep(Duration::from_millis(500));
-            let started = started_ms.load(Ordering::Relaxed);
-            if started == 0 {
-                continue;
-            }
-            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
-            if now.saturating_sub(started) > limit.as_millis() as u64 {
-                error!(limit_ms = limit.as_millis() as u64, "a transaction call has not returned within its limit; exiting so that a restart recovers");
-                std::process::exit(70);
-            }
-        }
+/// Hands one consumed message to the engine, as the engine's view of an input record.
+fn process(engine: &mut Engine<KafkaProducer>, message: &BorrowedMessage<'_>) {
+    let headers: Vec<(&str, Option<&[u8]>)> = message
+        .headers()
+        .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
+        .unwrap_or_default();
+    engine.process(&InputRecord {
+        partition: message.partition(),
+        offset: message.offset(),
+        key: message.key(),
+        value: message.payload(),
+        headers: &headers,
     });
-    if let Err(error) = spawned {
-        warn!(%error, "could not start the transaction watchdog");
-    }
 }

@@ -14,13 +14,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::client::{Client, ClientContext};
+use rdkafka::error::KafkaError;
 use tracing::{info, warn};
 
 use crate::pipeline::plan::TopicState;
-use switchyard_service::kafka::metadata_partitions;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Asks the broker about a topic: its partitions, none when it does not exist. Blocking, bounded by
+/// `timeout`.
+pub trait TopicLookup {
+    /// The topic's partitions.
+    fn partitions(&self, topic: &str, timeout: Duration) -> Result<Vec<i32>, KafkaError>;
+}
 
 /// A cache of topic existence.
 pub struct TopicCache {
@@ -51,7 +57,7 @@ impl TopicCache {
     /// Whether `topic` exists, asking the broker when the cached answer is stale. A metadata failure keeps
     /// the previous answer (or assumes the topic exists, so that an outage stalls and retries rather than
     /// dead-letters).
-    pub fn state<C: ClientContext>(&mut self, client: &Client<C>, topic: &Arc<str>) -> TopicState {
+    pub fn state<L: TopicLookup>(&mut self, lookup: &L, topic: &Arc<str>) -> TopicState {
         let now = Instant::now();
         if let Some(entry) = self.known.get_mut(topic)
             && let Some(checked) = entry.checked
@@ -67,7 +73,7 @@ impl TopicCache {
             }
         }
         let previous = self.known.get(topic).map(|entry| entry.state);
-        let state = match metadata_partitions(client, topic, METADATA_TIMEOUT) {
+        let state = match lookup.partitions(topic, METADATA_TIMEOUT) {
             Ok(partitions) if partitions.is_empty() => TopicState::Missing,
             Ok(_) => TopicState::Exists,
             Err(error) => {

@@ -1,0 +1,337 @@
+//! The pure part of sending: from one input record and the planner's outputs to the records to write.
+//!
+//! ```text
+//!   InputRecord (key, value, headers) ──► base headers = input headers + switchyard_source   (once)
+//!                                              │ one copy per output, the last takes the original
+//!   Output::Plugin      ──► plugin topic,      headers = base,                                 value
+//!   Output::DeadLetter  ──► dead-letter topic, headers = base + switchyard_error, _error_detail,
+//!                                              [switchyard_plugin], [switchyard_value_dropped], value or none
+//! ```
+//!
+//! No Kafka here beyond building librdkafka's header list, so every shape is unit-tested without a broker.
+
+use rdkafka::message::{Header, OwnedHeaders};
+use switchyard_schemas::dead_letter::{self, Reason};
+use switchyard_schemas::topics::source_header;
+
+use crate::pipeline::plan::{Destination, Output};
+
+/// One input record, as the engine reads it: a view of a consumed message, or of a test's record.
+#[derive(Debug, Clone, Copy)]
+pub struct InputRecord<'a> {
+    /// The input partition.
+    pub partition: i32,
+    /// The input offset.
+    pub offset: i64,
+    /// The key (the team id).
+    pub key: Option<&'a [u8]>,
+    /// The value, written unchanged to every output (unless a dead letter drops it).
+    pub value: Option<&'a [u8]>,
+    /// The headers, in order.
+    pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+}
+
+/// What the producer writes for one output.
+pub struct Outgoing<'a> {
+    /// The destination topic.
+    pub topic: &'a str,
+    /// The input's key.
+    pub key: Option<&'a [u8]>,
+    /// The input's value, or none when a dead letter drops it.
+    pub value: Option<&'a [u8]>,
+    /// The headers, see the module doc.
+    pub headers: OwnedHeaders,
+}
+
+/// One record to write, with what its delivery report must know of it.
+pub struct Record<'a> {
+    /// The record itself.
+    pub out: Outgoing<'a>,
+    /// Where the copy goes, as a refusal of it is remembered.
+    pub destination: Destination,
+    /// A dead letter's reason.
+    pub reason: Option<Reason>,
+    /// A dead letter written without its value.
+    pub value_dropped: bool,
+}
+
+/// The records of one input record's outputs, in order. The base headers are built once per input record,
+/// and not at all when it has no outputs (unrouted events, often most of them, write nothing); each record
+/// takes its own copy of them and the last takes the original.
+pub fn records<'a>(
+    outputs: &'a [Output],
+    input: &InputRecord<'a>,
+    input_topic: &str,
+    dead_letter_topic: &'a str,
+) -> impl Iterator<Item = Record<'a>> + use<'a> {
+    let mut base = (!outputs.is_empty()).then(|| {
+        let source = source_header(input_topic, input.partition, input.offset);
+        base_headers(input.headers, &source)
+    });
+    let (key, value) = (input.key, input.value);
+    let last = outputs.len().saturating_sub(1);
+    outputs.iter().enumerate().map_while(move |(i, output)| {
+        let headers = if i == last { base.take() } else { base.clone() }?;
+        Some(record(output, headers, key, value, dead_letter_topic))
+    })
+}
+
+/// The headers every output of an input record starts with: the input's headers in order, then
+/// `switchyard_source`. Room is left for the four dead-letter headers.
+pub fn base_headers(input: &[(&str, Option<&[u8]>)], source: &str) -> OwnedHeaders {
+    let mut base = OwnedHeaders::new_with_capacity(input.len() + 5);
+    for (key, value) in input {
+        base = base.insert(Header { key, value: *value });
+    }
+    base.insert(Header {
+        key: dead_letter::SOURCE,
+        value: Some(source),
+    })
+}
+
+/// The record of one output, on top of `base` (from [`base_headers`]).
+pub fn record<'a>(
+    output: &'a Output,
+    base: OwnedHeaders,
+    key: Option<&'a [u8]>,
+    value: Option<&'a [u8]>,
+    dead_letter_topic: &'a str,
+) -> Record<'a> {
+    match output {
+        Output::Plugin(plugin) => Record {
+            out: Outgoing {
+                topic: &plugin.topic,
+                key,
+                value,
+                headers: base,
+            },
+            destination: Destination::Plugin(plugin.id.clone()),
+            reason: None,
+            value_dropped: false,
+        },
+        Output::DeadLetter {
+            rejection,
+            plugin,
+            drop_value,
+        } => {
+            let mut headers = base
+                .insert(Header {
+                    key: dead_letter::ERROR,
+                    value: Some(rejection.reason.code()),
+                })
+                .insert(Header {
+                    key: dead_letter::ERROR_DETAIL,
+                    value: Some(rejection.detail.as_str()),
+                });
+            if let Some(plugin) = plugin {
+                headers = headers.insert(Header {
+                    key: dead_letter::PLUGIN,
+                    value: Some(&**plugin),
+                });
+            }
+            if *drop_value {
+                headers = headers.insert(Header {
+                    key: dead_letter::VALUE_DROPPED,
+                    value: Some("true"),
+                });
+            }
+            Record {
+                out: Outgoing {
+                    topic: dead_letter_topic,
+                    key,
+                    value: if *drop_value { None } else { value },
+                    headers,
+                },
+                destination: Destination::DeadLetter(plugin.clone()),
+                reason: Some(rejection.reason),
+                value_dropped: *drop_value,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use rdkafka::message::Headers;
+    use switchyard_schemas::Rejection;
+    use switchyard_schemas::control::{Enablement, PluginManifest};
+
+    use super::*;
+    use crate::tables::routes::{PluginRoute, RouteTable};
+
+    const HEADERS: &[(&str, Option<&[u8]>)] = &[("ce_type", Some(b"response.submitted")), ("empty", None)];
+
+    fn input() -> InputRecord<'static> {
+        InputRecord {
+            partition: 3,
+            offset: 41,
+            key: Some(b"acme"),
+            value: Some(b"{\"a\":1}"),
+            headers: HEADERS,
+        }
+    }
+
+    fn plugin(id: &str) -> Arc<PluginRoute> {
+        let table = RouteTable::new("plugin.{plugin}.events");
+        table.upsert_plugin(&PluginManifest {
+            id: id.into(),
+            name: id.into(),
+            description: String::new(),
+            version: semver::Version::new(1, 0, 0),
+            url: None,
+            events: vec!["response.submitted".into()],
+            actions: vec![],
+            config_schema: None,
+        });
+        table.upsert_enablement(&Enablement {
+            team_id: "acme".into(),
+            plugin_id: id.into(),
+            enabled: true,
+            event_types: None,
+            updated_at: "2026-11-22T10:00:00Z".into(),
+        });
+        let mut targets = Vec::new();
+        table.route("acme", "response.submitted", &mut targets);
+        targets.pop().expect("the plugin is routed")
+    }
+
+    fn dead_letter(reason: Reason, plugin: Option<&str>, drop_value: bool) -> Output {
+        Output::DeadLetter {
+            rejection: Rejection::new(reason, "why it failed"),
+            plugin: plugin.map(Arc::from),
+            drop_value,
+        }
+    }
+
+    fn header_list(headers: &OwnedHeaders) -> Vec<(String, Option<String>)> {
+        headers
+            .iter()
+            .map(|h| {
+                let value = h.value.map(|v| String::from_utf8_lossy(v).into_owned());
+                (h.key.to_owned(), value)
+            })
+            .collect()
+    }
+
+    fn expected(extra: &[(&str, &str)]) -> Vec<(String, Option<String>)> {
+        let mut list = vec![
+            ("ce_type".to_owned(), Some("response.submitted".to_owned())),
+            ("empty".to_owned(), None),
+            (
+                "switchyard_source".to_owned(),
+                Some("core.events/3/41".to_owned()),
+            ),
+        ];
+        list.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), Some((*v).to_owned()))),
+        );
+        list
+    }
+
+    fn build(outputs: &[Output]) -> Vec<Record<'_>> {
+        records(outputs, &input(), "core.events", "switchyard.dead-letters").collect()
+    }
+
+    #[test]
+    fn a_plugin_copy_is_the_input_unchanged_with_its_source() {
+        let outputs = [Output::Plugin(plugin("sheets"))];
+        let [record] = &build(&outputs)[..] else {
+            panic!("one record")
+        };
+        assert_eq!(record.out.topic, "plugin.sheets.events");
+        assert_eq!(record.out.key, Some(&b"acme"[..]));
+        assert_eq!(record.out.value, Some(&b"{\"a\":1}"[..]));
+        assert_eq!(header_list(&record.out.headers), expected(&[]));
+        assert_eq!(record.destination, Destination::Plugin(Arc::from("sheets")));
+        assert_eq!((record.reason, record.value_dropped), (None, false));
+    }
+
+    #[test]
+    fn a_dead_letter_of_one_plugins_copy_names_the_plugin() {
+        let outputs = [dead_letter(Reason::PluginTopicMissing, Some("sms"), false)];
+        let [record] = &build(&outputs)[..] else {
+            panic!("one record")
+        };
+        assert_eq!(record.out.topic, "switchyard.dead-letters");
+        assert_eq!(record.out.value, Some(&b"{\"a\":1}"[..]));
+        assert_eq!(
+            header_list(&record.out.headers),
+            expected(&[
+                ("switchyard_error", "plugin_topic_missing"),
+                ("switchyard_error_detail", "why it failed"),
+                ("switchyard_plugin", "sms"),
+            ])
+        );
+        assert_eq!(
+            record.destination,
+            Destination::DeadLetter(Some(Arc::from("sms")))
+        );
+        assert_eq!(record.reason, Some(Reason::PluginTopicMissing));
+        assert!(!record.value_dropped);
+    }
+
+    #[test]
+    fn a_dead_letter_of_the_whole_event_names_no_plugin() {
+        let outputs = [dead_letter(Reason::InvalidKey, None, false)];
+        let [record] = &build(&outputs)[..] else {
+            panic!("one record")
+        };
+        assert_eq!(
+            header_list(&record.out.headers),
+            expected(&[
+                ("switchyard_error", "invalid_key"),
+                ("switchyard_error_detail", "why it failed"),
+            ])
+        );
+        assert_eq!(record.destination, Destination::DeadLetter(None));
+        assert_eq!(record.out.value, Some(&b"{\"a\":1}"[..]));
+    }
+
+    #[test]
+    fn a_value_dropped_dead_letter_has_no_value_and_says_so() {
+        let outputs = [dead_letter(Reason::PluginTopicRejected, Some("sms"), true)];
+        let [record] = &build(&outputs)[..] else {
+            panic!("one record")
+        };
+        assert_eq!(record.out.value, None);
+        assert_eq!(record.out.key, Some(&b"acme"[..]));
+        assert_eq!(
+            header_list(&record.out.headers),
+            expected(&[
+                ("switchyard_error", "plugin_topic_rejected"),
+                ("switchyard_error_detail", "why it failed"),
+                ("switchyard_plugin", "sms"),
+                ("switchyard_value_dropped", "true"),
+            ])
+        );
+        assert!(record.value_dropped);
+    }
+
+    #[test]
+    fn every_output_gets_its_own_headers_in_plan_order_and_none_are_built_for_no_outputs() {
+        let outputs = [
+            Output::Plugin(plugin("sheets")),
+            dead_letter(Reason::PluginTopicMissing, Some("sms"), false),
+            Output::Plugin(plugin("crm")),
+        ];
+        let built = build(&outputs);
+        let topics: Vec<&str> = built.iter().map(|r| r.out.topic).collect();
+        assert_eq!(
+            topics,
+            [
+                "plugin.sheets.events",
+                "switchyard.dead-letters",
+                "plugin.crm.events"
+            ]
+        );
+        // The dead letter's headers were added to its own copy, not to the others'.
+        assert_eq!(header_list(&built[0].out.headers), expected(&[]));
+        assert_eq!(header_list(&built[2].out.headers), expected(&[]));
+        assert_eq!(built[1].out.headers.count(), 6);
+        assert_eq!(build(&[]).len(), 0);
+    }
+}
