@@ -8,11 +8,33 @@
 
 use std::fmt::Display;
 use std::future::Future;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
+
+/// The flags every Switchyard service binary takes (flatten them into the binary's own).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConfigArgs {
+    /// A TOML file layered over the embedded defaults (the binary's SWITCHYARD_<NAME>__... environment
+    /// variables override both).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Load and check the configuration, then exit: 0 if it is valid.
+    #[arg(long)]
+    pub check_config: bool,
+}
+
+/// The exit status of a configuration that does not load (a usage error).
+pub const CONFIG_ERROR: u8 = 2;
+
+/// The loaded configuration, or `None` after printing `program: error` to stderr; the caller then exits
+/// with [`CONFIG_ERROR`].
+pub fn loaded<T, E: Display>(program: &str, loaded: Result<T, E>) -> Option<T> {
+    loaded.inspect_err(|error| eprintln!("{program}: {error}")).ok()
+}
 
 /// The shutdown deadline of [`run_until_signal`] unless a service needs longer: within Kubernetes's
 /// default `terminationGracePeriodSeconds` of 30 s.

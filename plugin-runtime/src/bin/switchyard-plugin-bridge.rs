@@ -9,7 +9,7 @@ use clap::Parser;
 use switchyard_plugin_runtime::app;
 use switchyard_plugin_runtime::http_plugin::{HttpPlugin, HttpPluginSettings};
 use switchyard_plugin_runtime::settings::Settings;
-use switchyard_service::lifecycle::{self, SHUTDOWN_DEADLINE};
+use switchyard_service::lifecycle::{self, CONFIG_ERROR, ConfigArgs, SHUTDOWN_DEADLINE};
 use switchyard_service::telemetry;
 
 /// Delivers a plugin's events to its HTTP service, in per-team order, with retries and dead letters.
@@ -22,22 +22,16 @@ struct Args {
     /// Read the manifest from this JSON file instead of `GET {url}/metadata`.
     #[arg(long, value_name = "FILE")]
     manifest: Option<PathBuf>,
-    /// A TOML file layered over the embedded defaults (SWITCHYARD_PLUGIN__... variables override both).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// Load and check the configuration, then exit: 0 if it is valid.
-    #[arg(long)]
-    check_config: bool,
+    #[command(flatten)]
+    flags: ConfigArgs,
 }
+
+const PROGRAM: &str = "switchyard-plugin-bridge";
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let settings = match Settings::load(args.config.as_deref()) {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("switchyard-plugin-bridge: {error}");
-            return ExitCode::from(2);
-        }
+    let Some(settings) = lifecycle::loaded(PROGRAM, Settings::load(args.flags.config.as_deref())) else {
+        return ExitCode::from(CONFIG_ERROR);
     };
     let manifest = match &args.manifest {
         None => None,
@@ -59,8 +53,8 @@ fn main() -> ExitCode {
             }
         },
     };
-    if args.check_config {
-        println!("switchyard-plugin-bridge: configuration is valid");
+    if args.flags.check_config {
+        println!("{PROGRAM}: configuration is valid");
         return ExitCode::SUCCESS;
     }
     telemetry::init(&settings.log);
@@ -71,21 +65,17 @@ fn main() -> ExitCode {
         url_patterns: settings.http.url_patterns.clone(),
         allowed_networks: settings.http.allowed_networks.clone(),
     };
-    lifecycle::run_until_signal(
-        "switchyard-plugin-bridge",
-        SHUTDOWN_DEADLINE,
-        |shutdown| async move {
-            let plugin = HttpPlugin::connect(&http, manifest)
-                .await
+    lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| async move {
+        let plugin = HttpPlugin::connect(&http, manifest)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !settings.http.signing_secret.is_empty() {
+            plugin
+                .set_signing_secret(settings.http.signing_secret.expose())
                 .map_err(|e| e.to_string())?;
-            if !settings.http.signing_secret.is_empty() {
-                plugin
-                    .set_signing_secret(settings.http.signing_secret.expose())
-                    .map_err(|e| e.to_string())?;
-            }
-            app::run(plugin, settings, shutdown)
-                .await
-                .map_err(|e| e.to_string())
-        },
-    )
+        }
+        app::run(plugin, settings, shutdown)
+            .await
+            .map_err(|e| e.to_string())
+    })
 }

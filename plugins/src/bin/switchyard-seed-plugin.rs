@@ -27,7 +27,7 @@ use switchyard_plugins::sheets::{CsvTarget, GoogleSheets};
 use switchyard_plugins::sms::SmsNotifier;
 use switchyard_plugins::sms::twilio::TwilioClient;
 use switchyard_schemas::webhook::SigningSecret;
-use switchyard_service::lifecycle::{self, SHUTDOWN_DEADLINE};
+use switchyard_service::lifecycle::{self, CONFIG_ERROR, SHUTDOWN_DEADLINE};
 use switchyard_service::telemetry;
 
 /// Runs a seed plugin, or a local stand-in of a SaaS API.
@@ -85,14 +85,12 @@ enum Command {
     },
 }
 
+const PROGRAM: &str = "switchyard-seed-plugin";
+
 fn main() -> ExitCode {
     let args = Args::parse();
-    let settings = match Settings::load(args.config.as_deref()) {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("switchyard-seed-plugin: {error}");
-            return ExitCode::from(2);
-        }
+    let Some(settings) = lifecycle::loaded(PROGRAM, Settings::load(args.config.as_deref())) else {
+        return ExitCode::from(CONFIG_ERROR);
     };
     telemetry::init(&settings.log);
     let http = match reqwest::Client::builder()
@@ -110,7 +108,7 @@ fn main() -> ExitCode {
     match args.command {
         Command::SheetsExport {
             csv_dir: Some(dir), ..
-        } => lifecycle::run_until_signal("switchyard-seed-plugin", SHUTDOWN_DEADLINE, |shutdown| {
+        } => lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| {
             let plugin = SheetsExportPlugin::new(CsvTarget::new(dir), sheets_export_manifest(url));
             app::run(plugin, settings, shutdown)
         }),
@@ -125,7 +123,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            lifecycle::run_until_signal("switchyard-seed-plugin", SHUTDOWN_DEADLINE, |shutdown| {
+            lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| {
                 let plugin = SheetsExportPlugin::new(GoogleSheets::new(client), sheets_export_manifest(url));
                 app::run(plugin, settings, shutdown)
             })
@@ -138,17 +136,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            lifecycle::run_until_signal("switchyard-seed-plugin", SHUTDOWN_DEADLINE, |shutdown| {
+            lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| {
                 let plugin = SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(url));
                 app::run(plugin, settings, shutdown)
             })
         }
         Command::SlangSearch => match SlangSearchPlugin::new() {
-            Ok(plugin) => {
-                lifecycle::run_until_signal("switchyard-seed-plugin", SHUTDOWN_DEADLINE, |shutdown| {
-                    app::run(plugin, settings, shutdown)
-                })
-            }
+            Ok(plugin) => lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| {
+                app::run(plugin, settings, shutdown)
+            }),
             Err(error) => {
                 eprintln!("switchyard-seed-plugin: the built-in dictionaries do not load: {error}");
                 ExitCode::FAILURE
@@ -177,20 +173,16 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            lifecycle::run_until_signal(
-                "switchyard-seed-plugin",
-                SHUTDOWN_DEADLINE,
-                |shutdown| async move {
-                    let listener = tokio::net::TcpListener::bind(&listen)
-                        .await
-                        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-                    tracing::info!(address = %listen, "rules-validate service listening");
-                    axum::serve(listener, rules_service::router(service))
-                        .with_graceful_shutdown(shutdown.cancelled_owned())
-                        .await
-                        .map_err(|e| e.to_string())
-                },
-            )
+            lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                tracing::info!(address = %listen, "rules-validate service listening");
+                axum::serve(listener, rules_service::router(service))
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await
+                    .map_err(|e| e.to_string())
+            })
         }
         Command::FakeTwilio { listen, accounts } => {
             let fake = FakeTwilio::new();
@@ -201,20 +193,16 @@ fn main() -> ExitCode {
                 };
                 fake.add_account(sid, token);
             }
-            lifecycle::run_until_signal(
-                "switchyard-seed-plugin",
-                SHUTDOWN_DEADLINE,
-                |shutdown| async move {
-                    let listener = tokio::net::TcpListener::bind(&listen)
-                        .await
-                        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-                    tracing::info!(address = %listen, "fake Twilio Messages API listening");
-                    axum::serve(listener, switchyard_plugins::fakes::twilio::router(fake))
-                        .with_graceful_shutdown(shutdown.cancelled_owned())
-                        .await
-                        .map_err(|e| e.to_string())
-                },
-            )
+            lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| async move {
+                let listener = tokio::net::TcpListener::bind(&listen)
+                    .await
+                    .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+                tracing::info!(address = %listen, "fake Twilio Messages API listening");
+                axum::serve(listener, switchyard_plugins::fakes::twilio::router(fake))
+                    .with_graceful_shutdown(shutdown.cancelled_owned())
+                    .await
+                    .map_err(|e| e.to_string())
+            })
         }
     }
 }
