@@ -196,36 +196,19 @@ mod tests {
     use std::collections::HashMap;
 
     use switchyard_schemas::ContentType;
-    use switchyard_schemas::control::{Enablement, PluginManifest};
     use switchyard_schemas::envelope as h;
 
     use super::*;
+    use crate::tables::test_support;
 
     fn table() -> RouteTable {
-        let table = RouteTable::new("plugin.{plugin}.events");
-        for (id, events) in [
-            ("sheets", vec!["response.submitted"]),
-            ("sms", vec!["response.submitted", "x.custom"]),
-        ] {
-            table.upsert_plugin(&PluginManifest {
-                id: id.into(),
-                name: id.into(),
-                description: String::new(),
-                version: semver::Version::new(1, 0, 0),
-                url: None,
-                events: events.into_iter().map(String::from).collect(),
-                actions: vec![],
-                config_schema: None,
-            });
-            table.upsert_enablement(&Enablement {
-                team_id: "acme".into(),
-                plugin_id: id.into(),
-                enabled: true,
-                event_types: None,
-                updated_at: "2026-11-22T10:00:00Z".into(),
-            });
-        }
-        table
+        test_support::table(
+            "acme",
+            &[
+                ("sheets", &["response.submitted"]),
+                ("sms", &["response.submitted", "x.custom"]),
+            ],
+        )
     }
 
     fn headers(

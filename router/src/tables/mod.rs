@@ -2,3 +2,5 @@
 
 pub mod materializer;
 pub mod routes;
+#[cfg(test)]
+pub(crate) mod test_support;

@@ -233,33 +233,7 @@ fn intern_plugin(writer: &mut Writer, plugin_id: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn manifest(id: &str, events: &[&str]) -> PluginManifest {
-        PluginManifest {
-            id: id.into(),
-            name: id.into(),
-            description: String::new(),
-            version: semver_1(),
-            url: None,
-            events: events.iter().map(|s| s.to_string()).collect(),
-            actions: vec![],
-            config_schema: None,
-        }
-    }
-
-    fn semver_1() -> semver::Version {
-        semver::Version::new(1, 0, 0)
-    }
-
-    fn enablement(team: &str, plugin: &str, enabled: bool, types: Option<&[&str]>) -> Enablement {
-        Enablement {
-            team_id: team.into(),
-            plugin_id: plugin.into(),
-            enabled,
-            event_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
-            updated_at: "2026-11-22T10:00:00Z".into(),
-        }
-    }
+    use crate::tables::test_support::{enablement, manifest};
 
     fn routed(table: &RouteTable, team: &str, event_type: &str) -> Vec<String> {
         let mut out = Vec::new();

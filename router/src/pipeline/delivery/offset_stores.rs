@@ -88,6 +88,25 @@ impl OffsetStores {
         }
     }
 
+    /// Waits for the deliveries in flight (bounded), stores what they completed and commits the stored
+    /// offsets; `when` names the moment in the log lines. Undelivered records will be read again.
+    fn deliver_and_commit<P: ProducerIo, C: ConsumerIo<P::Group>>(
+        &mut self,
+        core: &mut Core<P>,
+        consumer: &C,
+        when: &str,
+    ) {
+        if let Err(error) = core.producer.flush(core.settings.drain_timeout) {
+            warn!(%error, when, "flushing did not finish; undelivered records will be read again");
+        }
+        core.handle_reports();
+        self.acknowledged(core, consumer);
+        self.store_all_completed(core, consumer);
+        if let Err(error) = consumer.commit_consumer_state() {
+            debug!(%error, when, "committing stored offsets failed");
+        }
+    }
+
     /// Stores the offsets of every partition whose oldest records are complete, including records with no
     /// outputs (unrouted), which complete without any delivery report.
     fn store_all_completed<P: ProducerIo, C: ConsumerIo<P::Group>>(
@@ -167,15 +186,7 @@ impl Durability for OffsetStores {
         lost: bool,
     ) -> Option<Failure> {
         if !lost {
-            if let Err(error) = core.producer.flush(core.settings.drain_timeout) {
-                warn!(%error, "flushing before revocation did not finish; undelivered records will be read again");
-            }
-            core.handle_reports();
-            self.acknowledged(core, consumer);
-            self.store_all_completed(core, consumer);
-            if let Err(error) = consumer.commit_consumer_state() {
-                debug!(%error, "committing stored offsets before revocation failed");
-            }
+            self.deliver_and_commit(core, consumer, "before revocation");
         }
         None
     }
@@ -193,14 +204,7 @@ impl Durability for OffsetStores {
         core: &mut Core<P>,
         consumer: &C,
     ) -> Option<Failure> {
-        if let Err(error) = core.producer.flush(core.settings.drain_timeout) {
-            warn!(%error, "flushing at shutdown did not finish; undelivered records will be read again");
-        }
-        core.handle_reports();
-        self.acknowledged(core, consumer);
-        if let Err(error) = consumer.commit_consumer_state() {
-            debug!(%error, "committing stored offsets at shutdown failed");
-        }
+        self.deliver_and_commit(core, consumer, "at shutdown");
         None
     }
 }

@@ -156,10 +156,10 @@ mod tests {
 
     use rdkafka::message::Headers;
     use switchyard_schemas::Rejection;
-    use switchyard_schemas::control::{Enablement, PluginManifest};
 
     use super::*;
-    use crate::tables::routes::{PluginRoute, RouteTable};
+    use crate::tables::routes::PluginRoute;
+    use crate::tables::test_support;
 
     const HEADERS: &[(&str, Option<&[u8]>)] = &[("ce_type", Some(b"response.submitted")), ("empty", None)];
 
@@ -174,24 +174,7 @@ mod tests {
     }
 
     fn plugin(id: &str) -> Arc<PluginRoute> {
-        let table = RouteTable::new("plugin.{plugin}.events");
-        table.upsert_plugin(&PluginManifest {
-            id: id.into(),
-            name: id.into(),
-            description: String::new(),
-            version: semver::Version::new(1, 0, 0),
-            url: None,
-            events: vec!["response.submitted".into()],
-            actions: vec![],
-            config_schema: None,
-        });
-        table.upsert_enablement(&Enablement {
-            team_id: "acme".into(),
-            plugin_id: id.into(),
-            enabled: true,
-            event_types: None,
-            updated_at: "2026-11-22T10:00:00Z".into(),
-        });
+        let table = test_support::table("acme", &[(id, &["response.submitted"])]);
         let mut targets = Vec::new();
         table.route("acme", "response.submitted", &mut targets);
         targets.pop().expect("the plugin is routed")

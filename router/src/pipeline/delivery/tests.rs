@@ -12,7 +12,6 @@ use std::time::Duration;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
 use rdkafka::types::RDKafkaErrorCode;
-use switchyard_schemas::control::{Enablement, PluginManifest};
 use switchyard_schemas::envelope as h;
 
 use super::contexts::{Report, Tag};
@@ -27,6 +26,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::plan::Destination;
 use crate::pipeline::topics::{TopicCache, TopicLookup};
 use crate::tables::routes::RouteTable;
+use crate::tables::test_support;
 
 const DEAD_LETTERS: &str = "switchyard.dead-letters";
 
@@ -223,27 +223,8 @@ impl ConsumerIo<()> for FakeConsumer {
 
 /// Team `acme` has plugins `sheets` and `sms` enabled for `response.submitted`; `globex` has none.
 fn table() -> Arc<RouteTable> {
-    let table = RouteTable::new("plugin.{plugin}.events");
-    for id in ["sheets", "sms"] {
-        table.upsert_plugin(&PluginManifest {
-            id: id.into(),
-            name: id.into(),
-            description: String::new(),
-            version: semver::Version::new(1, 0, 0),
-            url: None,
-            events: vec!["response.submitted".into()],
-            actions: vec![],
-            config_schema: None,
-        });
-        table.upsert_enablement(&Enablement {
-            team_id: "acme".into(),
-            plugin_id: id.into(),
-            enabled: true,
-            event_types: None,
-            updated_at: "2026-11-22T10:00:00Z".into(),
-        });
-    }
-    Arc::new(table)
+    let types: &[&str] = &["response.submitted"];
+    Arc::new(test_support::table("acme", &[("sheets", types), ("sms", types)]))
 }
 
 const HEADERS: &[(&str, Option<&[u8]>)] = &[

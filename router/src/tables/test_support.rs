@@ -1,0 +1,41 @@
+//! Control records and routing tables for the router's unit tests.
+
+use switchyard_schemas::control::{Enablement, PluginManifest};
+
+use crate::tables::routes::RouteTable;
+
+/// A manifest of plugin `id`, version 1.0.0, subscribed to `events`.
+pub fn manifest(id: &str, events: &[&str]) -> PluginManifest {
+    PluginManifest {
+        id: id.into(),
+        name: id.into(),
+        description: String::new(),
+        version: semver::Version::new(1, 0, 0),
+        url: None,
+        events: events.iter().map(|s| s.to_string()).collect(),
+        actions: vec![],
+        config_schema: None,
+    }
+}
+
+/// `team`'s enablement of `plugin`, for `types` (`None`: every type of the manifest).
+pub fn enablement(team: &str, plugin: &str, enabled: bool, types: Option<&[&str]>) -> Enablement {
+    Enablement {
+        team_id: team.into(),
+        plugin_id: plugin.into(),
+        enabled,
+        event_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
+        updated_at: "2026-11-22T10:00:00Z".into(),
+    }
+}
+
+/// A table (topics `plugin.{plugin}.events`) in which `team` enabled each plugin of `plugins`, given as
+/// (id, the event types of its manifest).
+pub fn table(team: &str, plugins: &[(&str, &[&str])]) -> RouteTable {
+    let table = RouteTable::new("plugin.{plugin}.events");
+    for (id, events) in plugins {
+        table.upsert_plugin(&manifest(id, events));
+        table.upsert_enablement(&enablement(team, id, true, None));
+    }
+    table
+}
