@@ -16,14 +16,16 @@
 //! Exactly-once: every expected (event, plugin) pair once, nothing unexpected, per-team order, DLQ empty.
 //! At-least-once: the same, except that duplicates are counted and reported instead of failing the run.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
 use serde::Serialize;
+use switchyard_fixtures::net::free_address;
+use switchyard_fixtures::process::Supervised;
 use switchyard_schemas::topics as names;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -32,7 +34,7 @@ use crate::control_plane::apply_to_topics_named;
 use crate::expect::{Expectations, RoutingTable};
 use crate::generate::traffic::MEAN_GAP_MS;
 use crate::generate::{SAMPLE_PLUGINS, Traffic, TrafficConfig, control_records, teams};
-use crate::kafka::{Producer, TopicSpec, create_topics, read_all_to_end};
+use crate::kafka::{Producer, TopicSpec, clients, create_topics, read_all_to_end};
 use crate::measure::LagWatcher;
 use crate::router_admin::RouterAdmin;
 use crate::verify::{Target, TopicCheck, check};
@@ -223,11 +225,12 @@ fn schedule(options: &ChaosOptions, rng: &mut Xoshiro256PlusPlus) -> Vec<(f64, F
 struct Replica {
     slot: usize,
     admin: String,
-    child: Option<Child>,
+    /// The running incarnation, if any (killed when dropped).
+    process: Option<Supervised>,
     incarnation: u32,
 }
 
-/// Starts, kills and restarts router processes.
+/// Starts, kills and restarts router processes; dropping it kills those still running.
 struct Routers<'a> {
     options: &'a ChaosOptions,
     topics: &'a RunTopics,
@@ -241,8 +244,8 @@ impl Routers<'_> {
         if slot == self.replicas.len() {
             self.replicas.push(Replica {
                 slot,
-                admin: free_address()?,
-                child: None,
+                admin: free_address()?.to_string(),
+                process: None,
                 incarnation: 0,
             });
         }
@@ -251,10 +254,9 @@ impl Routers<'_> {
         let log_path = self
             .logs
             .join(format!("router-{slot}.{}.log", replica.incarnation));
-        let log = File::create(&log_path).map_err(|error| io_error(&log_path, error))?;
-        let log_err = log.try_clone().map_err(|error| io_error(&log_path, error))?;
         let prefix = "SWITCHYARD_ROUTER__";
-        let child = Command::new(&self.options.router_bin)
+        let mut command = Command::new(&self.options.router_bin);
+        command
             .env(
                 format!("{prefix}KAFKA__BOOTSTRAP_SERVERS"),
                 &self.options.bootstrap,
@@ -285,57 +287,33 @@ impl Routers<'_> {
                 "1000",
             )
             .env(format!("{prefix}ADMIN__LISTEN"), &replica.admin)
-            .env(format!("{prefix}LOG__LEVEL"), "info")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log_err)
-            .spawn()
-            .map_err(|error| LoadtestError::Process {
-                what: format!("starting {}", self.options.router_bin.display()),
-                error,
-            })?;
-        replica.child = Some(child);
+            .env(format!("{prefix}LOG__LEVEL"), "info");
+        replica.process = Some(Supervised::spawn(&mut command, &log_path)?);
         Ok(())
     }
 
     /// SIGKILL, then wait for the process to be gone.
     fn kill(&mut self, slot: usize) {
-        if let Some(mut child) = self.replicas[slot].child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(mut process) = self.replicas[slot].process.take() {
+            let _ = process.kill();
         }
     }
 
     /// SIGTERM, then wait for the exit (SIGKILL after the timeout). Returns whether it exited with 0.
     fn stop(&mut self, slot: usize, timeout: Duration) -> bool {
-        let Some(mut child) = self.replicas[slot].child.take() else {
+        let Some(mut process) = self.replicas[slot].process.take() else {
             return true;
         };
-        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + timeout;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return false;
-                }
-            }
-        }
+        process.terminate(timeout).is_ok_and(|status| status.success())
     }
 
     /// Replicas that exited without being asked to.
     fn exited(&mut self) -> Vec<(usize, String)> {
         let mut out = Vec::new();
         for replica in &mut self.replicas {
-            if let Some(child) = &mut replica.child
-                && let Ok(Some(status)) = child.try_wait()
-            {
+            if let Some(status) = replica.process.as_mut().and_then(Supervised::exited) {
                 out.push((replica.slot, status.to_string()));
-                replica.child = None;
+                replica.process = None;
             }
         }
         out
@@ -344,7 +322,7 @@ impl Routers<'_> {
     fn running(&self) -> Vec<usize> {
         self.replicas
             .iter()
-            .filter(|r| r.child.is_some())
+            .filter(|r| r.process.is_some())
             .map(|r| r.slot)
             .collect()
     }
@@ -352,30 +330,6 @@ impl Routers<'_> {
     fn wait_ready(&self, slot: usize, timeout: Duration) -> Result<(), LoadtestError> {
         RouterAdmin::new(&self.replicas[slot].admin)?.wait_ready(timeout)
     }
-}
-
-impl Drop for Routers<'_> {
-    fn drop(&mut self) {
-        for replica in &mut self.replicas {
-            if let Some(mut child) = replica.child.take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
-        }
-    }
-}
-
-/// An address on loopback that was free a moment ago.
-fn free_address() -> Result<String, LoadtestError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|error| LoadtestError::Process {
-        what: "finding a free port for a router's admin server".to_owned(),
-        error,
-    })?;
-    let address = listener.local_addr().map_err(|error| LoadtestError::Process {
-        what: "finding a free port for a router's admin server".to_owned(),
-        error,
-    })?;
-    Ok(address.to_string())
 }
 
 fn io_error(path: &Path, error: std::io::Error) -> LoadtestError {
@@ -416,7 +370,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         spec(&topics.enablements, 3, true),
     ];
     specs.extend(SAMPLE_PLUGINS.iter().map(|p| spec(&topics.plugin(p), 3, false)));
-    create_topics(&options.bootstrap, &specs)?;
+    create_topics(&clients(&options.bootstrap), &specs)?;
     progress.say(format_args!(
         "{prefix}: {} topics created; router logs in {}",
         specs.len(),
@@ -424,7 +378,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
     ));
 
     // 2. Control records.
-    let producer = Producer::new(&options.bootstrap)?;
+    let producer = Producer::new(&clients(&options.bootstrap))?;
     let now = OffsetDateTime::now_utc();
     let updated_at = rfc3339_seconds(now);
     let teams = teams(options.seed, options.teams.max(1));
@@ -631,7 +585,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         .collect();
     targets.push((topics.dead_letter.clone(), Target::DeadLetters));
     let names: Vec<String> = targets.iter().map(|(t, _)| t.clone()).collect();
-    let reads = read_all_to_end(&options.bootstrap, &names, options.timeout, &|_| true)?;
+    let reads = read_all_to_end(&clients(&options.bootstrap), &names, options.timeout, &|_| true)?;
     for ((topic, target), read) in targets.iter().zip(&reads) {
         let result = check(&topics.core, topic, *target, &expectations, &read.kept);
         if *target == Target::DeadLetters {

@@ -20,7 +20,7 @@ use switchyard_schemas::topics;
 
 use crate::LoadtestError;
 use crate::generate::Control;
-use crate::kafka::{Producer, ReadRecord, read_all_to_end};
+use crate::kafka::{Producer, ReadRecord, clients, read_all_to_end};
 use crate::leftovers::{ControlRecords, Leftovers, LoadControls};
 use crate::scenario::is_load_plugin;
 
@@ -193,7 +193,7 @@ pub fn read_load_controls(
         key.is_some_and(|key| is_load_plugin(key.rsplit_once('/').map_or(key, |(_, plugin)| plugin)))
     };
     let topics = [plugins_topic.to_owned(), enablements_topic.to_owned()];
-    let reads = read_all_to_end(bootstrap, &topics, timeout, &keep)?;
+    let reads = read_all_to_end(&clients(bootstrap), &topics, timeout, &keep)?;
     let mut live = LoadControls::default();
     // Records of one key share a partition, and each partition is read in offset order.
     for record in &reads[0].kept {

@@ -22,7 +22,7 @@ use crate::control_plane::{RegistryAccess, apply_through_registry, apply_to_topi
 use crate::expect::{Expectations, RoutingTable};
 use crate::generate::traffic::MEAN_GAP_MS;
 use crate::generate::{RUN_HEADER, SAMPLE_PLUGINS, Traffic, TrafficConfig, control_records, teams};
-use crate::kafka::{Created, Producer, ReadRecord, create_topics, read_all_to_end};
+use crate::kafka::{Created, Producer, ReadRecord, clients, create_topics, read_all_to_end};
 use crate::plugins::{self, PluginWorker};
 use crate::router_admin::RouterAdmin;
 use crate::summary::{Summary, verdict};
@@ -74,7 +74,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
     ));
 
     // 1. Topics.
-    let created = create_topics(&options.bootstrap, &demo_topics())?;
+    let created = create_topics(&clients(&options.bootstrap), &demo_topics())?;
     let new: Vec<&str> = created
         .iter()
         .filter_map(|c| match c {
@@ -106,7 +106,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
     }
 
     // 3. Plugins and enablements, through the registry or the control topics.
-    let producer = Producer::new(&options.bootstrap)?;
+    let producer = Producer::new(&clients(&options.bootstrap))?;
     let teams = teams(options.seed, options.teams.max(1));
     let updated_at = rfc3339_seconds(started_at);
     let controls = control_records(&teams, options.seed, &updated_at);
@@ -224,7 +224,12 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
         .collect();
     topics.push((names::CORE_EVENTS_DLQ.to_owned(), Target::DeadLetters));
     let topic_names: Vec<String> = topics.iter().map(|(topic, _)| topic.clone()).collect();
-    let reads = read_all_to_end(&options.bootstrap, &topic_names, options.timeout, &of_this_run)?;
+    let reads = read_all_to_end(
+        &clients(&options.bootstrap),
+        &topic_names,
+        options.timeout,
+        &of_this_run,
+    )?;
     let skipped = reads.iter().map(|read| read.skipped).sum();
     let checks: Vec<_> = topics
         .iter()

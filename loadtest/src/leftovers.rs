@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::generate::Control;
-use crate::record::Record;
+use crate::kafka::Record;
 use crate::scenario::is_load_plugin;
 
 /// The latest state of the load plugins' keys on the control topics.

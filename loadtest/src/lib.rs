@@ -12,8 +12,8 @@
 //! - [`generate`]: the simulated platform (teams, forms, plugins, enablements) and its event stream,
 //!   deterministic for a seed. Every subcommand that produces traffic reuses it.
 //! - [`expect`]: what the contract's routing rule says must happen to each generated event.
-//! - [`kafka`], [`topics`], [`router_admin`]: the I/O: producing, reading back, creating topics, reading
-//!   the router's readiness and metrics.
+//! - [`kafka`] (the shared fixtures' Kafka module: records, producing, reading back, creating topics),
+//!   [`topics`], [`router_admin`]: the I/O, and reading the router's readiness and metrics.
 //! - [`verify`], [`summary`]: comparing what arrived with what was expected, and the verdict.
 //! - [`control_plane`]: registering plugins and enabling them, through the registry or the topics;
 //!   [`leftovers`]: what earlier load runs left on those topics, which a run removes first.
@@ -25,12 +25,10 @@ pub mod control_plane;
 pub mod demo;
 pub mod expect;
 pub mod generate;
-pub mod kafka;
 pub mod leftovers;
 pub mod measure;
 pub mod pipe;
 pub mod plugins;
-pub mod record;
 pub mod report;
 pub mod router_admin;
 pub mod run;
@@ -40,10 +38,14 @@ pub mod topics;
 pub mod verify;
 pub mod workload;
 
+/// Records, producing, reading topics back and creating them: the fixtures the tests and benchmarks share.
+pub use switchyard_fixtures::kafka;
+
 use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::error::KafkaError;
+use switchyard_fixtures::FixtureError;
 use switchyard_schemas::Rejection;
 use thiserror::Error;
 
@@ -91,25 +93,9 @@ pub enum LoadtestError {
     /// A Kafka client could not be made (a setting librdkafka refuses).
     #[error(transparent)]
     Client(#[from] switchyard_service::kafka::ClientError),
-    /// A topic could not be read to its end.
+    /// Creating topics, producing or reading a topic back failed.
     #[error(transparent)]
-    Read(switchyard_service::follower::FollowError),
-    /// The broker refused to create a topic (other than because it exists).
-    #[error("creating the topic {topic} failed: {message}")]
-    CreateTopic {
-        /// The topic.
-        topic: String,
-        /// The broker's message.
-        message: String,
-    },
-    /// Some records were not acknowledged by the broker.
-    #[error("{failed} records were not delivered; the first error was: {first}")]
-    Delivery {
-        /// How many failed.
-        failed: u64,
-        /// The first delivery error.
-        first: String,
-    },
+    Fixture(#[from] FixtureError),
     /// An HTTP request to the router's admin server failed.
     #[error("reading {url} failed: {}", error_chain(.error))]
     Http {
@@ -139,8 +125,8 @@ pub enum LoadtestError {
     /// A generated event does not match its schema: a bug in the generator.
     #[error("a generated event does not match its schema (a bug in the generator): {0}")]
     Encode(Rejection),
-    /// The small async runtime that drives the Kafka admin client could not start.
-    #[error("cannot start the runtime for the Kafka admin client: {0}")]
+    /// The small async runtime that watches for SIGINT and SIGTERM could not start.
+    #[error("cannot start the runtime that watches for signals: {0}")]
     Runtime(std::io::Error),
     /// A process could not be started, or a file of the run not written.
     #[error("{what} failed: {error}")]

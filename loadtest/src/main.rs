@@ -15,7 +15,7 @@ use switchyard_loadtest::plugins::{PluginWorker, parse_workers};
 use switchyard_loadtest::report;
 use switchyard_loadtest::run::{RunReport, RunTopics, Session as Measuring, SessionOptions, Setup};
 use switchyard_loadtest::scenario::Scenario;
-use switchyard_loadtest::{pipe, topics};
+use switchyard_loadtest::{LoadtestError, pipe, topics};
 
 /// Realistic traffic for Switchyard, and a check of what the router made of it.
 #[derive(Debug, Parser)]
@@ -399,9 +399,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     let scenario = Scenario::load(&name)?;
                     let names = RunTopics::with_prefix(topic_prefix.as_deref());
                     switchyard_loadtest::kafka::create_topics(
-                        &kafka.bootstrap,
+                        &switchyard_loadtest::kafka::clients(&kafka.bootstrap),
                         &switchyard_loadtest::run::scenario_topics(&scenario, &names, true),
                     )
+                    .map_err(LoadtestError::from)
                 }
             };
             for topic in created.context("setting up the topics")? {

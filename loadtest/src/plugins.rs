@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::LoadtestError;
-use crate::kafka::{ReadRecord, read_all_to_end};
-use crate::router_admin::Metrics;
+use switchyard_fixtures::metrics::Metrics;
+
+use crate::kafka::{ReadRecord, clients, read_all_to_end};
 
 /// Where a plugin worker serves `/metrics`.
 #[derive(Debug, Clone)]
@@ -182,7 +183,7 @@ pub fn count(
 ) -> Result<(Counts, Counts), LoadtestError> {
     let mut topics = vec![results_topic.to_owned()];
     topics.extend(dead_letter_topics.iter().map(|(_, topic)| topic.clone()));
-    let reads = read_all_to_end(bootstrap, &topics, timeout, &|_| true)?;
+    let reads = read_all_to_end(&clients(bootstrap), &topics, timeout, &|_| true)?;
     let mut results = BTreeMap::new();
     for record in &reads[0].kept {
         if header(record, "ce_causationid").is_some_and(|id| run_ids.contains(&id)) {

@@ -1,4 +1,5 @@
-//! The router's admin endpoints as the tool uses them: `/readyz` and the counters of `/metrics`.
+//! The router's admin endpoints as the tool uses them: `/readyz` and the counters of `/metrics` (parsed by
+//! the shared fixtures' [`Metrics`]).
 //!
 //! The router's event counters move only when an outcome is durable (its transaction committed), so once
 //! they have grown by the number of events sent, every output of those events is readable by a
@@ -8,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use switchyard_fixtures::metrics::Metrics;
 
 use crate::LoadtestError;
 
@@ -22,119 +24,6 @@ pub const CONTROL_RECORDS_TOTAL: &str = "switchyard_router_control_records_total
 
 /// How often waits poll the router.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
-
-/// One sample of the Prometheus text format.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
-    /// Metric name.
-    pub name: String,
-    /// Labels in the order written.
-    pub labels: Vec<(String, String)>,
-    /// The value.
-    pub value: f64,
-}
-
-/// A parsed `/metrics` page.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Metrics {
-    /// Every sample.
-    pub samples: Vec<Sample>,
-}
-
-impl Metrics {
-    /// Parses the Prometheus text exposition format; lines it cannot read are skipped.
-    pub fn parse(text: &str) -> Self {
-        let samples = text
-            .lines()
-            .map(str::trim)
-            .filter(|line| !line.is_empty() && !line.starts_with('#'))
-            .filter_map(parse_sample)
-            .collect();
-        Self { samples }
-    }
-
-    /// The sum of the samples of `name` that carry all of `labels`; 0 if none (a labelled counter
-    /// appears only once it has moved).
-    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
-        self.samples
-            .iter()
-            .filter(|s| s.name == name)
-            .filter(|s| {
-                labels
-                    .iter()
-                    .all(|(k, v)| s.labels.iter().any(|(lk, lv)| lk == k && lv == v))
-            })
-            .map(|s| s.value)
-            .sum()
-    }
-
-    /// The samples of `name` summed by the value of `label`.
-    pub fn by_label(&self, name: &str, label: &str) -> BTreeMap<String, f64> {
-        let mut out = BTreeMap::new();
-        for sample in self.samples.iter().filter(|s| s.name == name) {
-            if let Some((_, value)) = sample.labels.iter().find(|(k, _)| k == label) {
-                *out.entry(value.clone()).or_insert(0.0) += sample.value;
-            }
-        }
-        out
-    }
-}
-
-fn parse_sample(line: &str) -> Option<Sample> {
-    let name_end = line.find(['{', ' ']).unwrap_or(line.len());
-    let name = line[..name_end].to_owned();
-    let mut rest = &line[name_end..];
-    let mut labels = Vec::new();
-    if let Some(inner) = rest.strip_prefix('{') {
-        let mut chars = inner.char_indices().peekable();
-        let end = loop {
-            // Skip separators.
-            while let Some((_, c)) = chars.peek() {
-                if *c == ',' || c.is_whitespace() {
-                    chars.next();
-                } else {
-                    break;
-                }
-            }
-            match chars.peek() {
-                Some((i, '}')) => break *i,
-                None => return None,
-                _ => {}
-            }
-            let mut key = String::new();
-            for (_, c) in chars.by_ref() {
-                if c == '=' {
-                    break;
-                }
-                key.push(c);
-            }
-            if chars.next().map(|(_, c)| c) != Some('"') {
-                return None;
-            }
-            let mut value = String::new();
-            let mut escaped = false;
-            for (_, c) in chars.by_ref() {
-                match (escaped, c) {
-                    (true, 'n') => {
-                        value.push('\n');
-                        escaped = false;
-                    }
-                    (true, c) => {
-                        value.push(c);
-                        escaped = false;
-                    }
-                    (false, '\\') => escaped = true,
-                    (false, '"') => break,
-                    (false, c) => value.push(c),
-                }
-            }
-            labels.push((key.trim().to_owned(), value));
-        };
-        rest = &inner[end + 1..];
-    }
-    let value = rest.split_whitespace().next()?.parse().ok()?;
-    Some(Sample { name, labels, value })
-}
 
 /// The router counters the tool reads, as integers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -341,19 +230,6 @@ switchyard_router_control_records_total{result="invalid",topic="plugins"} 1
 switchyard_router_plugins 4
 weird_metric{a="x\"y\\z",b="1, 2"} 1.5e3
 "#;
-
-    #[test]
-    fn parses_the_text_format() {
-        let metrics = Metrics::parse(PAGE);
-        assert_eq!(metrics.value(EVENTS_TOTAL, &[("outcome", "routed")]), 120.0);
-        assert_eq!(metrics.value(EVENTS_TOTAL, &[]), 130.0);
-        assert_eq!(metrics.value("switchyard_router_plugins", &[]), 4.0);
-        assert_eq!(
-            metrics.value("weird_metric", &[("a", "x\"y\\z"), ("b", "1, 2")]),
-            1500.0
-        );
-        assert_eq!(metrics.value("absent", &[]), 0.0);
-    }
 
     #[test]
     fn counters_and_deltas() {

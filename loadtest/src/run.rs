@@ -26,7 +26,7 @@ use crate::control_plane::{
     remove_through_registry, wait_for_registry,
 };
 use crate::expect::RoutingTable;
-use crate::kafka::{Producer, TopicSpec, create_topics};
+use crate::kafka::{Producer, TopicSpec, clients, create_topics};
 use crate::leftovers::{ControlRecords, Leftovers};
 use crate::measure::{LagWatcher, LatencyReader, Percentiles, Processes, now_us};
 use crate::router_admin::RouterAdmin;
@@ -212,7 +212,7 @@ pub struct Session {
     pub run_id: Uuid,
 }
 
-fn fanout_of(record: &crate::record::Record) -> u64 {
+fn fanout_of(record: &crate::kafka::Record) -> u64 {
     record
         .header(crate::workload::FANOUT_HEADER)
         .and_then(|v| std::str::from_utf8(v).ok())
@@ -233,7 +233,7 @@ impl Session {
         // The registry provisions plugin topics itself, with its own sizes.
         let with_plugins = !matches!(options.setup, Setup::Registry(_));
         create_topics(
-            &options.bootstrap,
+            &clients(&options.bootstrap),
             &scenario_topics(scenario, topics, with_plugins),
         )?;
 
@@ -243,7 +243,7 @@ impl Session {
         let teams = scenario_teams(scenario, options.seed);
         let controls = controls(scenario, &teams, options.seed, &updated_at);
         let table = RoutingTable::from_controls(&controls);
-        let producer = Producer::new(&options.bootstrap)?;
+        let producer = Producer::new(&clients(&options.bootstrap))?;
         let enablements = controls.len() - plugin_ids.len();
         let admin = options
             .router_admin

@@ -10,7 +10,7 @@ use switchyard_schemas::topics;
 
 use crate::LoadtestError;
 use crate::generate::SAMPLE_PLUGINS;
-use crate::kafka::{Created, TopicSpec, create_topics};
+use crate::kafka::{Created, TopicSpec, clients, create_topics};
 
 /// The demo's topics: `core.events` (6 partitions), `core.events.dlq` (3), the compacted
 /// `switchyard.plugins` (1) and `switchyard.enablements` (3), `core.plugin-results` (3), and a 3-partition
@@ -48,7 +48,7 @@ pub fn plugin_topic(plugin: &str) -> String {
 
 /// Creates the demo's topics that do not exist yet; says what it did with each.
 pub fn setup_topics(bootstrap: &str) -> Result<Vec<Created>, LoadtestError> {
-    create_topics(bootstrap, &demo_topics())
+    Ok(create_topics(&clients(bootstrap), &demo_topics())?)
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use crate::LoadtestError;
 use crate::expect::RoutingTable;
 use crate::generate::{Control, Team, Traffic, TrafficConfig, teams};
-use crate::record::Record;
+use crate::kafka::Record;
 use crate::scenario::Scenario;
 
 /// Send time of a record, Unix microseconds (decimal text).

@@ -40,11 +40,11 @@
 //!
 //! Without wrk (`apt-get install wrk`) the bridge's rate is still measured; the ratio is `null`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -54,17 +54,16 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer as _};
 use serde_json::{Value, json};
+use switchyard_fixtures::kafka::{self, Producer, Record, TopicSpec};
+use switchyard_fixtures::metrics::Metrics;
+use switchyard_fixtures::net::free_address;
+use switchyard_fixtures::process::Supervised;
 use switchyard_schemas::ContentType;
 use switchyard_schemas::envelope as h;
 use switchyard_schemas::payload::encode;
 use switchyard_schemas::samples::response_24_answers;
+use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
 use tokio::runtime::Runtime;
 
 /// The targets of the issue.
@@ -438,40 +437,35 @@ impl Topics {
     }
 }
 
-fn admin_client(bootstrap: &str) -> Result<AdminClient<DefaultClientContext>, Error> {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .create()
-        .map_err(|e| format!("creating the admin client failed: {e}"))
+/// The benchmark's clients of the broker at `bootstrap`. Its producer sends uncompressed records (the
+/// fixtures' producer compresses with zstd by default), so that the bridge's figures include no
+/// decompression and stay comparable across runs.
+fn clients(bootstrap: &str) -> Clients {
+    let settings = KafkaSettings {
+        producer_options: BTreeMap::from([("compression.type".to_owned(), "none".to_owned())]),
+        ..KafkaSettings::bootstrap(bootstrap)
+    };
+    Clients::new(settings, ClientStats::unregistered()).with_statistics_interval(Duration::ZERO)
 }
 
-async fn create_topics(bootstrap: &str, topics: &Topics, partitions: i32) -> Result<(), Error> {
-    let admin = admin_client(bootstrap)?;
-    let new = [
-        NewTopic::new(&topics.events, partitions, TopicReplication::Fixed(1)),
-        NewTopic::new(&topics.dead_letter, 1, TopicReplication::Fixed(1)),
-        NewTopic::new(&topics.results, 1, TopicReplication::Fixed(1)),
-        NewTopic::new(&topics.configs, 1, TopicReplication::Fixed(1)).set("cleanup.policy", "compact"),
+fn create_topics(bootstrap: &str, topics: &Topics, partitions: i32) -> Result<(), Error> {
+    let specs = [
+        TopicSpec::new(&topics.events, partitions),
+        TopicSpec::new(&topics.dead_letter, 1),
+        TopicSpec::new(&topics.results, 1),
+        TopicSpec::compacted(&topics.configs, 1),
     ];
-    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-    let results = admin
-        .create_topics(&new, &options)
-        .await
-        .map_err(|e| format!("creating topics on {bootstrap} failed: {e}"))?;
-    for result in results {
-        if let Err((topic, code)) = result {
-            return Err(format!("creating topic {topic} failed: {code}"));
+    for created in kafka::create_topics(&clients(bootstrap), &specs).map_err(|e| e.to_string())? {
+        if let kafka::Created::Existed(topic) = created {
+            return Err(format!("the topic {topic} exists already"));
         }
     }
     Ok(())
 }
 
-async fn delete_topics(bootstrap: &str, topics: &Topics) {
-    if let Ok(admin) = admin_client(bootstrap) {
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        if let Err(error) = admin.delete_topics(&topics.all(), &options).await {
-            eprintln!("note: deleting the benchmark's topics failed: {error}");
-        }
+fn delete_topics(bootstrap: &str, topics: &Topics) {
+    if let Err(error) = kafka::delete_topics(&clients(bootstrap), &topics.all()) {
+        eprintln!("note: deleting the benchmark's topics failed: {error}");
     }
 }
 
@@ -483,13 +477,7 @@ fn team_name(index: usize) -> String {
 /// events are spread over the whole topic, as with live traffic); its `ce_id` is `<team>.<seq>`. Returns
 /// the bytes of one record (value plus headers).
 fn produce(bootstrap: &str, topic: &str, teams: usize, count: usize) -> Result<usize, Error> {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("enable.idempotence", "true")
-        .set("partitioner", "murmur2_random")
-        .set("linger.ms", "5")
-        .create()
-        .map_err(|e| format!("creating the producer failed: {e}"))?;
+    let producer = Producer::new(&clients(bootstrap)).map_err(|e| e.to_string())?;
     let mut record_bytes = 0;
     for i in 0..count {
         let team = team_name(i % teams);
@@ -518,28 +506,15 @@ fn produce(bootstrap: &str, topic: &str, teams: usize, count: usize) -> Result<u
                     .map(|(name, value)| name.len() + value.len())
                     .sum::<usize>();
         }
-        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
-        for (key, value) in headers {
-            owned = owned.insert(Header {
-                key,
-                value: Some(value.as_bytes()),
-            });
-        }
-        let mut record: BaseRecord<'_, str, [u8]> = BaseRecord::to(topic)
-            .key(team.as_str())
-            .payload(value.as_slice())
-            .headers(owned);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    producer.poll(Duration::from_millis(10));
-                    record = back;
-                }
-                Err((error, _)) => return Err(format!("producing to {topic} failed: {error}")),
-            }
-        }
-        producer.poll(Duration::ZERO);
+        let record = Record {
+            key: Some(team.clone().into_bytes()),
+            value: Some(value),
+            headers: headers
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), value.as_bytes().to_vec()))
+                .collect(),
+        };
+        producer.send(topic, &record).map_err(|e| e.to_string())?;
     }
     producer
         .flush(Duration::from_secs(120))
@@ -618,28 +593,18 @@ const SERVICE_THREADS: &str = "plugin-service";
 // ---------------------------------------------------------------------------------------------------------
 // The bridge process
 
+/// A `switchyard-plugin-bridge` process, killed when dropped.
 struct Bridge {
-    child: Child,
+    process: Supervised,
     admin: SocketAddr,
-    log: PathBuf,
-}
-
-fn free_address() -> Result<SocketAddr, Error> {
-    let listener =
-        std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
-    listener
-        .local_addr()
-        .map_err(|e| format!("finding a free port: {e}"))
 }
 
 impl Bridge {
-    /// Starts `switchyard-plugin-bridge` for `service_url` on `topics`; its output goes to `log`.
+    /// Starts `switchyard-plugin-bridge` for `service_url` on `topics`; its output goes to `log` (a fresh
+    /// file per run).
     fn start(config: &BenchConfig, topics: &Topics, service_url: &str, log: PathBuf) -> Result<Self, Error> {
-        let admin = free_address()?;
-        let output = std::fs::File::create(&log).map_err(|e| format!("creating {}: {e}", log.display()))?;
-        let errors = output
-            .try_clone()
-            .map_err(|e| format!("creating {}: {e}", log.display()))?;
+        let admin = free_address().map_err(|e| e.to_string())?;
+        let _ = std::fs::remove_file(&log);
         let group = format!("bench-{}", uuid::Uuid::new_v4().simple());
         let settings = [
             ("KAFKA__BOOTSTRAP_SERVERS", config.bootstrap.as_str()),
@@ -655,53 +620,32 @@ impl Bridge {
             ("LOG__LEVEL", "warn"),
         ]
         .map(|(key, value)| (format!("SWITCHYARD_PLUGIN__{key}"), value.to_owned()));
-        let child = Command::new(&config.bridge_exe)
-            .arg("--url")
-            .arg(service_url)
-            .envs(settings)
-            .stdin(Stdio::null())
-            .stdout(output)
-            .stderr(errors)
-            .spawn()
-            .map_err(|e| format!("starting {} failed: {e}", config.bridge_exe.display()))?;
-        Ok(Self { child, admin, log })
+        let process = Supervised::spawn(
+            Command::new(&config.bridge_exe)
+                .arg("--url")
+                .arg(service_url)
+                .envs(settings),
+            &log,
+        )
+        .map_err(|e| e.to_string())?;
+        Ok(Self { process, admin })
     }
 
     /// Fails if the process has exited.
     fn check_running(&mut self) -> Result<(), Error> {
-        match self.child.try_wait() {
-            Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!(
+        match self.process.exited() {
+            None => Ok(()),
+            Some(status) => Err(format!(
                 "the bridge exited ({status}); its log: {}",
-                self.log.display()
+                self.process.log().display()
             )),
-            Err(error) => Err(format!("watching the bridge failed: {error}")),
         }
     }
 
     /// Stops it as SIGTERM would, killing it if it does not stop within 15 s.
     fn stop(mut self) {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if !matches!(self.child.try_wait(), Ok(None)) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Bridge {
-    fn drop(&mut self) {
-        if matches!(self.child.try_wait(), Ok(None)) {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        if let Err(error) = self.process.terminate(Duration::from_secs(15)) {
+            eprintln!("note: {error}");
         }
     }
 }
@@ -717,32 +661,17 @@ struct Outcomes {
     buffered: f64,
 }
 
-fn parse_outcomes(metrics: &str) -> Outcomes {
-    let mut outcomes = Outcomes::default();
-    for line in metrics.lines() {
-        let number = line
-            .rsplit(' ')
-            .next()
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        if line.starts_with("switchyard_plugin_in_flight") {
-            outcomes.in_flight = number;
-        } else if line.starts_with("switchyard_plugin_buffered") {
-            outcomes.buffered = number;
-        }
-        if !line.starts_with("switchyard_plugin_events_total{") {
-            continue;
-        }
-        let value = number as u64;
-        if line.contains("outcome=\"done\"") {
-            outcomes.done = value;
-        } else if line.contains("outcome=\"retried\"") {
-            outcomes.retried = value;
-        } else if line.contains("outcome=\"dead_lettered\"") {
-            outcomes.dead_lettered = value;
-        }
+fn parse_outcomes(text: &str) -> Outcomes {
+    let metrics = Metrics::parse(text);
+    let events =
+        |outcome: &str| metrics.value("switchyard_plugin_events_total", &[("outcome", outcome)]) as u64;
+    Outcomes {
+        done: events("done"),
+        retried: events("retried"),
+        dead_lettered: events("dead_lettered"),
+        in_flight: metrics.value("switchyard_plugin_in_flight", &[]),
+        buffered: metrics.value("switchyard_plugin_buffered", &[]),
     }
-    outcomes
 }
 
 /// Samples of the bridge's gauges while it delivers: the means of its calls in flight and events held.
@@ -785,7 +714,7 @@ fn wait_done(
         if let Some(text) = seen {
             last = parse_outcomes(&text);
             if last.done + last.dead_lettered >= total {
-                gauges.bridge_cpu.1 = process_cpu(bridge.child.id());
+                gauges.bridge_cpu.1 = process_cpu(bridge.process.pid());
                 gauges.service_cpu.1 = threads_cpu(SERVICE_THREADS);
                 if gauges.samples > 0 {
                     gauges.in_flight /= gauges.samples as f64;
@@ -795,7 +724,7 @@ fn wait_done(
             }
             if served.first_start().is_some() {
                 if gauges.samples == 0 {
-                    gauges.bridge_cpu.0 = process_cpu(bridge.child.id());
+                    gauges.bridge_cpu.0 = process_cpu(bridge.process.pid());
                     gauges.service_cpu.0 = threads_cpu(SERVICE_THREADS);
                 }
                 gauges.samples += 1;
@@ -808,7 +737,7 @@ fn wait_done(
                 "not done within {timeout:?}: {} done, {} dead-lettered of {total}; the bridge's log: {}",
                 last.done,
                 last.dead_lettered,
-                bridge.log.display()
+                bridge.process.log().display()
             ));
         }
         if at >= next_check {
@@ -1039,7 +968,7 @@ fn run(config: &BenchConfig) -> Result<(), Error> {
         config.bridge_events, config.bridge_teams
     );
     let noop_topics = Topics::new("bench-noop");
-    runtime.block_on(create_topics(&config.bootstrap, &noop_topics, config.partitions))?;
+    create_topics(&config.bootstrap, &noop_topics, config.partitions)?;
     let record_bytes = produce(
         &config.bootstrap,
         &noop_topics.events,
@@ -1075,7 +1004,7 @@ fn run(config: &BenchConfig) -> Result<(), Error> {
     } else {
         None
     };
-    runtime.block_on(delete_topics(&config.bootstrap, &noop_topics));
+    delete_topics(&config.bootstrap, &noop_topics);
 
     // 2. Key-parallel efficiency.
     let total = config.teams * config.events_per_team;
@@ -1084,7 +1013,7 @@ fn run(config: &BenchConfig) -> Result<(), Error> {
         config.teams, config.events_per_team
     );
     let slow_topics = Topics::new("bench-slow");
-    runtime.block_on(create_topics(&config.bootstrap, &slow_topics, config.partitions))?;
+    create_topics(&config.bootstrap, &slow_topics, config.partitions)?;
     produce(&config.bootstrap, &slow_topics.events, config.teams, total)?;
     let (slow_url, slow) = start_service(&services, "bench-slow", config.delay)?;
     let ideal = config.max_in_flight.min(config.teams) as f64 / config.delay.as_secs_f64();
@@ -1101,7 +1030,7 @@ fn run(config: &BenchConfig) -> Result<(), Error> {
         total as u64,
         Duration::from_secs_f64(120.0 + 4.0 * total as f64 / ideal),
     )?;
-    runtime.block_on(delete_topics(&config.bootstrap, &slow_topics));
+    delete_topics(&config.bootstrap, &slow_topics);
     let efficiency = slow_run.events_per_s / ideal;
     let order_violations = slow_run.served.violations + slow_run.served.overlaps;
 

@@ -1,14 +1,13 @@
-//! The broker under test: names, topics, producing and reading back.
+//! The broker under test: names, topics, producing and reading back, through the shared fixtures
+//! (`switchyard_fixtures::kafka`) with the test's broker and panics instead of errors.
 
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
-use switchyard_loadtest::kafka::ReadRecord;
-use switchyard_loadtest::record::Record;
-use switchyard_service::kafka::Clients;
+use rdkafka::{Offset, TopicPartitionList};
+pub use switchyard_fixtures::kafka::TopicSpec;
+use switchyard_fixtures::kafka::{self, Created, ReadRecord, Record};
+use switchyard_service::kafka::{Clients, KafkaContext};
 
 /// The broker's bootstrap address.
 pub fn bootstrap() -> String {
@@ -22,60 +21,72 @@ pub fn unique(prefix: &str) -> String {
 
 /// The clients of the broker under test, made as every Switchyard process makes its clients.
 pub fn clients() -> Clients {
-    switchyard_loadtest::kafka::clients(&bootstrap())
+    kafka::clients(&bootstrap())
 }
 
-fn client_config() -> ClientConfig {
-    clients()
-        .admin("test")
-        .config()
-        .expect("plain settings make a client")
+/// Runs a blocking fixture on tokio's blocking threads: the topic calls start a runtime of their own, which
+/// a test's runtime thread may not.
+async fn off_runtime<T: Send + 'static>(call: impl FnOnce(&Clients) -> T + Send + 'static) -> T {
+    let clients = clients();
+    tokio::task::spawn_blocking(move || call(&clients))
+        .await
+        .expect("fixture thread")
 }
 
-/// Creates topics (`compacted` ones with `cleanup.policy=compact`), failing the test if any fails.
+/// Creates topics (`compacted` ones with `cleanup.policy=compact`), failing the test if any fails or
+/// exists already.
 pub async fn create_topics(topics: &[(&str, i32, bool)]) {
-    let admin: AdminClient<DefaultClientContext> = client_config().create().expect("admin client");
-    let new: Vec<NewTopic<'_>> = topics
+    let specs: Vec<TopicSpec> = topics
         .iter()
-        .map(|(name, partitions, compacted)| {
-            let topic = NewTopic::new(name, *partitions, TopicReplication::Fixed(1));
-            if *compacted {
-                topic.set("cleanup.policy", "compact")
-            } else {
-                topic
-            }
+        .map(|&(name, partitions, compacted)| TopicSpec {
+            name: name.to_owned(),
+            partitions,
+            compacted,
         })
         .collect();
-    let results = admin
-        .create_topics(
-            &new,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
+    let created = off_runtime(move |clients| kafka::create_topics(clients, &specs))
         .await
-        .expect("create topics");
-    for result in results {
-        if let Err((topic, error)) = result {
-            panic!("creating topic {topic} failed: {error}");
+        .unwrap_or_else(|error| panic!("{error}"));
+    for topic in created {
+        if let Created::Existed(topic) = topic {
+            panic!("the topic {topic} exists already");
         }
     }
 }
 
 /// Deletes topics, failing the test if the broker refuses; a topic that does not exist is no error.
 pub async fn delete_topics(topics: &[&str]) {
-    let admin: AdminClient<DefaultClientContext> = client_config().create().expect("admin client");
-    let results = admin
-        .delete_topics(
-            topics,
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-        )
+    let topics: Vec<String> = topics.iter().map(|&t| t.to_owned()).collect();
+    off_runtime(move |clients| {
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        kafka::delete_topics(clients, &names)
+    })
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+}
+
+/// Sets topic-level settings, e.g. `("max.message.bytes", "2048")`, failing the test if the broker refuses.
+pub async fn set_topic_config(topic: &str, settings: &[(&str, &str)]) {
+    let topic = topic.to_owned();
+    let settings: Vec<(String, String)> = settings
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    off_runtime(move |clients| {
+        let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        kafka::set_topic_config(clients, &topic, &settings)
+    })
+    .await
+    .unwrap_or_else(|error| panic!("{error}"));
+}
+
+/// Creates `topic` once the broker lets it (a topic being deleted still exists for a moment): whether it
+/// was created now.
+pub async fn try_create_topic(topic: TopicSpec) -> bool {
+    let name = topic.name.clone();
+    off_runtime(move |clients| kafka::create_topics(clients, &[topic]))
         .await
-        .expect("delete topics");
-    for result in results {
-        match result {
-            Ok(_) | Err((_, rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-            Err((topic, error)) => panic!("deleting topic {topic} failed: {error}"),
-        }
-    }
+        .is_ok_and(|created| created == [Created::Created(name)])
 }
 
 /// A record to produce: key, value and headers (`None` = a null value or header value).
@@ -98,9 +109,9 @@ impl Outgoing {
 }
 
 /// A plain (non-transactional, idempotent) producer with Java-compatible partitioning, like the router's:
-/// the load-test crate's producer, failing the test on any error.
+/// the fixtures' producer, failing the test on any error.
 pub struct TestProducer {
-    producer: switchyard_loadtest::kafka::Producer,
+    producer: kafka::Producer,
 }
 
 impl Default for TestProducer {
@@ -112,8 +123,13 @@ impl Default for TestProducer {
 impl TestProducer {
     /// A producer for the test broker.
     pub fn new() -> Self {
+        Self::on(&clients())
+    }
+
+    /// A producer made by other clients (another broker, a secured one).
+    pub fn on(clients: &Clients) -> Self {
         Self {
-            producer: switchyard_loadtest::kafka::Producer::new(&bootstrap()).expect("producer"),
+            producer: kafka::Producer::new(clients).unwrap_or_else(|error| panic!("{error}")),
         }
     }
 
@@ -147,35 +163,24 @@ pub type Incoming = ReadRecord;
 /// Reads every committed record of `topic`, from the beginning to the end of every partition, as a
 /// `read_committed` consumer. A topic that does not exist reads as empty.
 pub fn read_to_end(topic: &str) -> Vec<Incoming> {
-    switchyard_loadtest::kafka::read_to_end(&bootstrap(), topic, Duration::from_secs(60), |_| true)
+    kafka::read_to_end(&clients(), topic, Duration::from_secs(60), |_| true)
         .unwrap_or_else(|error| panic!("reading {topic} failed: {error}"))
         .kept
 }
 
 /// The partition count of `topic`, or `None` when it does not exist.
 pub fn topic_partitions(topic: &str) -> Option<usize> {
-    let consumer: BaseConsumer = client_config()
-        .set("allow.auto.create.topics", "false")
-        .create()
-        .expect("consumer");
-    let metadata = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-        .expect("metadata");
-    metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none())
-        .map(|t| t.partitions().len())
-        .filter(|&n| n > 0)
+    kafka::topic_partitions(&clients(), topic).unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// Whether the consumer group has committed offsets at the end of every partition of `topic`: everything
 /// produced so far has been processed and its outcome is durable. (Input topics in tests are written
 /// without transactions, so the end offset is the offset after the last record.)
 pub fn group_caught_up(group: &str, topic: &str) -> bool {
-    let consumer: BaseConsumer = client_config()
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
+    let consumer: BaseConsumer<KafkaContext> = clients()
+        .consumer("test-group-progress")
+        .managed("group.id", group)
+        .managed("enable.auto.commit", "false")
         .create()
         .expect("consumer");
     let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {

@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
+use switchyard_fixtures::process::Supervised;
 use switchyard_registry::api::AppState;
 use switchyard_registry::auth::{Claims, Role, mint_hs256};
 use switchyard_registry::config::Config;
@@ -19,8 +20,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
+use crate::binaries::{free_address, supervise, terminate, workspace_binary};
 use crate::broker::{bootstrap, unique};
-use crate::routers::{Admin, free_address, init_logging, workspace_binary};
+use crate::routers::{Admin, init_logging};
 use crate::wait::wait_for;
 
 /// The HS256 secret of test registries.
@@ -282,13 +284,13 @@ pub fn ctl_binary() -> PathBuf {
     workspace_binary("switchyardctl", "SWITCHYARDCTL_BIN")
 }
 
-/// The real registry binary, configured through its environment, logging to a file.
+/// The real registry binary, configured through its environment, logging to a file; killed when dropped.
 pub struct RegistryProcess {
     /// Its base URL.
     pub url: String,
     /// Its `/readyz` and `/metrics`.
     pub admin: Admin,
-    child: Child,
+    process: Supervised,
 }
 
 impl RegistryProcess {
@@ -305,22 +307,10 @@ impl RegistryProcess {
         address: SocketAddr,
         log: &Path,
     ) -> Self {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
-        let child = Command::new(binary)
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start switchyard-registry");
         Self {
             url: format!("http://{address}"),
             admin: Admin { address },
-            child,
+            process: supervise(Command::new(binary).envs(env), log),
         }
     }
 
@@ -333,17 +323,8 @@ impl RegistryProcess {
     }
 
     /// SIGTERM, then waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        self.child.wait().expect("wait")
-    }
-}
-
-impl Drop for RegistryProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    pub fn terminate(mut self) -> ExitStatus {
+        terminate(&mut self.process)
     }
 }
 

@@ -1,16 +1,19 @@
 //! Routers under test: in process through the library, or the real binary as an operator runs it.
 
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
 use std::time::Duration;
 
+use switchyard_fixtures::metrics;
+use switchyard_fixtures::process::Supervised;
 use switchyard_router::RouterError;
 use switchyard_router::config::Config;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::binaries::{free_address, supervise, terminate, workspace_binary};
 use crate::broker::{bootstrap, create_topics, unique};
 use crate::wait::wait_for;
 
@@ -90,12 +93,6 @@ pub fn init_logging() {
     }
 }
 
-/// A loopback address with a port that was free a moment ago.
-pub fn free_address() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("address")
-}
-
 /// The admin endpoint of a router, in or out of process.
 #[derive(Debug, Clone)]
 pub struct Admin {
@@ -134,14 +131,11 @@ impl Admin {
 
     /// The value of one sample of `/metrics`, e.g. `switchyard_router_events_total{outcome="routed"}`;
     /// 0 when absent.
-    pub async fn metric(&self, sample: &str) -> f64 {
+    pub async fn metric(&self, series: &str) -> f64 {
         let Some((_, text)) = self.get("/metrics").await else {
             return 0.0;
         };
-        text.lines()
-            .find_map(|line| line.strip_prefix(sample).and_then(|rest| rest.strip_prefix(' ')))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0.0)
+        metrics::sample(&text, series).unwrap_or(0.0)
     }
 
     /// Durable outcomes so far: (routed, unrouted, dead_lettered).
@@ -226,93 +220,47 @@ pub fn router_binary() -> PathBuf {
     workspace_binary("switchyard-router", "SWITCHYARD_ROUTER_BIN")
 }
 
-/// A binary of the workspace: `$override_var` if set, else the one next to the test executable's profile
-/// directory.
-pub fn workspace_binary(name: &str, override_var: &str) -> PathBuf {
-    if let Ok(path) = std::env::var(override_var) {
-        return PathBuf::from(path);
-    }
-    // Test executables live in target/<profile>/deps; binaries one level up.
-    let exe = std::env::current_exe().expect("test executable path");
-    let path = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` first (make test does)",
-        path.display()
-    );
-    path
-}
-
-/// The real binary, started with a config file the way an operator would.
+/// The real binary, started with a config file the way an operator would; killed when dropped.
 pub struct RouterProcess {
     /// Its admin endpoint.
     pub admin: Admin,
-    child: Child,
+    process: Supervised,
 }
 
 impl RouterProcess {
     /// Starts the binary with `config` written to a file and `env` set.
-    pub fn start(
-        config_toml: &str,
-        env: &BTreeMap<String, String>,
-        admin: SocketAddr,
-        log: &std::path::Path,
-    ) -> Self {
+    pub fn start(config_toml: &str, env: &BTreeMap<String, String>, admin: SocketAddr, log: &Path) -> Self {
         let dir = std::env::temp_dir().join(unique("switchyard-router"));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let file = dir.join("router.toml");
         std::fs::write(&file, config_toml).expect("config file");
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("log file");
-        let child = Command::new(router_binary())
-            .arg("--config")
-            .arg(&file)
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("log"))
-            .stderr(log)
-            .spawn()
-            .expect("start switchyard-router");
+        let process = supervise(
+            Command::new(router_binary()).arg("--config").arg(&file).envs(env),
+            log,
+        );
         Self {
             admin: Admin { address: admin },
-            child,
+            process,
         }
     }
 
     /// SIGKILL: no commit, no flush, no goodbye.
     pub fn kill(mut self) {
-        self.child.kill().expect("SIGKILL");
-        let _ = self.child.wait();
+        self.process.kill().unwrap_or_else(|error| panic!("{error}"));
     }
 
     /// SIGTERM, then waits for the exit status.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
-        self.child.wait().expect("wait")
+    pub fn terminate(mut self) -> ExitStatus {
+        terminate(&mut self.process)
     }
 
     /// Its process id.
     pub fn pid(&self) -> u32 {
-        self.child.id()
+        self.process.pid()
     }
 
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for RouterProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.running()
     }
 }

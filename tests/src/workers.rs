@@ -6,14 +6,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use switchyard_fixtures::process::Supervised;
 use switchyard_plugin_runtime::plugin::{Context, Event, Outcome, Plugin, PluginError};
 use switchyard_plugin_runtime::settings::Settings;
 use switchyard_schemas::control::PluginManifest;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::binaries::{free_address, supervise, workspace_binary};
 use crate::broker::{bootstrap, create_topics, unique};
-use crate::routers::{Admin, free_address, init_logging};
+use crate::routers::{Admin, init_logging};
 
 /// Fresh topics of one plugin deployment.
 #[derive(Debug, Clone)]
@@ -272,18 +274,15 @@ pub async fn serve_on_loopback(app: axum::Router) -> String {
     base
 }
 
-/// A `switchyard-plugin-bridge` process for the plugin service at `url` on `topics`, in consumer group
-/// `group`, its admin on `admin` and its log in a temporary file named after `log_name`. The caller adds
-/// settings of its own and spawns it.
+/// A `switchyard-plugin-bridge` command for the plugin service at `url` on `topics`, in consumer group
+/// `group`, its admin on `admin`. The caller adds settings of its own and starts it with [`start_bridge`].
 pub fn bridge_command(
     topics: &WorkerTopics,
     url: &str,
     group: &str,
     admin: std::net::SocketAddr,
-    log_name: &str,
 ) -> std::process::Command {
-    let log = std::env::temp_dir().join(unique(log_name)).with_extension("log");
-    let mut command = std::process::Command::new(crate::routers::workspace_binary(
+    let mut command = std::process::Command::new(workspace_binary(
         "switchyard-plugin-bridge",
         "SWITCHYARD_PLUGIN_BRIDGE_BIN",
     ));
@@ -303,9 +302,13 @@ pub fn bridge_command(
         .env("SWITCHYARD_PLUGIN__DELIVERY__GROUP_ID", group)
         .env("SWITCHYARD_PLUGIN__HTTP__URL_PATTERNS", url)
         .env("SWITCHYARD_PLUGIN__HTTP__ALLOWED_NETWORKS", "127.0.0.1/32")
-        .env("SWITCHYARD_PLUGIN__ADMIN__LISTEN", admin.to_string())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(log).expect("bridge log file"));
+        .env("SWITCHYARD_PLUGIN__ADMIN__LISTEN", admin.to_string());
     command
+}
+
+/// Starts a bridge `command` (from [`bridge_command`]) under supervision, its output in a temporary file
+/// named after `log_name`; it is killed when dropped.
+pub fn start_bridge(command: &mut std::process::Command, log_name: &str) -> Supervised {
+    let log = std::env::temp_dir().join(unique(log_name)).with_extension("log");
+    supervise(command, &log)
 }

@@ -14,7 +14,7 @@ use switchyard_schemas::EventType;
 use switchyard_schemas::control::{Enablement, PluginManifest};
 
 use super::teams::Team;
-use crate::record::Record;
+use crate::kafka::Record;
 
 /// `sheets-export`: every response and form change, to a spreadsheet.
 pub const SHEETS_EXPORT: &str = "sheets-export";

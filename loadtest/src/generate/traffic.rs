@@ -34,7 +34,7 @@ use uuid::Uuid;
 use super::answers::{Respondent, answer_form, correct_one, notes};
 use super::forms::{Template, publish, revise, templates_for};
 use super::teams::{ActivityPicker, Team};
-use crate::record::Record;
+use crate::kafka::Record;
 
 /// The header that marks every record of one run with the run id, so a reader can pick the run's
 /// records out of topics that hold earlier runs. The router passes it through untouched.

@@ -1,30 +1,16 @@
-//! Integration and black-box tests against the real broker (`make test` starts it).
+//! Integration and black-box tests against the real broker (`make test` starts it), one folder per
+//! component, one file per feature: `cargo test -p switchyard-tests --test integration <filter>` selects by
+//! module path, e.g. `router::takeover`, `registry::`, `kafka_security`.
+//!
+//! - [`router`]: the routing hop, in process and as the real binary.
+//! - [`registry`]: the registry's API, store, gateway and HTTP server, and its binary.
+//! - [`runtime`]: plugin workers, in process and behind `switchyard-plugin-bridge`.
+//! - [`plugins`]: the seed plugins on the runtime.
+//! - [`platform`]: what spans the components: a secured Kafka, the process lifecycle, the load tool, the
+//!   registry, router and CLI together.
 
-mod at_least_once;
-mod black_box;
-mod dead_letters;
-mod kafka_security;
-mod lifecycle;
-mod loadtest_smoke;
-mod order;
-mod plugin_outage;
-mod poison;
-mod python_plugin;
-mod readiness;
-mod registry_api;
-mod registry_authz;
-mod registry_e2e;
-mod registry_gateway;
-mod registry_http;
-mod registry_logs;
-mod registry_schema_cost;
-mod registry_store;
-mod replicas;
-mod router_lag;
-mod routing;
+mod platform;
+mod plugins;
+mod registry;
+mod router;
 mod runtime;
-mod runtime_http;
-mod seed_plugins;
-mod takeover;
-mod topic_deletion;
-mod worker_kill;

@@ -4,10 +4,11 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use switchyard_fixtures::metrics::Metrics;
 use switchyard_schemas::ContentType;
-use switchyard_tests::broker::{TestProducer, bootstrap, unique};
+use switchyard_service::kafka::KafkaContext;
+use switchyard_tests::broker::{TestProducer, clients, unique};
 use switchyard_tests::records::{core_event, enablement, manifest};
 use switchyard_tests::routers::{Admin, InProcessRouter, Topics};
 use switchyard_tests::wait::wait_for;
@@ -17,20 +18,16 @@ const PARTITIONS: i32 = 3;
 /// The lag series of every input partition, once all of them are exported.
 async fn lags(admin: &Admin) -> Option<Vec<f64>> {
     let (_, text) = admin.get("/metrics").await?;
-    let lags: Vec<f64> = text
-        .lines()
-        .filter(|line| line.starts_with("switchyard_router_consumer_lag_records{"))
-        .filter_map(|line| line.rsplit_once(' ')?.1.parse().ok())
-        .collect();
-    (lags.len() == PARTITIONS as usize).then_some(lags)
+    let lags = Metrics::parse(&text).by_label("switchyard_router_consumer_lag_records", "partition");
+    (lags.len() == PARTITIONS as usize).then(|| lags.into_values().collect())
 }
 
 /// Sends `events` core events in one transaction, so that each partition ends in a commit marker.
 fn send_in_a_transaction(topic: &str, events: &[switchyard_tests::broker::Outgoing]) {
-    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .set("transactional.id", unique("lag-input"))
-        .set("partitioner", "murmur2_random")
+    let producer: ThreadedProducer<KafkaContext> = clients()
+        .producer("lag-input")
+        .managed("transactional.id", unique("lag-input"))
+        .tunable("partitioner", "murmur2_random")
         .create()
         .expect("transactional producer");
     let timeout = Duration::from_secs(30);

@@ -1,26 +1,18 @@
 //! The language-neutral path: the standard-library Python example of `docs/plugin-authors.md` behind the
 //! real `switchyard-plugin-bridge` binary, signatures verified by the Python side, results published.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_schemas::envelope::ContentType;
 use switchyard_schemas::webhook::SigningSecret;
+use switchyard_tests::binaries::{free_address, supervise, workspace_binary};
 use switchyard_tests::broker::{TestProducer, read_to_end, unique};
 use switchyard_tests::records::core_event;
-use switchyard_tests::routers::{Admin, free_address, workspace_binary};
+use switchyard_tests::routers::Admin;
 use switchyard_tests::wait::wait_for;
 use switchyard_tests::workers::WorkerTopics;
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_example_behind_the_bridge() {
@@ -40,14 +32,14 @@ async fn the_python_example_behind_the_bridge() {
 
     let (_, secret) = SigningSecret::generate();
     let port = free_address().port();
-    let service = Killed(
+    let service_log = std::env::temp_dir()
+        .join(unique("wordcount"))
+        .with_extension("log");
+    let service = supervise(
         Command::new("python3")
             .args([example, "--port", &port.to_string()])
-            .env("WORDCOUNT_SIGNING_SECRET", &secret)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start the Python plugin"),
+            .env("WORDCOUNT_SIGNING_SECRET", &secret),
+        &service_log,
     );
     let base = format!("http://127.0.0.1:{port}");
     wait_for("the Python plugin to listen", Duration::from_secs(20), || async {
@@ -93,17 +85,14 @@ async fn the_python_example_behind_the_bridge() {
     ];
     env.push(("SWITCHYARD_PLUGIN__LOG__LEVEL".into(), "info".into()));
     let log = std::env::temp_dir().join(unique("bridge")).with_extension("log");
-    let bridge = Killed(
+    let bridge = supervise(
         Command::new(workspace_binary(
             "switchyard-plugin-bridge",
             "SWITCHYARD_PLUGIN_BRIDGE_BIN",
         ))
         .args(["--url", &base])
-        .envs(env)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(log.with_extension("err")).unwrap())
-        .spawn()
-        .expect("start switchyard-plugin-bridge"),
+        .envs(env),
+        &log,
     );
     Admin { address: admin }.wait_ready().await;
 

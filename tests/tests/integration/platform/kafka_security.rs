@@ -12,20 +12,17 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::json;
+use switchyard_fixtures::kafka::{self, TopicSpec};
 use switchyard_plugin_runtime::plugin::Outcome;
 use switchyard_plugin_runtime::settings::Settings;
 use switchyard_schemas::envelope::ContentType;
-use switchyard_tests::broker::unique;
-use switchyard_tests::records::core_event;
+use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
+use switchyard_tests::binaries::{free_address, workspace_binary};
+use switchyard_tests::broker::{Outgoing, TestProducer, unique};
+use switchyard_tests::records::{core_event, header};
 use switchyard_tests::registries::{RegistryProcess, RegistryTopics, admin, http, registry_binary, team};
-use switchyard_tests::routers::{RouterProcess, Topics, free_address, router_binary, workspace_binary};
+use switchyard_tests::routers::{RouterProcess, Topics, router_binary};
 use switchyard_tests::wait::wait_for;
 use switchyard_tests::workers::{InProcessWorker, ScriptedPlugin};
 
@@ -74,68 +71,53 @@ impl SecureBroker {
         .collect()
     }
 
-    /// A client of the test itself, with the right password.
-    fn client(&self) -> ClientConfig {
-        let mut config = ClientConfig::new();
-        config
-            .set("bootstrap.servers", &self.bootstrap)
-            .set("security.protocol", "SASL_SSL")
-            .set("sasl.mechanisms", "SCRAM-SHA-512")
-            .set("sasl.username", &self.username)
-            .set("sasl.password", &self.password)
-            .set("ssl.ca.location", &self.ca);
-        config
+    /// The test's own clients, with the right password: the settings the services get, through the same
+    /// builder.
+    fn clients(&self) -> Clients {
+        let options = [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", self.username.as_str()),
+            ("sasl.password", self.password.as_str()),
+            ("ssl.ca.location", self.ca.as_str()),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+        let settings = KafkaSettings {
+            options,
+            ..KafkaSettings::bootstrap(&self.bootstrap)
+        };
+        Clients::new(settings, ClientStats::unregistered()).with_statistics_interval(Duration::ZERO)
     }
 
+    /// Creates topics over SASL_SSL, failing the test if any fails or exists already.
     async fn create_topics(&self, topics: &[(&str, i32)]) {
-        let admin: AdminClient<DefaultClientContext> = self.client().create().expect("admin client");
-        let new: Vec<NewTopic<'_>> = topics
+        let specs: Vec<TopicSpec> = topics
             .iter()
-            .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+            .map(|&(name, partitions)| TopicSpec::new(name, partitions))
             .collect();
-        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
-        for result in admin.create_topics(&new, &options).await.expect("create topics") {
-            if let Err((topic, error)) = result {
-                panic!("creating topic {topic} over SASL_SSL failed: {error}");
-            }
+        let clients = self.clients();
+        let created = tokio::task::spawn_blocking(move || kafka::create_topics(&clients, &specs))
+            .await
+            .expect("admin thread")
+            .unwrap_or_else(|error| panic!("over SASL_SSL: {error}"));
+        for topic in created {
+            assert!(
+                matches!(topic, kafka::Created::Created(_)),
+                "{topic}: a fresh topic"
+            );
         }
     }
 
-    /// The `ce_id` headers of every committed record of `topic` once there are `count`, read over SASL_SSL.
-    fn read_ids(&self, topic: &str, count: usize, deadline: Duration) -> Vec<String> {
-        let consumer: BaseConsumer = self
-            .client()
-            .set("group.id", unique("secure-reader"))
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .create()
-            .expect("consumer");
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .expect("metadata over SASL_SSL");
-        let mut assignment = TopicPartitionList::new();
-        for partition in metadata.topics()[0].partitions() {
-            assignment
-                .add_partition_offset(topic, partition.id(), Offset::Beginning)
-                .expect("assignment");
-        }
-        consumer.assign(&assignment).expect("assign");
-        let started = Instant::now();
-        let mut ids = Vec::new();
-        while ids.len() < count && started.elapsed() < deadline {
-            if let Some(message) = consumer.poll(Duration::from_millis(200)) {
-                let message = message.expect("reading over SASL_SSL");
-                let id = message.headers().and_then(|headers| {
-                    headers
-                        .iter()
-                        .find(|h| h.key == "ce_id")
-                        .and_then(|h| h.value)
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                });
-                ids.push(id.unwrap_or_default());
-            }
-        }
-        ids
+    /// The `ce_id` headers of every committed record of `topic`, read to its end over SASL_SSL.
+    fn read_ids(&self, topic: &str) -> Vec<String> {
+        kafka::read_to_end(&self.clients(), topic, Duration::from_secs(30), |_| true)
+            .unwrap_or_else(|error| panic!("reading {topic} over SASL_SSL: {error}"))
+            .kept
+            .iter()
+            .map(|record| record.header("ce_id").unwrap_or_default())
+            .collect()
     }
 }
 
@@ -321,34 +303,24 @@ async fn binaries_route_over_sasl_ssl_and_a_wrong_password_stops_each_with_a_cle
     let worker = InProcessWorker::start(plugin.clone(), settings);
 
     // One event over SASL_SSL: routed to the plugin's topic, then executed by the worker.
-    let producer: FutureProducer = broker.client().create().expect("producer");
-    let event = core_event("acme", "response.submitted", "secure-1", ContentType::Json);
-    let mut headers = OwnedHeaders::new();
-    for (key, value) in &event.headers {
-        headers = headers.insert(Header {
-            key: key.as_str(),
-            value: value.as_deref(),
-        });
-    }
-    let mut record = FutureRecord::to(&topics.core).headers(headers);
-    if let Some(key) = &event.key {
-        record = record.key(key);
-    }
-    if let Some(value) = &event.value {
-        record = record.payload(value);
-    }
-    producer
-        .send(record, Duration::from_secs(30))
-        .await
-        .expect("producing over SASL_SSL");
+    let producer = TestProducer::on(&broker.clients());
+    producer.send(
+        &topics.core,
+        &core_event("acme", "response.submitted", "secure-1", ContentType::Json),
+    );
+    producer.flush();
 
     let plugin_topic = registry_topics.events(PLUGIN);
-    let routed = tokio::task::spawn_blocking({
-        let broker = broker.clone();
-        move || broker.read_ids(&plugin_topic, 1, Duration::from_secs(30))
+    let routed = wait_for("the event on the plugin's topic", Duration::from_secs(30), || {
+        let (broker, topic) = (broker.clone(), plugin_topic.clone());
+        async move {
+            let ids = tokio::task::spawn_blocking(move || broker.read_ids(&topic))
+                .await
+                .expect("reader");
+            (!ids.is_empty()).then_some(ids)
+        }
     })
-    .await
-    .expect("reader");
+    .await;
     assert_eq!(routed, ["secure-1"], "the event on the plugin's topic");
     let executed = wait_for(
         "the worker to execute the event",
@@ -408,26 +380,19 @@ async fn switchyardctl_dlq_lists_dead_letters_of_a_sasl_ssl_cluster_with_the_ser
     let plugin = unique("secure-dlq");
     let dead_letter_topic = format!("plugin.{plugin}.dlq");
     broker.create_topics(&[(&dead_letter_topic, 2)]).await;
-    let producer: FutureProducer = broker.client().create().expect("producer");
-    let headers = OwnedHeaders::new()
-        .insert(Header {
-            key: "ce_id",
-            value: Some("lost-1"),
-        })
-        .insert(Header {
-            key: "switchyard_error",
-            value: Some("retries_exhausted"),
-        });
-    producer
-        .send(
-            FutureRecord::to(&dead_letter_topic)
-                .key("acme")
-                .payload("{}")
-                .headers(headers),
-            Duration::from_secs(30),
-        )
-        .await
-        .expect("a dead letter over SASL_SSL");
+    let producer = TestProducer::on(&broker.clients());
+    producer.send(
+        &dead_letter_topic,
+        &Outgoing {
+            key: Some(b"acme".to_vec()),
+            value: Some(b"{}".to_vec()),
+            headers: vec![
+                header("ce_id", "lost-1"),
+                header("switchyard_error", "retries_exhausted"),
+            ],
+        },
+    );
+    producer.flush();
     let settings = write_file(&dir, "kafka.toml", &router_toml(&broker));
     let ctl = |password: &str, timeout: &str| {
         let mut command = Command::new(switchyard_tests::registries::ctl_binary());

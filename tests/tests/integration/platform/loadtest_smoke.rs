@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
+use switchyard_tests::binaries::{free_address, supervise, terminate, workspace_binary};
 use switchyard_tests::broker::{bootstrap, unique};
-use switchyard_tests::routers::{RouterProcess, free_address, workspace_binary};
+use switchyard_tests::routers::RouterProcess;
 
 fn loadtest() -> PathBuf {
     workspace_binary("switchyard-loadtest", "SWITCHYARD_LOADTEST_BIN")
@@ -207,7 +208,7 @@ fn a_second_run_on_the_same_topics_reads_only_its_own_records() {
     // The first run: smoke's teams with twice the plugins, nearly every pair enabled (a superset of
     // smoke's plugin ids and most of its pairs).
     let wide = out.join("wide.toml");
-    let smoke = include_str!("../../../loadtest/scenarios/smoke.toml");
+    let smoke = include_str!("../../../../loadtest/scenarios/smoke.toml");
     let text = smoke
         .replace("name = \"smoke\"", "name = \"wide\"")
         .replace("count = 4", "count = 8")
@@ -265,30 +266,28 @@ fn run_against_the_pipe_baseline_produces_sane_numbers() {
     let group = format!("{prefix}-pipe");
     let out = out_dir("loadtest-pipe");
     std::fs::create_dir_all(&out).unwrap();
-    let pipe = Command::new(loadtest())
-        .args([
-            "pipe",
-            "--bootstrap",
-            &bootstrap(),
-            "--scenario",
-            "smoke",
-            "--mode",
-            "at_least_once",
-        ])
-        .args(["--topic-prefix", &prefix, "--group", &group, "--duration", "90s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start the pipe");
-    let result = run(&prefix, &group, "none", pipe.id(), &out);
+    let log = out.join("pipe.log");
+    let mut pipe = supervise(
+        Command::new(loadtest())
+            .args([
+                "pipe",
+                "--bootstrap",
+                &bootstrap(),
+                "--scenario",
+                "smoke",
+                "--mode",
+                "at_least_once",
+            ])
+            .args(["--topic-prefix", &prefix, "--group", &group, "--duration", "90s"]),
+        &log,
+    );
+    let result = run(&prefix, &group, "none", pipe.pid(), &out);
     assert_sane(&result, "pipe");
-    let pid = nix::unistd::Pid::from_raw(pipe.id() as i32);
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let output = pipe.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
+    let status = terminate(&mut pipe);
+    let output = std::fs::read_to_string(&log).unwrap();
+    assert!(status.success(), "{output}");
     assert!(
-        stdout.contains("RUNNING") && stdout.contains("outputs"),
-        "{stdout}"
+        output.contains("RUNNING") && output.contains("outputs"),
+        "{output}"
     );
 }

@@ -2,7 +2,6 @@
 //! once, and a duplicate carries the same `webhook-id` as the first delivery.
 
 use std::collections::HashMap;
-use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,24 +10,27 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use serde_json::Value;
+use switchyard_fixtures::process::Supervised;
 use switchyard_schemas::envelope::ContentType;
+use switchyard_tests::binaries::free_address;
 use switchyard_tests::broker::{TestProducer, read_to_end, unique};
 use switchyard_tests::records::core_event;
-use switchyard_tests::routers::{Admin, free_address};
+use switchyard_tests::routers::Admin;
 use switchyard_tests::wait::wait_for;
-use switchyard_tests::workers::{WorkerTopics, bridge_command, http_plugin, serve_on_loopback};
+use switchyard_tests::workers::{WorkerTopics, bridge_command, http_plugin, serve_on_loopback, start_bridge};
 
 type Calls = Arc<Mutex<HashMap<String, Vec<String>>>>;
 
-fn bridge(topics: &WorkerTopics, group: &str, base: &str, admin: std::net::SocketAddr) -> Child {
-    bridge_command(topics, base, group, admin, "bridge-kill")
-        .env("SWITCHYARD_PLUGIN__DELIVERY__COMMIT_INTERVAL_MS", "300")
-        .env("SWITCHYARD_PLUGIN__DELIVERY__MAX_IN_FLIGHT", "4")
-        // A killed member's partitions move on after the session timeout: keep it short in the test.
-        .env("SWITCHYARD_PLUGIN__KAFKA__OPTIONS__SESSION_TIMEOUT_MS", "6000")
-        .env("SWITCHYARD_PLUGIN__KAFKA__OPTIONS__HEARTBEAT_INTERVAL_MS", "1000")
-        .spawn()
-        .expect("start switchyard-plugin-bridge")
+fn bridge(topics: &WorkerTopics, group: &str, base: &str, admin: std::net::SocketAddr) -> Supervised {
+    start_bridge(
+        bridge_command(topics, base, group, admin)
+            .env("SWITCHYARD_PLUGIN__DELIVERY__COMMIT_INTERVAL_MS", "300")
+            .env("SWITCHYARD_PLUGIN__DELIVERY__MAX_IN_FLIGHT", "4")
+            // A killed member's partitions move on after the session timeout: keep it short in the test.
+            .env("SWITCHYARD_PLUGIN__KAFKA__OPTIONS__SESSION_TIMEOUT_MS", "6000")
+            .env("SWITCHYARD_PLUGIN__KAFKA__OPTIONS__HEARTBEAT_INTERVAL_MS", "1000"),
+        "bridge-kill",
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,7 +81,6 @@ async fn killed_workers_redeliver_with_the_same_webhook_id() {
         })
         .await;
         worker.kill().expect("SIGKILL");
-        let _ = worker.wait();
         kills += 1;
     }
     let admin = free_address();
@@ -88,8 +89,7 @@ async fn killed_workers_redeliver_with_the_same_webhook_id() {
         (calls.lock().unwrap().len() >= total).then_some(())
     })
     .await;
-    let _ = last.kill();
-    let _ = last.wait();
+    last.kill().expect("SIGKILL");
 
     let calls = calls.lock().unwrap().clone();
     assert_eq!(calls.len(), total, "every event at least once");

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_schemas::envelope::ContentType;
+use switchyard_tests::binaries::free_address;
 use switchyard_tests::broker::{TestProducer, create_topics, read_to_end, unique};
 use switchyard_tests::records::core_event;
 use switchyard_tests::registries::{HS256_SECRET, RegistryProcess, RegistryTopics, ctl_binary, http, team};
-use switchyard_tests::routers::{InProcessRouter, Topics, free_address};
+use switchyard_tests::routers::{InProcessRouter, Topics};
 use switchyard_tests::wait::wait_for;
 
 const SECRET_VALUE: &str = "sk-live-5f1c9a7e-never-log-me";

@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 use switchyard_registry::config_schema::cost::{
     MAX_EVALUATIONS_PER_CONFIG, MAX_EVALUATIONS_PER_VALUE, any_of_chain,
 };
+use switchyard_tests::binaries::free_address;
 use switchyard_tests::registries::{RegistryProcess, RegistryTopics, admin, http, registry_binary};
-use switchyard_tests::routers::free_address;
 
 /// The address space the registry may use: room for its librdkafka clients and threads, far less than the
 /// gigabytes the chain took before the fix.

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use switchyard_tests::binaries::free_address;
 use switchyard_tests::broker::unique;
 use switchyard_tests::registries::{RegistryProcess, RegistryTopics, admin, http, plugin};
-use switchyard_tests::routers::free_address;
 use switchyard_tests::wait::wait_for;
 
 /// How long the registry sits idle: longer than the ~10 s period at which the review saw ERROR lines.

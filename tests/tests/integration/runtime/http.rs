@@ -271,7 +271,7 @@ async fn actions_of_an_in_process_plugin_through_the_gateway() {
     }
 
     let registry_topics = RegistryTopics::unique();
-    let admin_address = switchyard_tests::routers::free_address();
+    let admin_address = switchyard_tests::binaries::free_address();
     let worker_url = format!("http://{admin_address}");
     let registry = ServedRegistry::start(
         &registry_topics,

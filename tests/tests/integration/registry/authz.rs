@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use switchyard_registry::auth::{Claims, Role, mint_hs256};
 use switchyard_tests::registries::{InProcessRegistry, admin, plugin, team};
 
-const RSA_PUBLIC: &str = include_str!("../../../registry/src/testdata/rsa-public.pem");
+const RSA_PUBLIC: &str = include_str!("../../../../registry/src/testdata/rsa-public.pem");
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Caller {

@@ -6,11 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use switchyard_schemas::ContentType;
-use switchyard_tests::broker::{TestProducer, bootstrap, delete_topics, read_to_end};
+use switchyard_tests::broker::{TestProducer, TopicSpec, delete_topics, read_to_end, try_create_topic};
 use switchyard_tests::records::{core_event, enablement, manifest};
 use switchyard_tests::routers::{InProcessRouter, Topics};
 use switchyard_tests::wait::wait_for;
@@ -21,21 +18,10 @@ const DELETIONS: usize = 5;
 
 /// Creates `topic` once the broker has finished deleting its previous incarnation.
 async fn recreate(topic: &str) {
-    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap())
-        .create()
-        .expect("admin client");
     wait_for(
         &format!("{topic} to be created again"),
         Duration::from_secs(60),
-        || async {
-            let new = NewTopic::new(topic, 3, TopicReplication::Fixed(1));
-            let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
-            match admin.create_topics([&new], &options).await {
-                Ok(results) => results.into_iter().all(|r| r.is_ok()).then_some(()),
-                Err(_) => None,
-            }
-        },
+        || async { try_create_topic(TopicSpec::new(topic, 3)).await.then_some(()) },
     )
     .await;
 }

@@ -1,5 +1,5 @@
 //! The registry's endpoints over its real store: each success and error path, with exact statuses and
-//! bodies. The authorization matrix is in `registry_authz`.
+//! bodies. The authorization matrix is in `registry::authz`.
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
@@ -538,9 +538,9 @@ async fn readiness_metrics_openapi_and_unknown_routes() {
 async fn openapi_document_matches_the_routes() {
     let registry = InProcessRegistry::start(&[]).await;
     let sources = [
-        include_str!("../../../registry/src/api/mod.rs"),
-        include_str!("../../../registry/src/api/ops.rs"),
-        include_str!("../../../service/src/admin.rs"),
+        include_str!("../../../../registry/src/api/mod.rs"),
+        include_str!("../../../../registry/src/api/ops.rs"),
+        include_str!("../../../../service/src/admin.rs"),
     ];
     let mut paths: Vec<String> = Vec::new();
     for source in sources {

@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use switchyard_schemas::ContentType;
+use switchyard_tests::binaries::free_address;
 use switchyard_tests::broker::{TestProducer, group_caught_up, read_to_end, unique};
 use switchyard_tests::records::{core_event, enablement, manifest};
-use switchyard_tests::routers::{RouterProcess, Topics, free_address};
+use switchyard_tests::routers::{RouterProcess, Topics};
 use switchyard_tests::wait::wait_for;
 
 const TEAMS: usize = 20;

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use switchyard_schemas::ContentType;
 use switchyard_schemas::dead_letter::Reason;
-use switchyard_tests::broker::{Incoming, Outgoing, TestProducer, create_topics, read_to_end};
+use switchyard_tests::broker::{
+    Incoming, Outgoing, TestProducer, create_topics, read_to_end, set_topic_config,
+};
 use switchyard_tests::records::{core_event, enablement, header, manifest};
 use switchyard_tests::routers::{InProcessRouter, Topics};
 
@@ -103,7 +105,8 @@ async fn every_reason_code_with_its_headers() {
     let topics = Topics::unique();
     topics.create(2, &["sheets"]).await;
     create_topics(&[(&topics.plugin("tiny"), 1, false)]).await;
-    set_max_message_bytes(&topics.plugin("tiny"), 1024).await;
+    // The plugin topic refuses records larger than 1 KiB.
+    set_topic_config(&topics.plugin("tiny"), &[("max.message.bytes", "1024")]).await;
     let producer = TestProducer::new();
     producer.send(
         &topics.plugins,
@@ -238,30 +241,12 @@ fn assert_dead_letter(letter: &Incoming, input: &Outgoing, reason: Reason, plugi
     );
 }
 
-/// Sets a topic's `max.message.bytes`, so that it refuses larger records.
-async fn set_max_message_bytes(topic: &str, bytes: usize) {
-    use rdkafka::admin::{AdminClient, AdminOptions, AlterConfig, ResourceSpecifier};
-    use rdkafka::client::DefaultClientContext;
-    let admin: AdminClient<DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", switchyard_tests::broker::bootstrap())
-        .create()
-        .expect("admin");
-    let value = bytes.to_string();
-    let config = AlterConfig::new(ResourceSpecifier::Topic(topic)).set("max.message.bytes", &value);
-    for result in admin
-        .alter_configs(&[config], &AdminOptions::new())
-        .await
-        .expect("alter configs")
-    {
-        result.expect("max.message.bytes set");
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_the_dead_letter_topic_refuses_is_kept_without_its_value() {
     let topics = Topics::unique();
     topics.create(1, &[]).await;
-    set_max_message_bytes(&topics.dead_letter, 2048).await;
+    // The dead-letter topic refuses records larger than 2 KiB.
+    set_topic_config(&topics.dead_letter, &[("max.message.bytes", "2048")]).await;
     let producer = TestProducer::new();
     let router = InProcessRouter::start(&topics, &[]);
     router.admin.wait_ready().await;

@@ -11,7 +11,6 @@
 //! `OUTAGE_RATE` events per second per plugin (100).
 
 use std::collections::HashMap;
-use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -19,12 +18,14 @@ use std::time::{Duration, Instant};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use switchyard_fixtures::process::Supervised;
 use switchyard_schemas::ContentType;
+use switchyard_tests::binaries::free_address;
 use switchyard_tests::broker::{TestProducer, read_to_end, unique};
 use switchyard_tests::records::core_event;
-use switchyard_tests::routers::{Admin, free_address};
+use switchyard_tests::routers::Admin;
 use switchyard_tests::wait::wait_for;
-use switchyard_tests::workers::{WorkerTopics, bridge_command, http_plugin, serve_on_loopback};
+use switchyard_tests::workers::{WorkerTopics, bridge_command, http_plugin, serve_on_loopback, start_bridge};
 
 const TEAMS: usize = 20;
 
@@ -63,11 +64,11 @@ async fn serve(service: Arc<Service>, plugin: &str) -> String {
     serve_on_loopback(app).await
 }
 
-fn bridge(topics: &WorkerTopics, base: &str, admin: std::net::SocketAddr) -> Child {
-    let log_name = format!("outage-{}", topics.plugin);
-    bridge_command(topics, base, &unique(&topics.plugin), admin, &log_name)
-        .spawn()
-        .expect("start switchyard-plugin-bridge")
+fn bridge(topics: &WorkerTopics, base: &str, admin: std::net::SocketAddr) -> Supervised {
+    start_bridge(
+        &mut bridge_command(topics, base, &unique(&topics.plugin), admin),
+        &format!("outage-{}", topics.plugin),
+    )
 }
 
 fn seconds(name: &str, default: u64) -> u64 {
@@ -166,8 +167,7 @@ async fn a_two_minute_endpoint_outage_loses_nothing_and_spares_the_neighbour() {
     .await;
     let catch_up = caught_up_from.elapsed();
     for worker in &mut workers {
-        let _ = worker.kill();
-        let _ = worker.wait();
+        worker.kill().expect("SIGKILL");
     }
 
     // Correctness: nothing lost, nothing dead-lettered.

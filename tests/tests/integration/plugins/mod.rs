@@ -1,0 +1,3 @@
+//! The seed plugins (`switchyard-plugins`) on the runtime, from a routed event to its effect.
+
+mod seed_plugins;

@@ -1,0 +1,15 @@
+//! The router (`switchyard-router`): the routing rule, per-team order, dead letters and poison records,
+//! readiness, replicas and rebalances, consumer lag, at-least-once mode, a plugin topic deleted under
+//! traffic, and the real binary killed and restarted (`black_box`, `takeover`).
+
+mod at_least_once;
+mod black_box;
+mod dead_letters;
+mod order;
+mod poison;
+mod readiness;
+mod replicas;
+mod router_lag;
+mod routing;
+mod takeover;
+mod topic_deletion;
