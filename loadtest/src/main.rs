@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use switchyard_service::config::Layered as _;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};

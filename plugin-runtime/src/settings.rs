@@ -1,14 +1,13 @@
 //! A plugin worker's settings: embedded `default.toml` < `--config FILE` < `SWITCHYARD_PLUGIN__...` env,
 //! loaded like the router's and the registry's.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 pub use switchyard_service::config::ConfigError;
-use switchyard_service::config::{LogConfig, Secret, invalid, load_layers};
+pub use switchyard_service::config::Layered;
+use switchyard_service::config::{LogConfig, Secret, invalid};
 use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
 
 use crate::delivery::breaker::BreakerPolicy;
@@ -145,56 +144,6 @@ pub struct AdminSettings {
 }
 
 impl Settings {
-    /// Loads the layers: defaults, then `file` if given, then the process environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(file, None)
-    }
-
-    /// As [`Settings::load`], with an explicit environment (for tests).
-    pub fn load_from(
-        file: Option<&Path>,
-        env: Option<BTreeMap<String, String>>,
-    ) -> Result<Self, ConfigError> {
-        let settings: Settings = load_layers(DEFAULTS, ENV_PREFIX, LIST_KEYS, file, env)?;
-        settings.check()?;
-        Ok(settings)
-    }
-
-    fn check(&self) -> Result<(), ConfigError> {
-        self.kafka.check()?;
-        if !self.topics.events_template.contains("{plugin}") {
-            return Err(invalid("topics.events_template", "must contain {plugin}"));
-        }
-        if !self.topics.dead_letter_template.contains("{plugin}") {
-            return Err(invalid("topics.dead_letter_template", "must contain {plugin}"));
-        }
-        if self.delivery.max_in_flight == 0 || self.delivery.max_buffered < self.delivery.max_in_flight {
-            return Err(invalid(
-                "delivery",
-                "max_in_flight must be at least 1 and max_buffered at least max_in_flight",
-            ));
-        }
-        if self.retry.max_attempts == 0 {
-            return Err(invalid("retry.max_attempts", "must be at least 1"));
-        }
-        if !(0.0..=1.0).contains(&self.outage.threshold) || self.outage.window == 0 {
-            return Err(invalid(
-                "outage",
-                "threshold must be within 0-1 and window at least 1",
-            ));
-        }
-        if !self.registry.url.is_empty() && !self.http.signing_secret.is_empty() {
-            return Err(invalid(
-                "http.signing_secret",
-                "must stay empty when registry.url is set: the registration gives the secret",
-            ));
-        }
-        if !self.registry.url.is_empty() && self.registry.token.is_empty() {
-            return Err(invalid("registry.token", "is needed when registry.url is set"));
-        }
-        Ok(())
-    }
-
     /// The builder of the worker's Kafka clients; their statistics go to `stats`.
     pub fn clients(&self, stats: ClientStats) -> Clients {
         Clients::new(self.kafka.clone(), stats)
@@ -230,5 +179,46 @@ impl Settings {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "worker".into());
         format!("{host}-{}", std::process::id())
+    }
+}
+
+impl Layered for Settings {
+    const DEFAULTS: &'static str = DEFAULTS;
+    const ENV_PREFIX: &'static str = ENV_PREFIX;
+    const LIST_KEYS: &'static [&'static str] = LIST_KEYS;
+
+    fn check(&self) -> Result<(), ConfigError> {
+        self.kafka.check()?;
+        if !self.topics.events_template.contains("{plugin}") {
+            return Err(invalid("topics.events_template", "must contain {plugin}"));
+        }
+        if !self.topics.dead_letter_template.contains("{plugin}") {
+            return Err(invalid("topics.dead_letter_template", "must contain {plugin}"));
+        }
+        if self.delivery.max_in_flight == 0 || self.delivery.max_buffered < self.delivery.max_in_flight {
+            return Err(invalid(
+                "delivery",
+                "max_in_flight must be at least 1 and max_buffered at least max_in_flight",
+            ));
+        }
+        if self.retry.max_attempts == 0 {
+            return Err(invalid("retry.max_attempts", "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&self.outage.threshold) || self.outage.window == 0 {
+            return Err(invalid(
+                "outage",
+                "threshold must be within 0-1 and window at least 1",
+            ));
+        }
+        if !self.registry.url.is_empty() && !self.http.signing_secret.is_empty() {
+            return Err(invalid(
+                "http.signing_secret",
+                "must stay empty when registry.url is set: the registration gives the secret",
+            ));
+        }
+        if !self.registry.url.is_empty() && self.registry.token.is_empty() {
+            return Err(invalid("registry.token", "is needed when registry.url is set"));
+        }
+        Ok(())
     }
 }

@@ -4,14 +4,13 @@
 //! for `.`). Two values are secrets, the HS256 token secret and the signing key: they are wrapped in
 //! [`Secret`], whose `Debug` prints nothing of them, so that logging the configuration cannot leak them.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+pub use switchyard_service::config::Layered;
 pub use switchyard_service::config::{ConfigError, Secret};
-use switchyard_service::config::{LogConfig, invalid, load_layers};
+use switchyard_service::config::{LogConfig, invalid};
 use switchyard_service::http::Limits;
 use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
 
@@ -213,28 +212,23 @@ pub struct GatewayConfig {
 }
 
 impl Config {
-    /// Loads the layers: defaults, then `file` if given, then the process environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(file, None)
-    }
-
-    /// As [`Config::load`], with an explicit environment instead of the process's (for tests).
-    pub fn load_from(
-        file: Option<&Path>,
-        env: Option<BTreeMap<String, String>>,
-    ) -> Result<Self, ConfigError> {
-        let config: Config = load_layers(DEFAULTS, ENV_PREFIX, LIST_KEYS, file, env)?;
-        config.check()?;
-        Ok(config)
-    }
-
     /// The builder of the registry's Kafka clients; their statistics go to `stats`.
     pub fn clients(&self, stats: ClientStats) -> Clients {
         Clients::new(self.kafka.clone(), stats)
     }
 
-    /// Checks values the types cannot express.
-    pub fn check(&self) -> Result<(), ConfigError> {
+    /// The bound of one store write.
+    pub fn write_timeout(&self) -> Duration {
+        Duration::from_millis(self.store.write_timeout_ms)
+    }
+}
+
+impl Layered for Config {
+    const DEFAULTS: &'static str = DEFAULTS;
+    const ENV_PREFIX: &'static str = ENV_PREFIX;
+    const LIST_KEYS: &'static [&'static str] = LIST_KEYS;
+
+    fn check(&self) -> Result<(), ConfigError> {
         self.kafka.check()?;
         for (key, template) in [
             (
@@ -329,11 +323,6 @@ impl Config {
             return Err(invalid("gateway", "rate_per_second and burst must be positive"));
         }
         Ok(())
-    }
-
-    /// The bound of one store write.
-    pub fn write_timeout(&self) -> Duration {
-        Duration::from_millis(self.store.write_timeout_ms)
     }
 }
 

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Parser;
 use switchyard_registry::app;
 use switchyard_registry::config::Config;
+use switchyard_service::config::Layered as _;
 use switchyard_service::lifecycle::{self, CONFIG_ERROR, ConfigArgs, SHUTDOWN_DEADLINE};
 use switchyard_service::telemetry;
 

@@ -5,14 +5,13 @@
 //! router sets itself for correctness (ids, isolation, idempotence, commit handling) cannot be overridden
 //! there, and trying is an error.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 pub use switchyard_service::config::ConfigError;
-use switchyard_service::config::{LogConfig, invalid, load_layers};
+pub use switchyard_service::config::Layered;
+use switchyard_service::config::{LogConfig, invalid};
 use switchyard_service::kafka::{ClientBuilder, ClientStats, Clients, KafkaSettings};
 
 /// The embedded defaults.
@@ -110,63 +109,6 @@ pub struct AdminConfig {
 }
 
 impl Config {
-    /// Loads the layers: defaults, then `file` if given, then the process environment.
-    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
-        Self::load_from(file, None)
-    }
-
-    /// As [`Config::load`], with an explicit environment instead of the process's (for tests).
-    pub fn load_from(
-        file: Option<&Path>,
-        env: Option<BTreeMap<String, String>>,
-    ) -> Result<Self, ConfigError> {
-        let config: Config = load_layers(DEFAULTS, ENV_PREFIX, &[], file, env)?;
-        config.check()?;
-        Ok(config)
-    }
-
-    /// Checks values the types cannot express.
-    pub fn check(&self) -> Result<(), ConfigError> {
-        if !self.topics.plugin_events_template.contains("{plugin}") {
-            return Err(invalid("topics.plugin_events_template", "must contain {plugin}"));
-        }
-        for (key, value) in [
-            ("topics.core_events", &self.topics.core_events),
-            ("topics.plugins", &self.topics.plugins),
-            ("topics.enablements", &self.topics.enablements),
-            ("topics.dead_letter", &self.topics.dead_letter),
-            ("delivery.group_id", &self.delivery.group_id),
-        ] {
-            if value.trim().is_empty() {
-                return Err(invalid(key, "must not be empty"));
-            }
-        }
-        if self
-            .delivery
-            .group_instance_id
-            .as_ref()
-            .is_some_and(|id| id.trim().is_empty())
-        {
-            return Err(invalid(
-                "delivery.group_instance_id",
-                "must not be empty when set",
-            ));
-        }
-        if self.delivery.commit_interval_ms == 0 {
-            return Err(invalid("delivery.commit_interval_ms", "must be at least 1"));
-        }
-        if self.delivery.commit_max_events == 0 {
-            return Err(invalid("delivery.commit_max_events", "must be at least 1"));
-        }
-        if self.delivery.transaction_timeout_ms <= self.delivery.commit_interval_ms {
-            return Err(invalid(
-                "delivery.transaction_timeout_ms",
-                "must be longer than delivery.commit_interval_ms",
-            ));
-        }
-        self.kafka.check()
-    }
-
     /// The transactional id of this replica.
     pub fn transactional_id(&self) -> String {
         self.delivery.transactional_id.clone().unwrap_or_else(|| {
@@ -238,6 +180,52 @@ impl Config {
                 ),
             DeliveryMode::AtLeastOnce => client,
         }
+    }
+}
+
+impl Layered for Config {
+    const DEFAULTS: &'static str = DEFAULTS;
+    const ENV_PREFIX: &'static str = ENV_PREFIX;
+
+    fn check(&self) -> Result<(), ConfigError> {
+        if !self.topics.plugin_events_template.contains("{plugin}") {
+            return Err(invalid("topics.plugin_events_template", "must contain {plugin}"));
+        }
+        for (key, value) in [
+            ("topics.core_events", &self.topics.core_events),
+            ("topics.plugins", &self.topics.plugins),
+            ("topics.enablements", &self.topics.enablements),
+            ("topics.dead_letter", &self.topics.dead_letter),
+            ("delivery.group_id", &self.delivery.group_id),
+        ] {
+            if value.trim().is_empty() {
+                return Err(invalid(key, "must not be empty"));
+            }
+        }
+        if self
+            .delivery
+            .group_instance_id
+            .as_ref()
+            .is_some_and(|id| id.trim().is_empty())
+        {
+            return Err(invalid(
+                "delivery.group_instance_id",
+                "must not be empty when set",
+            ));
+        }
+        if self.delivery.commit_interval_ms == 0 {
+            return Err(invalid("delivery.commit_interval_ms", "must be at least 1"));
+        }
+        if self.delivery.commit_max_events == 0 {
+            return Err(invalid("delivery.commit_max_events", "must be at least 1"));
+        }
+        if self.delivery.transaction_timeout_ms <= self.delivery.commit_interval_ms {
+            return Err(invalid(
+                "delivery.transaction_timeout_ms",
+                "must be longer than delivery.commit_interval_ms",
+            ));
+        }
+        self.kafka.check()
     }
 }
 

@@ -95,6 +95,33 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A configuration loaded in layers, as every Switchyard binary loads its own: the embedded defaults, then
+/// `--config FILE`, then the `<ENV_PREFIX>__SECTION__KEY` environment variables; then checked.
+pub trait Layered: serde::de::DeserializeOwned {
+    /// The embedded defaults (TOML).
+    const DEFAULTS: &'static str;
+    /// Prefix of the environment overrides, e.g. `SWITCHYARD_ROUTER`.
+    const ENV_PREFIX: &'static str;
+    /// Dotted keys whose environment value is a comma-separated list.
+    const LIST_KEYS: &'static [&'static str] = &[];
+
+    /// Checks values the types cannot express.
+    fn check(&self) -> Result<(), ConfigError>;
+
+    /// Loads the layers: defaults, then `file` if given, then the process environment.
+    fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, None)
+    }
+
+    /// As [`Layered::load`], with an explicit environment instead of the process's (for tests, see
+    /// [`environment`]).
+    fn load_from(file: Option<&Path>, env: Option<BTreeMap<String, String>>) -> Result<Self, ConfigError> {
+        let config: Self = load_layers(Self::DEFAULTS, Self::ENV_PREFIX, Self::LIST_KEYS, file, env)?;
+        config.check()?;
+        Ok(config)
+    }
+}
+
 /// The layered load every Switchyard component uses: `defaults` (TOML) < `file` < the environment variables
 /// `<prefix>__SECTION__KEY` (`env` instead of the process's, for tests). `list_keys` are dotted keys whose
 /// environment value is a comma-separated list. Unknown keys fail if the target denies them.

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use switchyard_service::config::Layered as _;
 
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode};

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::time::Duration;
+use switchyard_service::config::Layered as _;
 
 use switchyard_fixtures::metrics;
 use switchyard_fixtures::process::Supervised;

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use switchyard_service::config::Layered as _;
 
 use serde_json::Value;
 use switchyard_fixtures::process::Supervised;

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use switchyard_service::config::Layered as _;
 
 use clap::Parser;
 use switchyard_plugin_runtime::app;

@@ -13,6 +13,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use switchyard_service::config::Layered as _;
 
 use clap::{Parser, Subcommand};
 use switchyard_plugin_runtime::app;

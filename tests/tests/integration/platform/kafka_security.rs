@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use switchyard_service::config::Layered as _;
 
 use serde_json::json;
 use switchyard_fixtures::kafka::{self, TopicSpec};
