@@ -77,23 +77,27 @@ pub fn rfc3339_seconds(at: time::OffsetDateTime) -> String {
         .unwrap_or_else(|_| "2026-01-01T00:00:00Z".to_owned())
 }
 
+impl LoadtestError {
+    /// A call on a Kafka client failed while doing `action`, for `map_err`.
+    pub(crate) fn kafka(action: impl Into<String>) -> impl FnOnce(KafkaError) -> Self {
+        let action = action.into();
+        move |error| Self::Fixture(FixtureError::Kafka { action, error })
+    }
+}
+
+impl From<switchyard_service::kafka::ClientError> for LoadtestError {
+    fn from(error: switchyard_service::kafka::ClientError) -> Self {
+        Self::Fixture(error.into())
+    }
+}
+
 /// Why a subcommand could not run to its end. Each message is complete (it includes the underlying
 /// error's text), so none of them also reports a `source()`. A run that completes but finds lost, duplicated or
 /// unexpected records is not an error: the [`summary::Summary`] says so in its verdict.
 #[derive(Debug, Error)]
 pub enum LoadtestError {
-    /// A Kafka client could not be created or a call on it failed.
-    #[error("{action} failed: {error}")]
-    Kafka {
-        /// What was being done, e.g. "creating the producer".
-        action: String,
-        /// librdkafka's error.
-        error: KafkaError,
-    },
-    /// A Kafka client could not be made (a setting librdkafka refuses).
-    #[error(transparent)]
-    Client(#[from] switchyard_service::kafka::ClientError),
-    /// Creating topics, producing or reading a topic back failed.
+    /// A Kafka client could not be made or a call on it failed: creating topics, producing, reading a topic
+    /// back, or another call of the tool's own ([`LoadtestError::kafka`]).
     #[error(transparent)]
     Fixture(#[from] FixtureError),
     /// An HTTP request to the router's admin server failed.

@@ -101,34 +101,23 @@ impl LatencyReader {
         let mut assignment = TopicPartitionList::new();
         let timeout = Duration::from_secs(10);
         for topic in topics {
-            let metadata =
-                consumer
-                    .fetch_metadata(Some(topic), timeout)
-                    .map_err(|error| LoadtestError::Kafka {
-                        action: format!("reading the metadata of {topic}"),
-                        error,
-                    })?;
+            let metadata = consumer
+                .fetch_metadata(Some(topic), timeout)
+                .map_err(LoadtestError::kafka(format!("reading the metadata of {topic}")))?;
             for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
                 let (_, high) = consumer
                     .fetch_watermarks(topic, partition.id(), timeout)
-                    .map_err(|error| LoadtestError::Kafka {
-                        action: format!("reading the end offsets of {topic}"),
-                        error,
-                    })?;
+                    .map_err(LoadtestError::kafka(format!(
+                        "reading the end offsets of {topic}"
+                    )))?;
                 assignment
                     .add_partition_offset(topic, partition.id(), Offset::Offset(high))
-                    .map_err(|error| LoadtestError::Kafka {
-                        action: format!("assigning {topic}"),
-                        error,
-                    })?;
+                    .map_err(LoadtestError::kafka(format!("assigning {topic}")))?;
             }
         }
         consumer
             .assign(&assignment)
-            .map_err(|error| LoadtestError::Kafka {
-                action: "assigning the plugin topics".into(),
-                error,
-            })?;
+            .map_err(LoadtestError::kafka("assigning the plugin topics"))?;
         let latencies = Arc::new(Mutex::new(Latencies {
             total: histogram(),
             window: histogram(),
@@ -225,10 +214,7 @@ fn read_loop(
                 }
             }
             Some(Err(error)) => {
-                return Err(LoadtestError::Kafka {
-                    action: "reading the plugin topics".into(),
-                    error,
-                });
+                return Err(LoadtestError::kafka("reading the plugin topics")(error));
             }
             None => {}
         }
@@ -342,10 +328,7 @@ impl LagWatcher {
             .create()?;
         let metadata = consumer
             .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .map_err(|error| LoadtestError::Kafka {
-                action: format!("reading the metadata of {topic}"),
-                error,
-            })?;
+            .map_err(LoadtestError::kafka(format!("reading the metadata of {topic}")))?;
         let partitions = metadata
             .topics()
             .iter()

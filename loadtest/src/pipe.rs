@@ -82,11 +82,8 @@ impl ProducerContext for Acks {
     }
 }
 
-fn kafka(action: &str) -> impl FnOnce(KafkaError) -> LoadtestError + '_ {
-    move |error| LoadtestError::Kafka {
-        action: action.to_owned(),
-        error,
-    }
+fn kafka(action: &str) -> impl FnOnce(KafkaError) -> LoadtestError {
+    LoadtestError::kafka(action)
 }
 
 /// Runs the pipe until `stop` is set or the duration passed.

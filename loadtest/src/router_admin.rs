@@ -215,11 +215,10 @@ impl RouterAdmin {
 mod tests {
     use super::*;
 
-    const PAGE: &str = r#"# HELP switchyard_router_events_total Input events by final outcome.
-# TYPE switchyard_router_events_total counter
-switchyard_router_events_total{outcome="dead_lettered"} 3
-switchyard_router_events_total{outcome="routed"} 120
+    // The counters the tool reads, as the router's /metrics lists them (see fixtures::metrics for the format).
+    const PAGE: &str = r#"switchyard_router_events_total{outcome="routed"} 120
 switchyard_router_events_total{outcome="unrouted"} 7
+switchyard_router_events_total{outcome="dead_lettered"} 3
 switchyard_router_dead_letters_total{reason="missing_header"} 2
 switchyard_router_dead_letters_total{reason="teamid_mismatch"} 1
 switchyard_router_plugin_records_total{plugin="sheets-export"} 100

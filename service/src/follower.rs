@@ -15,7 +15,8 @@
 //! watermark at its high one and nothing to read. **Applied up to** lets a writer wait until its own write
 //! is applied here (read-your-writes). With `resync`, the follower also keeps publishing **complete as
 //! of**: it notes the time, reads the current high watermarks, and once it has read up to them, every
-//! record written before that time is applied. Resync rounds count records only (not the end of a
+//! record created before that time, less [`IN_FLIGHT_ALLOWANCE`], is applied (a record's timestamp is its
+//! producer's, taken before the record reached the broker). Resync rounds count records only (not the end of a
 //! partition, which may have been reported before the round began), so they suit topics written without
 //! transactions, as the registry writes its own.
 
@@ -37,6 +38,8 @@ use crate::kafka::{ClientError, Clients, KafkaContext, metadata_partitions};
 
 const POLL: Duration = Duration::from_millis(100);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a record may take from its producer's timestamp to the broker's log, for "complete as of".
+pub const IN_FLIGHT_ALLOWANCE: Duration = Duration::from_millis(100);
 
 /// One record of the followed topic.
 #[derive(Clone, Copy)]
@@ -484,7 +487,9 @@ impl<'a> Reader<'a> {
                         "caught up"
                     );
                     applier.caught_up(elapsed);
-                    progress.complete_as_of.send_replace(self.started_at);
+                    progress
+                        .complete_as_of
+                        .send_replace(self.started_at - IN_FLIGHT_ALLOWANCE);
                     progress.caught_up.send_replace(true);
                     if deadline.is_some() {
                         return;
@@ -502,8 +507,11 @@ impl<'a> Reader<'a> {
                 }
                 Some(_) => {}
                 None => {
-                    // The time first: a record written after it may be missed by the marks read next.
-                    let as_of = SystemTime::now();
+                    // The time first: a record written after it may be missed by the marks read next. And a
+                    // record's timestamp is its producer's, taken before it reached the broker: one created
+                    // just before the marks were read may still be on its way, so the round vouches only
+                    // for what was created IN_FLIGHT_ALLOWANCE before.
+                    let as_of = SystemTime::now() - IN_FLIGHT_ALLOWANCE;
                     round = self.high_watermarks().map(|targets| (as_of, targets));
                 }
             }

@@ -8,6 +8,7 @@
 //!
 //! - [`broker`]: unique names, topic creation, producing, reading topics to their end.
 //! - [`binaries`]: the workspace's binaries as supervised processes, and free loopback addresses.
+//! - [`in_process`]: a service running as a task of the test, stopped as SIGTERM would.
 //! - [`records`]: core events, manifests and enablements as the contract describes them.
 //! - [`routers`]: routers in process (through the library) and as the real binary.
 //! - [`registries`]: registries in process, served on loopback, and as the real binary; test tokens.
@@ -16,6 +17,7 @@
 
 pub mod binaries;
 pub mod broker;
+pub mod in_process;
 pub mod poison;
 pub mod records;
 pub mod registries;

@@ -17,12 +17,11 @@ use switchyard_fixtures::process::Supervised;
 use switchyard_registry::api::AppState;
 use switchyard_registry::auth::{Claims, Role, mint_hs256};
 use switchyard_registry::config::Config;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 use crate::binaries::{free_address, supervise, terminate, workspace_binary};
 use crate::broker::{bootstrap, unique};
+use crate::in_process::InProcess;
 use crate::routers::{Admin, init_logging};
 use crate::wait::wait_for;
 
@@ -234,8 +233,7 @@ impl Drop for InProcessRegistry {
 pub struct ServedRegistry {
     /// Its base URL.
     pub url: String,
-    shutdown: CancellationToken,
-    task: JoinHandle<()>,
+    service: InProcess<String>,
 }
 
 impl ServedRegistry {
@@ -245,33 +243,21 @@ impl ServedRegistry {
         let address = free_address();
         let config =
             Config::load_from(None, Some(topics.env(address, overrides))).expect("test configuration");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                switchyard_registry::app::run(config, shutdown)
-                    .await
-                    .expect("registry run");
-            }
+        let service = InProcess::spawn(|shutdown| async move {
+            switchyard_registry::app::run(config, shutdown)
+                .await
+                .map_err(|e| e.to_string())
         });
         Admin { address }.wait_ready().await;
         Self {
             url: format!("http://{address}"),
-            shutdown,
-            task,
+            service,
         }
     }
 
     /// Stops it as SIGTERM would.
-    pub async fn stop(mut self) {
-        self.shutdown.cancel();
-        (&mut self.task).await.expect("registry task");
-    }
-}
-
-impl Drop for ServedRegistry {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    pub async fn stop(self) {
+        self.service.stop().await.expect("registry run");
     }
 }
 

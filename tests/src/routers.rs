@@ -11,11 +11,10 @@ use switchyard_fixtures::metrics;
 use switchyard_fixtures::process::Supervised;
 use switchyard_router::RouterError;
 use switchyard_router::config::Config;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::binaries::{free_address, supervise, terminate, workspace_binary};
 use crate::broker::{bootstrap, create_topics, unique};
+use crate::in_process::InProcess;
 use crate::wait::wait_for;
 
 /// A fresh set of topic names for one test.
@@ -172,8 +171,7 @@ pub struct InProcessRouter {
     pub admin: Admin,
     /// Its consumer group.
     pub group: String,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), RouterError>>,
+    service: InProcess<RouterError>,
 }
 
 impl InProcessRouter {
@@ -192,27 +190,16 @@ impl InProcessRouter {
             env.insert(format!("SWITCHYARD_ROUTER__{key}"), (*value).to_owned());
         }
         let config = Config::load_from(None, Some(env)).expect("test configuration");
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn(switchyard_router::app::run(config, shutdown.clone()));
         Self {
             admin: Admin { address },
             group: group.to_owned(),
-            shutdown,
-            task,
+            service: InProcess::spawn(|shutdown| switchyard_router::app::run(config, shutdown)),
         }
     }
 
     /// Stops it as SIGTERM would and returns how it ended.
-    pub async fn stop(mut self) -> Result<(), RouterError> {
-        self.shutdown.cancel();
-        (&mut self.task).await.expect("router task")
-    }
-}
-
-impl Drop for InProcessRouter {
-    /// A failing test drops its router: stop it, or the test runtime waits for its threads forever.
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    pub async fn stop(self) -> Result<(), RouterError> {
+        self.service.stop().await
     }
 }
 

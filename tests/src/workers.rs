@@ -11,11 +11,10 @@ use switchyard_fixtures::process::Supervised;
 use switchyard_plugin_runtime::plugin::{Context, Event, Outcome, Plugin, PluginError};
 use switchyard_plugin_runtime::settings::Settings;
 use switchyard_schemas::control::PluginManifest;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::binaries::{free_address, supervise, workspace_binary};
 use crate::broker::{bootstrap, create_topics, unique};
+use crate::in_process::InProcess;
 use crate::routers::{Admin, init_logging};
 
 /// Fresh topics of one plugin deployment.
@@ -216,8 +215,7 @@ fn semver_1() -> semver::Version {
 pub struct InProcessWorker {
     /// Its admin server.
     pub admin: Admin,
-    shutdown: CancellationToken,
-    task: JoinHandle<Result<(), String>>,
+    service: InProcess<String>,
 }
 
 impl InProcessWorker {
@@ -227,32 +225,17 @@ impl InProcessWorker {
         let admin = Admin {
             address: settings.admin.listen,
         };
-        let shutdown = CancellationToken::new();
-        let task = tokio::spawn({
-            let shutdown = shutdown.clone();
-            async move {
-                switchyard_plugin_runtime::app::run(plugin, settings, shutdown)
-                    .await
-                    .map_err(|e| e.to_string())
-            }
+        let service = InProcess::spawn(|shutdown| async move {
+            switchyard_plugin_runtime::app::run(plugin, settings, shutdown)
+                .await
+                .map_err(|e| e.to_string())
         });
-        Self {
-            admin,
-            shutdown,
-            task,
-        }
+        Self { admin, service }
     }
 
     /// Stops it as SIGTERM would and returns how it ended.
-    pub async fn stop(mut self) -> Result<(), String> {
-        self.shutdown.cancel();
-        (&mut self.task).await.expect("worker task")
-    }
-}
-
-impl Drop for InProcessWorker {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
+    pub async fn stop(self) -> Result<(), String> {
+        self.service.stop().await
     }
 }
 
