@@ -223,11 +223,9 @@ switchyard_router_dead_letters_total{reason="missing_header"} 2
 switchyard_router_dead_letters_total{reason="teamid_mismatch"} 1
 switchyard_router_plugin_records_total{plugin="sheets-export"} 100
 switchyard_router_plugin_records_total{plugin="sms-notify"} 40
-switchyard_router_control_records_total{result="applied",topic="enablements"} 32
-switchyard_router_control_records_total{result="applied",topic="plugins"} 4
 switchyard_router_control_records_total{result="invalid",topic="plugins"} 1
-switchyard_router_plugins 4
-weird_metric{a="x\"y\\z",b="1, 2"} 1.5e3
+switchyard_router_control_records_total{result="applied",topic="plugins"} 4
+switchyard_router_control_records_total{result="applied",topic="enablements"} 32
 "#;
 
     #[test]

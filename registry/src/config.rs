@@ -13,6 +13,7 @@ pub use switchyard_service::config::{ConfigError, Secret};
 use switchyard_service::config::{LogConfig, invalid};
 use switchyard_service::http::Limits;
 use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
+use switchyard_service::lifecycle::{SHUTDOWN_DEADLINE, Service};
 
 /// The embedded defaults.
 pub const DEFAULTS: &str = include_str!("../default.toml");
@@ -220,6 +221,26 @@ impl Config {
     /// The bound of one store write.
     pub fn write_timeout(&self) -> Duration {
         Duration::from_millis(self.store.write_timeout_ms)
+    }
+}
+
+impl Service for Config {
+    const PROGRAM: &'static str = "switchyard-registry";
+
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    /// In-flight requests get `http.request_timeout_ms` to finish; the deadline leaves them that and more.
+    fn shutdown_deadline(&self) -> Duration {
+        SHUTDOWN_DEADLINE.max(Duration::from_millis(self.http.request_timeout_ms) * 2)
+    }
+
+    /// The token keys and the gateway's settings.
+    fn check_offline(&self) -> Result<(), String> {
+        crate::app::check_offline(self)
+            .map(|_| ())
+            .map_err(|error| error.to_string())
     }
 }
 

@@ -13,6 +13,7 @@ pub use switchyard_service::config::ConfigError;
 pub use switchyard_service::config::Layered;
 use switchyard_service::config::{LogConfig, invalid};
 use switchyard_service::kafka::{ClientBuilder, ClientStats, Clients, KafkaSettings};
+use switchyard_service::lifecycle::{SHUTDOWN_DEADLINE, Service};
 
 /// The embedded defaults.
 pub const DEFAULTS: &str = include_str!("../default.toml");
@@ -180,6 +181,19 @@ impl Config {
                 ),
             DeliveryMode::AtLeastOnce => client,
         }
+    }
+}
+
+impl Service for Config {
+    const PROGRAM: &'static str = "switchyard-router";
+
+    fn log(&self) -> &LogConfig {
+        &self.log
+    }
+
+    /// The drain is bounded by `delivery.drain_timeout_ms`; the deadline leaves it that and more.
+    fn shutdown_deadline(&self) -> Duration {
+        SHUTDOWN_DEADLINE.max(Duration::from_millis(self.delivery.drain_timeout_ms) * 2)
     }
 }
 

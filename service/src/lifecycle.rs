@@ -15,8 +15,12 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
-/// The flags every Switchyard service binary takes (flatten them into the binary's own).
-#[derive(Debug, Clone, clap::Args)]
+use crate::config::{Layered, LogConfig};
+
+/// The flags every Switchyard service binary takes ([`main`] parses them; a binary with more flattens them
+/// into its own).
+#[derive(Debug, Clone, clap::Parser)]
+#[command(version)]
 pub struct ConfigArgs {
     /// A TOML file layered over the embedded defaults (the binary's SWITCHYARD_<NAME>__... environment
     /// variables override both).
@@ -25,6 +29,55 @@ pub struct ConfigArgs {
     /// Load and check the configuration, then exit: 0 if it is valid.
     #[arg(long)]
     pub check_config: bool,
+}
+
+/// A service binary's configuration and what [`main`] needs to know of it.
+pub trait Service: Layered {
+    /// The binary's name, the first word of its messages.
+    const PROGRAM: &'static str;
+
+    /// Its logging settings.
+    fn log(&self) -> &LogConfig;
+
+    /// How long the shutdown may take before the process exits anyway.
+    fn shutdown_deadline(&self) -> Duration {
+        SHUTDOWN_DEADLINE
+    }
+
+    /// What `--check-config` checks beyond loading, without a broker.
+    fn check_offline(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// A service binary's whole `main`: parses [`ConfigArgs`] (`about` is the `--help` text), loads the
+/// configuration (exit 2 with the error), with `--check-config` checks it and exits, else installs logging
+/// and runs `service` until a signal ([`run_until_signal`]).
+pub fn main<S, F, E>(about: &'static str, service: impl FnOnce(S, CancellationToken) -> F) -> ExitCode
+where
+    S: Service,
+    F: Future<Output = Result<(), E>>,
+    E: Display,
+{
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = ConfigArgs::command().name(S::PROGRAM).about(about).get_matches();
+    let flags = match ConfigArgs::from_arg_matches(&matches) {
+        Ok(flags) => flags,
+        Err(error) => error.exit(),
+    };
+    let Some(config) = loaded(S::PROGRAM, S::load(flags.config.as_deref())) else {
+        return ExitCode::from(CONFIG_ERROR);
+    };
+    if flags.check_config {
+        if loaded(S::PROGRAM, config.check_offline()).is_none() {
+            return ExitCode::from(CONFIG_ERROR);
+        }
+        println!("{}: configuration is valid", S::PROGRAM);
+        return ExitCode::SUCCESS;
+    }
+    crate::telemetry::init(config.log());
+    let deadline = config.shutdown_deadline();
+    run_until_signal(S::PROGRAM, deadline, |shutdown| service(config, shutdown))
 }
 
 /// The exit status of a configuration that does not load (a usage error).

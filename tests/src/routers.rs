@@ -45,6 +45,18 @@ impl Topics {
         }
     }
 
+    /// A router's topics on a registry's control topics (and input and dead-letter topics named after
+    /// them).
+    pub fn of_registry(registry: &crate::registries::RegistryTopics) -> Self {
+        Self {
+            core: format!("{}.core.events", registry.plugins),
+            plugins: registry.plugins.clone(),
+            enablements: registry.enablements.clone(),
+            dead_letter: format!("{}.core.events.dlq", registry.plugins),
+            template: registry.events_template.clone(),
+        }
+    }
+
     /// The topic of `plugin`.
     pub fn plugin(&self, plugin: &str) -> String {
         self.template.replace("{plugin}", plugin)

@@ -268,13 +268,7 @@ async fn binaries_route_over_sasl_ssl_and_a_wrong_password_stops_each_with_a_cle
 
     // The router binary on the registry's control topics, with its settings in a file and the password
     // in the environment.
-    let topics = Topics {
-        core: format!("{}.core.events", registry_topics.plugins),
-        plugins: registry_topics.plugins.clone(),
-        enablements: registry_topics.enablements.clone(),
-        dead_letter: format!("{}.core.events.dlq", registry_topics.plugins),
-        template: registry_topics.events_template.clone(),
-    };
+    let topics = Topics::of_registry(&registry_topics);
     let results = format!("{}.core.plugin-results", registry_topics.plugins);
     broker
         .create_topics(&[(&topics.core, 2), (&topics.dead_letter, 1), (&results, 1)])

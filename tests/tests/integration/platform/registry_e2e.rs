@@ -56,13 +56,7 @@ async fn registry_replicas_cli_and_router_end_to_end() {
     b.wait_ready().await;
 
     // A router on the registry's control topics.
-    let router_topics = Topics {
-        core: format!("{}.core.events", topics.plugins),
-        plugins: topics.plugins.clone(),
-        enablements: topics.enablements.clone(),
-        dead_letter: format!("{}.core.events.dlq", topics.plugins),
-        template: topics.events_template.clone(),
-    };
+    let router_topics = Topics::of_registry(&topics);
     create_topics(&[
         (&router_topics.core, 2, false),
         (&router_topics.dead_letter, 1, false),

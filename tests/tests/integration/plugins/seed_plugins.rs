@@ -299,13 +299,7 @@ async fn the_four_seed_plugins_from_core_events_to_their_effects() {
 
     let registry_topics = RegistryTopics::unique();
     let registry = ServedRegistry::start(&registry_topics, &[]).await;
-    let core = Topics {
-        core: format!("{}.core.events", registry_topics.plugins),
-        plugins: registry_topics.plugins.clone(),
-        enablements: registry_topics.enablements.clone(),
-        dead_letter: format!("{}.core.events.dlq", registry_topics.plugins),
-        template: registry_topics.events_template.clone(),
-    };
+    let core = Topics::of_registry(&registry_topics);
     create_topics(&[(&core.core, 2, false), (&core.dead_letter, 1, false)]).await;
     let router_instance = InProcessRouter::start(&core, &[]);
 
