@@ -41,6 +41,9 @@ pub(super) trait Durability {
     /// A record was processed and its outputs sent.
     fn processed(&mut self, partition: i32, offset: i64, plan: &Plan);
 
+    /// Whether the mode looks at single acknowledged outputs; when not, the engine does not collect them.
+    fn collects_acknowledgements(&self) -> bool;
+
     /// Takes the outputs of the current generation acknowledged since the last call (`core.acknowledged`).
     fn acknowledged<P: ProducerIo, C: ConsumerIo<P::Group>>(&mut self, core: &mut Core<P>, consumer: &C);
 
@@ -130,6 +133,10 @@ impl Durability for Guarantee {
 
     fn processed(&mut self, partition: i32, offset: i64, plan: &Plan) {
         dispatch!(self, mode => mode.processed(partition, offset, plan))
+    }
+
+    fn collects_acknowledgements(&self) -> bool {
+        dispatch!(self, mode => mode.collects_acknowledgements())
     }
 
     fn acknowledged<P: ProducerIo, C: ConsumerIo<P::Group>>(&mut self, core: &mut Core<P>, consumer: &C) {

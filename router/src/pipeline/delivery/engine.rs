@@ -96,8 +96,10 @@ pub(super) struct Core<P> {
     /// Transient failures since the last transaction commit, for the rewind's backoff (at-least-once never
     /// resets it, as before the split).
     pub(super) transient_failures: u32,
-    /// Outputs of the current generation acknowledged since the durability last took them.
+    /// Outputs of the current generation acknowledged since the durability last took them; collected only
+    /// when the mode looks at them (at least once).
     pub(super) acknowledged: Vec<Tag>,
+    collect_acknowledged: bool,
     /// Reports taken from the producer, reused.
     reports: Vec<Report>,
 }
@@ -116,7 +118,7 @@ impl<P: ProducerIo> Core<P> {
                 debug!(%error, partition = tag.partition, offset = tag.offset, current, "delivery failed");
             }
             let Some(error) = error else {
-                if current {
+                if current && self.collect_acknowledged {
                     self.acknowledged.push(*tag);
                 }
                 continue;
@@ -246,9 +248,10 @@ impl<P: ProducerIo> Engine<P> {
         metrics: Metrics,
         watchdog: Watchdog,
     ) -> Self {
+        let durability = Guarantee::new(&settings);
         Self {
-            durability: Guarantee::new(&settings),
             core: Core {
+                collect_acknowledged: durability.collects_acknowledgements(),
                 settings,
                 producer,
                 metrics,
@@ -265,6 +268,7 @@ impl<P: ProducerIo> Engine<P> {
                 acknowledged: Vec::new(),
                 reports: Vec::new(),
             },
+            durability,
             replacements: VecDeque::new(),
             table,
             targets: Vec::new(),

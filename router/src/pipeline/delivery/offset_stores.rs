@@ -139,6 +139,10 @@ impl Durability for OffsetStores {
         });
     }
 
+    fn collects_acknowledgements(&self) -> bool {
+        true
+    }
+
     fn acknowledged<P: ProducerIo, C: ConsumerIo<P::Group>>(&mut self, core: &mut Core<P>, consumer: &C) {
         let mut tags = std::mem::take(&mut core.acknowledged);
         for tag in tags.drain(..) {

@@ -116,7 +116,6 @@ impl Transactions {
         // Reports of this transaction arrive during the commit's flush; a refusal among them must be known
         // before a rewind replays the records.
         core.handle_reports();
-        core.acknowledged.clear();
         match result {
             Ok(()) => {
                 core.metrics
@@ -191,10 +190,12 @@ impl Durability for Transactions {
         self.events_since_commit += 1;
     }
 
-    fn acknowledged<P: ProducerIo, C: ConsumerIo<P::Group>>(&mut self, core: &mut Core<P>, _: &C) {
-        // An acknowledged output is durable only with its transaction.
-        core.acknowledged.clear();
+    /// An acknowledged output is durable only with its transaction: single acknowledgements tell nothing.
+    fn collects_acknowledgements(&self) -> bool {
+        false
     }
+
+    fn acknowledged<P: ProducerIo, C: ConsumerIo<P::Group>>(&mut self, _: &mut Core<P>, _: &C) {}
 
     fn make_durable<P: ProducerIo, C: ConsumerIo<P::Group>>(
         &mut self,
@@ -262,7 +263,6 @@ impl Durability for Transactions {
         lost: bool,
     ) -> Option<Failure> {
         core.handle_reports();
-        core.acknowledged.clear();
         if self.open && !lost && core.failure.is_none() {
             self.commit(core, consumer)
         } else {
@@ -285,7 +285,6 @@ impl Durability for Transactions {
     ) -> Option<Failure> {
         core.producer.poll(Duration::ZERO);
         core.handle_reports();
-        core.acknowledged.clear();
         if let Some(failure) = core.failure.take() {
             Some(failure)
         } else if self.open {
