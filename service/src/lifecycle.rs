@@ -118,7 +118,15 @@ where
     };
     let result = runtime.block_on(async {
         let shutdown = CancellationToken::new();
-        tokio::spawn(stop_on_signals(program.to_owned(), shutdown.clone(), deadline));
+        // Installed before the service starts: from its first line on, a signal stops it cleanly.
+        if let Some(signals) = Signals::install() {
+            tokio::spawn(stop_on_signals(
+                signals,
+                program.to_owned(),
+                shutdown.clone(),
+                deadline,
+            ));
+        }
         service(shutdown).await
     });
     match result {
@@ -136,10 +144,12 @@ where
 
 /// Cancels `shutdown` on the first signal; then exits the process on a second one or when `deadline` has
 /// passed (unless the service returned first, which ends the process).
-async fn stop_on_signals(program: String, shutdown: CancellationToken, deadline: Duration) {
-    let Some(mut signals) = Signals::install() else {
-        return;
-    };
+async fn stop_on_signals(
+    mut signals: Signals,
+    program: String,
+    shutdown: CancellationToken,
+    deadline: Duration,
+) {
     let first = signals.next().await;
     info!(signal = first, "shutdown requested");
     shutdown.cancel();

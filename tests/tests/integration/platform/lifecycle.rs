@@ -2,28 +2,30 @@
 //! second one, or the shutdown deadline, ends a drain that does not finish, with status 1 and the reason.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// Starts the stuck service and waits until it runs with its signal handlers installed.
-fn start(deadline_ms: u64) -> Child {
+/// Starts the stuck service and waits until it runs (its signal handlers are installed before it starts);
+/// also returns its output, line by line.
+fn start(deadline_ms: u64) -> (Child, BufReader<ChildStdout>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchyard-stuck-service"))
         .arg(deadline_ms.to_string())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the stuck service");
+    let mut output = BufReader::new(child.stdout.take().expect("stdout"));
+    assert_eq!(next_line(&mut output), "ready");
+    (child, output)
+}
+
+fn next_line(output: &mut BufReader<ChildStdout>) -> String {
     let mut line = String::new();
-    BufReader::new(child.stdout.as_mut().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read its first line");
-    assert_eq!(line.trim(), "ready");
-    // The handlers are installed by a task that starts with the service.
-    std::thread::sleep(Duration::from_millis(300));
-    child
+    output.read_line(&mut line).expect("read a line of the service");
+    line.trim().to_owned()
 }
 
 fn signal(child: &Child, signal: Signal) {
@@ -54,9 +56,9 @@ fn wait_exit(mut child: Child, limit: Duration) -> (Option<i32>, String, Duratio
 
 #[test]
 fn a_second_signal_ends_a_drain_that_does_not_finish() {
-    let child = start(60_000);
+    let (child, mut output) = start(60_000);
     signal(&child, Signal::SIGTERM);
-    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(next_line(&mut output), "cancelled; draining forever");
     assert!(child_running(&child), "the first signal only starts the drain");
     signal(&child, Signal::SIGINT);
     let (code, stderr, took) = wait_exit(child, Duration::from_secs(10));
@@ -70,7 +72,7 @@ fn a_second_signal_ends_a_drain_that_does_not_finish() {
 
 #[test]
 fn the_shutdown_deadline_ends_a_drain_that_does_not_finish() {
-    let child = start(1_500);
+    let (child, _output) = start(1_500);
     let signalled = Instant::now();
     signal(&child, Signal::SIGTERM);
     let (code, stderr, _) = wait_exit(child, Duration::from_secs(15));
