@@ -105,11 +105,6 @@ impl KafkaContext {
             stats,
         }
     }
-
-    /// The client's name.
-    pub fn client(&self) -> &str {
-        &self.client
-    }
 }
 
 impl ClientContext for KafkaContext {
