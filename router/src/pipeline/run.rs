@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
-use rdkafka::producer::{Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, Producer};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -160,7 +160,7 @@ fn producer_factory(config: &Config, metrics: Metrics) -> ProducerFactory {
     Box::new(move || {
         let client = config.producer(&clients);
         let context = ProduceContext::new(client.context());
-        let producer: ThreadedProducer<ProduceContext> = client.create_with(context)?;
+        let producer: BaseProducer<ProduceContext> = client.create_with(context)?;
         if exactly_once {
             producer
                 .init_transactions(init_timeout)

@@ -28,11 +28,12 @@ pub trait TopicLookup {
     fn partitions(&self, topic: &str, timeout: Duration) -> Result<Vec<i32>, KafkaError>;
 }
 
-/// A cache of topic existence.
+/// A cache of topic existence. It is asked once per output record, so its map uses a fast hasher (topic
+/// names are ours, not an attacker's) and its caller reads the clock once per input record.
 pub struct TopicCache {
     refresh: Duration,
     recheck_missing: Duration,
-    known: HashMap<Arc<str>, Entry>,
+    known: HashMap<Arc<str>, Entry, foldhash::fast::RandomState>,
 }
 
 /// What the cache knows of one topic.
@@ -50,15 +51,14 @@ impl TopicCache {
         Self {
             refresh,
             recheck_missing,
-            known: HashMap::new(),
+            known: HashMap::default(),
         }
     }
 
-    /// Whether `topic` exists, asking the broker when the cached answer is stale. A metadata failure keeps
-    /// the previous answer (or assumes the topic exists, so that an outage stalls and retries rather than
-    /// dead-letters).
-    pub fn state<L: TopicLookup>(&mut self, lookup: &L, topic: &Arc<str>) -> TopicState {
-        let now = Instant::now();
+    /// Whether `topic` exists at `now`, asking the broker when the cached answer is stale. A metadata
+    /// failure keeps the previous answer (or assumes the topic exists, so that an outage stalls and retries
+    /// rather than dead-letters).
+    pub fn state<L: TopicLookup>(&mut self, lookup: &L, topic: &Arc<str>, now: Instant) -> TopicState {
         if let Some(entry) = self.known.get_mut(topic)
             && let Some(checked) = entry.checked
         {

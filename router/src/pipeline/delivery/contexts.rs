@@ -1,7 +1,7 @@
 //! The librdkafka client contexts: where delivery reports and rebalance callbacks enter the engine.
 //!
 //! ```text
-//!   producer thread ── delivery(result, Tag) ──► ProduceContext.reports ──► Engine (take_reports)
+//!   producer poll   ── delivery(result, Tag) ──► ProduceContext.reports ──► Engine (take_reports)
 //!   consumer poll   ── pre_rebalance(Revoke) ──► RebalanceContext ──► Engine::on_revoke
 //! ```
 //!
@@ -47,10 +47,10 @@ pub struct Report {
     pub(super) error: Option<KafkaError>,
 }
 
-/// The producer's context: statistics, and delivery reports queued for the pipeline thread. The producer is
-/// a `ThreadedProducer`, whose own thread serves these callbacks: `abort_transaction` waits until the
-/// reports of purged records have been served, which a producer polled only by the (blocked) pipeline
-/// thread would never do.
+/// The producer's context: statistics, and delivery reports queued for the engine. The pipeline thread
+/// serves them (the engine polls at each service, `send` while the queue is full, `flush` and the commit
+/// while they wait); during `abort_transaction`, which waits until the reports of purged records have been
+/// served, a helper thread does (see `KafkaProducer`).
 pub struct ProduceContext {
     stats: KafkaContext,
     reports: Mutex<Vec<Report>>,

@@ -321,7 +321,9 @@ impl<P: ProducerIo> Engine<P> {
             validate_payloads: core.settings.validate_payloads,
         };
         let (topics, producer) = (&mut core.topics, &core.producer);
-        let mut topic_state = |plugin: &PluginRoute| topics.state(producer, &plugin.topic);
+        // One clock read for the record's outputs.
+        let now = Instant::now();
+        let mut topic_state = |plugin: &PluginRoute| topics.state(producer, &plugin.topic, now);
         let plan = planner.plan(
             input.key,
             input.headers.iter().copied(),

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   Engine<P: ProducerIo> ── begin / send_offsets / commit / abort, send(record, tag), take_reports,
-//!                            flush, replace, topic partitions ──► KafkaProducer (ThreadedProducer)
+//!                            flush, replace, topic partitions ──► KafkaProducer (BaseProducer)
 //!          methods take C: ConsumerIo ── group_metadata, seek, store_offset,
 //!                            commit_consumer_state ──► BaseConsumer
 //! ```
@@ -12,11 +12,12 @@
 //! before, and the unit tests drive it with fakes, without a broker.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, ConsumerGroupMetadata};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use switchyard_service::kafka::metadata_partitions;
@@ -27,6 +28,9 @@ use crate::kafka::{TransactionAction, transaction_error_action};
 use crate::pipeline::delivery::contexts::{ProduceContext, Report, Tag};
 use crate::pipeline::delivery::records::Outgoing;
 use crate::pipeline::topics::TopicLookup;
+
+/// How long the helper thread of an abort waits for a delivery report at a time.
+const ABORT_POLL: Duration = Duration::from_millis(10);
 
 /// A transaction call's failure, classified where it happened.
 #[derive(Debug)]
@@ -103,11 +107,12 @@ pub trait ConsumerIo<G> {
 
 /// Makes a ready producer (transactions initialised in exactly-once mode): the first one, and each
 /// replacement of one that librdkafka declared unusable.
-pub type ProducerFactory = Box<dyn Fn() -> Result<ThreadedProducer<ProduceContext>, RouterError> + Send>;
+pub type ProducerFactory = Box<dyn Fn() -> Result<BaseProducer<ProduceContext>, RouterError> + Send>;
 
-/// The real producer: a `ThreadedProducer` and the factory that makes its replacements.
+/// The real producer: a `BaseProducer` served on the pipeline thread, and the factory that makes its
+/// replacements.
 pub struct KafkaProducer {
-    producer: ThreadedProducer<ProduceContext>,
+    producer: BaseProducer<ProduceContext>,
     factory: ProducerFactory,
 }
 
@@ -155,7 +160,19 @@ impl ProducerIo for KafkaProducer {
     }
 
     fn abort_transaction(&self, timeout: Duration) -> Result<(), TransactionError> {
-        Ok(self.producer.abort_transaction(timeout)?)
+        // The abort waits until the purged records' delivery reports have been served, and nobody else polls
+        // this producer while the pipeline thread waits here: a helper thread serves them meanwhile.
+        let (done, producer) = (AtomicBool::new(false), &self.producer);
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                while !done.load(Ordering::Acquire) {
+                    producer.poll(ABORT_POLL);
+                }
+            });
+            let aborted = producer.abort_transaction(timeout);
+            done.store(true, Ordering::Release);
+            Ok(aborted?)
+        })
     }
 
     fn send(&self, out: Outgoing<'_>, tag: Box<Tag>) {
