@@ -164,11 +164,17 @@ impl ProducerIo for KafkaProducer {
         // this producer while the pipeline thread waits here: a helper thread serves them meanwhile.
         let (done, producer) = (AtomicBool::new(false), &self.producer);
         std::thread::scope(|scope| {
-            scope.spawn(|| {
-                while !done.load(Ordering::Acquire) {
-                    producer.poll(ABORT_POLL);
-                }
-            });
+            let poller = std::thread::Builder::new()
+                .name("abort-poll".into())
+                .spawn_scoped(scope, || {
+                    while !done.load(Ordering::Acquire) {
+                        producer.poll(ABORT_POLL);
+                    }
+                });
+            if let Err(error) = poller {
+                // The abort then runs into its timeout, which the engine handles like any failed abort.
+                warn!(%error, "could not start the thread that serves reports during the abort");
+            }
             let aborted = producer.abort_transaction(timeout);
             done.store(true, Ordering::Release);
             Ok(aborted?)
