@@ -219,6 +219,7 @@ mod tests {
                 events: events.iter().map(|s| (*s).to_owned()).collect(),
                 actions: vec![],
                 config_schema: None,
+                delivery: Default::default(),
             })
         };
         let records = [

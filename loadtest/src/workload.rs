@@ -40,6 +40,7 @@ pub fn manifests(scenario: &Scenario) -> Vec<PluginManifest> {
             actions: Vec::new(),
             config_schema: None,
             id,
+            delivery: Default::default(),
         })
         .collect()
 }

@@ -205,8 +205,8 @@ pub async fn run<P: Plugin>(
     });
     info!(plugin = %id, topic = %events_topic, "consuming");
     let loop_settings = LoopSettings {
-        max_in_flight: settings.delivery.max_in_flight,
-        max_buffered: settings.delivery.max_buffered,
+        limits: settings.limits(),
+        ordering: manifest.delivery.ordering(),
         commit_interval: Duration::from_millis(settings.delivery.commit_interval_ms),
         drain_timeout: Duration::from_millis(settings.http.timeout_ms.saturating_add(5000)),
     };

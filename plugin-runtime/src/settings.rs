@@ -12,6 +12,7 @@ use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
 
 use crate::delivery::breaker::BreakerPolicy;
 use crate::delivery::retry::RetryPolicy;
+use crate::delivery::schedule::{self, Limits};
 
 /// The embedded defaults.
 pub const DEFAULTS: &str = include_str!("../default.toml");
@@ -63,8 +64,11 @@ pub struct TopicSettings {
 pub struct DeliverySettings {
     /// Consumer group; `{plugin}` becomes the id. Default `switchyard-plugin-{plugin}`.
     pub group_id: String,
-    /// Events executing at once. Default 32.
+    /// Calls at once. Default 32.
     pub max_in_flight: usize,
+    /// Calls at once per team. Default (absent): a quarter of `max_in_flight`, at least 1.
+    #[serde(default)]
+    pub max_in_flight_per_team: Option<usize>,
     /// Events held before consumption pauses. Default 2000.
     pub max_buffered: usize,
     /// Commit period, milliseconds. Default 1000.
@@ -149,6 +153,19 @@ impl Settings {
         Clients::new(self.kafka.clone(), stats)
     }
 
+    /// The delivery loop's bounds: calls in total and per team, and events held.
+    pub fn limits(&self) -> Limits {
+        let delivery = &self.delivery;
+        Limits {
+            max_calls: delivery.max_in_flight,
+            max_calls_per_team: delivery
+                .max_in_flight_per_team
+                .unwrap_or_else(|| schedule::default_per_team(delivery.max_in_flight)),
+            max_buffered: delivery.max_buffered,
+            batch: None,
+        }
+    }
+
     /// The retry policy.
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
@@ -199,6 +216,14 @@ impl Layered for Settings {
             return Err(invalid(
                 "delivery",
                 "max_in_flight must be at least 1 and max_buffered at least max_in_flight",
+            ));
+        }
+        if let Some(per_team) = self.delivery.max_in_flight_per_team
+            && !(1..=self.delivery.max_in_flight).contains(&per_team)
+        {
+            return Err(invalid(
+                "delivery.max_in_flight_per_team",
+                "must be at least 1 and at most max_in_flight",
             ));
         }
         if self.retry.max_attempts == 0 {

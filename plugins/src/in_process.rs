@@ -8,7 +8,7 @@ use std::sync::{Arc, RwLock};
 
 use serde_json::{Value, json};
 use switchyard_plugin_runtime::plugin::{Context, Event, Outcome, Plugin, PluginError, PluginResult};
-use switchyard_schemas::control::PluginManifest;
+use switchyard_schemas::control::{DeliveryHints, Ordering, PluginManifest};
 
 use crate::Disposition;
 use crate::sheets::{self, CsvTarget, ExportOutcome, GoogleSheets, SheetsConfig, SheetsExporter, Target};
@@ -46,6 +46,12 @@ pub fn sheets_export_manifest(url: Option<String>) -> PluginManifest {
         .to_vec(),
         actions: Vec::new(),
         config_schema: Some(sheets::config_schema()),
+        // A row needs only its response's events in order (an edit after its submission). The exporter
+        // serialises the writes to one tab itself; a response handled before its form's event gets columns
+        // named by question id (see `sheets::export`).
+        delivery: DeliveryHints {
+            ordering: Some(Ordering::Response),
+        },
     }
 }
 
@@ -62,6 +68,10 @@ pub fn sms_notify_manifest(url: Option<String>) -> PluginManifest {
         events: vec!["response.submitted".to_owned()],
         actions: Vec::new(),
         config_schema: Some(sms::config_schema()),
+        // Each text stands alone.
+        delivery: DeliveryHints {
+            ordering: Some(Ordering::None),
+        },
     }
 }
 
@@ -217,6 +227,9 @@ pub fn slang_search_manifest() -> PluginManifest {
         events: vec!["response.submitted".to_owned(), "response.updated".to_owned()],
         actions: Vec::new(),
         config_schema: Some(slang::config_schema()),
+        delivery: DeliveryHints {
+            ordering: Some(Ordering::Response),
+        },
     }
 }
 

@@ -19,7 +19,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
-use switchyard_schemas::control::PluginManifest;
+use switchyard_schemas::control::{DeliveryHints, Ordering, PluginManifest};
 use switchyard_schemas::events::Response as SurveyResponse;
 use switchyard_schemas::webhook::SigningSecret;
 use tracing::warn;
@@ -39,6 +39,9 @@ pub fn manifest(url: &str) -> PluginManifest {
         events: vec!["response.submitted".to_owned(), "response.updated".to_owned()],
         actions: Vec::new(),
         config_schema: Some(rules::config_schema()),
+        delivery: DeliveryHints {
+            ordering: Some(Ordering::Response),
+        },
     }
 }
 

@@ -87,6 +87,7 @@ fn build(enablements: usize) -> RouteTable {
             events,
             actions: vec![],
             config_schema: None,
+            delivery: Default::default(),
         });
     }
     for team in 0..enablements / PER_TEAM {

@@ -36,6 +36,83 @@ pub struct PluginManifest {
     /// JSON Schema of its per-team configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_schema: Option<serde_json::Value>,
+    /// How the plugin runtime hands it events (contract section 7.1: `ordering`); absent fields keep the
+    /// defaults, and a manifest without them serializes exactly as before they existed.
+    #[serde(flatten)]
+    pub delivery: DeliveryHints,
+}
+
+/// The manifest fields that tell the plugin runtime how to deliver: the router ignores them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryHints {
+    /// Which events must run one after the other; absent = [`Ordering::Team`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering: Option<Ordering>,
+}
+
+impl DeliveryHints {
+    /// The ordering in effect: the manifest's, or [`Ordering::Team`].
+    pub fn ordering(&self) -> Ordering {
+        self.ordering.clone().unwrap_or_default()
+    }
+}
+
+/// The manifest's `ordering`: which of a team's events the runtime runs one after the other.
+///
+/// A value this version does not know is kept as [`Ordering::Unknown`] (so a manifest of a newer writer
+/// still routes, and is written back unchanged); the registry refuses it, the runtime treats it as
+/// [`Ordering::Team`], the strictest.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum Ordering {
+    /// One event of a team at a time (`"team"`, the default).
+    #[default]
+    Team,
+    /// One event at a time per form of a team (`"form"`).
+    Form,
+    /// One event at a time per response of a team; form events per form (`"response"`).
+    Response,
+    /// No order (`"none"`).
+    None,
+    /// A value this version does not know.
+    Unknown(String),
+}
+
+impl Ordering {
+    /// The values this version knows, as written.
+    pub const KNOWN: [&'static str; 4] = ["team", "form", "response", "none"];
+
+    /// The value as written in a manifest.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Ordering::Team => "team",
+            Ordering::Form => "form",
+            Ordering::Response => "response",
+            Ordering::None => "none",
+            Ordering::Unknown(value) => value,
+        }
+    }
+}
+
+impl From<String> for Ordering {
+    fn from(value: String) -> Self {
+        match value.as_str() {
+            "team" => Ordering::Team,
+            "form" => Ordering::Form,
+            "response" => Ordering::Response,
+            "none" => Ordering::None,
+            _ => Ordering::Unknown(value),
+        }
+    }
+}
+
+impl From<Ordering> for String {
+    fn from(ordering: Ordering) -> Self {
+        match ordering {
+            Ordering::Unknown(value) => value,
+            known => known.as_str().to_owned(),
+        }
+    }
 }
 
 /// A team's switch for one plugin, the value of a `switchyard.enablements` record keyed `<team>/<plugin>`.
@@ -258,6 +335,38 @@ mod tests {
                 .url
                 .is_none()
         );
+    }
+
+    #[test]
+    fn a_manifest_without_delivery_hints_is_written_back_byte_for_byte() {
+        let old = r#"{"id":"audit","name":"Audit","description":"","version":"0.1.0","events":["form.created"],"actions":[]}"#;
+        let manifest = PluginManifest::parse("audit", old.as_bytes()).unwrap();
+        assert_eq!(manifest.delivery, DeliveryHints::default());
+        assert_eq!(manifest.delivery.ordering(), Ordering::Team);
+        assert_eq!(serde_json::to_string(&manifest).unwrap(), old);
+    }
+
+    #[test]
+    fn ordering_values_known_and_unknown() {
+        for (value, ordering) in [
+            ("team", Ordering::Team),
+            ("form", Ordering::Form),
+            ("response", Ordering::Response),
+            ("none", Ordering::None),
+            ("per-question", Ordering::Unknown("per-question".into())),
+        ] {
+            let json = MANIFEST.replace("\"future_field\":42", &format!("\"ordering\":\"{value}\""));
+            let manifest = PluginManifest::parse("sheets-export", json.as_bytes())
+                .expect("an ordering this version does not know still parses: the router routes it");
+            assert_eq!(manifest.delivery.ordering, Some(ordering));
+            let written = serde_json::to_value(&manifest).unwrap();
+            assert_eq!(written["ordering"], value, "written back as read");
+        }
+        let not_a_string = MANIFEST.replace("\"future_field\":42", "\"ordering\":1");
+        assert!(matches!(
+            PluginManifest::parse("sheets-export", not_a_string.as_bytes()),
+            Err(ControlError::Json { .. })
+        ));
     }
 
     #[test]

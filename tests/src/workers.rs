@@ -10,7 +10,7 @@ use serde_json::Value;
 use switchyard_fixtures::process::Supervised;
 use switchyard_plugin_runtime::plugin::{Context, Event, Outcome, Plugin, PluginError};
 use switchyard_plugin_runtime::settings::Settings;
-use switchyard_schemas::control::PluginManifest;
+use switchyard_schemas::control::{DeliveryHints, Ordering, PluginManifest};
 
 use crate::binaries::{free_address, supervise, workspace_binary};
 use crate::broker::{bootstrap, create_topics, unique};
@@ -120,6 +120,8 @@ pub struct Call {
     pub team: String,
     /// 1, 2, ...
     pub attempt: u32,
+    /// The response id of its data (`response.id`), if any.
+    pub response: Option<String>,
     /// When it started.
     pub started: Instant,
     /// When it ended.
@@ -136,6 +138,7 @@ pub type Script = dyn Fn(&Context) -> (Duration, Outcome) + Send + Sync;
 #[derive(Clone)]
 pub struct ScriptedPlugin {
     id: String,
+    ordering: Option<Ordering>,
     script: Arc<Script>,
     /// Every `execute` call, in the order they ended.
     pub calls: Arc<Mutex<Vec<Call>>>,
@@ -148,10 +151,17 @@ impl ScriptedPlugin {
     pub fn new(id: &str, script: impl Fn(&Context) -> (Duration, Outcome) + Send + Sync + 'static) -> Self {
         Self {
             id: id.to_owned(),
+            ordering: None,
             script: Arc::new(script),
             calls: Arc::default(),
             initialized: Arc::default(),
         }
+    }
+
+    /// The same plugin with `ordering` in its manifest.
+    pub fn with_ordering(mut self, ordering: Ordering) -> Self {
+        self.ordering = Some(ordering);
+        self
     }
 
     /// The calls so far.
@@ -180,6 +190,9 @@ impl Plugin for ScriptedPlugin {
             events: vec!["response.submitted".to_owned(), "form.created".to_owned()],
             actions: Vec::new(),
             config_schema: None,
+            delivery: DeliveryHints {
+                ordering: self.ordering.clone(),
+            },
         }
     }
 
@@ -200,6 +213,11 @@ impl Plugin for ScriptedPlugin {
             id: ctx.meta.id.clone(),
             team: ctx.meta.team_id.clone(),
             attempt: ctx.attempt,
+            response: ctx
+                .data
+                .pointer("/response/id")
+                .and_then(Value::as_str)
+                .map(str::to_owned),
             started,
             ended: Instant::now(),
         });

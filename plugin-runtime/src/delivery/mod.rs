@@ -3,6 +3,7 @@
 //! delivery) and [`run`] (the consume loop).
 
 pub mod breaker;
+pub mod lanes;
 pub mod records;
 pub mod retry;
 pub mod run;

@@ -1,6 +1,6 @@
 //! The consume loop of a worker: read `plugin.<id>.events` in its consumer group, hand each record to the
-//! [`Scheduler`], run deliveries as tasks, store the offsets of what is done, pause when full or during an
-//! outage, and drain at shutdown.
+//! [`Scheduler`] in its lane (the plugin's `ordering`, see [`super::lanes`]), run the calls it starts as
+//! tasks, store the offsets of what is done, pause when full or during an outage, and drain at shutdown.
 //!
 //! Deliveries of a partition that is revoked are cancelled: they stop retrying and writing (a call in
 //! progress still finishes), so the partition's next owner is the only one to go on with its events.
@@ -12,20 +12,22 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Statistics, TopicPartitionList};
+use switchyard_schemas::control::Ordering;
 use switchyard_service::kafka::KafkaContext;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::delivery::lanes;
 use crate::delivery::records::OutRecord;
-use crate::delivery::schedule::Scheduler;
+use crate::delivery::schedule::{Item, LaneId, Limits, Scheduler, Start};
 use crate::delivery::worker::{Completion, Routed, Worker};
 use crate::event;
 use crate::metrics::Metrics;
@@ -122,12 +124,12 @@ fn routed(message: &rdkafka::message::BorrowedMessage<'_>) -> Routed {
 }
 
 /// Limits of the loop.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct LoopSettings {
-    /// Deliveries at once.
-    pub max_in_flight: usize,
-    /// Records held before pausing.
-    pub max_buffered: usize,
+    /// Calls at once, in total and per team, and records held before pausing.
+    pub limits: Limits,
+    /// Which events run one after the other (the plugin's manifest).
+    pub ordering: Ordering,
     /// How often done offsets are stored.
     pub commit_interval: Duration,
     /// Longest wait for in-flight deliveries at shutdown.
@@ -142,8 +144,10 @@ pub async fn consume<P: Plugin>(
     mut revoked: mpsc::UnboundedReceiver<Vec<i32>>,
     settings: LoopSettings,
 ) {
-    let mut scheduler: Scheduler<Box<Routed>> = Scheduler::new(settings.max_in_flight, settings.max_buffered);
-    let mut tasks: JoinSet<(i32, i64, String, Completion)> = JoinSet::new();
+    let mut scheduler: Scheduler<Box<Routed>> = Scheduler::new(settings.limits);
+    let mut tasks: JoinSet<Ended> = JoinSet::new();
+    // The team of each running call, for a task that panicked.
+    let mut calls: HashMap<task::Id, String> = HashMap::new();
     let mut tick = tokio::time::interval(settings.commit_interval);
     let mut outage = worker.outage.subscribe();
     let mut paused = false;
@@ -151,17 +155,40 @@ pub async fn consume<P: Plugin>(
     // Per partition: cancelled when it is revoked, so its deliveries stop retrying and writing.
     let mut owned: HashMap<i32, CancellationToken> = HashMap::new();
     loop {
-        while let Some(start) = scheduler.next_start() {
+        while let Some(Start { team, items }) = scheduler.next_start(Instant::now()) {
+            let items: Vec<(Item<Box<Routed>>, CancellationToken)> = items
+                .into_iter()
+                .map(|item| {
+                    let cancel = owned
+                        .entry(item.partition)
+                        .or_insert_with(|| shutdown.child_token())
+                        .clone();
+                    (item, cancel)
+                })
+                .collect();
             let worker = Arc::clone(&worker);
-            let cancel = owned
-                .entry(start.partition)
-                .or_insert_with(|| shutdown.child_token())
-                .clone();
-            tasks.spawn(async move {
-                let completion = worker.deliver(*start.item, &cancel).await;
-                (start.partition, start.offset, start.team, completion)
+            let call_team = team.clone();
+            let handle = tasks.spawn(async move {
+                let mut events = Vec::with_capacity(items.len());
+                for (
+                    Item {
+                        partition,
+                        offset,
+                        item,
+                    },
+                    cancel,
+                ) in items
+                {
+                    events.push((partition, offset, worker.deliver(*item, &cancel).await));
+                }
+                Ended {
+                    team: call_team,
+                    events,
+                }
             });
+            calls.insert(handle.id(), team);
         }
+        let due = scheduler.next_due();
         worker.metrics.buffered.set(scheduler.buffered() as i64);
         let should_pause = scheduler.is_full() || *outage.borrow();
         if should_pause != paused {
@@ -178,23 +205,25 @@ pub async fn consume<P: Plugin>(
                 }
                 scheduler.revoke(&partitions);
             }
-            Some(joined) = tasks.join_next() => match joined {
-                Ok((partition, offset, team, Completion::Done)) => scheduler.complete(partition, offset, &team),
-                Ok((_, _, _, Completion::Abandoned)) => {}
-                Err(error) => warn!(%error, "a delivery task failed"),
-            },
+            Some(joined) = tasks.join_next_with_id() => ended(&mut scheduler, &mut calls, joined),
             message = consumer.recv() => match message {
                 Ok(message) => {
                     let routed = routed(&message);
-                    let team = routed
-                        .decoded
-                        .as_ref()
-                        .map(|d| d.meta.team_id.clone())
-                        .unwrap_or_default();
-                    scheduler.push(message.partition(), message.offset(), &team, Box::new(routed));
+                    let (team, lane) = match &routed.decoded {
+                        Ok(decoded) => (
+                            decoded.meta.team_id.clone(),
+                            lanes::lane(&settings.ordering, &decoded.meta, &decoded.data),
+                        ),
+                        // It does not decode: dead-lettered at once, without a team.
+                        Err(_) => (String::new(), LaneId::Team),
+                    };
+                    let (partition, offset) = (message.partition(), message.offset());
+                    scheduler.push(partition, offset, &team, lane, Box::new(routed), Instant::now());
                 }
                 Err(error) => warn!(%error, topic, "reading the plugin's topic failed"),
             },
+            // A batch that waited for more events is due.
+            _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now).into()), if due.is_some() => {}
             _ = outage.changed() => {}
             _ = tick.tick() => {
                 store(&consumer, topic, &mut scheduler);
@@ -215,16 +244,47 @@ pub async fn consume<P: Plugin>(
                 tasks.abort_all();
                 break;
             }
-            joined = tasks.join_next() => match joined {
+            joined = tasks.join_next_with_id() => match joined {
                 None => break,
-                Some(Ok((partition, offset, team, Completion::Done))) => scheduler.complete(partition, offset, &team),
-                Some(_) => {}
+                Some(joined) => ended(&mut scheduler, &mut calls, joined),
             },
         }
     }
     store(&consumer, topic, &mut scheduler);
     if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
         warn!(%error, "the final offset commit failed; the last events will be redelivered");
+    }
+}
+
+/// What a call task hands back: its team, and each event's partition, offset and completion.
+struct Ended {
+    team: String,
+    events: Vec<(i32, i64, Completion)>,
+}
+
+/// A call task ended: its done events and its call slot are released. A task that panicked leaves its
+/// events not done (the commit position stays before them; a restart redelivers them).
+fn ended(
+    scheduler: &mut Scheduler<Box<Routed>>,
+    calls: &mut HashMap<task::Id, String>,
+    joined: Result<(task::Id, Ended), task::JoinError>,
+) {
+    match joined {
+        Ok((id, Ended { team, events })) => {
+            calls.remove(&id);
+            for (partition, offset, completion) in events {
+                if completion == Completion::Done {
+                    scheduler.event_done(partition, offset);
+                }
+            }
+            scheduler.call_done(&team);
+        }
+        Err(error) => {
+            warn!(%error, "a delivery task failed");
+            if let Some(team) = calls.remove(&error.id()) {
+                scheduler.call_done(&team);
+            }
+        }
     }
 }
 

@@ -1,34 +1,88 @@
-//! Which event runs next: per-team order, concurrency across teams, and the offsets that are safe to
-//! commit. Pure bookkeeping, no I/O, so every rule is unit-tested here.
+//! Which events run next: lanes (the plugin's ordering key), fair shares between teams, batches, and the
+//! offsets that are safe to commit. Pure bookkeeping, no I/O and no clock of its own (the caller passes
+//! `now`), so every rule is unit-tested here.
 //!
 //! ```text
-//!  partition 0: o10(acme) o11(globex) o12(acme) o13(initech) ...
-//!                 │          │          │ waits for o10 (same team)
-//!                 ▼          ▼          ▼
-//!  executing: acme#o10, globex#o11, initech#o13      (at most `max_in_flight` at once)
+//!  partition 0: o10(acme r1) o11(globex r7) o12(acme r2) o13(acme r1) ...
+//!                 │             │             │             │ waits for o10 (same lane: acme/r1)
+//!                 ▼             ▼             ▼
+//!  calls: acme[o10], globex[o11], acme[o12]     (at most `max_calls`, at most `max_calls_per_team` per team)
 //!  commit position of partition 0 = lowest offset not yet done (o10 until it is done)
 //! ```
 //!
-//! Events of one team (one key of one partition) run strictly one after the other. A team whose event is
-//! slow or retrying holds only its own queue; other teams keep running until `max_buffered` records are
-//! held, and then the consumer pauses (the caller's job) until completions make room. The commit position
-//! of a partition never passes an event that is not done, so a crash redelivers it (at-least-once).
+//! - **Lanes.** Every event belongs to one lane of its team ([`LaneId`], derived from the plugin's
+//!   `ordering`): the events of one lane run one after the other, in the topic's order; different lanes run
+//!   concurrently. An event that is slow or retrying holds only its own lane.
+//! - **Calls and fair shares.** A start is one call to the plugin: one event, or a batch of one team's events
+//!   (several lanes; a lane's events in order; a lane is never in two running calls). At most `max_calls`
+//!   run at once and at most `max_calls_per_team` per team. Teams with work waiting take turns, one call per
+//!   turn (round robin), so a team with a large backlog does not delay a team that sends little.
+//! - **Batches.** With [`BatchLimits`], a team's call waits until `max_events` of its events are ready or
+//!   the oldest has waited `max_wait` ([`Scheduler::next_due`] says when).
+//! - **Memory and commits.** At most `max_buffered` events are held; then the consumer pauses (the caller's
+//!   job). The commit position of a partition never passes an event that is not done, so a crash
+//!   redelivers it (at-least-once).
+//!
+//! An event's end ([`Scheduler::event_done`]) and its call's end ([`Scheduler::call_done`]) are separate:
+//! a batch's done events free their lanes while the call still retries the others.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
-/// One team's queue within one partition.
-type Key = (i32, String);
+/// The lane of an event within its team.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum LaneId {
+    /// The whole team is one lane (`ordering: "team"`).
+    Team,
+    /// One lane per key (a form or response id).
+    Key(String),
+    /// No order: the event is a lane of its own (`ordering: "none"`).
+    Free,
+}
+
+/// A lane's identity: partition, team, and the key within the team (`Free` lanes by offset).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LaneRef {
+    partition: i32,
+    team: String,
+    lane: LaneKey,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum LaneKey {
+    Team,
+    Key(String),
+    Offset(i64),
+}
 
 #[derive(Debug)]
-struct TeamQueue<T> {
-    waiting: VecDeque<(i64, T)>,
-    running: bool,
+struct Waiting<T> {
+    offset: i64,
+    item: T,
+    since: Instant,
+}
+
+#[derive(Debug)]
+struct Lane<T> {
+    waiting: VecDeque<Waiting<T>>,
+    /// Events of this lane in running calls.
+    running: usize,
+}
+
+#[derive(Debug, Default)]
+struct Team {
+    /// Lanes with events waiting and none running, in the order they became ready.
+    ready: VecDeque<LaneRef>,
+    /// Calls running.
+    calls: usize,
+    /// In the turn queue.
+    in_turn: bool,
 }
 
 #[derive(Debug, Default)]
 struct Offsets {
-    /// Offsets read but not done.
-    outstanding: BTreeSet<i64>,
+    /// Offsets read but not done, with their lane.
+    outstanding: BTreeMap<i64, LaneRef>,
     /// The offset after the highest one read.
     next: Option<i64>,
     /// The last position handed out by [`Scheduler::commit_positions`].
@@ -37,118 +91,247 @@ struct Offsets {
 
 impl Offsets {
     fn position(&self) -> Option<i64> {
-        self.outstanding.first().copied().or(self.next)
+        self.outstanding.keys().next().copied().or(self.next)
+    }
+
+    fn read(&mut self, offset: i64) {
+        self.next = Some(self.next.map_or(offset + 1, |n| n.max(offset + 1)));
     }
 }
 
-/// An event to start: its partition, offset, team and payload.
+/// Batching: a call carries up to `max_events` events of one team, and waits at most `max_wait` for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Events per call, at least 1.
+    pub max_events: usize,
+    /// Longest wait of the oldest ready event for a fuller batch.
+    pub max_wait: Duration,
+}
+
+/// The scheduler's bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Calls at once.
+    pub max_calls: usize,
+    /// Calls at once per team.
+    pub max_calls_per_team: usize,
+    /// Events held (waiting or running) before the caller pauses reading; at least `max_calls`.
+    pub max_buffered: usize,
+    /// Batching, when the plugin takes batches.
+    pub batch: Option<BatchLimits>,
+}
+
+impl Limits {
+    /// One event per call, with the per-team share at its default: a quarter of `max_calls`, at least 1.
+    pub fn new(max_calls: usize, max_buffered: usize) -> Self {
+        Self {
+            max_calls,
+            max_calls_per_team: default_per_team(max_calls),
+            max_buffered,
+            batch: None,
+        }
+    }
+}
+
+/// The default per-team share of `max_calls`: a quarter, at least 1.
+pub fn default_per_team(max_calls: usize) -> usize {
+    (max_calls / 4).max(1)
+}
+
+/// One event of a call.
 #[derive(Debug, PartialEq)]
-pub struct Start<T> {
+pub struct Item<T> {
     /// Partition.
     pub partition: i32,
     /// Offset.
     pub offset: i64,
-    /// Team.
-    pub team: String,
     /// The caller's record.
     pub item: T,
+}
+
+/// A call to start: one team's events (one, or a batch), lanes in the order they became ready and each
+/// lane's events in topic order.
+#[derive(Debug, PartialEq)]
+pub struct Start<T> {
+    /// Team.
+    pub team: String,
+    /// The events.
+    pub items: Vec<Item<T>>,
 }
 
 /// The scheduler.
 #[derive(Debug)]
 pub struct Scheduler<T> {
-    max_in_flight: usize,
-    max_buffered: usize,
-    queues: HashMap<Key, TeamQueue<T>>,
+    limits: Limits,
+    lanes: HashMap<LaneRef, Lane<T>>,
+    teams: HashMap<String, Team>,
+    /// Teams with a ready lane and a free call, in turn.
+    turn: VecDeque<String>,
     offsets: HashMap<i32, Offsets>,
-    ready: VecDeque<Key>,
-    executing: usize,
+    calls: usize,
     buffered: usize,
 }
 
 impl<T> Scheduler<T> {
-    /// At most `max_in_flight` events execute at once and `max_buffered` (at least `max_in_flight`) are held.
-    pub fn new(max_in_flight: usize, max_buffered: usize) -> Self {
-        let max_in_flight = max_in_flight.max(1);
+    /// A scheduler within `limits` (each bound at least 1; `max_buffered` at least `max_calls`).
+    pub fn new(limits: Limits) -> Self {
+        let max_calls = limits.max_calls.max(1);
         Self {
-            max_in_flight,
-            max_buffered: max_buffered.max(max_in_flight),
-            queues: HashMap::new(),
+            limits: Limits {
+                max_calls,
+                max_calls_per_team: limits.max_calls_per_team.clamp(1, max_calls),
+                max_buffered: limits.max_buffered.max(max_calls),
+                batch: limits.batch.map(|b| BatchLimits {
+                    max_events: b.max_events.max(1),
+                    max_wait: b.max_wait,
+                }),
+            },
+            lanes: HashMap::new(),
+            teams: HashMap::new(),
+            turn: VecDeque::new(),
             offsets: HashMap::new(),
-            ready: VecDeque::new(),
-            executing: 0,
+            calls: 0,
             buffered: 0,
         }
     }
 
-    /// Adds a record read from `partition` at `offset` for `team`.
-    pub fn push(&mut self, partition: i32, offset: i64, team: &str, item: T) {
+    /// Adds an event read from `partition` at `offset`, of `team`, in `lane`, at `now`.
+    pub fn push(&mut self, partition: i32, offset: i64, team: &str, lane: LaneId, item: T, now: Instant) {
+        let lane = LaneRef {
+            partition,
+            team: team.to_owned(),
+            lane: match lane {
+                LaneId::Team => LaneKey::Team,
+                LaneId::Key(key) => LaneKey::Key(key),
+                LaneId::Free => LaneKey::Offset(offset),
+            },
+        };
         let offsets = self.offsets.entry(partition).or_default();
-        offsets.outstanding.insert(offset);
-        offsets.next = Some(offsets.next.map_or(offset + 1, |n| n.max(offset + 1)));
-        let key = (partition, team.to_owned());
-        let queue = self.queues.entry(key.clone()).or_insert_with(|| TeamQueue {
+        offsets.outstanding.insert(offset, lane.clone());
+        offsets.read(offset);
+        let state = self.lanes.entry(lane.clone()).or_insert_with(|| Lane {
             waiting: VecDeque::new(),
-            running: false,
+            running: 0,
         });
-        let was_idle = !queue.running && queue.waiting.is_empty();
-        queue.waiting.push_back((offset, item));
+        let was_idle = state.running == 0 && state.waiting.is_empty();
+        state.waiting.push_back(Waiting {
+            offset,
+            item,
+            since: now,
+        });
         self.buffered += 1;
         if was_idle {
-            self.ready.push_back(key);
+            self.make_ready(lane);
         }
     }
 
-    /// Marks a record that needs no execution (it is done at once, e.g. a record without a valid key that
-    /// was dead-lettered before scheduling) so the commit position can pass it.
+    /// Marks a record that needs no execution (done at once, e.g. a record without a valid key that was
+    /// dead-lettered before scheduling) so the commit position can pass it.
     pub fn skip(&mut self, partition: i32, offset: i64) {
-        let offsets = self.offsets.entry(partition).or_default();
-        offsets.next = Some(offsets.next.map_or(offset + 1, |n| n.max(offset + 1)));
+        self.offsets.entry(partition).or_default().read(offset);
     }
 
-    /// The next event to execute, if a slot is free and some team's head is waiting.
-    pub fn next_start(&mut self) -> Option<Start<T>> {
-        if self.executing >= self.max_in_flight {
+    /// The next call to start at `now`, if a call is free and some team has events ready (and, with
+    /// batches, enough of them or waiting long enough).
+    pub fn next_start(&mut self, now: Instant) -> Option<Start<T>> {
+        if self.calls >= self.limits.max_calls {
             return None;
         }
-        while let Some(key) = self.ready.pop_front() {
-            let Some(queue) = self.queues.get_mut(&key) else {
+        for _ in 0..self.turn.len() {
+            let name = self.turn.pop_front()?;
+            let Some(team) = self.teams.get_mut(&name) else {
                 continue;
             };
-            let Some((offset, item)) = queue.waiting.pop_front() else {
+            if team.ready.is_empty() || team.calls >= self.limits.max_calls_per_team {
+                team.in_turn = false;
                 continue;
-            };
-            queue.running = true;
-            self.executing += 1;
-            return Some(Start {
-                partition: key.0,
-                offset,
-                team: key.1,
-                item,
-            });
+            }
+            if let Some(batch) = self.limits.batch
+                && !batch_due(&self.lanes, team, batch, now)
+            {
+                self.turn.push_back(name);
+                continue;
+            }
+            let max_events = self.limits.batch.map_or(1, |b| b.max_events);
+            let mut items = Vec::new();
+            while items.len() < max_events
+                && let Some(lane_ref) = team.ready.pop_front()
+            {
+                let Some(lane) = self.lanes.get_mut(&lane_ref) else {
+                    continue;
+                };
+                while items.len() < max_events
+                    && let Some(waiting) = lane.waiting.pop_front()
+                {
+                    lane.running += 1;
+                    items.push(Item {
+                        partition: lane_ref.partition,
+                        offset: waiting.offset,
+                        item: waiting.item,
+                    });
+                }
+            }
+            team.calls += 1;
+            self.calls += 1;
+            if !team.ready.is_empty() && team.calls < self.limits.max_calls_per_team {
+                self.turn.push_back(name.clone());
+            } else {
+                team.in_turn = false;
+            }
+            return Some(Start { team: name, items });
         }
         None
     }
 
-    /// The event at `partition`/`offset` of `team` is done (delivered or dead-lettered); its team's next
-    /// event becomes ready. Completions of partitions revoked meanwhile are ignored.
-    pub fn complete(&mut self, partition: i32, offset: i64, team: &str) {
-        let Some(offsets) = self.offsets.get_mut(&partition) else {
+    /// When a batch that is waiting for more events becomes due, if one is (with batches only).
+    pub fn next_due(&self) -> Option<Instant> {
+        let batch = self.limits.batch?;
+        self.turn
+            .iter()
+            .filter_map(|name| self.teams.get(name))
+            .filter_map(|team| oldest_ready(&self.lanes, team))
+            .min()
+            .map(|since| since + batch.max_wait)
+    }
+
+    /// The event at `partition`/`offset` is done (delivered or dead-lettered): the commit position may pass
+    /// it, and its lane's next event becomes ready once the lane has nothing else running. Events of
+    /// partitions revoked meanwhile are ignored.
+    pub fn event_done(&mut self, partition: i32, offset: i64) {
+        let Some(lane_ref) = self
+            .offsets
+            .get_mut(&partition)
+            .and_then(|offsets| offsets.outstanding.remove(&offset))
+        else {
             return;
         };
-        if !offsets.outstanding.remove(&offset) {
+        self.buffered = self.buffered.saturating_sub(1);
+        let Some(lane) = self.lanes.get_mut(&lane_ref) else {
+            return;
+        };
+        lane.running = lane.running.saturating_sub(1);
+        if lane.running > 0 {
             return;
         }
-        self.executing = self.executing.saturating_sub(1);
-        self.buffered = self.buffered.saturating_sub(1);
-        let key = (partition, team.to_owned());
-        if let Some(queue) = self.queues.get_mut(&key) {
-            queue.running = false;
-            if queue.waiting.is_empty() {
-                self.queues.remove(&key);
-            } else {
-                self.ready.push_back(key);
-            }
+        if lane.waiting.is_empty() {
+            self.lanes.remove(&lane_ref);
+        } else {
+            self.make_ready(lane_ref);
+        }
+    }
+
+    /// A call of `team` ended (whatever became of its events): its slot is free.
+    pub fn call_done(&mut self, team: &str) {
+        self.calls = self.calls.saturating_sub(1);
+        let Some(state) = self.teams.get_mut(team) else {
+            return;
+        };
+        state.calls = state.calls.saturating_sub(1);
+        if !state.ready.is_empty() && !state.in_turn {
+            state.in_turn = true;
+            self.turn.push_back(team.to_owned());
+        } else if state.ready.is_empty() && state.calls == 0 && !state.in_turn {
+            self.teams.remove(team);
         }
     }
 
@@ -168,134 +351,270 @@ impl<T> Scheduler<T> {
         moved
     }
 
-    /// Forgets revoked partitions: their queued records are dropped (the next owner reads them again) and
-    /// completions of their running records will be ignored.
+    /// Forgets revoked partitions: their waiting events are dropped (the next owner reads them again) and
+    /// the ends of their running events will be ignored. Their calls still end with [`Self::call_done`].
     pub fn revoke(&mut self, partitions: &[i32]) {
         for partition in partitions {
             if let Some(offsets) = self.offsets.remove(partition) {
                 self.buffered = self.buffered.saturating_sub(offsets.outstanding.len());
             }
-            let running = self
-                .queues
-                .iter()
-                .filter(|((p, _), q)| p == partition && q.running)
-                .count();
-            self.executing = self.executing.saturating_sub(running);
-            self.queues.retain(|(p, _), _| p != partition);
         }
-        self.ready.retain(|(p, _)| !partitions.contains(p));
+        self.lanes.retain(|lane, _| !partitions.contains(&lane.partition));
+        for team in self.teams.values_mut() {
+            team.ready.retain(|lane| !partitions.contains(&lane.partition));
+        }
+        self.teams
+            .retain(|_, team| team.calls > 0 || !team.ready.is_empty() || team.in_turn);
+        let teams = &self.teams;
+        self.turn.retain(|name| teams.contains_key(name));
     }
 
-    /// Whether as many records are held as allowed: stop reading until some complete.
+    /// Whether as many events are held as allowed: stop reading until some are done.
     pub fn is_full(&self) -> bool {
-        self.buffered >= self.max_buffered
+        self.buffered >= self.limits.max_buffered
     }
 
-    /// Records held (waiting or executing).
+    /// Events held (waiting or running).
     pub fn buffered(&self) -> usize {
         self.buffered
     }
 
-    /// Records executing.
-    pub fn executing(&self) -> usize {
-        self.executing
+    /// Calls running.
+    pub fn calls(&self) -> usize {
+        self.calls
     }
+
+    fn make_ready(&mut self, lane: LaneRef) {
+        let name = lane.team.clone();
+        let team = self.teams.entry(name.clone()).or_default();
+        team.ready.push_back(lane);
+        if !team.in_turn && team.calls < self.limits.max_calls_per_team {
+            team.in_turn = true;
+            self.turn.push_back(name);
+        }
+    }
+}
+
+/// When the oldest ready event of `team` arrived: the head of its first ready lane (lanes become ready
+/// roughly in arrival order, so that is the oldest or close to it).
+fn oldest_ready<T>(lanes: &HashMap<LaneRef, Lane<T>>, team: &Team) -> Option<Instant> {
+    let first = team.ready.front()?;
+    lanes.get(first)?.waiting.front().map(|w| w.since)
+}
+
+/// Whether a batch of `team` should start at `now`: enough events ready, or the oldest waited long enough.
+fn batch_due<T>(lanes: &HashMap<LaneRef, Lane<T>>, team: &Team, batch: BatchLimits, now: Instant) -> bool {
+    let mut ready = 0;
+    for lane in &team.ready {
+        ready += lanes.get(lane).map_or(0, |l| l.waiting.len());
+        if ready >= batch.max_events {
+            return true;
+        }
+    }
+    oldest_ready(lanes, team).is_some_and(|since| now.saturating_duration_since(since) >= batch.max_wait)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn starts(s: &mut Scheduler<&'static str>) -> Vec<(i64, String)> {
-        std::iter::from_fn(|| s.next_start())
-            .map(|start| (start.offset, start.team))
+    const PER_TEAM: usize = 2;
+
+    fn scheduler(max_calls: usize, max_buffered: usize) -> Scheduler<&'static str> {
+        Scheduler::new(Limits {
+            max_calls,
+            max_calls_per_team: PER_TEAM.min(max_calls),
+            max_buffered,
+            batch: None,
+        })
+    }
+
+    fn key(k: &str) -> LaneId {
+        LaneId::Key(k.to_owned())
+    }
+
+    /// Starts every call it can at `now`: (team, offsets) per call.
+    fn starts_at(s: &mut Scheduler<&'static str>, now: Instant) -> Vec<(String, Vec<i64>)> {
+        std::iter::from_fn(|| s.next_start(now))
+            .map(|start| (start.team, start.items.iter().map(|i| i.offset).collect()))
             .collect()
     }
 
+    fn starts(s: &mut Scheduler<&'static str>) -> Vec<(String, Vec<i64>)> {
+        starts_at(s, Instant::now())
+    }
+
+    fn call(team: &str, offsets: &[i64]) -> (String, Vec<i64>) {
+        (team.to_owned(), offsets.to_vec())
+    }
+
+    /// Ends a one-event call.
+    fn done(s: &mut Scheduler<&'static str>, team: &str, offset: i64) {
+        s.event_done(0, offset);
+        s.call_done(team);
+    }
+
     #[test]
-    fn one_team_runs_in_order_and_teams_run_concurrently() {
-        let mut s = Scheduler::new(10, 100);
-        for (offset, team) in [(0, "acme"), (1, "globex"), (2, "acme"), (3, "initech")] {
-            s.push(0, offset, team, "e");
+    fn a_lane_runs_in_order_and_lanes_of_one_team_run_concurrently() {
+        let mut s = scheduler(10, 100);
+        let now = Instant::now();
+        for (offset, lane) in [(0, "r1"), (1, "r2"), (2, "r1")] {
+            s.push(0, offset, "acme", key(lane), "e", now);
         }
+        assert_eq!(starts(&mut s), [call("acme", &[0]), call("acme", &[1])]);
+        done(&mut s, "acme", 1);
+        assert!(starts(&mut s).is_empty(), "r1's second event waits for its first");
+        done(&mut s, "acme", 0);
+        assert_eq!(starts(&mut s), [call("acme", &[2])]);
+    }
+
+    #[test]
+    fn team_ordering_is_one_lane_and_free_events_need_no_order() {
+        let mut s = scheduler(10, 100);
+        let now = Instant::now();
+        s.push(0, 0, "acme", LaneId::Team, "e", now);
+        s.push(0, 1, "acme", LaneId::Team, "e", now);
+        s.push(0, 2, "globex", LaneId::Free, "e", now);
+        s.push(0, 3, "globex", LaneId::Free, "e", now);
         assert_eq!(
             starts(&mut s),
-            [(0, "acme".into()), (1, "globex".into()), (3, "initech".into())]
+            [call("acme", &[0]), call("globex", &[2]), call("globex", &[3])]
         );
-        s.complete(0, 1, "globex");
-        assert!(
-            s.next_start().is_none(),
-            "acme's second event waits for its first"
+        done(&mut s, "acme", 0);
+        assert_eq!(starts(&mut s), [call("acme", &[1])]);
+    }
+
+    #[test]
+    fn a_team_gets_at_most_its_share_of_the_calls() {
+        let mut s = scheduler(10, 100);
+        let now = Instant::now();
+        for offset in 0..6 {
+            s.push(0, offset, "hot", LaneId::Free, "e", now);
+        }
+        s.push(1, 0, "cold", LaneId::Free, "e", now);
+        let started = starts(&mut s);
+        let hot = started.iter().filter(|(team, _)| team == "hot").count();
+        assert_eq!(hot, PER_TEAM, "the hot team is capped at its share");
+        assert!(started.contains(&call("cold", &[0])));
+        done(&mut s, "hot", 0);
+        assert_eq!(
+            starts(&mut s),
+            [call("hot", &[2])],
+            "a freed call goes to the next event"
         );
-        s.complete(0, 0, "acme");
-        assert_eq!(starts(&mut s), [(2, "acme".into())]);
+    }
+
+    #[test]
+    fn teams_with_work_take_turns() {
+        let mut s = Scheduler::new(Limits {
+            max_calls: 1,
+            max_calls_per_team: 1,
+            max_buffered: 100,
+            batch: None,
+        });
+        let now = Instant::now();
+        for offset in 0..50 {
+            s.push(0, offset, "hot", LaneId::Free, "e", now);
+        }
+        s.push(1, 0, "small", LaneId::Free, "e", now);
+        s.push(2, 0, "tiny", LaneId::Free, "e", now);
+        let mut order = Vec::new();
+        for _ in 0..6 {
+            let start = s.next_start(now).expect("work is waiting");
+            order.push(start.team.clone());
+            s.event_done(start.items[0].partition, start.items[0].offset);
+            s.call_done(&start.team);
+        }
+        assert_eq!(order, ["hot", "small", "tiny", "hot", "hot", "hot"]);
     }
 
     #[test]
     fn the_commit_position_never_passes_an_event_that_is_not_done() {
-        let mut s = Scheduler::new(10, 100);
+        let mut s = scheduler(10, 100);
+        let now = Instant::now();
         for (offset, team) in [(5, "slow"), (6, "fast"), (7, "fast")] {
-            s.push(0, offset, team, "e");
+            s.push(0, offset, team, LaneId::Team, "e", now);
         }
         let _ = starts(&mut s);
-        s.complete(0, 6, "fast");
+        done(&mut s, "fast", 6);
         let _ = starts(&mut s);
-        s.complete(0, 7, "fast");
+        done(&mut s, "fast", 7);
         assert_eq!(s.commit_positions(), [(0, 5)]);
         assert_eq!(s.commit_positions(), [], "unchanged positions are not repeated");
-        s.complete(0, 5, "slow");
+        done(&mut s, "slow", 5);
         assert_eq!(s.commit_positions(), [(0, 8)]);
         s.skip(0, 8);
         assert_eq!(s.commit_positions(), [(0, 9)]);
     }
 
     #[test]
-    fn in_flight_and_buffer_bounds() {
-        let mut s = Scheduler::new(2, 3);
+    fn call_and_buffer_bounds() {
+        let mut s = scheduler(2, 3);
+        let now = Instant::now();
         for (offset, team) in [(0, "a"), (1, "b"), (2, "c")] {
-            s.push(0, offset, team, "e");
+            s.push(0, offset, team, LaneId::Team, "e", now);
         }
         assert_eq!(starts(&mut s).len(), 2, "two at once");
         assert!(s.is_full());
-        s.complete(0, 0, "a");
+        done(&mut s, "a", 0);
         assert!(!s.is_full());
-        assert_eq!(starts(&mut s), [(2, "c".into())]);
+        assert_eq!(starts(&mut s), [call("c", &[2])]);
     }
 
     #[test]
-    fn a_slow_team_does_not_hold_up_the_others() {
-        let mut s = Scheduler::new(4, 1000);
-        s.push(0, 0, "slow", "e");
-        assert_eq!(starts(&mut s).len(), 1);
-        let mut offset = 1;
-        for _ in 0..50 {
-            s.push(0, offset, "slow", "e");
-            s.push(0, offset + 1, "busy", "e");
-            offset += 2;
-            let started = starts(&mut s);
-            assert!(started.iter().all(|(_, team)| team == "busy"));
-            for (o, team) in started {
-                s.complete(0, o, &team);
-            }
+    fn a_batch_takes_one_teams_ready_lanes_in_order() {
+        let mut s = Scheduler::new(Limits {
+            max_calls: 4,
+            max_calls_per_team: 2,
+            max_buffered: 100,
+            batch: Some(BatchLimits {
+                max_events: 3,
+                max_wait: Duration::from_millis(50),
+            }),
+        });
+        let t0 = Instant::now();
+        for (offset, lane) in [(0, "r1"), (1, "r2"), (2, "r1"), (3, "r3"), (4, "r2")] {
+            s.push(0, offset, "acme", key(lane), "e", t0);
         }
-        assert_eq!(s.executing(), 1, "only the slow team's head runs");
+        // r1's two events in order, then r2's first; r3 and r2's second wait (r2 is in the running call).
+        assert_eq!(starts_at(&mut s, t0), [call("acme", &[0, 2, 1])]);
+        assert!(
+            starts_at(&mut s, t0).is_empty(),
+            "one event ready: the batch waits for more"
+        );
+        assert_eq!(s.next_due(), Some(t0 + Duration::from_millis(50)));
+        assert_eq!(
+            starts_at(&mut s, t0 + Duration::from_millis(50)),
+            [call("acme", &[3])],
+            "due after max_wait"
+        );
+        // r1 done while the call retries r2: r1 has nothing left; r2's next waits for its first.
+        s.event_done(0, 0);
+        s.event_done(0, 2);
+        assert!(starts_at(&mut s, t0 + Duration::from_secs(1)).is_empty());
+        s.event_done(0, 1);
+        s.call_done("acme");
+        assert_eq!(
+            starts_at(&mut s, t0 + Duration::from_secs(1)),
+            [call("acme", &[4])]
+        );
     }
 
     #[test]
     fn revoked_partitions_are_forgotten() {
-        let mut s = Scheduler::new(4, 10);
-        s.push(0, 0, "a", "e");
-        s.push(1, 0, "b", "e");
-        s.push(1, 1, "b", "e");
+        let mut s = scheduler(4, 10);
+        let now = Instant::now();
+        s.push(0, 0, "a", LaneId::Team, "e", now);
+        s.push(1, 0, "b", LaneId::Team, "e", now);
+        s.push(1, 1, "b", LaneId::Team, "e", now);
         let _ = starts(&mut s);
         s.revoke(&[1]);
-        assert_eq!((s.buffered(), s.executing()), (1, 1));
-        s.complete(1, 0, "b");
-        assert_eq!(
-            (s.buffered(), s.executing()),
-            (1, 1),
-            "a late completion changes nothing"
-        );
+        assert_eq!((s.buffered(), s.calls()), (1, 2), "b's call still runs");
+        s.event_done(1, 0);
+        assert_eq!(s.buffered(), 1, "a late end changes nothing");
+        s.call_done("b");
+        assert_eq!(s.calls(), 1);
         assert_eq!(s.commit_positions(), [(0, 0)]);
+        assert!(starts(&mut s).is_empty());
     }
 }

@@ -12,7 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use switchyard_schemas::catalog::EventType;
-use switchyard_schemas::control::{ControlError, PluginManifest};
+use switchyard_schemas::control::{ControlError, Ordering, PluginManifest};
 use switchyard_schemas::ids::check_plugin_id;
 use time::OffsetDateTime;
 
@@ -41,6 +41,9 @@ pub struct PluginView {
     /// Its configuration's JSON Schema.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_schema: Option<serde_json::Value>,
+    /// Which of a team's events the runtime delivers one after the other: the manifest's `ordering`, or
+    /// `team` when it has none.
+    pub ordering: String,
     /// `up`, `degraded` or `down`, from live heartbeats.
     pub status: PluginStatus,
     /// Instances heard from within the heartbeat TTL.
@@ -98,6 +101,7 @@ fn view(state: &AppState, manifest: PluginManifest, principal: &Principal) -> Pl
         events: manifest.events,
         actions: manifest.actions,
         config_schema: manifest.config_schema,
+        ordering: manifest.delivery.ordering().as_str().to_owned(),
     }
 }
 
@@ -233,6 +237,12 @@ fn check_manifest(manifest: &PluginManifest) -> Result<(), Problem> {
                 ),
             });
         }
+    }
+    if let Some(Ordering::Unknown(value)) = &manifest.delivery.ordering {
+        errors.push(FieldError {
+            pointer: "/ordering".into(),
+            detail: format!("{value:?} is not an ordering ({})", Ordering::KNOWN.join(", ")),
+        });
     }
     if let Some(schema) = &manifest.config_schema
         && let Err(error) = ConfigSchema::compile(schema)

@@ -71,6 +71,10 @@ async fn plugins_register_read_heartbeat_and_deregister() {
         )
         .await;
     assert_eq!(again.status, StatusCode::OK, "idempotent upsert");
+    assert_eq!(
+        again.json["ordering"], "team",
+        "a manifest without ordering shows the default"
+    );
     assert_eq!(again.json["signing_secret"], created.json["signing_secret"]);
 
     // The version rule.
@@ -112,6 +116,16 @@ async fn plugins_register_read_heartbeat_and_deregister() {
         .await;
     assert_eq!(forced.status, StatusCode::OK);
     assert_eq!(forced.json["url"], "http://127.0.0.1:8092", "admins see the URL");
+    let mut by_response = manifest("sms-notify", "1.1.0");
+    by_response["ordering"] = json!("response");
+    let ordered = registry
+        .call("POST", "/v1/plugins", Some(&own), Some(&by_response))
+        .await;
+    assert_eq!(ordered.status, StatusCode::OK);
+    assert_eq!(
+        ordered.json["ordering"], "response",
+        "the manifest's ordering is kept"
+    );
     let bad_query = registry
         .call(
             "POST",
@@ -128,6 +142,7 @@ async fn plugins_register_read_heartbeat_and_deregister() {
         (json!({"events": ["survey.archived"]}), "/events/0"),
         (json!({"events": []}), "/events"),
         (json!({"actions": ["Re Send"]}), "/actions/0"),
+        (json!({"ordering": "per-question"}), "/ordering"),
         (json!({"config_schema": {"type": 12}}), "/config_schema/type"),
         (
             json!({"config_schema": {"$ref": "https://schemas.example/x.json"}}),

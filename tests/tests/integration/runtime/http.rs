@@ -254,6 +254,7 @@ async fn actions_of_an_in_process_plugin_through_the_gateway() {
                 events: vec!["response.submitted".into()],
                 actions: vec!["resync".into()],
                 config_schema: None,
+                delivery: Default::default(),
             }
         }
         async fn initialize(&self, _: &str, _: Option<&Value>) -> Result<(), PluginError> {
