@@ -2,9 +2,10 @@
 //! [`Outcome`] it answers with.
 //!
 //! The runtime calls `initialize(team, config)` whenever a team's config changes, before that team's next
-//! event; `execute(ctx, event)` once per event, one event of a team at a time, several teams concurrently;
-//! `action(team, name, body)` when the registry's gateway forwards a team's action call. The same plugin
-//! value serves every team, so it keeps per-team state itself (behind a lock or a concurrent map).
+//! event; `execute(ctx, event)` once per event, the events of one lane (the manifest's `ordering`) one after
+//! the other, other lanes and teams concurrently; `execute_batch(items)` instead when the manifest asks for
+//! batches; `action(team, name, body)` when the registry's gateway forwards a team's action call. The same
+//! plugin value serves every team, so it keeps per-team state itself (behind a lock or a concurrent map).
 
 use std::future::Future;
 use std::time::Duration;
@@ -116,6 +117,15 @@ impl Outcome {
     }
 }
 
+/// One event of a batch: what `execute` would get for it.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchItem<'a> {
+    /// Its attributes, data and attempt.
+    pub ctx: &'a Context,
+    /// The typed event.
+    pub event: &'a Event,
+}
+
 /// A config the plugin could not apply, or an action it could not serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -170,6 +180,21 @@ pub trait Plugin: Send + Sync + 'static {
 
     /// Handles one event.
     fn execute(&self, ctx: &Context, event: &Event) -> impl Future<Output = Outcome> + Send;
+
+    /// Handles a batch of one team's events, when the manifest has `batch`: one outcome per item, in the
+    /// items' order (the events of one lane in topic order; a lane appears in one running batch at most).
+    /// Each outcome is the event's own: done events publish their results, retried ones are called again
+    /// (in a later batch), dead-lettered ones go to the dead-letter topic. The default calls
+    /// [`Plugin::execute`] for each item in turn.
+    fn execute_batch(&self, items: &[BatchItem<'_>]) -> impl Future<Output = Vec<Outcome>> + Send {
+        async move {
+            let mut outcomes = Vec::with_capacity(items.len());
+            for item in items {
+                outcomes.push(self.execute(item.ctx, item.event).await);
+            }
+            outcomes
+        }
+    }
 
     /// Receives the plugin's Standard Webhooks signing secret (`whsec_...`) once registration returned it.
     /// Plugins that call out with signatures keep it; the default ignores it.

@@ -51,6 +51,7 @@ pub fn sheets_export_manifest(url: Option<String>) -> PluginManifest {
         // named by question id (see `sheets::export`).
         delivery: DeliveryHints {
             ordering: Some(Ordering::Response),
+            ..Default::default()
         },
     }
 }
@@ -71,6 +72,7 @@ pub fn sms_notify_manifest(url: Option<String>) -> PluginManifest {
         // Each text stands alone.
         delivery: DeliveryHints {
             ordering: Some(Ordering::None),
+            ..Default::default()
         },
     }
 }
@@ -229,6 +231,7 @@ pub fn slang_search_manifest() -> PluginManifest {
         config_schema: Some(slang::config_schema()),
         delivery: DeliveryHints {
             ordering: Some(Ordering::Response),
+            ..Default::default()
         },
     }
 }

@@ -41,6 +41,7 @@ pub fn manifest(url: &str) -> PluginManifest {
         config_schema: Some(rules::config_schema()),
         delivery: DeliveryHints {
             ordering: Some(Ordering::Response),
+            ..Default::default()
         },
     }
 }

@@ -48,6 +48,41 @@ pub struct DeliveryHints {
     /// Which events must run one after the other; absent = [`Ordering::Team`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering: Option<Ordering>,
+    /// Hand the plugin several events of one team per call; absent = one event per call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+}
+
+/// The manifest's `batch`: up to `max_events` events of one team per call, after at most `max_wait_ms` of
+/// waiting for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// Events per call, [`Batch::MAX_EVENTS`] at most.
+    pub max_events: u32,
+    /// Longest wait of the oldest event for a fuller batch, milliseconds; [`Batch::MAX_WAIT_MS`] at most.
+    #[serde(default)]
+    pub max_wait_ms: u64,
+}
+
+impl Batch {
+    /// The largest `max_events` the registry accepts.
+    pub const MAX_EVENTS: u32 = 1000;
+    /// The largest `max_wait_ms` the registry accepts.
+    pub const MAX_WAIT_MS: u64 = 60_000;
+
+    /// What is wrong with it, if anything: `(field, message)`.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        if !(1..=Self::MAX_EVENTS).contains(&self.max_events) {
+            return Some((
+                "max_events",
+                format!("must be between 1 and {}", Self::MAX_EVENTS),
+            ));
+        }
+        if self.max_wait_ms > Self::MAX_WAIT_MS {
+            return Some(("max_wait_ms", format!("must be at most {}", Self::MAX_WAIT_MS)));
+        }
+        None
+    }
 }
 
 impl DeliveryHints {
@@ -367,6 +402,32 @@ mod tests {
             PluginManifest::parse("sheets-export", not_a_string.as_bytes()),
             Err(ControlError::Json { .. })
         ));
+    }
+
+    #[test]
+    fn batches() {
+        let json = MANIFEST.replace(
+            "\"future_field\":42",
+            "\"batch\":{\"max_events\":50,\"max_wait_ms\":200}",
+        );
+        let manifest = PluginManifest::parse("sheets-export", json.as_bytes()).unwrap();
+        let batch = manifest.delivery.batch.unwrap();
+        assert_eq!((batch.max_events, batch.max_wait_ms), (50, 200));
+        assert_eq!(batch.problem(), None);
+        assert_eq!(
+            serde_json::to_value(&manifest).unwrap()["batch"]["max_events"],
+            50
+        );
+        let too_big = Batch {
+            max_events: 5000,
+            max_wait_ms: 0,
+        };
+        assert_eq!(too_big.problem().map(|p| p.0), Some("max_events"));
+        let too_long = Batch {
+            max_events: 10,
+            max_wait_ms: 120_000,
+        };
+        assert_eq!(too_long.problem().map(|p| p.0), Some("max_wait_ms"));
     }
 
     #[test]

@@ -192,6 +192,7 @@ impl Plugin for ScriptedPlugin {
             config_schema: None,
             delivery: DeliveryHints {
                 ordering: self.ordering.clone(),
+                ..Default::default()
             },
         }
     }

@@ -244,6 +244,12 @@ fn check_manifest(manifest: &PluginManifest) -> Result<(), Problem> {
             detail: format!("{value:?} is not an ordering ({})", Ordering::KNOWN.join(", ")),
         });
     }
+    if let Some((field, detail)) = manifest.delivery.batch.and_then(|b| b.problem()) {
+        errors.push(FieldError {
+            pointer: format!("/batch/{field}"),
+            detail,
+        });
+    }
     if let Some(schema) = &manifest.config_schema
         && let Err(error) = ConfigSchema::compile(schema)
     {
