@@ -35,7 +35,7 @@ use crate::admin::{self, AdminState};
 use crate::configs;
 use crate::delivery::breaker::Breaker;
 use crate::delivery::run::{LoopSettings, WorkerContext, consume};
-use crate::delivery::worker::{Outputs, Worker};
+use crate::delivery::worker::{CallForm, Outputs, Worker};
 use crate::metrics::Metrics;
 use crate::plugin::Plugin;
 use crate::registration::Registration;
@@ -205,8 +205,13 @@ pub async fn run<P: Plugin>(
     });
     info!(plugin = %id, topic = %events_topic, "consuming");
     let loop_settings = LoopSettings {
-        limits: settings.limits(),
+        limits: settings.limits(manifest.delivery.batch),
         ordering: manifest.delivery.ordering(),
+        form: if manifest.delivery.batch.is_some() {
+            CallForm::Batch
+        } else {
+            CallForm::Single
+        },
         commit_interval: Duration::from_millis(settings.delivery.commit_interval_ms),
         drain_timeout: Duration::from_millis(settings.http.timeout_ms.saturating_add(5000)),
     };
@@ -273,6 +278,13 @@ impl<P: Plugin> Plugin for ArcPlugin<P> {
         event: &crate::plugin::Event,
     ) -> impl std::future::Future<Output = crate::plugin::Outcome> + Send {
         self.0.execute(ctx, event)
+    }
+
+    fn execute_batch(
+        &self,
+        items: &[crate::plugin::BatchItem<'_>],
+    ) -> impl std::future::Future<Output = Vec<crate::plugin::Outcome>> + Send {
+        self.0.execute_batch(items)
     }
 
     fn action(

@@ -14,24 +14,34 @@
 //! "reason": "..."}` with any status = dead-letter now; 408, 429, 5xx, 3xx (redirects are not followed),
 //! timeouts, connection errors and refusals of the SSRF guard = retry (honouring `Retry-After` seconds);
 //! any other 4xx = dead-letter now. `docs/plugin-authors.md` is the contract for service authors.
+//!
+//! A plugin whose manifest has `batch` gets every `/execute` as a batch: `content-type:
+//! application/cloudevents-batch+json`, the body a JSON array of the structured events (one team's),
+//! `webhook-id` = `batch_` and a hash of their ids (the same events give the same id), `switchyard-attempt`
+//! the highest attempt among them. A bare 2xx means every event is done; a 2xx body `{"events": [{"id",
+//! "outcome": "done" | "retry" | "dead_letter", "reason"?, "results"?}]}` gives events their own outcome
+//! (events it does not list are done); any other answer applies to every event as above.
 
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use switchyard_schemas::control::PluginManifest;
 use switchyard_schemas::webhook::{SigningSecret, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
 use switchyard_service::egress::{EgressError, EgressPolicy, egress_error, read_capped};
 use thiserror::Error;
 
 use crate::event::Structured;
-use crate::plugin::{Context, Event, Outcome, Plugin, PluginError, PluginResult};
+use crate::plugin::{BatchItem, Context, Event, Outcome, Plugin, PluginError, PluginResult};
 
 /// Header: the team an `/execute` or `/initialize` call is for.
 pub const TEAM_HEADER: &str = "switchyard-team";
 /// Header: 1 for the first call of an event, then 2, 3, ...
 pub const ATTEMPT_HEADER: &str = "switchyard-attempt";
+/// The content type of a batch `/execute` (the CloudEvents JSON batch format).
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
 
 /// The service could not be set up.
 #[derive(Debug, Error)]
@@ -80,6 +90,24 @@ struct Answer {
     outcome: Option<String>,
     #[serde(default)]
     reason: Option<String>,
+}
+
+/// A 2xx answer to a batch: the outcomes of the events it lists.
+#[derive(Deserialize)]
+struct BatchAnswer {
+    #[serde(default)]
+    events: Vec<EventAnswer>,
+}
+
+/// One event's outcome in a [`BatchAnswer`].
+#[derive(Deserialize)]
+struct EventAnswer {
+    id: String,
+    outcome: String,
+    #[serde(default)]
+    reason: Option<String>,
+    #[serde(default)]
+    results: Vec<PluginResult>,
 }
 
 fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
@@ -153,6 +181,7 @@ impl HttpPlugin {
         message_id: &str,
         team: &str,
         attempt: Option<u32>,
+        content_type: &'static str,
         body: &impl Serialize,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), String> {
         let url = self
@@ -163,7 +192,7 @@ impl HttpPlugin {
         let mut request = self
             .client
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .header(TEAM_HEADER, team);
         if let Some(attempt) = attempt {
             request = request.header(ATTEMPT_HEADER, attempt);
@@ -203,6 +232,75 @@ impl HttpPlugin {
             .map_err(|e| format!("reading the answer failed: {e}"))?;
         Ok((status, after, body))
     }
+}
+
+/// The `webhook-id` of a batch: `batch_` and the first 128 bits of the SHA-256 of its event ids, one per
+/// line, so that the same events (a redelivery) give the same id.
+pub fn batch_id<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    let mut hash = Sha256::new();
+    for id in ids {
+        hash.update(id.as_bytes());
+        hash.update(b"\n");
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("batch_{hex}")
+}
+
+/// The outcomes of a batch `/execute` answer, one per event id of `ids`, in their order.
+pub fn classify_batch(status: u16, retry_after: Option<Duration>, body: &[u8], ids: &[&str]) -> Vec<Outcome> {
+    let answered = (200..=299).contains(&status).then(|| {
+        if body.is_empty() {
+            None
+        } else {
+            serde_json::from_slice::<BatchAnswer>(body).ok()
+        }
+    });
+    let Some(answer) = answered else {
+        // Not a 2xx: the answer is the whole batch's.
+        let outcome = classify(status, retry_after, body);
+        return ids.iter().map(|_| outcome.clone()).collect();
+    };
+    if let Some(whole) = answer_for_all(body) {
+        return ids.iter().map(|_| whole.clone()).collect();
+    }
+    let mut listed: std::collections::HashMap<String, EventAnswer> = answer
+        .map(|a| a.events.into_iter().map(|e| (e.id.clone(), e)).collect())
+        .unwrap_or_default();
+    ids.iter()
+        .map(|id| match listed.remove(*id) {
+            None => Outcome::done(),
+            Some(event) => match event.outcome.as_str() {
+                "done" => Outcome::Done(event.results),
+                "dead_letter" => Outcome::dead_letter(
+                    event
+                        .reason
+                        .unwrap_or_else(|| "the plugin asked to dead-letter the event".to_owned()),
+                ),
+                "retry" => Outcome::Retry {
+                    reason: event
+                        .reason
+                        .unwrap_or_else(|| "the plugin asked to retry the event".to_owned()),
+                    after: retry_after,
+                },
+                other => Outcome::retry(format!(
+                    "the plugin answered the unknown outcome {other:?} for this event"
+                )),
+            },
+        })
+        .collect()
+}
+
+/// A 2xx batch answer `{"outcome": "dead_letter", ...}` without per-event outcomes: every event's.
+fn answer_for_all(body: &[u8]) -> Option<Outcome> {
+    let answer: Answer = serde_json::from_slice(body).ok()?;
+    (answer.outcome.as_deref() == Some("dead_letter")).then(|| {
+        Outcome::dead_letter(
+            answer
+                .reason
+                .unwrap_or_else(|| "the plugin asked to dead-letter the event".to_owned()),
+        )
+    })
 }
 
 /// The outcome of an `/execute` answer.
@@ -253,7 +351,10 @@ impl Plugin for HttpPlugin {
     async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
         let id = format!("init_{}", uuid::Uuid::now_v7().simple());
         let body = json!({"team_id": team, "config": config});
-        match self.post("/initialize", &id, team, None, &body).await {
+        match self
+            .post("/initialize", &id, team, None, "application/json", &body)
+            .await
+        {
             Ok((200..=299, _, _)) => Ok(()),
             Ok((status @ (408 | 429 | 500..=599), _, _)) => {
                 Err(PluginError::transient(format!("/initialize answered {status}")))
@@ -266,6 +367,32 @@ impl Plugin for HttpPlugin {
         }
     }
 
+    async fn execute_batch(&self, items: &[BatchItem<'_>]) -> Vec<Outcome> {
+        let Some(first) = items.first() else {
+            return Vec::new();
+        };
+        let ids: Vec<&str> = items.iter().map(|item| item.ctx.meta.id.as_str()).collect();
+        let body: Vec<Structured<'_>> = items
+            .iter()
+            .map(|item| Structured::new(&item.ctx.meta, &item.ctx.data))
+            .collect();
+        let attempt = items.iter().map(|item| item.ctx.attempt).max();
+        let answer = self
+            .post(
+                "/execute",
+                &batch_id(ids.iter().copied()),
+                &first.ctx.meta.team_id,
+                attempt,
+                BATCH_CONTENT_TYPE,
+                &body,
+            )
+            .await;
+        match answer {
+            Ok((status, after, body)) => classify_batch(status, after, &body, &ids),
+            Err(reason) => items.iter().map(|_| Outcome::retry(reason.clone())).collect(),
+        }
+    }
+
     async fn execute(&self, ctx: &Context, _event: &Event) -> Outcome {
         let body = Structured::new(&ctx.meta, &ctx.data);
         match self
@@ -274,6 +401,7 @@ impl Plugin for HttpPlugin {
                 &ctx.meta.id,
                 &ctx.meta.team_id,
                 Some(ctx.attempt),
+                "application/json",
                 &body,
             )
             .await
@@ -322,5 +450,58 @@ mod tests {
             );
         }
         assert!(matches!(classify(404, None, b""), Outcome::DeadLetter { .. }));
+    }
+
+    #[test]
+    fn batch_answers_map_to_each_events_outcome() {
+        let ids = ["e-1", "e-2", "e-3"];
+        assert_eq!(classify_batch(204, None, b"", &ids), vec![Outcome::done(); 3]);
+        let body = br#"{"events": [
+            {"id": "e-2", "outcome": "dead_letter", "reason": "no such phone"},
+            {"id": "e-3", "outcome": "retry", "reason": "the SaaS is busy"},
+            {"id": "e-1", "outcome": "done", "results": [{"type": "sms.sent", "data": {}}]}]}"#;
+        let outcomes = classify_batch(200, Some(Duration::from_secs(2)), body, &ids);
+        assert!(matches!(&outcomes[0], Outcome::Done(results) if results.len() == 1));
+        assert_eq!(outcomes[1], Outcome::dead_letter("no such phone"));
+        assert_eq!(
+            outcomes[2],
+            Outcome::Retry {
+                reason: "the SaaS is busy".into(),
+                after: Some(Duration::from_secs(2))
+            }
+        );
+        let unlisted = classify_batch(
+            200,
+            None,
+            br#"{"events": [{"id": "e-1", "outcome": "retry"}]}"#,
+            &ids,
+        );
+        assert!(matches!(unlisted[0], Outcome::Retry { .. }));
+        assert_eq!(
+            unlisted[1..],
+            [Outcome::done(), Outcome::done()],
+            "events not listed are done"
+        );
+        for outcome in classify_batch(429, Some(Duration::from_secs(5)), b"", &ids) {
+            assert!(
+                matches!(outcome, Outcome::Retry { after: Some(_), .. }),
+                "a 429 retries the whole batch"
+            );
+        }
+        for outcome in classify_batch(400, None, b"bad", &ids) {
+            assert!(matches!(outcome, Outcome::DeadLetter { .. }));
+        }
+        for outcome in classify_batch(200, None, br#"{"outcome": "dead_letter", "reason": "r"}"#, &ids) {
+            assert_eq!(outcome, Outcome::dead_letter("r"));
+        }
+    }
+
+    #[test]
+    fn a_batch_id_depends_on_its_events_only() {
+        let id = batch_id(["e-1", "e-2"]);
+        assert!(id.starts_with("batch_") && id.len() == 6 + 32, "{id}");
+        assert_eq!(id, batch_id(["e-1", "e-2"]));
+        assert_ne!(id, batch_id(["e-1", "e-3"]));
+        assert_ne!(batch_id(["e-1e-2"]), batch_id(["e-1", "e-2"]));
     }
 }

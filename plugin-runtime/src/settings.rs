@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use switchyard_schemas::control::Batch;
 pub use switchyard_service::config::ConfigError;
 pub use switchyard_service::config::Layered;
 use switchyard_service::config::{LogConfig, Secret, invalid};
@@ -12,7 +13,7 @@ use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
 
 use crate::delivery::breaker::BreakerPolicy;
 use crate::delivery::retry::RetryPolicy;
-use crate::delivery::schedule::{self, Limits};
+use crate::delivery::schedule::{self, BatchLimits, Limits};
 
 /// The embedded defaults.
 pub const DEFAULTS: &str = include_str!("../default.toml");
@@ -153,8 +154,8 @@ impl Settings {
         Clients::new(self.kafka.clone(), stats)
     }
 
-    /// The delivery loop's bounds: calls in total and per team, and events held.
-    pub fn limits(&self) -> Limits {
+    /// The delivery loop's bounds: calls in total and per team, events held, and the plugin's `batch`.
+    pub fn limits(&self, batch: Option<Batch>) -> Limits {
         let delivery = &self.delivery;
         Limits {
             max_calls: delivery.max_in_flight,
@@ -162,7 +163,11 @@ impl Settings {
                 .max_in_flight_per_team
                 .unwrap_or_else(|| schedule::default_per_team(delivery.max_in_flight)),
             max_buffered: delivery.max_buffered,
-            batch: None,
+            batch: batch.map(|batch| BatchLimits {
+                // The registry refuses larger values; a manifest given to the bridge as a file is clamped.
+                max_events: batch.max_events.clamp(1, Batch::MAX_EVENTS) as usize,
+                max_wait: Duration::from_millis(batch.max_wait_ms.min(Batch::MAX_WAIT_MS)),
+            }),
         }
     }
 

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use crate::delivery::lanes;
 use crate::delivery::records::OutRecord;
 use crate::delivery::schedule::{Item, LaneId, Limits, Scheduler, Start};
-use crate::delivery::worker::{Completion, Routed, Worker};
+use crate::delivery::worker::{CallForm, Completion, Routed, Worker};
 use crate::event;
 use crate::metrics::Metrics;
 use crate::plugin::Plugin;
@@ -130,6 +130,8 @@ pub struct LoopSettings {
     pub limits: Limits,
     /// Which events run one after the other (the plugin's manifest).
     pub ordering: Ordering,
+    /// One event per call, or batches (the plugin's manifest; `limits.batch` bounds them).
+    pub form: CallForm,
     /// How often done offsets are stored.
     pub commit_interval: Duration,
     /// Longest wait for in-flight deliveries at shutdown.
@@ -146,6 +148,8 @@ pub async fn consume<P: Plugin>(
 ) {
     let mut scheduler: Scheduler<Box<Routed>> = Scheduler::new(settings.limits);
     let mut tasks: JoinSet<Ended> = JoinSet::new();
+    // The events of a batch that are done while the call still retries others: their lanes go on.
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i32, i64)>();
     // The team of each running call, for a task that panicked.
     let mut calls: HashMap<task::Id, String> = HashMap::new();
     let mut tick = tokio::time::interval(settings.commit_interval);
@@ -156,31 +160,36 @@ pub async fn consume<P: Plugin>(
     let mut owned: HashMap<i32, CancellationToken> = HashMap::new();
     loop {
         while let Some(Start { team, items }) = scheduler.next_start(Instant::now()) {
-            let items: Vec<(Item<Box<Routed>>, CancellationToken)> = items
+            // The scheduler keeps a call's events in one partition.
+            let Some(partition) = items.first().map(|item| item.partition) else {
+                scheduler.call_done(&team);
+                continue;
+            };
+            let cancel = owned
+                .entry(partition)
+                .or_insert_with(|| shutdown.child_token())
+                .clone();
+            let events: Vec<_> = items
                 .into_iter()
-                .map(|item| {
-                    let cancel = owned
-                        .entry(item.partition)
-                        .or_insert_with(|| shutdown.child_token())
-                        .clone();
-                    (item, cancel)
-                })
+                .map(
+                    |Item {
+                         partition,
+                         offset,
+                         item,
+                     }| ((partition, offset), *item),
+                )
                 .collect();
-            let worker = Arc::clone(&worker);
+            let (worker, done_tx, form) = (Arc::clone(&worker), done_tx.clone(), settings.form);
             let call_team = team.clone();
             let handle = tasks.spawn(async move {
-                let mut events = Vec::with_capacity(items.len());
-                for (
-                    Item {
-                        partition,
-                        offset,
-                        item,
-                    },
-                    cancel,
-                ) in items
-                {
-                    events.push((partition, offset, worker.deliver(*item, &cancel).await));
-                }
+                let batched = events.len() > 1;
+                let events = worker
+                    .deliver_call(events, form, &cancel, |at| {
+                        if batched {
+                            let _ = done_tx.send(at);
+                        }
+                    })
+                    .await;
                 Ended {
                     team: call_team,
                     events,
@@ -206,6 +215,7 @@ pub async fn consume<P: Plugin>(
                 scheduler.revoke(&partitions);
             }
             Some(joined) = tasks.join_next_with_id() => ended(&mut scheduler, &mut calls, joined),
+            Some((partition, offset)) = done_rx.recv() => scheduler.event_done(partition, offset),
             message = consumer.recv() => match message {
                 Ok(message) => {
                     let routed = routed(&message);
@@ -256,10 +266,10 @@ pub async fn consume<P: Plugin>(
     }
 }
 
-/// What a call task hands back: its team, and each event's partition, offset and completion.
+/// What a call task hands back: its team, and each event's place and completion.
 struct Ended {
     team: String,
-    events: Vec<(i32, i64, Completion)>,
+    events: Vec<((i32, i64), Completion)>,
 }
 
 /// A call task ended: its done events and its call slot are released. A task that panicked leaves its
@@ -272,7 +282,8 @@ fn ended(
     match joined {
         Ok((id, Ended { team, events })) => {
             calls.remove(&id);
-            for (partition, offset, completion) in events {
+            // Ends already heard over the channel are ignored the second time.
+            for ((partition, offset), completion) in events {
                 if completion == Completion::Done {
                     scheduler.event_done(partition, offset);
                 }

@@ -14,7 +14,7 @@
 //!   `ordering`): the events of one lane run one after the other, in the topic's order; different lanes run
 //!   concurrently. An event that is slow or retrying holds only its own lane.
 //! - **Calls and fair shares.** A start is one call to the plugin: one event, or a batch of one team's events
-//!   (several lanes; a lane's events in order; a lane is never in two running calls). At most `max_calls`
+//!   of one partition (several lanes; a lane's events in order; a lane is never in two running calls). At most `max_calls`
 //!   run at once and at most `max_calls_per_team` per team. Teams with work waiting take turns, one call per
 //!   turn (round robin), so a team with a large backlog does not delay a team that sends little.
 //! - **Batches.** With [`BatchLimits`], a team's call waits until `max_events` of its events are ready or
@@ -254,9 +254,19 @@ impl<T> Scheduler<T> {
             }
             let max_events = self.limits.batch.map_or(1, |b| b.max_events);
             let mut items = Vec::new();
+            // A call's events share one partition (one revocation cancels them together): lanes of another
+            // partition of the team wait for a later call, in their place.
+            let mut other_partitions = Vec::new();
             while items.len() < max_events
                 && let Some(lane_ref) = team.ready.pop_front()
             {
+                if items
+                    .first()
+                    .is_some_and(|first: &Item<T>| first.partition != lane_ref.partition)
+                {
+                    other_partitions.push(lane_ref);
+                    continue;
+                }
                 let Some(lane) = self.lanes.get_mut(&lane_ref) else {
                     continue;
                 };
@@ -270,6 +280,9 @@ impl<T> Scheduler<T> {
                         item: waiting.item,
                     });
                 }
+            }
+            for lane in other_partitions.into_iter().rev() {
+                team.ready.push_front(lane);
             }
             team.calls += 1;
             self.calls += 1;
@@ -598,6 +611,27 @@ mod tests {
             starts_at(&mut s, t0 + Duration::from_secs(1)),
             [call("acme", &[4])]
         );
+    }
+
+    #[test]
+    fn a_batch_holds_one_partition() {
+        let mut s = Scheduler::new(Limits {
+            max_calls: 4,
+            max_calls_per_team: 4,
+            max_buffered: 100,
+            batch: Some(BatchLimits {
+                max_events: 10,
+                max_wait: Duration::ZERO,
+            }),
+        });
+        let now = Instant::now();
+        s.push(0, 0, "acme", key("r1"), "e", now);
+        s.push(1, 0, "acme", key("r2"), "e", now);
+        s.push(0, 1, "acme", key("r3"), "e", now);
+        let calls: Vec<Vec<(i32, i64)>> = std::iter::from_fn(|| s.next_start(now))
+            .map(|start| start.items.iter().map(|i| (i.partition, i.offset)).collect())
+            .collect();
+        assert_eq!(calls, [vec![(0, 0), (0, 1)], vec![(1, 0)]]);
     }
 
     #[test]

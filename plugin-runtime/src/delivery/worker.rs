@@ -24,7 +24,7 @@ use crate::delivery::records::{self, DeadReason, Failure, OutRecord};
 use crate::delivery::retry::RetryPolicy;
 use crate::event::Decoded;
 use crate::metrics::Metrics;
-use crate::plugin::{Context, EventMeta, Outcome, Plugin};
+use crate::plugin::{BatchItem, Context, Event, EventMeta, Outcome, Plugin};
 
 /// A routed record as read, with its decoding.
 #[derive(Debug)]
@@ -167,146 +167,267 @@ impl Failures {
     }
 }
 
+/// One event of a call, with what its delivery has been through.
+struct Slot {
+    /// Where it was read; the caller's handle on it.
+    at: (i32, i64),
+    record: OutRecord,
+    source: String,
+    ctx: Context,
+    event: Event,
+    failures: Failures,
+}
+
+impl Slot {
+    fn original(&self) -> Original<'_> {
+        Original {
+            record: &self.record,
+            source: &self.source,
+        }
+    }
+}
+
+/// Whether the plugin takes batches: then every call goes through [`Plugin::execute_batch`], even of one
+/// event, so that a batch plugin's service always gets the batch form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallForm {
+    /// [`Plugin::execute`], one event per call.
+    Single,
+    /// [`Plugin::execute_batch`].
+    Batch,
+}
+
 impl<P: Plugin, S: OutputSink> Worker<P, S> {
     /// Delivers one event until it is done, or `cancel` (shutdown, or its partition revoked) interrupts.
-    ///
-    /// Takes the record: its decoded attributes and data move into the [`Context`] the plugin sees, so no
-    /// attempt copies the event's JSON.
     pub async fn deliver(&self, routed: Routed, cancel: &CancellationToken) -> Completion {
-        let Routed {
-            record,
-            source,
-            timestamp,
-            decoded,
-        } = routed;
-        let original = Original {
-            record: &record,
-            source: &source,
-        };
-        let Decoded { meta, data, event } = match decoded {
-            Ok(decoded) => decoded,
-            Err(detail) => {
-                let failure = Failures::default().failure(DeadReason::InvalidEvent, detail);
-                return self.dead_letter(original, failure, cancel).await;
+        let ends = self
+            .deliver_call(vec![((0, 0), routed)], CallForm::Single, cancel, |_| {})
+            .await;
+        ends.first()
+            .map_or(Completion::Abandoned, |(_, completion)| *completion)
+    }
+
+    /// Delivers the events of one call (one event, or a batch of one team's events) until each is done, or
+    /// `cancel` (shutdown, or their partition revoked) interrupts. `done` hears of each event as soon as it
+    /// is done (its lane may go on while the call retries the others). Returns every event's end.
+    ///
+    /// Takes the records: their decoded attributes and data move into the [`Context`]s the plugin sees, so
+    /// no attempt copies an event's JSON. Each event keeps its own retry budget; an event that is retried is
+    /// called again with the others still pending, after the longest of their backoffs.
+    pub async fn deliver_call(
+        &self,
+        events: Vec<((i32, i64), Routed)>,
+        form: CallForm,
+        cancel: &CancellationToken,
+        mut done: impl FnMut((i32, i64)),
+    ) -> Vec<((i32, i64), Completion)> {
+        let mut ends = Vec::with_capacity(events.len());
+        let mut pending = Vec::with_capacity(events.len());
+        let mut timestamp = None;
+        for (at, routed) in events {
+            let Routed {
+                record,
+                source,
+                timestamp: time,
+                decoded,
+            } = routed;
+            match decoded {
+                Ok(Decoded { meta, data, event }) => {
+                    timestamp = timestamp.max(time);
+                    pending.push(Slot {
+                        at,
+                        record,
+                        source,
+                        ctx: Context {
+                            meta,
+                            data,
+                            attempt: 0,
+                        },
+                        event,
+                        failures: Failures::default(),
+                    });
+                }
+                Err(detail) => {
+                    let failure = Failures::default().failure(DeadReason::InvalidEvent, detail);
+                    let original = Original {
+                        record: &record,
+                        source: &source,
+                    };
+                    let completion = self.dead_letter(original, failure, cancel).await;
+                    self.end(at, completion, &mut ends, &mut done);
+                }
             }
+        }
+        let Some(team) = pending.first().map(|slot| slot.ctx.meta.team_id.clone()) else {
+            return ends;
         };
-        let mut ctx = Context {
-            meta,
-            data,
-            attempt: 0,
-        };
-        let team = ctx.meta.team_id.as_str();
-        let mut failures = Failures::default();
-        loop {
+        while !pending.is_empty() {
             if cancel.is_cancelled() {
-                return Completion::Abandoned;
+                break;
             }
-            // During an outage one event probes; the others wait for its success without using budget.
+            // During an outage one call probes; the others wait for its success without using budget.
             let probing = if *self.outage.borrow() {
                 match self.wait_out_outage(cancel).await {
-                    None => return Completion::Abandoned,
+                    None => break,
                     Some(probing) => probing,
                 }
             } else {
                 false
             };
-            let outcome = match self.ensure_config(team, timestamp, cancel).await {
+            let outcomes = match self.ensure_config(&team, timestamp, cancel).await {
                 Err(ConfigProblem::Refused(detail)) => {
-                    failures.note();
-                    return self
-                        .dead_letter(
-                            original,
-                            failures.failure(DeadReason::ConfigRejected, detail),
-                            cancel,
-                        )
-                        .await;
+                    for mut slot in pending.drain(..) {
+                        slot.failures.note();
+                        let failure = slot.failures.failure(DeadReason::ConfigRejected, detail.clone());
+                        let completion = self.dead_letter(slot.original(), failure, cancel).await;
+                        self.end(slot.at, completion, &mut ends, &mut done);
+                    }
+                    break;
                 }
-                Err(ConfigProblem::Transient(reason)) => Outcome::retry(reason),
-                Ok(()) => {
-                    failures.attempts += 1;
-                    ctx.attempt = failures.attempts;
-                    self.metrics.in_flight.inc();
-                    let started = Instant::now();
-                    let outcome = self.plugin.execute(&ctx, &event).await;
-                    self.metrics.in_flight.dec();
-                    self.metrics
-                        .execute_seconds
-                        .observe(started.elapsed().as_secs_f64());
-                    outcome
+                Err(ConfigProblem::Transient(reason)) => {
+                    pending.iter().map(|_| Outcome::retry(reason.clone())).collect()
                 }
+                Ok(()) => self.call(&mut pending, form).await,
             };
             if probing {
                 self.probing.store(false, Ordering::SeqCst);
             }
-            let ok = !matches!(outcome, Outcome::Retry { .. });
-            let open = self
-                .breaker
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .record(team, ok);
-            if open != *self.outage.borrow() {
-                if open {
-                    warn!(plugin = %self.plugin_id, "the plugin fails for many teams at once: outage declared, consumption paused");
-                } else {
-                    info!(plugin = %self.plugin_id, "the plugin answers again: outage over, consumption resumed");
-                }
-                self.outage.send_replace(open);
-                self.metrics.paused.set(i64::from(open));
-            }
-            match outcome {
-                Outcome::Done(results) => {
-                    let completion = self.publish_results(&ctx.meta, &results, cancel).await;
-                    if completion == Completion::Done {
-                        self.metrics.events.with_label_values(&["done"]).inc();
+            let ok = !outcomes.iter().any(|o| matches!(o, Outcome::Retry { .. }));
+            let open = self.note_call(&team, ok);
+            let mut retried = Vec::new();
+            let mut delay = Duration::ZERO;
+            for (mut slot, outcome) in pending.drain(..).zip(outcomes) {
+                let completion = match outcome {
+                    Outcome::Done(results) => {
+                        let completion = self.publish_results(&slot.ctx.meta, &results, cancel).await;
+                        if completion == Completion::Done {
+                            self.metrics.events.with_label_values(&["done"]).inc();
+                        }
+                        completion
                     }
-                    return completion;
-                }
-                Outcome::DeadLetter { reason } => {
-                    failures.note();
-                    return self
-                        .dead_letter(
-                            original,
-                            failures.failure(DeadReason::PluginDeadLetter, reason),
-                            cancel,
-                        )
-                        .await;
-                }
-                Outcome::Retry { reason, after } => {
-                    failures.note();
-                    if open {
-                        // An outage is not the event's fault: no budget is used.
-                        debug!(plugin = %self.plugin_id, %reason, "call failed during an outage");
-                        continue;
+                    Outcome::DeadLetter { reason } => {
+                        slot.failures.note();
+                        let failure = slot.failures.failure(DeadReason::PluginDeadLetter, reason);
+                        self.dead_letter(slot.original(), failure, cancel).await
                     }
-                    failures.counted += 1;
-                    let elapsed = failures
-                        .first
-                        .as_ref()
-                        .map_or(Duration::ZERO, |(at, _)| at.elapsed());
-                    if !self.retry.allows(failures.counted, elapsed) {
+                    Outcome::Retry { reason, after } => {
+                        slot.failures.note();
+                        if open {
+                            // An outage is not the event's fault: no budget is used.
+                            debug!(plugin = %self.plugin_id, %reason, "call failed during an outage");
+                            retried.push(slot);
+                            continue;
+                        }
+                        slot.failures.counted += 1;
+                        let failures = &slot.failures;
+                        let elapsed = failures
+                            .first
+                            .as_ref()
+                            .map_or(Duration::ZERO, |(at, _)| at.elapsed());
+                        if self.retry.allows(failures.counted, elapsed) {
+                            self.metrics.events.with_label_values(&["retried"]).inc();
+                            let wait = self.retry.delay(failures.counted, after, rand::random::<f64>());
+                            debug!(plugin = %self.plugin_id, team, %reason, ?wait, "retrying");
+                            delay = delay.max(wait);
+                            retried.push(slot);
+                            continue;
+                        }
                         let detail = format!(
                             "gave up after {} calls over {:.0} s; last failure: {reason}",
                             failures.attempts,
                             elapsed.as_secs_f64()
                         );
-                        return self
-                            .dead_letter(
-                                original,
-                                failures.failure(DeadReason::RetriesExhausted, detail),
-                                cancel,
-                            )
-                            .await;
+                        let failure = failures.failure(DeadReason::RetriesExhausted, detail);
+                        self.dead_letter(slot.original(), failure, cancel).await
                     }
-                    self.metrics.events.with_label_values(&["retried"]).inc();
-                    let delay = self.retry.delay(failures.counted, after, rand::random::<f64>());
-                    debug!(plugin = %self.plugin_id, team, %reason, ?delay, "retrying");
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Completion::Abandoned,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
+                };
+                self.end(slot.at, completion, &mut ends, &mut done);
+            }
+            pending = retried;
+            if !pending.is_empty() && !delay.is_zero() {
+                tokio::select! {
+                    _ = cancel.cancelled() => break,
+                    _ = tokio::time::sleep(delay) => {}
                 }
             }
         }
+        // Shutdown or revocation came first: not done, they will be read again.
+        ends.extend(pending.into_iter().map(|slot| (slot.at, Completion::Abandoned)));
+        ends
+    }
+
+    /// Calls the plugin once for the pending events: one outcome per event, in their order.
+    async fn call(&self, pending: &mut [Slot], form: CallForm) -> Vec<Outcome> {
+        for slot in pending.iter_mut() {
+            slot.failures.attempts += 1;
+            slot.ctx.attempt = slot.failures.attempts;
+        }
+        self.metrics.in_flight.inc();
+        let started = Instant::now();
+        let mut outcomes = match form {
+            CallForm::Single => {
+                let mut outcomes = Vec::with_capacity(pending.len());
+                for slot in pending.iter() {
+                    outcomes.push(self.plugin.execute(&slot.ctx, &slot.event).await);
+                }
+                outcomes
+            }
+            CallForm::Batch => {
+                let items: Vec<BatchItem<'_>> = pending
+                    .iter()
+                    .map(|slot| BatchItem {
+                        ctx: &slot.ctx,
+                        event: &slot.event,
+                    })
+                    .collect();
+                self.plugin.execute_batch(&items).await
+            }
+        };
+        self.metrics.in_flight.dec();
+        self.metrics
+            .execute_seconds
+            .observe(started.elapsed().as_secs_f64());
+        if outcomes.len() != pending.len() {
+            warn!(plugin = %self.plugin_id, events = pending.len(), outcomes = outcomes.len(),
+                "the plugin answered a batch with a different number of outcomes; retrying the unanswered");
+            outcomes.truncate(pending.len());
+            let reason = "the plugin gave no outcome for this event".to_owned();
+            outcomes.resize_with(pending.len(), || Outcome::retry(reason.clone()));
+        }
+        outcomes
+    }
+
+    /// Tells the outage detector how a call went; returns whether an outage is declared.
+    fn note_call(&self, team: &str, ok: bool) -> bool {
+        let open = self
+            .breaker
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record(team, ok);
+        if open != *self.outage.borrow() {
+            if open {
+                warn!(plugin = %self.plugin_id, "the plugin fails for many teams at once: outage declared, consumption paused");
+            } else {
+                info!(plugin = %self.plugin_id, "the plugin answers again: outage over, consumption resumed");
+            }
+            self.outage.send_replace(open);
+            self.metrics.paused.set(i64::from(open));
+        }
+        open
+    }
+
+    /// Records an event's end, and tells `done` when it is done.
+    fn end(
+        &self,
+        at: (i32, i64),
+        completion: Completion,
+        ends: &mut Vec<((i32, i64), Completion)>,
+        done: &mut impl FnMut((i32, i64)),
+    ) {
+        if completion == Completion::Done {
+            done(at);
+        }
+        ends.push((at, completion));
     }
 
     /// During an outage: become the prober (after its backoff) or wait until the outage ends. `None` when
@@ -646,6 +767,42 @@ mod tests {
         assert_eq!(header(record, "ce_type"), "switchyard.plugin.row.appended");
         assert_eq!(header(record, "ce_causationid"), "e-1");
         assert_eq!(outcome_count(&worker, "done"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_batch_ends_each_event_on_its_own_outcome() {
+        // The default execute_batch calls execute per event: done, retry, dead letter; then the retried one
+        // alone, done.
+        let worker = worker(
+            Scripted::new([
+                Outcome::done(),
+                Outcome::retry("busy"),
+                Outcome::dead_letter("no such phone"),
+                Outcome::done(),
+            ]),
+            Recorder::default(),
+        );
+        let events = (0..3).map(|offset| ((0, offset), routed(true))).collect();
+        let mut heard = Vec::new();
+        let ends = worker
+            .deliver_call(events, CallForm::Batch, &CancellationToken::new(), |at| {
+                heard.push(at)
+            })
+            .await;
+        assert_eq!(
+            worker.plugin.calls.load(Ordering::SeqCst),
+            4,
+            "three, then the retried one"
+        );
+        assert_eq!(heard, [(0, 0), (0, 2), (0, 1)], "each event ends when it is done");
+        assert!(ends.iter().all(|(_, completion)| *completion == Completion::Done));
+        let written = worker.producer.written.lock().unwrap();
+        assert_eq!(written.len(), 1, "one dead letter");
+        assert_eq!(header(&written[0].1, "switchyard_error"), "plugin_dead_letter");
+        assert_eq!(
+            (outcome_count(&worker, "done"), outcome_count(&worker, "retried")),
+            (2, 1)
+        );
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use switchyard_schemas::catalog::EventType;
-use switchyard_schemas::control::{ControlError, Ordering, PluginManifest};
+use switchyard_schemas::control::{Batch, ControlError, Ordering, PluginManifest};
 use switchyard_schemas::ids::check_plugin_id;
 use time::OffsetDateTime;
 
@@ -44,6 +44,9 @@ pub struct PluginView {
     /// Which of a team's events the runtime delivers one after the other: the manifest's `ordering`, or
     /// `team` when it has none.
     pub ordering: String,
+    /// The manifest's `batch`, if it asks for batches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
     /// `up`, `degraded` or `down`, from live heartbeats.
     pub status: PluginStatus,
     /// Instances heard from within the heartbeat TTL.
@@ -102,6 +105,7 @@ fn view(state: &AppState, manifest: PluginManifest, principal: &Principal) -> Pl
         actions: manifest.actions,
         config_schema: manifest.config_schema,
         ordering: manifest.delivery.ordering().as_str().to_owned(),
+        batch: manifest.delivery.batch,
     }
 }
 
