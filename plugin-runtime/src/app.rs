@@ -205,7 +205,7 @@ pub async fn run<P: Plugin>(
     });
     info!(plugin = %id, topic = %events_topic, "consuming");
     let loop_settings = LoopSettings {
-        limits: settings.limits(manifest.delivery.batch),
+        limits: settings.limits(&manifest.delivery),
         ordering: manifest.delivery.ordering(),
         form: if manifest.delivery.batch.is_some() {
             CallForm::Batch

@@ -11,16 +11,17 @@
 //! the worker has one from its registration or `http.signing_secret`) and
 //! `switchyard-team`; `/execute` also `switchyard-attempt`. Outcomes of `/execute`: 2xx = done (a JSON body
 //! `{"results": [{"type", "subject"?, "data"}]}` publishes results); a body `{"outcome": "dead_letter",
-//! "reason": "..."}` with any status = dead-letter now; 408, 429, 5xx, 3xx (redirects are not followed),
-//! timeouts, connection errors and refusals of the SSRF guard = retry (honouring `Retry-After` seconds);
-//! any other 4xx = dead-letter now. `docs/plugin-authors.md` is the contract for service authors.
+//! "reason": "..."}` with any status = dead-letter now; 429, or a body `{"outcome": "slow_down"}` with any
+//! status = throttled (called again later without spending the retry budget); 408, 5xx, 3xx (redirects are
+//! not followed), timeouts, connection errors and refusals of the SSRF guard = retry (honouring
+//! `Retry-After` seconds); any other 4xx = dead-letter now. `docs/plugin-authors.md` is the contract for service authors.
 //!
 //! A plugin whose manifest has `batch` gets every `/execute` as a batch: `content-type:
 //! application/cloudevents-batch+json`, the body a JSON array of the structured events (one team's),
 //! `webhook-id` = `batch_` and a hash of their ids (the same events give the same id), `switchyard-attempt`
 //! the highest attempt among them. A bare 2xx means every event is done; a 2xx body `{"events": [{"id",
-//! "outcome": "done" | "retry" | "dead_letter", "reason"?, "results"?}]}` gives events their own outcome
-//! (events it does not list are done); any other answer applies to every event as above.
+//! "outcome": "done" | "retry" | "dead_letter" | "slow_down", "reason"?, "results"?}]}` gives events their
+//! own outcome (events it does not list are done); any other answer applies to every event as above.
 
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -283,6 +284,12 @@ pub fn classify_batch(status: u16, retry_after: Option<Duration>, body: &[u8], i
                         .unwrap_or_else(|| "the plugin asked to retry the event".to_owned()),
                     after: retry_after,
                 },
+                "slow_down" => Outcome::Throttled {
+                    reason: event
+                        .reason
+                        .unwrap_or_else(|| "the plugin asked to slow down".to_owned()),
+                    after: retry_after,
+                },
                 other => Outcome::retry(format!(
                     "the plugin answered the unknown outcome {other:?} for this event"
                 )),
@@ -291,16 +298,11 @@ pub fn classify_batch(status: u16, retry_after: Option<Duration>, body: &[u8], i
         .collect()
 }
 
-/// A 2xx batch answer `{"outcome": "dead_letter", ...}` without per-event outcomes: every event's.
+/// A 2xx batch answer `{"outcome": "dead_letter" | "slow_down", ...}` without per-event outcomes: every
+/// event's.
 fn answer_for_all(body: &[u8]) -> Option<Outcome> {
     let answer: Answer = serde_json::from_slice(body).ok()?;
-    (answer.outcome.as_deref() == Some("dead_letter")).then(|| {
-        Outcome::dead_letter(
-            answer
-                .reason
-                .unwrap_or_else(|| "the plugin asked to dead-letter the event".to_owned()),
-        )
-    })
+    matches!(answer.outcome.as_deref(), Some("dead_letter" | "slow_down")).then(|| classify(200, None, body))
 }
 
 /// The outcome of an `/execute` answer.
@@ -321,9 +323,24 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Outc
                 .unwrap_or_else(|| "the plugin asked to dead-letter the event".to_owned()),
         );
     }
+    if let Some(answer) = &answer
+        && answer.outcome.as_deref() == Some("slow_down")
+    {
+        return Outcome::Throttled {
+            reason: answer
+                .reason
+                .clone()
+                .unwrap_or_else(|| "the plugin asked to slow down".to_owned()),
+            after: retry_after,
+        };
+    }
     match status {
         200..=299 => Outcome::Done(answer.map(|a| a.results).unwrap_or_default()),
-        408 | 429 | 500..=599 => Outcome::Retry {
+        429 => Outcome::Throttled {
+            reason: "the plugin answered 429".to_owned(),
+            after: retry_after,
+        },
+        408 | 500..=599 => Outcome::Retry {
             reason: format!("the plugin answered {status}"),
             after: retry_after,
         },
@@ -438,11 +455,15 @@ mod tests {
         ));
         assert_eq!(
             classify(429, Some(Duration::from_secs(3)), b""),
-            Outcome::Retry {
+            Outcome::Throttled {
                 reason: "the plugin answered 429".into(),
                 after: Some(Duration::from_secs(3))
             }
         );
+        assert!(matches!(
+            classify(200, None, br#"{"outcome":"slow_down","reason":"quota"}"#),
+            Outcome::Throttled { reason, .. } if reason == "quota"
+        ));
         for status in [408, 500, 503, 302] {
             assert!(
                 matches!(classify(status, None, b""), Outcome::Retry { .. }),
@@ -484,8 +505,8 @@ mod tests {
         );
         for outcome in classify_batch(429, Some(Duration::from_secs(5)), b"", &ids) {
             assert!(
-                matches!(outcome, Outcome::Retry { after: Some(_), .. }),
-                "a 429 retries the whole batch"
+                matches!(outcome, Outcome::Throttled { after: Some(_), .. }),
+                "a 429 throttles the whole batch"
             );
         }
         for outcome in classify_batch(400, None, b"bad", &ids) {

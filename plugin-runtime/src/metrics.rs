@@ -10,7 +10,8 @@ use switchyard_service::kafka::ClientStats;
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
-    /// `switchyard_plugin_events_total{outcome}`: `done`, `retried` (one per retry), `dead_lettered`.
+    /// `switchyard_plugin_events_total{outcome}`: `done`, `retried` (one per retry), `throttled` (one per
+    /// "slow down" answer for the event), `dead_lettered`.
     pub events: IntCounterVec,
     /// `switchyard_plugin_execute_duration_seconds`: one call of the plugin.
     pub execute_seconds: Histogram,
@@ -81,7 +82,7 @@ impl Metrics {
         ] {
             registry.register(collector).expect("unique metric names");
         }
-        for outcome in ["done", "retried", "dead_lettered"] {
+        for outcome in ["done", "retried", "throttled", "dead_lettered"] {
             events.with_label_values(&[outcome]);
         }
         Self {

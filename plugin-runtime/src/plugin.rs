@@ -93,6 +93,15 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// The plugin or its service is over its quota or rate (`429`, or its own "slow down"): call again
+    /// later. The runtime lowers the team's concurrency and pauses its calls, and does not count this
+    /// against the event's retry budget.
+    Throttled {
+        /// Why, for logs.
+        reason: String,
+        /// How long to hold off (`Retry-After`), when given.
+        after: Option<Duration>,
+    },
 }
 
 impl Outcome {
@@ -104,6 +113,14 @@ impl Outcome {
     /// A retry without a delay wish.
     pub fn retry(reason: impl Into<String>) -> Self {
         Outcome::Retry {
+            reason: reason.into(),
+            after: None,
+        }
+    }
+
+    /// Throttled, without a delay wish.
+    pub fn throttled(reason: impl Into<String>) -> Self {
+        Outcome::Throttled {
             reason: reason.into(),
             after: None,
         }

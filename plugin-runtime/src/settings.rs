@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
-use switchyard_schemas::control::Batch;
+use switchyard_schemas::control::{Batch, DeliveryHints};
 pub use switchyard_service::config::ConfigError;
 pub use switchyard_service::config::Layered;
 use switchyard_service::config::{LogConfig, Secret, invalid};
@@ -154,8 +154,10 @@ impl Settings {
         Clients::new(self.kafka.clone(), stats)
     }
 
-    /// The delivery loop's bounds: calls in total and per team, events held, and the plugin's `batch`.
-    pub fn limits(&self, batch: Option<Batch>) -> Limits {
+    /// The delivery loop's bounds: calls in total and per team, events held, and the plugin's `batch` and
+    /// `rate_limit` (from its manifest).
+    pub fn limits(&self, hints: &DeliveryHints) -> Limits {
+        let rate = hints.rate_limit.unwrap_or_default();
         let delivery = &self.delivery;
         Limits {
             max_calls: delivery.max_in_flight,
@@ -163,11 +165,14 @@ impl Settings {
                 .max_in_flight_per_team
                 .unwrap_or_else(|| schedule::default_per_team(delivery.max_in_flight)),
             max_buffered: delivery.max_buffered,
-            batch: batch.map(|batch| BatchLimits {
+            batch: hints.batch.map(|batch| BatchLimits {
                 // The registry refuses larger values; a manifest given to the bridge as a file is clamped.
                 max_events: batch.max_events.clamp(1, Batch::MAX_EVENTS) as usize,
                 max_wait: Duration::from_millis(batch.max_wait_ms.min(Batch::MAX_WAIT_MS)),
             }),
+            // The registry refuses rates that are not positive; the scheduler ignores them.
+            per_team_rate: rate.per_team_per_second,
+            plugin_rate: rate.per_plugin_per_second,
         }
     }
 

@@ -43,7 +43,7 @@ pub struct PluginManifest {
 }
 
 /// The manifest fields that tell the plugin runtime how to deliver: the router ignores them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryHints {
     /// Which events must run one after the other; absent = [`Ordering::Team`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -51,6 +51,44 @@ pub struct DeliveryHints {
     /// Hand the plugin several events of one team per call; absent = one event per call.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<Batch>,
+    /// Calls per second the plugin takes, per team and in all; absent = no limit but the concurrency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// The manifest's `rate_limit`: calls (not events) per second, per team and for the plugin, each enforced
+/// by every worker instance on its own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Calls per second of one team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_team_per_second: Option<f64>,
+    /// Calls per second in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_plugin_per_second: Option<f64>,
+}
+
+impl RateLimit {
+    /// The largest rate the registry accepts.
+    pub const MAX_PER_SECOND: f64 = 100_000.0;
+
+    /// What is wrong with it, if anything: `(field, message)`.
+    pub fn problem(&self) -> Option<(&'static str, String)> {
+        [
+            ("per_team_per_second", self.per_team_per_second),
+            ("per_plugin_per_second", self.per_plugin_per_second),
+        ]
+        .into_iter()
+        .find_map(|(field, rate)| {
+            let rate = rate?;
+            (!(rate > 0.0 && rate <= Self::MAX_PER_SECOND)).then(|| {
+                (
+                    field,
+                    format!("must be above 0 and at most {}", Self::MAX_PER_SECOND),
+                )
+            })
+        })
+    }
 }
 
 /// The manifest's `batch`: up to `max_events` events of one team per call, after at most `max_wait_ms` of
@@ -428,6 +466,26 @@ mod tests {
             max_wait_ms: 120_000,
         };
         assert_eq!(too_long.problem().map(|p| p.0), Some("max_wait_ms"));
+    }
+
+    #[test]
+    fn rate_limits() {
+        let json = MANIFEST.replace(
+            "\"future_field\":42",
+            "\"rate_limit\":{\"per_team_per_second\":2.5}",
+        );
+        let manifest = PluginManifest::parse("sheets-export", json.as_bytes()).unwrap();
+        let limit = manifest.delivery.rate_limit.unwrap();
+        assert_eq!(
+            (limit.per_team_per_second, limit.per_plugin_per_second),
+            (Some(2.5), None)
+        );
+        assert_eq!(limit.problem(), None);
+        let zero = RateLimit {
+            per_team_per_second: None,
+            per_plugin_per_second: Some(0.0),
+        };
+        assert_eq!(zero.problem().map(|p| p.0), Some("per_plugin_per_second"));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod breaker;
 pub mod lanes;
+pub mod pace;
 pub mod records;
 pub mod retry;
 pub mod run;

@@ -28,7 +28,7 @@ use tracing::{info, warn};
 use crate::delivery::lanes;
 use crate::delivery::records::OutRecord;
 use crate::delivery::schedule::{Item, LaneId, Limits, Scheduler, Start};
-use crate::delivery::worker::{CallForm, Completion, Routed, Worker};
+use crate::delivery::worker::{CallForm, Completion, Routed, Signal, Worker};
 use crate::event;
 use crate::metrics::Metrics;
 use crate::plugin::Plugin;
@@ -148,8 +148,9 @@ pub async fn consume<P: Plugin>(
 ) {
     let mut scheduler: Scheduler<Box<Routed>> = Scheduler::new(settings.limits);
     let mut tasks: JoinSet<Ended> = JoinSet::new();
-    // The events of a batch that are done while the call still retries others: their lanes go on.
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<(i32, i64)>();
+    // What calls say while they run: a batch's events done while it retries others (their lanes go on), and
+    // "slow down" answers (the team's pace changes at once).
+    let (signal_tx, mut signals) = mpsc::unbounded_channel::<(String, Signal)>();
     // The team of each running call, for a task that panicked.
     let mut calls: HashMap<task::Id, String> = HashMap::new();
     let mut tick = tokio::time::interval(settings.commit_interval);
@@ -162,7 +163,7 @@ pub async fn consume<P: Plugin>(
         while let Some(Start { team, items }) = scheduler.next_start(Instant::now()) {
             // The scheduler keeps a call's events in one partition.
             let Some(partition) = items.first().map(|item| item.partition) else {
-                scheduler.call_done(&team);
+                scheduler.call_done(&team, false, Instant::now());
                 continue;
             };
             let cancel = owned
@@ -179,25 +180,34 @@ pub async fn consume<P: Plugin>(
                      }| ((partition, offset), *item),
                 )
                 .collect();
-            let (worker, done_tx, form) = (Arc::clone(&worker), done_tx.clone(), settings.form);
+            let (worker, signal_tx, form) = (Arc::clone(&worker), signal_tx.clone(), settings.form);
             let call_team = team.clone();
             let handle = tasks.spawn(async move {
                 let batched = events.len() > 1;
+                let mut slowed = false;
                 let events = worker
-                    .deliver_call(events, form, &cancel, |at| {
-                        if batched {
-                            let _ = done_tx.send(at);
+                    .deliver_call(events, form, &cancel, |signal| {
+                        match signal {
+                            Signal::SlowDown(_) => slowed = true,
+                            // A single event's end comes with the call's.
+                            Signal::Done(_) if !batched => return,
+                            Signal::Done(_) => {}
                         }
+                        let _ = signal_tx.send((call_team.clone(), signal));
                     })
                     .await;
                 Ended {
                     team: call_team,
                     events,
+                    slowed,
                 }
             });
             calls.insert(handle.id(), team);
         }
-        let due = scheduler.next_due();
+        // Not before a millisecond from now: a due time in the past must not spin the loop.
+        let due = scheduler
+            .next_due(Instant::now())
+            .map(|due| due.max(Instant::now() + Duration::from_millis(1)));
         worker.metrics.buffered.set(scheduler.buffered() as i64);
         let should_pause = scheduler.is_full() || *outage.borrow();
         if should_pause != paused {
@@ -215,7 +225,10 @@ pub async fn consume<P: Plugin>(
                 scheduler.revoke(&partitions);
             }
             Some(joined) = tasks.join_next_with_id() => ended(&mut scheduler, &mut calls, joined),
-            Some((partition, offset)) = done_rx.recv() => scheduler.event_done(partition, offset),
+            Some((team, signal)) = signals.recv() => match signal {
+                Signal::Done((partition, offset)) => scheduler.event_done(partition, offset),
+                Signal::SlowDown(after) => scheduler.slow_down(&team, after, Instant::now()),
+            },
             message = consumer.recv() => match message {
                 Ok(message) => {
                     let routed = routed(&message);
@@ -270,6 +283,8 @@ pub async fn consume<P: Plugin>(
 struct Ended {
     team: String,
     events: Vec<((i32, i64), Completion)>,
+    /// The plugin said "slow down" during the call.
+    slowed: bool,
 }
 
 /// A call task ended: its done events and its call slot are released. A task that panicked leaves its
@@ -280,20 +295,21 @@ fn ended(
     joined: Result<(task::Id, Ended), task::JoinError>,
 ) {
     match joined {
-        Ok((id, Ended { team, events })) => {
+        Ok((id, Ended { team, events, slowed })) => {
             calls.remove(&id);
+            let succeeded = !slowed && events.iter().any(|(_, c)| *c == Completion::Done);
             // Ends already heard over the channel are ignored the second time.
             for ((partition, offset), completion) in events {
                 if completion == Completion::Done {
                     scheduler.event_done(partition, offset);
                 }
             }
-            scheduler.call_done(&team);
+            scheduler.call_done(&team, succeeded, Instant::now());
         }
         Err(error) => {
             warn!(%error, "a delivery task failed");
             if let Some(team) = calls.remove(&error.id()) {
-                scheduler.call_done(&team);
+                scheduler.call_done(&team, false, Instant::now());
             }
         }
     }

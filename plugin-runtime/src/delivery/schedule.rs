@@ -19,6 +19,9 @@
 //!   turn (round robin), so a team with a large backlog does not delay a team that sends little.
 //! - **Batches.** With [`BatchLimits`], a team's call waits until `max_events` of its events are ready or
 //!   the oldest has waited `max_wait` ([`Scheduler::next_due`] says when).
+//! - **Pace.** A team's calls, and the plugin's, also wait for their [`Pace`]: the manifest's rates, and
+//!   after a "slow down" ([`Scheduler::slow_down`]) a halved concurrency and a pause. Three or more teams
+//!   told to slow down within [`PLUGIN_SLOW_DOWN_WINDOW`] slow the whole plugin down.
 //! - **Memory and commits.** At most `max_buffered` events are held; then the consumer pauses (the caller's
 //!   job). The commit position of a partition never passes an event that is not done, so a crash
 //!   redelivers it (at-least-once).
@@ -28,6 +31,13 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
+
+use crate::delivery::pace::Pace;
+
+/// Teams told to slow down within this window that slow the whole plugin down: [`PLUGIN_SLOW_DOWN_TEAMS`].
+pub const PLUGIN_SLOW_DOWN_WINDOW: Duration = Duration::from_secs(10);
+/// See [`PLUGIN_SLOW_DOWN_WINDOW`].
+pub const PLUGIN_SLOW_DOWN_TEAMS: usize = 3;
 
 /// The lane of an event within its team.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -77,6 +87,8 @@ struct Team {
     calls: usize,
     /// In the turn queue.
     in_turn: bool,
+    /// Its pace, once it has a rate or was told to slow down (else the share alone bounds it).
+    pace: Option<Pace>,
 }
 
 #[derive(Debug, Default)]
@@ -109,7 +121,7 @@ pub struct BatchLimits {
 }
 
 /// The scheduler's bounds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Limits {
     /// Calls at once.
     pub max_calls: usize,
@@ -119,6 +131,10 @@ pub struct Limits {
     pub max_buffered: usize,
     /// Batching, when the plugin takes batches.
     pub batch: Option<BatchLimits>,
+    /// Calls per second of one team (the manifest's `rate_limit`).
+    pub per_team_rate: Option<f64>,
+    /// Calls per second in all.
+    pub plugin_rate: Option<f64>,
 }
 
 impl Limits {
@@ -129,6 +145,8 @@ impl Limits {
             max_calls_per_team: default_per_team(max_calls),
             max_buffered,
             batch: None,
+            per_team_rate: None,
+            plugin_rate: None,
         }
     }
 }
@@ -170,6 +188,9 @@ pub struct Scheduler<T> {
     offsets: HashMap<i32, Offsets>,
     calls: usize,
     buffered: usize,
+    plugin_pace: Pace,
+    /// Teams told to slow down lately, oldest first.
+    slowed: VecDeque<(Instant, String)>,
 }
 
 impl<T> Scheduler<T> {
@@ -185,6 +206,7 @@ impl<T> Scheduler<T> {
                     max_events: b.max_events.max(1),
                     max_wait: b.max_wait,
                 }),
+                ..limits
             },
             lanes: HashMap::new(),
             teams: HashMap::new(),
@@ -192,6 +214,8 @@ impl<T> Scheduler<T> {
             offsets: HashMap::new(),
             calls: 0,
             buffered: 0,
+            plugin_pace: Pace::new(max_calls, limits.plugin_rate, Instant::now()),
+            slowed: VecDeque::new(),
         }
     }
 
@@ -234,20 +258,38 @@ impl<T> Scheduler<T> {
     /// The next call to start at `now`, if a call is free and some team has events ready (and, with
     /// batches, enough of them or waiting long enough).
     pub fn next_start(&mut self, now: Instant) -> Option<Start<T>> {
-        if self.calls >= self.limits.max_calls {
+        if self.calls >= self.limits.max_calls
+            || self
+                .plugin_pace
+                .ready_at(self.calls, now)
+                .is_none_or(|at| at > now)
+        {
             return None;
         }
+        let limits = self.limits;
         for _ in 0..self.turn.len() {
             let name = self.turn.pop_front()?;
             let Some(team) = self.teams.get_mut(&name) else {
                 continue;
             };
-            if team.ready.is_empty() || team.calls >= self.limits.max_calls_per_team {
+            if let Some(rate) = limits.per_team_rate
+                && team.pace.is_none()
+            {
+                team.pace = Some(Pace::new(limits.max_calls_per_team, Some(rate), now));
+            }
+            if team.ready.is_empty() || team.calls >= cap(&limits, team) {
                 team.in_turn = false;
                 continue;
             }
-            if let Some(batch) = self.limits.batch
-                && !batch_due(&self.lanes, team, batch, now)
+            let paced = team
+                .pace
+                .as_ref()
+                .and_then(|pace| pace.ready_at(team.calls, now))
+                .is_some_and(|at| at > now);
+            if paced
+                || limits
+                    .batch
+                    .is_some_and(|batch| !batch_due(&self.lanes, team, batch, now))
             {
                 self.turn.push_back(name);
                 continue;
@@ -286,7 +328,11 @@ impl<T> Scheduler<T> {
             }
             team.calls += 1;
             self.calls += 1;
-            if !team.ready.is_empty() && team.calls < self.limits.max_calls_per_team {
+            if let Some(pace) = &mut team.pace {
+                pace.start(now);
+            }
+            self.plugin_pace.start(now);
+            if !team.ready.is_empty() && team.calls < cap(&limits, team) {
                 self.turn.push_back(name.clone());
             } else {
                 team.in_turn = false;
@@ -296,15 +342,71 @@ impl<T> Scheduler<T> {
         None
     }
 
-    /// When a batch that is waiting for more events becomes due, if one is (with batches only).
-    pub fn next_due(&self) -> Option<Instant> {
-        let batch = self.limits.batch?;
-        self.turn
+    /// When a team's call that waits for its pace or for a fuller batch may start, if one waits: the
+    /// caller wakes up then (completions and new records wake it anyway). `None` while every call slot is
+    /// taken.
+    pub fn next_due(&self, now: Instant) -> Option<Instant> {
+        if self.calls >= self.limits.max_calls {
+            return None;
+        }
+        let plugin_at = self.plugin_pace.ready_at(self.calls, now)?;
+        let team_at = self
+            .turn
             .iter()
             .filter_map(|name| self.teams.get(name))
-            .filter_map(|team| oldest_ready(&self.lanes, team))
-            .min()
-            .map(|since| since + batch.max_wait)
+            .filter(|team| !team.ready.is_empty() && team.calls < cap(&self.limits, team))
+            .filter_map(|team| {
+                let paced = match &team.pace {
+                    Some(pace) => pace.ready_at(team.calls, now)?,
+                    None => now,
+                };
+                let batched = match self.limits.batch {
+                    Some(batch) if !batch_due(&self.lanes, team, batch, now) => {
+                        oldest_ready(&self.lanes, team)? + batch.max_wait
+                    }
+                    _ => now,
+                };
+                Some(paced.max(batched))
+            })
+            .min()?;
+        Some(team_at.max(plugin_at))
+    }
+
+    /// The plugin told `team` to slow down (a `429`, or its own answer), with `after` if it said how long:
+    /// the team's concurrency halves and its calls pause; when [`PLUGIN_SLOW_DOWN_TEAMS`] teams heard it
+    /// within [`PLUGIN_SLOW_DOWN_WINDOW`], the whole plugin's too.
+    pub fn slow_down(&mut self, team: &str, after: Option<Duration>, now: Instant) {
+        let limits = self.limits;
+        let state = self.teams.entry(team.to_owned()).or_default();
+        state
+            .pace
+            .get_or_insert_with(|| Pace::new(limits.max_calls_per_team, limits.per_team_rate, now))
+            .slow_down(after, now);
+        while self
+            .slowed
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > PLUGIN_SLOW_DOWN_WINDOW)
+        {
+            self.slowed.pop_front();
+        }
+        self.slowed.retain(|(_, name)| name != team);
+        self.slowed.push_back((now, team.to_owned()));
+        if self.slowed.len() >= PLUGIN_SLOW_DOWN_TEAMS {
+            self.plugin_pace.slow_down(after, now);
+            self.slowed.clear();
+        }
+    }
+
+    /// The calls a team may run at once now: its share, or less after a slow down.
+    pub fn team_limit(&self, team: &str) -> usize {
+        self.teams
+            .get(team)
+            .map_or(self.limits.max_calls_per_team, |t| cap(&self.limits, t))
+    }
+
+    /// The calls the plugin may run at once now.
+    pub fn plugin_limit(&self) -> usize {
+        self.plugin_pace.limit().min(self.limits.max_calls)
     }
 
     /// The event at `partition`/`offset` is done (delivered or dead-lettered): the commit position may pass
@@ -333,17 +435,27 @@ impl<T> Scheduler<T> {
         }
     }
 
-    /// A call of `team` ended (whatever became of its events): its slot is free.
-    pub fn call_done(&mut self, team: &str) {
+    /// A call of `team` ended (whatever became of its events): its slot is free. `succeeded`: it was never
+    /// told to slow down and did something, which lets a slowed-down pace grow back.
+    pub fn call_done(&mut self, team: &str, succeeded: bool, now: Instant) {
         self.calls = self.calls.saturating_sub(1);
+        if succeeded {
+            self.plugin_pace.succeeded();
+        }
         let Some(state) = self.teams.get_mut(team) else {
             return;
         };
         state.calls = state.calls.saturating_sub(1);
+        if let Some(pace) = state.pace.as_mut().filter(|_| succeeded) {
+            pace.succeeded();
+        }
+        if state.pace.as_ref().is_some_and(|pace| pace.is_fresh(now)) {
+            state.pace = None;
+        }
         if !state.ready.is_empty() && !state.in_turn {
             state.in_turn = true;
             self.turn.push_back(team.to_owned());
-        } else if state.ready.is_empty() && state.calls == 0 && !state.in_turn {
+        } else if state.ready.is_empty() && state.calls == 0 && !state.in_turn && state.pace.is_none() {
             self.teams.remove(team);
         }
     }
@@ -376,8 +488,9 @@ impl<T> Scheduler<T> {
         for team in self.teams.values_mut() {
             team.ready.retain(|lane| !partitions.contains(&lane.partition));
         }
-        self.teams
-            .retain(|_, team| team.calls > 0 || !team.ready.is_empty() || team.in_turn);
+        self.teams.retain(|_, team| {
+            team.calls > 0 || !team.ready.is_empty() || team.in_turn || team.pace.is_some()
+        });
         let teams = &self.teams;
         self.turn.retain(|name| teams.contains_key(name));
     }
@@ -401,11 +514,18 @@ impl<T> Scheduler<T> {
         let name = lane.team.clone();
         let team = self.teams.entry(name.clone()).or_default();
         team.ready.push_back(lane);
-        if !team.in_turn && team.calls < self.limits.max_calls_per_team {
+        if !team.in_turn && team.calls < cap(&self.limits, team) {
             team.in_turn = true;
             self.turn.push_back(name);
         }
     }
+}
+
+/// The calls `team` may run at once: its share, or its pace's limit after a slow down.
+fn cap(limits: &Limits, team: &Team) -> usize {
+    team.pace.as_ref().map_or(limits.max_calls_per_team, |pace| {
+        pace.limit().min(limits.max_calls_per_team)
+    })
 }
 
 /// When the oldest ready event of `team` arrived: the head of its first ready lane (lanes become ready
@@ -439,6 +559,8 @@ mod tests {
             max_calls_per_team: PER_TEAM.min(max_calls),
             max_buffered,
             batch: None,
+            per_team_rate: None,
+            plugin_rate: None,
         })
     }
 
@@ -464,7 +586,7 @@ mod tests {
     /// Ends a one-event call.
     fn done(s: &mut Scheduler<&'static str>, team: &str, offset: i64) {
         s.event_done(0, offset);
-        s.call_done(team);
+        s.call_done(team, true, Instant::now());
     }
 
     #[test]
@@ -524,6 +646,8 @@ mod tests {
             max_calls_per_team: 1,
             max_buffered: 100,
             batch: None,
+            per_team_rate: None,
+            plugin_rate: None,
         });
         let now = Instant::now();
         for offset in 0..50 {
@@ -536,7 +660,7 @@ mod tests {
             let start = s.next_start(now).expect("work is waiting");
             order.push(start.team.clone());
             s.event_done(start.items[0].partition, start.items[0].offset);
-            s.call_done(&start.team);
+            s.call_done(&start.team, true, now);
         }
         assert_eq!(order, ["hot", "small", "tiny", "hot", "hot", "hot"]);
     }
@@ -584,6 +708,8 @@ mod tests {
                 max_events: 3,
                 max_wait: Duration::from_millis(50),
             }),
+            per_team_rate: None,
+            plugin_rate: None,
         });
         let t0 = Instant::now();
         for (offset, lane) in [(0, "r1"), (1, "r2"), (2, "r1"), (3, "r3"), (4, "r2")] {
@@ -595,7 +721,7 @@ mod tests {
             starts_at(&mut s, t0).is_empty(),
             "one event ready: the batch waits for more"
         );
-        assert_eq!(s.next_due(), Some(t0 + Duration::from_millis(50)));
+        assert_eq!(s.next_due(t0), Some(t0 + Duration::from_millis(50)));
         assert_eq!(
             starts_at(&mut s, t0 + Duration::from_millis(50)),
             [call("acme", &[3])],
@@ -606,7 +732,7 @@ mod tests {
         s.event_done(0, 2);
         assert!(starts_at(&mut s, t0 + Duration::from_secs(1)).is_empty());
         s.event_done(0, 1);
-        s.call_done("acme");
+        s.call_done("acme", true, t0);
         assert_eq!(
             starts_at(&mut s, t0 + Duration::from_secs(1)),
             [call("acme", &[4])]
@@ -623,6 +749,8 @@ mod tests {
                 max_events: 10,
                 max_wait: Duration::ZERO,
             }),
+            per_team_rate: None,
+            plugin_rate: None,
         });
         let now = Instant::now();
         s.push(0, 0, "acme", key("r1"), "e", now);
@@ -632,6 +760,86 @@ mod tests {
             .map(|start| start.items.iter().map(|i| (i.partition, i.offset)).collect())
             .collect();
         assert_eq!(calls, [vec![(0, 0), (0, 1)], vec![(1, 0)]]);
+    }
+
+    #[test]
+    fn a_team_told_to_slow_down_pauses_with_half_its_share_then_grows_back() {
+        let mut s = Scheduler::new(Limits {
+            max_calls: 16,
+            max_calls_per_team: 4,
+            max_buffered: 100,
+            batch: None,
+            per_team_rate: None,
+            plugin_rate: None,
+        });
+        let t0 = Instant::now();
+        for offset in 0..20 {
+            s.push(0, offset, "hot", LaneId::Free, "e", t0);
+        }
+        s.push(1, 0, "calm", LaneId::Free, "e", t0);
+        assert_eq!(starts_at(&mut s, t0).len(), 5, "four of hot, one of calm");
+        s.slow_down("hot", Some(Duration::from_secs(2)), t0);
+        assert_eq!(s.team_limit("hot"), 2);
+        for offset in 0..4 {
+            s.event_done(0, offset);
+            s.call_done("hot", false, t0);
+        }
+        assert!(starts_at(&mut s, t0).is_empty(), "paused");
+        assert_eq!(s.next_due(t0), Some(t0 + Duration::from_secs(2)));
+        let t2 = t0 + Duration::from_secs(2);
+        assert_eq!(starts_at(&mut s, t2).len(), 2, "half the share after the pause");
+        for offset in 4..6 {
+            s.event_done(0, offset);
+            s.call_done("hot", true, t2);
+        }
+        assert_eq!(
+            s.team_limit("hot"),
+            3,
+            "one more after as many successes as the limit"
+        );
+        assert_eq!(s.plugin_limit(), 16, "one team alone does not slow the plugin");
+    }
+
+    #[test]
+    fn three_teams_told_to_slow_down_slow_the_plugin() {
+        let mut s = scheduler(16, 100);
+        let t0 = Instant::now();
+        for team in ["a", "b", "c"] {
+            s.slow_down(team, None, t0);
+        }
+        assert_eq!(s.plugin_limit(), 8);
+        s.push(0, 0, "d", LaneId::Team, "e", t0);
+        assert!(starts_at(&mut s, t0).is_empty(), "the plugin pauses too");
+        assert!(!starts_at(&mut s, t0 + Duration::from_secs(1)).is_empty());
+    }
+
+    #[test]
+    fn a_per_team_rate_spaces_its_calls() {
+        let mut s = Scheduler::new(Limits {
+            max_calls: 16,
+            max_calls_per_team: 16,
+            max_buffered: 100,
+            batch: None,
+            per_team_rate: Some(2.0),
+            plugin_rate: None,
+        });
+        let t0 = Instant::now();
+        for offset in 0..10 {
+            s.push(0, offset, "acme", LaneId::Free, "e", t0);
+        }
+        s.push(1, 0, "globex", LaneId::Free, "e", t0);
+        let first = starts_at(&mut s, t0);
+        assert_eq!(
+            first.iter().filter(|(team, _)| team == "acme").count(),
+            2,
+            "one second's worth at once"
+        );
+        assert!(
+            first.contains(&call("globex", &[0])),
+            "another team has its own rate"
+        );
+        assert_eq!(s.next_due(t0), Some(t0 + Duration::from_millis(500)));
+        assert_eq!(starts_at(&mut s, t0 + Duration::from_millis(500)).len(), 1);
     }
 
     #[test]
@@ -646,7 +854,7 @@ mod tests {
         assert_eq!((s.buffered(), s.calls()), (1, 2), "b's call still runs");
         s.event_done(1, 0);
         assert_eq!(s.buffered(), 1, "a late end changes nothing");
-        s.call_done("b");
+        s.call_done("b", true, now);
         assert_eq!(s.calls(), 1);
         assert_eq!(s.commit_positions(), [(0, 0)]);
         assert!(starts(&mut s).is_empty());

@@ -176,6 +176,8 @@ struct Slot {
     ctx: Context,
     event: Event,
     failures: Failures,
+    /// "Slow down" answers so far (they do not count against the retry budget).
+    throttles: u32,
 }
 
 impl Slot {
@@ -185,6 +187,15 @@ impl Slot {
             source: &self.source,
         }
     }
+}
+
+/// What a call tells the loop while it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// This event is done (delivered or dead-lettered): its lane may go on.
+    Done((i32, i64)),
+    /// The plugin said "slow down", with how long if it said.
+    SlowDown(Option<Duration>),
 }
 
 /// Whether the plugin takes batches: then every call goes through [`Plugin::execute_batch`], even of one
@@ -208,8 +219,9 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
     }
 
     /// Delivers the events of one call (one event, or a batch of one team's events) until each is done, or
-    /// `cancel` (shutdown, or their partition revoked) interrupts. `done` hears of each event as soon as it
-    /// is done (its lane may go on while the call retries the others). Returns every event's end.
+    /// `cancel` (shutdown, or their partition revoked) interrupts. `signal` hears of each event as soon as it
+    /// is done (its lane may go on while the call retries the others) and of every "slow down" answer.
+    /// Returns every event's end.
     ///
     /// Takes the records: their decoded attributes and data move into the [`Context`]s the plugin sees, so
     /// no attempt copies an event's JSON. Each event keeps its own retry budget; an event that is retried is
@@ -219,7 +231,7 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
         events: Vec<((i32, i64), Routed)>,
         form: CallForm,
         cancel: &CancellationToken,
-        mut done: impl FnMut((i32, i64)),
+        mut signal: impl FnMut(Signal),
     ) -> Vec<((i32, i64), Completion)> {
         let mut ends = Vec::with_capacity(events.len());
         let mut pending = Vec::with_capacity(events.len());
@@ -245,6 +257,7 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                         },
                         event,
                         failures: Failures::default(),
+                        throttles: 0,
                     });
                 }
                 Err(detail) => {
@@ -254,7 +267,7 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                         source: &source,
                     };
                     let completion = self.dead_letter(original, failure, cancel).await;
-                    self.end(at, completion, &mut ends, &mut done);
+                    self.end(at, completion, &mut ends, &mut signal);
                 }
             }
         }
@@ -280,7 +293,7 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                         slot.failures.note();
                         let failure = slot.failures.failure(DeadReason::ConfigRejected, detail.clone());
                         let completion = self.dead_letter(slot.original(), failure, cancel).await;
-                        self.end(slot.at, completion, &mut ends, &mut done);
+                        self.end(slot.at, completion, &mut ends, &mut signal);
                     }
                     break;
                 }
@@ -309,6 +322,16 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                         slot.failures.note();
                         let failure = slot.failures.failure(DeadReason::PluginDeadLetter, reason);
                         self.dead_letter(slot.original(), failure, cancel).await
+                    }
+                    Outcome::Throttled { reason, after } => {
+                        // Not the event's fault: no budget is used; the loop slows the team down.
+                        debug!(plugin = %self.plugin_id, team, %reason, "the plugin asked to slow down");
+                        self.metrics.events.with_label_values(&["throttled"]).inc();
+                        signal(Signal::SlowDown(after));
+                        slot.throttles += 1;
+                        delay = delay.max(self.retry.delay(slot.throttles, after, rand::random::<f64>()));
+                        retried.push(slot);
+                        continue;
                     }
                     Outcome::Retry { reason, after } => {
                         slot.failures.note();
@@ -341,7 +364,7 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                         self.dead_letter(slot.original(), failure, cancel).await
                     }
                 };
-                self.end(slot.at, completion, &mut ends, &mut done);
+                self.end(slot.at, completion, &mut ends, &mut signal);
             }
             pending = retried;
             if !pending.is_empty() && !delay.is_zero() {
@@ -416,16 +439,16 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
         open
     }
 
-    /// Records an event's end, and tells `done` when it is done.
+    /// Records an event's end, and signals it when it is done.
     fn end(
         &self,
         at: (i32, i64),
         completion: Completion,
         ends: &mut Vec<((i32, i64), Completion)>,
-        done: &mut impl FnMut((i32, i64)),
+        signal: &mut impl FnMut(Signal),
     ) {
         if completion == Completion::Done {
-            done(at);
+            signal(Signal::Done(at));
         }
         ends.push((at, completion));
     }
@@ -785,8 +808,10 @@ mod tests {
         let events = (0..3).map(|offset| ((0, offset), routed(true))).collect();
         let mut heard = Vec::new();
         let ends = worker
-            .deliver_call(events, CallForm::Batch, &CancellationToken::new(), |at| {
-                heard.push(at)
+            .deliver_call(events, CallForm::Batch, &CancellationToken::new(), |signal| {
+                if let Signal::Done(at) = signal {
+                    heard.push(at);
+                }
             })
             .await;
         assert_eq!(

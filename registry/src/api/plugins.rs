@@ -12,7 +12,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use switchyard_schemas::catalog::EventType;
-use switchyard_schemas::control::{Batch, ControlError, Ordering, PluginManifest};
+use switchyard_schemas::control::{Batch, ControlError, Ordering, PluginManifest, RateLimit};
 use switchyard_schemas::ids::check_plugin_id;
 use time::OffsetDateTime;
 
@@ -47,6 +47,9 @@ pub struct PluginView {
     /// The manifest's `batch`, if it asks for batches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<Batch>,
+    /// The manifest's `rate_limit`, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<RateLimit>,
     /// `up`, `degraded` or `down`, from live heartbeats.
     pub status: PluginStatus,
     /// Instances heard from within the heartbeat TTL.
@@ -106,6 +109,7 @@ fn view(state: &AppState, manifest: PluginManifest, principal: &Principal) -> Pl
         config_schema: manifest.config_schema,
         ordering: manifest.delivery.ordering().as_str().to_owned(),
         batch: manifest.delivery.batch,
+        rate_limit: manifest.delivery.rate_limit,
     }
 }
 
@@ -251,6 +255,12 @@ fn check_manifest(manifest: &PluginManifest) -> Result<(), Problem> {
     if let Some((field, detail)) = manifest.delivery.batch.and_then(|b| b.problem()) {
         errors.push(FieldError {
             pointer: format!("/batch/{field}"),
+            detail,
+        });
+    }
+    if let Some((field, detail)) = manifest.delivery.rate_limit.and_then(|r| r.problem()) {
+        errors.push(FieldError {
+            pointer: format!("/rate_limit/{field}"),
             detail,
         });
     }
