@@ -253,6 +253,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
             &options.plugin_workers,
             &workers_before,
             &router.plugin_records,
+            sent.first_send,
             options.timeout,
             |state| progress.say(format_args!("waiting for the plugin workers: {state}")),
         ) {
@@ -320,6 +321,7 @@ struct Sent {
     expectations: Expectations,
     avro: u64,
     seconds: f64,
+    first_send: Instant,
     last_send: Instant,
 }
 
@@ -375,6 +377,7 @@ fn produce(
         expectations,
         avro,
         seconds,
+        first_send: started,
         last_send,
     })
 }

@@ -56,6 +56,11 @@ pub struct PluginOutcomes {
     pub done: u64,
     /// Dead-lettered.
     pub dead_lettered: u64,
+    /// Seconds from the run's first send until every record had an outcome, as first seen by the demo's
+    /// polling (every 200 ms, once the router is done).
+    pub seconds: f64,
+    /// Done before the first look: `seconds` is then an upper bound.
+    pub done_before_first_look: bool,
 }
 
 fn events_total(admin: &str, plugin: &str) -> Result<(u64, u64), LoadtestError> {
@@ -120,11 +125,15 @@ pub fn wait_for_outcomes(
     workers: &[PluginWorker],
     before: &BTreeMap<String, (u64, u64)>,
     routed: &BTreeMap<String, u64>,
+    first_send: Instant,
     timeout: Duration,
     mut progress: impl FnMut(&str),
 ) -> Result<BTreeMap<String, PluginOutcomes>, LoadtestError> {
     let started = Instant::now();
     let mut last_report = Instant::now();
+    // When each plugin was first seen with every record done, and whether that was the first look.
+    let mut finished: BTreeMap<String, (f64, bool)> = BTreeMap::new();
+    let mut first_look = true;
     loop {
         let now = snapshot(workers)?;
         let mut outcomes = BTreeMap::new();
@@ -132,12 +141,19 @@ pub fn wait_for_outcomes(
         for worker in workers {
             let (done_before, dead_before) = before.get(&worker.plugin).copied().unwrap_or_default();
             let (done, dead) = now.get(&worker.plugin).copied().unwrap_or_default();
-            let counts = PluginOutcomes {
+            let mut counts = PluginOutcomes {
                 routed: routed.get(&worker.plugin).copied().unwrap_or_default(),
                 done: done.saturating_sub(done_before),
                 dead_lettered: dead.saturating_sub(dead_before),
+                ..PluginOutcomes::default()
             };
-            if counts.done + counts.dead_lettered < counts.routed {
+            if counts.done + counts.dead_lettered >= counts.routed {
+                let (seconds, before_first_look) = *finished
+                    .entry(worker.plugin.clone())
+                    .or_insert((first_send.elapsed().as_secs_f64(), first_look));
+                counts.seconds = seconds;
+                counts.done_before_first_look = before_first_look;
+            } else {
                 behind.push(format!(
                     "{} {}/{}",
                     worker.plugin,
@@ -150,6 +166,7 @@ pub fn wait_for_outcomes(
         if behind.is_empty() {
             return Ok(outcomes);
         }
+        first_look = false;
         let state = behind.join(", ");
         if started.elapsed() >= timeout {
             return Err(LoadtestError::Timeout {

@@ -247,13 +247,18 @@ impl Summary {
         if let Some(report) = &self.plugin_report {
             let _ = writeln!(
                 out,
-                "  {:<26}{:>9}{:>9}{:>9}",
-                "plugin workers", "routed", "done", "dead"
+                "  {:<26}{:>9}{:>9}{:>9}  {}",
+                "plugin workers", "routed", "done", "dead", "all done, after the first send"
             );
             for (plugin, counts) in &report.outcomes {
+                let took = if counts.done_before_first_look {
+                    format!("within {:.1} s (done when first looked at)", counts.seconds)
+                } else {
+                    format!("{:.1} s", counts.seconds)
+                };
                 let _ = writeln!(
                     out,
-                    "    {:<24}{:>9}{:>9}{:>9}",
+                    "    {:<24}{:>9}{:>9}{:>9}  {took}",
                     plugin, counts.routed, counts.done, counts.dead_lettered
                 );
             }
