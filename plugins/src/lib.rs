@@ -67,16 +67,23 @@ pub enum Disposition {
         /// How long the service asked us to wait (its `Retry-After`), if it said.
         after: Option<Duration>,
     },
+    /// The service is over its quota or rate (a `429`): deliver the event again later, without charging
+    /// its retry budget; the runtime slows the team's calls down.
+    Throttled {
+        /// How long the service asked us to wait (its `Retry-After`), if it said.
+        after: Option<Duration>,
+    },
     /// Trying again cannot help: move the event to the dead-letter topic.
     DeadLetter,
 }
 
 impl Disposition {
-    /// The disposition of an HTTP error status: 408, 429 and 5xx are worth retrying (after
+    /// The disposition of an HTTP error status: 429 is throttling, 408 and 5xx are worth retrying (after
     /// `retry_after` when the service gave one); every other status is not.
     pub fn for_status(status: u16, retry_after: Option<Duration>) -> Self {
         match status {
-            408 | 429 | 500..=599 => Self::Retry { after: retry_after },
+            429 => Self::Throttled { after: retry_after },
+            408 | 500..=599 => Self::Retry { after: retry_after },
             _ => Self::DeadLetter,
         }
     }
@@ -92,9 +99,9 @@ impl Disposition {
         }
     }
 
-    /// Whether this is [`Disposition::Retry`].
+    /// Whether the event is delivered again later ([`Disposition::Retry`] or [`Disposition::Throttled`]).
     pub fn is_retry(&self) -> bool {
-        matches!(self, Self::Retry { .. })
+        matches!(self, Self::Retry { .. } | Self::Throttled { .. })
     }
 }
 
@@ -147,7 +154,10 @@ mod tests {
     #[test]
     fn statuses_are_classified() {
         let after = Some(Duration::from_secs(7));
-        assert_eq!(Disposition::for_status(429, after), Disposition::Retry { after });
+        assert_eq!(
+            Disposition::for_status(429, after),
+            Disposition::Throttled { after }
+        );
         assert_eq!(
             Disposition::for_status(408, None),
             Disposition::Retry { after: None }

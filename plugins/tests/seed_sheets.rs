@@ -8,15 +8,18 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
+use switchyard_plugin_runtime::plugin::{BatchItem, Context, Event, EventMeta, Outcome, Plugin};
 use switchyard_plugins::Disposition;
 use switchyard_plugins::fakes::server::{FakeServer, InjectedFailure};
 use switchyard_plugins::fakes::sheets::{
-    self as fake, DEMO_CLIENT_EMAIL, FakeSheets, demo_service_account_json,
+    self as fake, ApiMethod, DEMO_CLIENT_EMAIL, FakeSheets, demo_service_account_json,
 };
+use switchyard_plugins::in_process::{SheetsExportPlugin, sheets_export_manifest};
 use switchyard_plugins::sheets::{
-    CsvTarget, ExportError, ExportOutcome, GoogleSheets, ServiceAccountKey, SheetsClient, SheetsConfig,
-    SheetsError, SheetsExporter, TokenSource,
+    BatchResult, CsvTarget, ExportError, ExportEvent, ExportOutcome, GoogleSheets, ServiceAccountKey,
+    SheetsClient, SheetsConfig, SheetsError, SheetsExporter, TokenSource,
 };
+use switchyard_schemas::control::Batch;
 use switchyard_schemas::events::{
     Answer, Choice, Form, FormCreated, FormUpdated, Question, QuestionKind, Response, ResponseSubmitted,
     ResponseUpdated,
@@ -28,6 +31,9 @@ const SPREADSHEET: &str = "1kilimoSheet";
 const TEAM: &str = "kilimo-coop";
 const FORM: &str = "f-kilimo-coop-household-survey";
 const TAB: &str = "Responses - f-kilimo-coop-household-survey";
+/// A second form of the team, for batches that span two tabs.
+const FORM_B: &str = "f-kilimo-coop-clinic-intake";
+const TAB_B: &str = "Responses - f-kilimo-coop-clinic-intake";
 
 async fn start(fake: &FakeSheets) -> FakeServer {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -625,7 +631,7 @@ async fn api_errors_are_classified() {
         },
     );
     let error = exporter.response_submitted(&event).await.unwrap_err();
-    assert_eq!(error.disposition(), Disposition::Retry { after: None });
+    assert_eq!(error.disposition(), Disposition::Throttled { after: None });
 
     fake.fail_next_api_calls(
         1,
@@ -771,5 +777,435 @@ async fn the_csv_target_quotes_and_grows_its_header() {
     let error = restarted.response_submitted(&evil).await.unwrap_err();
     assert!(matches!(error, ExportError::UnsafeName { .. }));
     assert_eq!(error.disposition(), Disposition::DeadLetter);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Quotas and batches
+
+fn demo_tokens(server: &FakeServer) -> TokenSource {
+    let key = ServiceAccountKey::from_json(&demo_service_account_json(&format!(
+        "{}/token",
+        server.base_url()
+    )))
+    .unwrap();
+    TokenSource::new(&key, http()).unwrap()
+}
+
+/// The household form under the id of the team's second form.
+fn form_b() -> Form {
+    let mut form = household(1);
+    form.id = FORM_B.into();
+    form
+}
+
+fn response_to(form_id: &str, id: &str, name: &str) -> ResponseSubmitted {
+    let mut response = response(id, 1, name, "", None);
+    response.form_id = form_id.into();
+    submitted(response)
+}
+
+fn created(form: Form) -> FormCreated {
+    FormCreated {
+        form,
+        created_by: "u-1".into(),
+    }
+}
+
+/// The Sheets API writes the fake has counted.
+fn writes(fake: &FakeSheets) -> u64 {
+    [
+        ApiMethod::BatchUpdate,
+        ApiMethod::ValuesUpdate,
+        ApiMethod::ValuesAppend,
+    ]
+    .into_iter()
+    .map(|method| fake.method_calls(method))
+    .sum()
+}
+
+fn exported(result: &BatchResult) -> Option<(String, u64)> {
+    match result {
+        Ok(ExportOutcome::Exported {
+            range, row_number, ..
+        }) => Some((range.clone(), *row_number)),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn the_fake_refuses_calls_past_googles_per_minute_quotas() {
+    let fake = FakeSheets::demo().unwrap();
+    fake.add_spreadsheet("s1", &["Data"]);
+    fake.set_write_quota_per_minute(300, 2);
+    let server = start(&fake).await;
+    let client = SheetsClient::new(&server.base_url(), http()).unwrap();
+    let auth = demo_tokens(&server);
+    let number = fake.project_number(DEMO_CLIENT_EMAIL).unwrap();
+
+    for _ in 0..2 {
+        client
+            .update_values(&auth, "s1", "Data!A1", &[strings(&["a"])])
+            .await
+            .unwrap();
+    }
+    let error = client
+        .append_values(&auth, "s1", "Data!A1", &[strings(&["b"])])
+        .await
+        .unwrap_err();
+    let expected = format!(
+        "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute per user' of \
+         service 'sheets.googleapis.com' for consumer 'project_number:{number}'."
+    );
+    assert!(
+        matches!(&error, SheetsError::Api { status: 429, code, message, retry_after: None, .. }
+            if code == "RESOURCE_EXHAUSTED" && *message == expected),
+        "{error:?}"
+    );
+    assert_eq!(error.disposition(), Disposition::Throttled { after: None });
+    // Reads count against a quota of their own.
+    client.get_values(&auth, "s1", "Data!A1").await.unwrap();
+
+    // The whole answer, as Google sends it: no Retry-After, the quota in the details.
+    let token = auth.token().await.unwrap();
+    let raw = http()
+        .post(format!(
+            "{}/v4/spreadsheets/s1/values/Data!A1:append?valueInputOption=RAW",
+            server.base_url()
+        ))
+        .bearer_auth(token.secret())
+        .json(&json!({ "values": [["c"]] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 429);
+    assert!(raw.headers().get("retry-after").is_none());
+    let body: Value = raw.json().await.unwrap();
+    assert_eq!(body["error"]["code"], json!(429));
+    assert_eq!(body["error"]["status"], json!("RESOURCE_EXHAUSTED"));
+    let info = &body["error"]["details"][0];
+    assert_eq!(info["reason"], json!("RATE_LIMIT_EXCEEDED"));
+    assert_eq!(
+        info["metadata"]["quota_limit"],
+        json!("WriteRequestsPerMinutePerUser")
+    );
+    assert_eq!(info["metadata"]["quota_limit_value"], json!("2"));
+    // Refused writes changed nothing.
+    assert_eq!(fake.grid("s1", "Data").unwrap(), vec![vec![json!("a")]]);
+
+    // A minute later the quota is refilled.
+    fake.advance_clock(Duration::from_secs(60));
+    let appended = client
+        .append_values(&auth, "s1", "Data!A1", &[strings(&["b"])])
+        .await
+        .unwrap();
+    assert_eq!(appended.first_row(), Some(2));
+
+    // The project's own limit, shared by its users, is named as Google names it.
+    fake.set_write_quota_per_minute(1, 60);
+    let error = client
+        .update_values(&auth, "s1", "Data!A1", &[strings(&["x"])])
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("limit 'Write requests per minute' of service 'sheets.googleapis.com'"),
+        "{error}"
+    );
+    fake.set_read_quota_per_minute(300, 1);
+    client.get_values(&auth, "s1", "Data!A1").await.unwrap();
+    let error = client.get_values(&auth, "s1", "Data!A1").await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("limit 'Read requests per minute per user'"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_appends_once_per_tab() {
+    let fake = FakeSheets::demo().unwrap();
+    fake.add_spreadsheet(SPREADSHEET, &[]);
+    let server = start(&fake).await;
+    let exporter = google(&server);
+    let (form_a, form_b) = (created(household(1)), created(form_b()));
+    let responses = [
+        response_to(FORM, "r-1", "Wanjiku"),
+        response_to(FORM_B, "r-2", "Otieno"),
+        response_to(FORM, "r-3", "Achieng"),
+        response_to(FORM_B, "r-4", "Kiprop"),
+    ];
+    let mut events = vec![
+        ExportEvent::FormCreated(&form_a),
+        ExportEvent::FormCreated(&form_b),
+    ];
+    events.extend(responses.iter().map(ExportEvent::ResponseSubmitted));
+
+    let results = exporter.export_batch(&events).await;
+    assert_eq!(fake.method_calls(ApiMethod::ValuesAppend), 2);
+    // One header per tab, written before its rows.
+    assert_eq!(fake.method_calls(ApiMethod::ValuesUpdate), 2);
+    assert!(matches!(
+        results[0],
+        Ok(ExportOutcome::FormRecorded { header_changed: true })
+    ));
+    assert_eq!(
+        results[2].as_ref().unwrap(),
+        &ExportOutcome::Exported {
+            spreadsheet_id: SPREADSHEET.into(),
+            range: format!("'{TAB}'!A2:I2"),
+            row_number: 2,
+            header_changed: true,
+        }
+    );
+    let rows: Vec<_> = results[2..].iter().map(exported).collect();
+    assert_eq!(
+        rows,
+        [
+            Some((format!("'{TAB}'!A2:I2"), 2)),
+            Some((format!("'{TAB_B}'!A2:I2"), 2)),
+            Some((format!("'{TAB}'!A3:I3"), 3)),
+            Some((format!("'{TAB_B}'!A3:I3"), 3)),
+        ]
+    );
+    let grid = fake.grid(SPREADSHEET, TAB).unwrap();
+    let ids: Vec<&Value> = grid.iter().map(|row| &row[0]).collect();
+    assert_eq!(ids, [&json!("response_id"), &json!("r-1"), &json!("r-3")]);
+    assert_eq!(grid[2][4], json!("Achieng"));
+
+    // Once the tabs are known, a batch costs one call per tab and nothing else.
+    let before = fake.api_calls();
+    let more = [
+        response_to(FORM, "r-5", "Njeri"),
+        response_to(FORM_B, "r-6", "Mutua"),
+        response_to(FORM, "r-7", "Chebet"),
+    ];
+    let events: Vec<_> = more.iter().map(ExportEvent::ResponseSubmitted).collect();
+    let results = exporter.export_batch(&events).await;
+    assert_eq!(fake.api_calls() - before, 2);
+    let rows: Vec<_> = results.iter().map(|r| exported(r).map(|(_, row)| row)).collect();
+    assert_eq!(rows, [Some(4), Some(4), Some(5)]);
+}
+
+#[tokio::test]
+async fn a_quota_refusal_retries_only_the_tab_it_stopped() {
+    let fake = FakeSheets::demo().unwrap();
+    fake.add_spreadsheet(SPREADSHEET, &[]);
+    let server = start(&fake).await;
+    let exporter = google(&server);
+    let warm_up = [response_to(FORM, "r-1", "a"), response_to(FORM_B, "r-2", "b")];
+    let events: Vec<_> = warm_up.iter().map(ExportEvent::ResponseSubmitted).collect();
+    assert!(exporter.export_batch(&events).await.iter().all(Result::is_ok));
+
+    // Room for one more write this minute: tab A's append takes it, tab B's is refused.
+    fake.set_write_quota_per_minute(300, u32::try_from(writes(&fake)).unwrap() + 1);
+    let batch = [
+        response_to(FORM_B, "r-3", "c"),
+        response_to(FORM, "r-4", "d"),
+        response_to(FORM_B, "r-5", "e"),
+    ];
+    let mut events: Vec<_> = batch.iter().map(ExportEvent::ResponseSubmitted).collect();
+    events.swap(0, 1);
+    let results = exporter.export_batch(&events).await;
+    assert_eq!(exported(&results[0]).map(|(_, row)| row), Some(3));
+    for refused in [&results[1], &results[2]] {
+        let error = refused.as_ref().unwrap_err();
+        assert_eq!(error.disposition(), Disposition::Throttled { after: None });
+        assert!(
+            error.to_string().contains("429 RESOURCE_EXHAUSTED") && error.to_string().contains("per user"),
+            "{error}"
+        );
+    }
+    assert_eq!(fake.grid(SPREADSHEET, TAB_B).unwrap().len(), 2);
+
+    // Retried after the minute, tab B's rows land in their order.
+    fake.advance_clock(Duration::from_secs(60));
+    let retried: Vec<_> = [&batch[0], &batch[2]]
+        .into_iter()
+        .map(ExportEvent::ResponseSubmitted)
+        .collect();
+    let results = exporter.export_batch(&retried).await;
+    let rows: Vec<_> = results.iter().map(|r| exported(r).map(|(_, row)| row)).collect();
+    assert_eq!(rows, [Some(3), Some(4)]);
+
+    // A 429 with a Retry-After passes the wish on.
+    fake.fail_next_api_calls(
+        1,
+        InjectedFailure {
+            status: 429,
+            retry_after: Some(30),
+        },
+    );
+    let results = exporter.export_batch(&retried[..1]).await;
+    assert_eq!(
+        results[0].as_ref().unwrap_err().disposition(),
+        Disposition::Throttled {
+            after: Some(Duration::from_secs(30))
+        }
+    );
+}
+
+fn item_context(index: usize, event_type: &str, data: Value) -> Context {
+    Context {
+        meta: EventMeta {
+            id: format!("ev-{index}"),
+            source: "test".into(),
+            event_type: event_type.into(),
+            time: None,
+            subject: None,
+            team_id: TEAM.into(),
+        },
+        data,
+        attempt: 1,
+    }
+}
+
+#[tokio::test]
+async fn the_plugin_answers_a_batch_in_its_order() {
+    let manifest = sheets_export_manifest(None);
+    assert_eq!(
+        manifest.delivery.batch,
+        Some(Batch {
+            max_events: 50,
+            max_wait_ms: 200
+        })
+    );
+    let fake = FakeSheets::demo().unwrap();
+    fake.add_spreadsheet(SPREADSHEET, &[]);
+    let server = start(&fake).await;
+    let target = GoogleSheets::new(SheetsClient::new(&server.base_url(), http()).unwrap());
+    let plugin = SheetsExportPlugin::new(target, manifest);
+    let key = demo_service_account_json(&format!("{}/token", server.base_url()));
+    let config = json!({ "spreadsheet_id": SPREADSHEET, "service_account_key": key });
+    plugin.initialize(TEAM, Some(&config)).await.unwrap();
+
+    let form = created(household(1));
+    let (r1, r2) = (response_to(FORM, "r-1", "a"), response_to(FORM_B, "r-2", "b"));
+    let edit = ResponseUpdated {
+        response: r1.response.clone(),
+        revision: 2,
+        updated_by: "u-1".into(),
+        updated_at: 1_795_165_300_000,
+    };
+    let events = [
+        (
+            "form.created",
+            Event::FormCreated(form.clone()),
+            serde_json::to_value(&form).unwrap(),
+        ),
+        (
+            "response.submitted",
+            Event::ResponseSubmitted(r1.clone()),
+            serde_json::to_value(&r1).unwrap(),
+        ),
+        ("survey.archived", Event::Other(json!({})), json!({})),
+        (
+            "response.submitted",
+            Event::ResponseSubmitted(r2.clone()),
+            serde_json::to_value(&r2).unwrap(),
+        ),
+        (
+            "response.updated",
+            Event::ResponseUpdated(edit.clone()),
+            serde_json::to_value(&edit).unwrap(),
+        ),
+    ];
+    let contexts: Vec<Context> = events
+        .iter()
+        .enumerate()
+        .map(|(index, (kind, _, data))| item_context(index, kind, data.clone()))
+        .collect();
+    let items: Vec<BatchItem<'_>> = events
+        .iter()
+        .zip(&contexts)
+        .map(|((_, event, _), ctx)| BatchItem { ctx, event })
+        .collect();
+
+    let outcomes = plugin.execute_batch(&items).await;
+    let subjects: Vec<Option<Option<&str>>> = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Outcome::Done(results) => Some(results.first().and_then(|r| {
+                assert_eq!(r.kind, "sheets.row_appended");
+                r.subject.as_deref()
+            })),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            Some(None),
+            Some(Some("r-1")),
+            Some(None),
+            Some(Some("r-2")),
+            Some(Some("r-1"))
+        ]
+    );
+    let Outcome::Done(results) = &outcomes[4] else {
+        unreachable!()
+    };
+    assert_eq!(results[0].data["row_number"], json!(3));
+    assert_eq!(fake.method_calls(ApiMethod::ValuesAppend), 2);
+
+    // No permission on the second form's tab: its responses are dead-lettered, the first tab's written.
+    let later = [items[3], items[1]];
+    fake.fail_next_api_calls(
+        1,
+        InjectedFailure {
+            status: 403,
+            retry_after: None,
+        },
+    );
+    let outcomes = plugin.execute_batch(&later).await;
+    assert!(
+        matches!(&outcomes[0], Outcome::DeadLetter { reason } if reason.contains("403 PERMISSION_DENIED")),
+        "{outcomes:?}"
+    );
+    assert!(matches!(&outcomes[1], Outcome::Done(results) if results.len() == 1));
+}
+
+#[tokio::test]
+async fn the_fake_answers_after_its_latency() {
+    let fake = FakeSheets::demo().unwrap();
+    fake.add_spreadsheet("s1", &["Data"]);
+    let server = start(&fake).await;
+    let client = SheetsClient::new(&server.base_url(), http()).unwrap();
+    let auth = demo_tokens(&server);
+    auth.token().await.unwrap();
+    fake.set_latency(Duration::from_millis(200));
+    let started = std::time::Instant::now();
+    client.get_values(&auth, "s1", "Data!A1").await.unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+#[tokio::test]
+async fn the_csv_target_appends_a_batch_in_one_write() {
+    let dir = temp_dir("csv-batch");
+    let exporter = SheetsExporter::new(CsvTarget::new(&dir));
+    let form = created(household(1));
+    let responses = [
+        response_to(FORM, "r-1", "Wanjiku"),
+        response_to(FORM, "r-2", "Otieno"),
+        response_to(FORM, "r-3", "Achieng"),
+    ];
+    let mut events = vec![ExportEvent::FormCreated(&form)];
+    events.extend(responses.iter().map(ExportEvent::ResponseSubmitted));
+    let results = exporter.export_batch(&events).await;
+    let rows: Vec<_> = results.iter().map(exported).collect();
+    assert_eq!(
+        rows,
+        [
+            None,
+            Some(("A2:I2".to_owned(), 2)),
+            Some(("A3:I3".to_owned(), 3)),
+            Some(("A4:I4".to_owned(), 4)),
+        ]
+    );
+    let text = std::fs::read_to_string(dir.join(TEAM).join(format!("{FORM}.csv"))).unwrap();
+    let ids: Vec<&str> = text.lines().map(|line| line.split(',').next().unwrap()).collect();
+    assert_eq!(ids, ["response_id", "r-1", "r-2", "r-3"]);
     std::fs::remove_dir_all(&dir).unwrap();
 }

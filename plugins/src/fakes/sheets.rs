@@ -10,6 +10,34 @@
 //!   `{"error": "invalid_grant", ...}` (400) otherwise, and issues opaque tokens that expire after
 //!   [`FakeSheets::set_token_lifetime`] (an hour by default).
 //! * Every API call needs `Authorization: Bearer <a live token>` (401 `UNAUTHENTICATED` otherwise).
+//! * Per-minute request quotas, as Google documents them for the Sheets API
+//!   (<https://developers.google.com/sheets/api/limits>): read requests (`spreadsheets.get`,
+//!   `values.get`) and write requests (`values.update`, `values.append`, `batchUpdate`) are counted
+//!   separately, each per project and per user per project. The user is the service account the token
+//!   was issued to; its project is the one its email names (`<name>@<project>.iam.gserviceaccount.com`).
+//!   The defaults are Google's: 300 per minute per project and 60 per minute per user, for reads and
+//!   for writes alike ([`QuotaLimits::GOOGLE_DEFAULT`]; change them with
+//!   [`FakeSheets::set_write_quota_per_minute`] and [`FakeSheets::set_read_quota_per_minute`]). A call
+//!   past a limit is answered like Google does, 429 `RESOURCE_EXHAUSTED` without `Retry-After`:
+//!
+//!   ```text
+//!   {"error": {"code": 429, "status": "RESOURCE_EXHAUSTED",
+//!              "message": "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per
+//!                          minute per user' of service 'sheets.googleapis.com' for consumer
+//!                          'project_number:100000000001'.",
+//!              "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+//!                           "reason": "RATE_LIMIT_EXCEEDED", "domain": "googleapis.com",
+//!                           "metadata": {"quota_limit": "WriteRequestsPerMinutePerUser",
+//!                                        "quota_metric": "sheets.googleapis.com/write_requests", ...}},
+//!                          {"@type": "type.googleapis.com/google.rpc.Help", "links": [...]}]}}
+//!   ```
+//!
+//!   (the per-project limits are named `Write requests per minute` / `WriteRequestsPerMinutePerProject`,
+//!   and `Read ...` for reads). Refused calls do not use quota. Each counter is a fixed one-minute window
+//!   that starts with its first call and is refilled a minute later ("refilled every minute", as Google
+//!   puts it). The fake's clock, which also expires tokens, can be moved on with
+//!   [`FakeSheets::advance_clock`] so tests need not wait a minute; JWT assertions are still checked
+//!   against the system time.
 //! * Spreadsheets must exist ([`FakeSheets::add_spreadsheet`], or [`FakeSheets::auto_create_spreadsheets`])
 //!   (404 `NOT_FOUND`); a range must parse and name an existing sheet (400 `Unable to parse range`);
 //!   writes need `valueInputOption`; cells must be strings, numbers, booleans or null.
@@ -18,8 +46,11 @@
 //! top-left cell (a null cell leaves the cell as it was); an append writes after the last non-empty
 //! row and answers with the `updatedRange` (`'Responses'!A5:H5`); a read returns values as Google
 //! formats them (numbers as strings) with empty trailing rows and cells trimmed.
-//! [`FakeSheets::grid`] shows the stored cells for assertions, and [`FakeSheets::fail_next_api_calls`]
-//! / [`FakeSheets::fail_next_token_requests`] make the next calls fail (e.g. 503 with `Retry-After`).
+//! [`FakeSheets::grid`] shows the stored cells for assertions, [`FakeSheets::api_calls`] and
+//! [`FakeSheets::method_calls`] count the calls, and [`FakeSheets::fail_next_api_calls`] /
+//! [`FakeSheets::fail_next_token_requests`] make the next calls fail (e.g. 503 with `Retry-After`).
+//! [`FakeSheets::set_latency`] delays every API answer (not the token endpoint's), for benchmarks that
+//! need Google's round trip (a `values.append` takes a few hundred milliseconds).
 //!
 //! [`DEMO_PRIVATE_KEY_PEM`] is a fixed, published RSA test key: it protects nothing and must never be
 //! used outside tests and the demo.
@@ -71,6 +102,8 @@ const MAX_ASSERTION_SECS: u64 = 3600;
 const LEEWAY_SECS: u64 = 60;
 
 struct IssuedToken {
+    /// The service account it was issued to: the user of the quotas.
+    account: String,
     expires_at: Instant,
 }
 
@@ -97,6 +130,27 @@ struct Inner {
     api_failures: FailureSwitch,
     token_failures: FailureSwitch,
     api_calls: u64,
+    method_calls: HashMap<ApiMethod, u64>,
+    /// Project id → the number Google would show for it, assigned as accounts are added.
+    project_numbers: HashMap<String, u64>,
+    quotas: Quotas,
+    latency: Duration,
+    /// How far the fake's clock is ahead of the system's ([`FakeSheets::advance_clock`]).
+    clock_offset: Duration,
+}
+
+impl Inner {
+    /// The fake's clock: quota windows and token expiry use it.
+    fn now(&self) -> Instant {
+        Instant::now() + self.clock_offset
+    }
+
+    fn project_number(&self, project: &str) -> u64 {
+        self.project_numbers
+            .get(project)
+            .copied()
+            .unwrap_or(UNKNOWN_PROJECT_NUMBER)
+    }
 }
 
 /// The fake's state, shared by the server and the test that drives it; clones share it.
@@ -133,6 +187,11 @@ impl FakeSheets {
                 api_failures: FailureSwitch::default(),
                 token_failures: FailureSwitch::default(),
                 api_calls: 0,
+                method_calls: HashMap::new(),
+                project_numbers: HashMap::new(),
+                quotas: Quotas::default(),
+                latency: Duration::ZERO,
+                clock_offset: Duration::ZERO,
             })),
         }
     }
@@ -164,8 +223,52 @@ impl FakeSheets {
         public_key_pem: &str,
     ) -> Result<(), jsonwebtoken::errors::Error> {
         let key = DecodingKey::from_rsa_pem(public_key_pem.as_bytes())?;
-        self.lock().accounts.insert(client_email.to_owned(), key);
+        let mut inner = self.lock();
+        inner.accounts.insert(client_email.to_owned(), key);
+        let next = FIRST_PROJECT_NUMBER + inner.project_numbers.len() as u64;
+        inner
+            .project_numbers
+            .entry(project_of(client_email).to_owned())
+            .or_insert(next);
         Ok(())
+    }
+
+    /// The project number Google would name in a quota error of this service account's calls
+    /// (`consumer 'project_number:<n>'`), if the account is registered.
+    pub fn project_number(&self, client_email: &str) -> Option<u64> {
+        let inner = self.lock();
+        inner
+            .accounts
+            .contains_key(client_email)
+            .then(|| inner.project_number(project_of(client_email)))
+    }
+
+    /// Write requests allowed per minute to a project and to each user (service account) of it;
+    /// Google's defaults are 300 and 60.
+    pub fn set_write_quota_per_minute(&self, per_project: u32, per_user: u32) {
+        self.lock().quotas.write = QuotaLimits {
+            per_project,
+            per_user,
+        };
+    }
+
+    /// Read requests allowed per minute to a project and to each user of it; Google's defaults are 300
+    /// and 60.
+    pub fn set_read_quota_per_minute(&self, per_project: u32, per_user: u32) {
+        self.lock().quotas.read = QuotaLimits {
+            per_project,
+            per_user,
+        };
+    }
+
+    /// Moves the fake's clock forward: quota windows end and tokens expire as if `by` had passed.
+    pub fn advance_clock(&self, by: Duration) {
+        self.lock().clock_offset += by;
+    }
+
+    /// Delays every Sheets API answer by `latency` (zero by default), as Google's round trip would.
+    pub fn set_latency(&self, latency: Duration) {
+        self.lock().latency = latency;
     }
 
     /// The `aud` assertions must carry: the token endpoint's own URL. [`serve`] sets it when unset;
@@ -246,6 +349,11 @@ impl FakeSheets {
         self.lock().api_calls
     }
 
+    /// How many calls of `method` arrived (failed ones included).
+    pub fn method_calls(&self, method: ApiMethod) -> u64 {
+        self.lock().method_calls.get(&method).copied().unwrap_or(0)
+    }
+
     /// Revokes every issued token, as if they had expired early.
     pub fn revoke_tokens(&self) {
         self.lock().tokens.clear();
@@ -279,6 +387,225 @@ pub async fn serve(listener: TcpListener, state: FakeSheets) -> io::Result<FakeS
         }
     }
     FakeServer::start(listener, router(state)).await
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Quotas
+
+/// The number of the first project the fake sees; the next ones count up. Google's project numbers
+/// have twelve digits.
+const FIRST_PROJECT_NUMBER: u64 = 100_000_000_001;
+/// The project number an injected 429 names when the call carried no live token.
+const UNKNOWN_PROJECT_NUMBER: u64 = 100_000_000_000;
+/// How long a quota window lasts: Google's quotas are per minute.
+const QUOTA_WINDOW: Duration = Duration::from_secs(60);
+
+/// The project a service account belongs to: `<name>@<project>.iam.gserviceaccount.com` → `<project>`;
+/// any other email counts as its own domain's project.
+fn project_of(client_email: &str) -> &str {
+    let domain = client_email
+        .rsplit_once('@')
+        .map_or(client_email, |(_, domain)| domain);
+    domain.strip_suffix(".iam.gserviceaccount.com").unwrap_or(domain)
+}
+
+/// Which quota a Sheets API call counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// Calls that read a spreadsheet.
+    Read,
+    /// Calls that change a spreadsheet.
+    Write,
+}
+
+/// The Sheets API v4 methods the fake serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiMethod {
+    /// `spreadsheets.get` (`GET /v4/spreadsheets/{id}`), a read.
+    SpreadsheetsGet,
+    /// `spreadsheets.batchUpdate` (`POST /v4/spreadsheets/{id}:batchUpdate`), a write.
+    BatchUpdate,
+    /// `spreadsheets.values.get` (`GET .../values/{range}`), a read.
+    ValuesGet,
+    /// `spreadsheets.values.update` (`PUT .../values/{range}`), a write.
+    ValuesUpdate,
+    /// `spreadsheets.values.append` (`POST .../values/{range}:append`), a write.
+    ValuesAppend,
+}
+
+impl ApiMethod {
+    /// The quota the method counts against.
+    pub fn kind(self) -> RequestKind {
+        match self {
+            Self::SpreadsheetsGet | Self::ValuesGet => RequestKind::Read,
+            Self::BatchUpdate | Self::ValuesUpdate | Self::ValuesAppend => RequestKind::Write,
+        }
+    }
+}
+
+/// Requests of one kind allowed per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaLimits {
+    /// To all users of a project together.
+    pub per_project: u32,
+    /// To one user (service account) of a project.
+    pub per_user: u32,
+}
+
+impl QuotaLimits {
+    /// Google's documented defaults, the same for reads and writes: 300 per minute per project, 60 per
+    /// minute per user per project.
+    pub const GOOGLE_DEFAULT: Self = Self {
+        per_project: 300,
+        per_user: 60,
+    };
+}
+
+/// A limit a call would have exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Exceeded {
+    kind: RequestKind,
+    /// The per-user limit (else the per-project one).
+    per_user: bool,
+    /// Its value.
+    limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct QuotaKey {
+    kind: RequestKind,
+    project: String,
+    /// `None` for the project's own counter.
+    user: Option<String>,
+}
+
+/// One counter's current window.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    start: Instant,
+    used: u32,
+}
+
+/// The per-minute counters of every (kind, project) and (kind, project, user).
+#[derive(Debug)]
+struct Quotas {
+    read: QuotaLimits,
+    write: QuotaLimits,
+    windows: HashMap<QuotaKey, Window>,
+}
+
+impl Default for Quotas {
+    fn default() -> Self {
+        Self {
+            read: QuotaLimits::GOOGLE_DEFAULT,
+            write: QuotaLimits::GOOGLE_DEFAULT,
+            windows: HashMap::new(),
+        }
+    }
+}
+
+impl Quotas {
+    fn limits(&self, kind: RequestKind) -> QuotaLimits {
+        match kind {
+            RequestKind::Read => self.read,
+            RequestKind::Write => self.write,
+        }
+    }
+
+    /// Counts a call of `user` in `project` at `now`, unless it would exceed a limit (the per-user one
+    /// is named first when both would be). A refused call uses no quota.
+    fn admit(&mut self, kind: RequestKind, project: &str, user: &str, now: Instant) -> Result<(), Exceeded> {
+        let limits = self.limits(kind);
+        let user_key = QuotaKey {
+            kind,
+            project: project.to_owned(),
+            user: Some(user.to_owned()),
+        };
+        let project_key = QuotaKey {
+            kind,
+            project: project.to_owned(),
+            user: None,
+        };
+        if self.window(&user_key, now).used >= limits.per_user {
+            return Err(Exceeded {
+                kind,
+                per_user: true,
+                limit: limits.per_user,
+            });
+        }
+        if self.window(&project_key, now).used >= limits.per_project {
+            return Err(Exceeded {
+                kind,
+                per_user: false,
+                limit: limits.per_project,
+            });
+        }
+        self.window(&user_key, now).used += 1;
+        self.window(&project_key, now).used += 1;
+        Ok(())
+    }
+
+    /// The counter's window at `now`: a fresh one when there was none or the last one ended.
+    fn window(&mut self, key: &QuotaKey, now: Instant) -> &mut Window {
+        let window = self
+            .windows
+            .entry(key.clone())
+            .or_insert(Window { start: now, used: 0 });
+        if now.saturating_duration_since(window.start) >= QUOTA_WINDOW {
+            *window = Window { start: now, used: 0 };
+        }
+        window
+    }
+}
+
+/// Google's answer to a call past a quota (HTTP 429), for a consumer with this project number.
+fn quota_exceeded_body(exceeded: Exceeded, project_number: u64) -> Value {
+    let (metric, metric_id, kind) = match exceeded.kind {
+        RequestKind::Read => ("Read requests", "read_requests", "Read"),
+        RequestKind::Write => ("Write requests", "write_requests", "Write"),
+    };
+    let (limit, limit_id) = if exceeded.per_user {
+        (
+            format!("{metric} per minute per user"),
+            format!("{kind}RequestsPerMinutePerUser"),
+        )
+    } else {
+        (
+            format!("{metric} per minute"),
+            format!("{kind}RequestsPerMinutePerProject"),
+        )
+    };
+    let message = format!(
+        "Quota exceeded for quota metric '{metric}' and limit '{limit}' of service 'sheets.googleapis.com' \
+         for consumer 'project_number:{project_number}'."
+    );
+    json!({ "error": {
+        "code": 429,
+        "message": message,
+        "status": status_name(429),
+        "details": [
+            {
+                "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": "RATE_LIMIT_EXCEEDED",
+                "domain": "googleapis.com",
+                "metadata": {
+                    "service": "sheets.googleapis.com",
+                    "consumer": format!("projects/{project_number}"),
+                    "quota_metric": format!("sheets.googleapis.com/{metric_id}"),
+                    "quota_limit": limit_id,
+                    "quota_limit_value": exceeded.limit.to_string(),
+                    "quota_location": "global",
+                }
+            },
+            {
+                "@type": "type.googleapis.com/google.rpc.Help",
+                "links": [{
+                    "description": "Request a higher quota limit.",
+                    "url": "https://cloud.google.com/docs/quotas/help/request_increase"
+                }]
+            }
+        ]
+    }})
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -337,21 +664,20 @@ async fn token(State(state): State<FakeSheets>, Form(form): Form<HashMap<String,
     let Some(assertion) = form.get("assertion") else {
         return invalid_grant("Missing required parameter: assertion").into_response();
     };
-    if let Err(refusal) = verify_assertion(&inner, assertion) {
-        return refusal.into_response();
-    }
+    let account = match verify_assertion(&inner, assertion) {
+        Ok(account) => account,
+        Err(refusal) => return refusal.into_response(),
+    };
     inner.tokens_issued += 1;
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.subsec_nanos());
     let access_token = format!("ya29.fake-{:08x}-{nanos:08x}", inner.tokens_issued);
     let lifetime = inner.token_lifetime;
-    inner.tokens.insert(
-        access_token.clone(),
-        IssuedToken {
-            expires_at: Instant::now() + lifetime,
-        },
-    );
+    let expires_at = inner.now() + lifetime;
+    inner
+        .tokens
+        .insert(access_token.clone(), IssuedToken { account, expires_at });
     Json(json!({
         "access_token": access_token,
         "expires_in": lifetime.as_secs(),
@@ -360,7 +686,8 @@ async fn token(State(state): State<FakeSheets>, Form(form): Form<HashMap<String,
     .into_response()
 }
 
-fn verify_assertion(inner: &Inner, assertion: &str) -> Result<(), Refusal> {
+/// The assertion's service account, if the assertion is acceptable.
+fn verify_assertion(inner: &Inner, assertion: &str) -> Result<String, Refusal> {
     let header = jsonwebtoken::decode_header(assertion).map_err(|_| invalid_grant("Invalid JWT."))?;
     if header.alg != Algorithm::RS256 {
         return Err(invalid_grant("Invalid JWT: the signing algorithm must be RS256."));
@@ -402,7 +729,7 @@ fn verify_assertion(inner: &Inner, assertion: &str) -> Result<(), Refusal> {
             description: "Invalid OAuth scope or ID token audience provided.",
         });
     }
-    Ok(())
+    Ok(claims.iss)
 }
 
 fn short_lived() -> Refusal {
@@ -463,37 +790,69 @@ impl IntoResponse for ApiError {
 
 type ApiResult = Result<Response, ApiError>;
 
-/// Counts the call, applies an injected failure, checks the bearer token; the answer to send instead of
-/// doing the work, if any.
-fn admit(inner: &mut Inner, headers: &HeaderMap) -> Option<Response> {
+/// Counts the call, applies an injected failure, checks the bearer token and the quotas; the answer to
+/// send instead of doing the work, if any.
+fn admit(inner: &mut Inner, headers: &HeaderMap, method: ApiMethod) -> Option<Response> {
     inner.api_calls += 1;
-    if let Some(failure) = inner.api_failures.take() {
-        let message = match failure.status {
-            403 => "The caller does not have permission",
-            429 => {
-                "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute per \
-                 user'."
-            }
-            503 => "The service is currently unavailable.",
-            _ => "Internal error encountered.",
-        };
-        return Some(injected(failure, google_error_body(failure.status, message)));
-    }
-    let token = headers
+    *inner.method_calls.entry(method).or_default() += 1;
+    let now = inner.now();
+    let account = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "));
-    let live = token
+        .and_then(|value| value.strip_prefix("Bearer "))
         .and_then(|token| inner.tokens.get(token))
-        .is_some_and(|issued| Instant::now() < issued.expires_at);
-    (!live).then(|| {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or \
-             other valid authentication credential.",
-        )
-        .into_response()
-    })
+        .filter(|issued| now < issued.expires_at)
+        .map(|issued| issued.account.clone());
+    if let Some(failure) = inner.api_failures.take() {
+        let body = match failure.status {
+            429 => {
+                let number = account.as_deref().map_or(UNKNOWN_PROJECT_NUMBER, |account| {
+                    inner.project_number(project_of(account))
+                });
+                let exceeded = Exceeded {
+                    kind: method.kind(),
+                    per_user: true,
+                    limit: inner.quotas.limits(method.kind()).per_user,
+                };
+                quota_exceeded_body(exceeded, number)
+            }
+            status => {
+                let message = match status {
+                    403 => "The caller does not have permission",
+                    503 => "The service is currently unavailable.",
+                    _ => "Internal error encountered.",
+                };
+                google_error_body(status, message)
+            }
+        };
+        return Some(injected(failure, body));
+    }
+    let Some(account) = account else {
+        return Some(
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login \
+                 cookie or other valid authentication credential.",
+            )
+            .into_response(),
+        );
+    };
+    let project = project_of(&account);
+    match inner.quotas.admit(method.kind(), project, &account, now) {
+        Ok(()) => None,
+        Err(exceeded) => {
+            let body = quota_exceeded_body(exceeded, inner.project_number(project));
+            Some((StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response())
+        }
+    }
+}
+
+/// Sleeps for the configured latency, without holding the state's lock.
+async fn round_trip(state: &FakeSheets) {
+    let latency = state.lock().latency;
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
 }
 
 fn spreadsheet<'a>(inner: &'a mut Inner, id: &str) -> Result<&'a mut Spreadsheet, ApiError> {
@@ -637,8 +996,9 @@ async fn spreadsheet_meta(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult {
+    round_trip(&state).await;
     let mut inner = state.lock();
-    if let Some(refusal) = admit(&mut inner, &headers) {
+    if let Some(refusal) = admit(&mut inner, &headers, ApiMethod::SpreadsheetsGet) {
         return Ok(refusal);
     }
     let spreadsheet = spreadsheet(&mut inner, &id)?;
@@ -665,8 +1025,9 @@ async fn batch_update(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
+    round_trip(&state).await;
     let mut inner = state.lock();
-    if let Some(refusal) = admit(&mut inner, &headers) {
+    if let Some(refusal) = admit(&mut inner, &headers, ApiMethod::BatchUpdate) {
         return Ok(refusal);
     }
     let Some(id) = id_and_method.strip_suffix(":batchUpdate") else {
@@ -718,8 +1079,9 @@ async fn get_values(
     Path((id, range)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> ApiResult {
+    round_trip(&state).await;
     let mut inner = state.lock();
-    if let Some(refusal) = admit(&mut inner, &headers) {
+    if let Some(refusal) = admit(&mut inner, &headers, ApiMethod::ValuesGet) {
         return Ok(refusal);
     }
     let (sheet, area) = resolve(spreadsheet(&mut inner, &id)?, &range)?;
@@ -768,8 +1130,9 @@ async fn update_values(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
+    round_trip(&state).await;
     let mut inner = state.lock();
-    if let Some(refusal) = admit(&mut inner, &headers) {
+    if let Some(refusal) = admit(&mut inner, &headers, ApiMethod::ValuesUpdate) {
         return Ok(refusal);
     }
     require_input_option(&query)?;
@@ -808,8 +1171,9 @@ async fn append_values(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult {
+    round_trip(&state).await;
     let mut inner = state.lock();
-    if let Some(refusal) = admit(&mut inner, &headers) {
+    if let Some(refusal) = admit(&mut inner, &headers, ApiMethod::ValuesAppend) {
         return Ok(refusal);
     }
     let Some(range) = range_and_method.strip_suffix(":append") else {
@@ -864,6 +1228,99 @@ mod tests {
         let key = crate::sheets::ServiceAccountKey::from_json(&demo_service_account_json("http://x/token"))
             .unwrap();
         assert_eq!(key.private_key_id.as_deref(), Some(DEMO_KEY_ID));
+    }
+
+    #[test]
+    fn quotas_count_per_user_and_per_project_and_refill_after_a_minute() {
+        let mut quotas = Quotas {
+            write: QuotaLimits {
+                per_project: 3,
+                per_user: 2,
+            },
+            ..Quotas::default()
+        };
+        let start = Instant::now();
+        let write = RequestKind::Write;
+        assert_eq!(quotas.admit(write, "p", "a", start), Ok(()));
+        assert_eq!(quotas.admit(write, "p", "a", start), Ok(()));
+        let per_user = Exceeded {
+            kind: write,
+            per_user: true,
+            limit: 2,
+        };
+        assert_eq!(quotas.admit(write, "p", "a", start), Err(per_user));
+        // Reads and other projects have counters of their own.
+        assert_eq!(quotas.admit(RequestKind::Read, "p", "a", start), Ok(()));
+        assert_eq!(quotas.admit(write, "q", "a", start), Ok(()));
+        // The project's third write is b's first; its fourth is refused although c has used nothing.
+        assert_eq!(quotas.admit(write, "p", "b", start), Ok(()));
+        let per_project = Exceeded {
+            kind: write,
+            per_user: false,
+            limit: 3,
+        };
+        assert_eq!(quotas.admit(write, "p", "c", start), Err(per_project));
+        // Refused calls used nothing, and a minute later every counter starts again.
+        let almost = start + QUOTA_WINDOW - Duration::from_millis(1);
+        assert_eq!(quotas.admit(write, "p", "a", almost), Err(per_user));
+        let later = start + QUOTA_WINDOW;
+        assert_eq!(quotas.admit(write, "p", "a", later), Ok(()));
+        assert_eq!(quotas.admit(write, "p", "c", later), Ok(()));
+    }
+
+    #[test]
+    fn quota_errors_are_googles() {
+        let per_user = Exceeded {
+            kind: RequestKind::Write,
+            per_user: true,
+            limit: 60,
+        };
+        let body = quota_exceeded_body(per_user, 100_000_000_001);
+        assert_eq!(body["error"]["code"], json!(429));
+        assert_eq!(body["error"]["status"], json!("RESOURCE_EXHAUSTED"));
+        assert_eq!(
+            body["error"]["message"],
+            json!(
+                "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute per \
+                 user' of service 'sheets.googleapis.com' for consumer 'project_number:100000000001'."
+            )
+        );
+        let info = &body["error"]["details"][0];
+        assert_eq!(info["@type"], json!("type.googleapis.com/google.rpc.ErrorInfo"));
+        assert_eq!(info["reason"], json!("RATE_LIMIT_EXCEEDED"));
+        assert_eq!(
+            info["metadata"]["quota_limit"],
+            json!("WriteRequestsPerMinutePerUser")
+        );
+        assert_eq!(
+            info["metadata"]["quota_metric"],
+            json!("sheets.googleapis.com/write_requests")
+        );
+        assert_eq!(info["metadata"]["quota_limit_value"], json!("60"));
+        assert_eq!(info["metadata"]["consumer"], json!("projects/100000000001"));
+
+        let per_project = Exceeded {
+            kind: RequestKind::Read,
+            per_user: false,
+            limit: 300,
+        };
+        let body = quota_exceeded_body(per_project, 7);
+        assert!(body["error"]["message"].as_str().unwrap().starts_with(
+            "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute' "
+        ));
+        assert_eq!(
+            body["error"]["details"][0]["metadata"]["quota_limit"],
+            json!("ReadRequestsPerMinutePerProject")
+        );
+    }
+
+    #[test]
+    fn service_accounts_belong_to_the_project_their_email_names() {
+        assert_eq!(project_of(DEMO_CLIENT_EMAIL), "switchyard-demo");
+        assert_eq!(project_of("someone@example.org"), "example.org");
+        let fake = FakeSheets::demo().unwrap();
+        assert_eq!(fake.project_number(DEMO_CLIENT_EMAIL), Some(FIRST_PROJECT_NUMBER));
+        assert_eq!(fake.project_number("nobody@x.iam.gserviceaccount.com"), None);
     }
 
     #[test]

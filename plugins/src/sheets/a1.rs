@@ -28,6 +28,37 @@ pub fn first_row(range: &str) -> Option<u64> {
     parse_area(cells?)?.start_row.map(|row| row as u64)
 }
 
+/// The range of each row of a block written in one call, from the block's range: `'R'!A5:K7` and 3 rows →
+/// `('R'!A5:K5, 5)`, `('R'!A6:K6, 6)`, `('R'!A7:K7, 7)`. `None` when the range does not name exactly
+/// `rows` rows.
+pub fn row_ranges(range: &str, rows: usize) -> Option<Vec<(String, u64)>> {
+    let (_, cells) = split_sheet(range)?;
+    let cells = cells?;
+    let area = parse_area(cells)?;
+    let first = area.start_row?;
+    let last = area.end_row?;
+    if last < first || last - first + 1 != rows {
+        return None;
+    }
+    let sheet = &range[..range.len() - cells.len()];
+    let columns = (
+        area.start_col.map(column_letters),
+        area.end_col.map(column_letters),
+    );
+    Some(
+        (first..=last)
+            .map(|row| {
+                let cells = match &columns {
+                    (Some(start), Some(end)) if start == end => format!("{start}{row}"),
+                    (Some(start), Some(end)) => format!("{start}{row}:{end}{row}"),
+                    _ => format!("{row}:{row}"),
+                };
+                (format!("{sheet}{cells}"), row as u64)
+            })
+            .collect(),
+    )
+}
+
 /// A rectangle of cells; each bound is 1-based and `None` means unbounded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Area {
@@ -175,6 +206,16 @@ mod tests {
                 end_col: Some(28)
             })
         );
+        assert_eq!(
+            row_ranges("'It''s'!B5:K6", 2),
+            Some(vec![
+                ("'It''s'!B5:K5".to_owned(), 5),
+                ("'It''s'!B6:K6".to_owned(), 6)
+            ])
+        );
+        assert_eq!(row_ranges("'R'!A7", 1), Some(vec![("'R'!A7".to_owned(), 7)]));
+        assert_eq!(row_ranges("'R'!A5:K6", 3), None);
+        assert_eq!(row_ranges("'R'!A:K", 1), None);
         assert_eq!(parse_area("A0"), None);
         assert_eq!(parse_area("A1B"), None);
         assert_eq!(parse_area(""), None);

@@ -156,16 +156,26 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
+    /// A target said where a different number of rows landed than it was given: a defect of the
+    /// target. The rows may have been written.
+    #[error("The target reported {reported} appended rows for the {given} rows it was given.")]
+    AppendMismatch {
+        /// Rows handed to the target.
+        given: usize,
+        /// Rows it reported.
+        reported: usize,
+    },
 }
 
 impl ExportError {
     /// Whether retrying can help, and when: see [`Disposition`]. I/O errors (a full disk, a file
-    /// locked by another program) are retried.
+    /// locked by another program) are retried, and so is a target's wrong count of appended rows (like
+    /// an answer of unexpected shape: the write may not have happened).
     pub fn disposition(&self) -> Disposition {
         match self {
             Self::TeamNotConfigured { .. } | Self::UnsafeName { .. } => Disposition::DeadLetter,
             Self::Sheets(error) => error.disposition(),
-            Self::Io { .. } => Disposition::Retry { after: None },
+            Self::Io { .. } | Self::AppendMismatch { .. } => Disposition::Retry { after: None },
         }
     }
 }

@@ -4,15 +4,28 @@
 //! ```text
 //!   FormCreated / FormUpdated ──► remember the newest form of (team, form)   (no I/O)
 //!   ResponseSubmitted / ResponseUpdated
+//!        │ grouped by (team, form): one event alone, or the responses of a batch to one tab
 //!        │ first time this process writes (team, form): read the target's header row back
 //!        │   and build the layout from it, then merge the newest form into it
 //!        │ answers without a column: add columns named by question id
-//!        │ header changed: rewrite it (Target::write_header)
-//!        └─► append the row (Target::append_row) ──► ExportOutcome::Exported
+//!        │ header changed: rewrite it (Target::write_header), once for the group
+//!        └─► append the group's rows in one call (Target::append_rows) ──► an ExportOutcome::Exported
+//!                                                                         per response
 //! ```
 //!
 //! Writes to one (team, form) are serialised by an async lock, so a header rewrite and the appends
 //! around it never interleave; different forms proceed in parallel.
+//!
+//! **Batches.** [`SheetsExporter::export_batch`] takes several events (the runtime hands over one team's
+//! at a time) and writes each tab once: one header check (and rewrite, if needed) and one
+//! [`Target::append_rows`] per (team, form), the rows in the events' order. Google counts requests, not
+//! rows, against its per-minute quotas (60 writes per minute per service account by default), so a batch
+//! of 50 responses to one form costs one write instead of 50. The batch's form events are recorded first,
+//! before any row is written: they come from other lanes than the responses, so their order relative to
+//! the responses is not a guarantee anyway, and a form known before its responses spares columns named by
+//! question id. The tabs of a batch are written one after the other, in the order of their first
+//! response. A tab whose write fails gives all of its responses the same error (so the same retry or
+//! dead letter); the other tabs are written regardless.
 //!
 //! **Edits are new rows.** A `ResponseUpdated` is appended as a new row with the same `response_id`
 //! (and the original `submitted_at`), not written over the old one: finding the old row would need a
@@ -41,7 +54,7 @@ use switchyard_schemas::events::{
     Form, FormCreated, FormUpdated, Response, ResponseSubmitted, ResponseUpdated,
 };
 
-use super::a1::{column_letters, quote_sheet_title};
+use super::a1::{self, column_letters, quote_sheet_title};
 use super::auth::TokenSource;
 use super::client::SheetsClient;
 use super::error::{ConfigError, ExportError, SheetsError};
@@ -71,8 +84,8 @@ pub struct Appended {
 /// Somewhere rows can be written: a Google spreadsheet, a directory of CSV files.
 ///
 /// The exporter calls [`Target::read_header`] once per (team, form) per process, before its first
-/// write, then [`Target::write_header`] whenever the columns change and [`Target::append_row`] for
-/// every response; calls for one sheet never overlap.
+/// write, then [`Target::write_header`] whenever the columns change and [`Target::append_rows`] for
+/// every response or group of responses of a batch; calls for one sheet never overlap.
 pub trait Target: Send + Sync {
     /// The sheet's current header row, or `None` when the sheet is new or empty. May create the sheet.
     fn read_header(
@@ -87,13 +100,46 @@ pub trait Target: Send + Sync {
         header: &[String],
     ) -> impl Future<Output = Result<(), ExportError>> + Send;
 
-    /// Appends `row` after the sheet's last row.
+    /// Appends `rows` after the sheet's last row in one write (one API call, one file write), and says
+    /// where each landed, in the same order. No rows, no write.
+    fn append_rows(
+        &self,
+        sheet: SheetRef<'_>,
+        rows: &[Vec<Value>],
+    ) -> impl Future<Output = Result<Vec<Appended>, ExportError>> + Send;
+
+    /// Appends one row after the sheet's last row, through [`Target::append_rows`].
     fn append_row(
         &self,
         sheet: SheetRef<'_>,
         row: &[Value],
-    ) -> impl Future<Output = Result<Appended, ExportError>> + Send;
+    ) -> impl Future<Output = Result<Appended, ExportError>> + Send {
+        async move {
+            let appended = self.append_rows(sheet, &[row.to_vec()]).await?;
+            let reported = appended.len();
+            let [one] = <[Appended; 1]>::try_from(appended)
+                .map_err(|_| ExportError::AppendMismatch { given: 1, reported })?;
+            Ok(one)
+        }
+    }
 }
+
+/// One event handed to [`SheetsExporter::export_batch`].
+#[derive(Debug, Clone, Copy)]
+pub enum ExportEvent<'a> {
+    /// A new form.
+    FormCreated(&'a FormCreated),
+    /// A form's new version.
+    FormUpdated(&'a FormUpdated),
+    /// A new response.
+    ResponseSubmitted(&'a ResponseSubmitted),
+    /// An edited response.
+    ResponseUpdated(&'a ResponseUpdated),
+}
+
+/// What became of one event of a batch. The responses of one tab share the error of its failed write,
+/// hence the [`Arc`].
+pub type BatchResult = Result<ExportOutcome, Arc<ExportError>>;
 
 /// What the exporter did with an event, for the runtime's result event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,7 +153,7 @@ pub enum ExportOutcome {
         range: String,
         /// The row's number (the header is row 1).
         row_number: u64,
-        /// Whether the header row was rewritten first.
+        /// Whether the header row was rewritten first (in a batch: before the rows of its tab).
         header_changed: bool,
     },
     /// A form event was recorded; the header is written with the next row.
@@ -234,10 +280,80 @@ impl<T: Target> SheetsExporter<T> {
         ExportOutcome::FormRecorded { header_changed }
     }
 
+    /// Exports a batch of events, normally one team's: form events are recorded first (in order), then
+    /// each (team, form) tab gets one header check and one [`Target::append_rows`] with the rows of its
+    /// responses in the events' order (see the module docs). One result per event, in the events' order;
+    /// the responses of a tab whose write failed all carry that failure, whose `disposition()` says
+    /// whether to retry them.
+    pub async fn export_batch(&self, events: &[ExportEvent<'_>]) -> Vec<BatchResult> {
+        /// Where an event's result comes from.
+        enum Source {
+            Recorded(ExportOutcome),
+            /// The tab's index and the response's position among the tab's rows.
+            Row(usize, usize),
+        }
+        let mut sources = Vec::with_capacity(events.len());
+        let mut tabs: Vec<Vec<&Response>> = Vec::new();
+        let mut tab_of: HashMap<(&str, &str), usize> = HashMap::new();
+        for event in events {
+            let response = match event {
+                ExportEvent::FormCreated(created) => {
+                    sources.push(Source::Recorded(self.record_form(&created.form).await));
+                    continue;
+                }
+                ExportEvent::FormUpdated(updated) => {
+                    sources.push(Source::Recorded(self.record_form(&updated.form).await));
+                    continue;
+                }
+                ExportEvent::ResponseSubmitted(submitted) => &submitted.response,
+                ExportEvent::ResponseUpdated(updated) => &updated.response,
+            };
+            let key = (response.team_id.as_str(), response.form_id.as_str());
+            let tab = *tab_of.entry(key).or_insert_with(|| {
+                tabs.push(Vec::new());
+                tabs.len() - 1
+            });
+            sources.push(Source::Row(tab, tabs[tab].len()));
+            tabs[tab].push(response);
+        }
+        let mut written = Vec::with_capacity(tabs.len());
+        for responses in &tabs {
+            written.push(self.export_tab(responses).await.map_err(Arc::new));
+        }
+        sources
+            .into_iter()
+            .map(|source| match source {
+                Source::Recorded(outcome) => Ok(outcome),
+                Source::Row(tab, position) => match &written[tab] {
+                    Ok(outcomes) => outcomes.get(position).cloned().ok_or_else(|| {
+                        Arc::new(ExportError::AppendMismatch {
+                            given: tabs[tab].len(),
+                            reported: outcomes.len(),
+                        })
+                    }),
+                    Err(error) => Err(Arc::clone(error)),
+                },
+            })
+            .collect()
+    }
+
     async fn export(&self, response: &Response) -> Result<ExportOutcome, ExportError> {
+        let outcomes = self.export_tab(&[response]).await?;
+        let reported = outcomes.len();
+        let [outcome] = <[ExportOutcome; 1]>::try_from(outcomes)
+            .map_err(|_| ExportError::AppendMismatch { given: 1, reported })?;
+        Ok(outcome)
+    }
+
+    /// Writes `responses`, all of one (team, form) and not empty, as rows of its sheet: the header first
+    /// if it changed, then every row in one append. One outcome per response, in order.
+    async fn export_tab(&self, responses: &[&Response]) -> Result<Vec<ExportOutcome>, ExportError> {
+        let Some(first) = responses.first() else {
+            return Ok(Vec::new());
+        };
         let sheet = SheetRef {
-            team_id: &response.team_id,
-            form_id: &response.form_id,
+            team_id: &first.team_id,
+            form_id: &first.form_id,
         };
         let slot = self.slot(sheet.team_id, sheet.form_id);
         let mut guard = slot.lock().await;
@@ -254,19 +370,31 @@ impl<T: Target> SheetsExporter<T> {
                 state.layout.insert(layout)
             }
         };
-        state.header_dirty |= layout.add_answer_columns(response);
+        for response in responses {
+            state.header_dirty |= layout.add_answer_columns(response);
+        }
         let header_changed = state.header_dirty;
         if header_changed {
             self.target.write_header(sheet, &layout.header()).await?;
             state.header_dirty = false;
         }
-        let appended = self.target.append_row(sheet, &layout.row(response)).await?;
-        Ok(ExportOutcome::Exported {
-            spreadsheet_id: appended.spreadsheet_id,
-            range: appended.range,
-            row_number: appended.row_number,
-            header_changed,
-        })
+        let rows: Vec<Vec<Value>> = responses.iter().map(|response| layout.row(response)).collect();
+        let appended = self.target.append_rows(sheet, &rows).await?;
+        if appended.len() != rows.len() {
+            return Err(ExportError::AppendMismatch {
+                given: rows.len(),
+                reported: appended.len(),
+            });
+        }
+        Ok(appended
+            .into_iter()
+            .map(|appended| ExportOutcome::Exported {
+                spreadsheet_id: appended.spreadsheet_id,
+                range: appended.range,
+                row_number: appended.row_number,
+                header_changed,
+            })
+            .collect())
     }
 }
 
@@ -390,7 +518,14 @@ impl Target for GoogleSheets {
         Ok(())
     }
 
-    async fn append_row(&self, sheet: SheetRef<'_>, row: &[Value]) -> Result<Appended, ExportError> {
+    async fn append_rows(
+        &self,
+        sheet: SheetRef<'_>,
+        rows: &[Vec<Value>],
+    ) -> Result<Vec<Appended>, ExportError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
         let team = self.team(sheet.team_id)?;
         let range = format!(
             "{}!A1",
@@ -398,22 +533,24 @@ impl Target for GoogleSheets {
         );
         let answer = self
             .client
-            .append_values(&team.tokens, &team.spreadsheet_id, &range, &[row.to_vec()])
+            .append_values(&team.tokens, &team.spreadsheet_id, &range, rows)
             .await?;
-        let row_number = answer
-            .first_row()
-            .ok_or_else(|| SheetsError::UnexpectedResponse {
-                during: "appending values",
-                reason: format!(
-                    "the updated range {:?} names no row",
-                    answer.updates.updated_range
-                ),
-            })?;
-        Ok(Appended {
-            spreadsheet_id: answer.spreadsheet_id,
-            range: answer.updates.updated_range,
-            row_number,
-        })
+        let updated = &answer.updates.updated_range;
+        let ranges = a1::row_ranges(updated, rows.len()).ok_or_else(|| SheetsError::UnexpectedResponse {
+            during: "appending values",
+            reason: format!(
+                "the updated range {updated:?} does not name the {} rows sent",
+                rows.len()
+            ),
+        })?;
+        Ok(ranges
+            .into_iter()
+            .map(|(range, row_number)| Appended {
+                spreadsheet_id: answer.spreadsheet_id.clone(),
+                range,
+                row_number,
+            })
+            .collect())
     }
 }
 
@@ -552,15 +689,22 @@ impl Target for CsvTarget {
         Ok(())
     }
 
-    async fn append_row(&self, sheet: SheetRef<'_>, row: &[Value]) -> Result<Appended, ExportError> {
+    async fn append_rows(
+        &self,
+        sheet: SheetRef<'_>,
+        rows: &[Vec<Value>],
+    ) -> Result<Vec<Appended>, ExportError> {
         let path = self.path_of(sheet)?;
-        let line = csv::record(
-            row.iter()
-                .map(cell_text)
-                .collect::<Vec<_>>()
-                .iter()
-                .map(String::as_str),
-        );
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lines: String = rows
+            .iter()
+            .map(|row| {
+                let cells: Vec<String> = row.iter().map(cell_text).collect();
+                csv::record(cells.iter().map(String::as_str))
+            })
+            .collect();
         let known = self.known_records(&path);
         let before = blocking(&path, move |path| {
             if let Some(parent) = path.parent() {
@@ -571,17 +715,257 @@ impl Target for CsvTarget {
                 None => read_if_exists(path)?.map_or(0, |text| csv::parse(&text).len() as u64),
             };
             let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-            file.write_all(line.as_bytes())?;
+            file.write_all(lines.as_bytes())?;
             Ok(before)
         })
         .await?;
-        let row_number = before + 1;
-        self.set_records(&path, row_number);
-        let last = column_letters(row.len());
-        Ok(Appended {
-            spreadsheet_id: path.display().to_string(),
-            range: format!("A{row_number}:{last}{row_number}"),
-            row_number,
-        })
+        self.set_records(&path, before + rows.len() as u64);
+        let spreadsheet_id = path.display().to_string();
+        Ok(rows
+            .iter()
+            .zip(before + 1..)
+            .map(|(row, row_number)| Appended {
+                spreadsheet_id: spreadsheet_id.clone(),
+                range: format!("A{row_number}:{}{row_number}", column_letters(row.len())),
+                row_number,
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use switchyard_schemas::events::{Answer, Question, QuestionKind};
+
+    use super::*;
+    use crate::Disposition;
+
+    /// Sheets in memory, keyed by form id (one team), recording every call and failing the forms told to.
+    #[derive(Debug, Default)]
+    struct Memory {
+        sheets: Mutex<HashMap<String, Vec<Vec<Value>>>>,
+        calls: Mutex<Vec<String>>,
+        /// Form id → the HTTP status its next calls fail with.
+        failing: Mutex<HashMap<String, u16>>,
+    }
+
+    impl Memory {
+        fn call(&self, call: String, form_id: &str) -> Result<(), ExportError> {
+            self.calls.lock().unwrap().push(call);
+            match self.failing.lock().unwrap().get(form_id) {
+                None => Ok(()),
+                Some(&status) => Err(ExportError::Sheets(SheetsError::Api {
+                    during: "appending values",
+                    status,
+                    code: "UNAVAILABLE".to_owned(),
+                    message: "The service is currently unavailable.".to_owned(),
+                    retry_after: None,
+                })),
+            }
+        }
+
+        fn take_calls(&self) -> Vec<String> {
+            std::mem::take(&mut *self.calls.lock().unwrap())
+        }
+    }
+
+    impl Target for Memory {
+        async fn read_header(&self, sheet: SheetRef<'_>) -> Result<Option<Vec<String>>, ExportError> {
+            self.call(format!("read {}", sheet.form_id), sheet.form_id)?;
+            let sheets = self.sheets.lock().unwrap();
+            Ok(sheets
+                .get(sheet.form_id)
+                .and_then(|rows| rows.first())
+                .map(|header| header.iter().map(cell_text).collect()))
+        }
+
+        async fn write_header(&self, sheet: SheetRef<'_>, header: &[String]) -> Result<(), ExportError> {
+            self.call(format!("header {}", sheet.form_id), sheet.form_id)?;
+            let mut sheets = self.sheets.lock().unwrap();
+            let rows = sheets.entry(sheet.form_id.to_owned()).or_default();
+            let header = header.iter().map(|h| Value::from(h.as_str())).collect();
+            match rows.first_mut() {
+                Some(first) => *first = header,
+                None => rows.push(header),
+            }
+            Ok(())
+        }
+
+        async fn append_rows(
+            &self,
+            sheet: SheetRef<'_>,
+            rows: &[Vec<Value>],
+        ) -> Result<Vec<Appended>, ExportError> {
+            self.call(format!("append {} x{}", sheet.form_id, rows.len()), sheet.form_id)?;
+            let mut sheets = self.sheets.lock().unwrap();
+            let stored = sheets.entry(sheet.form_id.to_owned()).or_default();
+            let mut appended = Vec::new();
+            for row in rows {
+                stored.push(row.clone());
+                appended.push(Appended {
+                    spreadsheet_id: sheet.team_id.to_owned(),
+                    range: format!("A{n}:E{n}", n = stored.len()),
+                    row_number: stored.len() as u64,
+                });
+            }
+            Ok(appended)
+        }
+    }
+
+    fn form(id: &str) -> Form {
+        Form {
+            id: id.into(),
+            team_id: "t".into(),
+            title: "A form".into(),
+            description: None,
+            version: 1,
+            default_locale: "en".into(),
+            questions: vec![Question {
+                id: "name".into(),
+                label: "Name".into(),
+                kind: QuestionKind::Text,
+                required: false,
+                choices: vec![],
+                hint: None,
+            }],
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn response(id: &str, form_id: &str, name: &str) -> Response {
+        let answers = BTreeMap::from([("name".to_owned(), Some(Answer::Text { text: name.into() }))]);
+        Response {
+            id: id.into(),
+            form_id: form_id.into(),
+            form_version: 1,
+            team_id: "t".into(),
+            collector_id: "c".into(),
+            submitted_at: 0,
+            locale: "en".into(),
+            answers,
+            duration_ms: None,
+        }
+    }
+
+    fn submitted(id: &str, form_id: &str, name: &str) -> ResponseSubmitted {
+        ResponseSubmitted {
+            response: response(id, form_id, name),
+        }
+    }
+
+    fn row_number(result: &BatchResult) -> Option<u64> {
+        match result {
+            Ok(ExportOutcome::Exported { row_number, .. }) => Some(*row_number),
+            _ => None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_batch_writes_each_tab_once_and_answers_in_the_events_order() {
+        let exporter = SheetsExporter::new(Memory::default());
+        let created = FormCreated {
+            form: form("a"),
+            created_by: "u".into(),
+        };
+        let (a1, b1, b2) = (
+            submitted("r1", "a", "Wanjiku"),
+            submitted("r2", "b", "Otieno"),
+            submitted("r3", "b", "Achieng"),
+        );
+        let edit = ResponseUpdated {
+            response: response("r1", "a", "Wanjiku M."),
+            revision: 2,
+            updated_by: "u".into(),
+            updated_at: 0,
+        };
+        let results = exporter
+            .export_batch(&[
+                ExportEvent::ResponseSubmitted(&a1),
+                ExportEvent::ResponseSubmitted(&b1),
+                ExportEvent::FormCreated(&created),
+                ExportEvent::ResponseUpdated(&edit),
+                ExportEvent::ResponseSubmitted(&b2),
+            ])
+            .await;
+        let rows: Vec<Option<u64>> = results.iter().map(row_number).collect();
+        assert_eq!(rows, [Some(2), Some(2), None, Some(3), Some(3)]);
+        assert!(matches!(
+            results[2],
+            Ok(ExportOutcome::FormRecorded { header_changed: true })
+        ));
+        assert!(results.iter().all(|r| !matches!(
+            r,
+            Ok(ExportOutcome::Exported {
+                header_changed: false,
+                ..
+            })
+        )));
+        assert_eq!(
+            exporter.target().take_calls(),
+            [
+                "read a",
+                "header a",
+                "append a x2",
+                "read b",
+                "header b",
+                "append b x2"
+            ]
+        );
+        // The form, recorded before any row, named tab a's column; tab b's is named by question id.
+        let sheets = exporter.target().sheets.lock().unwrap().clone();
+        assert_eq!(sheets["a"][0][4], Value::from("Name"));
+        assert_eq!(sheets["b"][0][4], Value::from("name"));
+        assert_eq!(sheets["a"][2][4], Value::from("Wanjiku M."));
+    }
+
+    #[tokio::test]
+    async fn a_failed_tab_fails_its_own_responses_only() {
+        let exporter = SheetsExporter::new(Memory::default());
+        let (a1, b1, b2) = (
+            submitted("r1", "a", "x"),
+            submitted("r2", "b", "y"),
+            submitted("r3", "b", "z"),
+        );
+        let batch = [
+            ExportEvent::ResponseSubmitted(&b1),
+            ExportEvent::ResponseSubmitted(&a1),
+            ExportEvent::ResponseSubmitted(&b2),
+        ];
+        exporter.target().failing.lock().unwrap().insert("b".into(), 503);
+        let results = exporter.export_batch(&batch).await;
+        assert_eq!(row_number(&results[1]), Some(2));
+        let (Err(first), Err(second)) = (&results[0], &results[2]) else {
+            panic!("tab b must fail: {results:?}");
+        };
+        assert!(Arc::ptr_eq(first, second));
+        assert_eq!(first.disposition(), Disposition::Retry { after: None });
+        // Tab b's header was never read, so the retried batch reads it first.
+        assert_eq!(
+            exporter.target().take_calls(),
+            ["read b", "read a", "header a", "append a x1"]
+        );
+
+        exporter.target().failing.lock().unwrap().insert("b".into(), 403);
+        let results = exporter.export_batch(&batch).await;
+        assert!(
+            results[0]
+                .as_ref()
+                .is_err_and(|e| e.disposition() == Disposition::DeadLetter)
+        );
+        assert!(
+            results[2]
+                .as_ref()
+                .is_err_and(|e| e.disposition() == Disposition::DeadLetter)
+        );
+        assert_eq!(row_number(&results[1]), Some(3));
+
+        exporter.target().failing.lock().unwrap().clear();
+        let results = exporter.export_batch(&batch).await;
+        let rows: Vec<Option<u64>> = results.iter().map(row_number).collect();
+        assert_eq!(rows, [Some(2), Some(4), Some(3)]);
+        assert!(exporter.export_batch(&[]).await.is_empty());
     }
 }

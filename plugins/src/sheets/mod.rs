@@ -39,7 +39,10 @@ use serde_json::{Map, Value, json};
 pub use self::auth::{AccessToken, ServiceAccountKey, TokenSource};
 pub use self::client::{AppendValuesResponse, SheetsClient, UpdateValuesResponse, ValueRange};
 pub use self::error::{ConfigError, ExportError, SheetsError};
-pub use self::export::{Appended, CsvTarget, ExportOutcome, GoogleSheets, SheetRef, SheetsExporter, Target};
+pub use self::export::{
+    Appended, BatchResult, CsvTarget, ExportEvent, ExportOutcome, GoogleSheets, SheetRef, SheetsExporter,
+    Target,
+};
 pub use self::layout::Layout;
 
 /// Longest `sheet_name` accepted; the tab title adds the form id to it.

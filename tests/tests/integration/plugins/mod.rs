@@ -1,3 +1,4 @@
 //! The seed plugins (`switchyard-plugins`) on the runtime, from a routed event to its effect.
 
 mod seed_plugins;
+mod sheets_batches;
