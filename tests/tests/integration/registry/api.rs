@@ -144,7 +144,10 @@ async fn plugins_register_read_heartbeat_and_deregister() {
         (json!({"actions": ["Re Send"]}), "/actions/0"),
         (json!({"ordering": "per-question"}), "/ordering"),
         (json!({"batch": {"max_events": 0}}), "/batch/max_events"),
-        (json!({"batch": {"max_events": 10, "max_wait_ms": 600000}}), "/batch/max_wait_ms"),
+        (
+            json!({"batch": {"max_events": 10, "max_wait_ms": 600000}}),
+            "/batch/max_wait_ms",
+        ),
         (
             json!({"rate_limit": {"per_team_per_second": 0}}),
             "/rate_limit/per_team_per_second",
