@@ -247,8 +247,8 @@ impl Summary {
         if let Some(report) = &self.plugin_report {
             let _ = writeln!(
                 out,
-                "  {:<26}{:>9}{:>9}{:>9}  {}",
-                "plugin workers", "routed", "done", "dead", "all done, after the first send"
+                "  {:<26}{:>9}{:>9}{:>9}  all done, after the first send",
+                "plugin workers", "routed", "done", "dead"
             );
             for (plugin, counts) in &report.outcomes {
                 let took = if counts.done_before_first_look {
