@@ -155,7 +155,9 @@ pub async fn consume<P: Plugin>(
     let mut calls: HashMap<task::Id, String> = HashMap::new();
     let mut tick = tokio::time::interval(settings.commit_interval);
     let mut outage = worker.outage.subscribe();
+    // Every partition paused (full buffer, or an outage), or these alone (each holding its share).
     let mut paused = false;
+    let mut crowded: Vec<i32> = Vec::new();
     let shutdown = worker.shutdown.clone();
     // Per partition: cancelled when it is revoked, so its deliveries stop retrying and writing.
     let mut owned: HashMap<i32, CancellationToken> = HashMap::new();
@@ -213,6 +215,17 @@ pub async fn consume<P: Plugin>(
         if should_pause != paused {
             set_paused(&consumer, should_pause);
             paused = should_pause;
+            if !paused {
+                // Resumed whole: the crowded ones are paused again below.
+                crowded.clear();
+            }
+        }
+        if !paused {
+            let now_crowded = scheduler.crowded_partitions();
+            if now_crowded != crowded {
+                pause_partitions(&consumer, topic, &now_crowded, &crowded);
+                crowded = now_crowded;
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -223,6 +236,7 @@ pub async fn consume<P: Plugin>(
                     }
                 }
                 scheduler.revoke(&partitions);
+                crowded.retain(|p| !partitions.contains(p));
             }
             Some(joined) = tasks.join_next_with_id() => ended(&mut scheduler, &mut calls, joined),
             Some((team, signal)) = signals.recv() => match signal {
@@ -332,6 +346,33 @@ fn store(consumer: &StreamConsumer<WorkerContext>, topic: &str, scheduler: &mut 
     if let Err(error) = consumer.store_offsets(&list) {
         // A partition revoked a moment ago cannot be stored; its next owner starts from the last commit.
         warn!(%error, "storing offsets failed");
+    }
+}
+
+/// Pauses the partitions of `now` that were not paused (`before`), and resumes those of `before` that are
+/// no longer in `now`.
+fn pause_partitions(consumer: &StreamConsumer<WorkerContext>, topic: &str, now: &[i32], before: &[i32]) {
+    let list = |partitions: &mut dyn Iterator<Item = &i32>| {
+        let mut list = TopicPartitionList::new();
+        for partition in partitions {
+            list.add_partition(topic, *partition);
+        }
+        list
+    };
+    let pause = list(&mut now.iter().filter(|p| !before.contains(p)));
+    let resume = list(&mut before.iter().filter(|p| !now.contains(p)));
+    for (what, list) in [("pausing", pause), ("resuming", resume)] {
+        if list.count() == 0 {
+            continue;
+        }
+        let result = if what == "pausing" {
+            consumer.pause(&list)
+        } else {
+            consumer.resume(&list)
+        };
+        if let Err(error) = result {
+            warn!(%error, "{what} a crowded partition failed");
+        }
     }
 }
 

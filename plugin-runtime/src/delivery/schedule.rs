@@ -23,7 +23,7 @@
 //!   after a "slow down" ([`Scheduler::slow_down`]) a halved concurrency and a pause. Three or more teams
 //!   told to slow down within [`PLUGIN_SLOW_DOWN_WINDOW`] slow the whole plugin down.
 //! - **Memory and commits.** At most `max_buffered` events are held; then the consumer pauses (the caller's
-//!   job). The commit position of a partition never passes an event that is not done, so a crash
+//!   job), and a partition that holds its share of them pauses alone ([`Scheduler::crowded_partitions`]). The commit position of a partition never passes an event that is not done, so a crash
 //!   redelivers it (at-least-once).
 //!
 //! An event's end ([`Scheduler::event_done`]) and its call's end ([`Scheduler::call_done`]) are separate:
@@ -500,6 +500,21 @@ impl<T> Scheduler<T> {
         self.buffered >= self.limits.max_buffered
     }
 
+    /// The partitions that hold their share of `max_buffered` or more (split evenly among the partitions
+    /// read from, at least `max_calls`), in order: reading them pauses, so that one busy partition cannot
+    /// fill the whole buffer and stop the others.
+    pub fn crowded_partitions(&self) -> Vec<i32> {
+        let share = (self.limits.max_buffered / self.offsets.len().max(1)).max(self.limits.max_calls);
+        let mut crowded: Vec<i32> = self
+            .offsets
+            .iter()
+            .filter(|(_, offsets)| offsets.outstanding.len() >= share)
+            .map(|(partition, _)| *partition)
+            .collect();
+        crowded.sort_unstable();
+        crowded
+    }
+
     /// Events held (waiting or running).
     pub fn buffered(&self) -> usize {
         self.buffered
@@ -840,6 +855,25 @@ mod tests {
         );
         assert_eq!(s.next_due(t0), Some(t0 + Duration::from_millis(500)));
         assert_eq!(starts_at(&mut s, t0 + Duration::from_millis(500)).len(), 1);
+    }
+
+    #[test]
+    fn a_partition_holding_its_share_of_the_buffer_is_crowded() {
+        let mut s = scheduler(2, 12);
+        let now = Instant::now();
+        for offset in 0..6 {
+            s.push(0, offset, "hot", LaneId::Team, "e", now);
+        }
+        assert!(
+            s.crowded_partitions().is_empty(),
+            "the only partition read may hold the whole buffer"
+        );
+        s.push(1, 0, "calm", LaneId::Team, "e", now);
+        s.push(2, 0, "calm", LaneId::Team, "e", now);
+        assert_eq!(s.crowded_partitions(), [0], "three partitions read: a share is 4");
+        assert!(!s.is_full());
+        s.revoke(&[0]);
+        assert!(s.crowded_partitions().is_empty());
     }
 
     #[test]
