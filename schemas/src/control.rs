@@ -49,11 +49,35 @@ pub struct DeliveryHints {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ordering: Option<Ordering>,
     /// Hand the plugin several events of one team per call; absent = one event per call.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub batch: Option<Batch>,
     /// Calls per second the plugin takes, per team and in all; absent = no limit but the concurrency.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "optional_object",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub rate_limit: Option<RateLimit>,
+}
+
+/// An optional JSON object: `null` or absent is `None`. Only an object: serde would otherwise also take a
+/// struct from a JSON array of its fields (`[50, 200]`), which the contract does not allow.
+fn optional_object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error as _;
+    match Option::<serde_json::Map<String, serde_json::Value>>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(object) => serde_json::from_value(serde_json::Value::Object(object))
+            .map(Some)
+            .map_err(D::Error::custom),
+    }
 }
 
 /// The manifest's `rate_limit`: calls (not events) per second, per team and for the plugin, each enforced
@@ -466,6 +490,27 @@ mod tests {
             max_wait_ms: 120_000,
         };
         assert_eq!(too_long.problem().map(|p| p.0), Some("max_wait_ms"));
+    }
+
+    #[test]
+    fn delivery_hints_are_objects_or_null() {
+        for (field, value) in [
+            ("batch", "[50, 200]"),
+            ("rate_limit", "[null, null]"),
+            ("batch", "7"),
+        ] {
+            let json = MANIFEST.replace("\"future_field\":42", &format!("\"{field}\":{value}"));
+            assert!(
+                PluginManifest::parse("sheets-export", json.as_bytes()).is_err(),
+                "{field}: {value}"
+            );
+        }
+        let nulls = MANIFEST.replace(
+            "\"future_field\":42",
+            "\"ordering\":null,\"batch\":null,\"rate_limit\":null",
+        );
+        let manifest = PluginManifest::parse("sheets-export", nulls.as_bytes()).unwrap();
+        assert_eq!(manifest.delivery, DeliveryHints::default(), "null is absent");
     }
 
     #[test]
