@@ -137,20 +137,6 @@ pub struct Limits {
     pub plugin_rate: Option<f64>,
 }
 
-impl Limits {
-    /// One event per call, with the per-team share at its default: a quarter of `max_calls`, at least 1.
-    pub fn new(max_calls: usize, max_buffered: usize) -> Self {
-        Self {
-            max_calls,
-            max_calls_per_team: default_per_team(max_calls),
-            max_buffered,
-            batch: None,
-            per_team_rate: None,
-            plugin_rate: None,
-        }
-    }
-}
-
 /// The default per-team share of `max_calls`: a quarter, at least 1.
 pub fn default_per_team(max_calls: usize) -> usize {
     (max_calls / 4).max(1)
