@@ -21,3 +21,18 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits until `topic` holds at least `at_least` records (read to its end, `read_committed`), for at most
+/// `deadline`; returns them all.
+pub async fn wait_for_records(
+    what: &str,
+    topic: &str,
+    at_least: usize,
+    deadline: Duration,
+) -> Vec<crate::broker::Incoming> {
+    wait_for(what, deadline, || async {
+        let records = crate::broker::read_to_end(topic);
+        (records.len() >= at_least).then_some(records)
+    })
+    .await
+}

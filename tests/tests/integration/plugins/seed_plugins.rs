@@ -14,7 +14,7 @@ use switchyard_plugins::sms::{SmsNotifier, TwilioClient};
 use switchyard_schemas::envelope::ContentType;
 use switchyard_tests::broker::{Outgoing, TestProducer, group_caught_up, read_to_end, unique};
 use switchyard_tests::records::core_event;
-use switchyard_tests::wait::wait_for;
+use switchyard_tests::wait::{wait_for, wait_for_records};
 use switchyard_tests::workers::{InProcessWorker, WorkerTopics};
 
 fn config(team: &str, plugin: &str, config: Value) -> Outgoing {
@@ -66,11 +66,7 @@ async fn sheets_export_writes_a_row_per_response_with_the_forms_columns() {
         );
     }
     producer.flush();
-    let results = wait_for("two rows", Duration::from_secs(30), || async {
-        let results = read_to_end(&topics.results);
-        (results.len() >= 2).then_some(results)
-    })
-    .await;
+    let results = wait_for_records("two rows", &topics.results, 2, Duration::from_secs(30)).await;
     assert!(
         results
             .iter()
@@ -126,11 +122,7 @@ async fn sms_notify_texts_the_respondent_once_per_event() {
         &core_event("acme", "response.submitted", "r-9", ContentType::Json),
     );
     producer.flush();
-    let results = wait_for("the SMS result", Duration::from_secs(30), || async {
-        let results = read_to_end(&topics.results);
-        (!results.is_empty()).then_some(results)
-    })
-    .await;
+    let results = wait_for_records("the SMS result", &topics.results, 1, Duration::from_secs(30)).await;
     assert_eq!(
         results[0].header("ce_type").as_deref(),
         Some("switchyard.plugin.sms.sent")
@@ -202,11 +194,7 @@ async fn slang_search_reports_hits_with_their_meanings() {
         &core_event("acme", "response.submitted", "r-plain", ContentType::Json),
     );
     producer.flush();
-    let results = wait_for("slang found", Duration::from_secs(30), || async {
-        let results = read_to_end(&topics.results);
-        (!results.is_empty()).then_some(results)
-    })
-    .await;
+    let results = wait_for_records("slang found", &topics.results, 1, Duration::from_secs(30)).await;
     assert_eq!(results.len(), 1, "the plain response has no slang");
     assert_eq!(
         results[0].header("ce_type").as_deref(),
@@ -270,11 +258,7 @@ async fn rules_validate_flags_a_response_through_the_http_service() {
     );
     producer.send(&topics.events, &nairobi_response("globex", "r-globex"));
     producer.flush();
-    let results = wait_for("two flags", Duration::from_secs(30), || async {
-        let results = read_to_end(&topics.results);
-        (results.len() >= 2).then_some(results)
-    })
-    .await;
+    let results = wait_for_records("two flags", &topics.results, 2, Duration::from_secs(30)).await;
     // The teams' calls run concurrently: their results come in either order.
     let flagged: std::collections::BTreeMap<String, Value> = results
         .iter()

@@ -20,7 +20,7 @@ use switchyard_tests::binaries::free_address;
 use switchyard_tests::broker::{TestProducer, read_to_end, unique};
 use switchyard_tests::records::core_event;
 use switchyard_tests::routers::Admin;
-use switchyard_tests::wait::wait_for;
+use switchyard_tests::wait::{wait_for, wait_for_records};
 use switchyard_tests::workers::{WorkerTopics, bridge_command, serve_on_loopback, start_bridge};
 
 /// One batch the service received: its `webhook-id`, the ids of its events, whether its signature held.
@@ -129,10 +129,12 @@ async fn a_batch_is_signed_as_a_whole_and_answered_per_event() {
         (every_id(&state.received.lock().unwrap()).len() >= total).then_some(())
     })
     .await;
-    let letters = wait_for("the dead letters", Duration::from_secs(30), || async {
-        let letters = read_to_end(&topics.dead_letter);
-        (letters.len() >= 4).then_some(letters)
-    })
+    let letters = wait_for_records(
+        "the dead letters",
+        &topics.dead_letter,
+        4,
+        Duration::from_secs(30),
+    )
     .await;
     worker.kill().expect("SIGKILL");
     let received = state.received.lock().unwrap().clone();

@@ -20,10 +20,10 @@ use switchyard_schemas::envelope::ContentType;
 use switchyard_schemas::webhook::{
     DEFAULT_TOLERANCE_SECS, SigningSecret, WEBHOOK_ID, WEBHOOK_SIGNATURE, WEBHOOK_TIMESTAMP,
 };
-use switchyard_tests::broker::{TestProducer, read_to_end};
+use switchyard_tests::broker::TestProducer;
 use switchyard_tests::records::core_event;
 use switchyard_tests::registries::{RegistryTopics, SIGNING_KEY, ServedRegistry, admin, http, plugin};
-use switchyard_tests::wait::wait_for;
+use switchyard_tests::wait::{wait_for, wait_for_records};
 use switchyard_tests::workers::{InProcessWorker, WorkerTopics};
 
 /// One call as the service saw it: (webhook-id, `switchyard-attempt`).
@@ -175,10 +175,12 @@ async fn an_http_plugin_behind_the_runtime_with_a_registry() {
         );
     }
     producer.flush();
-    let letters = wait_for("two dead letters", Duration::from_secs(30), || async {
-        let letters = read_to_end(&topics.dead_letter);
-        (letters.len() >= 2).then_some(letters)
-    })
+    let letters = wait_for_records(
+        "two dead letters",
+        &topics.dead_letter,
+        2,
+        Duration::from_secs(30),
+    )
     .await;
     let reasons: HashMap<String, String> = letters
         .iter()
@@ -198,10 +200,12 @@ async fn an_http_plugin_behind_the_runtime_with_a_registry() {
         "a redirect is a failure, never followed"
     );
     assert_eq!(*service.redirected.lock().unwrap(), 0);
-    let results = wait_for("results of e-ok and e-503", Duration::from_secs(30), || async {
-        let results = read_to_end(&topics.results);
-        (results.len() >= 2).then_some(results)
-    })
+    let results = wait_for_records(
+        "results of e-ok and e-503",
+        &topics.results,
+        2,
+        Duration::from_secs(30),
+    )
     .await;
     assert!(
         results
@@ -377,11 +381,8 @@ async fn execute_calls_to_denied_addresses_are_never_made() {
             &core_event("acme", "response.submitted", "e-1", ContentType::Json),
         );
         producer.flush();
-        let letters = wait_for("the dead letter", Duration::from_secs(30), || async {
-            let letters = read_to_end(&topics.dead_letter);
-            (!letters.is_empty()).then_some(letters)
-        })
-        .await;
+        let letters =
+            wait_for_records("the dead letter", &topics.dead_letter, 1, Duration::from_secs(30)).await;
         assert_eq!(
             letters[0].header("switchyard_error").as_deref(),
             Some("retries_exhausted")

@@ -12,7 +12,7 @@ use switchyard_plugin_runtime::plugin::{Outcome, PluginResult};
 use switchyard_schemas::envelope::ContentType;
 use switchyard_tests::broker::{Outgoing, TestProducer, group_caught_up, read_to_end};
 use switchyard_tests::records::core_event;
-use switchyard_tests::wait::wait_for;
+use switchyard_tests::wait::{wait_for, wait_for_records};
 use switchyard_tests::workers::{InProcessWorker, ScriptedPlugin, WorkerTopics};
 
 fn event(team: &str, id: &str) -> Outgoing {
@@ -128,10 +128,12 @@ async fn retries_dead_letters_and_results() {
         producer.send(&topics.events, &event(team, id));
     }
     producer.flush();
-    let letters = wait_for("two dead letters", Duration::from_secs(30), || async {
-        let letters = read_to_end(&topics.dead_letter);
-        (letters.len() >= 2).then_some(letters)
-    })
+    let letters = wait_for_records(
+        "two dead letters",
+        &topics.dead_letter,
+        2,
+        Duration::from_secs(30),
+    )
     .await;
     wait_for(
         "the events after the failures",
@@ -167,11 +169,7 @@ async fn retries_dead_letters_and_results() {
         ["poison", "after-poison"],
         "later events go on after a dead letter"
     );
-    let results = wait_for("results", Duration::from_secs(20), || async {
-        let results = read_to_end(&topics.results);
-        (results.len() >= 5).then_some(results)
-    })
-    .await;
+    let results = wait_for_records("results", &topics.results, 5, Duration::from_secs(20)).await;
     let flagged: Vec<String> = results.iter().map(|r| header(r, "ce_causationid")).collect();
     for id in ["flaky", "after-flaky", "after-poison", "after-hopeless", "fine-1"] {
         assert!(flagged.contains(&id.to_owned()), "{id}: {flagged:?}");

@@ -11,7 +11,7 @@ use switchyard_tests::binaries::{free_address, supervise, workspace_binary};
 use switchyard_tests::broker::{TestProducer, read_to_end, unique};
 use switchyard_tests::records::core_event;
 use switchyard_tests::routers::Admin;
-use switchyard_tests::wait::wait_for;
+use switchyard_tests::wait::{wait_for, wait_for_records};
 use switchyard_tests::workers::WorkerTopics;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,11 +104,7 @@ async fn the_python_example_behind_the_bridge() {
         );
     }
     producer.flush();
-    let results = wait_for("three word counts", Duration::from_secs(30), || async {
-        let results = read_to_end(&topics.results);
-        (results.len() >= 3).then_some(results)
-    })
-    .await;
+    let results = wait_for_records("three word counts", &topics.results, 3, Duration::from_secs(30)).await;
     for result in &results {
         assert_eq!(
             result.header("ce_type").as_deref(),
