@@ -352,27 +352,23 @@ fn store(consumer: &StreamConsumer<WorkerContext>, topic: &str, scheduler: &mut 
 /// Pauses the partitions of `now` that were not paused (`before`), and resumes those of `before` that are
 /// no longer in `now`.
 fn pause_partitions(consumer: &StreamConsumer<WorkerContext>, topic: &str, now: &[i32], before: &[i32]) {
-    let list = |partitions: &mut dyn Iterator<Item = &i32>| {
+    let list = |partitions: &[i32], except: &[i32]| {
         let mut list = TopicPartitionList::new();
-        for partition in partitions {
+        for partition in partitions.iter().filter(|p| !except.contains(p)) {
             list.add_partition(topic, *partition);
         }
         list
     };
-    let pause = list(&mut now.iter().filter(|p| !before.contains(p)));
-    let resume = list(&mut before.iter().filter(|p| !now.contains(p)));
-    for (what, list) in [("pausing", pause), ("resuming", resume)] {
-        if list.count() == 0 {
-            continue;
-        }
-        let result = if what == "pausing" {
-            consumer.pause(&list)
-        } else {
-            consumer.resume(&list)
-        };
-        if let Err(error) = result {
-            warn!(%error, "{what} a crowded partition failed");
-        }
+    let (pause, resume) = (list(now, before), list(before, now));
+    if pause.count() > 0
+        && let Err(error) = consumer.pause(&pause)
+    {
+        warn!(%error, "pausing a crowded partition failed");
+    }
+    if resume.count() > 0
+        && let Err(error) = consumer.resume(&resume)
+    {
+        warn!(%error, "resuming a partition no longer crowded failed");
     }
 }
 
