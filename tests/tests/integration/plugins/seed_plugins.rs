@@ -47,6 +47,9 @@ async fn sheets_export_writes_a_row_per_response_with_the_forms_columns() {
             json!({"spreadsheet_id": "1BxAcmeResponses"}),
         ),
     );
+    // The config is written (acknowledged) before the event is sent, as the registry answers only
+    // after its write: a config still on its way is not promised to the next event.
+    producer.flush();
     producer.send(
         &topics.events,
         &core_event("acme", "form.created", "1", ContentType::Avro),
@@ -117,6 +120,9 @@ async fn sms_notify_texts_the_respondent_once_per_event() {
                    "template": "Asante {{name}}, we received response {{response_id}}."}),
         ),
     );
+    // The config is written (acknowledged) before the event is sent, as the registry answers only
+    // after its write: a config still on its way is not promised to the next event.
+    producer.flush();
     producer.send(
         &topics.events,
         &core_event("acme", "response.submitted", "r-9", ContentType::Json),
@@ -251,6 +257,9 @@ async fn rules_validate_flags_a_response_through_the_http_service() {
                 "message": "Savings above half the income"}]}),
         ),
     );
+    // The config is written (acknowledged) before the event is sent, as the registry answers only
+    // after its write: a config still on its way is not promised to the next event.
+    producer.flush();
     producer.send(&topics.events, &nairobi_response("acme", "r-over"));
     producer.send(
         &topics.events,
