@@ -221,7 +221,7 @@ pub async fn consume<P: Plugin>(
             }
         }
         if !paused {
-            let now_crowded = scheduler.crowded_partitions();
+            let now_crowded = scheduler.crowded_partitions(&crowded);
             if now_crowded != crowded {
                 pause_partitions(&consumer, topic, &now_crowded, &crowded);
                 crowded = now_crowded;

@@ -23,8 +23,9 @@
 //!   after a "slow down" ([`Scheduler::slow_down`]) a halved concurrency and a pause. Three or more teams
 //!   told to slow down within [`PLUGIN_SLOW_DOWN_WINDOW`] slow the whole plugin down.
 //! - **Memory and commits.** At most `max_buffered` events are held; then the consumer pauses (the caller's
-//!   job), and a partition that holds its share of them pauses alone ([`Scheduler::crowded_partitions`]). The commit position of a partition never passes an event that is not done, so a crash
-//!   redelivers it (at-least-once).
+//!   job); from half of them on, a partition that holds its share pauses alone
+//!   ([`Scheduler::crowded_partitions`]). The commit position of a partition never passes an event that is
+//!   not done, so a crash redelivers it (at-least-once).
 //!
 //! An event's end ([`Scheduler::event_done`]) and its call's end ([`Scheduler::call_done`]) are separate:
 //! a batch's done events free their lanes while the call still retries the others.
@@ -486,15 +487,23 @@ impl<T> Scheduler<T> {
         self.buffered >= self.limits.max_buffered
     }
 
-    /// The partitions that hold their share of `max_buffered` or more (split evenly among the partitions
-    /// read from, at least `max_calls`), in order: reading them pauses, so that one busy partition cannot
-    /// fill the whole buffer and stop the others.
-    pub fn crowded_partitions(&self) -> Vec<i32> {
+    /// The partitions to pause so that one busy partition cannot fill the whole buffer and stop the others,
+    /// in order. Only once half of `max_buffered` is held: below that every partition reads freely (a pause
+    /// costs the events librdkafka fetched ahead for the partition, and a new fetch when it resumes). Then a
+    /// partition holding its share (`max_buffered` split evenly among the partitions read from, at least
+    /// `max_calls`) is crowded; one that is `paused` already stays so until it holds half its share.
+    pub fn crowded_partitions(&self, paused: &[i32]) -> Vec<i32> {
+        if self.buffered * 2 < self.limits.max_buffered {
+            return Vec::new();
+        }
         let share = (self.limits.max_buffered / self.offsets.len().max(1)).max(self.limits.max_calls);
         let mut crowded: Vec<i32> = self
             .offsets
             .iter()
-            .filter(|(_, offsets)| offsets.outstanding.len() >= share)
+            .filter(|(partition, offsets)| {
+                let held = offsets.outstanding.len();
+                held >= share || (paused.contains(partition) && held * 2 >= share)
+            })
             .map(|(partition, _)| *partition)
             .collect();
         crowded.sort_unstable();
@@ -844,22 +853,42 @@ mod tests {
     }
 
     #[test]
-    fn a_partition_holding_its_share_of_the_buffer_is_crowded() {
-        let mut s = scheduler(2, 12);
+    fn a_partition_holding_its_share_of_a_half_full_buffer_is_crowded() {
+        let mut s = scheduler(4, 12);
         let now = Instant::now();
-        for offset in 0..6 {
+        for offset in 0..4 {
             s.push(0, offset, "hot", LaneId::Team, "e", now);
         }
-        assert!(
-            s.crowded_partitions().is_empty(),
-            "the only partition read may hold the whole buffer"
-        );
         s.push(1, 0, "calm", LaneId::Team, "e", now);
+        assert!(
+            s.crowded_partitions(&[]).is_empty(),
+            "below half of the buffer every partition reads"
+        );
+        for offset in 4..6 {
+            s.push(0, offset, "hot", LaneId::Team, "e", now);
+        }
         s.push(2, 0, "calm", LaneId::Team, "e", now);
-        assert_eq!(s.crowded_partitions(), [0], "three partitions read: a share is 4");
+        assert_eq!(
+            s.crowded_partitions(&[]),
+            [0],
+            "three partitions read: a share is 4"
+        );
         assert!(!s.is_full());
+        // Paused, partition 0 stays so until it holds half its share (2): three of its events end.
+        for offset in 1..3 {
+            s.push(1, offset, "calm", LaneId::Team, "e", now);
+        }
+        for offset in 0..3 {
+            assert!(starts(&mut s).contains(&call("hot", &[offset])));
+            done(&mut s, "hot", offset);
+        }
+        assert_eq!(s.crowded_partitions(&[0]), [0], "3 held of a share of 4");
+        assert!(
+            s.crowded_partitions(&[]).is_empty(),
+            "not paused: below its share"
+        );
         s.revoke(&[0]);
-        assert!(s.crowded_partitions().is_empty());
+        assert!(s.crowded_partitions(&[0]).is_empty());
     }
 
     #[test]
