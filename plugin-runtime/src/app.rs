@@ -267,6 +267,10 @@ impl<P: Plugin> Plugin for ArcPlugin<P> {
         self.0.set_signing_secret(secret);
     }
 
+    fn decoding(&self) -> crate::plugin::Decoding {
+        self.0.decoding()
+    }
+
     fn initialize(
         &self,
         team: &str,

@@ -35,7 +35,7 @@ use switchyard_service::egress::{EgressError, EgressPolicy, egress_error, read_c
 use thiserror::Error;
 
 use crate::event::Structured;
-use crate::plugin::{BatchItem, Context, Event, Outcome, Plugin, PluginError, PluginResult};
+use crate::plugin::{BatchItem, Context, Decoding, Event, Outcome, Plugin, PluginError, PluginResult};
 
 /// Header: the team an `/execute` or `/initialize` call is for.
 pub const TEAM_HEADER: &str = "switchyard-team";
@@ -359,6 +359,11 @@ impl Plugin for HttpPlugin {
         self.manifest.clone()
     }
 
+    /// The service gets the data as JSON: the bridge writes it straight from the record.
+    fn decoding(&self) -> Decoding {
+        Decoding::JsonText
+    }
+
     fn set_signing_secret(&self, secret: &str) {
         if let Err(error) = HttpPlugin::set_signing_secret(self, secret) {
             tracing::warn!(%error, "the registry's signing secret is unusable; calls go unsigned");
@@ -389,10 +394,7 @@ impl Plugin for HttpPlugin {
             return Vec::new();
         };
         let ids: Vec<&str> = items.iter().map(|item| item.ctx.meta.id.as_str()).collect();
-        let body: Vec<Structured<'_>> = items
-            .iter()
-            .map(|item| Structured::new(&item.ctx.meta, &item.ctx.data))
-            .collect();
+        let body: Vec<Structured<'_>> = items.iter().map(|item| Structured::of(item.ctx)).collect();
         let attempt = items.iter().map(|item| item.ctx.attempt).max();
         let answer = self
             .post(
@@ -411,7 +413,7 @@ impl Plugin for HttpPlugin {
     }
 
     async fn execute(&self, ctx: &Context, _event: &Event) -> Outcome {
-        let body = Structured::new(&ctx.meta, &ctx.data);
+        let body = Structured::of(ctx);
         match self
             .post(
                 "/execute",

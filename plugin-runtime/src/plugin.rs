@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use switchyard_schemas::control::PluginManifest;
 use switchyard_schemas::events::{FormCreated, FormUpdated, ResponseSubmitted, ResponseUpdated};
 
@@ -55,10 +56,26 @@ pub enum Event {
 pub struct Context {
     /// The event's attributes.
     pub meta: EventMeta,
-    /// The data as JSON (the contract's JSON form, also for Avro events).
+    /// The data as JSON (the contract's JSON form, also for Avro events); `null` when the plugin asked for
+    /// [`Decoding::JsonText`].
     pub data: Value,
+    /// The data as compact JSON text, when the plugin asked for [`Decoding::JsonText`]; else `None`.
+    pub data_json: Option<Box<RawValue>>,
     /// 1 for the first call of this event, then 2, 3, ... on retries.
     pub attempt: u32,
+}
+
+/// What the runtime decodes of each event for a plugin ([`Plugin::decoding`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Decoding {
+    /// The typed [`Event`] and [`Context::data`] as a JSON tree.
+    #[default]
+    Typed,
+    /// Only the data as JSON text ([`Context::data_json`]), written straight from the record: no tree and no
+    /// typed event (`data` is `null`, the event [`Event::Other`] of `null`). For a plugin that passes the
+    /// data on, like the HTTP bridge. A value that breaks its schema is still dead-lettered as
+    /// `invalid_event`.
+    JsonText,
 }
 
 /// Something the plugin wants the core to know, published to `core.plugin-results` as a CloudEvent.
@@ -211,6 +228,11 @@ pub trait Plugin: Send + Sync + 'static {
             }
             outcomes
         }
+    }
+
+    /// What the runtime decodes of each event; the default builds the typed event and the JSON tree.
+    fn decoding(&self) -> Decoding {
+        Decoding::Typed
     }
 
     /// Receives the plugin's Standard Webhooks signing secret (`whsec_...`) once registration returned it.

@@ -1058,6 +1058,7 @@ fn item_context(index: usize, event_type: &str, data: Value) -> Context {
             team_id: TEAM.into(),
         },
         data,
+        data_json: None,
         attempt: 1,
     }
 }

@@ -6,9 +6,9 @@
 //! the bare value, not Avro's `{"type": value}` JSON encoding) is not what apache-avro speaks.
 //!
 //! ```text
-//!            decode::<Skip>      (validation: walks the bytes, builds nothing)
-//!   binary ─┤
-//!            decode::<Json>  ──► serde_json::Value ──► typed structs (serde)
+//!            decode(Skip)      (validation: walks the bytes, builds nothing)
+//!   binary ─┼ decode(Json)  ──► serde_json::Value ──► typed structs (serde)
+//!            decode(JsonText) ──► JSON text          (the plugin bridge's request bodies)
 //!   serde_json::Value ── encode ──► binary          (JSON validation and Avro encoding)
 //! ```
 //!
@@ -88,7 +88,7 @@ impl Compiled {
     /// Checks that `bytes` is exactly one datum of this schema, with nothing left over.
     pub fn validate(&self, bytes: &[u8]) -> Result<(), DataError> {
         let mut input = bytes;
-        self.decode::<Skip>(&self.schema, &mut input, 0)
+        self.decode(&mut Skip, &self.schema, &mut input, 0)
             .map_err(DataError::finish)?;
         finish_input(input)
     }
@@ -97,10 +97,20 @@ impl Compiled {
     pub fn to_json(&self, bytes: &[u8]) -> Result<Value, DataError> {
         let mut input = bytes;
         let value = self
-            .decode::<Json>(&self.schema, &mut input, 0)
+            .decode(&mut Json, &self.schema, &mut input, 0)
             .map_err(DataError::finish)?;
         finish_input(input)?;
         Ok(value)
+    }
+
+    /// Decodes exactly one datum into the contract's bare-JSON form written as compact JSON text, appended
+    /// to `out`: the same value as [`Compiled::to_json`] without building it (record fields in schema
+    /// order, a map's entries in their encoded order). On an error `out` holds a partial text.
+    pub fn write_json(&self, bytes: &[u8], out: &mut Vec<u8>) -> Result<(), DataError> {
+        let mut input = bytes;
+        self.decode(&mut JsonText(out), &self.schema, &mut input, 0)
+            .map_err(DataError::finish)?;
+        finish_input(input)
     }
 
     /// Encodes a bare-JSON value as one Avro datum, appending to `out`. Missing fields take their schema
@@ -120,22 +130,28 @@ impl Compiled {
         }
     }
 
-    fn decode<B: Build>(&self, schema: &Schema, input: &mut &[u8], depth: usize) -> Result<B::V, DataError> {
+    fn decode<B: Build>(
+        &self,
+        b: &mut B,
+        schema: &Schema,
+        input: &mut &[u8],
+        depth: usize,
+    ) -> Result<B::V, DataError> {
         if depth > MAX_DEPTH {
             return Err(DataError::new("nested too deeply"));
         }
         let schema = self.resolve(schema)?;
         Ok(match schema {
-            Schema::Null => B::null(),
+            Schema::Null => b.null(),
             Schema::Boolean => match take(input, 1)?[0] {
-                0 => B::boolean(false),
-                1 => B::boolean(true),
+                0 => b.boolean(false),
+                1 => b.boolean(true),
                 other => return Err(DataError::new(format!("boolean byte is {other}, not 0 or 1"))),
             },
             Schema::Int | Schema::Date | Schema::TimeMillis => {
                 let value = read_long(input)?;
                 i32::try_from(value).map_err(|_| DataError::new(format!("{value} does not fit an int")))?;
-                B::long(value)
+                b.long(value)
             }
             Schema::Long
             | Schema::TimeMicros
@@ -144,24 +160,24 @@ impl Compiled {
             | Schema::TimestampNanos
             | Schema::LocalTimestampMillis
             | Schema::LocalTimestampMicros
-            | Schema::LocalTimestampNanos => B::long(read_long(input)?),
+            | Schema::LocalTimestampNanos => b.long(read_long(input)?),
             Schema::Float => {
                 let bytes = take(input, 4)?;
-                B::double(f64::from(f32::from_le_bytes([
+                b.double(f64::from(f32::from_le_bytes([
                     bytes[0], bytes[1], bytes[2], bytes[3],
                 ])))
             }
             Schema::Double => {
                 let mut raw = [0u8; 8];
                 raw.copy_from_slice(take(input, 8)?);
-                B::double(f64::from_le_bytes(raw))
+                b.double(f64::from_le_bytes(raw))
             }
-            Schema::String => B::string(read_str(input)?),
+            Schema::String => b.string(read_str(input)?),
             Schema::Bytes | Schema::BigDecimal => {
                 let len = read_len(input)?;
-                B::bytes(take(input, len)?)
+                b.bytes(take(input, len)?)
             }
-            Schema::Fixed(fixed) | Schema::Duration(fixed) => B::bytes(take(input, fixed.size)?),
+            Schema::Fixed(fixed) | Schema::Duration(fixed) => b.bytes(take(input, fixed.size)?),
             Schema::Decimal(_) | Schema::Uuid(_) => {
                 return Err(DataError::new(
                     "decimal and uuid logical types are not used by the contract",
@@ -173,7 +189,7 @@ impl Compiled {
                     .ok()
                     .and_then(|i| enumeration.symbols.get(i))
                     .ok_or_else(|| DataError::new(format!("enum index {index} is out of range")))?;
-                B::string(symbol)
+                b.string(symbol)
             }
             Schema::Union(union) => {
                 let index = read_long(input)?;
@@ -181,47 +197,50 @@ impl Compiled {
                     .ok()
                     .and_then(|i| union.variants().get(i))
                     .ok_or_else(|| DataError::new(format!("union branch {index} is out of range")))?;
-                self.decode::<B>(branch, input, depth + 1)?
+                self.decode(b, branch, input, depth + 1)?
             }
             Schema::Record(record) => {
-                let mut fields = B::Rec::default();
+                let mut fields = b.begin_record();
                 for field in &record.fields {
+                    b.key(&mut fields, &field.name);
                     let value = self
-                        .decode::<B>(&field.schema, input, depth + 1)
+                        .decode(b, &field.schema, input, depth + 1)
                         .map_err(|e| e.at(field.name.as_str()))?;
-                    B::field(&mut fields, &field.name, value);
+                    b.field(&mut fields, &field.name, value);
                 }
-                B::record(fields)
+                b.record(fields)
             }
             Schema::Array(array) => {
                 let zero_width = self.min_width(&array.items, 0) == 0;
-                let mut items = B::Arr::default();
+                let mut items = b.begin_array();
                 let mut index = 0u64;
                 while let Some(count) = read_block_count(input, zero_width, index)? {
                     for _ in 0..count {
+                        b.item(&mut items);
                         let value = self
-                            .decode::<B>(&array.items, input, depth + 1)
+                            .decode(b, &array.items, input, depth + 1)
                             .map_err(|e| e.at(index.to_string()))?;
-                        B::push(&mut items, value);
+                        b.push(&mut items, value);
                         index += 1;
                     }
                 }
-                B::array(items)
+                b.array(items)
             }
             Schema::Map(map) => {
-                let mut entries = B::Map::default();
+                let mut entries = b.begin_record();
                 let mut seen = 0u64;
                 while let Some(count) = read_block_count(input, false, seen)? {
                     for _ in 0..count {
                         let key = read_str(input).map_err(|e| e.at(format!("#{seen}")))?;
+                        b.key(&mut entries, key);
                         let value = self
-                            .decode::<B>(&map.types, input, depth + 1)
+                            .decode(b, &map.types, input, depth + 1)
                             .map_err(|e| e.at(key))?;
-                        B::entry(&mut entries, key, value);
+                        b.field(&mut entries, key, value);
                         seen += 1;
                     }
                 }
-                B::map(entries)
+                b.record(entries)
             }
             Schema::Ref { .. } => unreachable!("resolved above"),
         })
@@ -587,24 +606,27 @@ pub fn split_single_object(value: &[u8]) -> Result<([u8; 8], &[u8]), DataError> 
     Ok((fingerprint, &value[10..]))
 }
 
-/// What the decoder builds: nothing ([`Skip`]) or JSON ([`Json`]).
+/// What the decoder builds while it walks a datum: nothing ([`Skip`]), a JSON tree ([`Json`]), or JSON text
+/// ([`JsonText`]). Records and maps are both objects (`key` before each value, `field` after it); arrays
+/// get `item` before each value and `push` after it.
 trait Build {
     type V;
-    type Rec: Default;
-    type Arr: Default;
-    type Map: Default;
-    fn null() -> Self::V;
-    fn boolean(b: bool) -> Self::V;
-    fn long(n: i64) -> Self::V;
-    fn double(n: f64) -> Self::V;
-    fn string(s: &str) -> Self::V;
-    fn bytes(b: &[u8]) -> Self::V;
-    fn field(rec: &mut Self::Rec, name: &str, v: Self::V);
-    fn record(rec: Self::Rec) -> Self::V;
-    fn push(arr: &mut Self::Arr, v: Self::V);
-    fn array(arr: Self::Arr) -> Self::V;
-    fn entry(map: &mut Self::Map, key: &str, v: Self::V);
-    fn map(map: Self::Map) -> Self::V;
+    type Rec;
+    type Arr;
+    fn null(&mut self) -> Self::V;
+    fn boolean(&mut self, b: bool) -> Self::V;
+    fn long(&mut self, n: i64) -> Self::V;
+    fn double(&mut self, n: f64) -> Self::V;
+    fn string(&mut self, s: &str) -> Self::V;
+    fn bytes(&mut self, b: &[u8]) -> Self::V;
+    fn begin_record(&mut self) -> Self::Rec;
+    fn key(&mut self, rec: &mut Self::Rec, name: &str);
+    fn field(&mut self, rec: &mut Self::Rec, name: &str, v: Self::V);
+    fn record(&mut self, rec: Self::Rec) -> Self::V;
+    fn begin_array(&mut self) -> Self::Arr;
+    fn item(&mut self, arr: &mut Self::Arr);
+    fn push(&mut self, arr: &mut Self::Arr, v: Self::V);
+    fn array(&mut self, arr: Self::Arr) -> Self::V;
 }
 
 struct Skip;
@@ -613,19 +635,25 @@ impl Build for Skip {
     type V = ();
     type Rec = ();
     type Arr = ();
-    type Map = ();
-    fn null() {}
-    fn boolean(_: bool) {}
-    fn long(_: i64) {}
-    fn double(_: f64) {}
-    fn string(_: &str) {}
-    fn bytes(_: &[u8]) {}
-    fn field(_: &mut (), _: &str, _: ()) {}
-    fn record(_: ()) {}
-    fn push(_: &mut (), _: ()) {}
-    fn array(_: ()) {}
-    fn entry(_: &mut (), _: &str, _: ()) {}
-    fn map(_: ()) {}
+    fn null(&mut self) {}
+    fn boolean(&mut self, _: bool) {}
+    fn long(&mut self, _: i64) {}
+    fn double(&mut self, _: f64) {}
+    fn string(&mut self, _: &str) {}
+    fn bytes(&mut self, _: &[u8]) {}
+    fn begin_record(&mut self) {}
+    fn key(&mut self, _: &mut (), _: &str) {}
+    fn field(&mut self, _: &mut (), _: &str, _: ()) {}
+    fn record(&mut self, _: ()) {}
+    fn begin_array(&mut self) {}
+    fn item(&mut self, _: &mut ()) {}
+    fn push(&mut self, _: &mut (), _: ()) {}
+    fn array(&mut self, _: ()) {}
+}
+
+/// Avro's JSON convention for bytes: one code point per byte.
+fn latin1_text(b: &[u8]) -> String {
+    b.iter().map(|&byte| char::from(byte)).collect()
 }
 
 struct Json;
@@ -634,44 +662,114 @@ impl Build for Json {
     type V = Value;
     type Rec = Map<String, Value>;
     type Arr = Vec<Value>;
-    type Map = Map<String, Value>;
-    fn null() -> Value {
+    fn null(&mut self) -> Value {
         Value::Null
     }
-    fn boolean(b: bool) -> Value {
+    fn boolean(&mut self, b: bool) -> Value {
         Value::Bool(b)
     }
-    fn long(n: i64) -> Value {
+    fn long(&mut self, n: i64) -> Value {
         Value::Number(n.into())
     }
-    fn double(n: f64) -> Value {
+    fn double(&mut self, n: f64) -> Value {
         // JSON has no NaN or infinity; they become null.
         Number::from_f64(n).map_or(Value::Null, Value::Number)
     }
-    fn string(s: &str) -> Value {
+    fn string(&mut self, s: &str) -> Value {
         Value::String(s.to_owned())
     }
-    fn bytes(b: &[u8]) -> Value {
-        // Avro's JSON convention for bytes: one code point per byte.
-        Value::String(b.iter().map(|&byte| char::from(byte)).collect())
+    fn bytes(&mut self, b: &[u8]) -> Value {
+        Value::String(latin1_text(b))
     }
-    fn field(rec: &mut Self::Rec, name: &str, v: Value) {
+    fn begin_record(&mut self) -> Self::Rec {
+        Map::new()
+    }
+    fn key(&mut self, _: &mut Self::Rec, _: &str) {}
+    fn field(&mut self, rec: &mut Self::Rec, name: &str, v: Value) {
         rec.insert(name.to_owned(), v);
     }
-    fn record(rec: Self::Rec) -> Value {
+    fn record(&mut self, rec: Self::Rec) -> Value {
         Value::Object(rec)
     }
-    fn push(arr: &mut Self::Arr, v: Value) {
+    fn begin_array(&mut self) -> Self::Arr {
+        Vec::new()
+    }
+    fn item(&mut self, _: &mut Self::Arr) {}
+    fn push(&mut self, arr: &mut Self::Arr, v: Value) {
         arr.push(v);
     }
-    fn array(arr: Self::Arr) -> Value {
+    fn array(&mut self, arr: Self::Arr) -> Value {
         Value::Array(arr)
     }
-    fn entry(map: &mut Self::Map, key: &str, v: Value) {
-        map.insert(key.to_owned(), v);
+}
+
+/// Compact JSON text appended to a buffer; `Rec` and `Arr` say whether a member was written yet.
+struct JsonText<'a>(&'a mut Vec<u8>);
+
+impl JsonText<'_> {
+    fn quoted(&mut self, s: &str) {
+        // Writing into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *self.0, s);
     }
-    fn map(map: Self::Map) -> Value {
-        Value::Object(map)
+
+    fn separator(&mut self, first: &mut bool) {
+        if !std::mem::take(first) {
+            self.0.push(b',');
+        }
+    }
+}
+
+impl Build for JsonText<'_> {
+    type V = ();
+    type Rec = bool;
+    type Arr = bool;
+    fn null(&mut self) {
+        self.0.extend_from_slice(b"null");
+    }
+    fn boolean(&mut self, b: bool) {
+        self.0.extend_from_slice(if b { b"true" } else { b"false" });
+    }
+    fn long(&mut self, n: i64) {
+        let _ = serde_json::to_writer(&mut *self.0, &n);
+    }
+    fn double(&mut self, n: f64) {
+        // As the tree: NaN and infinity become null.
+        match Number::from_f64(n) {
+            Some(number) => {
+                let _ = serde_json::to_writer(&mut *self.0, &number);
+            }
+            None => self.null(),
+        }
+    }
+    fn string(&mut self, s: &str) {
+        self.quoted(s);
+    }
+    fn bytes(&mut self, b: &[u8]) {
+        self.quoted(&latin1_text(b));
+    }
+    fn begin_record(&mut self) -> bool {
+        self.0.push(b'{');
+        true
+    }
+    fn key(&mut self, first: &mut bool, name: &str) {
+        self.separator(first);
+        self.quoted(name);
+        self.0.push(b':');
+    }
+    fn field(&mut self, _: &mut bool, _: &str, _: ()) {}
+    fn record(&mut self, _: bool) {
+        self.0.push(b'}');
+    }
+    fn begin_array(&mut self) -> bool {
+        self.0.push(b'[');
+        true
+    }
+    fn item(&mut self, first: &mut bool) {
+        self.separator(first);
+    }
+    fn push(&mut self, _: &mut bool, _: ()) {}
+    fn array(&mut self, _: bool) {
+        self.0.push(b']');
     }
 }
 
@@ -855,6 +953,31 @@ mod tests {
         schema.encode_json(&value, &mut bytes).unwrap();
         schema.validate(&bytes).unwrap();
         assert_eq!(schema.to_json(&bytes).unwrap(), value);
+    }
+
+    #[test]
+    fn json_text_is_the_json_value_written() {
+        let schema = compiled(ANSWERS);
+        for value in [
+            json!({"n": -7, "tags": ["a", "b\"\n"], "note": "hi", "kind": "Y",
+                   "a": {"q1": {"text": "h\u{e9}llo"}, "q2": {"number": 2.5}, "q3": null}}),
+            json!({"n": 0, "a": {}, "kind": "X"}),
+        ] {
+            let mut bytes = Vec::new();
+            schema.encode_json(&value, &mut bytes).unwrap();
+            let mut text = Vec::new();
+            schema.write_json(&bytes, &mut text).unwrap();
+            let written: Value = serde_json::from_slice(&text).unwrap();
+            assert_eq!(written, schema.to_json(&bytes).unwrap());
+            assert!(
+                !text.contains(&b' '),
+                "compact: {}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+        let mut text = Vec::new();
+        let error = schema.write_json(&[0x80], &mut text).unwrap_err();
+        assert_eq!(error, schema.to_json(&[0x80]).unwrap_err());
     }
 
     #[test]

@@ -68,6 +68,32 @@ pub fn to_json(event_type: EventType, content_type: ContentType, value: &[u8]) -
     }
 }
 
+/// Like [`to_json`], but appends the bare-JSON form to `out` as compact JSON text without building a
+/// tree: an Avro value is written as it is read; a JSON value is checked as [`validate`] does and appended
+/// as it came (trimmed). On an error `out` may hold a partial text.
+pub fn write_json(
+    event_type: EventType,
+    content_type: ContentType,
+    value: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), Rejection> {
+    match content_type {
+        ContentType::Avro => {
+            let (fingerprint, body) = split_single_object(value).map_err(|e| invalid(event_type, e))?;
+            let revision = catalog()
+                .get(event_type)
+                .revision(&fingerprint)
+                .ok_or_else(|| unknown_schema(event_type, &fingerprint))?;
+            revision.write_json(body, out).map_err(|e| invalid(event_type, e))
+        }
+        ContentType::Json => {
+            validate(event_type.as_str(), content_type, Some(value))?;
+            out.extend_from_slice(value.trim_ascii());
+            Ok(())
+        }
+    }
+}
+
 /// Decodes a typed event from either content type.
 pub fn decode<E: CoreEvent>(content_type: ContentType, value: &[u8]) -> Result<E, Rejection> {
     let json = to_json(E::TYPE, content_type, value)?;
@@ -171,6 +197,35 @@ mod tests {
                 Some(EventType::ResponseSubmitted)
             );
             assert_eq!(decode::<ResponseSubmitted>(content_type, &bytes).unwrap(), event);
+        }
+    }
+
+    #[test]
+    fn written_json_is_the_decoded_json_in_both_content_types() {
+        let event = response();
+        for content_type in [ContentType::Avro, ContentType::Json] {
+            let bytes = encode(&event, content_type).unwrap();
+            let mut text = Vec::new();
+            write_json(EventType::ResponseSubmitted, content_type, &bytes, &mut text).unwrap();
+            assert_eq!(
+                serde_json::from_slice::<Value>(&text).unwrap(),
+                to_json(EventType::ResponseSubmitted, content_type, &bytes).unwrap(),
+                "{content_type:?}"
+            );
+            let broken = &bytes[..bytes.len() - 1];
+            assert_eq!(
+                write_json(
+                    EventType::ResponseSubmitted,
+                    content_type,
+                    broken,
+                    &mut Vec::new()
+                )
+                .unwrap_err()
+                .reason,
+                to_json(EventType::ResponseSubmitted, content_type, broken)
+                    .unwrap_err()
+                    .reason
+            );
         }
     }
 

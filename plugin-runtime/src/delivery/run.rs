@@ -31,7 +31,7 @@ use crate::delivery::schedule::{Item, LaneId, Limits, Scheduler, Start};
 use crate::delivery::worker::{CallForm, Completion, Routed, Signal, Worker};
 use crate::event;
 use crate::metrics::Metrics;
-use crate::plugin::Plugin;
+use crate::plugin::{Decoding, Plugin};
 
 /// Tells the loop about revoked partitions and exports librdkafka's lag statistics.
 pub struct WorkerContext {
@@ -89,7 +89,7 @@ impl ConsumerContext for WorkerContext {
     }
 }
 
-fn routed(message: &rdkafka::message::BorrowedMessage<'_>) -> Routed {
+fn routed(message: &rdkafka::message::BorrowedMessage<'_>, decoding: Decoding) -> Routed {
     let headers: Vec<(String, Option<Vec<u8>>)> = message
         .headers()
         .map(|h| {
@@ -110,6 +110,7 @@ fn routed(message: &rdkafka::message::BorrowedMessage<'_>) -> Routed {
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_deref())),
         record.value.as_deref(),
+        decoding,
     );
     Routed {
         source: format!("{}/{}/{}", message.topic(), message.partition(), message.offset()),
@@ -147,6 +148,7 @@ pub async fn consume<P: Plugin>(
     settings: LoopSettings,
 ) {
     let mut scheduler: Scheduler<Box<Routed>> = Scheduler::new(settings.limits);
+    let decoding = worker.plugin.decoding();
     let mut tasks: JoinSet<Ended> = JoinSet::new();
     // What calls say while they run: a batch's events done while it retries others (their lanes go on), and
     // "slow down" answers (the team's pace changes at once).
@@ -211,7 +213,7 @@ pub async fn consume<P: Plugin>(
             .next_due(Instant::now())
             .map(|due| due.max(Instant::now() + Duration::from_millis(1)));
         worker.metrics.buffered.set(scheduler.buffered() as i64);
-        let should_pause = scheduler.is_full() || *outage.borrow();
+        let should_pause = *outage.borrow() || scheduler.holds_too_many(paused);
         if should_pause != paused {
             set_paused(&consumer, should_pause);
             paused = should_pause;
@@ -245,11 +247,11 @@ pub async fn consume<P: Plugin>(
             },
             message = consumer.recv() => match message {
                 Ok(message) => {
-                    let routed = routed(&message);
+                    let routed = routed(&message, decoding);
                     let (team, lane) = match &routed.decoded {
                         Ok(decoded) => (
                             decoded.meta.team_id.clone(),
-                            lanes::lane(&settings.ordering, &decoded.meta, &decoded.data),
+                            lanes::lane(&settings.ordering, &decoded.meta, decoded.ids()),
                         ),
                         // It does not decode: dead-lettered at once, without a team.
                         Err(_) => (String::new(), LaneId::Team),

@@ -487,6 +487,13 @@ impl<T> Scheduler<T> {
         self.buffered >= self.limits.max_buffered
     }
 
+    /// Whether reading should stay paused (or pause) for memory: when full, and once `paused` until half
+    /// of `max_buffered` is held. Resuming at once would pause again within the next fetched batch, and each
+    /// pause costs the events librdkafka fetched ahead.
+    pub fn holds_too_many(&self, paused: bool) -> bool {
+        self.is_full() || (paused && self.buffered * 2 > self.limits.max_buffered)
+    }
+
     /// The partitions to pause so that one busy partition cannot fill the whole buffer and stop the others,
     /// in order. Only once half of `max_buffered` is held: below that every partition reads freely (a pause
     /// costs the events librdkafka fetched ahead for the partition, and a new fetch when it resumes). Then a
@@ -889,6 +896,22 @@ mod tests {
         );
         s.revoke(&[0]);
         assert!(s.crowded_partitions(&[0]).is_empty());
+    }
+
+    #[test]
+    fn a_full_buffer_pauses_reading_until_half_of_it_is_done() {
+        let mut s = scheduler(2, 4);
+        let now = Instant::now();
+        for offset in 0..4 {
+            s.push(0, offset, "acme", key(&format!("r{offset}")), "e", now);
+        }
+        assert!(s.holds_too_many(false));
+        let _ = starts(&mut s);
+        done(&mut s, "acme", 0);
+        assert!(s.holds_too_many(true), "3 of 4 held: stays paused");
+        assert!(!s.holds_too_many(false));
+        done(&mut s, "acme", 1);
+        assert!(!s.holds_too_many(true), "half held: reading resumes");
     }
 
     #[test]

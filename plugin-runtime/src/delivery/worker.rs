@@ -244,7 +244,13 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                 decoded,
             } = routed;
             match decoded {
-                Ok(Decoded { meta, data, event }) => {
+                Ok(Decoded {
+                    meta,
+                    data,
+                    data_json,
+                    event,
+                    ..
+                }) => {
                     timestamp = timestamp.max(time);
                     pending.push(Slot {
                         at,
@@ -253,6 +259,7 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                         ctx: Context {
                             meta,
                             data,
+                            data_json,
                             attempt: 0,
                         },
                         event,
@@ -744,11 +751,7 @@ mod tests {
             source: "plugin.echo.events/0/7".into(),
             timestamp: None,
             decoded: if decoded {
-                Ok(Decoded {
-                    meta,
-                    data: json!({}),
-                    event: Event::Other(json!({})),
-                })
+                Ok(Decoded::tree(meta, json!({}), Event::Other(json!({}))))
             } else {
                 Err("the value is not JSON".into())
             },

@@ -2,7 +2,8 @@
 //! fingerprint), the rest is the Avro body after `0xC3 0x01 <fingerprint>`. A second pass feeds the
 //! raw input as the whole value, marker and fingerprint included.
 //!
-//! Invariants: validation (which builds nothing) and decoding to JSON agree, with the same reason; a
+//! Invariants: validation (which builds nothing), decoding to JSON and writing JSON text agree, with the
+//! same reason, and the text parses to the decoded value; a
 //! decoded value re-encodes with the current schema to bytes that decode and re-encode to themselves;
 //! a value that decodes into the typed event encodes again.
 
@@ -47,6 +48,12 @@ fn check(event_type: EventType, value: &[u8]) {
             assert!(matches!(a.reason, Reason::InvalidPayload | Reason::UnknownSchema));
         }
         _ => panic!("validate and to_json disagree: {validated:?} / {decoded:?}"),
+    }
+    let mut text = Vec::new();
+    match (payload::write_json(event_type, ContentType::Avro, value, &mut text), &decoded) {
+        (Ok(()), Ok(json)) => assert_eq!(&serde_json::from_slice::<Value>(&text).unwrap(), json),
+        (Err(a), Err(b)) => assert_eq!(a.reason, b.reason),
+        (written, _) => panic!("write_json and to_json disagree: {written:?} / {decoded:?}"),
     }
     let Ok(json) = decoded else {
         return;
