@@ -65,6 +65,9 @@
 //! Without wrk (`apt-get install wrk`) the bridge's rate is still measured; the ratio is `null`. A scenario
 //! left out has `null` figures in `runtime.json`.
 
+// The summary is one `json!` literal, deeper than the macro's default recursion allows.
+#![recursion_limit = "256"]
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -97,6 +100,10 @@ const BRIDGE_TARGET: f64 = 0.7;
 const KEY_PARALLEL_TARGET: f64 = 0.8;
 const HOT_TEAM_TARGET: f64 = 0.8;
 const FAIRNESS_TARGET: f64 = 1.5;
+/// At most: the bridge's CPU microseconds per event, unbatched (issue 15).
+const BRIDGE_CPU_TARGET: f64 = 40.0;
+/// At least: bridge events/s in batches of [`BRIDGE_BATCH_EVENTS`] ÷ wrk requests/s (issue 15).
+const BRIDGE_BATCHED_TARGET: f64 = 1.0;
 
 type Error = String;
 
@@ -490,6 +497,8 @@ struct ServiceKind {
     check_order: bool,
     /// Keep when each event first arrived (for latencies).
     arrivals: bool,
+    /// The manifest's `batch.max_events` (`max_wait_ms` 20); `None` leaves `batch` out.
+    batch: Option<u32>,
 }
 
 impl ServiceKind {
@@ -499,8 +508,15 @@ impl ServiceKind {
         ordering: None,
         check_order: false,
         arrivals: false,
+        batch: None,
     };
 }
+
+/// `max_events` of the batched bridge run.
+const BRIDGE_BATCH_EVENTS: u32 = 50;
+/// Teams of the batched bridge run: a batch holds one team's events of one partition, so with the
+/// unbatched run's 1,000 teams (50 events each, interleaved) calls held 2.6 events on average.
+const BRIDGE_BATCH_TEAMS: usize = 10;
 
 struct Service {
     served: Served,
@@ -573,6 +589,9 @@ fn start_service(
                               "events": ["response.submitted"], "actions": []});
     if let Some(ordering) = kind.ordering {
         manifest["ordering"] = json!(ordering);
+    }
+    if let Some(max_events) = kind.batch {
+        manifest["batch"] = json!({"max_events": max_events, "max_wait_ms": 20});
     }
     let service = Arc::new(Service {
         served: Served::new(kind),
@@ -1204,6 +1223,8 @@ fn round(value: f64, digits: i32) -> f64 {
 /// Scenario 1: the bridge to a no-op service, then wrk sending the bridge's request.
 struct BridgeRun {
     delivery: Delivery,
+    /// The same events to the same no-op service with `batch.max_events` [`BRIDGE_BATCH_EVENTS`].
+    batched: Delivery,
     wrk: Option<Wrk>,
     /// Why there is no wrk figure.
     wrk_error: Option<String>,
@@ -1265,14 +1286,51 @@ fn run_bridge(runtime: &Runtime, services: &Runtime, config: &BenchConfig) -> Re
         None
     };
     delete_topics(&config.bootstrap, &topics);
+    println!(
+        "bridge: {} events of {BRIDGE_BATCH_TEAMS} teams in batches of {BRIDGE_BATCH_EVENTS} ...",
+        config.bridge_events
+    );
+    let topics = Topics::new("bench-noop-batch");
+    create_topics(&config.bootstrap, &topics, config.partitions)?;
+    produce(
+        &config.bootstrap,
+        &topics.events,
+        BRIDGE_BATCH_TEAMS,
+        config.bridge_events,
+    )?;
+    let kind = ServiceKind {
+        batch: Some(BRIDGE_BATCH_EVENTS),
+        ..ServiceKind::NO_OP
+    };
+    let (url, noop) = start_service(services, "bench-noop-batch", kind)?;
+    let batched = deliver(
+        runtime,
+        config,
+        &topics,
+        &url,
+        &noop,
+        config.bridge_events as u64,
+        Duration::from_secs(120 + config.bridge_events as u64 / 100),
+    )?;
+    delete_topics(&config.bootstrap, &topics);
     Ok(BridgeRun {
         ratio: wrk.as_ref().map(|w| delivery.events_per_s / w.requests_per_s),
         delivery,
+        batched,
         wrk,
         wrk_error,
         record_bytes,
         body_bytes,
     })
+}
+
+impl BridgeRun {
+    /// Batched bridge events/s ÷ wrk requests/s.
+    fn batched_ratio(&self) -> Option<f64> {
+        self.wrk
+            .as_ref()
+            .map(|w| self.batched.events_per_s / w.requests_per_s)
+    }
 }
 
 /// Scenario 2: many teams, one call at a time each, to a slow service.
@@ -1391,6 +1449,7 @@ fn hot_team_delivery(
         // Only one lane per team promises one call at a time in the produced order.
         check_order: ordering == "team",
         arrivals: false,
+        batch: None,
     };
     let (url, service) = start_service(services, &topics.plugin, kind)?;
     let run = deliver(
@@ -1570,6 +1629,7 @@ fn fairness_window(
         ordering: Some("response"),
         check_order: false,
         arrivals: true,
+        batch: None,
     };
     let (url, service) = start_service(services, &topics.plugin, kind)?;
     let producer = producer(&config.bootstrap)?;
@@ -1773,9 +1833,14 @@ fn summary_json(
     let ratio = bridge.and_then(|b| b.ratio);
     let wrk = bridge.and_then(|b| b.wrk.as_ref());
     let fairness_ratio = fairness.and_then(|f| f.ratio);
+    let cpu = bridge.and_then(|b| b.delivery.bridge_cpu_us);
+    let batched_ratio = bridge.and_then(BridgeRun::batched_ratio);
     json!({
         "bridge_vs_wrk": ratio.map(|r| round(r, 3)),
         "bridge_events_per_s": bridge.map(|b| round(b.delivery.events_per_s, 1)),
+        "bridge_cpu_us_per_event": cpu.map(|v| round(v, 1)),
+        "bridge_batched_vs_wrk": batched_ratio.map(|r| round(r, 3)),
+        "bridge_batched_events_per_s": bridge.map(|b| round(b.batched.events_per_s, 1)),
         "wrk_requests_per_s": wrk.map(|w| round(w.requests_per_s, 1)),
         "wrk_connections": config.max_in_flight,
         "key_parallel_efficiency": key_parallel.map(|k| round(k.efficiency, 3)),
@@ -1796,12 +1861,16 @@ fn summary_json(
         "order_violations": key_parallel.map(|k| k.run.served.violations + k.run.served.overlaps),
         "targets": {
             "bridge_vs_wrk": BRIDGE_TARGET,
+            "bridge_cpu_us_per_event": BRIDGE_CPU_TARGET,
+            "bridge_batched_vs_wrk": BRIDGE_BATCHED_TARGET,
             "key_parallel_efficiency": KEY_PARALLEL_TARGET,
             "hot_team_efficiency": HOT_TEAM_TARGET,
             "fairness_p99_ratio": FAIRNESS_TARGET,
         },
         "met": {
             "bridge_vs_wrk": ratio.map(|r| r >= BRIDGE_TARGET),
+            "bridge_cpu_us_per_event": cpu.map(|v| v <= BRIDGE_CPU_TARGET),
+            "bridge_batched_vs_wrk": batched_ratio.map(|r| r >= BRIDGE_BATCHED_TARGET),
             "key_parallel_efficiency": key_parallel.map(|k| k.efficiency >= KEY_PARALLEL_TARGET),
             "hot_team_efficiency": hot_team.map(|h| h.efficiency >= HOT_TEAM_TARGET),
             "fairness_p99_ratio": fairness_ratio.map(|r| r <= FAIRNESS_TARGET),
@@ -1810,6 +1879,10 @@ fn summary_json(
             "teams": config.bridge_teams,
             "record_bytes": b.record_bytes,
             "request_body_bytes": b.body_bytes,
+            "batched": extended(delivery_json(&b.batched), json!({
+                "max_events": BRIDGE_BATCH_EVENTS,
+                "teams": BRIDGE_BATCH_TEAMS,
+            })),
         }))),
         "wrk_error": bridge.and_then(|b| b.wrk_error.clone()),
         "wrk": wrk.map(|w| json!({
@@ -1912,6 +1985,33 @@ fn print_bridge(config: &BenchConfig, run: &BridgeRun) {
         _ => println!("| wrk | not available: no ratio |"),
     }
     outcomes_row("Bridge run", bridge);
+    if let Some(cpu) = bridge.bridge_cpu_us {
+        println!(
+            "| **bridge CPU per event** (target <= {BRIDGE_CPU_TARGET} µs) | **{cpu:.1} µs** ({}) |",
+            verdict(cpu <= BRIDGE_CPU_TARGET)
+        );
+    }
+    let batched = &run.batched;
+    println!(
+        "| Bridge, batches of {BRIDGE_BATCH_EVENTS} (max_wait_ms 20): {} events of {BRIDGE_BATCH_TEAMS} teams | {:.0} events/s ({:.2} s), {} calls |",
+        batched.events, batched.events_per_s, batched.seconds, batched.served.requests
+    );
+    println!(
+        "| Batched run, CPU per event: bridge / service (per event) | {} / {} |",
+        micros(batched.bridge_cpu_us),
+        micros(
+            batched
+                .service_cpu_us
+                .map(|us| us * batched.served.requests as f64 / batched.events as f64)
+        )
+    );
+    if let Some(ratio) = run.batched_ratio() {
+        println!(
+            "| **batched bridge events/s / wrk requests/s** (target >= {BRIDGE_BATCHED_TARGET}) | **{ratio:.3}** ({}) |",
+            verdict(ratio >= BRIDGE_BATCHED_TARGET)
+        );
+    }
+    outcomes_row("Batched run", batched);
 }
 
 fn print_key_parallel(config: &BenchConfig, run: &KeyParallel) {

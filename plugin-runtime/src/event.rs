@@ -3,9 +3,11 @@
 //! text alone). The router validated the record already; one that still does not decode (written around
 //! the router, or by a newer contract) is dead-lettered as `invalid_event` rather than retried.
 
-use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
 use serde_json::Value;
-use serde_json::value::RawValue;
 use switchyard_schemas::catalog::EventType;
 use switchyard_schemas::envelope::{self, ContentType};
 use switchyard_schemas::payload;
@@ -19,12 +21,10 @@ pub struct Decoded {
     pub meta: EventMeta,
     /// The data as JSON (`null` for [`Decoding::JsonText`]).
     pub data: Value,
-    /// The data as JSON text ([`Decoding::JsonText`] only).
-    pub data_json: Option<Box<RawValue>>,
+    /// The data as compact JSON text ([`Decoding::JsonText`] only).
+    pub data_json: Option<String>,
     /// The typed event (`Event::Other(null)` for [`Decoding::JsonText`]).
     pub event: Event,
-    /// For [`Decoding::JsonText`]: the ids lanes are keyed by, as a small tree (see [`Decoded::ids`]).
-    ids: Option<Value>,
 }
 
 impl Decoded {
@@ -35,14 +35,20 @@ impl Decoded {
             data,
             data_json: None,
             event,
-            ids: None,
         }
     }
 
     /// The data's ids that lanes are keyed by (`/response/id`, `/response/form_id`, `/form/id`): the data
-    /// itself, or for [`Decoding::JsonText`] a tree of these ids alone.
-    pub fn ids(&self) -> &Value {
-        self.ids.as_ref().unwrap_or(&self.data)
+    /// itself, or for [`Decoding::JsonText`] a tree of these ids alone, parsed from the text.
+    pub fn ids(&self) -> Cow<'_, Value> {
+        match &self.data_json {
+            None => Cow::Borrowed(&self.data),
+            Some(text) => Cow::Owned(
+                serde_json::from_str::<Ids>(text)
+                    .map(Ids::into_tree)
+                    .unwrap_or(Value::Null),
+            ),
+        }
     }
 }
 
@@ -70,20 +76,19 @@ pub fn decode<'a>(
             (Some(known), content_type) => {
                 payload::write_json(known, content_type, value, &mut text).map_err(|r| r.to_string())?
             }
-            (None, ContentType::Json) => text.extend_from_slice(value.trim_ascii()),
+            (None, ContentType::Json) => {
+                serde_json::from_slice::<IgnoredAny>(value)
+                    .map_err(|e| format!("the value is not JSON: {e}"))?;
+                text.extend_from_slice(value.trim_ascii());
+            }
             (None, ContentType::Avro) => text.extend_from_slice(b"null"),
         }
         let text = String::from_utf8(text).map_err(|e| format!("the data is not UTF-8: {e}"))?;
-        let data_json = RawValue::from_string(text).map_err(|e| format!("the value is not JSON: {e}"))?;
-        let ids = serde_json::from_str::<Ids>(data_json.get())
-            .map(Ids::into_tree)
-            .unwrap_or(Value::Null);
         return Ok(Decoded {
             meta,
             data: Value::Null,
-            data_json: Some(data_json),
+            data_json: Some(text),
             event: Event::Other(Value::Null),
-            ids: Some(ids),
         });
     }
     let Some(known) = known else {
@@ -136,64 +141,40 @@ impl Ids {
     }
 }
 
-/// The data of a `/execute` body: the JSON tree, or the text as it was written.
-#[derive(Debug, Serialize)]
-#[serde(untagged)]
-enum Data<'a> {
-    Tree(&'a Value),
-    Text(&'a RawValue),
-}
-
-/// The event as CloudEvents structured JSON with the data decoded, serialized straight from the event
-/// without building a JSON tree: the body of `POST {url}/execute`. Its fields are in the order of the
-/// keys of [`structured`]'s object, so both serialize to the same bytes.
-#[derive(Debug, Serialize)]
-pub struct Structured<'a> {
-    data: Data<'a>,
-    datacontenttype: &'static str,
-    id: &'a str,
-    source: &'a str,
-    specversion: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subject: Option<&'a str>,
-    teamid: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    time: Option<&'a str>,
-    #[serde(rename = "type")]
-    event_type: &'a str,
-}
-
-impl<'a> Structured<'a> {
-    /// The body for an event: its attributes and its data, the text when there is one, else the tree.
-    pub fn of(ctx: &'a Context) -> Self {
-        let data = match &ctx.data_json {
-            Some(text) => Data::Text(text),
-            None => Data::Tree(&ctx.data),
-        };
-        Self::with(&ctx.meta, data)
-    }
-
-    /// The body for `meta` and the JSON tree `data`.
-    pub fn new(meta: &'a EventMeta, data: &'a Value) -> Self {
-        Self::with(meta, Data::Tree(data))
-    }
-
-    fn with(meta: &'a EventMeta, data: Data<'a>) -> Self {
-        Self {
-            data,
-            datacontenttype: "application/json",
-            id: &meta.id,
-            source: &meta.source,
-            specversion: "1.0",
-            subject: meta.subject.as_deref(),
-            teamid: &meta.team_id,
-            time: meta.time.as_deref(),
-            event_type: &meta.event_type,
+/// Appends the event as CloudEvents structured JSON with the data decoded (the body of `POST
+/// {url}/execute`) to `out`, compact, the attributes in the order of [`structured`]'s sorted keys. The data
+/// is copied as text when the context has it ([`Decoding::JsonText`]), else serialized from the tree.
+pub fn write_structured(ctx: &Context, out: &mut Vec<u8>) {
+    let meta = &ctx.meta;
+    // Writing into a Vec cannot fail.
+    let string = |out: &mut Vec<u8>, name: &str, value: &str| {
+        out.extend_from_slice(name.as_bytes());
+        let _ = serde_json::to_writer(&mut *out, value);
+    };
+    out.extend_from_slice(b"{\"data\":");
+    match &ctx.data_json {
+        Some(text) => out.extend_from_slice(text.as_bytes()),
+        None => {
+            let _ = serde_json::to_writer(&mut *out, &ctx.data);
         }
     }
+    out.extend_from_slice(b",\"datacontenttype\":\"application/json\"");
+    string(out, ",\"id\":", &meta.id);
+    string(out, ",\"source\":", &meta.source);
+    out.extend_from_slice(b",\"specversion\":\"1.0\"");
+    if let Some(subject) = &meta.subject {
+        string(out, ",\"subject\":", subject);
+    }
+    string(out, ",\"teamid\":", &meta.team_id);
+    if let Some(time) = &meta.time {
+        string(out, ",\"time\":", time);
+    }
+    string(out, ",\"type\":", &meta.event_type);
+    out.push(b'}');
 }
 
-/// The event as CloudEvents structured JSON with the data decoded, as a JSON value (see [`Structured`]).
+/// The event as CloudEvents structured JSON with the data decoded, as a JSON value (see
+/// [`write_structured`]).
 pub fn structured(meta: &EventMeta, data: &Value) -> Value {
     let mut event = serde_json::json!({
         "specversion": "1.0",
@@ -232,7 +213,7 @@ mod tests {
             let (typed, text) = (decode_as(Decoding::Typed), decode_as(Decoding::JsonText));
             assert_eq!(text.data, Value::Null);
             assert_eq!(text.event, Event::Other(Value::Null));
-            let written: Value = serde_json::from_str(text.data_json.as_ref().unwrap().get()).unwrap();
+            let written: Value = serde_json::from_str(text.data_json.as_deref().unwrap()).unwrap();
             assert_eq!(written, typed.data, "{content_type:?}");
             for pointer in ["/response/id", "/response/form_id"] {
                 assert_eq!(text.ids().pointer(pointer), typed.ids().pointer(pointer));
@@ -244,7 +225,9 @@ mod tests {
                     data_json: decoded.data_json,
                     attempt: 1,
                 };
-                serde_json::from_slice::<Value>(&serde_json::to_vec(&Structured::of(&ctx)).unwrap()).unwrap()
+                let mut body = Vec::new();
+                write_structured(&ctx, &mut body);
+                serde_json::from_slice::<Value>(&body).unwrap()
             };
             assert_eq!(body(text), body(typed));
         }
@@ -276,9 +259,26 @@ mod tests {
             team_id: "acme".into(),
         };
         for _ in 0..2 {
+            let expected = serde_json::to_vec(&structured(&meta, &data)).unwrap();
+            let mut ctx = Context {
+                meta: meta.clone(),
+                data: data.clone(),
+                data_json: None,
+                attempt: 1,
+            };
+            let mut written = Vec::new();
+            write_structured(&ctx, &mut written);
             assert_eq!(
-                serde_json::to_vec(&Structured::new(&meta, &data)).unwrap(),
-                serde_json::to_vec(&structured(&meta, &data)).unwrap()
+                String::from_utf8_lossy(&written),
+                String::from_utf8_lossy(&expected)
+            );
+            // The same bytes from the data's text.
+            (ctx.data, ctx.data_json) = (Value::Null, Some(serde_json::to_string(&data).unwrap()));
+            written.clear();
+            write_structured(&ctx, &mut written);
+            assert_eq!(
+                String::from_utf8_lossy(&written),
+                String::from_utf8_lossy(&expected)
             );
             (meta.time, meta.subject) = (None, None);
         }

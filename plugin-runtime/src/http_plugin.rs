@@ -26,7 +26,7 @@
 use std::sync::RwLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use switchyard_schemas::control::PluginManifest;
@@ -34,7 +34,7 @@ use switchyard_schemas::webhook::{SigningSecret, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
 use switchyard_service::egress::{EgressError, EgressPolicy, egress_error, read_capped};
 use thiserror::Error;
 
-use crate::event::Structured;
+use crate::event::write_structured;
 use crate::plugin::{BatchItem, Context, Decoding, Event, Outcome, Plugin, PluginError, PluginResult};
 
 /// Header: the team an `/execute` or `/initialize` call is for.
@@ -183,13 +183,12 @@ impl HttpPlugin {
         team: &str,
         attempt: Option<u32>,
         content_type: &'static str,
-        body: &impl Serialize,
+        body: Vec<u8>,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), String> {
         let url = self
             .policy
             .check_url(&format!("{}{path}", self.base))
             .map_err(|e| e.to_string())?;
-        let body = serde_json::to_vec(body).map_err(|e| e.to_string())?;
         let mut request = self
             .client
             .post(url)
@@ -372,9 +371,11 @@ impl Plugin for HttpPlugin {
 
     async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
         let id = format!("init_{}", uuid::Uuid::now_v7().simple());
-        let body = json!({"team_id": team, "config": config});
+        let body = json!({"team_id": team, "config": config})
+            .to_string()
+            .into_bytes();
         match self
-            .post("/initialize", &id, team, None, "application/json", &body)
+            .post("/initialize", &id, team, None, "application/json", body)
             .await
         {
             Ok((200..=299, _, _)) => Ok(()),
@@ -394,7 +395,15 @@ impl Plugin for HttpPlugin {
             return Vec::new();
         };
         let ids: Vec<&str> = items.iter().map(|item| item.ctx.meta.id.as_str()).collect();
-        let body: Vec<Structured<'_>> = items.iter().map(|item| Structured::of(item.ctx)).collect();
+        let mut body = Vec::with_capacity(items.len() * 2048);
+        body.push(b'[');
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            write_structured(item.ctx, &mut body);
+        }
+        body.push(b']');
         let attempt = items.iter().map(|item| item.ctx.attempt).max();
         let answer = self
             .post(
@@ -403,7 +412,7 @@ impl Plugin for HttpPlugin {
                 &first.ctx.meta.team_id,
                 attempt,
                 BATCH_CONTENT_TYPE,
-                &body,
+                body,
             )
             .await;
         match answer {
@@ -413,7 +422,8 @@ impl Plugin for HttpPlugin {
     }
 
     async fn execute(&self, ctx: &Context, _event: &Event) -> Outcome {
-        let body = Structured::of(ctx);
+        let mut body = Vec::with_capacity(2048);
+        write_structured(ctx, &mut body);
         match self
             .post(
                 "/execute",
@@ -421,7 +431,7 @@ impl Plugin for HttpPlugin {
                 &ctx.meta.team_id,
                 Some(ctx.attempt),
                 "application/json",
-                &body,
+                body,
             )
             .await
         {

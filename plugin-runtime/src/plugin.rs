@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 use switchyard_schemas::control::PluginManifest;
 use switchyard_schemas::events::{FormCreated, FormUpdated, ResponseSubmitted, ResponseUpdated};
 
@@ -60,7 +59,7 @@ pub struct Context {
     /// [`Decoding::JsonText`].
     pub data: Value,
     /// The data as compact JSON text, when the plugin asked for [`Decoding::JsonText`]; else `None`.
-    pub data_json: Option<Box<RawValue>>,
+    pub data_json: Option<String>,
     /// 1 for the first call of this event, then 2, 3, ... on retries.
     pub attempt: u32,
 }

@@ -12,21 +12,27 @@
 //! response is the payload's `response.id`. An event without the key its ordering asks for falls back to the
 //! next coarser lane (response → form → team), never to none.
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 use switchyard_schemas::control::Ordering;
 
 use crate::delivery::schedule::LaneId;
 use crate::plugin::EventMeta;
 
-/// The lane of an event with attributes `meta` and data `data` under `ordering`.
-pub fn lane(ordering: &Ordering, meta: &EventMeta, data: &Value) -> LaneId {
+/// The lane of an event with attributes `meta` under `ordering`; `data` gives the event's data (or its ids),
+/// asked for only by the orderings that read it.
+pub fn lane<'a>(ordering: &Ordering, meta: &EventMeta, data: impl FnOnce() -> Cow<'a, Value>) -> LaneId {
     let key = match ordering {
         Ordering::None => return LaneId::Free,
         Ordering::Team | Ordering::Unknown(_) => None,
-        Ordering::Form => form(meta, data).map(|form| format!("form:{form}")),
-        Ordering::Response => response(meta, data)
-            .map(|response| format!("response:{response}"))
-            .or_else(|| form(meta, data).map(|form| format!("form:{form}"))),
+        Ordering::Form => form(meta, &data()).map(|form| format!("form:{form}")),
+        Ordering::Response => {
+            let data = data();
+            response(meta, &data)
+                .map(|response| format!("response:{response}"))
+                .or_else(|| form(meta, &data).map(|form| format!("form:{form}")))
+        }
     };
     key.map_or(LaneId::Team, LaneId::Key)
 }
@@ -82,11 +88,15 @@ mod tests {
         ];
         for (ordering, of_response, of_form) in cases {
             assert_eq!(
-                lane(&ordering, &submitted, &response),
+                lane(&ordering, &submitted, || Cow::Borrowed(&response)),
                 of_response,
                 "{ordering:?}"
             );
-            assert_eq!(lane(&ordering, &created, &form), of_form, "{ordering:?}");
+            assert_eq!(
+                lane(&ordering, &created, || Cow::Borrowed(&form)),
+                of_form,
+                "{ordering:?}"
+            );
         }
     }
 
@@ -95,16 +105,22 @@ mod tests {
         let no_subject = meta("response.submitted", None);
         let response = json!({"response": {"form_id": "f-1"}});
         assert_eq!(
-            lane(&Ordering::Response, &no_subject, &response),
+            lane(&Ordering::Response, &no_subject, || Cow::Borrowed(&response)),
             key("form:f-1"),
             "no response id: the form of the payload"
         );
         let unknown_type = meta("survey.closed", None);
-        assert_eq!(lane(&Ordering::Response, &unknown_type, &json!({})), LaneId::Team);
-        assert_eq!(lane(&Ordering::Form, &unknown_type, &json!({})), LaneId::Team);
+        assert_eq!(
+            lane(&Ordering::Response, &unknown_type, || Cow::Owned(json!({}))),
+            LaneId::Team
+        );
+        assert_eq!(
+            lane(&Ordering::Form, &unknown_type, || Cow::Owned(json!({}))),
+            LaneId::Team
+        );
         let with_subject = meta("survey.closed", Some("f-7"));
         assert_eq!(
-            lane(&Ordering::Response, &with_subject, &json!({})),
+            lane(&Ordering::Response, &with_subject, || Cow::Owned(json!({}))),
             key("form:f-7")
         );
     }

@@ -124,6 +124,12 @@ fn routed(message: &rdkafka::message::BorrowedMessage<'_>, decoding: Decoding) -
     }
 }
 
+/// How long the buffer may stay full before the consumer is paused. Until then the loop only stops reading:
+/// librdkafka keeps what it fetched ahead (a pause would drop it, and a resume fetch it again, which cost a
+/// plugin's bridge two thirds of its rate in docs/benchmarks-runtime.md), and rebalances wait for the next
+/// read. After it, the paused consumer is read again so that rebalances and the group's liveness are served.
+const FULL_BEFORE_PAUSE: Duration = Duration::from_secs(5);
+
 /// Limits of the loop.
 #[derive(Debug, Clone)]
 pub struct LoopSettings {
@@ -157,8 +163,11 @@ pub async fn consume<P: Plugin>(
     let mut calls: HashMap<task::Id, String> = HashMap::new();
     let mut tick = tokio::time::interval(settings.commit_interval);
     let mut outage = worker.outage.subscribe();
-    // Every partition paused (full buffer, or an outage), or these alone (each holding its share).
+    // Every partition paused (an outage, or a buffer full for long), or these alone (each holding its share).
     let mut paused = false;
+    // Since when the buffer is full: reading stops at once, but librdkafka pauses only after
+    // FULL_BEFORE_PAUSE (see `holding`).
+    let mut full_since: Option<Instant> = None;
     let mut crowded: Vec<i32> = Vec::new();
     let shutdown = worker.shutdown.clone();
     // Per partition: cancelled when it is revoked, so its deliveries stop retrying and writing.
@@ -213,7 +222,14 @@ pub async fn consume<P: Plugin>(
             .next_due(Instant::now())
             .map(|due| due.max(Instant::now() + Duration::from_millis(1)));
         worker.metrics.buffered.set(scheduler.buffered() as i64);
-        let should_pause = *outage.borrow() || scheduler.holds_too_many(paused);
+        let now = Instant::now();
+        full_since = match (full_since, scheduler.holds_too_many(full_since.is_some())) {
+            (_, false) => None,
+            (None, true) => Some(now),
+            (since, true) => since,
+        };
+        let should_pause =
+            *outage.borrow() || full_since.is_some_and(|since| now - since >= FULL_BEFORE_PAUSE);
         if should_pause != paused {
             set_paused(&consumer, should_pause);
             paused = should_pause;
@@ -245,13 +261,14 @@ pub async fn consume<P: Plugin>(
                 Signal::Done((partition, offset)) => scheduler.event_done(partition, offset),
                 Signal::SlowDown(after) => scheduler.slow_down(&team, after, Instant::now()),
             },
-            message = consumer.recv() => match message {
+            // A full buffer stops reading; paused, reading goes on (it serves rebalances and returns nothing).
+            message = consumer.recv(), if paused || full_since.is_none() => match message {
                 Ok(message) => {
                     let routed = routed(&message, decoding);
                     let (team, lane) = match &routed.decoded {
                         Ok(decoded) => (
                             decoded.meta.team_id.clone(),
-                            lanes::lane(&settings.ordering, &decoded.meta, decoded.ids()),
+                            lanes::lane(&settings.ordering, &decoded.meta, || decoded.ids()),
                         ),
                         // It does not decode: dead-lettered at once, without a team.
                         Err(_) => (String::new(), LaneId::Team),
