@@ -47,7 +47,8 @@
 //! row and answers with the `updatedRange` (`'Responses'!A5:H5`); a read returns values as Google
 //! formats them (numbers as strings) with empty trailing rows and cells trimmed.
 //! [`FakeSheets::grid`] shows the stored cells for assertions, [`FakeSheets::api_calls`] and
-//! [`FakeSheets::method_calls`] count the calls, and [`FakeSheets::fail_next_api_calls`] /
+//! [`FakeSheets::method_calls`] count the calls, [`FakeSheets::quota_refusals`] the calls refused for a
+//! used-up quota, and [`FakeSheets::fail_next_api_calls`] /
 //! [`FakeSheets::fail_next_token_requests`] make the next calls fail (e.g. 503 with `Retry-After`).
 //! [`FakeSheets::set_latency`] delays every API answer (not the token endpoint's), for benchmarks that
 //! need Google's round trip (a `values.append` takes a few hundred milliseconds).
@@ -131,6 +132,8 @@ struct Inner {
     token_failures: FailureSwitch,
     api_calls: u64,
     method_calls: HashMap<ApiMethod, u64>,
+    /// Calls answered 429 because a quota was used up (injected failures not included).
+    quota_refusals: u64,
     /// Project id → the number Google would show for it, assigned as accounts are added.
     project_numbers: HashMap<String, u64>,
     quotas: Quotas,
@@ -188,6 +191,7 @@ impl FakeSheets {
                 token_failures: FailureSwitch::default(),
                 api_calls: 0,
                 method_calls: HashMap::new(),
+                quota_refusals: 0,
                 project_numbers: HashMap::new(),
                 quotas: Quotas::default(),
                 latency: Duration::ZERO,
@@ -352,6 +356,12 @@ impl FakeSheets {
     /// How many calls of `method` arrived (failed ones included).
     pub fn method_calls(&self, method: ApiMethod) -> u64 {
         self.lock().method_calls.get(&method).copied().unwrap_or(0)
+    }
+
+    /// How many calls were answered `429 RESOURCE_EXHAUSTED` because a per-minute quota was used up (the
+    /// failures of [`FakeSheets::fail_next_api_calls`] are not counted).
+    pub fn quota_refusals(&self) -> u64 {
+        self.lock().quota_refusals
     }
 
     /// Revokes every issued token, as if they had expired early.
@@ -841,6 +851,7 @@ fn admit(inner: &mut Inner, headers: &HeaderMap, method: ApiMethod) -> Option<Re
     match inner.quotas.admit(method.kind(), project, &account, now) {
         Ok(()) => None,
         Err(exceeded) => {
+            inner.quota_refusals += 1;
             let body = quota_exceeded_body(exceeded, inner.project_number(project));
             Some((StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response())
         }
