@@ -165,8 +165,8 @@ pub async fn consume<P: Plugin>(
     let mut outage = worker.outage.subscribe();
     // Every partition paused (an outage, or a buffer full for long), or these alone (each holding its share).
     let mut paused = false;
-    // Since when the buffer is full: reading stops at once, but librdkafka pauses only after
-    // FULL_BEFORE_PAUSE (see `holding`).
+    // Since when the buffer is full: reading stops at once, but the consumer pauses only after
+    // FULL_BEFORE_PAUSE.
     let mut full_since: Option<Instant> = None;
     let mut crowded: Vec<i32> = Vec::new();
     let shutdown = worker.shutdown.clone();
@@ -223,11 +223,10 @@ pub async fn consume<P: Plugin>(
             .map(|due| due.max(Instant::now() + Duration::from_millis(1)));
         worker.metrics.buffered.set(scheduler.buffered() as i64);
         let now = Instant::now();
-        full_since = match (full_since, scheduler.holds_too_many(full_since.is_some())) {
-            (_, false) => None,
-            (None, true) => Some(now),
-            (since, true) => since,
-        };
+        // Reading stops while the buffer is full and goes on as soon as it is not; once paused, the consumer
+        // stays paused until half of the buffer is done.
+        let full = scheduler.holds_too_many(paused);
+        full_since = if full { full_since.or(Some(now)) } else { None };
         let should_pause =
             *outage.borrow() || full_since.is_some_and(|since| now - since >= FULL_BEFORE_PAUSE);
         if should_pause != paused {
@@ -262,7 +261,7 @@ pub async fn consume<P: Plugin>(
                 Signal::SlowDown(after) => scheduler.slow_down(&team, after, Instant::now()),
             },
             // A full buffer stops reading; paused, reading goes on (it serves rebalances and returns nothing).
-            message = consumer.recv(), if paused || full_since.is_none() => match message {
+            message = consumer.recv(), if paused || !full => match message {
                 Ok(message) => {
                     let routed = routed(&message, decoding);
                     let (team, lane) = match &routed.decoded {

@@ -208,6 +208,22 @@ pub enum CallForm {
     Batch,
 }
 
+/// Longest wait before calling again after a "slow down" without `Retry-After`. Quotas such as Google's refill
+/// every minute: a retry backoff growing to minutes would leave a refilled quota unused (the team's pace
+/// already keeps further calls back).
+pub const THROTTLED_WAIT_CAP: Duration = Duration::from_secs(8);
+
+/// How long a call waits after its events' `throttles`-th "slow down": the plugin's `Retry-After` when it gave
+/// one, else the retry backoff capped at [`THROTTLED_WAIT_CAP`].
+fn throttled_wait(retry: &RetryPolicy, throttles: u32, after: Option<Duration>) -> Duration {
+    match after {
+        Some(after) => retry.delay(throttles, Some(after), rand::random::<f64>()),
+        None => retry
+            .delay(throttles, None, rand::random::<f64>())
+            .min(THROTTLED_WAIT_CAP),
+    }
+}
+
 impl<P: Plugin, S: OutputSink> Worker<P, S> {
     /// Delivers one event until it is done, or `cancel` (shutdown, or its partition revoked) interrupts.
     pub async fn deliver(&self, routed: Routed, cancel: &CancellationToken) -> Completion {
@@ -336,7 +352,7 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                         self.metrics.events.with_label_values(&["throttled"]).inc();
                         signal(Signal::SlowDown(after));
                         slot.throttles += 1;
-                        delay = delay.max(self.retry.delay(slot.throttles, after, rand::random::<f64>()));
+                        delay = delay.max(throttled_wait(&self.retry, slot.throttles, after));
                         retried.push(slot);
                         continue;
                     }
@@ -638,6 +654,16 @@ mod tests {
     use crate::plugin::{Event, PluginError, PluginResult};
 
     /// Answers with the scripted outcomes in order (then `done`), and remembers the configs it was given.
+    #[test]
+    fn a_throttled_call_waits_at_most_the_cap_unless_told_longer() {
+        let retry = RetryPolicy::default();
+        for throttles in [1, 5, 20] {
+            assert!(throttled_wait(&retry, throttles, None) <= THROTTLED_WAIT_CAP);
+        }
+        let told = Duration::from_secs(30);
+        assert!(throttled_wait(&retry, 1, Some(told)) >= told);
+    }
+
     #[derive(Default)]
     struct Scripted {
         outcomes: Mutex<VecDeque<Outcome>>,
