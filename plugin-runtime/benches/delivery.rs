@@ -83,6 +83,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
+use switchyard_fixtures::bench::{self, env_number, round};
 use switchyard_fixtures::kafka::{self, Producer, Record, TopicSpec};
 use switchyard_fixtures::metrics::Metrics;
 use switchyard_fixtures::net::free_address;
@@ -207,19 +208,9 @@ struct BenchConfig {
     bridge_exe: PathBuf,
 }
 
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, Error> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={text:?} is not a valid number")),
-    }
-}
-
 impl BenchConfig {
     fn from_env(bootstrap: String) -> Result<Self, Error> {
-        let quick = std::env::var("SWITCHYARD_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let quick = bench::quick();
         let pick = |full: usize, small: usize| if quick { small } else { full };
         let max_in_flight: usize = env_number("SWITCHYARD_BENCH_MAX_IN_FLIGHT", 32)?;
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
@@ -250,10 +241,7 @@ impl BenchConfig {
             partitions: env_number("SWITCHYARD_BENCH_PARTITIONS", 6)?,
             wrk: std::env::var("SWITCHYARD_BENCH_WRK").unwrap_or_else(|_| "wrk".to_owned()),
             wrk_threads: env_number("SWITCHYARD_BENCH_WRK_THREADS", cores.min(max_in_flight))?,
-            out: match std::env::var_os("SWITCHYARD_BENCH_OUT") {
-                Some(dir) => PathBuf::from(dir),
-                None => target_dir().join("bench"),
-            },
+            out: bench::out_dir(),
             bridge_exe: std::env::var_os("SWITCHYARD_BENCH_BRIDGE").map_or_else(
                 || PathBuf::from(env!("CARGO_BIN_EXE_switchyard-plugin-bridge")),
                 PathBuf::from,
@@ -314,14 +302,6 @@ impl BenchConfig {
             "wrk_threads": self.wrk_threads,
             "cores": std::thread::available_parallelism().map_or(0, usize::from),
         })
-    }
-}
-
-/// The workspace's target directory: `CARGO_TARGET_DIR` if set, else `target` next to the workspace root.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"),
     }
 }
 
@@ -1214,11 +1194,6 @@ fn run_wrk(config: &BenchConfig, url: &str, service: &Service, seconds: u64) -> 
 
 // ---------------------------------------------------------------------------------------------------------
 // The scenarios
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10_f64.powi(digits);
-    (value * scale).round() / scale
-}
 
 /// Scenario 1: the bridge to a no-op service, then wrk sending the bridge's request.
 struct BridgeRun {

@@ -56,11 +56,12 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use switchyard_fixtures::bench::{self, env_number, round};
 use switchyard_fixtures::kafka::{self, Record, TopicSpec};
 use switchyard_fixtures::metrics::Metrics;
 use switchyard_fixtures::net::free_address;
@@ -151,19 +152,9 @@ struct BenchConfig {
     out: PathBuf,
 }
 
-fn env_number<T: std::str::FromStr>(name: &str, default: T) -> Result<T, Error> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name}={text:?} is not a valid number")),
-    }
-}
-
 impl BenchConfig {
     fn from_env(bootstrap: String) -> Result<Self, Error> {
-        let quick = std::env::var("SWITCHYARD_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
+        let quick = bench::quick();
         let pick = |full: u32, small: u32| if quick { small } else { full };
         let config = Self {
             bootstrap,
@@ -171,10 +162,7 @@ impl BenchConfig {
             warmup_windows: env_number("SWITCHYARD_BENCH_SHEETS_WARMUP_WINDOWS", pick(1, 0))?,
             windows: env_number("SWITCHYARD_BENCH_SHEETS_WINDOWS", pick(2, 1))?,
             latency: Duration::from_millis(env_number("SWITCHYARD_BENCH_SHEETS_LATENCY_MS", 200)?),
-            out: match std::env::var_os("SWITCHYARD_BENCH_OUT") {
-                Some(dir) => PathBuf::from(dir),
-                None => target_dir().join("bench"),
-            },
+            out: bench::out_dir(),
         };
         if config.windows == 0 || config.windows > 20 || config.warmup_windows > 5 {
             return Err(
@@ -182,14 +170,6 @@ impl BenchConfig {
             );
         }
         Ok(config)
-    }
-}
-
-/// The workspace's target directory: `CARGO_TARGET_DIR` if set, else `target` next to the workspace root.
-fn target_dir() -> PathBuf {
-    match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("target"),
     }
 }
 
@@ -368,11 +348,6 @@ fn drain_allowance(remaining: u64, rows_per_s: f64) -> Duration {
         f64::INFINITY
     };
     Duration::from_secs_f64((needed + MINUTE.as_secs_f64()).min(MAX_DRAIN.as_secs_f64()))
-}
-
-fn round(value: f64, digits: i32) -> f64 {
-    let scale = 10f64.powi(digits);
-    (value * scale).round() / scale
 }
 
 // ---------------------------------------------------------------------------------------------------------
