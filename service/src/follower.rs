@@ -40,6 +40,8 @@ const POLL: Duration = Duration::from_millis(100);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a record may take from its producer's timestamp to the broker's log, for "complete as of".
 pub const IN_FLIGHT_ALLOWANCE: Duration = Duration::from_millis(100);
+/// The shortest time between the starts of two "complete as of" rounds.
+const ROUND_INTERVAL: Duration = Duration::from_millis(50);
 
 /// One record of the followed topic.
 #[derive(Clone, Copy)]
@@ -157,6 +159,53 @@ impl CatchUp {
     /// Partition -> next offset to apply.
     pub fn applied(&self) -> &HashMap<i32, i64> {
         &self.next
+    }
+}
+
+/// Rounds of "complete as of": note the time, read the high watermarks, and once every partition is read
+/// up to them, publish that time less [`IN_FLIGHT_ALLOWANCE`]. A round starts at most every
+/// [`ROUND_INTERVAL`] (each reads the marks from the broker), right after the previous one ends; a round
+/// whose marks are already read ends at once. Pure: the caller passes the clocks and the mark reader.
+#[derive(Debug, Default)]
+struct Rounds {
+    /// The running round: the time it vouches for, and the marks to reach.
+    current: Option<(SystemTime, HashMap<i32, i64>)>,
+    last_start: Option<Instant>,
+}
+
+impl Rounds {
+    /// Ends the running round if `catch_up` reached its marks, and starts the next one when due; returns
+    /// the time to publish, if a round ended.
+    fn advance(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        catch_up: &CatchUp,
+        marks: impl FnOnce() -> Option<HashMap<i32, i64>>,
+    ) -> Option<SystemTime> {
+        let mut ended = None;
+        if let Some((as_of, targets)) = &self.current
+            && catch_up.reached(targets)
+        {
+            ended = Some(*as_of);
+            self.current = None;
+        }
+        if self.current.is_none() && self.last_start.is_none_or(|at| now - at >= ROUND_INTERVAL) {
+            self.last_start = Some(now);
+            // The time first: a record written after it may be missed by the marks read next. And a record's
+            // timestamp is its producer's, taken before it reached the broker: one created just before the
+            // marks were read may still be on its way, so the round vouches only for what was created
+            // IN_FLIGHT_ALLOWANCE before.
+            let as_of = wall - IN_FLIGHT_ALLOWANCE;
+            if let Some(targets) = marks() {
+                if catch_up.reached(&targets) {
+                    ended = Some(as_of);
+                } else {
+                    self.current = Some((as_of, targets));
+                }
+            }
+        }
+        ended
     }
 }
 
@@ -448,7 +497,7 @@ impl<'a> Reader<'a> {
         resync: bool,
         deadline: Option<Instant>,
     ) {
-        let mut round: Option<(SystemTime, HashMap<i32, i64>)> = None;
+        let mut rounds = Rounds::default();
         while !stop.is_cancelled() && deadline.is_none_or(|d| Instant::now() < d) {
             match self.consumer.poll(POLL) {
                 None => {}
@@ -493,20 +542,9 @@ impl<'a> Reader<'a> {
             if !resync {
                 continue;
             }
-            match &round {
-                Some((as_of, targets)) if self.catch_up.reached(targets) => {
-                    progress.complete_as_of.send_replace(*as_of);
-                    round = None;
-                }
-                Some(_) => {}
-                None => {
-                    // The time first: a record written after it may be missed by the marks read next. And a
-                    // record's timestamp is its producer's, taken before it reached the broker: one created
-                    // just before the marks were read may still be on its way, so the round vouches only
-                    // for what was created IN_FLIGHT_ALLOWANCE before.
-                    let as_of = SystemTime::now() - IN_FLIGHT_ALLOWANCE;
-                    round = self.high_watermarks().map(|targets| (as_of, targets));
-                }
+            let (now, wall) = (Instant::now(), SystemTime::now());
+            if let Some(as_of) = rounds.advance(now, wall, &self.catch_up, || self.high_watermarks()) {
+                progress.complete_as_of.send_replace(as_of);
             }
         }
     }
@@ -535,6 +573,40 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_round_whose_marks_are_read_ends_at_once_and_rounds_are_spaced() {
+        let mut tracker = CatchUp::new([(0, Some((0, 2)))]);
+        tracker.record(0, 1);
+        let (t0, wall) = (Instant::now(), SystemTime::now());
+        let mut rounds = Rounds::default();
+        let marks = |high: i64| move || Some(HashMap::from([(0, high)]));
+        assert_eq!(
+            rounds.advance(t0, wall, &tracker, marks(2)),
+            Some(wall - IN_FLIGHT_ALLOWANCE),
+            "nothing new: the round ends where it starts"
+        );
+        let soon = t0 + ROUND_INTERVAL / 2;
+        assert_eq!(
+            rounds.advance(soon, wall, &tracker, || unreachable!()),
+            None,
+            "not due yet"
+        );
+        // A record arrives: the next round waits until it is read.
+        let t1 = t0 + ROUND_INTERVAL;
+        let wall1 = wall + ROUND_INTERVAL;
+        assert_eq!(rounds.advance(t1, wall1, &tracker, marks(3)), None);
+        assert_eq!(
+            rounds.advance(t1 + ROUND_INTERVAL, wall1, &tracker, || unreachable!()),
+            None
+        );
+        tracker.record(0, 2);
+        assert_eq!(
+            rounds.advance(t1 + ROUND_INTERVAL, wall1, &tracker, marks(3)),
+            Some(wall1 - IN_FLIGHT_ALLOWANCE),
+            "ended, and the next one (due) ended at once too: the later time of the two wins"
+        );
+    }
 
     #[test]
     fn caught_up_at_the_high_watermarks_seen_at_start() {
