@@ -487,9 +487,9 @@ impl<T> Scheduler<T> {
         self.buffered >= self.limits.max_buffered
     }
 
-    /// Whether reading should stay paused (or pause) for memory: when full, and once `paused` until half
-    /// of `max_buffered` is held. Resuming at once would pause again within the next fetched batch, and each
-    /// pause costs the events librdkafka fetched ahead.
+    /// Whether reading should stop for memory: while full; and once the consumer is `paused`, until half of
+    /// `max_buffered` is done (resuming at once would pause it again within the next fetched batch, and each
+    /// pause costs the events librdkafka fetched ahead).
     pub fn holds_too_many(&self, paused: bool) -> bool {
         self.is_full() || (paused && self.buffered * 2 > self.limits.max_buffered)
     }
