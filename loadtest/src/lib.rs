@@ -63,6 +63,11 @@ impl Progress {
         }
     }
 
+    /// Time since the start, the clock of the lines.
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.started.elapsed()
+    }
+
     /// Prints one line.
     pub fn say(&self, line: std::fmt::Arguments<'_>) {
         eprintln!("[{:>6.1} s] {line}", self.started.elapsed().as_secs_f64());

@@ -8,7 +8,7 @@ use switchyard_service::config::Layered as _;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use switchyard_loadtest::capacity::{self, FindMaxFile, PlanInputs, SearchOptions, Sourced};
-use switchyard_loadtest::chaos::{self, ChaosOptions};
+use switchyard_loadtest::chaos::{self, Brokers, ChaosOptions, FaultCounts};
 use switchyard_loadtest::control_plane::RegistryAccess;
 use switchyard_loadtest::demo::{self, DemoOptions};
 use switchyard_loadtest::measure::Processes;
@@ -256,9 +256,34 @@ struct Chaos {
     #[arg(long, default_value_t = 0)]
     broker_restarts: u32,
     /// A shell command that restarts the broker and returns once it serves again, e.g.
-    /// "scripts/kafka restart".
+    /// "scripts/kafka restart" (on a cluster of scripts/kafka, a rolling restart).
     #[arg(long, value_name = "COMMAND")]
     broker_restart_command: Option<String>,
+    /// SIGKILLs of the node leading the most partitions of the run's core topic, each held down for
+    /// --broker-down, then started again (needs --kafka-script).
+    #[arg(long, default_value_t = 0)]
+    leader_kills: u32,
+    /// SIGKILLs of the node hosting router replica 0's transaction coordinator, held down the same way.
+    #[arg(long, default_value_t = 0)]
+    coordinator_kills: u32,
+    /// SIGSTOPs of the node leading the most core partitions for --broker-pause, then SIGCONT.
+    #[arg(long, default_value_t = 0)]
+    broker_pauses: u32,
+    /// The Kafka script of the cluster under test, with its environment, as a shell command prefix, e.g.
+    /// "scripts/kafka": it answers top-leader and coordinator, and does kill, start, pause, resume and
+    /// wait-in-sync.
+    #[arg(long, value_name = "COMMAND")]
+    kafka_script: Option<String>,
+    /// How long a killed node stays down (past the brokers' 9 s session timeout, so that it is fenced).
+    #[arg(long, default_value = "12s", value_parser = humantime::parse_duration)]
+    broker_down: Duration,
+    /// How long a paused node stays paused.
+    #[arg(long, default_value = "12s", value_parser = humantime::parse_duration)]
+    broker_pause: Duration,
+    /// Feed the events at this many per second while the routers run and the faults happen, instead of
+    /// seeding them all first.
+    #[arg(long, value_name = "EVENTS_PER_SECOND")]
+    rate: Option<f64>,
     /// Do not add and remove a third replica.
     #[arg(long)]
     no_rebalance: bool,
@@ -268,6 +293,11 @@ struct Chaos {
     /// Seed of the traffic and of the fault schedule.
     #[arg(long, default_value_t = 11)]
     seed: u64,
+    /// The routers' transaction timeout (delivery.transaction_timeout_ms), which also bounds how long
+    /// librdkafka tries to deliver a record. The default, 5 s, ends a killed replica's transaction before
+    /// its partitions move (after the 6 s session timeout); the router's own default is 10 s.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    transaction_timeout: Duration,
     /// The longest the routers may go without progress, and the limit of every wait.
     #[arg(long, default_value = "180s", value_parser = humantime::parse_duration)]
     timeout: Duration,
@@ -572,11 +602,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 teams: usize::from(args.teams),
                 partitions: args.partitions,
                 seed: args.seed,
-                kills: args.kills,
-                broker_restarts: args.broker_restarts,
-                broker_restart_command: args.broker_restart_command,
-                rebalance: !args.no_rebalance,
+                rate: args.rate.filter(|rate| *rate > 0.0),
+                faults: FaultCounts {
+                    router_kills: args.kills,
+                    broker_restarts: args.broker_restarts,
+                    leader_kills: args.leader_kills,
+                    coordinator_kills: args.coordinator_kills,
+                    broker_pauses: args.broker_pauses,
+                    rebalance: !args.no_rebalance,
+                },
+                brokers: Brokers {
+                    restart_command: args.broker_restart_command,
+                    script: args.kafka_script,
+                    down: args.broker_down,
+                    pause: args.broker_pause,
+                },
                 mode: args.mode,
+                transaction_timeout: args.transaction_timeout,
                 timeout: args.timeout,
                 work_dir: args.work_dir,
             };

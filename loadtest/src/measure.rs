@@ -373,6 +373,30 @@ impl LagWatcher {
         Some((done, total))
     }
 
+    /// The group's committed offset of each partition, indexed by partition id (0 where it committed
+    /// nothing yet; `None` when the group coordinator did not answer). Asks the group coordinator only, not
+    /// the partitions' leaders: it answers while a leader is down or paused.
+    pub fn committed(&self) -> Option<Vec<i64>> {
+        let mut list = TopicPartitionList::new();
+        for &partition in &self.partitions {
+            list.add_partition(&self.topic, partition);
+        }
+        let committed = self
+            .consumer
+            .committed_offsets(list, Duration::from_secs(2))
+            .ok()?;
+        let width = self.partitions.iter().max().map_or(0, |&p| p as usize + 1);
+        let mut offsets = vec![0; width];
+        for entry in committed.elements_for_topic(&self.topic) {
+            if let (Offset::Offset(at), Ok(index)) = (entry.offset(), usize::try_from(entry.partition()))
+                && let Some(slot) = offsets.get_mut(index)
+            {
+                *slot = at;
+            }
+        }
+        Some(offsets)
+    }
+
     /// Records of the topic not yet committed by the group (`None` when the broker did not answer).
     pub fn lag(&self) -> Option<u64> {
         self.progress().map(|(done, total)| total - done)

@@ -21,6 +21,8 @@ pub const DEAD_LETTERS_TOTAL: &str = "switchyard_router_dead_letters_total";
 pub const PLUGIN_RECORDS_TOTAL: &str = "switchyard_router_plugin_records_total";
 /// `switchyard_router_control_records_total{topic,result}`.
 pub const CONTROL_RECORDS_TOTAL: &str = "switchyard_router_control_records_total";
+/// The gauge of input partitions a replica owns.
+pub const ASSIGNED_PARTITIONS: &str = "switchyard_router_assigned_partitions";
 
 /// How often waits poll the router.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
@@ -132,6 +134,11 @@ impl RouterAdmin {
 
     /// The current counters.
     pub fn counters(&self) -> Result<RouterCounters, LoadtestError> {
+        Ok(RouterCounters::from_metrics(&self.metrics()?))
+    }
+
+    /// The `/metrics` page.
+    fn metrics(&self) -> Result<Metrics, LoadtestError> {
         let url = format!("{}/metrics", self.base);
         let text = self
             .client
@@ -140,7 +147,25 @@ impl RouterAdmin {
             .and_then(reqwest::blocking::Response::error_for_status)
             .and_then(reqwest::blocking::Response::text)
             .map_err(|error| LoadtestError::Http { url, error })?;
-        Ok(RouterCounters::from_metrics(&Metrics::parse(&text)))
+        Ok(Metrics::parse(&text))
+    }
+
+    /// The input partitions this replica owns now.
+    pub fn assigned_partitions(&self) -> Result<u64, LoadtestError> {
+        Ok(self.metrics()?.value(ASSIGNED_PARTITIONS, &[]).max(0.0) as u64)
+    }
+
+    /// Waits until the replica is ready and owns at least one input partition: the rebalance its start
+    /// caused is over.
+    pub fn wait_assigned(&self, timeout: Duration) -> Result<(), LoadtestError> {
+        self.wait_until("the router to own input partitions", timeout, |admin| match admin
+            .ready()
+            .and_then(|ready| Ok((ready, admin.assigned_partitions()?)))
+        {
+            Ok((true, owned)) if owned > 0 => Ok(None),
+            Ok((ready, owned)) => Ok(Some(format!("ready: {ready}, partitions owned: {owned}"))),
+            Err(error) => Ok(Some(error.to_string())),
+        })
     }
 
     /// Waits until `/readyz` answers 200.

@@ -1,6 +1,8 @@
 //! How the router classifies librdkafka's failures: what to do after a transaction call failed, and
 //! whether a failed delivery is the record's fault or the destination's.
 
+use std::time::Duration;
+
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// How a failed delivery is handled.
@@ -59,6 +61,37 @@ pub fn transaction_action(
     }
 }
 
+/// The `action` decided for a transaction call's `error`, revised knowing how long ago the transaction
+/// began.
+///
+/// librdkafka reports two different events as the same fatal `_FENCED`: another producer took the
+/// transactional id over (a zombie's replacement started: stop, as [`transaction_action`] says), and the
+/// coordinator aborted this producer's transaction because it outlived `transaction.timeout.ms`, bumping the
+/// producer's epoch (`INVALID_PRODUCER_EPOCH`, KIP-588), which a coordinator failover longer than the
+/// timeout causes: the transaction could not commit while its coordinator was away. The second is no
+/// reason to stop: a new producer with the same transactional id carries on. The transaction's age tells
+/// them apart: a transaction younger than the timeout cannot have timed out, so its fence is another
+/// producer's. An older one is replaced; if another producer did hold the id, the two fence each other
+/// until the engine's replacement budget stops one, and the group generation in every offset commit keeps
+/// the data exactly once meanwhile.
+pub fn transaction_action_at_age(
+    action: TransactionAction,
+    error: &KafkaError,
+    age: Duration,
+    timeout: Duration,
+) -> TransactionAction {
+    use RDKafkaErrorCode as C;
+    let timed_out_fence = matches!(
+        error.rdkafka_error_code(),
+        Some(C::Fenced | C::InvalidProducerEpoch)
+    );
+    if action == TransactionAction::Stop && timed_out_fence && age >= timeout {
+        TransactionAction::ReplaceProducer
+    } else {
+        action
+    }
+}
+
 /// [`transaction_action`] of a transaction call's error; errors of other kinds stop the process.
 pub fn transaction_error_action(error: &KafkaError) -> TransactionAction {
     match error {
@@ -110,6 +143,35 @@ mod tests {
     use rdkafka::error::RDKafkaErrorCode;
 
     use super::*;
+
+    #[test]
+    fn a_fence_of_a_transaction_older_than_its_timeout_replaces_the_producer() {
+        use RDKafkaErrorCode as C;
+        use TransactionAction as A;
+        let timeout = Duration::from_secs(10);
+        let (young, old) = (Duration::from_secs(3), Duration::from_secs(19));
+        // What librdkafka hands over: a fatal transaction error whose code is the normalised _FENCED.
+        let fenced = production(C::Fenced);
+        let at = |action, error: &KafkaError, age| transaction_action_at_age(action, error, age, timeout);
+        assert_eq!(at(A::Stop, &fenced, old), A::ReplaceProducer);
+        assert_eq!(at(A::Stop, &fenced, young), A::Stop);
+        assert_eq!(
+            at(A::Stop, &production(C::InvalidProducerEpoch), old),
+            A::ReplaceProducer
+        );
+        // Kafka's own word for a takeover, and authorization, stop at any age.
+        for code in [C::ProducerFenced, C::TransactionalIdAuthorizationFailed] {
+            assert_eq!(at(A::Stop, &production(code), old), A::Stop, "{code:?}");
+        }
+        // Every other decision stands.
+        for action in [A::Retry, A::Abort, A::ReplaceProducer] {
+            assert_eq!(at(action, &fenced, old), action);
+        }
+        assert_eq!(
+            at(A::Stop, &production(C::InvalidTransactionalState), old),
+            A::Stop
+        );
+    }
 
     fn production(code: RDKafkaErrorCode) -> KafkaError {
         KafkaError::MessageProduction(code)

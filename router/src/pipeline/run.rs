@@ -67,6 +67,7 @@ impl Pipeline {
             commit_interval: Duration::from_millis(config.delivery.commit_interval_ms),
             commit_max_events: config.delivery.commit_max_events,
             drain_timeout: Duration::from_millis(config.delivery.drain_timeout_ms),
+            transaction_timeout: Duration::from_millis(config.delivery.transaction_timeout_ms),
             validate_payloads: config.delivery.validate_payloads,
         };
         let topics = TopicCache::new(

@@ -56,6 +56,9 @@ pub struct EngineSettings {
     pub commit_max_events: usize,
     /// Bound of a commit, abort, flush or seek.
     pub drain_timeout: Duration,
+    /// The producer's `transaction.timeout.ms`: a transaction older than this may have been aborted by
+    /// its coordinator (see [`crate::kafka::transaction_action_at_age`]).
+    pub transaction_timeout: Duration,
     /// Validate v1 payloads.
     pub validate_payloads: bool,
 }

@@ -59,8 +59,8 @@ struct FakeProducer {
     reports: RefCell<Vec<Report>>,
     /// Transaction calls and replacements, in order.
     calls: RefCell<Vec<String>>,
-    /// Scripted failures: the next call of that name fails with that action.
-    failures: RefCell<Vec<(&'static str, TransactionAction)>>,
+    /// Scripted failures: the next call of that name fails with that action and error code.
+    failures: RefCell<Vec<(&'static str, TransactionAction, RDKafkaErrorCode)>>,
     replacements: Cell<usize>,
 }
 
@@ -91,18 +91,22 @@ impl FakeProducer {
     }
 
     fn fail_next(&self, call: &'static str, action: TransactionAction) {
-        self.failures.borrow_mut().push((call, action));
+        self.fail_next_with(call, action, RDKafkaErrorCode::InvalidTransactionalState);
+    }
+
+    fn fail_next_with(&self, call: &'static str, action: TransactionAction, code: RDKafkaErrorCode) {
+        self.failures.borrow_mut().push((call, action, code));
     }
 
     fn call(&self, call: &'static str, record: String) -> Result<(), TransactionError> {
         self.calls.borrow_mut().push(record);
         let mut failures = self.failures.borrow_mut();
-        let Some(i) = failures.iter().position(|(c, _)| *c == call) else {
+        let Some(i) = failures.iter().position(|(c, ..)| *c == call) else {
             return Ok(());
         };
-        let (_, action) = failures.remove(i);
+        let (_, action, code) = failures.remove(i);
         Err(TransactionError {
-            error: KafkaError::MessageProduction(RDKafkaErrorCode::InvalidTransactionalState),
+            error: KafkaError::MessageProduction(code),
             retriable: false,
             action,
         })
@@ -248,6 +252,7 @@ fn harness(mode: DeliveryMode, commit_max_events: usize) -> Harness {
         commit_interval: Duration::from_secs(3600),
         commit_max_events,
         drain_timeout: Duration::from_secs(1),
+        transaction_timeout: Duration::from_secs(3600),
         validate_payloads: false,
     };
     let topics = TopicCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
@@ -591,6 +596,44 @@ fn a_fenced_producer_is_fatal_and_not_replaced() {
         })
     ));
     assert_eq!(h.producer().replacements.get(), 0);
+}
+
+#[test]
+fn a_fence_of_a_transaction_older_than_its_timeout_replaces_the_producer() {
+    // The coordinator of a transaction failed over for longer than the transaction timeout and aborted
+    // it: librdkafka says "fenced", fatal, and another producer with the same id carries on.
+    let mut h = harness(DeliveryMode::ExactlyOnce, 1);
+    h.engine.core.settings.transaction_timeout = Duration::ZERO;
+    h.producer().fail_next_with(
+        "commit_transaction",
+        TransactionAction::Stop,
+        RDKafkaErrorCode::Fenced,
+    );
+    h.process(0, 0);
+    h.producer().acknowledge_all();
+    h.service();
+    assert!(h.engine.take_fatal().is_none());
+    assert_eq!(h.producer().replacements.get(), 1);
+    assert_eq!(
+        h.seeks(),
+        [(0, 0)],
+        "the aborted transaction's input is read again"
+    );
+    // A fence of a transaction younger than the timeout is another producer's: stop.
+    h.engine.core.settings.transaction_timeout = Duration::from_secs(3600);
+    h.producer().fail_next_with(
+        "commit_transaction",
+        TransactionAction::Stop,
+        RDKafkaErrorCode::Fenced,
+    );
+    h.process(0, 0);
+    h.producer().acknowledge_all();
+    h.service();
+    assert!(matches!(
+        h.engine.take_fatal(),
+        Some(RouterError::Transaction { .. })
+    ));
+    assert_eq!(h.producer().replacements.get(), 1);
 }
 
 #[test]

@@ -6,7 +6,8 @@
 //!       send_offsets_to_transaction(next offsets, group metadata) + commit_transaction
 //!         ok:    publish the counts, every touched partition is durable
 //!         error: retriable: call again (up to RIDE_OUT); abortable: rewind; unusable: replace, rewind;
-//!                fenced or other: stop
+//!                fenced: stop, unless the transaction outlived its timeout (its coordinator aborted it
+//!                during a failover: replace, rewind); other: stop
 //! ```
 //!
 //! Each blocking call runs under the [`Watchdog`](super::Watchdog).
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, warn};
 
 use crate::RouterError;
-use crate::kafka::{Failure, TransactionAction};
+use crate::kafka::{Failure, TransactionAction, transaction_action_at_age};
 use crate::metrics::Metrics;
 use crate::pipeline::delivery::durability::Durability;
 use crate::pipeline::delivery::engine::Core;
@@ -67,6 +68,7 @@ pub(super) struct Transactions {
     open: bool,
     counts: Counts,
     events_since_commit: usize,
+    /// When the open transaction began (when the last one committed, while none is open).
     last_commit: Instant,
     /// The input offset each partition's last committed transaction stored, for the lag metric.
     committed: HashMap<i32, i64>,
@@ -84,6 +86,15 @@ impl Transactions {
             last_commit: Instant::now(),
             committed: HashMap::new(),
         }
+    }
+
+    /// `error`'s action revised by the open transaction's age: a fence of a transaction its coordinator may
+    /// have aborted for its timeout replaces the producer instead of stopping.
+    fn judged<P: ProducerIo>(&self, core: &Core<P>, mut error: TransactionError) -> TransactionError {
+        let age = self.last_commit.elapsed();
+        error.action =
+            transaction_action_at_age(error.action, &error.error, age, core.settings.transaction_timeout);
+        error
     }
 
     /// Commits the open transaction with the input offsets it covers.
@@ -116,7 +127,7 @@ impl Transactions {
         // Reports of this transaction arrive during the commit's flush; a refusal among them must be known
         // before a rewind replays the records.
         core.handle_reports();
-        match result {
+        match result.map_err(|(call, error)| (call, self.judged(core, error))) {
             Ok(()) => {
                 core.metrics
                     .commit_seconds
@@ -237,7 +248,8 @@ impl Durability for Transactions {
         let deadline = Instant::now() + RIDE_OUT.max(timeout);
         retry_while_retriable(core, deadline, "abort_transaction", || {
             core.producer.abort_transaction(timeout)
-        })?;
+        })
+        .map_err(|(call, error)| (call, self.judged(core, error)))?;
         self.open = false;
         core.metrics.transactions.with_label_values(&["aborted"]).inc();
         Ok(())
