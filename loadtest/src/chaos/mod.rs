@@ -321,7 +321,7 @@ impl Routers<'_> {
             )
             .env(
                 format!("{prefix}KAFKA__CONSUMER_OPTIONS__SESSION_TIMEOUT_MS"),
-                "6000",
+                SESSION_TIMEOUT.as_millis().to_string(),
             )
             .env(
                 format!("{prefix}KAFKA__CONSUMER_OPTIONS__HEARTBEAT_INTERVAL_MS"),
@@ -432,6 +432,14 @@ fn feed(
     producer.flush(timeout)?;
     Ok((index, expectations))
 }
+
+/// The routers' consumer session timeout: a SIGKILLed replica's partitions move after it.
+const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
+
+/// The shortest window of a fault: a killed replica's restart rebalances the group once when it joins and
+/// once more when the dead incarnation's session expires, which a window that closed at the first
+/// progress would leave out.
+const MIN_WINDOW: Duration = Duration::from_secs(SESSION_TIMEOUT.as_secs() + 4);
 
 /// The fault under way: begun, maybe still running on its thread, its window open.
 struct Active<'scope> {
@@ -660,7 +668,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
                 if fault.marks.is_none() && fault.work.as_ref().is_none_or(|w| w.is_finished()) {
                     if let Some(work) = fault.work.take() {
                         let target = work.join().map_err(|_| panicked("a broker fault"))??;
-                        fault.target = target.node;
+                        fault.target = target.node.or(fault.target);
                         progress.say(format_args!(
                             "{:?} done after {:.1} s",
                             fault.fault,
@@ -670,10 +678,11 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
                     fault.took = Some(fault.began.elapsed());
                     fault.marks = Some(stalls.waiting());
                 }
-                if fault
-                    .marks
-                    .as_deref()
-                    .is_some_and(|marks| stalls.moved_past(marks))
+                if fault.began.elapsed() >= MIN_WINDOW
+                    && fault
+                        .marks
+                        .as_deref()
+                        .is_some_and(|marks| stalls.moved_past(marks))
                 {
                     let longest = stalls.take_longest();
                     let recovery = longest.length;

@@ -317,7 +317,7 @@ fn retry_while_retriable<P>(
     mut step: impl FnMut() -> Result<(), TransactionError>,
 ) -> Result<(), (&'static str, TransactionError)> {
     loop {
-        let armed = core.watchdog.arm();
+        let armed = core.watchdog.arm(call);
         let result = step();
         drop(armed);
         match result {

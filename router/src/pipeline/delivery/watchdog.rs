@@ -1,7 +1,7 @@
 //! The transaction watchdog: ends the process when a blocking transaction call does not return.
 //!
 //! ```text
-//!   pipeline thread:  arm() ── send_offsets / commit / abort ── (guard dropped) disarm
+//!   pipeline thread:  arm(call) ── send_offsets / commit / abort ── (guard dropped) disarm
 //!   txn-watchdog:     every 500 ms: armed for longer than the limit?  ──► exit(70)
 //! ```
 //!
@@ -9,8 +9,8 @@
 //! (librdkafka issue 5456). A hung transaction call cannot be cancelled from inside; the watchdog ends the
 //! process so that a restart (which fences and aborts the open transaction) recovers.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,8 @@ use tracing::{error, warn};
 pub struct Watchdog {
     /// The start of the running call in Unix milliseconds; 0 when none runs.
     started_ms: Arc<AtomicU64>,
+    /// The running call's name, for the exit's log line.
+    call: Arc<Mutex<&'static str>>,
 }
 
 /// A blocking call is running; dropping this disarms the watchdog.
@@ -40,8 +42,9 @@ impl Watchdog {
         Self::default()
     }
 
-    /// Arms the watchdog for one blocking call, until the returned guard drops.
-    pub fn arm(&self) -> Armed<'_> {
+    /// Arms the watchdog for one blocking call (`call` names it), until the returned guard drops.
+    pub fn arm(&self, call: &'static str) -> Armed<'_> {
+        *self.call.lock().unwrap_or_else(PoisonError::into_inner) = call;
         self.started_ms.store(now_ms(), Ordering::Relaxed);
         Armed(self)
     }
@@ -55,6 +58,7 @@ impl Watchdog {
     /// it stops with `shutdown`.
     pub fn spawn(&self, limit: Duration, shutdown: CancellationToken) {
         let started_ms = Arc::clone(&self.started_ms);
+        let call = Arc::clone(&self.call);
         let spawned = std::thread::Builder::new().name("txn-watchdog".into()).spawn(move || {
             while !shutdown.is_cancelled() {
                 std::thread::sleep(Duration::from_millis(500));
@@ -65,6 +69,7 @@ impl Watchdog {
                 if now_ms().saturating_sub(started) > limit.as_millis() as u64 {
                     error!(
                         limit_ms = limit.as_millis() as u64,
+                        call = *call.lock().unwrap_or_else(PoisonError::into_inner),
                         "a transaction call has not returned within its limit; exiting so that a restart recovers"
                     );
                     std::process::exit(70);
@@ -93,7 +98,7 @@ mod tests {
         let watchdog = Watchdog::new();
         assert!(!watchdog.is_armed());
         {
-            let _armed = watchdog.arm();
+            let _armed = watchdog.arm("commit_transaction");
             assert!(watchdog.clone().is_armed(), "clones share the state");
         }
         assert!(!watchdog.is_armed());
