@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant};
 
@@ -400,7 +400,8 @@ fn io_error(path: &Path, error: std::io::Error) -> LoadtestError {
 }
 
 /// Feeds events of `traffic` to `topic` at `rate` per second (`None`: as fast as it goes): `events` of
-/// them, and more for as long as `more` is set. Waits until every one is acknowledged; returns how many,
+/// them, and more while `feeding` says [`MORE`]; none more once it says [`STOP`]. Waits until every one is
+/// acknowledged; returns how many,
 /// and what the routing table expects of them.
 #[allow(clippy::too_many_arguments)]
 fn feed(
@@ -409,14 +410,22 @@ fn feed(
     table: &RoutingTable,
     topic: &str,
     events: u64,
-    more: &AtomicBool,
+    feeding: &AtomicU8,
     rate: Option<f64>,
     timeout: Duration,
 ) -> Result<(u64, Expectations), LoadtestError> {
     let started = Instant::now();
     let mut expectations = Expectations::default();
     let mut index = 0;
-    while index < events || more.load(Ordering::Relaxed) {
+    loop {
+        let more = match feeding.load(Ordering::Relaxed) {
+            STOP => false,
+            MORE => true,
+            _ => index < events,
+        };
+        if !more {
+            break;
+        }
         if let Some(rate) = rate {
             let due = started + Duration::from_secs_f64(index as f64 / rate);
             let now = Instant::now();
@@ -440,6 +449,21 @@ const SESSION_TIMEOUT: Duration = Duration::from_secs(6);
 /// once more when the dead incarnation's session expires, which a window that closed at the first
 /// progress would leave out.
 const MIN_WINDOW: Duration = Duration::from_secs(SESSION_TIMEOUT.as_secs() + 4);
+
+/// What the feeder does past its event count: feed on (faults are pending), stop there, or stop at once
+/// (the run ended early, on an error).
+const MORE: u8 = 1;
+const AT_COUNT: u8 = 0;
+const STOP: u8 = 2;
+
+/// Stops the feeder at once when dropped: however the run's loop ends, the scope can join the feeder.
+struct StopFeeding<'a>(&'a AtomicU8);
+
+impl Drop for StopFeeding<'_> {
+    fn drop(&mut self) {
+        self.0.store(STOP, Ordering::Relaxed);
+    }
+}
 
 /// The fault under way: begun, maybe still running on its thread, its window open.
 struct Active<'scope> {
@@ -522,7 +546,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
     });
     let mut seeded = None;
     // Fed at a rate, events keep coming until the last fault is over, so that every fault meets load.
-    let faults_pending = AtomicBool::new(options.rate.is_some());
+    let feeding = AtomicU8::new(if options.rate.is_some() { MORE } else { AT_COUNT });
     if options.rate.is_none() {
         let (_, expectations) = feed(
             &producer,
@@ -530,7 +554,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
             &table,
             &topics.core,
             options.events,
-            &faults_pending,
+            &feeding,
             None,
             options.timeout,
         )?;
@@ -602,7 +626,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
     let (fed, expectations) = std::thread::scope(|scope| -> Result<(u64, Expectations), LoadtestError> {
         let mut feeder = options.rate.map(|rate| {
             let (producer, traffic, table, core) = (&producer, &mut traffic, &table, &topics.core);
-            let more = &faults_pending;
+            let feeding = &feeding;
             scope.spawn(move || {
                 let events = options.events;
                 feed(
@@ -611,12 +635,14 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
                     table,
                     core,
                     events,
-                    more,
+                    feeding,
                     Some(rate),
                     options.timeout,
                 )
             })
         });
+        // However the loop ends (an error included), the feeder stops, so that the scope can join it.
+        let _stop_feeding = StopFeeding(&feeding);
         let mut next = faults.into_iter().peekable();
         let mut last_progress = (0u64, Instant::now());
         let mut last_line = Instant::now();
@@ -661,7 +687,8 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
                 seeded = Some(done.join().map_err(|_| panicked("the feeder"))??);
             }
             if next.peek().is_none() && active.is_none() {
-                faults_pending.store(false, Ordering::Relaxed);
+                // Only a feeder still asked for more stops at its count; one told to stop stays stopped.
+                let _ = feeding.compare_exchange(MORE, AT_COUNT, Ordering::Relaxed, Ordering::Relaxed);
             }
             let fed = seeded.as_ref().map(|(fed, _)| *fed);
             if let Some(fault) = &mut active {
