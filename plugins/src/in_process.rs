@@ -250,7 +250,7 @@ impl Plugin for SmsNotifyPlugin {
         let Event::ResponseSubmitted(submitted) = event else {
             return Outcome::done();
         };
-        match self.notifier.response_submitted(&ctx.meta.id, submitted).await {
+        match self.notifier.response_submitted(submitted).await {
             Ok(SmsOutcome::Sent { sid, to_masked }) => Outcome::Done(vec![PluginResult {
                 kind: "sms.sent".to_owned(),
                 subject: response_id(ctx),

@@ -96,7 +96,7 @@ async fn a_message_is_sent_with_the_filled_template() {
     .await;
 
     let outcome = notifier
-        .response_submitted("evt-1", &farmer("r-1", Some("+254 712-345 678")))
+        .response_submitted(&farmer("r-1", Some("+254 712-345 678")))
         .await
         .unwrap();
     let SmsOutcome::Sent { sid, to_masked } = &outcome else {
@@ -119,7 +119,23 @@ async fn a_message_is_sent_with_the_filled_template() {
         message.body,
         "Habari Wanjiku Kamau! Response r-1 (nakuru, 2.5 acres)."
     );
-    assert_eq!(message.idempotency_token.as_deref(), Some("evt-1"));
+}
+
+#[tokio::test]
+async fn the_same_send_twice_texts_twice_as_twilio_does() {
+    // Twilio's Messages API takes no idempotency key, and neither does the fake: a redelivered event
+    // texts the respondent again unless the caller remembers what it sent.
+    let twilio = FakeTwilio::new();
+    twilio.add_account(SID, TOKEN);
+    let server = start(&twilio).await;
+    let notifier = notifier(&server, TOKEN, None).await;
+    let event = farmer("r-1", Some("+254712345678"));
+    for _ in 0..2 {
+        notifier.response_submitted(&event).await.unwrap();
+    }
+    let messages = twilio.messages();
+    assert_eq!(messages.len(), 2);
+    assert_ne!(messages[0].sid, messages[1].sid);
 }
 
 #[tokio::test]
@@ -129,7 +145,7 @@ async fn the_default_template_and_long_messages() {
     let server = start(&twilio).await;
     let notifier = notifier(&server, TOKEN, None).await;
     notifier
-        .response_submitted("evt-1", &farmer("r-1", Some("+254712345678")))
+        .response_submitted(&farmer("r-1", Some("+254712345678")))
         .await
         .unwrap();
     assert_eq!(
@@ -144,30 +160,12 @@ async fn the_default_template_and_long_messages() {
     )
     .await;
     notifier
-        .response_submitted("evt-2", &farmer("r-2", Some("+254712345678")))
+        .response_submitted(&farmer("r-2", Some("+254712345678")))
         .await
         .unwrap();
     let body = &twilio.messages()[1].body;
     assert_eq!(body.chars().count(), 1600);
     assert!(body.ends_with("x…"));
-}
-
-#[tokio::test]
-async fn a_retried_event_sends_once() {
-    let twilio = FakeTwilio::new();
-    twilio.add_account(SID, TOKEN);
-    let server = start(&twilio).await;
-    let notifier = notifier(&server, TOKEN, None).await;
-    let event = farmer("r-1", Some("+254712345678"));
-    let first = notifier.response_submitted("evt-7", &event).await.unwrap();
-    let second = notifier.response_submitted("evt-7", &event).await.unwrap();
-    assert_eq!(first, second);
-    assert_eq!(twilio.requests(), 2);
-    assert_eq!(twilio.messages().len(), 1);
-
-    // Another event for the same response is another message.
-    notifier.response_submitted("evt-8", &event).await.unwrap();
-    assert_eq!(twilio.messages().len(), 2);
 }
 
 #[tokio::test]
@@ -178,7 +176,7 @@ async fn responses_without_a_valid_number_are_skipped() {
     let notifier = notifier(&server, TOKEN, None).await;
 
     let national = notifier
-        .response_submitted("evt-1", &farmer("r-1", Some("0712 345 678")))
+        .response_submitted(&farmer("r-1", Some("0712 345 678")))
         .await
         .unwrap();
     assert_eq!(
@@ -189,10 +187,7 @@ async fn responses_without_a_valid_number_are_skipped() {
             }
         }
     );
-    let skipped = notifier
-        .response_submitted("evt-2", &farmer("r-2", None))
-        .await
-        .unwrap();
+    let skipped = notifier.response_submitted(&farmer("r-2", None)).await.unwrap();
     assert_eq!(
         skipped,
         SmsOutcome::Skipped {
@@ -210,7 +205,7 @@ async fn responses_without_a_valid_number_are_skipped() {
     config["phone_question"] = Value::from("city");
     notifier.configure_team(TEAM, &config).unwrap();
     let choice = notifier
-        .response_submitted("evt-3", &farmer("r-3", Some("+254712345678")))
+        .response_submitted(&farmer("r-3", Some("+254712345678")))
         .await
         .unwrap();
     assert!(matches!(
@@ -229,7 +224,7 @@ async fn bad_credentials_are_dead_lettered() {
     let server = start(&twilio).await;
     let notifier = notifier(&server, "not-the-token", None).await;
     let error = notifier
-        .response_submitted("evt-1", &farmer("r-1", Some("+254712345678")))
+        .response_submitted(&farmer("r-1", Some("+254712345678")))
         .await
         .unwrap_err();
     assert!(
@@ -263,7 +258,7 @@ async fn rate_limits_and_outages_are_retried() {
             retry_after: Some(30),
         },
     );
-    let error = notifier.response_submitted("evt-1", &event).await.unwrap_err();
+    let error = notifier.response_submitted(&event).await.unwrap_err();
     assert!(
         matches!(
             error,
@@ -289,11 +284,11 @@ async fn rate_limits_and_outages_are_retried() {
             retry_after: None,
         },
     );
-    let error = notifier.response_submitted("evt-1", &event).await.unwrap_err();
+    let error = notifier.response_submitted(&event).await.unwrap_err();
     assert_eq!(error.disposition(), Disposition::Retry { after: None });
 
     assert!(matches!(
-        notifier.response_submitted("evt-1", &event).await.unwrap(),
+        notifier.response_submitted(&event).await.unwrap(),
         SmsOutcome::Sent { .. }
     ));
     assert_eq!(twilio.messages().len(), 1);
@@ -305,7 +300,7 @@ async fn rate_limits_and_outages_are_retried() {
     let offline =
         SmsNotifier::new(TwilioClient::new(&format!("http://{address}"), reqwest::Client::new()).unwrap());
     offline.configure_team(TEAM, &team_config(TOKEN, None)).unwrap();
-    let error = offline.response_submitted("evt-1", &event).await.unwrap_err();
+    let error = offline.response_submitted(&event).await.unwrap_err();
     assert!(matches!(error, SmsError::Transport { .. }), "{error:?}");
     assert_eq!(error.disposition(), Disposition::Retry { after: None });
 }
@@ -316,7 +311,7 @@ async fn an_invalid_to_number_is_refused_by_the_api_and_masked() {
     twilio.add_account(SID, TOKEN);
     let server = start(&twilio).await;
     let error = client(&server)
-        .send(SID, &Secret::new(TOKEN), "254712345678", "KILIMO", "Hi", "evt-1")
+        .send(SID, &Secret::new(TOKEN), "254712345678", "KILIMO", "Hi")
         .await
         .unwrap_err();
     assert!(
@@ -354,7 +349,7 @@ async fn config_problems_surface_at_configure_time() {
     assert_eq!(error.disposition(), Disposition::DeadLetter);
 
     let error = notifier
-        .response_submitted("evt-1", &farmer("r-1", Some("+254712345678")))
+        .response_submitted(&farmer("r-1", Some("+254712345678")))
         .await
         .unwrap_err();
     assert!(matches!(error, SmsError::TeamNotConfigured { .. }));

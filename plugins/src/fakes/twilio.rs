@@ -8,8 +8,10 @@
 //!    URL's account is the authenticated one (404, code 20404);
 //! 3. the form fields: `To` (required, 21604; E.164, 21211), `From` (required, 21603), `Body`
 //!    (required, 21602; at most 1600 characters, 21617);
-//! 4. `I-Twilio-Idempotency-Token`: a token seen before for the account answers the first message
-//!    again (same sid) and stores nothing.
+//!
+//! Like Twilio's Messages API it honours no idempotency key: the same request twice sends two messages.
+//! (`I-Twilio-Idempotency-Token` is a header Twilio puts on the webhooks it sends, not one its REST API
+//! reads.)
 //!
 //! Accepted messages are stored ([`FakeTwilio::messages`]) and answered with 201 and Twilio's JSON
 //! (`sid` = `SM` + 32 hex digits, `status` `queued`, `to`, `from`, `body`, `date_created` in RFC 2822).
@@ -34,7 +36,6 @@ use tokio::net::TcpListener;
 use super::server::{FailureSwitch, FakeServer, InjectedFailure};
 use crate::sms::phone::e164;
 use crate::sms::template::MAX_MESSAGE_CHARS;
-use crate::sms::twilio::IDEMPOTENCY_HEADER;
 
 /// A message the fake accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,8 +50,6 @@ pub struct FakeMessage {
     pub from: String,
     /// The text.
     pub body: String,
-    /// The idempotency token it came with.
-    pub idempotency_token: Option<String>,
     /// When it was accepted, RFC 2822.
     pub date_created: String,
 }
@@ -81,8 +80,6 @@ impl FakeMessage {
 struct Inner {
     accounts: HashMap<String, String>,
     messages: Vec<FakeMessage>,
-    /// (account, idempotency token) → index into `messages`.
-    idempotency: HashMap<(String, String), usize>,
     failures: FailureSwitch,
     requests: u64,
 }
@@ -242,16 +239,6 @@ async fn create_message(
             "The concatenated message body exceeds the 1600 character limit.",
         );
     }
-    let token = headers
-        .get(IDEMPOTENCY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    if let Some(token) = &token
-        && let Some(&index) = inner.idempotency.get(&(sid.clone(), token.clone()))
-        && let Some(first) = inner.messages.get(index)
-    {
-        return (StatusCode::CREATED, Json(first.to_json())).into_response();
-    }
     let date_created = OffsetDateTime::now_utc().format(&Rfc2822).unwrap_or_default();
     let message = FakeMessage {
         sid: message_sid(inner.messages.len() + 1),
@@ -259,15 +246,10 @@ async fn create_message(
         to: to.clone(),
         from: from.clone(),
         body: body.clone(),
-        idempotency_token: token.clone(),
         date_created,
     };
     let answer = message.to_json();
-    let index = inner.messages.len();
     inner.messages.push(message);
-    if let Some(token) = token {
-        inner.idempotency.insert((sid, token), index);
-    }
     (StatusCode::CREATED, Json(answer)).into_response()
 }
 

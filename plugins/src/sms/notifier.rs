@@ -123,16 +123,13 @@ impl SmsNotifier {
             .is_some()
     }
 
-    /// Texts the respondent of `event`, at most once per `event_id` (the idempotency key).
+    /// Texts the respondent of `event`. Each call that reaches Twilio sends a message: a caller that may
+    /// call twice for one event (a redelivery) must remember what it sent.
     ///
     /// # Errors
     ///
     /// [`SmsError::TeamNotConfigured`], or the API's error; `disposition()` says whether to retry.
-    pub async fn response_submitted(
-        &self,
-        event_id: &str,
-        event: &ResponseSubmitted,
-    ) -> Result<SmsOutcome, SmsError> {
+    pub async fn response_submitted(&self, event: &ResponseSubmitted) -> Result<SmsOutcome, SmsError> {
         let response = &event.response;
         let config = self
             .teams
@@ -166,14 +163,7 @@ impl SmsNotifier {
         let body = config.template.render(response);
         let sent = self
             .client
-            .send(
-                &config.account_sid,
-                &config.auth_token,
-                &to,
-                &config.from,
-                &body,
-                event_id,
-            )
+            .send(&config.account_sid, &config.auth_token, &to, &config.from, &body)
             .await?;
         Ok(SmsOutcome::Sent {
             sid: sent.sid,

@@ -3,14 +3,14 @@
 //! ```text
 //!   POST {base}/2010-04-01/Accounts/{AccountSid}/Messages.json
 //!   Authorization: Basic base64(AccountSid:AuthToken)
-//!   I-Twilio-Idempotency-Token: <the event id>
 //!   To=+254712345678&From=+15005550006&Body=...
 //!   ◄── 201 {"sid": "SM…", "status": "queued", ...}
 //!   ◄── 4xx/5xx {"code": 21211, "message": "...", "more_info": "...", "status": 400}
 //! ```
 //!
-//! The idempotency token is the event id, so a delivery the engine retries after a lost answer does
-//! not text the respondent twice (where the API honours the header, as the fake does).
+//! The Messages API takes no idempotency key (Twilio documents `I-Twilio-Idempotency-Token` only on the
+//! webhooks it sends), so a send repeated after a lost answer or a redelivery texts the respondent again.
+//! Sending at most once per event needs a record of what was sent, kept by the caller.
 //!
 //! Twilio's messages quote phone numbers; [`SmsError`] masks every number in them.
 
@@ -22,9 +22,6 @@ use url::Url;
 
 use super::phone::redact_numbers;
 use crate::{Disposition, Secret, excerpt, json_error_position, retry_after, with_period};
-
-/// The header carrying the idempotency key.
-pub const IDEMPOTENCY_HEADER: &str = "I-Twilio-Idempotency-Token";
 
 /// Twilio's error code for "too many requests".
 const TOO_MANY_REQUESTS: i64 = 20429;
@@ -144,8 +141,8 @@ impl TwilioClient {
         Ok(Self { base, http })
     }
 
-    /// Sends `body` from `from` to `to` (both already valid) on behalf of `account_sid`, at most once
-    /// per `idempotency_key`.
+    /// Sends `body` from `from` to `to` (both already valid) on behalf of `account_sid`. Every call that
+    /// the API accepts is a message: nothing de-duplicates a repeated call.
     ///
     /// # Errors
     ///
@@ -157,7 +154,6 @@ impl TwilioClient {
         to: &str,
         from: &str,
         body: &str,
-        idempotency_key: &str,
     ) -> Result<SentMessage, SmsError> {
         let mut url = self.base.clone();
         url.path_segments_mut()
@@ -170,7 +166,6 @@ impl TwilioClient {
             .http
             .post(url)
             .basic_auth(account_sid, Some(auth_token.expose()))
-            .header(IDEMPOTENCY_HEADER, idempotency_key)
             .form(&[("To", to), ("From", from), ("Body", body)])
             .send()
             .await
