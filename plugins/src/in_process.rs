@@ -198,7 +198,8 @@ fn export_event(event: &Event) -> Option<ExportEvent<'_>> {
 }
 
 /// The outcome of an exported event: a `sheets.row_appended` result for a written row, nothing for a form
-/// event, the error's retry or dead letter.
+/// event, the error's retry or dead letter. The kind keeps its name when the response's row already existed
+/// and was overwritten (a redelivery or an edit: one row per response); its data then says `"updated": true`.
 fn export_outcome(ctx: &Context, exported: Result<&ExportOutcome, &ExportError>) -> Outcome {
     match exported {
         Ok(outcome @ ExportOutcome::Exported { .. }) => Outcome::Done(vec![PluginResult {

@@ -17,7 +17,7 @@ use switchyard_plugins::fakes::sheets::{
 use switchyard_plugins::in_process::{SheetsExportPlugin, sheets_export_manifest};
 use switchyard_plugins::sheets::{
     BatchResult, CsvTarget, ExportError, ExportEvent, ExportOutcome, GoogleSheets, ServiceAccountKey,
-    SheetsClient, SheetsConfig, SheetsError, SheetsExporter, TokenSource,
+    SheetsClient, SheetsConfig, SheetsError, SheetsExporter, TokenSource, ValueRange,
 };
 use switchyard_schemas::control::Batch;
 use switchyard_schemas::events::{
@@ -358,6 +358,7 @@ async fn the_header_comes_first_then_one_row_per_response() {
             range: format!("'{TAB}'!A2:I2"),
             row_number: 2,
             header_changed: true,
+            updated: false,
         }
     );
     let second = exporter
@@ -469,7 +470,7 @@ async fn a_new_question_adds_a_column_and_old_rows_stay_aligned() {
     assert_eq!(grid[2][4], json!("Achieng"));
     assert_eq!(grid[2][9], json!("Yes"));
 
-    // An edit is a new row with the same response id.
+    // An edit overwrites the response's row, under the current columns.
     let edit = ResponseUpdated {
         response: response("r-1", 2, "Wanjiku Kamau", "corrected", Some("no")),
         revision: 2,
@@ -477,17 +478,21 @@ async fn a_new_question_adds_a_column_and_old_rows_stay_aligned() {
         updated_at: 1_795_165_900_000,
     };
     let outcome = exporter.response_updated(&edit).await.unwrap();
-    assert!(matches!(
+    assert_eq!(
         outcome,
         ExportOutcome::Exported {
-            row_number: 4,
+            spreadsheet_id: SPREADSHEET.into(),
+            range: format!("'{TAB}'!A2:J2"),
+            row_number: 2,
             header_changed: false,
-            ..
+            updated: true,
         }
-    ));
+    );
     let grid = fake.grid(SPREADSHEET, TAB).unwrap();
-    assert_eq!(grid[3][0], json!("r-1"));
-    assert_eq!(grid[3][8], json!("corrected"));
+    assert_eq!(grid.len(), 3);
+    assert_eq!(grid[1][0], json!("r-1"));
+    assert_eq!(grid[1][8], json!("corrected"));
+    assert_eq!(grid[1][9], json!("No"));
 }
 
 #[tokio::test]
@@ -711,6 +716,7 @@ async fn the_csv_target_quotes_and_grows_its_header() {
             range: "A2:I2".into(),
             row_number: 2,
             header_changed: true,
+            updated: false,
         }
     );
     let header = "response_id,submitted_at,collector_id,form_version,Respondent's name,Phone number,\
@@ -958,6 +964,7 @@ async fn a_batch_appends_once_per_tab() {
             range: format!("'{TAB}'!A2:I2"),
             row_number: 2,
             header_changed: true,
+            updated: false,
         }
     );
     let rows: Vec<_> = results[2..].iter().map(exported).collect();
@@ -1145,10 +1152,12 @@ async fn the_plugin_answers_a_batch_in_its_order() {
             Some(Some("r-1"))
         ]
     );
+    // The edit, in the same batch as the submission, ends in the same row.
     let Outcome::Done(results) = &outcomes[4] else {
         unreachable!()
     };
-    assert_eq!(results[0].data["row_number"], json!(3));
+    assert_eq!(results[0].data["row_number"], json!(2));
+    assert_eq!(results[0].data["updated"], json!(false));
     assert_eq!(fake.method_calls(ApiMethod::ValuesAppend), 2);
 
     // No permission on the second form's tab: its responses are dead-lettered, the first tab's written.
@@ -1208,5 +1217,486 @@ async fn the_csv_target_appends_a_batch_in_one_write() {
     let text = std::fs::read_to_string(dir.join(TEAM).join(format!("{FORM}.csv"))).unwrap();
     let ids: Vec<&str> = text.lines().map(|line| line.split(',').next().unwrap()).collect();
     assert_eq!(ids, ["response_id", "r-1", "r-2", "r-3"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// One row per response
+
+/// How many rows of `tab` carry `response_id` in their first cell.
+fn rows_of(fake: &FakeSheets, tab: &str, response_id: &str) -> usize {
+    let grid = fake.grid(SPREADSHEET, tab).unwrap_or_default();
+    grid.iter()
+        .filter(|row| row.first() == Some(&json!(response_id)))
+        .count()
+}
+
+/// The row number and whether the row was overwritten, of an exported response.
+fn written(result: &BatchResult) -> Option<(u64, bool)> {
+    match result {
+        Ok(ExportOutcome::Exported {
+            row_number, updated, ..
+        }) => Some((*row_number, *updated)),
+        _ => None,
+    }
+}
+
+fn edited(response: Response) -> ResponseUpdated {
+    ResponseUpdated {
+        response,
+        revision: 2,
+        updated_by: "supervisor".into(),
+        updated_at: 1_795_165_900_000,
+    }
+}
+
+/// An exporter on a fresh fake that knows the household form.
+async fn household_exporter() -> (FakeSheets, FakeServer, SheetsExporter<GoogleSheets>) {
+    let fake = FakeSheets::demo().unwrap();
+    fake.add_spreadsheet(SPREADSHEET, &[]);
+    let server = start(&fake).await;
+    let exporter = google(&server);
+    exporter.form_created(&created(household(1))).await;
+    (fake, server, exporter)
+}
+
+#[tokio::test]
+async fn a_response_exported_twice_keeps_one_row() {
+    let (fake, _server, exporter) = household_exporter().await;
+    let event = submitted(response("r-1", 1, "Wanjiku", "ok", None));
+    let first = exporter.response_submitted(&event).await.unwrap();
+    assert!(matches!(
+        first,
+        ExportOutcome::Exported {
+            row_number: 2,
+            updated: false,
+            ..
+        }
+    ));
+    let again = exporter.response_submitted(&event).await.unwrap();
+    assert!(matches!(
+        again,
+        ExportOutcome::Exported {
+            row_number: 2,
+            updated: true,
+            ..
+        }
+    ));
+    assert_eq!(rows_of(&fake, TAB, "r-1"), 1);
+    assert_eq!(fake.method_calls(ApiMethod::ValuesAppend), 1);
+    assert_eq!(fake.method_calls(ApiMethod::ValuesBatchUpdate), 1);
+
+    // Twice in one batch: a new response gets one appended row, a known one is overwritten once.
+    let other = submitted(response("r-2", 1, "Otieno", "", None));
+    let batch = [
+        ExportEvent::ResponseSubmitted(&other),
+        ExportEvent::ResponseSubmitted(&event),
+        ExportEvent::ResponseSubmitted(&other),
+        ExportEvent::ResponseSubmitted(&event),
+    ];
+    let results = exporter.export_batch(&batch).await;
+    let rows: Vec<_> = results.iter().map(written).collect();
+    assert_eq!(
+        rows,
+        [
+            Some((3, false)),
+            Some((2, true)),
+            Some((3, false)),
+            Some((2, true))
+        ]
+    );
+    assert_eq!(rows_of(&fake, TAB, "r-1"), 1);
+    assert_eq!(rows_of(&fake, TAB, "r-2"), 1);
+    assert_eq!(fake.grid(SPREADSHEET, TAB).unwrap().len(), 3);
+    assert_eq!(fake.method_calls(ApiMethod::ValuesAppend), 2);
+    assert_eq!(fake.method_calls(ApiMethod::ValuesBatchUpdate), 2);
+}
+
+#[tokio::test]
+async fn an_edit_overwrites_the_row_with_the_new_answers() {
+    let (fake, _server, exporter) = household_exporter().await;
+    exporter
+        .response_submitted(&submitted(response("r-1", 1, "Wanjiku", "ok", None)))
+        .await
+        .unwrap();
+    let outcome = exporter
+        .response_updated(&edited(response("r-1", 1, "Wanjiku Kamau", "corrected", None)))
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        ExportOutcome::Exported {
+            spreadsheet_id: SPREADSHEET.into(),
+            range: format!("'{TAB}'!A2:I2"),
+            row_number: 2,
+            header_changed: false,
+            updated: true,
+        }
+    );
+    let grid = fake.grid(SPREADSHEET, TAB).unwrap();
+    assert_eq!(grid.len(), 2);
+    assert_eq!(grid[1][0], json!("r-1"));
+    assert_eq!(
+        grid[1][1],
+        json!("2026-11-20T09:01:00Z"),
+        "the original submitted_at"
+    );
+    assert_eq!(grid[1][4], json!("Wanjiku Kamau"));
+    assert_eq!(grid[1][8], json!("corrected"));
+
+    // A submission and its edit in one batch, before either was written: one row, with the edit.
+    let (new, edit) = (
+        submitted(response("r-2", 1, "Otieno", "first", None)),
+        edited(response("r-2", 1, "Otieno", "second", None)),
+    );
+    let results = exporter
+        .export_batch(&[
+            ExportEvent::ResponseSubmitted(&new),
+            ExportEvent::ResponseUpdated(&edit),
+        ])
+        .await;
+    let rows: Vec<_> = results.iter().map(written).collect();
+    assert_eq!(rows, [Some((3, false)), Some((3, false))]);
+    let grid = fake.grid(SPREADSHEET, TAB).unwrap();
+    assert_eq!(grid.len(), 3);
+    assert_eq!(grid[2][8], json!("second"));
+}
+
+#[tokio::test]
+async fn a_restarted_exporter_overwrites_the_rows_written_before() {
+    let (fake, server, exporter) = household_exporter().await;
+    let (r1, r2, r3) = (
+        submitted(response("r-1", 1, "Wanjiku", "", None)),
+        submitted(response("r-2", 1, "Otieno", "", None)),
+        submitted(response("r-3", 1, "Achieng", "", None)),
+    );
+    let batch = [
+        ExportEvent::ResponseSubmitted(&r1),
+        ExportEvent::ResponseSubmitted(&r2),
+    ];
+    assert!(exporter.export_batch(&batch).await.iter().all(Result::is_ok));
+    drop(exporter);
+
+    // A new process, fed the form, is handed r-2 again (its offset was not committed) and r-3.
+    let restarted = google(&server);
+    restarted.form_created(&created(household(1))).await;
+    let calls = |method| fake.method_calls(method);
+    let before = [
+        ApiMethod::SpreadsheetsGet,
+        ApiMethod::ValuesGet,
+        ApiMethod::ValuesUpdate,
+        ApiMethod::ValuesBatchUpdate,
+        ApiMethod::ValuesAppend,
+    ]
+    .map(calls);
+    let batch = [
+        ExportEvent::ResponseSubmitted(&r2),
+        ExportEvent::ResponseSubmitted(&r3),
+    ];
+    let results = restarted.export_batch(&batch).await;
+    let rows: Vec<_> = results.iter().map(written).collect();
+    assert_eq!(rows, [Some((3, true)), Some((4, false))]);
+    let after = [
+        ApiMethod::SpreadsheetsGet,
+        ApiMethod::ValuesGet,
+        ApiMethod::ValuesUpdate,
+        ApiMethod::ValuesBatchUpdate,
+        ApiMethod::ValuesAppend,
+    ]
+    .map(calls);
+    // Reads: the tabs, the header, the response_id column. Writes: one overwrite, one append.
+    let spent: Vec<u64> = after.iter().zip(before).map(|(a, b)| a - b).collect();
+    assert_eq!(spent, [1, 2, 0, 1, 1]);
+    assert_eq!(rows_of(&fake, TAB, "r-2"), 1);
+    assert_eq!(fake.grid(SPREADSHEET, TAB).unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn an_append_applied_but_answered_503_is_not_appended_again() {
+    let (fake, _server, exporter) = household_exporter().await;
+    exporter
+        .response_submitted(&submitted(response("r-1", 1, "Wanjiku", "", None)))
+        .await
+        .unwrap();
+
+    // Google appends the rows, but the answer is lost: a 503 arrives instead.
+    let unavailable = InjectedFailure {
+        status: 503,
+        retry_after: None,
+    };
+    fake.fail_after_applying(ApiMethod::ValuesAppend, 1, unavailable);
+    let (r2, r3) = (
+        submitted(response("r-2", 1, "Otieno", "", None)),
+        submitted(response("r-3", 1, "Achieng", "", None)),
+    );
+    let batch = [
+        ExportEvent::ResponseSubmitted(&r2),
+        ExportEvent::ResponseSubmitted(&r3),
+    ];
+    let results = exporter.export_batch(&batch).await;
+    for result in &results {
+        let error = result.as_ref().unwrap_err();
+        assert_eq!(error.disposition(), Disposition::Retry { after: None });
+    }
+    assert_eq!(rows_of(&fake, TAB, "r-2"), 1, "the append was applied");
+
+    // The delivery engine retries: the column is read again, the rows are found and overwritten.
+    let (reads, appends) = (
+        fake.method_calls(ApiMethod::ValuesGet),
+        fake.method_calls(ApiMethod::ValuesAppend),
+    );
+    let r4 = submitted(response("r-4", 1, "Kiprop", "", None));
+    let retried = [
+        ExportEvent::ResponseSubmitted(&r2),
+        ExportEvent::ResponseSubmitted(&r3),
+        ExportEvent::ResponseSubmitted(&r4),
+    ];
+    let results = exporter.export_batch(&retried).await;
+    let rows: Vec<_> = results.iter().map(written).collect();
+    assert_eq!(rows, [Some((3, true)), Some((4, true)), Some((5, false))]);
+    assert_eq!(fake.method_calls(ApiMethod::ValuesGet) - reads, 1);
+    assert_eq!(fake.method_calls(ApiMethod::ValuesAppend) - appends, 1);
+    for id in ["r-1", "r-2", "r-3", "r-4"] {
+        assert_eq!(rows_of(&fake, TAB, id), 1, "{id}");
+    }
+    assert_eq!(fake.grid(SPREADSHEET, TAB).unwrap().len(), 5);
+
+    // An append refused for the quota was not applied: the index is kept, nothing is read.
+    fake.fail_next_api_calls(
+        1,
+        InjectedFailure {
+            status: 429,
+            retry_after: None,
+        },
+    );
+    let r5 = submitted(response("r-5", 1, "Njeri", "", None));
+    assert!(exporter.response_submitted(&r5).await.is_err());
+    let reads = fake.method_calls(ApiMethod::ValuesGet);
+    exporter.response_submitted(&r5).await.unwrap();
+    assert_eq!(fake.method_calls(ApiMethod::ValuesGet), reads);
+    assert_eq!(rows_of(&fake, TAB, "r-5"), 1);
+}
+
+#[tokio::test]
+async fn a_batch_writes_each_tab_with_one_append_and_at_most_one_batch_update() {
+    let (fake, _server, exporter) = household_exporter().await;
+    exporter.form_created(&created(form_b())).await;
+    let warm_up = [
+        response_to(FORM, "r-1", "Wanjiku"),
+        response_to(FORM_B, "r-2", "Otieno"),
+        response_to(FORM, "r-3", "Achieng"),
+    ];
+    let events: Vec<_> = warm_up.iter().map(ExportEvent::ResponseSubmitted).collect();
+    exporter.export_batch(&events).await;
+    // Per new tab: addSheet, the header, the append.
+    assert_eq!(fake.write_calls(), 6);
+
+    let edit_b = edited(response_to(FORM_B, "r-2", "Otieno Juma").response);
+    let new = [
+        response_to(FORM, "r-4", "Kiprop"),
+        response_to(FORM_B, "r-5", "Njeri"),
+    ];
+    let events = [
+        ExportEvent::ResponseSubmitted(&warm_up[0]),
+        ExportEvent::ResponseSubmitted(&new[0]),
+        ExportEvent::ResponseUpdated(&edit_b),
+        ExportEvent::ResponseSubmitted(&warm_up[2]),
+        ExportEvent::ResponseSubmitted(&new[1]),
+        ExportEvent::ResponseSubmitted(&new[0]),
+    ];
+    let (writes, batch_updates, appends) = (
+        fake.write_calls(),
+        fake.method_calls(ApiMethod::ValuesBatchUpdate),
+        fake.method_calls(ApiMethod::ValuesAppend),
+    );
+    let results = exporter.export_batch(&events).await;
+    let rows: Vec<_> = results.iter().map(written).collect();
+    assert_eq!(
+        rows,
+        [
+            Some((2, true)),
+            Some((4, false)),
+            Some((2, true)),
+            Some((3, true)),
+            Some((3, false)),
+            Some((4, false))
+        ]
+    );
+    // Two tabs: one batchUpdate and one append each, nothing else.
+    assert_eq!(fake.write_calls() - writes, 4);
+    assert_eq!(fake.method_calls(ApiMethod::ValuesBatchUpdate) - batch_updates, 2);
+    assert_eq!(fake.method_calls(ApiMethod::ValuesAppend) - appends, 2);
+    assert_eq!(fake.grid(SPREADSHEET, TAB).unwrap().len(), 4);
+    assert_eq!(fake.grid(SPREADSHEET, TAB_B).unwrap().len(), 3);
+    assert_eq!(fake.grid(SPREADSHEET, TAB_B).unwrap()[1][4], json!("Otieno Juma"));
+
+    // Only rows already written: one batchUpdate per tab and no append.
+    let writes = fake.write_calls();
+    let events: Vec<_> = warm_up.iter().map(ExportEvent::ResponseSubmitted).collect();
+    exporter.export_batch(&events).await;
+    assert_eq!(fake.write_calls() - writes, 2);
+    assert_eq!(fake.method_calls(ApiMethod::ValuesAppend) - appends, 2);
+}
+
+#[tokio::test]
+async fn the_fake_batch_updates_values_as_google_does() {
+    let fake = FakeSheets::demo().unwrap();
+    fake.add_spreadsheet("s1", &["Data"]);
+    let server = start(&fake).await;
+    let client = SheetsClient::new(&server.base_url(), http()).unwrap();
+    let auth = demo_tokens(&server);
+    let block = |range: &str, rows: Vec<Vec<Value>>| ValueRange {
+        range: range.to_owned(),
+        major_dimension: Some("ROWS".to_owned()),
+        values: rows,
+    };
+    client
+        .update_values(&auth, "s1", "Data!A1", &[strings(&["id", "n"])])
+        .await
+        .unwrap();
+    let answer = client
+        .batch_update_values(
+            &auth,
+            "s1",
+            &[
+                block("Data!A2:B2", vec![vec![json!("a"), json!(1)]]),
+                block("'Data'!A4", vec![strings(&["b"])]),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.spreadsheet_id, "s1");
+    assert_eq!(
+        (
+            answer.total_updated_rows,
+            answer.total_updated_columns,
+            answer.total_updated_cells,
+            answer.total_updated_sheets
+        ),
+        (2, 2, 3, 1)
+    );
+    let ranges: Vec<&str> = answer
+        .responses
+        .iter()
+        .map(|r| r.updated_range.as_str())
+        .collect();
+    assert_eq!(ranges, ["'Data'!A2:B2", "'Data'!A4:A4"]);
+    assert_eq!(fake.method_calls(ApiMethod::ValuesBatchUpdate), 1);
+
+    // A whole column reads back from row 1, an empty row inside as `[]`, the range bounded by the grid.
+    let column = client.get_values(&auth, "s1", "Data!A:A").await.unwrap();
+    assert_eq!(column.range, "'Data'!A1:A1000");
+    let expected: Vec<Vec<Value>> = vec![strings(&["id"]), strings(&["a"]), vec![], strings(&["b"])];
+    assert_eq!(column.values, expected);
+
+    // Every range is checked before anything is written.
+    let error = client
+        .batch_update_values(
+            &auth,
+            "s1",
+            &[
+                block("Data!A5", vec![strings(&["c"])]),
+                block("Nope!A1", vec![strings(&["d"])]),
+            ],
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&error, SheetsError::Api { status: 400, message, .. }
+            if message == "Invalid data[1]: Unable to parse range: Nope!A1"),
+        "{error:?}"
+    );
+    assert_eq!(fake.grid("s1", "Data").unwrap().len(), 4);
+    let token = auth.token().await.unwrap();
+    let raw = http()
+        .post(format!(
+            "{}/v4/spreadsheets/s1/values:batchUpdate",
+            server.base_url()
+        ))
+        .bearer_auth(token.secret())
+        .json(&json!({ "data": [{ "range": "Data!A5", "values": [["c"]] }] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(raw.status().as_u16(), 400);
+    let body: Value = raw.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"],
+        json!("'valueInputOption' is required but not specified")
+    );
+
+    // It is a write like any other for the quota.
+    fake.set_write_quota_per_minute(300, u32::try_from(fake.write_calls()).unwrap());
+    let error = client
+        .batch_update_values(&auth, "s1", &[block("Data!A5", vec![strings(&["c"])])])
+        .await
+        .unwrap_err();
+    assert_eq!(error.disposition(), Disposition::Throttled { after: None });
+}
+
+#[tokio::test]
+async fn the_csv_target_keeps_one_record_per_response() {
+    let dir = temp_dir("csv-one-row");
+    let path = dir.join(TEAM).join(format!("{FORM}.csv"));
+    let exporter = SheetsExporter::new(CsvTarget::new(&dir));
+    exporter.form_created(&created(household(1))).await;
+    let (r1, r2) = (
+        submitted(response("r-1", 1, "Wanjiku", "two\nlines", None)),
+        submitted(response("r-2", 1, "Otieno", "", None)),
+    );
+    let edit = edited(response("r-1", 1, "Wanjiku Kamau", "fixed", None));
+    let batch = [
+        ExportEvent::ResponseSubmitted(&r1),
+        ExportEvent::ResponseSubmitted(&r2),
+        ExportEvent::ResponseSubmitted(&r1),
+    ];
+    let rows: Vec<_> = exporter.export_batch(&batch).await.iter().map(written).collect();
+    assert_eq!(rows, [Some((2, false)), Some((3, false)), Some((2, false))]);
+    let outcome = exporter.response_updated(&edit).await.unwrap();
+    assert!(matches!(
+        outcome,
+        ExportOutcome::Exported {
+            row_number: 2,
+            updated: true,
+            ..
+        }
+    ));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let ids: Vec<&str> = text.lines().map(|line| line.split(',').next().unwrap()).collect();
+    assert_eq!(ids, ["response_id", "r-1", "r-2"], "{text}");
+    assert!(
+        text.contains("Wanjiku Kamau") && !text.contains("two\nlines"),
+        "{text}"
+    );
+
+    // A restarted exporter reads the ids back: a repeated event overwrites, a new one is appended.
+    let restarted = SheetsExporter::new(CsvTarget::new(&dir));
+    restarted.form_created(&created(household(1))).await;
+    let r3 = submitted(response("r-3", 1, "Achieng", "", None));
+    let batch = [
+        ExportEvent::ResponseSubmitted(&r2),
+        ExportEvent::ResponseSubmitted(&r3),
+    ];
+    let rows: Vec<_> = restarted.export_batch(&batch).await.iter().map(written).collect();
+    assert_eq!(rows, [Some((3, true)), Some((4, false))]);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let ids: Vec<&str> = text.lines().map(|line| line.split(',').next().unwrap()).collect();
+    assert_eq!(ids, ["response_id", "r-1", "r-2", "r-3"], "{text}");
+
+    // Someone truncated the file behind the exporter's back: the overwrite fails and is retried, and
+    // the retry reads the ids again and appends the row that is gone.
+    let header = text.lines().next().unwrap();
+    std::fs::write(&path, format!("{header}\n")).unwrap();
+    let error = restarted.response_submitted(&r3).await.unwrap_err();
+    assert_eq!(error.disposition(), Disposition::Retry { after: None });
+    let outcome = restarted.response_submitted(&r3).await.unwrap();
+    assert!(matches!(
+        outcome,
+        ExportOutcome::Exported {
+            row_number: 2,
+            updated: false,
+            ..
+        }
+    ));
     std::fs::remove_dir_all(&dir).unwrap();
 }

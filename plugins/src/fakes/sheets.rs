@@ -12,8 +12,9 @@
 //! * Every API call needs `Authorization: Bearer <a live token>` (401 `UNAUTHENTICATED` otherwise).
 //! * Per-minute request quotas, as Google documents them for the Sheets API
 //!   (<https://developers.google.com/sheets/api/limits>): read requests (`spreadsheets.get`,
-//!   `values.get`) and write requests (`values.update`, `values.append`, `batchUpdate`) are counted
-//!   separately, each per project and per user per project. The user is the service account the token
+//!   `values.get`) and write requests (`values.update`, `values.append`, `values.batchUpdate`,
+//!   `batchUpdate`; one request each, however many ranges or rows it writes) are counted separately,
+//!   each per project and per user per project. The user is the service account the token
 //!   was issued to; its project is the one its email names (`<name>@<project>.iam.gserviceaccount.com`).
 //!   The defaults are Google's: 300 per minute per project and 60 per minute per user, for reads and
 //!   for writes alike ([`QuotaLimits::GOOGLE_DEFAULT`]; change them with
@@ -43,13 +44,20 @@
 //!   writes need `valueInputOption`; cells must be strings, numbers, booleans or null.
 //!
 //! What it does: rows live in memory per (spreadsheet, sheet). An update writes from the range's
-//! top-left cell (a null cell leaves the cell as it was); an append writes after the last non-empty
-//! row and answers with the `updatedRange` (`'Responses'!A5:H5`); a read returns values as Google
-//! formats them (numbers as strings) with empty trailing rows and cells trimmed.
-//! [`FakeSheets::grid`] shows the stored cells for assertions, [`FakeSheets::api_calls`] and
-//! [`FakeSheets::method_calls`] count the calls, [`FakeSheets::quota_refusals`] the calls refused for a
-//! used-up quota, and [`FakeSheets::fail_next_api_calls`] /
-//! [`FakeSheets::fail_next_token_requests`] make the next calls fail (e.g. 503 with `Retry-After`).
+//! top-left cell (a null cell leaves the cell as it was); a `values:batchUpdate` (a
+//! `BatchUpdateValuesRequest`: `valueInputOption` and `data`, a list of `ValueRange`s) checks every range
+//! first and writes all or nothing, answering a `BatchUpdateValuesResponse` (totals and one
+//! `UpdateValuesResponse` per range, in order; an error names the range, `Invalid data[1]: ...`); an
+//! append writes after the last non-empty row and answers with the `updatedRange`
+//! (`'Responses'!A5:H5`); a read returns values as Google formats them (numbers as strings) with empty
+//! trailing rows and cells trimmed (an empty row inside stays `[]`), and echoes the range with its open
+//! bounds filled in from the grid (`'Responses'!A:A` → `'Responses'!A1:A1000`).
+//! [`FakeSheets::grid`] shows the stored cells for assertions, [`FakeSheets::api_calls`],
+//! [`FakeSheets::method_calls`] and [`FakeSheets::write_calls`] count the calls,
+//! [`FakeSheets::quota_refusals`] the calls refused for a used-up quota, and
+//! [`FakeSheets::fail_next_api_calls`] / [`FakeSheets::fail_next_token_requests`] make the next calls
+//! fail (e.g. 503 with `Retry-After`). [`FakeSheets::fail_after_applying`] makes the next calls of a
+//! method do their work and then fail, as when Google applied an append whose answer was lost.
 //! [`FakeSheets::set_latency`] delays every API answer (not the token endpoint's), for benchmarks that
 //! need Google's round trip (a `values.append` takes a few hundred milliseconds).
 //!
@@ -114,6 +122,15 @@ struct Sheet {
     grid: Vec<Vec<Value>>,
 }
 
+impl Sheet {
+    /// `(rows, columns)` of the sheet's grid: a new sheet has Google's 1000 × 26, and the grid grows
+    /// with what is written past it.
+    fn dimensions(&self) -> (usize, usize) {
+        let widest = self.grid.iter().map(Vec::len).max().unwrap_or(0);
+        (self.grid.len().max(1000), widest.max(26))
+    }
+}
+
 #[derive(Default)]
 struct Spreadsheet {
     sheets: Vec<Sheet>,
@@ -129,6 +146,9 @@ struct Inner {
     auto_create: bool,
     next_sheet_id: i64,
     api_failures: FailureSwitch,
+    /// Per method: the next calls that do their work, then answer with a failure
+    /// ([`FakeSheets::fail_after_applying`]).
+    lost_answers: HashMap<ApiMethod, FailureSwitch>,
     token_failures: FailureSwitch,
     api_calls: u64,
     method_calls: HashMap<ApiMethod, u64>,
@@ -188,6 +208,7 @@ impl FakeSheets {
                 auto_create: false,
                 next_sheet_id: 1,
                 api_failures: FailureSwitch::default(),
+                lost_answers: HashMap::new(),
                 token_failures: FailureSwitch::default(),
                 api_calls: 0,
                 method_calls: HashMap::new(),
@@ -338,6 +359,19 @@ impl FakeSheets {
         self.lock().api_failures.set(count, failure);
     }
 
+    /// Makes the next `count` calls of `method` do their work (an append appends) and then answer with
+    /// `failure` instead of their answer, as when Google applied a write but its answer was lost on the
+    /// way (a 503 from a front end; to the client, a timeout or a reset connection is the same: an
+    /// outcome it cannot know). Calls refused before doing their work (quota, bad token, bad request)
+    /// do not count.
+    pub fn fail_after_applying(&self, method: ApiMethod, count: u32, failure: InjectedFailure) {
+        self.lock()
+            .lost_answers
+            .entry(method)
+            .or_default()
+            .set(count, failure);
+    }
+
     /// Makes the next `count` token requests fail with `failure`.
     pub fn fail_next_token_requests(&self, count: u32, failure: InjectedFailure) {
         self.lock().token_failures.set(count, failure);
@@ -358,6 +392,17 @@ impl FakeSheets {
         self.lock().method_calls.get(&method).copied().unwrap_or(0)
     }
 
+    /// How many write calls arrived, of every method (failed ones included).
+    pub fn write_calls(&self) -> u64 {
+        let inner = self.lock();
+        inner
+            .method_calls
+            .iter()
+            .filter(|(method, _)| method.kind() == RequestKind::Write)
+            .map(|(_, calls)| calls)
+            .sum()
+    }
+
     /// How many calls were answered `429 RESOURCE_EXHAUSTED` because a per-minute quota was used up (the
     /// failures of [`FakeSheets::fail_next_api_calls`] are not counted).
     pub fn quota_refusals(&self) -> u64 {
@@ -375,6 +420,10 @@ pub fn router(state: FakeSheets) -> Router {
     Router::new()
         .route("/token", post(token))
         .route("/v4/spreadsheets/{id}", get(spreadsheet_meta).post(batch_update))
+        .route(
+            "/v4/spreadsheets/{id}/values:batchUpdate",
+            post(batch_update_values),
+        )
         .route(
             "/v4/spreadsheets/{id}/values/{range}",
             get(get_values).put(update_values).post(append_values),
@@ -441,6 +490,9 @@ pub enum ApiMethod {
     ValuesUpdate,
     /// `spreadsheets.values.append` (`POST .../values/{range}:append`), a write.
     ValuesAppend,
+    /// `spreadsheets.values.batchUpdate` (`POST /v4/spreadsheets/{id}/values:batchUpdate`), one write
+    /// however many ranges it writes.
+    ValuesBatchUpdate,
 }
 
 impl ApiMethod {
@@ -448,7 +500,9 @@ impl ApiMethod {
     pub fn kind(self) -> RequestKind {
         match self {
             Self::SpreadsheetsGet | Self::ValuesGet => RequestKind::Read,
-            Self::BatchUpdate | Self::ValuesUpdate | Self::ValuesAppend => RequestKind::Write,
+            Self::BatchUpdate | Self::ValuesUpdate | Self::ValuesAppend | Self::ValuesBatchUpdate => {
+                RequestKind::Write
+            }
         }
     }
 }
@@ -858,6 +912,21 @@ fn admit(inner: &mut Inner, headers: &HeaderMap, method: ApiMethod) -> Option<Re
     }
 }
 
+/// `answer`, unless [`FakeSheets::fail_after_applying`] said to lose this call's answer: then the
+/// failure it named, the work being done.
+fn answered(inner: &mut Inner, method: ApiMethod, answer: impl IntoResponse) -> Response {
+    match inner.lost_answers.get_mut(&method).and_then(FailureSwitch::take) {
+        Some(failure) => {
+            let message = match failure.status {
+                503 => "The service is currently unavailable.",
+                _ => "Internal error encountered.",
+            };
+            injected(failure, google_error_body(failure.status, message))
+        }
+        None => answer.into_response(),
+    }
+}
+
 /// Sleeps for the configured latency, without holding the state's lock.
 async fn round_trip(state: &FakeSheets) {
     let latency = state.lock().latency;
@@ -885,6 +954,16 @@ fn spreadsheet<'a>(inner: &'a mut Inner, id: &str) -> Result<&'a mut Spreadsheet
 
 /// The sheet and cells a range names.
 fn resolve<'a>(spreadsheet: &'a mut Spreadsheet, range: &str) -> Result<(&'a mut Sheet, Area), ApiError> {
+    let (index, area) = locate(spreadsheet, range)?;
+    let sheet = spreadsheet
+        .sheets
+        .get_mut(index)
+        .ok_or_else(|| ApiError::bad_request(format!("Unable to parse range: {range}")))?;
+    Ok((sheet, area))
+}
+
+/// The index of the sheet a range names, and its cells.
+fn locate(spreadsheet: &Spreadsheet, range: &str) -> Result<(usize, Area), ApiError> {
     let unparsable = || ApiError::bad_request(format!("Unable to parse range: {range}"));
     let (part, cells) = a1::split_sheet(range).ok_or_else(unparsable)?;
     let (index, area) = match part {
@@ -905,8 +984,24 @@ fn resolve<'a>(spreadsheet: &'a mut Spreadsheet, range: &str) -> Result<(&'a mut
             None => (0, a1::parse_area(&word).ok_or_else(unparsable)?),
         },
     };
-    let sheet = spreadsheet.sheets.get_mut(index).ok_or_else(unparsable)?;
-    Ok((sheet, area))
+    if index >= spreadsheet.sheets.len() {
+        return Err(unparsable());
+    }
+    Ok((index, area))
+}
+
+/// The cells of `area` as Google echoes a read range: bounds left open are filled in from the grid's
+/// `(rows, columns)` (`A:A` → `A1:A1000`, `1:1` → `A1:Z1`, the whole sheet → `A1:Z1000`); a single cell
+/// stays one (`B2`).
+fn bounded_cells(area: Area, (rows, columns): (usize, usize)) -> String {
+    let start = (area.start_col.unwrap_or(1), area.start_row.unwrap_or(1));
+    let end = (area.end_col.unwrap_or(columns), area.end_row.unwrap_or(rows));
+    let cell = |(col, row): (usize, usize)| format!("{}{row}", column_letters(col));
+    if start == end {
+        cell(start)
+    } else {
+        format!("{}:{}", cell(start), cell(end))
+    }
 }
 
 /// `'Title'!A1:C3` for a written block.
@@ -923,8 +1018,7 @@ fn block_range(title: &str, row: usize, col: usize, rows: usize, cols: usize) ->
 
 /// Reads the `values` of a write request, checking what Google checks.
 fn request_values(body: &Bytes, url_range: &str) -> Result<Vec<Vec<Value>>, ApiError> {
-    let body: Value =
-        serde_json::from_slice(body).map_err(|_| ApiError::bad_request("Invalid JSON payload received."))?;
+    let body = json_body(body)?;
     if let Some(range) = body.get("range").and_then(Value::as_str)
         && range != url_range
     {
@@ -932,6 +1026,15 @@ fn request_values(body: &Bytes, url_range: &str) -> Result<Vec<Vec<Value>>, ApiE
             "Requested writing within range [{range}], but the URL names [{url_range}]."
         )));
     }
+    block_values(&body)
+}
+
+fn json_body(body: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice(body).map_err(|_| ApiError::bad_request("Invalid JSON payload received."))
+}
+
+/// The rows of a `ValueRange`, checking what Google checks.
+fn block_values(body: &Value) -> Result<Vec<Vec<Value>>, ApiError> {
     match body.get("majorDimension").and_then(Value::as_str) {
         None | Some("ROWS") => {}
         Some(_) => {
@@ -955,7 +1058,11 @@ fn request_values(body: &Bytes, url_range: &str) -> Result<Vec<Vec<Value>>, ApiE
 }
 
 fn require_input_option(query: &HashMap<String, String>) -> Result<(), ApiError> {
-    match query.get("valueInputOption").map(String::as_str) {
+    check_input_option(query.get("valueInputOption").map(String::as_str))
+}
+
+fn check_input_option(option: Option<&str>) -> Result<(), ApiError> {
+    match option {
         Some("RAW" | "USER_ENTERED") => Ok(()),
         Some(other) => Err(ApiError::bad_request(format!(
             "Invalid valueInputOption: {other}"
@@ -1023,11 +1130,15 @@ async fn spreadsheet_meta(
                 "title": sheet.title,
                 "index": index,
                 "sheetType": "GRID",
-                "gridProperties": { "rowCount": sheet.grid.len().max(1000), "columnCount": 26 }
+                "gridProperties": {
+                    "rowCount": sheet.dimensions().0,
+                    "columnCount": sheet.dimensions().1
+                }
             }})
         })
         .collect();
-    Ok(Json(json!({ "spreadsheetId": id, "properties": { "title": id }, "sheets": sheets })).into_response())
+    let answer = json!({ "spreadsheetId": id, "properties": { "title": id }, "sheets": sheets });
+    Ok(answered(&mut inner, ApiMethod::SpreadsheetsGet, Json(answer)))
 }
 
 async fn batch_update(
@@ -1082,7 +1193,8 @@ async fn batch_update(
         spreadsheet.sheets.push(sheet);
     }
     inner.next_sheet_id = next_sheet_id;
-    Ok(Json(json!({ "spreadsheetId": id, "replies": replies })).into_response())
+    let answer = json!({ "spreadsheetId": id, "replies": replies });
+    Ok(answered(&mut inner, ApiMethod::BatchUpdate, Json(answer)))
 }
 
 async fn get_values(
@@ -1121,17 +1233,16 @@ async fn get_values(
     {
         values.pop();
     }
-    let cells = match a1::split_sheet(&range) {
-        Some((_, Some(cells))) => cells.to_ascii_uppercase(),
-        Some((SheetPart::Bare(word), None)) if word != sheet.title => word.to_ascii_uppercase(),
-        _ => "A1:Z1000".to_owned(),
-    };
-    let echoed = format!("{}!{cells}", quote_sheet_title(&sheet.title));
+    let echoed = format!(
+        "{}!{}",
+        quote_sheet_title(&sheet.title),
+        bounded_cells(area, sheet.dimensions())
+    );
     let mut body = json!({ "range": echoed, "majorDimension": "ROWS" });
     if !values.is_empty() {
         body["values"] = Value::Array(values);
     }
-    Ok(Json(body).into_response())
+    Ok(answered(&mut inner, ApiMethod::ValuesGet, Json(body)))
 }
 
 async fn update_values(
@@ -1149,30 +1260,143 @@ async fn update_values(
     require_input_option(&query)?;
     let rows = request_values(&body, &range)?;
     let (sheet, area) = resolve(spreadsheet(&mut inner, &id)?, &range)?;
+    let (row, col) = block_start(&sheet.title, area, &range, &rows)?;
+    write_block(&mut sheet.grid, row, col, &rows);
+    let answer = update_answer(&id, &sheet.title, row, col, &rows);
+    Ok(answered(&mut inner, ApiMethod::ValuesUpdate, Json(answer)))
+}
+
+/// Where a block of `rows` written to `area` starts (row, column), if it fits: a single-cell range
+/// is only a start, a larger one must hold the whole block, as Google checks.
+fn block_start(
+    title: &str,
+    area: Area,
+    range: &str,
+    rows: &[Vec<Value>],
+) -> Result<(usize, usize), ApiError> {
     let row = area.start_row.unwrap_or(1);
     let col = area.start_col.unwrap_or(1);
     let height = rows.len();
     let width = rows.iter().map(Vec::len).max().unwrap_or(0);
     let single_cell = area.start_row == area.end_row && area.start_col == area.end_col;
-    if !single_cell {
-        let too_tall = area.end_row.is_some_and(|end| row + height > end + 1);
-        let too_wide = area.end_col.is_some_and(|end| col + width > end + 1);
-        if too_tall || too_wide {
-            return Err(ApiError::bad_request(format!(
-                "Requested writing within range [{range}], but tried writing to {}.",
-                block_range(&sheet.title, row, col, height, width)
-            )));
-        }
+    let too_tall = area.end_row.is_some_and(|end| row + height > end + 1);
+    let too_wide = area.end_col.is_some_and(|end| col + width > end + 1);
+    if !single_cell && (too_tall || too_wide) {
+        return Err(ApiError::bad_request(format!(
+            "Requested writing within range [{range}], but tried writing to {}.",
+            block_range(title, row, col, height, width)
+        )));
     }
-    write_block(&mut sheet.grid, row, col, &rows);
-    Ok(Json(json!({
+    Ok((row, col))
+}
+
+/// Google's `UpdateValuesResponse` for a block written at (`row`, `col`).
+fn update_answer(id: &str, title: &str, row: usize, col: usize, rows: &[Vec<Value>]) -> Value {
+    let height = rows.len();
+    let width = rows.iter().map(Vec::len).max().unwrap_or(0);
+    json!({
         "spreadsheetId": id,
-        "updatedRange": block_range(&sheet.title, row, col, height, width),
+        "updatedRange": block_range(title, row, col, height, width),
         "updatedRows": height,
         "updatedColumns": width,
         "updatedCells": rows.iter().map(Vec::len).sum::<usize>(),
-    }))
-    .into_response())
+    })
+}
+
+/// One block of a `values:batchUpdate`, checked and placed before anything is written.
+struct PlacedBlock {
+    sheet: usize,
+    row: usize,
+    col: usize,
+    rows: Vec<Vec<Value>>,
+}
+
+/// `values:batchUpdate`: a `BatchUpdateValuesRequest` (`valueInputOption` and `data`, a list of
+/// `ValueRange`s) written all or nothing, answered with a `BatchUpdateValuesResponse`. One write
+/// request for the quota, however many ranges.
+async fn batch_update_values(
+    State(state): State<FakeSheets>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    round_trip(&state).await;
+    let mut inner = state.lock();
+    if let Some(refusal) = admit(&mut inner, &headers, ApiMethod::ValuesBatchUpdate) {
+        return Ok(refusal);
+    }
+    let body = json_body(&body)?;
+    check_input_option(body.get("valueInputOption").and_then(Value::as_str))?;
+    let data = body
+        .get("data")
+        .and_then(Value::as_array)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let spreadsheet = spreadsheet(&mut inner, &id)?;
+    let blocks = data
+        .iter()
+        .enumerate()
+        .map(|(i, block)| {
+            place_block(spreadsheet, block).map_err(|error| ApiError {
+                message: format!("Invalid data[{i}]: {}", error.message),
+                ..error
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let responses = write_blocks(spreadsheet, &id, &blocks);
+    let answer = batch_answer(&id, &blocks, responses);
+    Ok(answered(&mut inner, ApiMethod::ValuesBatchUpdate, Json(answer)))
+}
+
+/// Writes blocks placed by [`place_block`]; the `UpdateValuesResponse` of each, in order.
+fn write_blocks(spreadsheet: &mut Spreadsheet, id: &str, blocks: &[PlacedBlock]) -> Vec<Value> {
+    let mut responses = Vec::with_capacity(blocks.len());
+    for block in blocks {
+        let sheet = &mut spreadsheet.sheets[block.sheet];
+        write_block(&mut sheet.grid, block.row, block.col, &block.rows);
+        responses.push(update_answer(id, &sheet.title, block.row, block.col, &block.rows));
+    }
+    responses
+}
+
+/// Checks one `ValueRange` of a batch and says where it goes.
+fn place_block(spreadsheet: &Spreadsheet, block: &Value) -> Result<PlacedBlock, ApiError> {
+    let range = block
+        .get("range")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::bad_request("Unable to parse range: "))?;
+    let rows = block_values(block)?;
+    let (sheet, area) = locate(spreadsheet, range)?;
+    let (row, col) = block_start(&spreadsheet.sheets[sheet].title, area, range, &rows)?;
+    Ok(PlacedBlock {
+        sheet,
+        row,
+        col,
+        rows,
+    })
+}
+
+/// Google's `BatchUpdateValuesResponse`: totals over the distinct rows, columns and sheets written.
+fn batch_answer(id: &str, blocks: &[PlacedBlock], responses: Vec<Value>) -> Value {
+    let mut rows = std::collections::HashSet::new();
+    let mut cols = std::collections::HashSet::new();
+    let mut cells = 0;
+    for block in blocks {
+        for (r, values) in block.rows.iter().enumerate() {
+            rows.insert((block.sheet, block.row + r));
+            cols.extend((0..values.len()).map(|c| (block.sheet, block.col + c)));
+            cells += values.len();
+        }
+    }
+    let sheets: std::collections::HashSet<usize> = blocks.iter().map(|b| b.sheet).collect();
+    json!({
+        "spreadsheetId": id,
+        "totalUpdatedRows": rows.len(),
+        "totalUpdatedColumns": cols.len(),
+        "totalUpdatedCells": cells,
+        "totalUpdatedSheets": sheets.len(),
+        "responses": responses,
+    })
 }
 
 async fn append_values(
@@ -1225,7 +1449,7 @@ async fn append_values(
     if used_rows > 0 {
         body["tableRange"] = Value::from(block_range(&sheet.title, 1, 1, used_rows, used_cols));
     }
-    Ok(Json(body).into_response())
+    Ok(answered(&mut inner, ApiMethod::ValuesAppend, Json(body)))
 }
 
 #[cfg(test)]
@@ -1332,6 +1556,38 @@ mod tests {
         let fake = FakeSheets::demo().unwrap();
         assert_eq!(fake.project_number(DEMO_CLIENT_EMAIL), Some(FIRST_PROJECT_NUMBER));
         assert_eq!(fake.project_number("nobody@x.iam.gserviceaccount.com"), None);
+    }
+
+    #[test]
+    fn read_ranges_are_echoed_with_their_open_bounds_filled_in() {
+        let area = |cells: &str| a1::parse_area(cells).unwrap();
+        assert_eq!(bounded_cells(area("A:A"), (1000, 26)), "A1:A1000");
+        assert_eq!(bounded_cells(area("c:c"), (1500, 30)), "C1:C1500");
+        assert_eq!(bounded_cells(area("1:1"), (1000, 26)), "A1:Z1");
+        assert_eq!(bounded_cells(area("A2:B3"), (1000, 26)), "A2:B3");
+        assert_eq!(bounded_cells(area("B2"), (1000, 26)), "B2");
+        assert_eq!(bounded_cells(Area::default(), (1000, 26)), "A1:Z1000");
+    }
+
+    #[test]
+    fn batch_answers_count_distinct_rows_columns_and_sheets() {
+        let block = |sheet, row, col, rows: Vec<Vec<Value>>| PlacedBlock {
+            sheet,
+            row,
+            col,
+            rows,
+        };
+        let blocks = [
+            block(0, 2, 1, vec![vec![json!("a"), json!("b")]]),
+            block(0, 2, 2, vec![vec![json!("c")]]),
+            block(1, 5, 1, vec![vec![json!("d")], vec![json!("e")]]),
+        ];
+        let answer = batch_answer("s", &blocks, vec![json!({}); 3]);
+        assert_eq!(answer["totalUpdatedRows"], json!(3));
+        assert_eq!(answer["totalUpdatedColumns"], json!(3));
+        assert_eq!(answer["totalUpdatedCells"], json!(5));
+        assert_eq!(answer["totalUpdatedSheets"], json!(2));
+        assert_eq!(answer["responses"].as_array().map(Vec::len), Some(3));
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! A minimal Google Sheets API v4 client: the calls the exporter needs and nothing else.
+//! A minimal Google Sheets API v4 client: the calls the exporter needs and nothing else (read, update,
+//! batch-update and append values; list and add sheets).
 //!
 //! Every call takes the [`TokenSource`] of the team whose spreadsheet it touches, so one client (one
 //! connection pool, one base URL) serves every team. Values are written with
@@ -63,6 +64,29 @@ pub struct AppendValuesResponse {
     pub table_range: Option<String>,
     /// What was written.
     pub updates: UpdateValuesResponse,
+}
+
+/// The answer to a `values:batchUpdate`: what each range of the request changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchUpdateValuesResponse {
+    /// The spreadsheet.
+    pub spreadsheet_id: String,
+    /// Rows in which at least one cell was written.
+    #[serde(default)]
+    pub total_updated_rows: u64,
+    /// Columns in which at least one cell was written.
+    #[serde(default)]
+    pub total_updated_columns: u64,
+    /// Cells written.
+    #[serde(default)]
+    pub total_updated_cells: u64,
+    /// Sheets in which at least one cell was written.
+    #[serde(default)]
+    pub total_updated_sheets: u64,
+    /// One answer per range of the request, in the request's order.
+    #[serde(default)]
+    pub responses: Vec<UpdateValuesResponse>,
 }
 
 impl AppendValuesResponse {
@@ -172,6 +196,26 @@ impl SheetsClient {
         let body = json!({ "range": range, "majorDimension": "ROWS", "values": rows });
         self.call(auth, "updating values", || {
             self.http.request(Method::PUT, url.clone()).json(&body)
+        })
+        .await
+    }
+
+    /// Writes each block of `data` (a range and its rows) from its range's top-left cell, as raw values,
+    /// in one request (`values:batchUpdate`): one write against the quota, however many ranges.
+    ///
+    /// # Errors
+    ///
+    /// See [`SheetsError`]. Google checks every range before writing any.
+    pub async fn batch_update_values(
+        &self,
+        auth: &TokenSource,
+        spreadsheet_id: &str,
+        data: &[ValueRange],
+    ) -> Result<BatchUpdateValuesResponse, SheetsError> {
+        let url = self.url(&["v4", "spreadsheets", spreadsheet_id, "values:batchUpdate"], &[])?;
+        let body = json!({ "valueInputOption": "RAW", "data": data });
+        self.call(auth, "updating rows", || {
+            self.http.request(Method::POST, url.clone()).json(&body)
         })
         .await
     }
@@ -354,6 +398,13 @@ mod tests {
             url.as_str(),
             "http://127.0.0.1:1/prefix/v4/spreadsheets/abc/values/'My%20sheet%2F2'!A1:append\
              ?valueInputOption=RAW"
+        );
+        let url = client
+            .url(&["v4", "spreadsheets", "abc", "values:batchUpdate"], &[])
+            .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "http://127.0.0.1:1/prefix/v4/spreadsheets/abc/values:batchUpdate"
         );
     }
 

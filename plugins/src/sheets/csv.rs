@@ -1,7 +1,10 @@
-//! Just enough CSV (RFC 4180) for the CSV target: writing records, and reading back the file it wrote.
+//! Just enough CSV (RFC 4180) for the CSV target: writing records, reading back the file it wrote, and
+//! replacing some of its records.
 //!
 //! A field is quoted when it contains a comma, a quote, a line break, or starts or ends with a space;
 //! quotes inside are doubled. Records end with `\n`; `\r\n` is accepted when reading.
+
+use std::collections::HashMap;
 
 /// One record read back, with the byte offset just past its line end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +27,29 @@ fn field(text: &str) -> String {
     } else {
         text.to_owned()
     }
+}
+
+/// `text` with the records of the given 1-based numbers replaced by the given lines (each a whole
+/// record, line end included), the others kept byte for byte. `None` when a number is not a record of
+/// `text`.
+pub(crate) fn replace_records(text: &str, replacements: &HashMap<u64, String>) -> Option<String> {
+    let records = parse(text);
+    if replacements
+        .keys()
+        .any(|&number| number == 0 || number > records.len() as u64)
+    {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut start = 0;
+    for (number, record) in (1..).zip(&records) {
+        match replacements.get(&number) {
+            Some(line) => out.push_str(line),
+            None => out.push_str(&text[start..record.end]),
+        }
+        start = record.end;
+    }
+    Some(out)
 }
 
 /// Every record of `text`. Lenient: a quote in the middle of an unquoted field is taken literally, and
@@ -108,6 +134,20 @@ mod tests {
         assert_eq!(parsed[0].fields, fields);
         assert_eq!(parsed[0].end, line.len());
         assert_eq!(parsed[1].fields, ["x", "y"]);
+    }
+
+    #[test]
+    fn records_are_replaced_in_place() {
+        let text = "id,name\nr-1,\"two\nlines\"\nr-2,b\n";
+        let replaced = replace_records(text, &HashMap::from([(2, record(["r-1", "one"]))]));
+        assert_eq!(replaced.as_deref(), Some("id,name\nr-1,one\nr-2,b\n"));
+        let both = HashMap::from([(3, record(["r-2", "c"])), (1, record(["id", "Name"]))]);
+        assert_eq!(
+            replace_records(text, &both).as_deref(),
+            Some("id,Name\nr-1,\"two\nlines\"\nr-2,c\n")
+        );
+        assert_eq!(replace_records(text, &HashMap::from([(4, record(["x"]))])), None);
+        assert_eq!(replace_records(text, &HashMap::from([(0, record(["x"]))])), None);
     }
 
     #[test]

@@ -156,9 +156,9 @@ pub enum ExportError {
         #[source]
         source: io::Error,
     },
-    /// A target said where a different number of rows landed than it was given: a defect of the
-    /// target. The rows may have been written.
-    #[error("The target reported {reported} appended rows for the {given} rows it was given.")]
+    /// A target said where a different number of rows landed (appended or overwritten) than it was
+    /// given: a defect of the target. The rows may have been written.
+    #[error("The target reported {reported} written rows for the {given} rows it was given.")]
     AppendMismatch {
         /// Rows handed to the target.
         given: usize,
@@ -170,7 +170,7 @@ pub enum ExportError {
 impl ExportError {
     /// Whether retrying can help, and when: see [`Disposition`]. I/O errors (a full disk, a file
     /// locked by another program) are retried, and so is a target's wrong count of appended rows (like
-    /// an answer of unexpected shape: the write may not have happened).
+    /// an answer of unexpected shape: the write may or may not have happened).
     pub fn disposition(&self) -> Disposition {
         match self {
             Self::TeamNotConfigured { .. } | Self::UnsafeName { .. } => Disposition::DeadLetter,

@@ -1,46 +1,69 @@
 //! The exporter: form events shape each form's [`Layout`], response events become rows of a
-//! [`Target`].
+//! [`Target`], one row per response.
 //!
 //! ```text
 //!   FormCreated / FormUpdated ──► remember the newest form of (team, form)   (no I/O)
 //!   ResponseSubmitted / ResponseUpdated
 //!        │ grouped by (team, form): one event alone, or the responses of a batch to one tab
-//!        │ first time this process writes (team, form): read the target's header row back
-//!        │   and build the layout from it, then merge the newest form into it
+//!        │ first time this process writes (team, form): read the target's header row back and build
+//!        │   the layout from it, then merge the newest form into it; read the response_id column back
+//!        │   into the tab's row index (response_id → row number)
 //!        │ answers without a column: add columns named by question id
 //!        │ header changed: rewrite it (Target::write_header), once for the group
-//!        └─► append the group's rows in one call (Target::append_rows) ──► an ExportOutcome::Exported
-//!                                                                         per response
+//!        ├─► responses the index knows: overwrite their rows in one call (Target::update_rows)
+//!        └─► the others: append them in one call (Target::append_rows), add their rows to the index
+//!                                                        ──► an ExportOutcome::Exported per response
 //! ```
 //!
-//! Writes to one (team, form) are serialised by an async lock, so a header rewrite and the appends
-//! around it never interleave; different forms proceed in parallel.
+//! Writes to one (team, form) are serialised by an async lock, so a header rewrite, the row writes
+//! around it and the row index never interleave; different forms proceed in parallel.
 //!
 //! **Batches.** [`SheetsExporter::export_batch`] takes several events (the runtime hands over one team's
-//! at a time) and writes each tab once: one header check (and rewrite, if needed) and one
-//! [`Target::append_rows`] per (team, form), the rows in the events' order. Google counts requests, not
-//! rows, against its per-minute quotas (60 writes per minute per service account by default), so a batch
-//! of 50 responses to one form costs one write instead of 50. The batch's form events are recorded first,
-//! before any row is written: they come from other lanes than the responses, so their order relative to
-//! the responses is not a guarantee anyway, and a form known before its responses spares columns named by
-//! question id. The tabs of a batch are written one after the other, in the order of their first
-//! response. A tab whose write fails gives all of its responses the same error (so the same retry or
-//! dead letter); the other tabs are written regardless.
+//! at a time) and writes each tab at most twice: one header check (and rewrite, if needed), then one
+//! [`Target::update_rows`] for the responses that have a row and one [`Target::append_rows`] for the
+//! others, each in the events' order. Google counts requests, not rows, against its per-minute quotas
+//! (60 writes per minute per service account by default), so a batch of 50 responses to one form costs
+//! one or two writes instead of 50. The batch's form events are recorded first, before any row is
+//! written: they come from other lanes than the responses, so their order relative to the responses is
+//! not a guarantee anyway, and a form known before its responses spares columns named by question id.
+//! The tabs of a batch are written one after the other, in the order of their first response. A tab
+//! whose write fails gives all of its responses the same error (so the same retry or dead letter); the
+//! other tabs are written regardless.
 //!
-//! **Edits are new rows.** A `ResponseUpdated` is appended as a new row with the same `response_id`
-//! (and the original `submitted_at`), not written over the old one: finding the old row would need a
-//! search of the whole sheet per edit, and the history of corrections stays visible. Whoever reads the
-//! sheet takes the last row of each `response_id` as current.
+//! **One row per response.** The first write of a `response_id` appends its row; every later write of
+//! it (a `ResponseUpdated`, or the same event delivered again) overwrites that row with the newest
+//! values, `submitted_at` staying the original one. Two events of one response in the same batch make
+//! one row, with the values of the later. The row of each response comes from the tab's row index, kept
+//! in memory: built once per process from the sheet's `response_id` column (one read), then extended
+//! with the rows each append reports. A sheet without a header row is taken to have no rows, so a new
+//! tab costs no read.
 //!
-//! **After a restart** the layouts are gone. Before its first write to a sheet the exporter reads the
-//! header row back and maps its cells to the questions of the form by label (or id), so the runtime
-//! should feed it the current forms ([`SheetsExporter::form_created`], e.g. from the forms table it
-//! keeps) before responses. A response to a form it never saw is written under columns named by
+//! **After a restart** the layouts and indexes are gone. Before its first write to a sheet the exporter
+//! reads the header row back and maps its cells to the questions of the form by label (or id), so the
+//! runtime should feed it the current forms ([`SheetsExporter::form_created`], e.g. from the forms table
+//! it keeps) before responses. A response to a form it never saw is written under columns named by
 //! question id, appended after the existing ones: nothing written earlier moves, but such a sheet then
-//! has a label column and an id column for the same question.
+//! has a label column and an id column for the same question. The `response_id` column is read back
+//! too, so a response delivered again after the restart overwrites its row.
 //!
-//! **At least once.** An append whose answer is lost (a timeout after Google applied it) is retried by
-//! the delivery engine and then appears twice; duplicates carry the same `response_id`.
+//! **At least once.** The delivery engine repeats an event whose outcome it did not see (a worker crash,
+//! a lost answer). A repeat of a written response finds it in the index and overwrites its row. An
+//! append whose outcome is unknown (a timeout, a reset connection, a 5xx: any error whose disposition is
+//! [`Disposition::Retry`]) may have been applied, so the tab's index is dropped then: the retry reads
+//! the `response_id` column again before writing and overwrites the rows it finds there. The same goes
+//! for a failed overwrite (harmless to redo; the CSV target fails one whose row is gone). A refused
+//! write (`429`, `403`, `400`) changed nothing and keeps the index.
+//!
+//! **What is left.** The index is one process's view, and nothing in the Sheets API makes an append
+//! conditional. A team's events are in one partition (the record key is the team), so one process at a
+//! time writes a team's sheets, except during a rebalance: the old owner of a partition may still be
+//! finishing a batch while the new owner starts on the same events. Two processes writing one sheet at
+//! once like that can both append a response neither has seen in the sheet: it then has two rows, and
+//! later writes overwrite only one of them (the last, after a restart) while the other keeps the older
+//! values. Responses appended twice before rows were overwritten in place keep their extra rows the
+//! same way. And the index trusts row numbers: sorting the sheet or deleting rows in it while a process
+//! runs makes that process overwrite whatever row now has the number, until it restarts or a write of
+//! unknown outcome makes it read the column again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -56,10 +79,12 @@ use switchyard_schemas::events::{
 
 use super::a1::{self, column_letters, quote_sheet_title};
 use super::auth::TokenSource;
-use super::client::SheetsClient;
+use super::client::{SheetsClient, UpdateValuesResponse, ValueRange};
 use super::error::{ConfigError, ExportError, SheetsError};
+use super::index::{self, RowIndex, Slot};
 use super::layout::Layout;
 use super::{SheetsConfig, csv};
+use crate::Disposition;
 
 /// The sheet of one (team, form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,7 +95,7 @@ pub struct SheetRef<'a> {
     pub form_id: &'a str,
 }
 
-/// Where a row landed.
+/// Where a row was written (appended, or overwritten in place).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
     /// The spreadsheet id (Google) or the file's path (CSV).
@@ -84,10 +109,13 @@ pub struct Appended {
 /// Somewhere rows can be written: a Google spreadsheet, a directory of CSV files.
 ///
 /// The exporter calls [`Target::read_header`] once per (team, form) per process, before its first
-/// write, then [`Target::write_header`] whenever the columns change and [`Target::append_rows`] for
-/// every response or group of responses of a batch; calls for one sheet never overlap.
+/// write, and [`Target::read_row_ids`] when the header was there (again after a write whose outcome is
+/// unknown); then [`Target::write_header`] whenever the columns change, [`Target::update_rows`] for the
+/// responses that have a row and [`Target::append_rows`] for the others, once per response or per
+/// group of responses of a batch. Calls for one sheet never overlap.
 pub trait Target: Send + Sync {
-    /// The sheet's current header row, or `None` when the sheet is new or empty. May create the sheet.
+    /// The sheet's current header row, or `None` when the sheet is new or empty (then it is taken to
+    /// have no rows at all). May create the sheet.
     fn read_header(
         &self,
         sheet: SheetRef<'_>,
@@ -99,6 +127,22 @@ pub trait Target: Send + Sync {
         sheet: SheetRef<'_>,
         header: &[String],
     ) -> impl Future<Output = Result<(), ExportError>> + Send;
+
+    /// The row of each response id in the sheet's column `column` (0-based: the layout's `response_id`
+    /// column), read from the sheet in one call. Row 1, the header, is not an id.
+    fn read_row_ids(
+        &self,
+        sheet: SheetRef<'_>,
+        column: usize,
+    ) -> impl Future<Output = Result<RowIndex, ExportError>> + Send;
+
+    /// Overwrites existing rows in one write (one API call, one file rewrite): each `(row number,
+    /// cells)` from the first column on. Says where each landed, in the same order. No rows, no write.
+    fn update_rows(
+        &self,
+        sheet: SheetRef<'_>,
+        rows: &[(u64, Vec<Value>)],
+    ) -> impl Future<Output = Result<Vec<Appended>, ExportError>> + Send;
 
     /// Appends `rows` after the sheet's last row in one write (one API call, one file write), and says
     /// where each landed, in the same order. No rows, no write.
@@ -155,6 +199,9 @@ pub enum ExportOutcome {
         row_number: u64,
         /// Whether the header row was rewritten first (in a batch: before the rows of its tab).
         header_changed: bool,
+        /// Whether the response had a row already, overwritten with these values (an edit, or the
+        /// same event delivered again); `false` when the row was appended.
+        updated: bool,
     },
     /// A form event was recorded; the header is written with the next row.
     FormRecorded {
@@ -178,6 +225,9 @@ struct FormState {
     layout: Option<Layout>,
     /// Whether the target's header row is behind the layout.
     header_dirty: bool,
+    /// `None` until the `response_id` column was read back, and again after a write whose outcome is
+    /// unknown.
+    index: Option<RowIndex>,
 }
 
 type FormKey = (String, String);
@@ -229,7 +279,8 @@ impl<T: Target> SheetsExporter<T> {
         self.export(&event.response).await
     }
 
-    /// Writes an edited response as a new row with the same `response_id` (see the module docs).
+    /// Overwrites the row of an edited response with its new values, `submitted_at` staying the
+    /// original one; appends it if it has no row yet (see the module docs).
     ///
     /// # Errors
     ///
@@ -281,8 +332,9 @@ impl<T: Target> SheetsExporter<T> {
     }
 
     /// Exports a batch of events, normally one team's: form events are recorded first (in order), then
-    /// each (team, form) tab gets one header check and one [`Target::append_rows`] with the rows of its
-    /// responses in the events' order (see the module docs). One result per event, in the events' order;
+    /// each (team, form) tab gets one header check, one [`Target::update_rows`] for its responses that
+    /// have a row and one [`Target::append_rows`] for the others, in the events' order (see the module
+    /// docs). One result per event, in the events' order;
     /// the responses of a tab whose write failed all carry that failure, whose `disposition()` says
     /// whether to retry them.
     pub async fn export_batch(&self, events: &[ExportEvent<'_>]) -> Vec<BatchResult> {
@@ -346,7 +398,7 @@ impl<T: Target> SheetsExporter<T> {
     }
 
     /// Writes `responses`, all of one (team, form) and not empty, as rows of its sheet: the header first
-    /// if it changed, then every row in one append. One outcome per response, in order.
+    /// if it changed, then the rows. One outcome per response, in order.
     async fn export_tab(&self, responses: &[&Response]) -> Result<Vec<ExportOutcome>, ExportError> {
         let Some(first) = responses.first() else {
             return Ok(Vec::new());
@@ -358,43 +410,126 @@ impl<T: Target> SheetsExporter<T> {
         let slot = self.slot(sheet.team_id, sheet.form_id);
         let mut guard = slot.lock().await;
         let state = &mut *guard;
-        let layout = match &mut state.layout {
-            Some(layout) => layout,
-            None => {
-                let existing = self.target.read_header(sheet).await?.filter(|h| !h.is_empty());
-                let mut layout = existing.as_deref().map_or_else(Layout::new, Layout::from_header);
-                if let Some(form) = &state.form {
-                    layout.merge(form);
-                }
-                state.header_dirty = existing.is_none_or(|existing| existing != layout.header());
-                state.layout.insert(layout)
-            }
-        };
+        let (layout, index, header_dirty) = self.load_sheet(sheet, state).await?;
         for response in responses {
-            state.header_dirty |= layout.add_answer_columns(response);
+            *header_dirty |= layout.add_answer_columns(response);
         }
-        let header_changed = state.header_dirty;
+        let header_changed = *header_dirty;
         if header_changed {
             self.target.write_header(sheet, &layout.header()).await?;
-            state.header_dirty = false;
+            *header_dirty = false;
         }
-        let rows: Vec<Vec<Value>> = responses.iter().map(|response| layout.row(response)).collect();
-        let appended = self.target.append_rows(sheet, &rows).await?;
-        if appended.len() != rows.len() {
-            return Err(ExportError::AppendMismatch {
-                given: rows.len(),
-                reported: appended.len(),
-            });
+        let written = self.write_rows(sheet, layout, index, responses).await;
+        if let Err(error) = &written
+            && matches!(error.disposition(), Disposition::Retry { .. })
+        {
+            // The write may have been applied: read the response_id column again before the next one.
+            state.index = None;
         }
-        Ok(appended
+        Ok(written?
             .into_iter()
-            .map(|appended| ExportOutcome::Exported {
-                spreadsheet_id: appended.spreadsheet_id,
-                range: appended.range,
-                row_number: appended.row_number,
+            .map(|(written, updated)| ExportOutcome::Exported {
+                spreadsheet_id: written.spreadsheet_id,
+                range: written.range,
+                row_number: written.row_number,
                 header_changed,
+                updated,
             })
             .collect())
+    }
+
+    /// The sheet's layout, row index and header flag, reading back from the target what this process
+    /// does not know yet: the header row (once), the `response_id` column (once, and after a write
+    /// whose outcome is unknown; not for a sheet without a header, which has no rows).
+    async fn load_sheet<'s>(
+        &self,
+        sheet: SheetRef<'_>,
+        state: &'s mut FormState,
+    ) -> Result<(&'s mut Layout, &'s mut RowIndex, &'s mut bool), ExportError> {
+        let FormState {
+            form,
+            layout,
+            header_dirty,
+            index,
+        } = state;
+        if layout.is_none() {
+            let existing = self.target.read_header(sheet).await?.filter(|h| !h.is_empty());
+            let mut read = existing.as_deref().map_or_else(Layout::new, Layout::from_header);
+            if let Some(form) = form {
+                read.merge(form);
+            }
+            *header_dirty = existing
+                .as_ref()
+                .is_none_or(|existing| *existing != read.header());
+            if existing.is_none() {
+                *index = Some(RowIndex::default());
+            }
+            *layout = Some(read);
+        }
+        let layout = layout.get_or_insert_with(Layout::new);
+        if index.is_none() {
+            let read = self
+                .target
+                .read_row_ids(sheet, layout.response_id_column())
+                .await?;
+            *index = Some(read);
+        }
+        Ok((layout, index.get_or_insert_with(RowIndex::default), header_dirty))
+    }
+
+    /// Writes the rows of `responses`: the ones `index` knows overwrite their rows in one
+    /// [`Target::update_rows`], the others go in one [`Target::append_rows`] and join the index. An id
+    /// twice in the group is written once, with its last values. Each response's row and whether it was
+    /// overwritten, in order.
+    async fn write_rows(
+        &self,
+        sheet: SheetRef<'_>,
+        layout: &Layout,
+        index: &mut RowIndex,
+        responses: &[&Response],
+    ) -> Result<Vec<(Appended, bool)>, ExportError> {
+        let plan = index::plan(responses.iter().map(|r| r.id.as_str()), index);
+        let updates: Vec<(u64, Vec<Value>)> = plan
+            .updates
+            .iter()
+            .map(|&(row, position)| (row, layout.row(responses[position])))
+            .collect();
+        let mut updated = Vec::new();
+        if !updates.is_empty() {
+            updated = checked(updates.len(), self.target.update_rows(sheet, &updates).await?)?;
+        }
+        let appends: Vec<Vec<Value>> = plan
+            .appends
+            .iter()
+            .map(|&position| layout.row(responses[position]))
+            .collect();
+        let mut appended = Vec::new();
+        if !appends.is_empty() {
+            appended = checked(appends.len(), self.target.append_rows(sheet, &appends).await?)?;
+        }
+        for (&position, row) in plan.appends.iter().zip(&appended) {
+            index.insert(responses[position].id.clone(), row.row_number);
+        }
+        Ok(plan
+            .slots
+            .iter()
+            .map(|slot| match *slot {
+                Slot::Update(k) => (updated[k].clone(), true),
+                Slot::Append(k) => (appended[k].clone(), false),
+            })
+            .collect())
+    }
+}
+
+/// `written` if a target reported as many rows as it was `given`.
+fn checked(given: usize, written: Vec<Appended>) -> Result<Vec<Appended>, ExportError> {
+    if written.len() == given {
+        Ok(written)
+    } else {
+        Err(ExportError::AppendMismatch {
+            given,
+            reported: written.len(),
+        })
     }
 }
 
@@ -518,6 +653,49 @@ impl Target for GoogleSheets {
         Ok(())
     }
 
+    async fn read_row_ids(&self, sheet: SheetRef<'_>, column: usize) -> Result<RowIndex, ExportError> {
+        let team = self.team(sheet.team_id)?;
+        let letters = column_letters(column + 1);
+        let range = format!(
+            "{}!{letters}:{letters}",
+            quote_sheet_title(&Self::tab_title(&team.sheet_name, sheet.form_id))
+        );
+        let answer = self
+            .client
+            .get_values(&team.tokens, &team.spreadsheet_id, &range)
+            .await?;
+        // Google answers `'Tab'!A1:A1000` for `A:A`; its values start at the answer's first row.
+        let first_row = a1::first_row(&answer.range).unwrap_or(1);
+        let cells = answer.values.iter().map(|row| row.first().map(cell_text));
+        Ok(RowIndex::from_column(first_row, cells))
+    }
+
+    /// One `values:batchUpdate` with a range per row: one write against the quota for all of them.
+    async fn update_rows(
+        &self,
+        sheet: SheetRef<'_>,
+        rows: &[(u64, Vec<Value>)],
+    ) -> Result<Vec<Appended>, ExportError> {
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let team = self.team(sheet.team_id)?;
+        let tab = quote_sheet_title(&Self::tab_title(&team.sheet_name, sheet.form_id));
+        let data: Vec<ValueRange> = rows
+            .iter()
+            .map(|(row, cells)| ValueRange {
+                range: format!("{tab}!A{row}:{}{row}", column_letters(cells.len())),
+                major_dimension: Some("ROWS".to_owned()),
+                values: vec![cells.clone()],
+            })
+            .collect();
+        let answer = self
+            .client
+            .batch_update_values(&team.tokens, &team.spreadsheet_id, &data)
+            .await?;
+        updated_rows(&answer.spreadsheet_id, &answer.responses, rows.len())
+    }
+
     async fn append_rows(
         &self,
         sheet: SheetRef<'_>,
@@ -554,6 +732,34 @@ impl Target for GoogleSheets {
     }
 }
 
+/// Where each row of a `values:batchUpdate` landed, from its answers (one per range, in order).
+fn updated_rows(
+    spreadsheet_id: &str,
+    answers: &[UpdateValuesResponse],
+    rows: usize,
+) -> Result<Vec<Appended>, ExportError> {
+    let unexpected = |reason: String| SheetsError::UnexpectedResponse {
+        during: "updating rows",
+        reason,
+    };
+    if answers.len() != rows {
+        return Err(unexpected(format!("{} answers for the {rows} rows sent", answers.len())).into());
+    }
+    answers
+        .iter()
+        .map(|answer| {
+            let range = &answer.updated_range;
+            let row_number = a1::first_row(range)
+                .ok_or_else(|| unexpected(format!("the updated range {range:?} names no row")))?;
+            Ok(Appended {
+                spreadsheet_id: spreadsheet_id.to_owned(),
+                range: range.clone(),
+                row_number,
+            })
+        })
+        .collect()
+}
+
 /// A cell as text: a header cell read back from Google, or a CSV field.
 fn cell_text(value: &Value) -> String {
     match value {
@@ -566,8 +772,11 @@ fn cell_text(value: &Value) -> String {
 /// The CSV target, for the demo and for teams without Google: `<dir>/<team_id>/<form_id>.csv`, the
 /// header as the first record, one record per response. RFC 4180 quoting; records end with `\n`.
 ///
-/// A header change rewrites the file (to a temporary file, renamed over the old one); rows are
-/// appended. Team and form ids must be safe file names (ASCII letters, digits, `.`, `_`, `-`, not
+/// New rows are appended. A header change, and a batch that overwrites rows (an edited response, or one
+/// delivered again), rewrite the whole file (to a temporary file, renamed over the old one): simple and
+/// safe against a crash half-way, at the cost of copying the file once per such batch, which suits the
+/// demo and small teams. The row index of the CSV target is the file's first column read back, like a
+/// sheet's. Team and form ids must be safe file names (ASCII letters, digits, `.`, `_`, `-`, not
 /// starting with `.`), or the event is dead-lettered.
 #[derive(Debug)]
 pub struct CsvTarget {
@@ -643,6 +852,19 @@ async fn blocking<R: Send + 'static>(
     })
 }
 
+/// Writes `text` to a temporary file renamed over `path`, so that a crash leaves the old file or the new.
+fn replace_file(path: &Path, text: &str) -> io::Result<()> {
+    let temporary = path.with_extension("csv.tmp");
+    std::fs::write(&temporary, text)?;
+    std::fs::rename(&temporary, path)
+}
+
+/// A row as one CSV record.
+fn csv_record(row: &[Value]) -> String {
+    let cells: Vec<String> = row.iter().map(cell_text).collect();
+    csv::record(cells.iter().map(String::as_str))
+}
+
 fn read_if_exists(path: &Path) -> io::Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
@@ -679,14 +901,59 @@ impl Target for CsvTarget {
             let old = read_if_exists(path)?.unwrap_or_default();
             let records = csv::parse(&old);
             let rest = records.first().map_or("", |first| &old[first.end..]);
-            let temporary = path.with_extension("csv.tmp");
-            std::fs::write(&temporary, format!("{line}{rest}"))?;
-            std::fs::rename(&temporary, path)?;
+            replace_file(path, &format!("{line}{rest}"))?;
             Ok(records.len().max(1) as u64)
         })
         .await?;
         self.set_records(&path, count);
         Ok(())
+    }
+
+    async fn read_row_ids(&self, sheet: SheetRef<'_>, column: usize) -> Result<RowIndex, ExportError> {
+        let path = self.path_of(sheet)?;
+        let (index, count) = blocking(&path, move |path| {
+            let text = read_if_exists(path)?.unwrap_or_default();
+            let records = csv::parse(&text);
+            let ids = records.iter().map(|record| record.fields.get(column).cloned());
+            Ok((RowIndex::from_column(1, ids), records.len() as u64))
+        })
+        .await?;
+        self.set_records(&path, count);
+        Ok(index)
+    }
+
+    /// Rewrites the file with the records of `rows` replaced; fails (to be retried) if one of them is
+    /// not in the file any more, e.g. after someone edited it.
+    async fn update_rows(
+        &self,
+        sheet: SheetRef<'_>,
+        rows: &[(u64, Vec<Value>)],
+    ) -> Result<Vec<Appended>, ExportError> {
+        let path = self.path_of(sheet)?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let lines: HashMap<u64, String> = rows.iter().map(|(n, row)| (*n, csv_record(row))).collect();
+        blocking(&path, move |path| {
+            let old = read_if_exists(path)?.unwrap_or_default();
+            let new = csv::replace_records(&old, &lines).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "a row to overwrite is not in the file",
+                )
+            })?;
+            replace_file(path, &new)
+        })
+        .await?;
+        let spreadsheet_id = path.display().to_string();
+        Ok(rows
+            .iter()
+            .map(|(row_number, row)| Appended {
+                spreadsheet_id: spreadsheet_id.clone(),
+                range: format!("A{row_number}:{}{row_number}", column_letters(row.len())),
+                row_number: *row_number,
+            })
+            .collect())
     }
 
     async fn append_rows(
@@ -698,13 +965,7 @@ impl Target for CsvTarget {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let lines: String = rows
-            .iter()
-            .map(|row| {
-                let cells: Vec<String> = row.iter().map(cell_text).collect();
-                csv::record(cells.iter().map(String::as_str))
-            })
-            .collect();
+        let lines: String = rows.iter().map(|row| csv_record(row)).collect();
         let known = self.known_records(&path);
         let before = blocking(&path, move |path| {
             if let Some(parent) = path.parent() {
@@ -749,6 +1010,8 @@ mod tests {
         calls: Mutex<Vec<String>>,
         /// Form id → the HTTP status its next calls fail with.
         failing: Mutex<HashMap<String, u16>>,
+        /// Form id → the HTTP status its next append answers with after appending.
+        lost: Mutex<HashMap<String, u16>>,
     }
 
     impl Memory {
@@ -756,19 +1019,23 @@ mod tests {
             self.calls.lock().unwrap().push(call);
             match self.failing.lock().unwrap().get(form_id) {
                 None => Ok(()),
-                Some(&status) => Err(ExportError::Sheets(SheetsError::Api {
-                    during: "appending values",
-                    status,
-                    code: "UNAVAILABLE".to_owned(),
-                    message: "The service is currently unavailable.".to_owned(),
-                    retry_after: None,
-                })),
+                Some(&status) => Err(api_error(status)),
             }
         }
 
         fn take_calls(&self) -> Vec<String> {
             std::mem::take(&mut *self.calls.lock().unwrap())
         }
+    }
+
+    fn api_error(status: u16) -> ExportError {
+        ExportError::Sheets(SheetsError::Api {
+            during: "appending values",
+            status,
+            code: "UNAVAILABLE".to_owned(),
+            message: "The service is currently unavailable.".to_owned(),
+            retry_after: None,
+        })
     }
 
     impl Target for Memory {
@@ -793,6 +1060,34 @@ mod tests {
             Ok(())
         }
 
+        async fn read_row_ids(&self, sheet: SheetRef<'_>, column: usize) -> Result<RowIndex, ExportError> {
+            self.call(format!("ids {}", sheet.form_id), sheet.form_id)?;
+            let sheets = self.sheets.lock().unwrap();
+            let rows = sheets.get(sheet.form_id).cloned().unwrap_or_default();
+            let ids = rows.iter().map(|row| row.get(column).map(cell_text));
+            Ok(RowIndex::from_column(1, ids))
+        }
+
+        async fn update_rows(
+            &self,
+            sheet: SheetRef<'_>,
+            rows: &[(u64, Vec<Value>)],
+        ) -> Result<Vec<Appended>, ExportError> {
+            self.call(format!("update {} x{}", sheet.form_id, rows.len()), sheet.form_id)?;
+            let mut sheets = self.sheets.lock().unwrap();
+            let stored = sheets.entry(sheet.form_id.to_owned()).or_default();
+            let mut updated = Vec::new();
+            for (n, row) in rows {
+                stored[*n as usize - 1] = row.clone();
+                updated.push(Appended {
+                    spreadsheet_id: sheet.team_id.to_owned(),
+                    range: format!("A{n}:E{n}"),
+                    row_number: *n,
+                });
+            }
+            Ok(updated)
+        }
+
         async fn append_rows(
             &self,
             sheet: SheetRef<'_>,
@@ -810,7 +1105,10 @@ mod tests {
                     row_number: stored.len() as u64,
                 });
             }
-            Ok(appended)
+            match self.lost.lock().unwrap().remove(sheet.form_id) {
+                Some(status) => Err(api_error(status)),
+                None => Ok(appended),
+            }
         }
     }
 
@@ -891,7 +1189,8 @@ mod tests {
             ])
             .await;
         let rows: Vec<Option<u64>> = results.iter().map(row_number).collect();
-        assert_eq!(rows, [Some(2), Some(2), None, Some(3), Some(3)]);
+        // r1's edit, in the same batch, ends in r1's row.
+        assert_eq!(rows, [Some(2), Some(2), None, Some(2), Some(3)]);
         assert!(matches!(
             results[2],
             Ok(ExportOutcome::FormRecorded { header_changed: true })
@@ -908,7 +1207,7 @@ mod tests {
             [
                 "read a",
                 "header a",
-                "append a x2",
+                "append a x1",
                 "read b",
                 "header b",
                 "append b x2"
@@ -918,7 +1217,8 @@ mod tests {
         let sheets = exporter.target().sheets.lock().unwrap().clone();
         assert_eq!(sheets["a"][0][4], Value::from("Name"));
         assert_eq!(sheets["b"][0][4], Value::from("name"));
-        assert_eq!(sheets["a"][2][4], Value::from("Wanjiku M."));
+        assert_eq!(sheets["a"][1][4], Value::from("Wanjiku M."));
+        assert_eq!(sheets["a"].len(), 2);
     }
 
     #[tokio::test]
@@ -960,12 +1260,89 @@ mod tests {
                 .as_ref()
                 .is_err_and(|e| e.disposition() == Disposition::DeadLetter)
         );
-        assert_eq!(row_number(&results[1]), Some(3));
+        // r1 has its row: written again, it is overwritten.
+        assert_eq!(row_number(&results[1]), Some(2));
+        assert!(matches!(
+            results[1],
+            Ok(ExportOutcome::Exported { updated: true, .. })
+        ));
 
         exporter.target().failing.lock().unwrap().clear();
         let results = exporter.export_batch(&batch).await;
         let rows: Vec<Option<u64>> = results.iter().map(row_number).collect();
-        assert_eq!(rows, [Some(2), Some(4), Some(3)]);
+        assert_eq!(rows, [Some(2), Some(2), Some(3)]);
+        assert_eq!(exporter.target().sheets.lock().unwrap()["a"].len(), 2);
         assert!(exporter.export_batch(&[]).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_restarted_exporter_reads_the_ids_back_and_overwrites() {
+        let first = SheetsExporter::new(Memory::default());
+        let (r1, r2) = (submitted("r1", "a", "x"), submitted("r2", "a", "y"));
+        first.response_submitted(&r1).await.unwrap();
+        // A new sheet has no rows: its ids are not read.
+        assert_eq!(first.target().take_calls(), ["read a", "header a", "append a x1"]);
+
+        let restarted = SheetsExporter::new(Memory {
+            sheets: Mutex::new(first.target().sheets.lock().unwrap().clone()),
+            ..Memory::default()
+        });
+        let edit = ResponseUpdated {
+            response: response("r1", "a", "x2"),
+            revision: 2,
+            updated_by: "u".into(),
+            updated_at: 0,
+        };
+        let results = restarted
+            .export_batch(&[
+                ExportEvent::ResponseSubmitted(&r2),
+                ExportEvent::ResponseSubmitted(&r1),
+                ExportEvent::ResponseUpdated(&edit),
+            ])
+            .await;
+        let rows: Vec<Option<u64>> = results.iter().map(row_number).collect();
+        assert_eq!(rows, [Some(3), Some(2), Some(2)]);
+        assert_eq!(
+            restarted.target().take_calls(),
+            ["read a", "ids a", "update a x1", "append a x1"]
+        );
+        let sheets = restarted.target().sheets.lock().unwrap().clone();
+        assert_eq!(sheets["a"].len(), 3);
+        assert_eq!(sheets["a"][1][4], Value::from("x2"));
+    }
+
+    #[tokio::test]
+    async fn an_append_of_unknown_outcome_makes_the_retry_read_the_ids_again() {
+        let exporter = SheetsExporter::new(Memory::default());
+        let (r1, r2) = (submitted("r1", "a", "x"), submitted("r2", "a", "y"));
+        exporter.response_submitted(&r1).await.unwrap();
+        exporter.target().take_calls();
+
+        // Applied, but answered 503: the retry finds r2's row instead of appending it again.
+        exporter.target().lost.lock().unwrap().insert("a".into(), 503);
+        let error = exporter.response_submitted(&r2).await.unwrap_err();
+        assert_eq!(error.disposition(), Disposition::Retry { after: None });
+        let outcome = exporter.response_submitted(&r2).await.unwrap();
+        assert!(matches!(
+            outcome,
+            ExportOutcome::Exported {
+                row_number: 3,
+                updated: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            exporter.target().take_calls(),
+            ["append a x1", "ids a", "update a x1"]
+        );
+        assert_eq!(exporter.target().sheets.lock().unwrap()["a"].len(), 3);
+
+        // A refusal (429) changed nothing: the index is kept, no read.
+        exporter.target().failing.lock().unwrap().insert("a".into(), 429);
+        let error = exporter.response_submitted(&r1).await.unwrap_err();
+        assert!(matches!(error.disposition(), Disposition::Throttled { .. }));
+        exporter.target().failing.lock().unwrap().clear();
+        exporter.response_submitted(&r1).await.unwrap();
+        assert_eq!(exporter.target().take_calls(), ["update a x1", "update a x1"]);
     }
 }

@@ -191,6 +191,12 @@ impl Layout {
         self.position(&ColumnKey::Question(question_id.to_owned()))
     }
 
+    /// The 0-based index of the `response_id` column: the first one, unless an existing header put it
+    /// elsewhere.
+    pub fn response_id_column(&self) -> usize {
+        self.position(&ColumnKey::Fixed(0)).unwrap_or(0)
+    }
+
     /// The response as a row of cells, one per column. Answers without a column are left out (call
     /// [`Layout::add_answer_columns`] first); columns without an answer are empty strings.
     ///
@@ -488,5 +494,8 @@ mod tests {
             }),
         )]));
         assert_eq!(row[6], Value::from(""), "an unclaimed column stays empty");
+        assert_eq!(layout.response_id_column(), 0);
+        let moved = Layout::from_header(&["note".to_owned(), "response_id".to_owned()]);
+        assert_eq!(moved.response_id_column(), 1);
     }
 }

@@ -4,9 +4,10 @@
 //!
 //! * [`auth`]: the OAuth 2.0 service-account flow ([`ServiceAccountKey`] → [`TokenSource`] → cached
 //!   access tokens).
-//! * [`client`]: [`SheetsClient`], the four Sheets API v4 calls used (read, update and append values;
-//!   list and add sheets), with Google's errors classified for the delivery engine.
+//! * [`client`]: [`SheetsClient`], the Sheets API v4 calls used (read, update, batch-update and append
+//!   values; list and add sheets), with Google's errors classified for the delivery engine.
 //! * [`layout`]: [`Layout`], the columns of a form and how a response renders as a row.
+//! * [`index`]: [`RowIndex`], the row of each response in a sheet, so that a response keeps one row.
 //! * [`export`]: [`SheetsExporter`] over a [`Target`]: [`GoogleSheets`] or, for the demo,
 //!   [`CsvTarget`].
 //!
@@ -32,17 +33,21 @@ pub mod client;
 mod csv;
 mod error;
 pub mod export;
+pub mod index;
 pub mod layout;
 
 use serde_json::{Map, Value, json};
 
 pub use self::auth::{AccessToken, ServiceAccountKey, TokenSource};
-pub use self::client::{AppendValuesResponse, SheetsClient, UpdateValuesResponse, ValueRange};
+pub use self::client::{
+    AppendValuesResponse, BatchUpdateValuesResponse, SheetsClient, UpdateValuesResponse, ValueRange,
+};
 pub use self::error::{ConfigError, ExportError, SheetsError};
 pub use self::export::{
     Appended, BatchResult, CsvTarget, ExportEvent, ExportOutcome, GoogleSheets, SheetRef, SheetsExporter,
     Target,
 };
+pub use self::index::RowIndex;
 pub use self::layout::Layout;
 
 /// Longest `sheet_name` accepted; the tab title adds the form id to it.
