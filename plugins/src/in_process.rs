@@ -37,10 +37,11 @@ pub fn sheets_export_manifest(url: Option<String>) -> PluginManifest {
     PluginManifest {
         id: "sheets-export".to_owned(),
         name: "Sheets export".to_owned(),
-        description: "Appends every response to the team's spreadsheet, one tab per form, and keeps the \
-                      columns in step with the form's questions."
+        description: "Writes every response as one row of the team's spreadsheet (an edit or a redelivery \
+                      overwrites its row), one tab per form, and keeps the columns in step with the form's \
+                      questions."
             .to_owned(),
-        version: version("1.4.2"),
+        version: version("1.5.0"),
         url,
         events: [
             "response.submitted",
