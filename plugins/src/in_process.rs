@@ -5,12 +5,14 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use serde_json::{Value, json};
 use switchyard_plugin_runtime::plugin::{
     BatchItem, Context, Event, Outcome, Plugin, PluginError, PluginResult,
 };
 use switchyard_schemas::control::{Batch, DeliveryHints, Ordering, PluginManifest};
+use tracing::{error, warn};
 
 use crate::Disposition;
 use crate::sheets::{
@@ -18,6 +20,7 @@ use crate::sheets::{
     Target,
 };
 use crate::slang::{self, SlangError, SlangIndex};
+use crate::sms::ledger::{Sent, SentLedger};
 use crate::sms::{self, SmsNotifier, SmsOutcome};
 
 fn version(text: &str) -> semver::Version {
@@ -217,17 +220,59 @@ fn response_id(ctx: &Context) -> Option<String> {
     ctx.data["response"]["id"].as_str().map(str::to_owned)
 }
 
-/// `sms-notify`.
+/// `sms-notify`. With a [`SentLedger`] it texts at most once per event, but for a crash in the window
+/// the ledger's module describes; without one, once per delivery (at least once).
 pub struct SmsNotifyPlugin {
     notifier: SmsNotifier,
     manifest: PluginManifest,
+    ledger: Option<SentLedger>,
 }
 
 impl SmsNotifyPlugin {
-    /// The plugin sending through `notifier`.
+    /// The plugin sending through `notifier`, with no ledger.
     pub fn new(notifier: SmsNotifier, manifest: PluginManifest) -> Self {
-        Self { notifier, manifest }
+        Self {
+            notifier,
+            manifest,
+            ledger: None,
+        }
     }
+
+    /// The same, checking and recording every send in `ledger`.
+    pub fn with_ledger(self, ledger: SentLedger) -> Self {
+        Self {
+            ledger: Some(ledger),
+            ..self
+        }
+    }
+
+    /// Records a send that happened. The message is out: failing the event now would text again on
+    /// redelivery, so the write is retried here, and given up on (logged) only after the last attempt.
+    async fn remember(&self, ledger: &SentLedger, event_id: &str, sent: &Sent) {
+        for attempt in 1..=LEDGER_ATTEMPTS {
+            match ledger.record(event_id, sent).await {
+                Ok(()) => return,
+                Err(error) if attempt < LEDGER_ATTEMPTS => {
+                    warn!(%error, attempt, "recording a sent message failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
+                }
+                Err(error) => {
+                    error!(%error, event = event_id, "a sent message is not in the ledger: a redelivery would text again");
+                }
+            }
+        }
+    }
+}
+
+/// Attempts to record one sent message in the ledger.
+const LEDGER_ATTEMPTS: u32 = 5;
+
+fn sent_result(ctx: &Context, sent: &Sent) -> Outcome {
+    Outcome::Done(vec![PluginResult {
+        kind: "sms.sent".to_owned(),
+        subject: response_id(ctx),
+        data: json!({"sid": sent.sid, "to": sent.to_masked}),
+    }])
 }
 
 impl Plugin for SmsNotifyPlugin {
@@ -252,12 +297,26 @@ impl Plugin for SmsNotifyPlugin {
         let Event::ResponseSubmitted(submitted) = event else {
             return Outcome::done();
         };
+        let _held = match &self.ledger {
+            Some(ledger) => Some(ledger.hold(&ctx.meta.id).await),
+            None => None,
+        };
+        if let Some(ledger) = &self.ledger {
+            match ledger.sent(&ctx.meta.id).await {
+                // Sent before (a redelivery): the same result again, nothing sent.
+                Ok(Some(sent)) => return sent_result(ctx, &sent),
+                Ok(None) => {}
+                Err(error) => return Outcome::retry(error.to_string()),
+            }
+        }
         match self.notifier.response_submitted(submitted).await {
-            Ok(SmsOutcome::Sent { sid, to_masked }) => Outcome::Done(vec![PluginResult {
-                kind: "sms.sent".to_owned(),
-                subject: response_id(ctx),
-                data: json!({"sid": sid, "to": to_masked}),
-            }]),
+            Ok(SmsOutcome::Sent { sid, to_masked }) => {
+                let sent = Sent { sid, to_masked };
+                if let Some(ledger) = &self.ledger {
+                    self.remember(ledger, &ctx.meta.id, &sent).await;
+                }
+                sent_result(ctx, &sent)
+            }
             Ok(skipped @ SmsOutcome::Skipped { .. }) => Outcome::Done(vec![PluginResult {
                 kind: "sms.skipped".to_owned(),
                 subject: response_id(ctx),

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! switchyard-seed-plugin sheets-export (--csv-dir DIR | --sheets-api URL) [--config FILE]
-//! switchyard-seed-plugin sms-notify --sms-api URL [--config FILE]
+//! switchyard-seed-plugin sms-notify --sms-api URL [--ledger-topic TOPIC | --no-ledger] [--config FILE]
 //! switchyard-seed-plugin slang-search [--config FILE]
 //! switchyard-seed-plugin rules-service --listen ADDR     (behind switchyard-plugin-bridge)
 //! switchyard-seed-plugin fake-twilio --listen ADDR --account SID:TOKEN
@@ -26,8 +26,10 @@ use switchyard_plugins::rules_service::{self, RulesService};
 use switchyard_plugins::sheets::client::SheetsClient;
 use switchyard_plugins::sheets::{CsvTarget, GoogleSheets};
 use switchyard_plugins::sms::SmsNotifier;
+use switchyard_plugins::sms::ledger::SentLedger;
 use switchyard_plugins::sms::twilio::TwilioClient;
 use switchyard_schemas::webhook::SigningSecret;
+use switchyard_service::kafka::ClientStats;
 use switchyard_service::lifecycle::{self, CONFIG_ERROR, SHUTDOWN_DEADLINE};
 use switchyard_service::telemetry;
 
@@ -58,6 +60,13 @@ enum Command {
         /// The API base URL.
         #[arg(long, default_value = "https://api.twilio.com")]
         sms_api: String,
+        /// The compacted topic recording every message sent, checked before each send so that a
+        /// redelivered event does not text twice (created if missing).
+        #[arg(long, default_value = switchyard_plugins::sms::ledger::DEFAULT_TOPIC)]
+        ledger_topic: String,
+        /// Send without a ledger: a redelivered event texts again.
+        #[arg(long)]
+        no_ledger: bool,
     },
     /// Finds local slang in text answers.
     SlangSearch,
@@ -129,7 +138,11 @@ fn main() -> ExitCode {
                 app::run(plugin, settings, shutdown)
             })
         }
-        Command::SmsNotify { sms_api } => {
+        Command::SmsNotify {
+            sms_api,
+            ledger_topic,
+            no_ledger,
+        } => {
             let client = match TwilioClient::new(&sms_api, http) {
                 Ok(client) => client,
                 Err(error) => {
@@ -137,9 +150,18 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| {
-                let plugin = SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(url));
+            lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| async move {
+                let mut plugin = SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(url));
+                if !no_ledger {
+                    let clients = settings.clients(ClientStats::unregistered());
+                    let ledger = SentLedger::start(&clients, &ledger_topic, &shutdown)
+                        .await
+                        .map_err(|error| format!("starting the ledger on {ledger_topic}: {error}"))?;
+                    plugin = plugin.with_ledger(ledger);
+                }
                 app::run(plugin, settings, shutdown)
+                    .await
+                    .map_err(|error| error.to_string())
             })
         }
         Command::SlangSearch => match SlangSearchPlugin::new() {

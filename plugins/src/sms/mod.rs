@@ -23,6 +23,7 @@
 //! `phone_question` is `phone`, the id those forms use (a school-enrolment team sets
 //! `guardian_phone`).
 
+pub mod ledger;
 pub mod notifier;
 pub mod phone;
 pub mod template;

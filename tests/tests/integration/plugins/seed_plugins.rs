@@ -10,12 +10,15 @@ use switchyard_plugins::in_process::{
     SheetsExportPlugin, SmsNotifyPlugin, sheets_export_manifest, sms_notify_manifest,
 };
 use switchyard_plugins::sheets::CsvTarget;
+use switchyard_plugins::sms::ledger::SentLedger;
 use switchyard_plugins::sms::{SmsNotifier, TwilioClient};
 use switchyard_schemas::envelope::ContentType;
+use switchyard_service::kafka::ClientStats;
 use switchyard_tests::broker::{Outgoing, TestProducer, group_caught_up, read_to_end, unique};
 use switchyard_tests::records::core_event;
 use switchyard_tests::wait::{wait_for, wait_for_records};
 use switchyard_tests::workers::{InProcessWorker, WorkerTopics};
+use tokio_util::sync::CancellationToken;
 
 fn config(team: &str, plugin: &str, config: Value) -> Outgoing {
     Outgoing {
@@ -144,6 +147,78 @@ async fn sms_notify_texts_the_respondent_once_per_event() {
     assert_eq!(messages[0].to, "+254712345678");
     assert_eq!(messages[0].body, "Asante Wanjiru, we received response r-9.");
     worker.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sms_notify_with_its_ledger_texts_once_across_duplicates_and_a_replay() {
+    // Twilio's Messages API takes no idempotency key: only the ledger stops a repeat. The same event is
+    // produced twice (a producer duplicate), then a second worker in a new group replays both, as a
+    // restart from an old commit would.
+    let topics = WorkerTopics::create("sms-notify", 1).await;
+    let ledger_topic = unique("sms-ledger");
+    let (sid, token) = ("AC0123456789abcdef0123456789abcdef", "twilio-test-token");
+    let twilio = FakeTwilio::new();
+    twilio.add_account(sid, token);
+    let server = fake::serve(
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        twilio.clone(),
+    )
+    .await
+    .unwrap();
+    let shutdown = CancellationToken::new();
+    let start = |settings: switchyard_plugin_runtime::settings::Settings| {
+        let (server, ledger_topic, shutdown) = (server.base_url(), ledger_topic.clone(), shutdown.clone());
+        async move {
+            let clients = settings.clients(ClientStats::unregistered());
+            let ledger = SentLedger::start(&clients, &ledger_topic, &shutdown)
+                .await
+                .unwrap();
+            let client = TwilioClient::new(&server, reqwest::Client::new()).unwrap();
+            let plugin =
+                SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(None)).with_ledger(ledger);
+            InProcessWorker::start(plugin, settings)
+        }
+    };
+    let worker = start(topics.settings(&[])).await;
+    let producer = TestProducer::new();
+    producer.send(
+        &topics.configs,
+        &config(
+            "acme",
+            "sms-notify",
+            json!({"account_sid": sid, "auth_token": token, "from": "SURVEYS"}),
+        ),
+    );
+    producer.flush();
+    let event = core_event("acme", "response.submitted", "r-9", ContentType::Json);
+    producer.send(&topics.events, &event);
+    producer.send(&topics.events, &event);
+    producer.flush();
+    let results = wait_for_records("both results", &topics.results, 2, Duration::from_secs(30)).await;
+    assert_eq!(twilio.messages().len(), 1, "the duplicate texted again");
+    let sid_of = |r: &switchyard_tests::broker::Incoming| {
+        let data: Value = serde_json::from_slice(r.value.as_deref().unwrap()).unwrap();
+        data["sid"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        sid_of(&results[0]),
+        sid_of(&results[1]),
+        "the duplicate answers the first send"
+    );
+    worker.stop().await.expect("clean stop");
+
+    let replay = start(topics.settings(&[])).await;
+    let results = wait_for_records(
+        "the replayed results",
+        &topics.results,
+        4,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(twilio.messages().len(), 1, "the replay texted again");
+    assert!(results.iter().all(|r| sid_of(r) == sid_of(&results[0])));
+    replay.stop().await.expect("clean stop");
+    shutdown.cancel();
 }
 
 /// A response of `team` from Nairobi that saves more than it earns and speaks Sheng.
