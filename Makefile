@@ -1,6 +1,6 @@
 # Switchyard: the two commands of the README, and the longer jobs that are not part of CI.
 
-.PHONY: demo test bench bench-quick chaos outage takeover helm-check kafka-start kafka-stop clean fuzz
+.PHONY: demo test bench bench-quick chaos outage takeover sms-ledger-window helm-check kafka-start kafka-stop clean fuzz
 
 ## demo: a local broker, the registry, the router, the seed plugins and a short load, ending with a summary
 demo:
@@ -61,3 +61,15 @@ kafka-stop:
 
 clean:
 	cargo clean
+
+## sms-ledger-window: how long a crash can still repeat an SMS (one acks=all ledger write), on one broker
+## and on a three-node cluster (docs/reliability.md)
+sms-ledger-window:
+	cargo build --workspace --bins --locked
+	KAFKA_PORT=19692 scripts/kafka start
+	SWITCHYARD_TEST_BOOTSTRAP=127.0.0.1:19692 cargo test --locked -p switchyard-tests --test integration \
+		sms_ledger_window -- --ignored --nocapture; status=$$?; KAFKA_PORT=19692 scripts/kafka stop; exit $$status
+	KAFKA_NODES=3 KAFKA_PORT=19900 SWITCHYARD_KAFKA_DIR=$(CURDIR)/target/kafka/ledger-cluster scripts/kafka start
+	SWITCHYARD_TEST_BOOTSTRAP=127.0.0.1:19900,127.0.0.1:19902,127.0.0.1:19904 cargo test --locked -p switchyard-tests \
+		--test integration sms_ledger_window -- --ignored --nocapture; status=$$?; \
+		KAFKA_NODES=3 KAFKA_PORT=19900 SWITCHYARD_KAFKA_DIR=$(CURDIR)/target/kafka/ledger-cluster scripts/kafka stop; exit $$status

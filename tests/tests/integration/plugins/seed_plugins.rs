@@ -221,6 +221,41 @@ async fn sms_notify_with_its_ledger_texts_once_across_duplicates_and_a_replay() 
     shutdown.cancel();
 }
 
+/// How long the sms ledger's window is: the time from Twilio's answer to the ledger's acknowledgement,
+/// one acks=all write of a ledger record. `make sms-ledger-window` runs it; docs/reliability.md has the
+/// figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with make sms-ledger-window"]
+async fn sms_ledger_window() {
+    let topics = WorkerTopics::create("sms-notify", 1).await;
+    let settings = topics.settings(&[]);
+    let clients = settings.clients(ClientStats::unregistered());
+    let shutdown = CancellationToken::new();
+    let ledger = SentLedger::start(&clients, &unique("sms-ledger"), &shutdown)
+        .await
+        .unwrap();
+    let sent = switchyard_plugins::sms::ledger::Sent {
+        sid: "SM00000000000000000000000000000000".to_owned(),
+        to_masked: "+*********678".to_owned(),
+    };
+    let mut millis = Vec::new();
+    for n in 0..1000 {
+        let started = std::time::Instant::now();
+        ledger.record(&format!("evt-{n}"), &sent).await.unwrap();
+        millis.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    millis.sort_by(f64::total_cmp);
+    let at = |q: f64| millis[((millis.len() - 1) as f64 * q) as usize];
+    println!(
+        "sms ledger window (one acks=all record, 1000 in a row): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        at(0.5),
+        at(0.99),
+        at(1.0)
+    );
+    ledger.stop();
+    shutdown.cancel();
+}
+
 /// A response of `team` from Nairobi that saves more than it earns and speaks Sheng.
 fn nairobi_response(team: &str, id: &str) -> Outgoing {
     use std::collections::BTreeMap;
