@@ -40,6 +40,11 @@ use tracing::warn;
 /// The ledger's default topic.
 pub const DEFAULT_TOPIC: &str = "plugin.sms-notify.sent";
 
+/// How long the ledger keeps a record: 7 days, Kafka's default retention of consumer offsets, beyond which
+/// a redelivery would come from a group that lost its offsets anyway. Bounds the topic and what a worker
+/// holds in memory after a restart (one entry per message sent in that time, about 100 bytes each).
+const RETENTION_MS: &str = "604800000";
+
 /// How long a look-up waits for the ledger to be read far enough.
 const FRESHNESS_LIMIT: Duration = Duration::from_secs(30);
 
@@ -121,7 +126,8 @@ impl Apply for Entries {
 }
 
 impl SentLedger {
-    /// Creates `topic` if it is missing (compacted, the broker's default partitions and replication),
+    /// Creates `topic` if it is missing (compacted, records kept 7 days, the broker's default partitions and
+    /// replication),
     /// starts following it, and returns at once; [`SentLedger::sent`] waits for the reading.
     pub async fn start(
         clients: &Clients,
@@ -222,7 +228,9 @@ impl Drop for Held {
 
 async fn create_topic(clients: &Clients, topic: &str) -> Result<(), LedgerError> {
     let admin: AdminClient<KafkaContext> = clients.admin("sms-ledger-admin").create()?;
-    let new = NewTopic::new(topic, -1, TopicReplication::Fixed(-1)).set("cleanup.policy", "compact");
+    let new = NewTopic::new(topic, -1, TopicReplication::Fixed(-1))
+        .set("cleanup.policy", "compact,delete")
+        .set("retention.ms", RETENTION_MS);
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(&[new], &options)
