@@ -297,11 +297,10 @@ impl Plugin for SmsNotifyPlugin {
         let Event::ResponseSubmitted(submitted) = event else {
             return Outcome::done();
         };
-        let _held = match &self.ledger {
-            Some(ledger) => Some(ledger.hold(&ctx.meta.id).await),
-            None => None,
-        };
+        // Held until the send is recorded: another copy of this event waits, then finds the record.
+        let mut _held = None;
         if let Some(ledger) = &self.ledger {
+            _held = Some(ledger.hold(&ctx.meta.id).await);
             match ledger.sent(&ctx.meta.id).await {
                 // Sent before (a redelivery): the same result again, nothing sent.
                 Ok(Some(sent)) => return sent_result(ctx, &sent),

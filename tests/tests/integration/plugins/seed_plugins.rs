@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_plugins::fakes::server::FakeServer;
 use switchyard_plugins::fakes::twilio::{self as fake, FakeTwilio};
 use switchyard_plugins::in_process::{
     SheetsExportPlugin, SmsNotifyPlugin, sheets_export_manifest, sms_notify_manifest,
@@ -98,18 +99,23 @@ async fn sheets_export_writes_a_row_per_response_with_the_forms_columns() {
     worker.stop().await.expect("clean stop");
 }
 
+const TWILIO_SID: &str = "AC0123456789abcdef0123456789abcdef";
+const TWILIO_TOKEN: &str = "twilio-test-token";
+
+/// The Twilio stand-in on loopback, with the test account.
+async fn twilio() -> (FakeTwilio, FakeServer) {
+    let twilio = FakeTwilio::new();
+    twilio.add_account(TWILIO_SID, TWILIO_TOKEN);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = fake::serve(listener, twilio.clone()).await.unwrap();
+    (twilio, server)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sms_notify_texts_the_respondent_once_per_event() {
     let topics = WorkerTopics::create("sms-notify", 1).await;
-    let (sid, token) = ("AC0123456789abcdef0123456789abcdef", "twilio-test-token");
-    let twilio = FakeTwilio::new();
-    twilio.add_account(sid, token);
-    let server = fake::serve(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        twilio.clone(),
-    )
-    .await
-    .unwrap();
+    let (sid, token) = (TWILIO_SID, TWILIO_TOKEN);
+    let (twilio, server) = twilio().await;
     let client = TwilioClient::new(&server.base_url(), reqwest::Client::new()).unwrap();
     let plugin = SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(None));
     let worker = InProcessWorker::start(plugin, topics.settings(&[]));
@@ -156,15 +162,8 @@ async fn sms_notify_with_its_ledger_texts_once_across_duplicates_and_a_replay() 
     // restart from an old commit would.
     let topics = WorkerTopics::create("sms-notify", 1).await;
     let ledger_topic = unique("sms-ledger");
-    let (sid, token) = ("AC0123456789abcdef0123456789abcdef", "twilio-test-token");
-    let twilio = FakeTwilio::new();
-    twilio.add_account(sid, token);
-    let server = fake::serve(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        twilio.clone(),
-    )
-    .await
-    .unwrap();
+    let (sid, token) = (TWILIO_SID, TWILIO_TOKEN);
+    let (twilio, server) = twilio().await;
     let shutdown = CancellationToken::new();
     let start = |settings: switchyard_plugin_runtime::settings::Settings| {
         let (server, ledger_topic, shutdown) = (server.base_url(), ledger_topic.clone(), shutdown.clone());
@@ -427,15 +426,8 @@ async fn the_four_seed_plugins_from_core_events_to_their_effects() {
     let router_instance = InProcessRouter::start(&core, &[]);
 
     // The SaaS stand-ins and the rules service.
-    let (sid, token) = ("AC0123456789abcdef0123456789abcdef", "twilio-test-token");
-    let twilio = FakeTwilio::new();
-    twilio.add_account(sid, token);
-    let twilio_server = fake::serve(
-        tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
-        twilio.clone(),
-    )
-    .await
-    .unwrap();
+    let (sid, token) = (TWILIO_SID, TWILIO_TOKEN);
+    let (twilio, twilio_server) = twilio().await;
     let rules_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let rules_base = format!("http://{}", rules_listener.local_addr().unwrap());
     let rules_secret = MasterKey::parse(SIGNING_KEY)
