@@ -80,10 +80,16 @@ impl ClientContext for WorkerContext {
 }
 
 impl ConsumerContext for WorkerContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             let partitions: Vec<i32> = list.elements().iter().map(|e| e.partition()).collect();
             info!(?partitions, "partitions revoked");
+            // librdkafka keeps a partition's pause across a rebalance: one revoked while paused (an outage,
+            // a crowded partition) would come back paused, and the loop, which pauses and resumes only what
+            // it owns, would never read it again. It leaves unpaused; the loop pauses it again if it must.
+            if let Err(error) = consumer.resume(list) {
+                warn!(%error, ?partitions, "resuming revoked partitions failed");
+            }
             let _ = self.revoked.send(partitions);
         }
     }
@@ -227,8 +233,11 @@ pub async fn consume<P: Plugin>(
         // stays paused until half of the buffer is done.
         let full = scheduler.holds_too_many(paused);
         full_since = if full { full_since.or(Some(now)) } else { None };
-        let should_pause =
-            *outage.borrow() || full_since.is_some_and(|since| now - since >= FULL_BEFORE_PAUSE);
+        let should_pause = should_pause(
+            *outage.borrow(),
+            scheduler.buffered(),
+            full_since.map(|since| now - since),
+        );
         if should_pause != paused {
             set_paused(&consumer, should_pause);
             paused = should_pause;
@@ -390,6 +399,14 @@ fn pause_partitions(consumer: &StreamConsumer<WorkerContext>, topic: &str, now: 
     }
 }
 
+/// Whether the consumer should be paused: during an outage, or once the buffer has been full for
+/// [`FULL_BEFORE_PAUSE`]. An outage ends with a probe's success, and a probe needs an event: a worker that
+/// holds none during an outage (the partitions with its events moved to another worker, the ones it kept
+/// had nothing waiting) reads on until it holds one, or it would never read again.
+fn should_pause(outage: bool, buffered: usize, full_for: Option<Duration>) -> bool {
+    (outage && buffered > 0) || full_for.is_some_and(|full| full >= FULL_BEFORE_PAUSE)
+}
+
 fn set_paused(consumer: &StreamConsumer<WorkerContext>, pause: bool) {
     let Ok(assignment) = consumer.assignment() else {
         return;
@@ -401,5 +418,26 @@ fn set_paused(consumer: &StreamConsumer<WorkerContext>, pause: bool) {
     };
     if let Err(error) = result {
         warn!(%error, pause, "pausing or resuming consumption failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_pauses_only_while_the_worker_holds_an_event_to_probe_with() {
+        assert!(should_pause(true, 3, None));
+        assert!(
+            !should_pause(true, 0, None),
+            "with nothing to probe with, the outage would never end"
+        );
+        assert!(!should_pause(false, 3, None));
+    }
+
+    #[test]
+    fn a_full_buffer_pauses_after_a_while() {
+        assert!(!should_pause(false, 2000, Some(Duration::from_secs(1))));
+        assert!(should_pause(false, 2000, Some(FULL_BEFORE_PAUSE)));
     }
 }

@@ -265,6 +265,77 @@ async fn an_outage_pauses_without_dead_letters_and_catches_up() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_taken_away_during_an_outage_is_read_again_when_it_comes_back() {
+    // librdkafka keeps a partition's pause across a rebalance: paused for the outage, taken by a second
+    // worker, given back after the outage ended, it stayed paused for good (found by the effects chaos run).
+    let topics = WorkerTopics::create("fickle", 2).await;
+    let down = Arc::new(AtomicBool::new(true));
+    let plugin = || {
+        let down = Arc::clone(&down);
+        ScriptedPlugin::new("fickle", move |_| {
+            if down.load(Ordering::SeqCst) {
+                (Duration::from_millis(5), Outcome::retry("connection refused"))
+            } else {
+                (Duration::from_millis(2), Outcome::done())
+            }
+        })
+    };
+    let (first_plugin, second_plugin) = (plugin(), plugin());
+    let settings = topics.settings(&[("RETRY__MAX_ATTEMPTS", "2")]);
+    let first = InProcessWorker::start(first_plugin.clone(), settings.clone());
+    let producer = TestProducer::new();
+    // Enough teams that both partitions have some.
+    let teams = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k", "l"];
+    let send = |round: &str| {
+        for team in teams {
+            producer.send(&topics.events, &event(team, &format!("{team}-{round}")));
+        }
+        producer.flush();
+    };
+    send("0");
+    let paused = "switchyard_plugin_paused{plugin=\"fickle\"}";
+    wait_for("the outage to be declared", Duration::from_secs(20), || async {
+        (first.admin.metric(paused).await == 1.0).then_some(())
+    })
+    .await;
+    // A second worker of the group takes one of the two partitions (and tries its events) while the first
+    // is paused.
+    let mut second_settings = topics.settings(&[("RETRY__MAX_ATTEMPTS", "2")]);
+    second_settings.delivery.group_id = settings.delivery.group_id.clone();
+    let second = InProcessWorker::start(second_plugin.clone(), second_settings);
+    wait_for(
+        "the second worker to take a partition",
+        Duration::from_secs(30),
+        || async { (!second_plugin.calls().is_empty()).then_some(()) },
+    )
+    .await;
+    // The outage ends and the first worker resumes what it holds; then the second leaves, and its
+    // partition goes back to the first.
+    down.store(false, Ordering::SeqCst);
+    wait_for("the first worker to resume", Duration::from_secs(30), || async {
+        (first.admin.metric(paused).await == 0.0).then_some(())
+    })
+    .await;
+    second.stop().await.expect("clean stop");
+    send("1");
+    wait_for(
+        "every team's next event delivered, on both partitions",
+        Duration::from_secs(45),
+        || async {
+            let missing: Vec<&str> = teams
+                .iter()
+                .copied()
+                .filter(|team| !first_plugin.ids_of(team).contains(&format!("{team}-1")))
+                .collect();
+            missing.is_empty().then_some(())
+        },
+    )
+    .await;
+    assert!(read_to_end(&topics.dead_letter).is_empty());
+    first.stop().await.expect("clean stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_change_reaches_the_plugin_before_the_teams_next_event() {
     let topics = WorkerTopics::create("configured", 1).await;
     let plugin = ScriptedPlugin::new("configured", |_| (Duration::ZERO, Outcome::done()));
