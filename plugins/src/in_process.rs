@@ -12,6 +12,7 @@ use switchyard_plugin_runtime::plugin::{
     BatchItem, Context, Event, Outcome, Plugin, PluginError, PluginResult,
 };
 use switchyard_schemas::control::{Batch, DeliveryHints, Ordering, PluginManifest};
+use switchyard_schemas::events::ResponseSubmitted;
 use tracing::{error, warn};
 
 use crate::Disposition;
@@ -20,8 +21,9 @@ use crate::sheets::{
     Target,
 };
 use crate::slang::{self, SlangError, SlangIndex};
-use crate::sms::ledger::{Sent, SentLedger};
-use crate::sms::{self, SmsNotifier, SmsOutcome};
+use crate::sms::ledger::{Entry, Intent, Sent, SentLedger};
+use crate::sms::record::{Decision, decide};
+use crate::sms::{self, Prepared, SkipReason, SmsError, SmsNotifier, SmsOutcome, mask};
 
 fn version(text: &str) -> semver::Version {
     semver::Version::parse(text).unwrap_or_else(|_| semver::Version::new(0, 0, 0))
@@ -80,7 +82,7 @@ pub fn sms_notify_manifest(url: Option<String>) -> PluginManifest {
         description: "Texts respondents a thank-you when a response is submitted, through a \
                       Twilio-compatible API."
             .to_owned(),
-        version: version("0.9.3"),
+        version: version("0.10.0"),
         url,
         events: vec!["response.submitted".to_owned()],
         actions: Vec::new(),
@@ -220,8 +222,21 @@ fn response_id(ctx: &Context) -> Option<String> {
     ctx.data["response"]["id"].as_str().map(str::to_owned)
 }
 
-/// `sms-notify`. With a [`SentLedger`] it texts at most once per event, but for a crash in the window
-/// the ledger's module describes; without one, once per delivery (at least once).
+/// `sms-notify`. With a [`SentLedger`] it texts at most once per event, but for the windows the ledger's
+/// module lists (Twilio's list lagging its create, two owners at once during a rebalance, ...); without
+/// one, once per delivery (at least once).
+///
+/// ```text
+///   hold(E) ─► look_up(E) ─┬─ sent ───────────────────────────────────────────► answer it
+///                          ├─ intent ─► Twilio's list ─┬─ the intent's message ─► record sent, answer it
+///                          │                           └─ none ──┐
+///                          └─ absent ────────────────────────────┴─► prepare ─► record intent ─► send
+///                                                                                ─► record sent ─► answer
+/// ```
+///
+/// The intent is not written again when the ledger already holds one for the same text: its older time
+/// keeps a later look-up's reach. The team's config is read when the message is prepared, so an event
+/// answered from the ledger needs none.
 pub struct SmsNotifyPlugin {
     notifier: SmsNotifier,
     manifest: PluginManifest,
@@ -246,8 +261,71 @@ impl SmsNotifyPlugin {
         }
     }
 
-    /// Records a send that happened. The message is out: failing the event now would text again on
-    /// redelivery, so the write is retried here, and given up on (logged) only after the last attempt.
+    /// Texts for `submitted` unless the ledger or Twilio knows it was texted (see [`SmsNotifyPlugin`]).
+    async fn execute_once(
+        &self,
+        ledger: &SentLedger,
+        ctx: &Context,
+        submitted: &ResponseSubmitted,
+    ) -> Outcome {
+        let event_id = ctx.meta.id.as_str();
+        // Held until the outcome is recorded: another copy of this event waits, then finds the record.
+        let _held = ledger.hold(event_id).await;
+        let entry = match ledger.look_up(event_id).await {
+            Ok(entry) => entry,
+            Err(error) => return Outcome::retry(error.to_string()),
+        };
+        let listed = match &entry {
+            // An attempt whose outcome is unknown: Twilio says whether its message went out.
+            Some(Entry::Intent(intent)) => {
+                match self.notifier.look_up(&submitted.response.team_id, intent).await {
+                    Ok(listed) => listed,
+                    Err(error) => return sms_error(&error),
+                }
+            }
+            _ => Vec::new(),
+        };
+        match decide(entry.as_ref(), &listed) {
+            // Sent before (a redelivery): the same result again, nothing sent.
+            Decision::Answer(sent) => return sent_result(ctx, &sent),
+            // Sent by an attempt that did not record it: recorded now, nothing sent.
+            Decision::Recover(sent) => {
+                self.remember(ledger, event_id, &sent).await;
+                return sent_result(ctx, &sent);
+            }
+            Decision::Send => {}
+        }
+        let text = match self.notifier.prepare(submitted) {
+            Ok(Prepared::Text(text)) => text,
+            Ok(Prepared::Skipped(reason)) => return skipped_result(ctx, reason),
+            Err(error) => return sms_error(&error),
+        };
+        let intended = matches!(&entry, Some(Entry::Intent(intent))
+            if intent.is_for(text.to(), text.from(), text.body()));
+        if !intended {
+            let intent = Intent::now(text.to(), text.from(), text.body());
+            // Nothing is sent yet: the event is simply tried again.
+            if let Err(error) = ledger.record_intent(event_id, &intent).await {
+                return Outcome::retry(error.to_string());
+            }
+        }
+        match self.notifier.send(&text).await {
+            Ok(message) => {
+                let sent = Sent {
+                    sid: message.sid,
+                    to_masked: mask(text.to()),
+                };
+                self.remember(ledger, event_id, &sent).await;
+                sent_result(ctx, &sent)
+            }
+            // The intent stays: if Twilio did take the message, the next attempt finds it there.
+            Err(error) => sms_error(&error),
+        }
+    }
+
+    /// Records a send that happened. The message is out: failing the event now would make the redelivery
+    /// ask Twilio (or, within the windows the ledger lists, text again), so the write is retried here, and
+    /// given up on (logged) only after the last attempt; the intent stays for the redelivery.
     async fn remember(&self, ledger: &SentLedger, event_id: &str, sent: &Sent) {
         for attempt in 1..=LEDGER_ATTEMPTS {
             match ledger.record(event_id, sent).await {
@@ -257,7 +335,7 @@ impl SmsNotifyPlugin {
                     tokio::time::sleep(Duration::from_secs(u64::from(attempt))).await;
                 }
                 Err(error) => {
-                    error!(%error, event = event_id, "a sent message is not in the ledger: a redelivery would text again");
+                    error!(%error, event = event_id, "a sent message is not in the ledger: a redelivery will ask Twilio for it");
                 }
             }
         }
@@ -273,6 +351,18 @@ fn sent_result(ctx: &Context, sent: &Sent) -> Outcome {
         subject: response_id(ctx),
         data: json!({"sid": sent.sid, "to": sent.to_masked}),
     }])
+}
+
+fn skipped_result(ctx: &Context, reason: SkipReason) -> Outcome {
+    Outcome::Done(vec![PluginResult {
+        kind: "sms.skipped".to_owned(),
+        subject: response_id(ctx),
+        data: serde_json::to_value(SmsOutcome::Skipped { reason }).unwrap_or(Value::Null),
+    }])
+}
+
+fn sms_error(error: &SmsError) -> Outcome {
+    outcome_of(error.disposition(), error.to_string())
 }
 
 impl Plugin for SmsNotifyPlugin {
@@ -297,31 +387,13 @@ impl Plugin for SmsNotifyPlugin {
         let Event::ResponseSubmitted(submitted) = event else {
             return Outcome::done();
         };
-        // Held until the send is recorded: another copy of this event waits, then finds the record.
-        let mut _held = None;
         if let Some(ledger) = &self.ledger {
-            _held = Some(ledger.hold(&ctx.meta.id).await);
-            match ledger.sent(&ctx.meta.id).await {
-                // Sent before (a redelivery): the same result again, nothing sent.
-                Ok(Some(sent)) => return sent_result(ctx, &sent),
-                Ok(None) => {}
-                Err(error) => return Outcome::retry(error.to_string()),
-            }
+            return self.execute_once(ledger, ctx, submitted).await;
         }
         match self.notifier.response_submitted(submitted).await {
-            Ok(SmsOutcome::Sent { sid, to_masked }) => {
-                let sent = Sent { sid, to_masked };
-                if let Some(ledger) = &self.ledger {
-                    self.remember(ledger, &ctx.meta.id, &sent).await;
-                }
-                sent_result(ctx, &sent)
-            }
-            Ok(skipped @ SmsOutcome::Skipped { .. }) => Outcome::Done(vec![PluginResult {
-                kind: "sms.skipped".to_owned(),
-                subject: response_id(ctx),
-                data: serde_json::to_value(&skipped).unwrap_or(Value::Null),
-            }]),
-            Err(error) => outcome_of(error.disposition(), error.to_string()),
+            Ok(SmsOutcome::Sent { sid, to_masked }) => sent_result(ctx, &Sent { sid, to_masked }),
+            Ok(SmsOutcome::Skipped { reason }) => skipped_result(ctx, reason),
+            Err(error) => sms_error(&error),
         }
     }
 }

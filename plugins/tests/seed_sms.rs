@@ -9,9 +9,14 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use switchyard_plugins::fakes::server::{FakeServer, InjectedFailure};
 use switchyard_plugins::fakes::twilio::{self as fake, FakeTwilio};
-use switchyard_plugins::sms::{SkipReason, SmsError, SmsNotifier, SmsOutcome, TwilioClient};
+use switchyard_plugins::sms::record::{CLOCK_ALLOWANCE, Decision, Entry, Intent, Sent, decide};
+use switchyard_plugins::sms::twilio::MAX_LIST_PAGES;
+use switchyard_plugins::sms::{
+    ListedMessage, Prepared, SkipReason, SmsError, SmsNotifier, SmsOutcome, TwilioClient,
+};
 use switchyard_plugins::{Disposition, Secret};
 use switchyard_schemas::events::{Answer, Response, ResponseSubmitted};
+use time::OffsetDateTime;
 use tokio::net::TcpListener;
 
 const SID: &str = "AC0123456789abcdef0123456789abcdef";
@@ -356,4 +361,375 @@ async fn config_problems_surface_at_configure_time() {
     assert_eq!(error.disposition(), Disposition::DeadLetter);
     assert!(!notifier.remove_team(TEAM));
     assert_eq!(twilio.requests(), 0);
+}
+
+const TO: &str = "+254712345678";
+
+/// `GET` of the fake's list at `path_and_query` (a path as Twilio's page URIs give it), as `sid`:`token`.
+async fn list(server: &FakeServer, path_and_query: &str, token: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .get(format!("{}{path_and_query}", server.base_url()))
+        .basic_auth(SID, Some(token))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+fn messages_path(query: &str) -> String {
+    format!("/2010-04-01/Accounts/{SID}/Messages.json?{query}")
+}
+
+fn bodies(page: &Value) -> Vec<&str> {
+    page["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["body"].as_str().unwrap())
+        .collect()
+}
+
+fn day(at: OffsetDateTime) -> String {
+    at.date()
+        .format(time::macros::format_description!("[year]-[month]-[day]"))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_list_filters_by_recipient_sender_and_day_newest_first_in_twilios_format() {
+    let twilio = FakeTwilio::new();
+    twilio.add_account(SID, TOKEN);
+    let server = start(&twilio).await;
+    let client = client(&server);
+    let now = OffsetDateTime::now_utc();
+    let three_days_ago = now - time::Duration::days(3);
+    twilio.record_sent(SID, TO, "KILIMO", "old", three_days_ago);
+    for body in ["first", "second", "third"] {
+        client
+            .send(SID, &Secret::new(TOKEN), TO, "KILIMO", body)
+            .await
+            .unwrap();
+    }
+    client
+        .send(
+            SID,
+            &Secret::new(TOKEN),
+            "+254700000001",
+            "KILIMO",
+            "someone else",
+        )
+        .await
+        .unwrap();
+    client
+        .send(SID, &Secret::new(TOKEN), TO, "OTHER", "another sender")
+        .await
+        .unwrap();
+
+    let (status, page) = list(&server, &messages_path("To=%2B254712345678&From=KILIMO"), TOKEN).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(bodies(&page), ["third", "second", "first", "old"], "newest first");
+    let newest = &page["messages"][0];
+    assert_eq!(newest["to"], TO);
+    assert_eq!(newest["from"], "KILIMO");
+    assert_eq!(newest["status"], "sent");
+    assert_eq!(newest["date_sent"], newest["date_created"]);
+    assert_eq!(newest["sid"], twilio.messages()[3].sid.as_str());
+    OffsetDateTime::parse(
+        newest["date_created"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc2822,
+    )
+    .expect("RFC 2822");
+    assert_eq!(page["page"], 0);
+    assert_eq!(page["page_size"], 50);
+    assert_eq!(page["start"], 0);
+    assert_eq!(page["end"], 3);
+    assert_eq!(page["next_page_uri"], Value::Null);
+    assert_eq!(page["previous_page_uri"], Value::Null);
+    assert_eq!(
+        page["first_page_uri"],
+        messages_path("To=%2B254712345678&From=KILIMO&PageSize=50&Page=0")
+    );
+
+    // The day filters, as Twilio's docs write them: `DateSent>=` is the parameter `DateSent>`.
+    let today = day(now);
+    let (_, since_today) = list(
+        &server,
+        &messages_path(&format!("To=%2B254712345678&From=KILIMO&DateSent>={today}")),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(bodies(&since_today), ["third", "second", "first"]);
+    let (_, encoded) = list(
+        &server,
+        &messages_path(&format!("To=%2B254712345678&DateSent%3E={today}")),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(bodies(&encoded), ["another sender", "third", "second", "first"]);
+    let (_, on_the_day) = list(
+        &server,
+        &messages_path(&format!("DateSent={}", day(three_days_ago))),
+        TOKEN,
+    )
+    .await;
+    assert_eq!(bodies(&on_the_day), ["old"]);
+    let yesterday = day(now - time::Duration::days(1));
+    let (_, until_yesterday) = list(&server, &messages_path(&format!("DateSent<={yesterday}")), TOKEN).await;
+    assert_eq!(bodies(&until_yesterday), ["old"]);
+    let (_, everyone) = list(&server, &messages_path(""), TOKEN).await;
+    assert_eq!(bodies(&everyone).len(), 6);
+
+    let (status, error) = list(&server, &messages_path("DateSent>=22/11/2026"), TOKEN).await;
+    assert_eq!((status, error["code"].as_i64()), (400, Some(20001)), "{error}");
+    let (status, error) = list(&server, &messages_path(""), "not-the-token").await;
+    assert_eq!((status, error["code"].as_i64()), (401, Some(20003)), "{error}");
+    let other = "/2010-04-01/Accounts/AC00000000000000000000000000000000/Messages.json";
+    let (status, error) = list(&server, other, TOKEN).await;
+    assert_eq!((status, error["code"].as_i64()), (404, Some(20404)), "{error}");
+    twilio.fail_next(
+        1,
+        InjectedFailure {
+            status: 503,
+            retry_after: Some(2),
+        },
+    );
+    let (status, error) = list(&server, &messages_path(""), TOKEN).await;
+    assert_eq!((status, error["code"].as_i64()), (503, Some(20503)), "{error}");
+    let (status, _) = list(&server, &messages_path(""), TOKEN).await;
+    assert_eq!(status, 200, "one failure injected");
+}
+
+#[tokio::test]
+async fn the_list_pages_with_twilios_cursor_while_messages_arrive() {
+    let twilio = FakeTwilio::new();
+    twilio.add_account(SID, TOKEN);
+    let server = start(&twilio).await;
+    let client = client(&server);
+    for n in 1..=5 {
+        client
+            .send(SID, &Secret::new(TOKEN), TO, "KILIMO", &format!("m{n}"))
+            .await
+            .unwrap();
+    }
+    let (_, first) = list(&server, &messages_path("To=%2B254712345678&PageSize=2"), TOKEN).await;
+    assert_eq!(bodies(&first), ["m5", "m4"]);
+    let next = first["next_page_uri"].as_str().unwrap().to_owned();
+    assert!(
+        next.starts_with(&messages_path(
+            "To=%2B254712345678&PageSize=2&Page=1&PageToken=PASM"
+        )),
+        "{next}"
+    );
+    // A message arrives between two pages: the cursor carries on where the first page ended.
+    client
+        .send(SID, &Secret::new(TOKEN), TO, "KILIMO", "m6")
+        .await
+        .unwrap();
+    let (_, second) = list(&server, &next, TOKEN).await;
+    assert_eq!(bodies(&second), ["m3", "m2"]);
+    assert_eq!(second["page"], 1);
+    let (_, back) = list(&server, second["previous_page_uri"].as_str().unwrap(), TOKEN).await;
+    assert_eq!(bodies(&back), ["m5", "m4"]);
+    let (_, third) = list(&server, second["next_page_uri"].as_str().unwrap(), TOKEN).await;
+    assert_eq!(bodies(&third), ["m1"]);
+    assert_eq!(third["next_page_uri"], Value::Null);
+    // Without a cursor, a page is counted from the newest message.
+    let (_, numbered) = list(&server, &messages_path("PageSize=2&Page=1"), TOKEN).await;
+    assert_eq!(bodies(&numbered), ["m4", "m3"]);
+}
+
+#[tokio::test]
+async fn the_client_reads_every_page_and_gives_up_on_an_endless_list() {
+    let twilio = FakeTwilio::new();
+    twilio.add_account(SID, TOKEN);
+    let server = start(&twilio).await;
+    let now = OffsetDateTime::now_utc();
+    for n in 0..230 {
+        twilio.record_sent(SID, TO, "KILIMO", &format!("m{n}"), now);
+    }
+    twilio.record_sent(SID, "+254700000001", "KILIMO", "someone else", now);
+    twilio.record_sent(SID, TO, "KILIMO", "before the day", now - time::Duration::days(2));
+    let requests = twilio.requests();
+    let listed = client(&server)
+        .list_sent_since(SID, &Secret::new(TOKEN), TO, "KILIMO", now.date())
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 230);
+    assert_eq!(listed[0].body, "m229", "newest first");
+    assert_eq!(listed[229].body, "m0");
+    assert!(
+        listed
+            .iter()
+            .all(|m| m.to == TO && m.from == "KILIMO" && m.status == "sent")
+    );
+    assert_eq!(
+        twilio.requests() - requests,
+        3,
+        "pages of 100, following next_page_uri"
+    );
+
+    let error = client(&server)
+        .list_sent_since(SID, &Secret::new("not-the-token"), TO, "KILIMO", now.date())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SmsError::Api { status: 401, .. }), "{error:?}");
+
+    for n in 230..(MAX_LIST_PAGES * 100 + 1) {
+        twilio.record_sent(SID, TO, "KILIMO", &format!("m{n}"), now);
+    }
+    let error = client(&server)
+        .list_sent_since(SID, &Secret::new(TOKEN), TO, "KILIMO", now.date())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SmsError::ListTooLong { .. }), "{error:?}");
+    assert_eq!(error.disposition(), Disposition::DeadLetter);
+}
+
+fn intent_at(at_ms: i64) -> Intent {
+    Intent {
+        to: TO.to_owned(),
+        from: "KILIMO".to_owned(),
+        body: "Thank you Wanjiku Kamau, we received your response r-1.".to_owned(),
+        at_ms,
+    }
+}
+
+fn listed(sid: &str, intent: &Intent, created_s: i64) -> ListedMessage {
+    ListedMessage {
+        sid: sid.to_owned(),
+        to: intent.to.clone(),
+        from: intent.from.clone(),
+        body: intent.body.clone(),
+        date_created: OffsetDateTime::from_unix_timestamp(created_s).unwrap(),
+        status: "sent".to_owned(),
+    }
+}
+
+#[test]
+fn the_decision_follows_the_ledger_then_twilios_list() {
+    // The intent was taken 900 ms into second S; Twilio's dates have whole seconds.
+    const S: i64 = 1_795_165_200;
+    let intent = intent_at(S * 1000 + 900);
+    let entry = Entry::Intent(intent.clone());
+    let ours = listed("SMours", &intent, S);
+    let sent = Sent {
+        sid: "SMrecorded".to_owned(),
+        to_masked: "+*********678".to_owned(),
+    };
+    let recovered = |sid: &str| {
+        Decision::Recover(Sent {
+            sid: sid.to_owned(),
+            to_masked: "+*********678".to_owned(),
+        })
+    };
+
+    // Nothing recorded: send (Twilio is not asked, and what it lists does not matter).
+    assert_eq!(decide(None, std::slice::from_ref(&ours)), Decision::Send);
+    // Sent: answer the record, whatever Twilio lists.
+    assert_eq!(
+        decide(Some(&Entry::Sent(sent.clone())), std::slice::from_ref(&ours)),
+        Decision::Answer(sent)
+    );
+    // An intent and its message, created in the intent's second (before it, to the millisecond).
+    assert_eq!(
+        decide(Some(&entry), std::slice::from_ref(&ours)),
+        recovered("SMours")
+    );
+    // ...or later, among other messages to the number: the oldest of the matches.
+    let other_body = ListedMessage {
+        body: "Something else".to_owned(),
+        ..listed("SMother", &intent, S + 5)
+    };
+    let retried = listed("SMretried", &intent, S + 30);
+    assert_eq!(
+        decide(Some(&entry), &[retried.clone(), other_body.clone(), ours.clone()]),
+        recovered("SMours")
+    );
+    // Twilio's clock may lag ours by the allowance, not more.
+    let allowance = i64::try_from(CLOCK_ALLOWANCE.as_secs()).unwrap();
+    let early = listed("SMearly", &intent, S - allowance);
+    assert_eq!(decide(Some(&entry), &[early]), recovered("SMearly"));
+    let before = listed("SMbefore", &intent, S - allowance - 1);
+    assert_eq!(decide(Some(&entry), &[before]), Decision::Send);
+    // An intent and nothing that is its message: send.
+    assert_eq!(decide(Some(&entry), &[]), Decision::Send);
+    assert_eq!(decide(Some(&entry), &[other_body]), Decision::Send);
+    let other_number = ListedMessage {
+        to: "+254700000001".to_owned(),
+        ..ours.clone()
+    };
+    let other_sender = ListedMessage {
+        from: "OTHER".to_owned(),
+        ..ours
+    };
+    assert_eq!(
+        decide(Some(&entry), &[other_number, other_sender]),
+        Decision::Send
+    );
+}
+
+#[tokio::test]
+async fn a_message_whose_answer_was_lost_is_found_at_twilio() {
+    let twilio = FakeTwilio::new();
+    twilio.add_account(SID, TOKEN);
+    let server = start(&twilio).await;
+    let notifier = notifier(&server, TOKEN, None).await;
+    let Prepared::Text(text) = notifier
+        .prepare(&farmer("r-1", Some("+254 712 345 678")))
+        .unwrap()
+    else {
+        panic!("a text")
+    };
+    let intent = Intent::now(text.to(), text.from(), text.body());
+    let entry = Entry::Intent(intent.clone());
+    // Before the send, Twilio lists nothing of it.
+    let listed = notifier.look_up(TEAM, &intent).await.unwrap();
+    assert_eq!(decide(Some(&entry), &listed), Decision::Send);
+
+    twilio.fail_after_sending(
+        1,
+        InjectedFailure {
+            status: 500,
+            retry_after: None,
+        },
+    );
+    let error = notifier.send(&text).await.unwrap_err();
+    assert_eq!(error.disposition(), Disposition::Retry { after: None });
+    let messages = twilio.messages();
+    assert_eq!(messages.len(), 1, "stored although the answer was an error");
+
+    let listed = notifier.look_up(TEAM, &intent).await.unwrap();
+    assert_eq!(
+        decide(Some(&entry), &listed),
+        Decision::Recover(Sent {
+            sid: messages[0].sid.clone(),
+            to_masked: "+*********678".to_owned(),
+        })
+    );
+    assert_eq!(twilio.messages().len(), 1, "looking sends nothing");
+}
+
+#[tokio::test]
+async fn an_answer_held_past_the_clients_timeout_leaves_the_message_sent() {
+    let twilio = FakeTwilio::new();
+    twilio.add_account(SID, TOKEN);
+    let server = start(&twilio).await;
+    twilio.hold_answers_after_sending(1, Duration::from_secs(30));
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let error = TwilioClient::new(&server.base_url(), impatient)
+        .unwrap()
+        .send(SID, &Secret::new(TOKEN), TO, "KILIMO", "Hi")
+        .await
+        .unwrap_err();
+    assert!(matches!(error, SmsError::Transport { .. }), "{error:?}");
+    assert_eq!(twilio.messages().len(), 1);
+    // Only the next message was held.
+    client(&server)
+        .send(SID, &Secret::new(TOKEN), TO, "KILIMO", "Hi again")
+        .await
+        .unwrap();
 }

@@ -6,8 +6,12 @@
 //! * [`phone`]: [`e164`] normalisation, [`mask`]ing of numbers in anything returned or reported.
 //! * [`template`]: the message [`Template`] language (`{{answer.<id>}}`, `{{name}}`, `{{response_id}}`,
 //!   `{{form_id}}`, `{{team_id}}`), validated when a config is applied.
-//! * [`twilio`]: [`TwilioClient::send`], with Twilio's errors classified for the delivery engine.
+//! * [`twilio`]: [`TwilioClient::send`] and [`TwilioClient::list_sent_since`], with Twilio's errors
+//!   classified for the delivery engine.
 //! * [`notifier`]: [`SmsNotifier`], the plugin's logic per `response.submitted`.
+//! * [`ledger`] and [`record`]: what the plugin keeps so that an event redelivered texts once: the
+//!   ledger topic, its record forms, and [`record::decide`], what a delivery does given both and what
+//!   Twilio lists.
 //!
 //! The in-process Twilio that tests and the demo use in place of the real API is not part of the plugin:
 //! it is [`crate::fakes::twilio`].
@@ -26,16 +30,17 @@
 pub mod ledger;
 pub mod notifier;
 pub mod phone;
+pub mod record;
 pub mod template;
 pub mod twilio;
 
 use serde_json::{Map, Value, json};
 use thiserror::Error;
 
-pub use self::notifier::{SkipReason, SmsNotifier, SmsOutcome};
+pub use self::notifier::{Prepared, SkipReason, SmsNotifier, SmsOutcome, Text};
 pub use self::phone::{InvalidPhoneNumber, e164, mask};
 pub use self::template::{DEFAULT_TEMPLATE, MAX_MESSAGE_CHARS, Template, TemplateError};
-pub use self::twilio::{SentMessage, SmsError, TwilioClient};
+pub use self::twilio::{ListedMessage, SentMessage, SmsError, TwilioClient};
 use crate::{Disposition, Secret};
 
 /// The phone question used when a team's config names none.
