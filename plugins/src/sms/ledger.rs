@@ -60,7 +60,7 @@
 //!
 //! What the intent closes: a crash (or a lost answer, or a `sent` write that failed five times) after
 //! Twilio accepted the message and before the `sent` record was acknowledged. Without the intent (the
-//! released 1.x workers) that left no trace and the redelivery texted again; now it leaves the intent,
+//! sms-notify 0.9 workers) that left no trace and the redelivery texted again; now it leaves the intent,
 //! and the redelivery finds the message at Twilio. A crash before the intent is acknowledged sent
 //! nothing, and one after it but before Twilio accepted finds nothing at Twilio: both send once, as
 //! they should.

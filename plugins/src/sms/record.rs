@@ -5,17 +5,17 @@
 //!
 //! ```text
 //!   sent    {"sid":"SM0123456789abcdef0123456789abcdef","to_masked":"+*********678"}
-//!           written after Twilio accepted the message; the only form 1.x workers write and read, and
+//!           written after Twilio accepted the message; the only form sms-notify 0.9 workers write and read, and
 //!           still written byte for byte the same, so that both versions read each other's
 //!   intent  {"state":"intent","to":"+254712345678","from":"SURVEYS","body":"Thank you …",
 //!            "at_ms":1795165200123}                                        (on one line)
-//!           written (acks=all, awaited) just before the send, by the workers after 1.x
+//!           written (acks=all, awaited) just before the send, by the workers from 0.10 on
 //! ```
 //!
 //! Compaction keeps the last record of a key, so the sent record replaces the intent. A record with a
-//! `state` other than `intent` (none yet) reads as sent if it has a `sid`. A 1.x worker cannot read an
+//! `state` other than `intent` (none yet) reads as sent if it has a `sid`. A 0.9 worker cannot read an
 //! intent (it has no `sid`): it logs it as unreadable and treats the event as not sent, which is what
-//! 1.x always did, so a fleet in the middle of an upgrade is never worse than 1.x.
+//! 0.9 always did, so a fleet in the middle of an upgrade is never worse than 0.9.
 //!
 //! **Personal data.** The intent keeps the recipient in full and the message's body. The look-up must
 //! filter Twilio's list by `To` (listing everything the sender sent since the day instead is thousands
@@ -205,7 +205,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_1x_record_reads_as_sent_and_is_still_written_byte_for_byte() {
+    fn the_0_9_record_reads_as_sent_and_is_still_written_byte_for_byte() {
         let released = br#"{"sid":"SM0123456789abcdef0123456789abcdef","to_masked":"+*********678"}"#;
         let sent = Sent {
             sid: "SM0123456789abcdef0123456789abcdef".to_owned(),
@@ -216,7 +216,7 @@ mod tests {
     }
 
     #[test]
-    fn the_intent_record_round_trips_and_a_1x_reader_cannot_take_it_for_sent() {
+    fn the_intent_record_round_trips_and_a_0_9_reader_cannot_take_it_for_sent() {
         let intent = Intent {
             to: "+254712345678".to_owned(),
             from: "SURVEYS".to_owned(),
@@ -232,7 +232,7 @@ mod tests {
             )
         );
         assert_eq!(Entry::from_json(&bytes).unwrap(), Entry::Intent(intent.clone()));
-        // What a 1.x worker does with it: `Sent` is all it knows.
+        // What a 0.9 worker does with it: `Sent` is all it knows.
         assert!(serde_json::from_slice::<Sent>(&bytes).is_err());
         assert!(!format!("{intent:?}").contains("712345"));
         assert!(Entry::from_json(b"{\"state\":\"intent\"}").is_err());
