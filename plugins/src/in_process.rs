@@ -46,7 +46,7 @@ pub fn sheets_export_manifest(url: Option<String>) -> PluginManifest {
                       overwrites its row), one tab per form, and keeps the columns in step with the form's \
                       questions."
             .to_owned(),
-        version: version("1.5.0"),
+        version: version("1.5.1"),
         url,
         events: [
             "response.submitted",

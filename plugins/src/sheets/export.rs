@@ -54,11 +54,19 @@
 //! for a failed overwrite (harmless to redo; the CSV target fails one whose row is gone). A refused
 //! write (`429`, `403`, `400`) changed nothing and keeps the index.
 //!
-//! **What is left.** The index is one process's view, and nothing in the Sheets API makes an append
-//! conditional. A team's events are in one partition (the record key is the team), so one process at a
-//! time writes a team's sheets, except during a rebalance: the old owner of a partition may still be
-//! finishing a batch while the new owner starts on the same events. Two processes writing one sheet at
-//! once like that can both append a response neither has seen in the sheet: it then has two rows, and
+//! **Other processes.** The index is one process's view. A team's events are in one partition (the record
+//! key is the team), so one process at a time writes a team's sheets, but the partition can go to another
+//! worker and come back (a worker joins and leaves): the other worker appends rows this process's index
+//! does not have, and the events it did not commit come back here. So before every append the
+//! `response_id` column is read again (unless it was read in the same call): a response found there is
+//! overwritten instead. That read costs one `values.get` per append call, counted against Google's read
+//! quota (60 a minute per user by default), which is the size of the write quota the appends are under.
+//! The effects chaos run found the second rows this prevents (`docs/reliability.md`).
+//!
+//! **What is left.** Nothing in the Sheets API makes an append conditional. During a rebalance the old
+//! owner of a partition may still be finishing a batch while the new owner starts on the same events.
+//! Two processes writing one sheet at the same moment like that can both append a response neither has
+//! seen in the sheet: it then has two rows, and
 //! later writes overwrite only one of them (the last, after a restart) while the other keeps the older
 //! values. Responses appended twice before rows were overwritten in place keep their extra rows the
 //! same way. And the index trusts row numbers: sorting the sheet or deleting rows in it while a process
@@ -410,7 +418,7 @@ impl<T: Target> SheetsExporter<T> {
         let slot = self.slot(sheet.team_id, sheet.form_id);
         let mut guard = slot.lock().await;
         let state = &mut *guard;
-        let (layout, index, header_dirty) = self.load_sheet(sheet, state).await?;
+        let (layout, index, header_dirty, index_fresh) = self.load_sheet(sheet, state).await?;
         for response in responses {
             *header_dirty |= layout.add_answer_columns(response);
         }
@@ -419,7 +427,9 @@ impl<T: Target> SheetsExporter<T> {
             self.target.write_header(sheet, &layout.header()).await?;
             *header_dirty = false;
         }
-        let written = self.write_rows(sheet, layout, index, responses).await;
+        let written = self
+            .write_rows(sheet, layout, index, index_fresh, responses)
+            .await;
         if let Err(error) = &written
             && matches!(error.disposition(), Disposition::Retry { .. })
         {
@@ -440,18 +450,20 @@ impl<T: Target> SheetsExporter<T> {
 
     /// The sheet's layout, row index and header flag, reading back from the target what this process
     /// does not know yet: the header row (once), the `response_id` column (once, and after a write
-    /// whose outcome is unknown; not for a sheet without a header, which has no rows).
+    /// whose outcome is unknown; not for a sheet without a header, which has no rows). The last value
+    /// says whether the index was read (or found empty) just now.
     async fn load_sheet<'s>(
         &self,
         sheet: SheetRef<'_>,
         state: &'s mut FormState,
-    ) -> Result<(&'s mut Layout, &'s mut RowIndex, &'s mut bool), ExportError> {
+    ) -> Result<(&'s mut Layout, &'s mut RowIndex, &'s mut bool, bool), ExportError> {
         let FormState {
             form,
             layout,
             header_dirty,
             index,
         } = state;
+        let fresh = index.is_none();
         if layout.is_none() {
             let existing = self.target.read_header(sheet).await?.filter(|h| !h.is_empty());
             let mut read = existing.as_deref().map_or_else(Layout::new, Layout::from_header);
@@ -474,21 +486,39 @@ impl<T: Target> SheetsExporter<T> {
                 .await?;
             *index = Some(read);
         }
-        Ok((layout, index.get_or_insert_with(RowIndex::default), header_dirty))
+        Ok((
+            layout,
+            index.get_or_insert_with(RowIndex::default),
+            header_dirty,
+            fresh,
+        ))
     }
 
     /// Writes the rows of `responses`: the ones `index` knows overwrite their rows in one
     /// [`Target::update_rows`], the others go in one [`Target::append_rows`] and join the index. An id
     /// twice in the group is written once, with its last values. Each response's row and whether it was
     /// overwritten, in order.
+    ///
+    /// Before an append the `response_id` column is read again, unless `index_fresh` (read in this very
+    /// call): another process may have appended some of these responses since this one read it, while
+    /// their partition was away in a rebalance, and would otherwise get a second row.
     async fn write_rows(
         &self,
         sheet: SheetRef<'_>,
         layout: &Layout,
         index: &mut RowIndex,
+        index_fresh: bool,
         responses: &[&Response],
     ) -> Result<Vec<(Appended, bool)>, ExportError> {
-        let plan = index::plan(responses.iter().map(|r| r.id.as_str()), index);
+        let ids = || responses.iter().map(|r| r.id.as_str());
+        let mut plan = index::plan(ids(), index);
+        if !plan.appends.is_empty() && !index_fresh {
+            *index = self
+                .target
+                .read_row_ids(sheet, layout.response_id_column())
+                .await?;
+            plan = index::plan(ids(), index);
+        }
         let updates: Vec<(u64, Vec<Value>)> = plan
             .updates
             .iter()
@@ -1312,6 +1342,37 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_response_another_process_appended_meanwhile_is_overwritten_not_appended_again() {
+        // Two workers share a sheet across a rebalance: this one read the ids, then the other appended r2
+        // while it owned the partition, and r2 comes back here redelivered.
+        let here = SheetsExporter::new(Memory::default());
+        let (r1, r2) = (submitted("r1", "a", "x"), submitted("r2", "a", "y"));
+        here.response_submitted(&r1).await.unwrap();
+        let other = SheetsExporter::new(Memory {
+            sheets: Mutex::new(here.target().sheets.lock().unwrap().clone()),
+            ..Memory::default()
+        });
+        other.response_submitted(&r2).await.unwrap();
+        *here.target().sheets.lock().unwrap() = other.target().sheets.lock().unwrap().clone();
+        here.target().take_calls();
+
+        let outcome = here.response_submitted(&r2).await.unwrap();
+        assert!(matches!(
+            outcome,
+            ExportOutcome::Exported {
+                row_number: 3,
+                updated: true,
+                ..
+            }
+        ));
+        assert_eq!(here.target().take_calls(), ["ids a", "update a x1"]);
+        assert_eq!(here.target().sheets.lock().unwrap()["a"].len(), 3);
+        // A response the index knows is overwritten without a read.
+        here.response_submitted(&r1).await.unwrap();
+        assert_eq!(here.target().take_calls(), ["update a x1"]);
+    }
+
+    #[tokio::test]
     async fn an_append_of_unknown_outcome_makes_the_retry_read_the_ids_again() {
         let exporter = SheetsExporter::new(Memory::default());
         let (r1, r2) = (submitted("r1", "a", "x"), submitted("r2", "a", "y"));
@@ -1333,7 +1394,7 @@ mod tests {
         ));
         assert_eq!(
             exporter.target().take_calls(),
-            ["append a x1", "ids a", "update a x1"]
+            ["ids a", "append a x1", "ids a", "update a x1"]
         );
         assert_eq!(exporter.target().sheets.lock().unwrap()["a"].len(), 3);
 
