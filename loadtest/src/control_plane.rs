@@ -130,7 +130,7 @@ pub const DEMO_SMS_ACCOUNT: &str = "AC5e1ec7ab1e5e1ec7ab1e5e1ec7ab1e5e";
 pub const DEMO_SMS_TOKEN: &str = "demo-sms-auth-token";
 
 /// A plausible config of a sample plugin for a team, if the plugin takes one.
-fn sample_config(team: &str, plugin: &str) -> Option<Value> {
+pub(crate) fn sample_config(team: &str, plugin: &str) -> Option<Value> {
     use crate::generate::control::{RULES_VALIDATE, SHEETS_EXPORT, SLANG_SEARCH, SMS_NOTIFY};
     match plugin {
         SHEETS_EXPORT => Some(json!({"spreadsheet_id": format!("1Bx{}", team.replace('.', "-")),

@@ -1,6 +1,6 @@
 //! `switchyard-loadtest`: parses flags and runs a subcommand of the library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 use switchyard_service::config::Layered as _;
@@ -8,7 +8,9 @@ use switchyard_service::config::Layered as _;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 use switchyard_loadtest::capacity::{self, FindMaxFile, PlanInputs, SearchOptions, Sourced};
-use switchyard_loadtest::chaos::{self, Brokers, ChaosOptions, FaultCounts};
+use switchyard_loadtest::chaos::{
+    self, Brokers, ChaosOptions, EffectFaultCounts, EffectsOptions, FaultCounts,
+};
 use switchyard_loadtest::control_plane::RegistryAccess;
 use switchyard_loadtest::demo::{self, DemoOptions};
 use switchyard_loadtest::measure::Processes;
@@ -269,9 +271,14 @@ struct Chaos {
     /// SIGSTOPs of the node leading the most core partitions for --broker-pause, then SIGCONT.
     #[arg(long, default_value_t = 0)]
     broker_pauses: u32,
+    /// Network partitions of the node leading the most core partitions: cut off from the other nodes and
+    /// from clients for --broker-partition-time, then healed (needs --kafka-script, and scripts/kafka
+    /// needs root for it).
+    #[arg(long, default_value_t = 0)]
+    broker_partitions: u32,
     /// The Kafka script of the cluster under test, with its environment, as a shell command prefix, e.g.
-    /// "scripts/kafka": it answers top-leader and coordinator, and does kill, start, pause, resume and
-    /// wait-in-sync.
+    /// "scripts/kafka": it answers top-leader and coordinator, and does kill, start, pause, resume,
+    /// partition, heal and wait-in-sync.
     #[arg(long, value_name = "COMMAND")]
     kafka_script: Option<String>,
     /// How long a killed node stays down (past the brokers' 9 s session timeout, so that it is fenced).
@@ -280,6 +287,10 @@ struct Chaos {
     /// How long a paused node stays paused.
     #[arg(long, default_value = "12s", value_parser = humantime::parse_duration)]
     broker_pause: Duration,
+    /// How long a partitioned node stays cut off: past the moment the controller fences it, which took 11 to
+    /// 17 s on a cluster of scripts/kafka (9 s session timeout).
+    #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+    broker_partition_time: Duration,
     /// Feed the events at this many per second while the routers run and the faults happen, instead of
     /// seeding them all first.
     #[arg(long, value_name = "EVENTS_PER_SECOND")]
@@ -307,6 +318,23 @@ struct Chaos {
     /// Also write the report as JSON to this file.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+    /// Also run the seed plugins' workers behind the routers (a worker per plugin, the fake Twilio and
+    /// Google Sheets, the rules service) with faults of their own, and count every plugin's effects: each
+    /// once (needs --rate).
+    #[arg(long)]
+    effects: bool,
+    /// With --effects: worker SIGKILLs, each followed by a restart, the plugins in turn.
+    #[arg(long, default_value_t = 4)]
+    worker_kills: u32,
+    /// With --effects: endpoint outages (Twilio and Google answer 503, the rules service is killed).
+    #[arg(long, default_value_t = 1)]
+    endpoint_outages: u32,
+    /// With --effects: how long an endpoint outage lasts.
+    #[arg(long, default_value = "8s", value_parser = humantime::parse_duration)]
+    outage: Duration,
+    /// With --effects: no second workers joining and leaving.
+    #[arg(long)]
+    no_worker_rebalance: bool,
 }
 
 fn parse_mode(text: &str) -> Result<chaos::Mode, String> {
@@ -595,6 +623,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .context("locating this program")?
                     .with_file_name("switchyard-router"),
             };
+            // The plugin binaries are built next to the router's.
+            let bin_dir = router_bin.parent().map(Path::to_path_buf).unwrap_or_default();
             let options = ChaosOptions {
                 bootstrap: args.kafka.bootstrap,
                 router_bin,
@@ -609,6 +639,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     leader_kills: args.leader_kills,
                     coordinator_kills: args.coordinator_kills,
                     broker_pauses: args.broker_pauses,
+                    broker_partitions: args.broker_partitions,
                     rebalance: !args.no_rebalance,
                 },
                 brokers: Brokers {
@@ -616,11 +647,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     script: args.kafka_script,
                     down: args.broker_down,
                     pause: args.broker_pause,
+                    partition: args.broker_partition_time,
                 },
                 mode: args.mode,
                 transaction_timeout: args.transaction_timeout,
                 timeout: args.timeout,
                 work_dir: args.work_dir,
+                effects: args.effects.then(|| EffectsOptions {
+                    bin_dir: bin_dir.clone(),
+                    faults: EffectFaultCounts {
+                        worker_kills: args.worker_kills,
+                        rebalance: !args.no_worker_rebalance,
+                        endpoint_outages: args.endpoint_outages,
+                    },
+                    outage: args.outage,
+                }),
             };
             let report = chaos::run(&options).context("the chaos run could not finish")?;
             println!("{}", report.line());

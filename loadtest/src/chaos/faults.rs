@@ -28,6 +28,9 @@ pub enum Fault {
     CoordinatorKill,
     /// SIGSTOP the node leading the most core partitions past the session timeouts, then SIGCONT it.
     BrokerPause,
+    /// Cut the node leading the most core partitions off from the others and from clients past the session
+    /// timeouts (the script's `partition N`: the node keeps running, its packets are dropped both ways), heal.
+    BrokerPartition,
     /// A third router replica joins the group.
     ReplicaJoins,
     /// The third replica leaves (SIGTERM).
@@ -47,6 +50,8 @@ pub struct FaultCounts {
     pub coordinator_kills: u32,
     /// SIGSTOPs of a node past the session timeouts.
     pub broker_pauses: u32,
+    /// Network partitions of a node past the session timeouts.
+    pub broker_partitions: u32,
     /// Whether a third replica joins and later leaves.
     pub rebalance: bool,
 }
@@ -61,6 +66,7 @@ pub fn schedule(counts: &FaultCounts, rng: &mut Xoshiro256PlusPlus) -> Vec<(f64,
         (Fault::LeaderKill, counts.leader_kills),
         (Fault::CoordinatorKill, counts.coordinator_kills),
         (Fault::BrokerPause, counts.broker_pauses),
+        (Fault::BrokerPartition, counts.broker_partitions),
     ];
     let mut faults: Vec<Fault> = kinds
         .iter()
@@ -90,13 +96,16 @@ pub struct Brokers {
     /// A shell command that restarts the broker (or the cluster, node by node) and returns once it serves.
     pub restart_command: Option<String>,
     /// The project's Kafka script with its environment, e.g. `scripts/kafka`: it must answer `top-leader
-    /// TOPIC` and `coordinator transaction ID` and do `kill N`, `start N`, `pause N`, `resume N` and
-    /// `wait-in-sync` for the cluster under test.
+    /// TOPIC` and `coordinator transaction ID` and do `kill N`, `start N`, `pause N`, `resume N`,
+    /// `partition N`, `heal N` and `wait-in-sync` for the cluster under test.
     pub script: Option<String>,
     /// How long a killed node stays down before it is started again.
     pub down: Duration,
     /// How long a paused node stays paused.
     pub pause: Duration,
+    /// How long a partitioned node stays cut off. The controller fences it only after it has missed
+    /// heartbeats for the session timeout (9 s on the script's cluster), which took 11 to 17 s there.
+    pub partition: Duration,
 }
 
 /// What a broker fault hit.
@@ -114,10 +123,12 @@ impl Brokers {
                 "broker restarts need --broker-restart-command".to_owned(),
             ));
         }
-        if counts.leader_kills + counts.coordinator_kills + counts.broker_pauses > 0 && self.script.is_none()
-        {
+        let node_faults =
+            counts.leader_kills + counts.coordinator_kills + counts.broker_pauses + counts.broker_partitions;
+        if node_faults > 0 && self.script.is_none() {
             return Err(LoadtestError::Usage(
-                "leader kills, coordinator kills and broker pauses need --kafka-script".to_owned(),
+                "leader kills, coordinator kills, broker pauses and broker partitions need --kafka-script"
+                    .to_owned(),
             ));
         }
         Ok(())
@@ -131,21 +142,22 @@ impl Brokers {
                 shell(self.restart_command.as_deref().unwrap_or("true"))?;
                 return Ok(Target { node: None });
             }
-            Fault::LeaderKill | Fault::BrokerPause => self.ask(&format!("top-leader {core}"))?,
+            Fault::LeaderKill | Fault::BrokerPause | Fault::BrokerPartition => {
+                self.ask(&format!("top-leader {core}"))?
+            }
             Fault::CoordinatorKill => self.ask(&format!("coordinator transaction {transactional_id}"))?,
             other => {
                 return Err(LoadtestError::Usage(format!("{other:?} is not a broker fault")));
             }
         };
-        if fault == Fault::BrokerPause {
-            self.script_do(&format!("pause {node}"))?;
-            std::thread::sleep(self.pause);
-            self.script_do(&format!("resume {node}"))?;
-        } else {
-            self.script_do(&format!("kill {node}"))?;
-            std::thread::sleep(self.down);
-            self.script_do(&format!("start {node}"))?;
-        }
+        let (cut, held, restore) = match fault {
+            Fault::BrokerPause => ("pause", self.pause, "resume"),
+            Fault::BrokerPartition => ("partition", self.partition, "heal"),
+            _ => ("kill", self.down, "start"),
+        };
+        self.script_do(&format!("{cut} {node}"))?;
+        std::thread::sleep(held);
+        self.script_do(&format!("{restore} {node}"))?;
         self.script_do("wait-in-sync")?;
         Ok(Target { node: Some(node) })
     }
@@ -202,6 +214,7 @@ mod tests {
             leader_kills: 1,
             coordinator_kills: 1,
             broker_pauses: 1,
+            broker_partitions: 1,
             rebalance: true,
         }
     }
@@ -211,7 +224,7 @@ mod tests {
         for seed in 0..50 {
             let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed);
             let plan = schedule(&counts(), &mut rng);
-            assert_eq!(plan.len(), 9);
+            assert_eq!(plan.len(), 10);
             assert!(plan.windows(2).all(|w| w[0].0 < w[1].0), "{plan:?}");
             assert!(plan.iter().all(|(at, _)| (0.05..0.85).contains(at)), "{plan:?}");
             let count = |f: Fault| plan.iter().filter(|(_, g)| *g == f).count();
@@ -222,11 +235,12 @@ mod tests {
                     Fault::LeaderKill,
                     Fault::CoordinatorKill,
                     Fault::BrokerPause,
+                    Fault::BrokerPartition,
                     Fault::ReplicaJoins,
                     Fault::ReplicaLeaves
                 ]
                 .map(count),
-                [3, 1, 1, 1, 1, 1, 1]
+                [3, 1, 1, 1, 1, 1, 1, 1]
             );
             let joins = plan.iter().position(|(_, f)| *f == Fault::ReplicaJoins).unwrap();
             let leaves = plan.iter().position(|(_, f)| *f == Fault::ReplicaLeaves).unwrap();
@@ -243,6 +257,7 @@ mod tests {
             script: None,
             down: Duration::ZERO,
             pause: Duration::ZERO,
+            partition: Duration::ZERO,
         };
         assert!(
             brokers
@@ -270,6 +285,10 @@ mod tests {
                 broker_pauses: 1,
                 ..FaultCounts::default()
             },
+            FaultCounts {
+                broker_partitions: 1,
+                ..FaultCounts::default()
+            },
         ] {
             assert!(
                 matches!(brokers.check(&counts), Err(LoadtestError::Usage(_))),
@@ -286,8 +305,14 @@ mod tests {
             script: Some("f() { echo 2; }; f".to_owned()),
             down: Duration::ZERO,
             pause: Duration::ZERO,
+            partition: Duration::ZERO,
         };
-        for fault in [Fault::LeaderKill, Fault::CoordinatorKill, Fault::BrokerPause] {
+        for fault in [
+            Fault::LeaderKill,
+            Fault::CoordinatorKill,
+            Fault::BrokerPause,
+            Fault::BrokerPartition,
+        ] {
             assert_eq!(brokers.inject(fault, "t", "x").unwrap(), Target { node: Some(2) });
         }
         assert_eq!(
@@ -304,5 +329,36 @@ mod tests {
             ..brokers
         };
         assert!(failing.inject(Fault::LeaderKill, "t", "x").is_err());
+    }
+
+    #[test]
+    fn a_partition_cuts_the_top_leader_off_and_heals_it() {
+        // A stand-in script that knows only the steps of a partition of node 2, the top leader of topic t:
+        // any other step (a pause, a kill, another node) fails the fault.
+        let only = |steps: &str| Brokers {
+            restart_command: None,
+            script: Some(format!(
+                r#"f() {{ case "$1 $2" in "top-leader t") echo 2;; {steps}) ;; *) return 1;; esac; }}; f"#
+            )),
+            down: Duration::ZERO,
+            pause: Duration::ZERO,
+            partition: Duration::ZERO,
+        };
+        let all = only(r#""partition 2"|"heal 2"|"wait-in-sync ""#);
+        assert_eq!(
+            all.inject(Fault::BrokerPartition, "t", "x").unwrap(),
+            Target { node: Some(2) }
+        );
+        assert!(all.inject(Fault::BrokerPause, "t", "x").is_err());
+        for missing in [
+            r#""heal 2"|"wait-in-sync ""#,
+            r#""partition 2"|"wait-in-sync ""#,
+            r#""partition 2"|"heal 2""#,
+        ] {
+            assert!(
+                only(missing).inject(Fault::BrokerPartition, "t", "x").is_err(),
+                "{missing}"
+            );
+        }
     }
 }

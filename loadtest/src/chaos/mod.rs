@@ -14,6 +14,7 @@
 //!       kill -9 a replica and restart it │ add a third replica, later remove it │ restart the broker
 //!       (a rolling restart on a cluster) │ kill -9 the node leading the most core partitions │ kill -9
 //!       the node hosting a router's transaction coordinator │ SIGSTOP a node past the session timeouts
+//!       │ cut the node leading the most core partitions off the network (nftables) past them
 //!     each fault's window stays open until every partition that had input waiting moved on; its
 //!     recovery time is the longest stall inside (a replica that exits on its own is restarted, counted)
 //!  ─► 6 wait until the group committed every input ─► 7 stop the routers (SIGTERM)
@@ -22,9 +23,16 @@
 //!
 //! Exactly-once: every expected (event, plugin) pair once, nothing unexpected, per-team order, DLQ empty.
 //! At-least-once: the same, except that duplicates are counted and reported instead of failing the run.
+//!
+//! With `effects` the chain goes on past the plugin topics (`chaos/effects/`): the four seed plugins' workers
+//! consume them, with faults of their own (workers SIGKILLed, joining and leaving, every endpoint down and
+//! then losing answers), against a fake Twilio and a fake Google Sheets that count what they were asked to
+//! do; the run then also fails on any effect missing, repeated or not called for.
 
+mod effects;
 mod faults;
 mod routers;
+mod slots;
 mod stalls;
 
 use std::collections::BTreeMap;
@@ -49,6 +57,7 @@ use crate::measure::LagWatcher;
 use crate::verify::{Target, TopicCheck, check};
 use crate::{LoadtestError, Progress, rfc3339_seconds};
 
+pub use effects::{EffectFault, EffectFaultCounts, EffectsOptions, EffectsReport};
 pub use faults::{Brokers, Fault, FaultCounts};
 use faults::{Target as FaultTarget, schedule};
 use routers::{Routers, RunTopics, SESSION_TIMEOUT};
@@ -103,6 +112,9 @@ pub struct ChaosOptions {
     pub timeout: Duration,
     /// Where router logs go (a folder per run inside).
     pub work_dir: PathBuf,
+    /// Also run the seed plugins' workers behind the routers, with faults of their own, and count every
+    /// effect (needs `rate`).
+    pub effects: Option<EffectsOptions>,
 }
 
 /// The result of a chaos run.
@@ -138,6 +150,8 @@ pub struct ChaosReport {
     pub coordinator_kills: u32,
     /// SIGSTOPs of a node past the session timeouts.
     pub broker_pauses: u32,
+    /// Network partitions of a node (cut off from the others and from clients) past the session timeouts.
+    pub broker_partitions: u32,
     /// Replicas added and removed again (rebalances forced).
     pub rebalances: u32,
     /// Replicas that exited without being asked to, and were restarted.
@@ -154,6 +168,8 @@ pub struct ChaosReport {
     pub topics: Vec<TopicCheck>,
     /// Where the router logs are.
     pub logs: String,
+    /// The plugin side, in a run with `--effects`.
+    pub effects: Option<EffectsReport>,
 }
 
 /// One fault of a run.
@@ -202,7 +218,7 @@ impl ChaosReport {
         format!(
             "chaos {}: {} mode={} events={} expected={} delivered={} missing={} duplicates={} \
              order_violations={} unexpected={} dead_letters={} kills={} broker_restarts={} leader_kills={} \
-             coordinator_kills={} broker_pauses={} rebalances={} unplanned_exits={} seconds={:.1} \
+             coordinator_kills={} broker_pauses={} broker_partitions={} rebalances={} unplanned_exits={} seconds={:.1} \
              baseline_stall_s={:.1} recovery_max_s={}",
             if self.ok { "PASS" } else { "FAIL" },
             self.run_id,
@@ -220,6 +236,7 @@ impl ChaosReport {
             self.leader_kills,
             self.coordinator_kills,
             self.broker_pauses,
+            self.broker_partitions,
             self.rebalances,
             self.unplanned_exits,
             self.seconds,
@@ -229,7 +246,11 @@ impl ChaosReport {
             } else {
                 recovery.join(",")
             },
-        )
+        ) + &self
+            .effects
+            .as_ref()
+            .map(|effects| format!(" {}", effects.line()))
+            .unwrap_or_default()
     }
 }
 
@@ -332,6 +353,11 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
     fs::create_dir_all(&logs).map_err(|error| io_error(&logs, error))?;
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(options.seed ^ 0x6368_616f_7300_0000);
     options.brokers.check(&options.faults)?;
+    if options.effects.is_some() && options.rate.is_none() {
+        return Err(LoadtestError::Usage(
+            "the plugin side (--effects) needs events fed at a --rate".to_owned(),
+        ));
+    }
 
     // 1. Topics.
     let spec = |name: &str, partitions: i32, compacted: bool| TopicSpec {
@@ -367,6 +393,28 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         options.timeout,
     )?;
     let table = RoutingTable::from_controls(&controls);
+    let mut effects = match &options.effects {
+        Some(effects) => {
+            let feeding = Duration::from_secs_f64(options.events as f64 / options.rate.unwrap_or(1.0));
+            let started = effects::Effects::start(
+                effects,
+                &options.bootstrap,
+                &prefix,
+                &topics.template,
+                &controls,
+                feeding,
+                options.seed,
+                logs.clone(),
+                options.timeout,
+            )?;
+            progress.say(format_args!(
+                "the plugin side: a worker per plugin ready, the fake Twilio and Google Sheets and the rules \
+                 service serving"
+            ));
+            Some(started)
+        }
+        None => None,
+    };
 
     // 3. Seed every input first, unless they are fed at a rate while the routers run.
     let mut traffic = Traffic::new(TrafficConfig {
@@ -442,6 +490,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         leader_kills: 0,
         coordinator_kills: 0,
         broker_pauses: 0,
+        broker_partitions: 0,
         rebalances: 0,
         unplanned_exits: 0,
         seconds: 0.0,
@@ -450,6 +499,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         ok: false,
         topics: Vec::new(),
         logs: logs.display().to_string(),
+        effects: None,
     };
     let watcher = LagWatcher::new(&options.bootstrap, &routers.group, &topics.core)?;
     let transactional_id = routers.transactional_id(0);
@@ -482,6 +532,9 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         let mut stalls = Stalls::default();
         let mut active: Option<Active<'_>> = None;
         loop {
+            if let Some(effects) = &mut effects {
+                effects.tick(started.elapsed(), &progress)?;
+            }
             for (slot, status) in routers.exited() {
                 report.unplanned_exits += 1;
                 progress.say(format_args!(
@@ -647,6 +700,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
                         Fault::BrokerRestart => &mut report.broker_restarts,
                         Fault::LeaderKill => &mut report.leader_kills,
                         Fault::CoordinatorKill => &mut report.coordinator_kills,
+                        Fault::BrokerPartition => &mut report.broker_partitions,
                         _ => &mut report.broker_pauses,
                     };
                     *counter += 1;
@@ -696,8 +750,28 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         report.topics.push(result);
     }
 
+    // 8'. The plugin side: every effect once.
+    if let Some(effects) = effects {
+        let routed = targets
+            .iter()
+            .zip(&reads)
+            .filter_map(|((_, target), read)| match target {
+                Target::Plugin(plugin) => Some(((*plugin).to_owned(), read.kept.clone())),
+                Target::DeadLetters => None,
+            })
+            .collect();
+        let found = effects.finish(&routed, started, &progress)?;
+        for (plugin, counts) in &found.plugins {
+            for example in &counts.examples {
+                progress.say(format_args!("{plugin}: {example}"));
+            }
+        }
+        report.effects = Some(found);
+    }
+
     // 9. Verdict.
-    report.ok = report.missing == 0
+    report.ok = report.effects.as_ref().is_none_or(|effects| effects.ok)
+        && report.missing == 0
         && report.order_violations == 0
         && report.unexpected == 0
         && report.dead_letters == 0
