@@ -20,8 +20,10 @@ bench-quick:
 	SWITCHYARD_BENCH_QUICK=1 scripts/bench
 
 ## chaos: the full chaos runs: on a three-node cluster (events fed at 4,000/s past 1M while routers are
-## SIGKILLed and brokers crash, pause and restart node by node, about 12 min), then on one broker (1M events,
-## 20 router SIGKILLs, 2 broker restarts, a rebalance; then at-least-once); make test runs CI-sized ones
+## SIGKILLed and brokers crash, pause, restart node by node and are cut off the network, about 12 min), the
+## plugin side on a cluster (200k events at 1,000/s on to the seed plugins' workers, which are SIGKILLed and
+## rebalanced while their endpoints fail: every effect once), then on one broker (1M events, 20 router
+## SIGKILLs, 2 broker restarts, a rebalance; then at-least-once); make test runs CI-sized ones
 chaos:
 	scripts/chaos
 
