@@ -395,17 +395,13 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
     let table = RoutingTable::from_controls(&controls);
     let mut effects = match &options.effects {
         Some(effects) => {
-            let feeding = Duration::from_secs_f64(options.events as f64 / options.rate.unwrap_or(1.0));
             let started = effects::Effects::start(
+                options,
                 effects,
-                &options.bootstrap,
                 &prefix,
                 &topics.template,
                 &controls,
-                feeding,
-                options.seed,
                 logs.clone(),
-                options.timeout,
             )?;
             progress.say(format_args!(
                 "the plugin side: a worker per plugin ready, the fake Twilio and Google Sheets and the rules \

@@ -35,6 +35,7 @@ use switchyard_schemas::topics as names;
 pub use faults::{EffectFault, EffectFaultCounts};
 pub use tally::EffectCounts;
 
+use super::ChaosOptions;
 use super::slots::Slots;
 use crate::control_plane::{DEMO_SMS_ACCOUNT, DEMO_SMS_TOKEN, sample_config};
 use crate::generate::control::{RULES_VALIDATE, SHEETS_EXPORT, SMS_NOTIFY};
@@ -180,20 +181,20 @@ const LOST_ANSWERS: u32 = 3;
 const SECOND: usize = 1;
 
 impl<'a> Effects<'a> {
-    /// Creates the topics, writes a config for each enabled (team, plugin), starts the fakes, the rules
-    /// service and one worker per plugin, and waits until every worker has read the configs.
-    #[allow(clippy::too_many_arguments)]
+    /// Creates the topics under the run's `prefix` (the plugin topics follow `events_template`), writes a
+    /// config for each enabled (team, plugin) of `controls`, starts the fakes, the rules service and one
+    /// worker per plugin, and waits until every worker has read the configs. The faults are spread over
+    /// the time the run's events take to feed at its rate.
     pub(super) fn start(
+        run: &'a ChaosOptions,
         options: &'a EffectsOptions,
-        bootstrap: &'a str,
         prefix: &str,
         events_template: &str,
         controls: &[Control],
-        feeding: Duration,
-        seed: u64,
         logs: PathBuf,
-        timeout: Duration,
     ) -> Result<Self, LoadtestError> {
+        let (bootstrap, timeout) = (run.bootstrap.as_str(), run.timeout);
+        let feeding = Duration::from_secs_f64(run.events as f64 / run.rate.unwrap_or(1.0));
         let topics = EffectsTopics::new(prefix, events_template);
         let mut specs = vec![
             TopicSpec::compacted(&topics.configs, 1),
@@ -278,7 +279,7 @@ impl<'a> Effects<'a> {
         }
         producer.flush(timeout)?;
 
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x6566_6665_6374_7300);
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(run.seed ^ 0x6566_6665_6374_7300);
         let schedule = faults::schedule(&options.faults, &SAMPLE_PLUGINS, feeding, &mut rng);
         let mut effects = Self {
             options,
@@ -414,13 +415,12 @@ impl<'a> Effects<'a> {
     /// Restarts what exited on its own, ends an outage that is over, and begins the next fault when it is
     /// due (`elapsed`: time since the routers started).
     pub(super) fn tick(&mut self, elapsed: Duration, progress: &Progress) -> Result<(), LoadtestError> {
-        for (slot, status) in self.rules_service.exited() {
+        for (_, status) in self.rules_service.exited() {
             if self.outage_ends.is_none() {
                 self.unplanned_exits += 1;
                 progress.say(format_args!(
                     "the rules service exited on its own ({status}); restarting it"
                 ));
-                debug_assert_eq!(slot, 0);
                 self.start_rules_service()?;
             }
         }
