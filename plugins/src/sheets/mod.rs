@@ -8,8 +8,8 @@
 //!   values; list and add sheets), with Google's errors classified for the delivery engine.
 //! * [`layout`]: [`Layout`], the columns of a form and how a response renders as a row.
 //! * [`index`]: [`RowIndex`], the row of each response in a sheet, so that a response keeps one row.
-//! * [`export`]: [`SheetsExporter`] over a [`Target`]: [`GoogleSheets`] or, for the demo,
-//!   [`CsvTarget`].
+//! * [`export`]: [`SheetsExporter`] over a [`Target`]: [`GoogleSheets`] (`google.rs`) or, for the demo,
+//!   [`CsvTarget`] (`csv_target.rs`).
 //!
 //! The in-process Sheets API and token endpoint that tests and the demo use in place of Google are not
 //! part of the plugin: they are [`crate::fakes::sheets`].
@@ -31,8 +31,10 @@ pub mod a1;
 pub mod auth;
 pub mod client;
 mod csv;
+mod csv_target;
 mod error;
 pub mod export;
+mod google;
 pub mod index;
 pub mod layout;
 
@@ -42,11 +44,10 @@ pub use self::auth::{AccessToken, ServiceAccountKey, TokenSource};
 pub use self::client::{
     AppendValuesResponse, BatchUpdateValuesResponse, SheetsClient, UpdateValuesResponse, ValueRange,
 };
+pub use self::csv_target::CsvTarget;
 pub use self::error::{ConfigError, ExportError, SheetsError};
-pub use self::export::{
-    Appended, BatchResult, CsvTarget, ExportEvent, ExportOutcome, GoogleSheets, SheetRef, SheetsExporter,
-    Target,
-};
+pub use self::export::{Appended, BatchResult, ExportEvent, ExportOutcome, SheetRef, SheetsExporter, Target};
+pub use self::google::GoogleSheets;
 pub use self::index::RowIndex;
 pub use self::layout::Layout;
 
