@@ -68,25 +68,50 @@ pub fn schedule(counts: &FaultCounts, rng: &mut Xoshiro256PlusPlus) -> Vec<(f64,
         (Fault::BrokerPause, counts.broker_pauses),
         (Fault::BrokerPartition, counts.broker_partitions),
     ];
-    let mut faults: Vec<Fault> = kinds
+    let faults: Vec<Fault> = kinds
         .iter()
         .flat_map(|&(fault, n)| std::iter::repeat_n(fault, n as usize))
         .collect();
-    for i in (1..faults.len()).rev() {
+    let rebalance = counts
+        .rebalance
+        .then_some((Fault::ReplicaJoins, Fault::ReplicaLeaves));
+    spread(faults, rebalance, 0.05..0.85, rng)
+}
+
+/// Puts `items` in a random order (Fisher-Yates).
+pub(super) fn shuffle<T>(items: &mut [T], rng: &mut Xoshiro256PlusPlus) {
+    for i in (1..items.len()).rev() {
         let j = rng.random_range(0..=i);
-        faults.swap(i, j);
+        items.swap(i, j);
     }
-    if counts.rebalance {
+}
+
+/// Shuffles `faults`, inserts the `pair`'s first at a random place and its second somewhere after it,
+/// and gives each a point of `range`: one slot of it each, in order, at a random point inside the slot
+/// (never at its edges, so two faults are never at one point).
+pub(super) fn spread<T>(
+    mut faults: Vec<T>,
+    pair: Option<(T, T)>,
+    range: std::ops::Range<f64>,
+    rng: &mut Xoshiro256PlusPlus,
+) -> Vec<(f64, T)> {
+    shuffle(&mut faults, rng);
+    if let Some((first, second)) = pair {
         let at = rng.random_range(0..=faults.len());
-        faults.insert(at, Fault::ReplicaJoins);
+        faults.insert(at, first);
         let later = rng.random_range(at + 1..=faults.len());
-        faults.insert(later, Fault::ReplicaLeaves);
+        faults.insert(later, second);
     }
-    let slot = 0.8 / (faults.len().max(1) as f64);
+    let slot = (range.end - range.start) / (faults.len().max(1) as f64);
     faults
         .into_iter()
         .enumerate()
-        .map(|(i, fault)| (0.05 + slot * (i as f64 + rng.random_range(0.2..0.8)), fault))
+        .map(|(i, fault)| {
+            (
+                range.start + slot * (i as f64 + rng.random_range(0.2..0.8)),
+                fault,
+            )
+        })
         .collect()
 }
 

@@ -4,9 +4,10 @@
 
 use std::time::Duration;
 
-use rand::RngExt;
 use rand::rngs::Xoshiro256PlusPlus;
 use serde::Serialize;
+
+use super::super::faults::{shuffle, spread};
 
 /// One fault of the plugin side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,29 +56,13 @@ pub fn schedule(
         EffectFault::EndpointOutage,
         counts.endpoint_outages as usize,
     ));
-    shuffle(&mut faults, rng);
-    if counts.rebalance {
-        let at = rng.random_range(0..=faults.len());
-        faults.insert(at, EffectFault::WorkersJoin);
-        let later = rng.random_range(at + 1..=faults.len());
-        faults.insert(later, EffectFault::WorkersLeave);
-    }
-    let slot = 0.7 / faults.len().max(1) as f64;
-    faults
+    let rebalance = counts
+        .rebalance
+        .then_some((EffectFault::WorkersJoin, EffectFault::WorkersLeave));
+    spread(faults, rebalance, 0.1..0.8, rng)
         .into_iter()
-        .enumerate()
-        .map(|(i, fault)| {
-            let share = 0.1 + slot * (i as f64 + rng.random_range(0.2..0.8));
-            (feeding.mul_f64(share), fault)
-        })
+        .map(|(share, fault)| (feeding.mul_f64(share), fault))
         .collect()
-}
-
-fn shuffle<T>(items: &mut [T], rng: &mut Xoshiro256PlusPlus) {
-    for i in (1..items.len()).rev() {
-        let j = rng.random_range(0..=i);
-        items.swap(i, j);
-    }
 }
 
 #[cfg(test)]
