@@ -64,8 +64,8 @@ kafka-stop:
 clean:
 	cargo clean
 
-## sms-ledger-window: how long a crash can still repeat an SMS (one acks=all ledger write), on one broker
-## and on a three-node cluster (docs/reliability.md)
+## sms-ledger-window: what the sms ledger's two acks=all writes per text cost (the intent before the send,
+## the outcome after it), on one broker and on a three-node cluster (docs/reliability.md)
 sms-ledger-window:
 	cargo build --workspace --bins --locked
 	KAFKA_PORT=19692 scripts/kafka start
