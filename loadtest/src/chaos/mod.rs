@@ -752,7 +752,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
             .iter()
             .zip(&reads)
             .filter_map(|((_, target), read)| match target {
-                Target::Plugin(plugin) => Some(((*plugin).to_owned(), read.kept.clone())),
+                Target::Plugin(plugin) => Some(((*plugin).to_owned(), read.kept.as_slice())),
                 Target::DeadLetters => None,
             })
             .collect();

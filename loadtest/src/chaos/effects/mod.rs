@@ -308,7 +308,7 @@ impl<'a> Effects<'a> {
         for plugin in SAMPLE_PLUGINS {
             effects.start_worker(plugin, 0)?;
         }
-        effects.wait_ready(0)?;
+        effects.wait_ready()?;
         Ok(effects)
     }
 
@@ -400,13 +400,14 @@ impl<'a> Effects<'a> {
         })
     }
 
-    fn wait_ready(&self, slot: usize) -> Result<(), LoadtestError> {
+    /// Waits until the first worker of every plugin has read the configs.
+    fn wait_ready(&self) -> Result<(), LoadtestError> {
         let workers: Vec<PluginWorker> = self
             .workers
             .iter()
             .map(|(plugin, slots)| PluginWorker {
                 plugin: (*plugin).to_owned(),
-                admin: slots.admin(slot).to_owned(),
+                admin: slots.admin(0).to_owned(),
             })
             .collect();
         wait_ready(&workers, self.timeout)
@@ -526,7 +527,7 @@ impl<'a> Effects<'a> {
     /// read back from each plugin's topic.
     pub(super) fn finish(
         mut self,
-        routed: &BTreeMap<String, Vec<ReadRecord>>,
+        routed: &BTreeMap<String, &[ReadRecord]>,
         started: Instant,
         progress: &Progress,
     ) -> Result<EffectsReport, LoadtestError> {
