@@ -199,6 +199,9 @@ mod tests {
             enablement: Some(Enablement {
                 team_id: team.into(),
                 plugin_id: plugin.into(),
+                installation: None,
+                form_ids: None,
+                filter: None,
                 enabled,
                 event_types: types.map(|t| t.iter().map(|s| (*s).to_owned()).collect()),
                 updated_at: "2026-11-22T09:55:00Z".into(),

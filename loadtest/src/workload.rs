@@ -65,6 +65,9 @@ pub fn controls(scenario: &Scenario, teams: &[Team], seed: u64, updated_at: &str
             enablement: Some(Enablement {
                 team_id: team.id.clone(),
                 plugin_id: plugin.clone(),
+                installation: None,
+                form_ids: None,
+                filter: None,
                 enabled: true,
                 event_types: None,
                 updated_at: updated_at.to_owned(),

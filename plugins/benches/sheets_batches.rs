@@ -437,6 +437,7 @@ fn config_record(manifest: &PluginManifest, server: &FakeServer) -> Result<Recor
     let record = ConfigRecord {
         team_id: TEAM.to_owned(),
         plugin_id: manifest.id.clone(),
+        installation: None,
         config,
         plugin_version: manifest.version.to_string(),
         updated_at: "2026-12-01T08:00:00Z".to_owned(),

@@ -97,6 +97,9 @@ fn build(enablements: usize) -> RouteTable {
             table.upsert_enablement(&Enablement {
                 team_id: format!("team-{team:07}"),
                 plugin_id: format!("plugin-{:02}", (first + k) % PLUGINS),
+                installation: None,
+                form_ids: None,
+                filter: None,
                 enabled: true,
                 event_types: filter,
                 updated_at: "2026-11-22T10:00:00Z".to_owned(),

@@ -3,21 +3,36 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A team's config of one plugin, the value of a `switchyard.configs` record keyed `<team>/<plugin>`.
-/// Plugin workers read this topic and apply each record as `initialize(team, config)`. It holds secret
-/// fields in clear: restrict the topic with ACLs to the registry and the plugin workers.
+use crate::ids::DEFAULT_INSTALLATION;
+
+/// A team's config of one installation of a plugin, the value of a `switchyard.configs` record keyed as
+/// its enablement: `<team>/<plugin>` for the default installation, `<team>/<plugin>/<installation>`
+/// otherwise ([`crate::control::parse_installation_key`]). Plugin workers read this topic and apply each
+/// record as `initialize(team, installation, config)`. It holds secret fields in clear: restrict the topic
+/// with ACLs to the registry and the plugin workers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigRecord {
     /// Team id.
     pub team_id: String,
     /// Plugin id.
     pub plugin_id: String,
+    /// Installation id, the key's third part; absent for the default installation, so a v1 record writes
+    /// back byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<String>,
     /// The config, valid against the plugin's `config_schema` when it was written.
     pub config: serde_json::Value,
     /// The manifest version it was validated against.
     pub plugin_version: String,
     /// RFC 3339 time of the change.
     pub updated_at: String,
+}
+
+impl ConfigRecord {
+    /// The installation id: the field, or [`DEFAULT_INSTALLATION`] when absent.
+    pub fn installation(&self) -> &str {
+        self.installation.as_deref().unwrap_or(DEFAULT_INSTALLATION)
+    }
 }
 
 #[cfg(test)]
@@ -29,6 +44,15 @@ mod tests {
         let text = r#"{"team_id":"acme","plugin_id":"sheets","config":{"sheet":"x"},"plugin_version":"1.2.0","updated_at":"2026-01-02T03:04:05Z"}"#;
         let record: ConfigRecord = serde_json::from_str(text).unwrap();
         assert_eq!(record.config["sheet"], "x");
+        assert_eq!(record.installation(), DEFAULT_INSTALLATION);
+        assert_eq!(serde_json::to_string(&record).unwrap(), text);
+    }
+
+    #[test]
+    fn a_named_installation_says_so() {
+        let text = r#"{"team_id":"acme","plugin_id":"sheets","installation":"forms-bc","config":{},"plugin_version":"1.2.0","updated_at":"2026-01-02T03:04:05Z"}"#;
+        let record: ConfigRecord = serde_json::from_str(text).unwrap();
+        assert_eq!(record.installation(), "forms-bc");
         assert_eq!(serde_json::to_string(&record).unwrap(), text);
     }
 }

@@ -2,16 +2,27 @@
 //!
 //! Both topics are compacted; the key names the entity and a null value removes it. Unknown JSON fields
 //! are ignored so that newer writers do not break older readers.
+//!
+//! An enablement is one *installation* of a plugin by a team (contract section 7.2). Its key is
+//! `<team>/<plugin>` for the installation named [`DEFAULT_INSTALLATION`] (the only form before
+//! installations existed) and `<team>/<plugin>/<installation>` for any other: one entity, one spelling,
+//! so compaction never keeps two records of it side by side.
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::ids::{IdError, check_plugin_id, check_team_id};
+use crate::ids::{DEFAULT_INSTALLATION, IdError, check_installation_id, check_plugin_id, check_team_id};
 
 /// Longest event type name a manifest or enablement may list.
 pub const EVENT_TYPE_MAX_LEN: usize = 256;
+/// Most form ids an enablement's `form_ids` may list.
+pub const FORM_IDS_MAX: usize = 256;
+/// Longest form id an enablement's `form_ids` may list, in bytes.
+pub const FORM_ID_MAX_LEN: usize = 256;
+/// Longest `filter` expression, in bytes (its other bounds are checked by the `switchyard-filter` crate).
+pub const FILTER_MAX_BYTES: usize = 1024;
 
 /// A plugin's self-description, the value of a `switchyard.plugins` record keyed by its id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -212,20 +223,67 @@ impl From<Ordering> for String {
     }
 }
 
-/// A team's switch for one plugin, the value of a `switchyard.enablements` record keyed `<team>/<plugin>`.
+/// A team's installation of one plugin, the value of a `switchyard.enablements` record keyed
+/// `<team>/<plugin>` (installation `default`) or `<team>/<plugin>/<installation>`.
+///
+/// The fields added with installations (`installation`, `form_ids`, `filter`) are skipped when absent, so
+/// a v1 record reads and writes back byte for byte.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enablement {
     /// Team id; must equal the key's first part.
     pub team_id: String,
     /// Plugin id; must equal the key's second part.
     pub plugin_id: String,
+    /// Installation id; must equal the key's third part. Absent = [`DEFAULT_INSTALLATION`], the only
+    /// installation a two-part key names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<String>,
     /// Whether events flow.
     pub enabled: bool,
     /// Only these of the plugin's types; absent or empty = every type the plugin subscribes to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_types: Option<Vec<String>>,
+    /// Only events whose `ce_subject` (the form id) is one of these; absent or empty = any event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_ids: Option<Vec<String>>,
+    /// Only events for which this CEL expression is true (contract section 8); absent or empty = any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     /// RFC 3339 time of the change.
     pub updated_at: String,
+}
+
+/// The parts of an enablement or config key: `<team>/<plugin>` or `<team>/<plugin>/<installation>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InstallationKey<'a> {
+    /// Team id.
+    pub team: &'a str,
+    /// Plugin id.
+    pub plugin: &'a str,
+    /// Installation id; [`DEFAULT_INSTALLATION`] for a two-part key.
+    pub installation: &'a str,
+}
+
+impl InstallationKey<'_> {
+    /// Whether it names the default installation (a two-part key).
+    pub fn is_default(&self) -> bool {
+        self.installation == DEFAULT_INSTALLATION
+    }
+
+    /// The key as written: two parts for the default installation, three for any other.
+    pub fn to_key(&self) -> String {
+        installation_key(self.team, self.plugin, self.installation)
+    }
+}
+
+/// The key of a team's installation of a plugin, on `switchyard.enablements` and `switchyard.configs`:
+/// `<team>/<plugin>` for [`DEFAULT_INSTALLATION`], `<team>/<plugin>/<installation>` otherwise.
+pub fn installation_key(team: &str, plugin: &str, installation: &str) -> String {
+    if installation == DEFAULT_INSTALLATION {
+        format!("{team}/{plugin}")
+    } else {
+        format!("{team}/{plugin}/{installation}")
+    }
 }
 
 /// Why a control record is not valid.
@@ -270,7 +328,43 @@ pub enum ControlError {
     },
 }
 
-/// Splits an enablement key `<team id>/<plugin id>` and checks both parts.
+/// Splits a key `<team id>/<plugin id>` or `<team id>/<plugin id>/<installation id>` of
+/// `switchyard.enablements` or `switchyard.configs` and checks every part. A three-part key naming
+/// [`DEFAULT_INSTALLATION`] is refused: that installation is spelled `<team id>/<plugin id>`.
+pub fn parse_installation_key(key: &[u8]) -> Result<InstallationKey<'_>, ControlError> {
+    let bad = |expected| ControlError::Key {
+        key: String::from_utf8_lossy(key).into_owned(),
+        expected,
+    };
+    const SHAPE: &str = "<team id>/<plugin id> or <team id>/<plugin id>/<installation id>";
+    let text = std::str::from_utf8(key).map_err(|_| bad(SHAPE))?;
+    let mut parts = text.splitn(3, '/');
+    let (Some(team), Some(plugin)) = (parts.next(), parts.next()) else {
+        return Err(bad(SHAPE));
+    };
+    let installation = match parts.next() {
+        None => DEFAULT_INSTALLATION,
+        Some(DEFAULT_INSTALLATION) => {
+            return Err(bad(
+                "<team id>/<plugin id> for the default installation (a three-part key never names it)",
+            ));
+        }
+        Some(installation) => {
+            check_installation_id(installation)?;
+            installation
+        }
+    };
+    check_team_id(team.as_bytes())?;
+    check_plugin_id(plugin)?;
+    Ok(InstallationKey {
+        team,
+        plugin,
+        installation,
+    })
+}
+
+/// Splits a v1 enablement key `<team id>/<plugin id>` and checks both parts; a three-part key is refused
+/// (its plugin part would hold a `/`). Readers that know installations use [`parse_installation_key`].
 pub fn parse_enablement_key(key: &[u8]) -> Result<(&str, &str), ControlError> {
     let bad = || ControlError::Key {
         key: String::from_utf8_lossy(key).into_owned(),
@@ -342,29 +436,42 @@ impl PluginManifest {
 }
 
 impl Enablement {
-    /// Parses and checks a `switchyard.enablements` value against its key.
+    /// Parses and checks a `switchyard.enablements` value against its key, in either form.
     pub fn parse(key: &[u8], value: &[u8]) -> Result<Self, ControlError> {
-        let (team, plugin) = parse_enablement_key(key)?;
+        let key = parse_installation_key(key)?;
         let enablement: Enablement = serde_json::from_slice(value).map_err(|e| ControlError::Json {
             what: "enablement",
             message: e.to_string(),
         })?;
-        if enablement.team_id != team {
-            return Err(ControlError::KeyMismatch {
-                field: "team_id",
-                value: enablement.team_id,
-                key: team.to_owned(),
-            });
-        }
-        if enablement.plugin_id != plugin {
-            return Err(ControlError::KeyMismatch {
-                field: "plugin_id",
-                value: enablement.plugin_id,
-                key: plugin.to_owned(),
-            });
+        for (field, value, part) in [
+            ("team_id", enablement.team_id.as_str(), key.team),
+            ("plugin_id", &enablement.plugin_id, key.plugin),
+            ("installation", enablement.installation(), key.installation),
+        ] {
+            if value != part {
+                return Err(ControlError::KeyMismatch {
+                    field,
+                    value: value.to_owned(),
+                    key: part.to_owned(),
+                });
+            }
         }
         if let Some(types) = &enablement.event_types {
             check_event_types("event_types", types)?;
+        }
+        if let Some(form_ids) = &enablement.form_ids {
+            check_form_ids(form_ids)?;
+        }
+        if let Some(filter) = &enablement.filter
+            && filter.len() > FILTER_MAX_BYTES
+        {
+            return Err(ControlError::Field {
+                field: "filter",
+                message: format!(
+                    "is {} bytes long; at most {FILTER_MAX_BYTES} are allowed",
+                    filter.len()
+                ),
+            });
         }
         OffsetDateTime::parse(&enablement.updated_at, &Rfc3339).map_err(|e| ControlError::Field {
             field: "updated_at",
@@ -373,9 +480,47 @@ impl Enablement {
         Ok(enablement)
     }
 
-    /// The record key.
+    /// The installation id: the field, or [`DEFAULT_INSTALLATION`] when absent.
+    pub fn installation(&self) -> &str {
+        self.installation.as_deref().unwrap_or(DEFAULT_INSTALLATION)
+    }
+
+    /// The form ids events must carry, if it is limited to some (`None` for absent or empty).
+    pub fn form_ids(&self) -> Option<&[String]> {
+        self.form_ids.as_deref().filter(|ids| !ids.is_empty())
+    }
+
+    /// The filter expression, if there is one (`None` for absent or empty).
+    pub fn filter(&self) -> Option<&str> {
+        self.filter.as_deref().filter(|filter| !filter.is_empty())
+    }
+
+    /// The record key: `<team>/<plugin>` for the default installation, `<team>/<plugin>/<installation>`
+    /// otherwise.
     pub fn key(&self) -> String {
-        format!("{}/{}", self.team_id, self.plugin_id)
+        installation_key(&self.team_id, &self.plugin_id, self.installation())
+    }
+}
+
+fn check_form_ids(form_ids: &[String]) -> Result<(), ControlError> {
+    let problem = |message: String| ControlError::Field {
+        field: "form_ids",
+        message,
+    };
+    if form_ids.len() > FORM_IDS_MAX {
+        return Err(problem(format!(
+            "lists {} form ids; at most {FORM_IDS_MAX} are allowed",
+            form_ids.len()
+        )));
+    }
+    match form_ids
+        .iter()
+        .find(|id| id.is_empty() || id.len() > FORM_ID_MAX_LEN || id.chars().any(char::is_control))
+    {
+        Some(id) => Err(problem(format!(
+            "{id:?} is not a form id (1-{FORM_ID_MAX_LEN} bytes, no control characters)"
+        ))),
+        None => Ok(()),
     }
 }
 
@@ -557,5 +702,128 @@ mod tests {
             Enablement::parse(b"acme/sms-notify", no_time),
             Err(ControlError::Field { .. })
         ));
+    }
+
+    const V1_ENABLEMENT: &str = r#"{"team_id":"acme","plugin_id":"sheets-export","enabled":true,"event_types":["response.submitted"],"updated_at":"2026-11-22T09:55:00Z"}"#;
+
+    #[test]
+    fn a_v1_enablement_is_the_default_installation_and_writes_back_byte_for_byte() {
+        let enablement = Enablement::parse(b"acme/sheets-export", V1_ENABLEMENT.as_bytes()).unwrap();
+        assert_eq!(enablement.installation(), DEFAULT_INSTALLATION);
+        assert_eq!((enablement.form_ids(), enablement.filter()), (None, None));
+        assert_eq!(enablement.key(), "acme/sheets-export");
+        assert_eq!(serde_json::to_string(&enablement).unwrap(), V1_ENABLEMENT);
+        let named_default = V1_ENABLEMENT.replace(r#""enabled""#, r#""installation":"default","enabled""#);
+        assert_eq!(
+            Enablement::parse(b"acme/sheets-export", named_default.as_bytes())
+                .unwrap()
+                .key(),
+            "acme/sheets-export",
+            "a two-part key may say `default` in the field"
+        );
+    }
+
+    #[test]
+    fn installation_keys_in_both_forms() {
+        let v1 = parse_installation_key(b"acme/sheets-export").unwrap();
+        assert_eq!(
+            (v1.team, v1.plugin, v1.installation, v1.is_default()),
+            ("acme", "sheets-export", "default", true)
+        );
+        let named = parse_installation_key(b"acme/sheets-export/forms-bc").unwrap();
+        assert_eq!(named.installation, "forms-bc");
+        assert_eq!(named.to_key(), "acme/sheets-export/forms-bc");
+        assert_eq!(v1.to_key(), "acme/sheets-export");
+        assert!(
+            matches!(
+                parse_installation_key(b"acme/sheets-export/default"),
+                Err(ControlError::Key { .. })
+            ),
+            "the default installation has one spelling"
+        );
+        for bad in [
+            &b"acme"[..],
+            b"acme/sheets-export/",
+            b"acme/sheets-export/Forms",
+            b"acme/sheets-export/a/b",
+            b"/sheets-export/a",
+            b"acme//a",
+            b"acme/sheets-export/\xff",
+        ] {
+            assert!(
+                parse_installation_key(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+        assert!(
+            parse_enablement_key(b"acme/sheets-export/forms-bc").is_err(),
+            "a v1 reader refuses a three-part key, so the record changes nothing for it"
+        );
+    }
+
+    #[test]
+    fn named_installations_with_form_ids_and_a_filter() {
+        let value = r#"{"team_id":"acme","plugin_id":"sheets-export","installation":"forms-bc","enabled":true,"form_ids":["f-b","f-c"],"filter":"type == \"response.submitted\"","updated_at":"2026-11-22T09:55:00Z"}"#;
+        let enablement = Enablement::parse(b"acme/sheets-export/forms-bc", value.as_bytes()).unwrap();
+        assert_eq!(enablement.installation(), "forms-bc");
+        assert_eq!(
+            enablement.form_ids(),
+            Some(&["f-b".to_owned(), "f-c".to_owned()][..])
+        );
+        assert_eq!(enablement.filter(), Some(r#"type == "response.submitted""#));
+        assert_eq!(enablement.key(), "acme/sheets-export/forms-bc");
+        assert_eq!(serde_json::to_string(&enablement).unwrap(), value);
+
+        let mismatch = |key: &[u8], value: &str| {
+            matches!(
+                Enablement::parse(key, value.as_bytes()),
+                Err(ControlError::KeyMismatch {
+                    field: "installation",
+                    ..
+                })
+            )
+        };
+        assert!(mismatch(b"acme/sheets-export/forms-a", value));
+        assert!(mismatch(b"acme/sheets-export", value));
+        assert!(
+            mismatch(b"acme/sheets-export/forms-bc", V1_ENABLEMENT),
+            "a three-part key's record names its installation"
+        );
+
+        let empty = V1_ENABLEMENT.replace(r#""updated_at""#, r#""form_ids":[],"filter":"","updated_at""#);
+        let enablement = Enablement::parse(b"acme/sheets-export", empty.as_bytes()).unwrap();
+        assert_eq!(
+            (enablement.form_ids(), enablement.filter()),
+            (None, None),
+            "empty means no limit"
+        );
+    }
+
+    #[test]
+    fn form_ids_and_filters_out_of_bounds() {
+        let with = |field: &str| {
+            let json = V1_ENABLEMENT.replace(r#""updated_at""#, &format!("{field},\"updated_at\""));
+            Enablement::parse(b"acme/sheets-export", json.as_bytes())
+        };
+        let field_error = |result: Result<Enablement, ControlError>, name: &str| matches!(result, Err(ControlError::Field { field, .. }) if field == name);
+        assert!(field_error(with(r#""form_ids":[""]"#), "form_ids"));
+        assert!(field_error(with(r#""form_ids":["a\u0000b"]"#), "form_ids"));
+        let too_long = format!(r#""form_ids":["{}"]"#, "f".repeat(FORM_ID_MAX_LEN + 1));
+        assert!(field_error(with(&too_long), "form_ids"));
+        let too_many: Vec<String> = (0..=FORM_IDS_MAX).map(|i| format!("f-{i}")).collect();
+        let too_many = format!(r#""form_ids":{}"#, serde_json::to_string(&too_many).unwrap());
+        assert!(field_error(with(&too_many), "form_ids"));
+        assert!(matches!(
+            with(r#""form_ids":"f-a""#),
+            Err(ControlError::Json { .. })
+        ));
+        let long_filter = format!(r#""filter":"{}""#, "a".repeat(FILTER_MAX_BYTES + 1));
+        assert!(field_error(with(&long_filter), "filter"));
+        let longest = format!(r#""filter":"{}""#, "a".repeat(FILTER_MAX_BYTES));
+        assert!(
+            with(&longest).is_ok(),
+            "the expression's syntax is the router's and the registry's to check"
+        );
     }
 }

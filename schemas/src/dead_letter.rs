@@ -12,6 +12,9 @@ pub const ERROR: &str = "switchyard_error";
 pub const ERROR_DETAIL: &str = "switchyard_error_detail";
 /// Header holding `<topic>/<partition>/<offset>` of the input record (also set on routed copies).
 pub const SOURCE: &str = "switchyard_source";
+/// Header on a routed copy (and on its dead letters) naming the installation it was routed for; absent for
+/// the default installation, so a v1 copy keeps its headers byte for byte.
+pub const INSTALLATION: &str = "switchyard_installation";
 /// Header holding the plugin id, when the failure concerns one plugin's copy only.
 pub const PLUGIN: &str = "switchyard_plugin";
 /// Header set to `true` on a dead letter written without its value, because the dead-letter topic refused

@@ -4,7 +4,7 @@
 pub const CORE_EVENTS: &str = "core.events";
 /// Compacted: key = plugin id, value = manifest JSON, null = deregistered.
 pub const PLUGINS: &str = "switchyard.plugins";
-/// Compacted: key = `<team id>/<plugin id>`, value = enablement JSON, null = removed.
+/// Compacted: key = `<team id>/<plugin id>[/<installation id>]`, value = enablement JSON, null = removed.
 pub const ENABLEMENTS: &str = "switchyard.enablements";
 /// What the router could not accept or deliver.
 pub const CORE_EVENTS_DLQ: &str = "core.events.dlq";
@@ -12,7 +12,8 @@ pub const CORE_EVENTS_DLQ: &str = "core.events.dlq";
 pub const PLUGIN_EVENTS_TEMPLATE: &str = "plugin.{plugin}.events";
 /// Default template of a plugin's dead-letter topic, written by its workers.
 pub const PLUGIN_DEAD_LETTER_TEMPLATE: &str = "plugin.{plugin}.dlq";
-/// Compacted: key = `<team id>/<plugin id>`, value = [`crate::configs::ConfigRecord`], null = removed.
+/// Compacted: key = `<team id>/<plugin id>[/<installation id>]`, value = [`crate::configs::ConfigRecord`],
+/// null = removed.
 pub const CONFIGS: &str = "switchyard.configs";
 /// Plugin results: CloudEvents the workers write back, key = team id.
 pub const PLUGIN_RESULTS: &str = "core.plugin-results";

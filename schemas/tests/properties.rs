@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use switchyard_schemas::ContentType;
 use switchyard_schemas::catalog::EventType;
-use switchyard_schemas::control::{Enablement, PluginManifest, parse_enablement_key};
+use switchyard_schemas::control::{Enablement, PluginManifest, parse_enablement_key, parse_installation_key};
 use switchyard_schemas::envelope;
 use switchyard_schemas::events::{Answer, Response, ResponseSubmitted};
 use switchyard_schemas::payload;
@@ -123,6 +123,7 @@ proptest! {
         value in prop::collection::vec(any::<u8>(), 0..300),
     ) {
         let _ = parse_enablement_key(&key);
+        let _ = parse_installation_key(&key);
         let _ = Enablement::parse(&key, &value);
         let _ = PluginManifest::parse(&String::from_utf8_lossy(&key), &value);
     }

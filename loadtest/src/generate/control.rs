@@ -131,6 +131,9 @@ pub fn control_records(teams: &[Team], seed: u64, updated_at: &str) -> Vec<Contr
             let enablement = |enabled: bool, event_types: Option<&[EventType]>| Enablement {
                 team_id: team.id.clone(),
                 plugin_id: (*plugin).to_owned(),
+                installation: None,
+                form_ids: None,
+                filter: None,
                 enabled,
                 event_types: event_types.map(types),
                 updated_at: updated_at.to_owned(),

@@ -160,6 +160,9 @@ pub async fn set_enablement(
     let enablement = Enablement {
         team_id: team.clone(),
         plugin_id: id.clone(),
+        installation: None,
+        form_ids: None,
+        filter: None,
         enabled: request.enabled,
         event_types,
         updated_at: now_rfc3339(),
@@ -226,6 +229,7 @@ pub async fn set_config(
     let record = ConfigRecord {
         team_id: team.clone(),
         plugin_id: id.clone(),
+        installation: None,
         config,
         plugin_version,
         updated_at: now_rfc3339(),

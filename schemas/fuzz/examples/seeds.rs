@@ -103,6 +103,13 @@ fn main() {
             json!({"team_id": "acme", "plugin_id": "sheets-export", "enabled": true, "event_types": [],
                 "updated_at": "2026-01-01T00:00:00Z", "future_field": null}),
         ),
+        (
+            "acme/sheets-export/forms-bc",
+            json!({"team_id": "acme", "plugin_id": "sheets-export", "installation": "forms-bc",
+                "enabled": true, "form_ids": ["f-b", "f-c"],
+                "filter": "data.response.answers[\"q-city\"].choice == \"nairobi\"",
+                "updated_at": "2026-01-01T00:00:00Z"}),
+        ),
     ];
     for (key, value) in enablements {
         write("enablement", &key.replace('/', "-"), &keyed(key, &value));

@@ -263,6 +263,7 @@ impl<'a> Effects<'a> {
             let record = ConfigRecord {
                 team_id: team.clone(),
                 plugin_id: plugin.clone(),
+                installation: None,
                 config,
                 plugin_version: versions.get(plugin.as_str()).cloned().unwrap_or_default(),
                 updated_at: enablement.updated_at.clone(),
