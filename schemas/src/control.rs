@@ -73,6 +73,10 @@ pub struct DeliveryHints {
         skip_serializing_if = "Option::is_none"
     )]
     pub rate_limit: Option<RateLimit>,
+    /// The plugin keeps its state per installation (contract section 7.2), so a team may install it more
+    /// than once; absent or `false` = only the default installation, and the registry refuses others.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub installations: bool,
 }
 
 /// An optional JSON object: `null` or absent is `None`. Only an object: serde would otherwise also take a
@@ -656,6 +660,27 @@ mod tests {
         );
         let manifest = PluginManifest::parse("sheets-export", nulls.as_bytes()).unwrap();
         assert_eq!(manifest.delivery, DeliveryHints::default(), "null is absent");
+    }
+
+    #[test]
+    fn installations_are_opted_into() {
+        let manifest = PluginManifest::parse("sheets-export", MANIFEST.as_bytes()).unwrap();
+        assert!(
+            !manifest.delivery.installations,
+            "absent = the default installation only"
+        );
+        let json = MANIFEST.replace("\"future_field\":42", "\"installations\":true");
+        let manifest = PluginManifest::parse("sheets-export", json.as_bytes()).unwrap();
+        assert!(manifest.delivery.installations);
+        assert_eq!(serde_json::to_value(&manifest).unwrap()["installations"], true);
+        let no = MANIFEST.replace("\"future_field\":42", "\"installations\":false");
+        let manifest = PluginManifest::parse("sheets-export", no.as_bytes()).unwrap();
+        assert!(
+            serde_json::to_value(&manifest)
+                .unwrap()
+                .get("installations")
+                .is_none()
+        );
     }
 
     #[test]
