@@ -116,6 +116,7 @@ mod tests {
         async fn initialize(
             &self,
             _team: &str,
+            _installation: &str,
             _config: Option<&serde_json::Value>,
         ) -> Result<(), PluginError> {
             Ok(())

@@ -200,6 +200,7 @@ pub async fn run<P: Plugin>(
         breaker: Mutex::new(Breaker::new(settings.breaker_policy())),
         outage,
         probing: AtomicBool::new(false),
+        installations: manifest.delivery.installations,
         configs: Arc::clone(&configs),
         applied: Mutex::new(HashMap::new()),
         config_wait: Duration::from_millis(settings.delivery.config_wait_ms),
@@ -274,9 +275,10 @@ impl<P: Plugin> Plugin for ArcPlugin<P> {
     fn initialize(
         &self,
         team: &str,
+        installation: &str,
         config: Option<&serde_json::Value>,
     ) -> impl std::future::Future<Output = Result<(), crate::plugin::PluginError>> + Send {
-        self.0.initialize(team, config)
+        self.0.initialize(team, installation, config)
     }
 
     fn execute(

@@ -1,10 +1,11 @@
-//! The teams' configs of this plugin, followed from the registry's `switchyard.configs` topic.
+//! The configs of this plugin's installations, followed from the registry's `switchyard.configs` topic.
 //!
 //! The foundation's follower ([`switchyard_service::follower`]) reads every partition from the beginning
-//! (no group) and keeps the latest config per team for
-//! this plugin (keys `<team>/<plugin>`; a null value removes it). Each config gets a version number that
-//! grows with every change; the worker calls `initialize(team, config)` before the team's next event
-//! whenever the version differs from the one it applied.
+//! (no group) and keeps the latest config per team and installation for this plugin (keys
+//! `<team>/<plugin>` for the default installation, `<team>/<plugin>/<installation>` for others; a null
+//! value removes it). Each config gets a version number that grows with every change; the worker calls
+//! `initialize(team, installation, config)` before the installation's next event whenever the version
+//! differs from the one it applied.
 //!
 //! "Before the team's next event" needs more than reading eventually: an event routed right after a
 //! config change must not run with the old config. So the follower also publishes the wall-clock time up to
@@ -18,12 +19,14 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 use switchyard_schemas::configs::ConfigRecord;
+use switchyard_schemas::control::parse_installation_key;
+use switchyard_schemas::ids::DEFAULT_INSTALLATION;
 use switchyard_service::follower::{Apply, FollowError, FollowOptions, Follower, Record};
 use switchyard_service::kafka::Clients;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-/// One team's config as the follower last read it.
+/// One installation's config as the follower last read it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TeamConfig {
     /// Grows with every change seen.
@@ -32,7 +35,10 @@ pub struct TeamConfig {
     pub config: Option<Value>,
 }
 
-type Teams = Arc<Mutex<HashMap<String, TeamConfig>>>;
+/// A team and one of its installations.
+pub type InstallationId = (String, String);
+
+type Teams = Arc<Mutex<HashMap<InstallationId, TeamConfig>>>;
 
 /// The shared view.
 pub struct Configs {
@@ -52,16 +58,26 @@ impl Configs {
         })
     }
 
-    /// A complete view of these teams' configs that never changes (for tests).
+    /// A complete view of these teams' configs of their default installation that never changes (for
+    /// tests).
     pub fn fixed(teams: impl IntoIterator<Item = (String, Value)>) -> Arc<Self> {
-        let teams = teams
+        Self::fixed_installations(
+            teams
+                .into_iter()
+                .map(|(team, config)| ((team, DEFAULT_INSTALLATION.to_owned()), config)),
+        )
+    }
+
+    /// A complete view of these installations' configs that never changes (for tests).
+    pub fn fixed_installations(configs: impl IntoIterator<Item = (InstallationId, Value)>) -> Arc<Self> {
+        let teams = configs
             .into_iter()
-            .map(|(team, config)| {
+            .map(|(installation, config)| {
                 let config = TeamConfig {
                     version: 1,
                     config: Some(config),
                 };
-                (team, config)
+                (installation, config)
             })
             .collect();
         Arc::new(Self {
@@ -71,12 +87,12 @@ impl Configs {
         })
     }
 
-    /// The team's current config.
-    pub fn get(&self, team: &str) -> Option<TeamConfig> {
+    /// The current config of the team's installation.
+    pub fn get(&self, team: &str, installation: &str) -> Option<TeamConfig> {
         self.teams
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(team)
+            .get(&(team.to_owned(), installation.to_owned()))
             .cloned()
     }
 
@@ -115,30 +131,30 @@ struct TeamConfigs {
 
 impl Apply for TeamConfigs {
     fn apply(&mut self, record: Record<'_>) {
-        let Some(key) = record.key.and_then(|k| std::str::from_utf8(k).ok()) else {
+        // A key of another shape names no installation: it changes nothing.
+        let Some(key) = record.key.and_then(|k| parse_installation_key(k).ok()) else {
             return;
         };
-        let Some((team, record_plugin)) = key.split_once('/') else {
-            return;
-        };
-        if record_plugin != self.plugin {
+        if key.plugin != self.plugin {
             return;
         }
+        let (team, installation) = (key.team, key.installation);
         let config = match record.value {
             None => None,
             Some(bytes) => match serde_json::from_slice::<ConfigRecord>(bytes) {
                 Ok(record) => Some(record.config),
                 Err(error) => {
                     // The error names a position only, never the content (which may hold secrets).
-                    warn!(%error, team, "an unreadable config record is treated as a removal");
+                    warn!(%error, team, installation, "an unreadable config record is treated as a removal");
                     None
                 }
             },
         };
         let mut teams = self.teams.lock().unwrap_or_else(|p| p.into_inner());
-        let version = teams.get(team).map_or(1, |t| t.version + 1);
-        teams.insert(team.to_owned(), TeamConfig { version, config });
-        debug!(team, version, "team config changed");
+        let id = (team.to_owned(), installation.to_owned());
+        let version = teams.get(&id).map_or(1, |t| t.version + 1);
+        teams.insert(id, TeamConfig { version, config });
+        debug!(team, installation, version, "config changed");
     }
 }
 
@@ -165,4 +181,77 @@ pub fn follow(
         follower: Some(follower),
         fixed: false,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn apply(configs: &mut TeamConfigs, key: &str, value: Option<Value>) {
+        let value = value.map(|config| {
+            let (team, rest) = key.split_once('/').unwrap();
+            let installation = rest.split_once('/').map(|(_, installation)| installation);
+            serde_json::to_vec(&ConfigRecord {
+                team_id: team.to_owned(),
+                plugin_id: "sheets-export".to_owned(),
+                installation: installation.map(str::to_owned),
+                config,
+                plugin_version: "1.0.0".to_owned(),
+                updated_at: "2026-12-05T10:00:00Z".to_owned(),
+            })
+            .unwrap()
+        });
+        configs.apply(Record {
+            partition: 0,
+            offset: 0,
+            key: Some(key.as_bytes()),
+            value: value.as_deref(),
+            headers: None,
+            timestamp_ms: None,
+        });
+    }
+
+    #[test]
+    fn each_installation_has_its_own_config_and_a_v1_key_is_the_default_one() {
+        let teams = Teams::default();
+        let mut applier = TeamConfigs {
+            plugin: "sheets-export".to_owned(),
+            teams: Arc::clone(&teams),
+        };
+        apply(&mut applier, "acme/sheets-export", Some(json!({"sheet": "a"})));
+        apply(
+            &mut applier,
+            "acme/sheets-export/forms-bc",
+            Some(json!({"sheet": "bc"})),
+        );
+        apply(
+            &mut applier,
+            "acme/sms-notify/x",
+            Some(json!({"other": "plugin"})),
+        );
+        apply(
+            &mut applier,
+            "acme/sheets-export/default",
+            Some(json!({"sheet": "two spellings"})),
+        );
+        let configs = Configs {
+            teams,
+            follower: None,
+            fixed: true,
+        };
+        let config = |installation| configs.get("acme", installation).map(|c| (c.version, c.config));
+        assert_eq!(config("default"), Some((1, Some(json!({"sheet": "a"})))));
+        assert_eq!(config("forms-bc"), Some((1, Some(json!({"sheet": "bc"})))));
+        assert_eq!(config("x"), None, "another plugin's installation");
+
+        apply(&mut applier, "acme/sheets-export/forms-bc", None);
+        assert_eq!(config("forms-bc"), Some((2, None)), "a tombstone removes it");
+        assert_eq!(
+            config("default"),
+            Some((1, Some(json!({"sheet": "a"})))),
+            "the others stay"
+        );
+    }
 }

@@ -9,7 +9,9 @@ use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
 use switchyard_schemas::catalog::EventType;
+use switchyard_schemas::dead_letter::INSTALLATION;
 use switchyard_schemas::envelope::{self, ContentType};
+use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_installation_id};
 use switchyard_schemas::payload;
 
 use crate::plugin::{Context, Decoding, Event, EventMeta};
@@ -59,7 +61,14 @@ pub fn decode<'a>(
     value: Option<&[u8]>,
     decoding: Decoding,
 ) -> Result<Decoded, String> {
+    let mut installation = None;
+    let headers = headers.into_iter().inspect(|&(name, value)| {
+        if name == INSTALLATION {
+            installation = Some(value);
+        }
+    });
     let envelope = envelope::parse(key, headers).map_err(|rejection| rejection.to_string())?;
+    let installation = installation_of(installation)?;
     let value = value.unwrap_or_default();
     let meta = EventMeta {
         id: envelope.id.to_owned(),
@@ -68,6 +77,7 @@ pub fn decode<'a>(
         time: envelope.time.map(str::to_owned),
         subject: envelope.subject.map(str::to_owned),
         team_id: envelope.team_id.to_owned(),
+        installation,
     };
     let known = EventType::from_ce_type(envelope.event_type);
     if decoding == Decoding::JsonText {
@@ -112,6 +122,19 @@ pub fn decode<'a>(
         EventType::ResponseUpdated => Event::ResponseUpdated(Deserialize::deserialize(&data).map_err(fail)?),
     };
     Ok(Decoded::tree(meta, data, event))
+}
+
+/// The installation a `switchyard_installation` header value names (the last one, if several); no header =
+/// the default installation.
+fn installation_of(header: Option<Option<&[u8]>>) -> Result<String, String> {
+    let Some(value) = header else {
+        return Ok(DEFAULT_INSTALLATION.to_owned());
+    };
+    let text = value
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .ok_or_else(|| format!("the {INSTALLATION} header is empty or not UTF-8"))?;
+    check_installation_id(text).map_err(|e| format!("the {INSTALLATION} header is invalid: {e}"))?;
+    Ok(text.to_owned())
 }
 
 /// The ids of a data object that lanes read, parsed from its text (everything else is skipped).
@@ -160,6 +183,9 @@ pub fn write_structured(ctx: &Context, out: &mut Vec<u8>) {
     }
     out.extend_from_slice(b",\"datacontenttype\":\"application/json\"");
     string(out, ",\"id\":", &meta.id);
+    if !meta.is_default_installation() {
+        string(out, ",\"installation\":", &meta.installation);
+    }
     string(out, ",\"source\":", &meta.source);
     out.extend_from_slice(b",\"specversion\":\"1.0\"");
     if let Some(subject) = &meta.subject {
@@ -190,6 +216,9 @@ pub fn structured(meta: &EventMeta, data: &Value) -> Value {
     }
     if let Some(subject) = &meta.subject {
         event["subject"] = Value::String(subject.clone());
+    }
+    if !meta.is_default_installation() {
+        event["installation"] = Value::String(meta.installation.clone());
     }
     event
 }
@@ -234,6 +263,64 @@ mod tests {
     }
 
     #[test]
+    fn the_installation_header_names_the_installation_and_its_absence_the_default_one() {
+        let event = samples::response_every_answer_kind("acme", "r-7");
+        let value = payload::encode(&event, ContentType::Json).unwrap();
+        let decode_with = |installation: Option<&[u8]>| {
+            let mut headers =
+                samples::core_event_headers("acme", "response.submitted", "e-1", ContentType::Json);
+            if let Some(installation) = installation {
+                headers.push((INSTALLATION.to_owned(), Some(installation.to_vec())));
+            }
+            let headers = headers.iter().map(|(n, v)| (n.as_str(), v.as_deref()));
+            decode(Some(b"acme".as_slice()), headers, Some(&value), Decoding::Typed)
+        };
+        let default = decode_with(None).unwrap().meta;
+        assert_eq!(default.installation, DEFAULT_INSTALLATION);
+        assert_eq!(default.copy_id(), "e-1");
+        let named = decode_with(Some(b"forms-bc")).unwrap().meta;
+        assert_eq!(named.installation, "forms-bc");
+        assert_eq!(named.copy_id(), "e-1/forms-bc");
+        for bad in [&b"Forms"[..], b"", b"forms/bc"] {
+            let error = decode_with(Some(bad)).unwrap_err();
+            assert!(error.contains(INSTALLATION), "{error}");
+        }
+    }
+
+    #[test]
+    fn a_named_installation_is_an_extension_attribute_of_the_structured_event() {
+        let data = serde_json::json!({"response": {"id": "r-1"}});
+        let mut meta = EventMeta {
+            id: "e-1".into(),
+            source: "/forms".into(),
+            event_type: "response.submitted".into(),
+            time: None,
+            subject: None,
+            team_id: "acme".into(),
+            installation: "default".into(),
+        };
+        let body = |meta: &EventMeta| {
+            let ctx = Context {
+                meta: meta.clone(),
+                data: data.clone(),
+                data_json: None,
+                attempt: 1,
+            };
+            let mut out = Vec::new();
+            write_structured(&ctx, &mut out);
+            assert_eq!(out, serde_json::to_vec(&structured(meta, &data)).unwrap());
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            body(&meta),
+            r#"{"data":{"response":{"id":"r-1"}},"datacontenttype":"application/json","id":"e-1","source":"/forms","specversion":"1.0","teamid":"acme","type":"response.submitted"}"#,
+            "the default installation's body is as before installations existed"
+        );
+        meta.installation = "forms-bc".into();
+        assert!(body(&meta).contains(r#""id":"e-1","installation":"forms-bc","source""#));
+    }
+
+    #[test]
     fn a_value_that_breaks_its_schema_fails_json_text_decoding_too() {
         let headers = samples::core_event_headers("acme", "response.submitted", "e-1", ContentType::Json);
         let headers = headers.iter().map(|(n, v)| (n.as_str(), v.as_deref()));
@@ -257,6 +344,7 @@ mod tests {
             time: Some("2026-11-22T10:00:00Z".into()),
             subject: Some("form-1".into()),
             team_id: "acme".into(),
+            installation: "default".into(),
         };
         for _ in 0..2 {
             let expected = serde_json::to_vec(&structured(&meta, &data)).unwrap();

@@ -3,13 +3,15 @@
 //! | call | request | answers |
 //! |---|---|---|
 //! | `GET {url}/metadata` | (at start, unless a manifest file is given) | 200 with the manifest JSON |
-//! | `POST {url}/initialize` | `{"team_id", "config"}` (config `null` = removed) | 2xx applied; 4xx refused; else retried |
+//! | `POST {url}/initialize` | `{"team_id", "config"}` (config `null` = removed), and `"installation"` for a named installation | 2xx applied; 4xx refused; else retried |
 //! | `POST {url}/execute` | the event as CloudEvents structured JSON, data decoded | see below |
 //!
 //! Every request carries the Standard Webhooks headers (`webhook-id` = the event's `ce_id` for `/execute`,
-//! stable across retries; `webhook-timestamp`; `webhook-signature` with the plugin's signing secret, when
-//! the worker has one from its registration or `http.signing_secret`) and
-//! `switchyard-team`; `/execute` also `switchyard-attempt`. Outcomes of `/execute`: 2xx = done (a JSON body
+//! `<ce_id>/<installation>` for a named installation's copy, stable across retries; `webhook-timestamp`;
+//! `webhook-signature` with the plugin's signing secret, when the worker has one from its registration or
+//! `http.signing_secret`) and `switchyard-team`, and `switchyard-installation` for a named installation
+//! (never for the default one, so a v1 service sees the requests it always saw); `/execute` also
+//! `switchyard-attempt`. Outcomes of `/execute`: 2xx = done (a JSON body
 //! `{"results": [{"type", "subject"?, "data"}]}` publishes results); a body `{"outcome": "dead_letter",
 //! "reason": "..."}` with any status = dead-letter now; 429, or a body `{"outcome": "slow_down"}` with any
 //! status = throttled (called again later without spending the retry budget); 408, 5xx, 3xx (redirects are
@@ -35,10 +37,16 @@ use switchyard_service::egress::{EgressError, EgressPolicy, egress_error, read_c
 use thiserror::Error;
 
 use crate::event::write_structured;
-use crate::plugin::{BatchItem, Context, Decoding, Event, Outcome, Plugin, PluginError, PluginResult};
+use crate::plugin::{
+    BatchItem, Context, DEFAULT_INSTALLATION, Decoding, Event, Outcome, Owner, Plugin, PluginError,
+    PluginResult,
+};
 
 /// Header: the team an `/execute` or `/initialize` call is for.
 pub const TEAM_HEADER: &str = "switchyard-team";
+/// Header: the team's named installation an `/execute` or `/initialize` call is for (absent for the default
+/// installation).
+pub const INSTALLATION_HEADER: &str = "switchyard-installation";
 /// Header: 1 for the first call of an event, then 2, 3, ...
 pub const ATTEMPT_HEADER: &str = "switchyard-attempt";
 /// The content type of a batch `/execute` (the CloudEvents JSON batch format).
@@ -180,7 +188,7 @@ impl HttpPlugin {
         &self,
         path: &str,
         message_id: &str,
-        team: &str,
+        owner: Owner<'_>,
         attempt: Option<u32>,
         content_type: &'static str,
         body: Vec<u8>,
@@ -193,7 +201,10 @@ impl HttpPlugin {
             .client
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, content_type)
-            .header(TEAM_HEADER, team);
+            .header(TEAM_HEADER, owner.team);
+        if owner.installation != DEFAULT_INSTALLATION {
+            request = request.header(INSTALLATION_HEADER, owner.installation);
+        }
         if let Some(attempt) = attempt {
             request = request.header(ATTEMPT_HEADER, attempt);
         }
@@ -232,6 +243,17 @@ impl HttpPlugin {
             .map_err(|e| format!("reading the answer failed: {e}"))?;
         Ok((status, after, body))
     }
+}
+
+/// The body of `POST /initialize`: `{"team_id", "config"}`, and `"installation"` between them for a named
+/// installation (the default one's body is as before installations existed).
+pub fn initialize_body(team: &str, installation: &str, config: Option<&Value>) -> Vec<u8> {
+    let body = if installation == DEFAULT_INSTALLATION {
+        json!({"team_id": team, "config": config})
+    } else {
+        json!({"team_id": team, "installation": installation, "config": config})
+    };
+    body.to_string().into_bytes()
 }
 
 /// The `webhook-id` of a batch: `batch_` and the first 128 bits of the SHA-256 of its event ids, one per
@@ -369,13 +391,17 @@ impl Plugin for HttpPlugin {
         }
     }
 
-    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+    async fn initialize(
+        &self,
+        team: &str,
+        installation: &str,
+        config: Option<&Value>,
+    ) -> Result<(), PluginError> {
         let id = format!("init_{}", uuid::Uuid::now_v7().simple());
-        let body = json!({"team_id": team, "config": config})
-            .to_string()
-            .into_bytes();
+        let body = initialize_body(team, installation, config);
+        let owner = Owner { team, installation };
         match self
-            .post("/initialize", &id, team, None, "application/json", body)
+            .post("/initialize", &id, owner, None, "application/json", body)
             .await
         {
             Ok((200..=299, _, _)) => Ok(()),
@@ -395,6 +421,8 @@ impl Plugin for HttpPlugin {
             return Vec::new();
         };
         let ids: Vec<&str> = items.iter().map(|item| item.ctx.meta.id.as_str()).collect();
+        // The scheduler keeps a batch within one installation; a named one's copies get their own id.
+        let copy_ids: Vec<_> = items.iter().map(|item| item.ctx.meta.copy_id()).collect();
         let mut body = Vec::with_capacity(items.len() * 2048);
         body.push(b'[');
         for (i, item) in items.iter().enumerate() {
@@ -408,8 +436,8 @@ impl Plugin for HttpPlugin {
         let answer = self
             .post(
                 "/execute",
-                &batch_id(ids.iter().copied()),
-                &first.ctx.meta.team_id,
+                &batch_id(copy_ids.iter().map(|id| id.as_ref())),
+                first.ctx.meta.owner(),
                 attempt,
                 BATCH_CONTENT_TYPE,
                 body,
@@ -427,8 +455,8 @@ impl Plugin for HttpPlugin {
         match self
             .post(
                 "/execute",
-                &ctx.meta.id,
-                &ctx.meta.team_id,
+                &ctx.meta.copy_id(),
+                ctx.meta.owner(),
                 Some(ctx.attempt),
                 "application/json",
                 body,
@@ -444,6 +472,20 @@ impl Plugin for HttpPlugin {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn initialize_bodies_name_only_a_named_installation() {
+        let config = json!({"sheet_id": "1AbC"});
+        assert_eq!(
+            String::from_utf8(initialize_body("acme", DEFAULT_INSTALLATION, Some(&config))).unwrap(),
+            r#"{"config":{"sheet_id":"1AbC"},"team_id":"acme"}"#,
+            "as before installations existed"
+        );
+        assert_eq!(
+            String::from_utf8(initialize_body("acme", "forms-bc", None)).unwrap(),
+            r#"{"config":null,"installation":"forms-bc","team_id":"acme"}"#
+        );
+    }
 
     #[test]
     fn answers_map_to_outcomes() {

@@ -1,12 +1,19 @@
 //! What a plugin is to the runtime: the [`Plugin`] trait, the typed [`Event`] it receives, and the
 //! [`Outcome`] it answers with.
 //!
-//! The runtime calls `initialize(team, config)` whenever a team's config changes, before that team's next
-//! event; `execute(ctx, event)` once per event, the events of one lane (the manifest's `ordering`) one after
-//! the other, other lanes and teams concurrently; `execute_batch(items)` instead when the manifest asks for
+//! The runtime calls `initialize(team, installation, config)` whenever the config of a team's installation
+//! changes, before that installation's next event; `execute(ctx, event)` once per event, the events of one
+//! lane (the manifest's `ordering`, within one installation) one after the other, other lanes,
+//! installations and teams concurrently; `execute_batch(items)` instead when the manifest asks for
 //! batches; `action(team, name, body)` when the registry's gateway forwards a team's action call. The same
-//! plugin value serves every team, so it keeps per-team state itself (behind a lock or a concurrent map).
+//! plugin value serves every team, so it keeps per-installation state itself (behind a lock or a concurrent
+//! map), keyed by `(team, installation)`.
+//!
+//! A team may install a plugin more than once, each installation with its own config and its own slice of
+//! events (contract section 7.2). Every plugin sees the installation [`DEFAULT_INSTALLATION`]; others reach
+//! only a plugin whose manifest says `installations: true` (the runtime dead-letters them for any other).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
@@ -14,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use switchyard_schemas::control::PluginManifest;
 use switchyard_schemas::events::{FormCreated, FormUpdated, ResponseSubmitted, ResponseUpdated};
+pub use switchyard_schemas::ids::DEFAULT_INSTALLATION;
 
 /// The CloudEvents attributes of a routed event, and where it was read.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,6 +41,57 @@ pub struct EventMeta {
     pub subject: Option<String>,
     /// The team (the record key).
     pub team_id: String,
+    /// The team's installation the event was routed for (the `switchyard_installation` header; absent =
+    /// [`DEFAULT_INSTALLATION`]).
+    #[serde(
+        default = "default_installation",
+        skip_serializing_if = "is_default_installation"
+    )]
+    pub installation: String,
+}
+
+fn default_installation() -> String {
+    DEFAULT_INSTALLATION.to_owned()
+}
+
+fn is_default_installation(installation: &str) -> bool {
+    installation == DEFAULT_INSTALLATION
+}
+
+/// Whose an event is: a team, and the installation it was routed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Owner<'a> {
+    /// Team id.
+    pub team: &'a str,
+    /// Installation id.
+    pub installation: &'a str,
+}
+
+impl EventMeta {
+    /// The team and installation it was routed for.
+    pub fn owner(&self) -> Owner<'_> {
+        Owner {
+            team: &self.team_id,
+            installation: &self.installation,
+        }
+    }
+
+    /// Whether the event was routed for the team's default installation.
+    pub fn is_default_installation(&self) -> bool {
+        is_default_installation(&self.installation)
+    }
+
+    /// The idempotency key of this copy of the event: `ce_id` for the default installation,
+    /// `<ce_id>/<installation>` for any other (each installation's copy is its own delivery, so a plugin
+    /// that remembers what it did per key does it once per installation). The HTTP bridge sends it as
+    /// `webhook-id`.
+    pub fn copy_id(&self) -> Cow<'_, str> {
+        if self.is_default_installation() {
+            Cow::Borrowed(&self.id)
+        } else {
+            Cow::Owned(format!("{}/{}", self.id, self.installation))
+        }
+    }
 }
 
 /// A routed event, decoded.
@@ -202,19 +261,20 @@ pub trait Plugin: Send + Sync + 'static {
     /// plugin serves actions in process.
     fn manifest(&self) -> PluginManifest;
 
-    /// Applies a team's config (or `None`: the team's config was removed). Called before the team's next
-    /// event after every change. A permanent error dead-letters the team's events until a new config
-    /// arrives; a transient one is retried like an event.
+    /// Applies the config of a team's installation (or `None`: the config was removed). Called before the
+    /// installation's next event after every change. A permanent error dead-letters the installation's
+    /// events until a new config arrives; a transient one is retried like an event.
     fn initialize(
         &self,
         team: &str,
+        installation: &str,
         config: Option<&Value>,
     ) -> impl Future<Output = Result<(), PluginError>> + Send;
 
     /// Handles one event.
     fn execute(&self, ctx: &Context, event: &Event) -> impl Future<Output = Outcome> + Send;
 
-    /// Handles a batch of one team's events, when the manifest has `batch`: one outcome per item, in the
+    /// Handles a batch of events of one team's installation, when the manifest has `batch`: one outcome per item, in the
     /// items' order (the events of one lane in topic order; a lane appears in one running batch at most).
     /// Each outcome is the event's own: done events publish their results, retried ones are called again
     /// (in a later batch), dead-lettered ones go to the dead-letter topic. The default calls

@@ -142,7 +142,12 @@ impl<T: ConfiguredTarget> Plugin for SheetsExportPlugin<T> {
         self.manifest.clone()
     }
 
-    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+    async fn initialize(
+        &self,
+        team: &str,
+        _installation: &str,
+        config: Option<&Value>,
+    ) -> Result<(), PluginError> {
         match config {
             None => {
                 self.exporter.target().remove(team);
@@ -370,7 +375,12 @@ impl Plugin for SmsNotifyPlugin {
         self.manifest.clone()
     }
 
-    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+    async fn initialize(
+        &self,
+        team: &str,
+        _installation: &str,
+        config: Option<&Value>,
+    ) -> Result<(), PluginError> {
         match config {
             None => {
                 self.notifier.remove_team(team);
@@ -448,7 +458,12 @@ impl Plugin for SlangSearchPlugin {
         slang_search_manifest()
     }
 
-    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+    async fn initialize(
+        &self,
+        team: &str,
+        _installation: &str,
+        config: Option<&Value>,
+    ) -> Result<(), PluginError> {
         let mut teams = self.teams.write().unwrap_or_else(|p| p.into_inner());
         match config {
             None => {

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
-use switchyard_plugin_runtime::plugin::{BatchItem, Context, Event, EventMeta, Outcome, Plugin};
+use switchyard_plugin_runtime::plugin::{
+    BatchItem, Context, DEFAULT_INSTALLATION, Event, EventMeta, Outcome, Plugin,
+};
 use switchyard_plugins::Disposition;
 use switchyard_plugins::fakes::server::{FakeServer, InjectedFailure};
 use switchyard_plugins::fakes::sheets::{
@@ -1064,6 +1066,7 @@ fn item_context(index: usize, event_type: &str, data: Value) -> Context {
             time: None,
             subject: None,
             team_id: TEAM.into(),
+            installation: "default".into(),
         },
         data,
         data_json: None,
@@ -1088,7 +1091,10 @@ async fn the_plugin_answers_a_batch_in_its_order() {
     let plugin = SheetsExportPlugin::new(target, manifest);
     let key = demo_service_account_json(&format!("{}/token", server.base_url()));
     let config = json!({ "spreadsheet_id": SPREADSHEET, "service_account_key": key });
-    plugin.initialize(TEAM, Some(&config)).await.unwrap();
+    plugin
+        .initialize(TEAM, DEFAULT_INSTALLATION, Some(&config))
+        .await
+        .unwrap();
 
     let form = created(household(1));
     let (r1, r2) = (response_to(FORM, "r-1", "a"), response_to(FORM_B, "r-2", "b"));

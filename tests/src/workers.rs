@@ -197,7 +197,12 @@ impl Plugin for ScriptedPlugin {
         }
     }
 
-    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+    async fn initialize(
+        &self,
+        team: &str,
+        _installation: &str,
+        config: Option<&Value>,
+    ) -> Result<(), PluginError> {
         self.initialized.lock().expect("initialized").push((
             team.to_owned(),
             config.cloned(),

@@ -66,6 +66,7 @@ mod tests {
             time: None,
             subject: subject.map(str::to_owned),
             team_id: "acme".into(),
+            installation: "default".into(),
         }
     }
 

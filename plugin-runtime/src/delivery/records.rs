@@ -14,7 +14,8 @@
 //! A result is a CloudEvent in binary mode: key = team, `ce_type` = `switchyard.plugin.<kind>`,
 //! `ce_source` = `/plugins/<id>`, `ce_subject` = the result's subject or the event's, `ce_teamid`,
 //! `ce_causationid` = the event's `ce_id`, `ce_id` = `<event id>:<plugin>:<n>` (stable across redeliveries,
-//! so consumers can de-duplicate), JSON data.
+//! so consumers can de-duplicate), JSON data. For an event of a named installation (not the default one),
+//! `ce_id` = `<event id>:<plugin>/<installation>:<n>` and the extension `ce_installation` names it.
 
 use switchyard_schemas::dead_letter::{self, ATTEMPTS, FIRST_FAILURE, LAST_FAILURE};
 use switchyard_schemas::envelope as ce;
@@ -23,6 +24,8 @@ use crate::plugin::{EventMeta, PluginResult};
 
 /// Header of a result: the `ce_id` of the event it answers.
 pub const CAUSATION_ID: &str = "ce_causationid";
+/// Header of a result of a named installation: the installation.
+pub const INSTALLATION_EXTENSION: &str = "ce_installation";
 
 /// Why an event was dead-lettered (the contract's plugin dead-letter codes).
 pub use switchyard_schemas::dead_letter::PluginReason as DeadReason;
@@ -83,9 +86,14 @@ pub fn dead_letter(original: &OutRecord, plugin: &str, source: &str, failure: &F
 /// A result event.
 pub fn result(plugin: &str, meta: &EventMeta, index: usize, result: &PluginResult, time: &str) -> OutRecord {
     let subject = result.subject.as_deref().or(meta.subject.as_deref());
+    let id = if meta.is_default_installation() {
+        format!("{}:{plugin}:{index}", meta.id)
+    } else {
+        format!("{}:{plugin}/{}:{index}", meta.id, meta.installation)
+    };
     let mut headers = vec![
         (ce::SPECVERSION, ce::SPECVERSION_1_0.to_owned()),
-        (ce::ID, format!("{}:{plugin}:{index}", meta.id)),
+        (ce::ID, id),
         (ce::SOURCE, format!("/plugins/{plugin}")),
         (ce::TYPE, format!("switchyard.plugin.{}", result.kind)),
         (ce::TIME, time.to_owned()),
@@ -95,6 +103,9 @@ pub fn result(plugin: &str, meta: &EventMeta, index: usize, result: &PluginResul
     ];
     if let Some(subject) = subject {
         headers.push((ce::SUBJECT, subject.to_owned()));
+    }
+    if !meta.is_default_installation() {
+        headers.push((INSTALLATION_EXTENSION, meta.installation.clone()));
     }
     OutRecord {
         key: Some(meta.team_id.as_bytes().to_vec()),
@@ -142,5 +153,50 @@ mod tests {
         assert_eq!(header("switchyard_error"), ["retries_exhausted"]);
         assert_eq!(header("switchyard_attempts"), ["8"]);
         assert_eq!(header("switchyard_last_failure"), ["2026-11-22T10:10:00Z"]);
+    }
+
+    #[test]
+    fn a_result_of_a_named_installation_has_its_own_id_and_says_which() {
+        let mut meta = EventMeta {
+            id: "e-1".into(),
+            source: "/forms".into(),
+            event_type: "response.submitted".into(),
+            time: None,
+            subject: Some("f-1".into()),
+            team_id: "acme".into(),
+            installation: "default".into(),
+        };
+        let flagged = PluginResult {
+            kind: "response.flagged".into(),
+            subject: None,
+            data: serde_json::json!({"rule": "r"}),
+        };
+        let names = |record: &OutRecord| {
+            record
+                .headers
+                .iter()
+                .map(|(name, value)| format!("{name}={}", String::from_utf8_lossy(value.as_deref().unwrap())))
+                .collect::<Vec<_>>()
+        };
+        let default = result("rules", &meta, 0, &flagged, "2026-12-05T10:00:00Z");
+        assert_eq!(
+            names(&default),
+            [
+                "ce_specversion=1.0",
+                "ce_id=e-1:rules:0",
+                "ce_source=/plugins/rules",
+                "ce_type=switchyard.plugin.response.flagged",
+                "ce_time=2026-12-05T10:00:00Z",
+                "ce_teamid=acme",
+                "ce_causationid=e-1",
+                "content-type=application/json",
+                "ce_subject=f-1",
+            ],
+            "the default installation's result is as before installations existed"
+        );
+        meta.installation = "forms-bc".into();
+        let named = names(&result("rules", &meta, 0, &flagged, "2026-12-05T10:00:00Z"));
+        assert_eq!(named[1], "ce_id=e-1:rules/forms-bc:0");
+        assert_eq!(named.last().unwrap(), "ce_installation=forms-bc");
     }
 }

@@ -27,7 +27,7 @@ use tracing::{info, warn};
 
 use crate::delivery::lanes;
 use crate::delivery::records::OutRecord;
-use crate::delivery::schedule::{Item, LaneId, Limits, Scheduler, Start};
+use crate::delivery::schedule::{Item, LaneId, Limits, Owner, Scheduler, Start};
 use crate::delivery::worker::{CallForm, Completion, Routed, Signal, Worker};
 use crate::event;
 use crate::metrics::Metrics;
@@ -179,7 +179,7 @@ pub async fn consume<P: Plugin>(
     // Per partition: cancelled when it is revoked, so its deliveries stop retrying and writing.
     let mut owned: HashMap<i32, CancellationToken> = HashMap::new();
     loop {
-        while let Some(Start { team, items }) = scheduler.next_start(Instant::now()) {
+        while let Some(Start { team, items, .. }) = scheduler.next_start(Instant::now()) {
             // The scheduler keeps a call's events in one partition.
             let Some(partition) = items.first().map(|item| item.partition) else {
                 scheduler.call_done(&team, false, Instant::now());
@@ -273,16 +273,20 @@ pub async fn consume<P: Plugin>(
             message = consumer.recv(), if paused || !full => match message {
                 Ok(message) => {
                     let routed = routed(&message, decoding);
-                    let (team, lane) = match &routed.decoded {
+                    let ((team, installation), lane) = match &routed.decoded {
                         Ok(decoded) => (
-                            decoded.meta.team_id.clone(),
+                            (decoded.meta.team_id.clone(), decoded.meta.installation.clone()),
                             lanes::lane(&settings.ordering, &decoded.meta, || decoded.ids()),
                         ),
                         // It does not decode: dead-lettered at once, without a team.
-                        Err(_) => (String::new(), LaneId::Team),
+                        Err(_) => (Default::default(), LaneId::Team),
                     };
                     let (partition, offset) = (message.partition(), message.offset());
-                    scheduler.push(partition, offset, &team, lane, Box::new(routed), Instant::now());
+                    let owner = Owner {
+                        team: &team,
+                        installation: &installation,
+                    };
+                    scheduler.push(partition, offset, owner, lane, Box::new(routed), Instant::now());
                 }
                 Err(error) => warn!(%error, topic, "reading the plugin's topic failed"),
             },

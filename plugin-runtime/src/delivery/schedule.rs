@@ -10,12 +10,13 @@
 //!  commit position of partition 0 = lowest offset not yet done (o10 until it is done)
 //! ```
 //!
-//! - **Lanes.** Every event belongs to one lane of its team ([`LaneId`], derived from the plugin's
-//!   `ordering`): the events of one lane run one after the other, in the topic's order; different lanes run
-//!   concurrently. An event that is slow or retrying holds only its own lane.
-//! - **Calls and fair shares.** A start is one call to the plugin: one event, or a batch of one team's events
-//!   of one partition (several lanes; a lane's events in order; a lane is never in two running calls). At most `max_calls`
-//!   run at once and at most `max_calls_per_team` per team. Teams with work waiting take turns, one call per
+//! - **Lanes.** Every event belongs to one lane of its team's installation ([`LaneId`], derived from the
+//!   plugin's `ordering`): the events of one lane run one after the other, in the topic's order; different
+//!   lanes (and installations) run concurrently. An event that is slow or retrying holds only its own lane.
+//! - **Calls and fair shares.** A start is one call to the plugin: one event, or a batch of events of one
+//!   team's installation (its config applies to all of them) and of one partition (several lanes; a lane's
+//!   events in order; a lane is never in two running calls). At most `max_calls` run at once and at most
+//!   `max_calls_per_team` per team, whatever its installations. Teams with work waiting take turns, one call per
 //!   turn (round robin), so a team with a large backlog does not delay a team that sends little.
 //! - **Batches.** With [`BatchLimits`], a team's call waits until `max_events` of its events are ready or
 //!   the oldest has waited `max_wait` ([`Scheduler::next_due`] says when).
@@ -34,6 +35,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::delivery::pace::Pace;
+pub use crate::plugin::Owner;
 
 /// Teams told to slow down within this window that slow the whole plugin down: [`PLUGIN_SLOW_DOWN_TEAMS`].
 pub const PLUGIN_SLOW_DOWN_WINDOW: Duration = Duration::from_secs(10);
@@ -51,11 +53,12 @@ pub enum LaneId {
     Free,
 }
 
-/// A lane's identity: partition, team, and the key within the team (`Free` lanes by offset).
+/// A lane's identity: partition, team, installation, and the key within them (`Free` lanes by offset).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct LaneRef {
     partition: i32,
     team: String,
+    installation: String,
     lane: LaneKey,
 }
 
@@ -154,12 +157,14 @@ pub struct Item<T> {
     pub item: T,
 }
 
-/// A call to start: one team's events (one, or a batch), lanes in the order they became ready and each
-/// lane's events in topic order.
+/// A call to start: events of one team's installation (one, or a batch), lanes in the order they became
+/// ready and each lane's events in topic order.
 #[derive(Debug, PartialEq)]
 pub struct Start<T> {
     /// Team.
     pub team: String,
+    /// Installation.
+    pub installation: String,
     /// The events.
     pub items: Vec<Item<T>>,
 }
@@ -206,11 +211,20 @@ impl<T> Scheduler<T> {
         }
     }
 
-    /// Adds an event read from `partition` at `offset`, of `team`, in `lane`, at `now`.
-    pub fn push(&mut self, partition: i32, offset: i64, team: &str, lane: LaneId, item: T, now: Instant) {
+    /// Adds an event read from `partition` at `offset`, of `owner`, in `lane`, at `now`.
+    pub fn push(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        owner: Owner<'_>,
+        lane: LaneId,
+        item: T,
+        now: Instant,
+    ) {
         let lane = LaneRef {
             partition,
-            team: team.to_owned(),
+            team: owner.team.to_owned(),
+            installation: owner.installation.to_owned(),
             lane: match lane {
                 LaneId::Team => LaneKey::Team,
                 LaneId::Key(key) => LaneKey::Key(key),
@@ -283,18 +297,22 @@ impl<T> Scheduler<T> {
             }
             let max_events = self.limits.batch.map_or(1, |b| b.max_events);
             let mut items = Vec::new();
-            // A call's events share one partition (one revocation cancels them together): lanes of another
-            // partition of the team wait for a later call, in their place.
-            let mut other_partitions = Vec::new();
+            // A call's events share one partition (one revocation cancels them together) and one installation
+            // (one config): the team's lanes of another wait for a later call, in their place.
+            let mut first: Option<(i32, String)> = None;
+            let mut for_later = Vec::new();
             while items.len() < max_events
                 && let Some(lane_ref) = team.ready.pop_front()
             {
-                if items
-                    .first()
-                    .is_some_and(|first: &Item<T>| first.partition != lane_ref.partition)
-                {
-                    other_partitions.push(lane_ref);
-                    continue;
+                match &first {
+                    Some((partition, installation))
+                        if (*partition, installation) != (lane_ref.partition, &lane_ref.installation) =>
+                    {
+                        for_later.push(lane_ref);
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => first = Some((lane_ref.partition, lane_ref.installation.clone())),
                 }
                 let Some(lane) = self.lanes.get_mut(&lane_ref) else {
                     continue;
@@ -310,7 +328,7 @@ impl<T> Scheduler<T> {
                     });
                 }
             }
-            for lane in other_partitions.into_iter().rev() {
+            for lane in for_later.into_iter().rev() {
                 team.ready.push_front(lane);
             }
             team.calls += 1;
@@ -324,7 +342,12 @@ impl<T> Scheduler<T> {
             } else {
                 team.in_turn = false;
             }
-            return Some(Start { team: name, items });
+            let installation = first.map(|(_, installation)| installation).unwrap_or_default();
+            return Some(Start {
+                team: name,
+                installation,
+                items,
+            });
         }
         None
     }

@@ -1,4 +1,4 @@
-//! Delivering one event: apply the team's config if it changed, call the plugin, retry with backoff,
+//! Delivering one event: apply its installation's config if it changed, call the plugin, retry with backoff,
 //! publish results, or dead-letter it. Returns only when the event is done (its offset may be committed)
 //! or shutdown interrupted it (it will be read again).
 
@@ -18,13 +18,13 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::configs::Configs;
+use crate::configs::{Configs, InstallationId};
 use crate::delivery::breaker::Breaker;
 use crate::delivery::records::{self, DeadReason, Failure, OutRecord};
 use crate::delivery::retry::RetryPolicy;
 use crate::event::Decoded;
 use crate::metrics::Metrics;
-use crate::plugin::{BatchItem, Context, Event, EventMeta, Outcome, Plugin};
+use crate::plugin::{BatchItem, Context, DEFAULT_INSTALLATION, Event, EventMeta, Outcome, Plugin};
 
 /// A routed record as read, with its decoding.
 #[derive(Debug)]
@@ -112,10 +112,14 @@ pub struct Worker<P, S = FutureProducer<KafkaContext>> {
     pub outage: watch::Sender<bool>,
     /// Held by the one event that probes during an outage.
     pub probing: AtomicBool,
-    /// The teams' configs.
+    /// Whether the plugin takes named installations (its manifest's `installations`); without it, events
+    /// of any installation but the default one are dead-lettered as `config_rejected`.
+    pub installations: bool,
+    /// The installations' configs.
     pub configs: Arc<Configs>,
-    /// Per team, the config version last given to `initialize` and whether the plugin accepted it.
-    pub applied: Mutex<HashMap<String, (u64, bool)>>,
+    /// Per team and installation, the config version last given to `initialize` and whether the plugin
+    /// accepted it.
+    pub applied: Mutex<HashMap<InstallationId, (u64, bool)>>,
     /// Longest wait for configs to be complete up to an event's time.
     pub config_wait: Duration,
     /// Metrics.
@@ -234,7 +238,8 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
             .map_or(Completion::Abandoned, |(_, completion)| *completion)
     }
 
-    /// Delivers the events of one call (one event, or a batch of one team's events) until each is done, or
+    /// Delivers the events of one call (one event, or a batch of events of one team's installation) until
+    /// each is done, or
     /// `cancel` (shutdown, or their partition revoked) interrupts. `signal` hears of each event as soon as it
     /// is done (its lane may go on while the call retries the others) and of every "slow down" answer.
     /// Returns every event's end.
@@ -294,7 +299,11 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                 }
             }
         }
-        let Some(team) = pending.first().map(|slot| slot.ctx.meta.team_id.clone()) else {
+        // The scheduler gives a call the events of one team's installation.
+        let Some((team, installation)) = pending
+            .first()
+            .map(|slot| (slot.ctx.meta.team_id.clone(), slot.ctx.meta.installation.clone()))
+        else {
             return ends;
         };
         while !pending.is_empty() {
@@ -310,7 +319,7 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
             } else {
                 false
             };
-            let outcomes = match self.ensure_config(&team, timestamp, cancel).await {
+            let outcomes = match self.ensure_config(&team, &installation, timestamp, cancel).await {
                 Err(ConfigProblem::Refused(detail)) => {
                     for mut slot in pending.drain(..) {
                         slot.failures.note();
@@ -511,13 +520,20 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
         }
     }
 
-    /// Applies the team's config if it changed since this worker last applied it.
+    /// Applies the config of the team's installation if it changed since this worker last applied it.
     async fn ensure_config(
         &self,
         team: &str,
+        installation: &str,
         timestamp: Option<SystemTime>,
         cancel: &CancellationToken,
     ) -> Result<(), ConfigProblem> {
+        if !self.installations && installation != DEFAULT_INSTALLATION {
+            return Err(ConfigProblem::Refused(format!(
+                "the plugin keeps no state per installation (its manifest lacks \"installations\": true), so \
+                 it takes events of the default installation only, not of {installation:?}"
+            )));
+        }
         // Nothing runs before the configs were read to their end once (a slow start must not look like
         // "this team has no config"); after that, freshness waits at most `config_wait`.
         if !self.configs.caught_up() {
@@ -539,36 +555,40 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                 "the configs topic is not read up to the event's time; going on"
             );
         }
-        let Some(current) = self.configs.get(team) else {
+        let Some(current) = self.configs.get(team, installation) else {
             return Ok(());
         };
+        let id = (team.to_owned(), installation.to_owned());
         let applied = self
             .applied
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(team)
+            .get(&id)
             .copied();
         match applied {
             Some((version, true)) if version == current.version => return Ok(()),
             // Refused before: the team's events are dead-lettered until a new config arrives.
             Some((version, false)) if version == current.version => {
                 return Err(ConfigProblem::Refused(
-                    "the plugin refused the team's current config; waiting for a new one".to_owned(),
+                    "the plugin refused the installation's current config; waiting for a new one".to_owned(),
                 ));
             }
             _ => {}
         }
-        let result = self.plugin.initialize(team, current.config.as_ref()).await;
+        let result = self
+            .plugin
+            .initialize(team, installation, current.config.as_ref())
+            .await;
         let remember = |accepted: bool| {
             self.applied
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(team.to_owned(), (current.version, accepted));
+                .insert(id, (current.version, accepted));
         };
         match result {
             Ok(()) => {
                 remember(true);
-                info!(plugin = %self.plugin_id, team, "team config applied");
+                info!(plugin = %self.plugin_id, team, installation, "config applied");
                 Ok(())
             }
             Err(error) if error.retryable => {
@@ -576,9 +596,9 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
             }
             Err(error) => {
                 remember(false);
-                warn!(plugin = %self.plugin_id, team, %error, "the plugin refused the team's config");
+                warn!(plugin = %self.plugin_id, team, installation, %error, "the plugin refused the config");
                 Err(ConfigProblem::Refused(format!(
-                    "the plugin refused the team's config: {error}"
+                    "the plugin refused the installation's config: {error}"
                 )))
             }
         }

@@ -15,6 +15,14 @@ fn scheduler(max_calls: usize, max_buffered: usize) -> Scheduler<&'static str> {
     })
 }
 
+/// The default installation of `team`.
+fn of(team: &str) -> Owner<'_> {
+    Owner {
+        team,
+        installation: "default",
+    }
+}
+
 fn key(k: &str) -> LaneId {
     LaneId::Key(k.to_owned())
 }
@@ -45,7 +53,7 @@ fn a_lane_runs_in_order_and_lanes_of_one_team_run_concurrently() {
     let mut s = scheduler(10, 100);
     let now = Instant::now();
     for (offset, lane) in [(0, "r1"), (1, "r2"), (2, "r1")] {
-        s.push(0, offset, "acme", key(lane), "e", now);
+        s.push(0, offset, of("acme"), key(lane), "e", now);
     }
     assert_eq!(starts(&mut s), [call("acme", &[0]), call("acme", &[1])]);
     done(&mut s, "acme", 1);
@@ -58,10 +66,10 @@ fn a_lane_runs_in_order_and_lanes_of_one_team_run_concurrently() {
 fn team_ordering_is_one_lane_and_free_events_need_no_order() {
     let mut s = scheduler(10, 100);
     let now = Instant::now();
-    s.push(0, 0, "acme", LaneId::Team, "e", now);
-    s.push(0, 1, "acme", LaneId::Team, "e", now);
-    s.push(0, 2, "globex", LaneId::Free, "e", now);
-    s.push(0, 3, "globex", LaneId::Free, "e", now);
+    s.push(0, 0, of("acme"), LaneId::Team, "e", now);
+    s.push(0, 1, of("acme"), LaneId::Team, "e", now);
+    s.push(0, 2, of("globex"), LaneId::Free, "e", now);
+    s.push(0, 3, of("globex"), LaneId::Free, "e", now);
     assert_eq!(
         starts(&mut s),
         [call("acme", &[0]), call("globex", &[2]), call("globex", &[3])]
@@ -75,9 +83,9 @@ fn a_team_gets_at_most_its_share_of_the_calls() {
     let mut s = scheduler(10, 100);
     let now = Instant::now();
     for offset in 0..6 {
-        s.push(0, offset, "hot", LaneId::Free, "e", now);
+        s.push(0, offset, of("hot"), LaneId::Free, "e", now);
     }
-    s.push(1, 0, "cold", LaneId::Free, "e", now);
+    s.push(1, 0, of("cold"), LaneId::Free, "e", now);
     let started = starts(&mut s);
     let hot = started.iter().filter(|(team, _)| team == "hot").count();
     assert_eq!(hot, PER_TEAM, "the hot team is capped at its share");
@@ -102,10 +110,10 @@ fn teams_with_work_take_turns() {
     });
     let now = Instant::now();
     for offset in 0..50 {
-        s.push(0, offset, "hot", LaneId::Free, "e", now);
+        s.push(0, offset, of("hot"), LaneId::Free, "e", now);
     }
-    s.push(1, 0, "small", LaneId::Free, "e", now);
-    s.push(2, 0, "tiny", LaneId::Free, "e", now);
+    s.push(1, 0, of("small"), LaneId::Free, "e", now);
+    s.push(2, 0, of("tiny"), LaneId::Free, "e", now);
     let mut order = Vec::new();
     for _ in 0..6 {
         let start = s.next_start(now).expect("work is waiting");
@@ -121,7 +129,7 @@ fn the_commit_position_never_passes_an_event_that_is_not_done() {
     let mut s = scheduler(10, 100);
     let now = Instant::now();
     for (offset, team) in [(5, "slow"), (6, "fast"), (7, "fast")] {
-        s.push(0, offset, team, LaneId::Team, "e", now);
+        s.push(0, offset, of(team), LaneId::Team, "e", now);
     }
     let _ = starts(&mut s);
     done(&mut s, "fast", 6);
@@ -140,7 +148,7 @@ fn call_and_buffer_bounds() {
     let mut s = scheduler(2, 3);
     let now = Instant::now();
     for (offset, team) in [(0, "a"), (1, "b"), (2, "c")] {
-        s.push(0, offset, team, LaneId::Team, "e", now);
+        s.push(0, offset, of(team), LaneId::Team, "e", now);
     }
     assert_eq!(starts(&mut s).len(), 2, "two at once");
     assert!(s.is_full());
@@ -164,7 +172,7 @@ fn a_batch_takes_one_teams_ready_lanes_in_order() {
     });
     let t0 = Instant::now();
     for (offset, lane) in [(0, "r1"), (1, "r2"), (2, "r1"), (3, "r3"), (4, "r2")] {
-        s.push(0, offset, "acme", key(lane), "e", t0);
+        s.push(0, offset, of("acme"), key(lane), "e", t0);
     }
     // r1's two events in order, then r2's first; r3 and r2's second wait (r2 is in the running call).
     assert_eq!(starts_at(&mut s, t0), [call("acme", &[0, 2, 1])]);
@@ -204,13 +212,54 @@ fn a_batch_holds_one_partition() {
         plugin_rate: None,
     });
     let now = Instant::now();
-    s.push(0, 0, "acme", key("r1"), "e", now);
-    s.push(1, 0, "acme", key("r2"), "e", now);
-    s.push(0, 1, "acme", key("r3"), "e", now);
+    s.push(0, 0, of("acme"), key("r1"), "e", now);
+    s.push(1, 0, of("acme"), key("r2"), "e", now);
+    s.push(0, 1, of("acme"), key("r3"), "e", now);
     let calls: Vec<Vec<(i32, i64)>> = std::iter::from_fn(|| s.next_start(now))
         .map(|start| start.items.iter().map(|i| (i.partition, i.offset)).collect())
         .collect();
     assert_eq!(calls, [vec![(0, 0), (0, 1)], vec![(1, 0)]]);
+}
+
+#[test]
+fn installations_of_a_team_are_lanes_apart_and_batch_apart_but_share_the_team_s_calls() {
+    let mut s = Scheduler::new(Limits {
+        max_calls: 8,
+        max_calls_per_team: 2,
+        max_buffered: 100,
+        batch: Some(BatchLimits {
+            max_events: 10,
+            max_wait: Duration::ZERO,
+        }),
+        per_team_rate: None,
+        plugin_rate: None,
+    });
+    let now = Instant::now();
+    let named = |installation| Owner {
+        team: "acme",
+        installation,
+    };
+    // Team ordering: one lane per installation, so forms-bc does not wait for the default one.
+    s.push(0, 0, of("acme"), LaneId::Team, "e", now);
+    s.push(0, 1, named("forms-bc"), LaneId::Team, "e", now);
+    s.push(0, 2, of("acme"), LaneId::Team, "e", now);
+    s.push(0, 3, named("forms-a"), LaneId::Team, "e", now);
+    let calls: Vec<(String, Vec<i64>)> = std::iter::from_fn(|| s.next_start(now))
+        .map(|start| (start.installation, start.items.iter().map(|i| i.offset).collect()))
+        .collect();
+    assert_eq!(
+        calls,
+        [
+            ("default".to_owned(), vec![0, 2]),
+            ("forms-bc".to_owned(), vec![1])
+        ],
+        "a batch holds one installation's events; the team's share (2 calls) holds forms-a back"
+    );
+    s.event_done(0, 0);
+    s.event_done(0, 2);
+    s.call_done("acme", true, now);
+    let next = s.next_start(now).unwrap();
+    assert_eq!((next.installation.as_str(), next.items[0].offset), ("forms-a", 3));
 }
 
 #[test]
@@ -225,9 +274,9 @@ fn a_team_told_to_slow_down_pauses_with_half_its_share_then_grows_back() {
     });
     let t0 = Instant::now();
     for offset in 0..20 {
-        s.push(0, offset, "hot", LaneId::Free, "e", t0);
+        s.push(0, offset, of("hot"), LaneId::Free, "e", t0);
     }
-    s.push(1, 0, "calm", LaneId::Free, "e", t0);
+    s.push(1, 0, of("calm"), LaneId::Free, "e", t0);
     assert_eq!(starts_at(&mut s, t0).len(), 5, "four of hot, one of calm");
     s.slow_down("hot", Some(Duration::from_secs(2)), t0);
     assert_eq!(s.team_limit("hot"), 2);
@@ -259,7 +308,7 @@ fn three_teams_told_to_slow_down_slow_the_plugin() {
         s.slow_down(team, None, t0);
     }
     assert_eq!(s.plugin_limit(), 8);
-    s.push(0, 0, "d", LaneId::Team, "e", t0);
+    s.push(0, 0, of("d"), LaneId::Team, "e", t0);
     assert!(starts_at(&mut s, t0).is_empty(), "the plugin pauses too");
     assert!(!starts_at(&mut s, t0 + Duration::from_secs(1)).is_empty());
 }
@@ -276,9 +325,9 @@ fn a_per_team_rate_spaces_its_calls() {
     });
     let t0 = Instant::now();
     for offset in 0..10 {
-        s.push(0, offset, "acme", LaneId::Free, "e", t0);
+        s.push(0, offset, of("acme"), LaneId::Free, "e", t0);
     }
-    s.push(1, 0, "globex", LaneId::Free, "e", t0);
+    s.push(1, 0, of("globex"), LaneId::Free, "e", t0);
     let first = starts_at(&mut s, t0);
     assert_eq!(
         first.iter().filter(|(team, _)| team == "acme").count(),
@@ -298,17 +347,17 @@ fn a_partition_holding_its_share_of_a_half_full_buffer_is_crowded() {
     let mut s = scheduler(4, 12);
     let now = Instant::now();
     for offset in 0..4 {
-        s.push(0, offset, "hot", LaneId::Team, "e", now);
+        s.push(0, offset, of("hot"), LaneId::Team, "e", now);
     }
-    s.push(1, 0, "calm", LaneId::Team, "e", now);
+    s.push(1, 0, of("calm"), LaneId::Team, "e", now);
     assert!(
         s.crowded_partitions(&[]).is_empty(),
         "below half of the buffer every partition reads"
     );
     for offset in 4..6 {
-        s.push(0, offset, "hot", LaneId::Team, "e", now);
+        s.push(0, offset, of("hot"), LaneId::Team, "e", now);
     }
-    s.push(2, 0, "calm", LaneId::Team, "e", now);
+    s.push(2, 0, of("calm"), LaneId::Team, "e", now);
     assert_eq!(
         s.crowded_partitions(&[]),
         [0],
@@ -317,7 +366,7 @@ fn a_partition_holding_its_share_of_a_half_full_buffer_is_crowded() {
     assert!(!s.is_full());
     // Paused, partition 0 stays so until it holds half its share (2): three of its events end.
     for offset in 1..3 {
-        s.push(1, offset, "calm", LaneId::Team, "e", now);
+        s.push(1, offset, of("calm"), LaneId::Team, "e", now);
     }
     for offset in 0..3 {
         assert!(starts(&mut s).contains(&call("hot", &[offset])));
@@ -337,7 +386,7 @@ fn a_full_buffer_pauses_reading_until_half_of_it_is_done() {
     let mut s = scheduler(2, 4);
     let now = Instant::now();
     for offset in 0..4 {
-        s.push(0, offset, "acme", key(&format!("r{offset}")), "e", now);
+        s.push(0, offset, of("acme"), key(&format!("r{offset}")), "e", now);
     }
     assert!(s.holds_too_many(false));
     let _ = starts(&mut s);
@@ -352,9 +401,9 @@ fn a_full_buffer_pauses_reading_until_half_of_it_is_done() {
 fn revoked_partitions_are_forgotten() {
     let mut s = scheduler(4, 10);
     let now = Instant::now();
-    s.push(0, 0, "a", LaneId::Team, "e", now);
-    s.push(1, 0, "b", LaneId::Team, "e", now);
-    s.push(1, 1, "b", LaneId::Team, "e", now);
+    s.push(0, 0, of("a"), LaneId::Team, "e", now);
+    s.push(1, 0, of("b"), LaneId::Team, "e", now);
+    s.push(1, 1, of("b"), LaneId::Team, "e", now);
     let _ = starts(&mut s);
     s.revoke(&[1]);
     assert_eq!((s.buffered(), s.calls()), (1, 2), "b's call still runs");

@@ -26,7 +26,7 @@ fn a_throttled_call_waits_at_most_the_cap_unless_told_longer() {
 struct Scripted {
     outcomes: Mutex<VecDeque<Outcome>>,
     calls: AtomicU32,
-    initialized: Mutex<Vec<(String, Option<Value>)>>,
+    initialized: Mutex<Vec<(String, String, Option<Value>)>>,
 }
 
 impl Scripted {
@@ -43,11 +43,16 @@ impl Plugin for Scripted {
         unreachable!("not registered in these tests")
     }
 
-    async fn initialize(&self, team: &str, config: Option<&Value>) -> Result<(), PluginError> {
+    async fn initialize(
+        &self,
+        team: &str,
+        installation: &str,
+        config: Option<&Value>,
+    ) -> Result<(), PluginError> {
         self.initialized
             .lock()
             .unwrap()
-            .push((team.to_owned(), config.cloned()));
+            .push((team.to_owned(), installation.to_owned(), config.cloned()));
         Ok(())
     }
 
@@ -109,6 +114,7 @@ fn worker(plugin: Scripted, sink: Recorder) -> Worker<Scripted, Recorder> {
         })),
         outage: watch::Sender::new(false),
         probing: AtomicBool::new(false),
+        installations: false,
         configs: Configs::fixed([("acme".to_owned(), json!({"sheet": "s-1"}))]),
         applied: Mutex::new(HashMap::new()),
         config_wait: Duration::ZERO,
@@ -118,6 +124,10 @@ fn worker(plugin: Scripted, sink: Recorder) -> Worker<Scripted, Recorder> {
 }
 
 fn routed(decoded: bool) -> Routed {
+    routed_for("default", decoded)
+}
+
+fn routed_for(installation: &str, decoded: bool) -> Routed {
     let meta = EventMeta {
         id: "e-1".into(),
         source: "/forms".into(),
@@ -125,6 +135,7 @@ fn routed(decoded: bool) -> Routed {
         time: None,
         subject: Some("f-1".into()),
         team_id: "acme".into(),
+        installation: installation.into(),
     };
     Routed {
         record: OutRecord {
@@ -168,7 +179,11 @@ async fn a_done_event_applies_the_config_first_then_publishes_each_result() {
     assert_eq!(completion, Completion::Done);
     assert_eq!(
         *worker.plugin.initialized.lock().unwrap(),
-        [("acme".to_owned(), Some(json!({"sheet": "s-1"})))]
+        [(
+            "acme".to_owned(),
+            "default".to_owned(),
+            Some(json!({"sheet": "s-1"}))
+        )]
     );
     let written = worker.producer.written.lock().unwrap();
     assert_eq!(written.len(), 1);
@@ -177,6 +192,58 @@ async fn a_done_event_applies_the_config_first_then_publishes_each_result() {
     assert_eq!(header(record, "ce_type"), "switchyard.plugin.row.appended");
     assert_eq!(header(record, "ce_causationid"), "e-1");
     assert_eq!(outcome_count(&worker, "done"), 1);
+}
+
+#[tokio::test]
+async fn each_installation_is_initialized_with_its_own_config() {
+    let mut worker = worker(Scripted::default(), Recorder::default());
+    worker.installations = true;
+    worker.configs = Configs::fixed_installations([
+        (("acme".into(), "default".into()), json!({"sheet": "s-1"})),
+        (("acme".into(), "forms-bc".into()), json!({"sheet": "s-bc"})),
+    ]);
+    let cancel = CancellationToken::new();
+    for installation in ["forms-bc", "default", "forms-bc"] {
+        let completion = worker.deliver(routed_for(installation, true), &cancel).await;
+        assert_eq!(completion, Completion::Done);
+    }
+    assert_eq!(
+        *worker.plugin.initialized.lock().unwrap(),
+        [
+            (
+                "acme".to_owned(),
+                "forms-bc".to_owned(),
+                Some(json!({"sheet": "s-bc"}))
+            ),
+            (
+                "acme".to_owned(),
+                "default".to_owned(),
+                Some(json!({"sheet": "s-1"}))
+            ),
+        ],
+        "once each, until its config changes"
+    );
+    assert_eq!(worker.plugin.calls.load(Ordering::SeqCst), 3);
+}
+
+#[tokio::test]
+async fn a_named_installation_of_a_plugin_without_installations_is_dead_lettered() {
+    let worker = worker(Scripted::default(), Recorder::default());
+    assert!(!worker.installations);
+    let completion = worker
+        .deliver(routed_for("forms-bc", true), &CancellationToken::new())
+        .await;
+    assert_eq!(completion, Completion::Done);
+    assert_eq!(worker.plugin.calls.load(Ordering::SeqCst), 0);
+    assert!(worker.plugin.initialized.lock().unwrap().is_empty());
+    let written = worker.producer.written.lock().unwrap();
+    assert_eq!(header(&written[0].1, "switchyard_error"), "config_rejected");
+    assert!(
+        header(&written[0].1, "switchyard_error_detail").contains("\"installations\": true"),
+        "{:?}",
+        header(&written[0].1, "switchyard_error_detail")
+    );
+    assert_eq!(outcome_count(&worker, "dead_lettered"), 1);
 }
 
 #[tokio::test]

@@ -261,7 +261,7 @@ async fn actions_of_an_in_process_plugin_through_the_gateway() {
                 delivery: Default::default(),
             }
         }
-        async fn initialize(&self, _: &str, _: Option<&Value>) -> Result<(), PluginError> {
+        async fn initialize(&self, _: &str, _: &str, _: Option<&Value>) -> Result<(), PluginError> {
             Ok(())
         }
         async fn execute(&self, _: &Context, _: &Event) -> Outcome {
