@@ -9,6 +9,7 @@
 //!            decode(Skip)      (validation: walks the bytes, builds nothing)
 //!   binary ─┼ decode(Json)  ──► serde_json::Value ──► typed structs (serde)
 //!            decode(JsonText) ──► JSON text          (the plugin bridge's request bodies)
+//!            decode_selected ──► sparse serde_json::Value (only the paths a filter reads: projection)
 //!   serde_json::Value ── encode ──► binary          (JSON validation and Avro encoding)
 //! ```
 //!
@@ -21,6 +22,8 @@ use std::collections::HashMap;
 use apache_avro::schema::{Name, RecordSchema, Schema, UnionSchema};
 use serde_json::{Map, Number, Value};
 use thiserror::Error;
+
+use crate::projection::Selection;
 
 /// Deepest nesting of records, arrays, maps and unions the walker follows.
 const MAX_DEPTH: usize = 64;
@@ -111,6 +114,100 @@ impl Compiled {
         self.decode(&mut JsonText(out), &self.schema, &mut input, 0)
             .map_err(DataError::finish)?;
         finish_input(input)
+    }
+
+    /// Decodes exactly one datum into the sparse bare-JSON form that keeps only the parts `selection`
+    /// requests (see [`crate::projection`]); `Value::Null` when nothing is requested. The whole datum is
+    /// read and checked as [`Compiled::validate`] does: what is not requested is skipped, not built.
+    pub(crate) fn project(&self, bytes: &[u8], selection: Selection<'_>) -> Result<Value, DataError> {
+        let mut input = bytes;
+        let value = self
+            .decode_selected(selection, &self.schema, &mut input, 0)
+            .map_err(DataError::finish)?;
+        finish_input(input)?;
+        Ok(value.unwrap_or(Value::Null))
+    }
+
+    /// The projection walk: `None` when nothing at or below this datum is requested (it was skipped).
+    fn decode_selected(
+        &self,
+        selection: Selection<'_>,
+        schema: &Schema,
+        input: &mut &[u8],
+        depth: usize,
+    ) -> Result<Option<Value>, DataError> {
+        if selection.is_empty() {
+            self.decode(&mut Skip, schema, input, depth)?;
+            return Ok(None);
+        }
+        if selection.is_whole() {
+            return self.decode(&mut Json, schema, input, depth).map(Some);
+        }
+        if depth > MAX_DEPTH {
+            return Err(DataError::new("nested too deeply"));
+        }
+        let schema = self.resolve(schema)?;
+        Ok(Some(match schema {
+            // A bare union is its branch's value.
+            Schema::Union(union) => {
+                let index = read_long(input)?;
+                let branch = usize::try_from(index)
+                    .ok()
+                    .and_then(|i| union.variants().get(i))
+                    .ok_or_else(|| DataError::new(format!("union branch {index} is out of range")))?;
+                return self.decode_selected(selection, branch, input, depth + 1);
+            }
+            Schema::Record(record) => {
+                let mut fields = Map::new();
+                for field in &record.fields {
+                    let value = self
+                        .decode_selected(selection.key(&field.name), &field.schema, input, depth + 1)
+                        .map_err(|e| e.at(field.name.as_str()))?;
+                    if let Some(value) = value {
+                        fields.insert(field.name.clone(), value);
+                    }
+                }
+                Value::Object(fields)
+            }
+            Schema::Map(map) => {
+                let mut entries = Map::new();
+                let mut seen = 0u64;
+                while let Some(count) = read_block_count(input, false, seen)? {
+                    for _ in 0..count {
+                        let key = read_str(input).map_err(|e| e.at(format!("#{seen}")))?;
+                        let value = self
+                            .decode_selected(selection.key(key), &map.types, input, depth + 1)
+                            .map_err(|e| e.at(key))?;
+                        if let Some(value) = value {
+                            entries.insert(key.to_owned(), value);
+                        }
+                        seen += 1;
+                    }
+                }
+                Value::Object(entries)
+            }
+            Schema::Array(array) => {
+                let zero_width = self.min_width(&array.items, 0) == 0;
+                let keep = selection.array_len();
+                let mut items = Vec::new();
+                let mut index = 0u64;
+                while let Some(count) = read_block_count(input, zero_width, index)? {
+                    for _ in 0..count {
+                        let value = self
+                            .decode_selected(selection.index(index), &array.items, input, depth + 1)
+                            .map_err(|e| e.at(index.to_string()))?;
+                        if index < keep {
+                            items.push(value.unwrap_or(Value::Null));
+                        }
+                        index += 1;
+                    }
+                }
+                Value::Array(items)
+            }
+            // A path that runs into a scalar (or a null) keeps it, so that reading further fails as it
+            // would on the whole value.
+            scalar => self.decode(&mut Json, scalar, input, depth)?,
+        }))
     }
 
     /// Encodes a bare-JSON value as one Avro datum, appending to `out`. Missing fields take their schema

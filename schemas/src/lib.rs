@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod events;
 pub mod ids;
 pub mod payload;
+pub mod projection;
 pub mod samples;
 pub mod topics;
 pub mod webhook;

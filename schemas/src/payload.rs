@@ -11,6 +11,7 @@ use crate::catalog::{EventType, catalog};
 use crate::dead_letter::{Reason, Rejection};
 use crate::envelope::ContentType;
 use crate::events::CoreEvent;
+use crate::projection::{self, DataPath, JsonProblem, Selection};
 
 /// Checks a value against its event type's schema. Types the contract does not define pass unchecked
 /// (they are routed to plugins that list them); the result says which known type it was.
@@ -64,6 +65,57 @@ pub fn to_json(event_type: EventType, content_type: ContentType, value: &[u8]) -
                 .encode_json(&json, &mut scratch)
                 .map_err(|e| invalid(event_type, e))?;
             Ok(json)
+        }
+    }
+}
+
+/// The parts of a value that `paths` name, in the bare-JSON form, as a sparse tree built in one pass (see
+/// [`crate::projection`] for what is kept); `Value::Null` when `paths` is empty.
+///
+/// - A v1 type in Avro: the whole datum is read and checked as [`validate`] does, so a caller may call
+///   this instead of `validate`; what is not requested is skipped, not built.
+/// - A v1 type in JSON: the value must be a JSON object; it is not checked against the schema (validate
+///   first), only parsed, keeping the requested parts.
+/// - A type the contract does not define: a JSON value is projected whatever its shape, and is
+///   `Value::Null` when it is absent or not JSON (nothing to read); an Avro value is `Value::Null` (there
+///   is no schema to read it with).
+pub fn project(
+    event_type: &str,
+    content_type: ContentType,
+    value: Option<&[u8]>,
+    paths: &[&DataPath],
+) -> Result<Value, Rejection> {
+    let paths = projection::sorted(paths);
+    let selection = Selection::root(&paths);
+    let Some(known) = EventType::from_ce_type(event_type) else {
+        return Ok(match (content_type, value) {
+            (ContentType::Json, Some(text)) => {
+                projection::project_json(text, selection, false).unwrap_or(Value::Null)
+            }
+            _ => Value::Null,
+        });
+    };
+    let value = value.ok_or_else(|| no_value(known))?;
+    match content_type {
+        ContentType::Avro => {
+            let (fingerprint, body) = split_single_object(value).map_err(|e| invalid(known, e))?;
+            let revision = catalog()
+                .get(known)
+                .revision(&fingerprint)
+                .ok_or_else(|| unknown_schema(known, &fingerprint))?;
+            revision.project(body, selection).map_err(|e| invalid(known, e))
+        }
+        ContentType::Json => {
+            projection::project_json(value, selection, true).map_err(|problem| match problem {
+                JsonProblem::Syntax(e) => Rejection::new(
+                    Reason::InvalidPayload,
+                    format!("the {known} value is not JSON: {e}"),
+                ),
+                JsonProblem::NotAnObject => Rejection::new(
+                    Reason::InvalidPayload,
+                    format!("the {known} value is not a JSON object"),
+                ),
+            })
         }
     }
 }

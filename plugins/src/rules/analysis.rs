@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use cel::IdedExpr;
-use cel::common::ast::{EntryExpr, Expr, LiteralValue, operators};
+use cel::common::ast::{Expr, LiteralValue, operators};
+use switchyard_filter::bounds::for_each_child;
 
 use super::error::RuleProblemKind;
 
@@ -61,22 +62,12 @@ pub(crate) struct Reads {
     pub duration: bool,
 }
 
-/// Whether the tree nests deeper than `max` nodes. Iterative, so that a hostile tree cannot exhaust the
-/// stack here; the recursive walk of [`analyse`] only runs on trees that passed.
-pub(crate) fn deeper_than(root: &IdedExpr, max: usize) -> bool {
-    let mut stack = vec![(root, 1usize)];
-    while let Some((expr, depth)) = stack.pop() {
-        if depth > max {
-            return true;
-        }
-        for_each_child(expr, |child| stack.push((child, depth + 1)));
-    }
-    false
-}
-
 /// Checks the variables and `response` fields an expression uses, and collects the answers it reads.
 ///
-/// Only call it on a tree that [`deeper_than`] accepted: it recurses.
+/// Only call it on a tree whose depth [`first_deeper_than`] checked (the iterative walk installation filters
+/// use too): it recurses.
+///
+/// [`first_deeper_than`]: switchyard_filter::bounds::first_deeper_than
 pub(crate) fn analyse(root: &IdedExpr) -> Result<Reads, RuleProblemKind> {
     let mut walker = Walker {
         bound: Vec::new(),
@@ -84,44 +75,6 @@ pub(crate) fn analyse(root: &IdedExpr) -> Result<Reads, RuleProblemKind> {
     };
     walker.walk(root)?;
     Ok(walker.reads)
-}
-
-fn for_each_child<'a>(expr: &'a IdedExpr, mut visit: impl FnMut(&'a IdedExpr)) {
-    match &expr.expr {
-        Expr::Call(call) => {
-            if let Some(target) = &call.target {
-                visit(target);
-            }
-            call.args.iter().for_each(visit);
-        }
-        Expr::Comprehension(c) => {
-            for child in [&c.iter_range, &c.accu_init, &c.loop_cond, &c.loop_step, &c.result] {
-                visit(child);
-            }
-        }
-        Expr::List(list) => list.elements.iter().for_each(visit),
-        Expr::Map(map) => {
-            for entry in &map.entries {
-                if let EntryExpr::MapEntry(entry) = &entry.expr {
-                    visit(&entry.key);
-                    visit(&entry.value);
-                }
-            }
-        }
-        Expr::Struct(s) => {
-            for entry in &s.entries {
-                match &entry.expr {
-                    EntryExpr::StructField(field) => visit(&field.value),
-                    EntryExpr::MapEntry(entry) => {
-                        visit(&entry.key);
-                        visit(&entry.value);
-                    }
-                }
-            }
-        }
-        Expr::Select(select) => visit(&select.operand),
-        Expr::Ident(_) | Expr::Literal(_) | Expr::Unspecified => {}
-    }
 }
 
 struct Walker<'a> {
@@ -231,6 +184,7 @@ impl<'a> Walker<'a> {
 #[cfg(test)]
 mod tests {
     use cel::Env;
+    use switchyard_filter::bounds::first_deeper_than;
 
     use super::*;
 
@@ -295,10 +249,10 @@ mod tests {
     #[test]
     fn depth_is_measured_without_recursion() {
         let program = Env::stdlib().compile(&vec!["1"; 40].join(" + ")).unwrap();
-        assert!(deeper_than(program.expression(), 32));
-        assert!(!deeper_than(program.expression(), 40));
+        assert!(first_deeper_than(program.expression(), 32).is_some());
+        assert!(first_deeper_than(program.expression(), 40).is_none());
         // The parser balances `||` chains.
         let program = Env::stdlib().compile(&vec!["false"; 200].join(" || ")).unwrap();
-        assert!(!deeper_than(program.expression(), 32));
+        assert!(first_deeper_than(program.expression(), 32).is_none());
     }
 }

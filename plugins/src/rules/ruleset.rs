@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use cel::{Context, Env, ExecutionError, Program, Value};
 use serde::{Deserialize, Serialize};
+use switchyard_filter::bounds::first_deeper_than;
 use switchyard_schemas::events::{Answer, Response};
 
-use super::analysis::{Reads, analyse, deeper_than};
+use super::analysis::{Reads, analyse};
 use super::config::{
     MAX_EXPRESSION_CHARS, MAX_EXPRESSION_DEPTH, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_RULES, RuleConfig,
     RulesConfig, Severity,
@@ -285,7 +286,7 @@ fn compile_expression(env: &Env, rule: &RuleConfig) -> Result<(Program, Reads), 
             .collect::<Vec<_>>()
             .join("; "),
     })?;
-    if deeper_than(program.expression(), MAX_EXPRESSION_DEPTH) {
+    if first_deeper_than(program.expression(), MAX_EXPRESSION_DEPTH).is_some() {
         return Err(RuleProblemKind::TooDeep);
     }
     let reads = analyse(program.expression())?;
