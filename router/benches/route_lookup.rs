@@ -94,16 +94,18 @@ fn build(enablements: usize) -> RouteTable {
         let first = rng.below(PLUGINS);
         for k in 0..PER_TEAM {
             let filter = (rng.below(10) < 3).then(|| vec![TYPES[rng.below(4)].to_owned()]);
-            table.upsert_enablement(&Enablement {
-                team_id: format!("team-{team:07}"),
-                plugin_id: format!("plugin-{:02}", (first + k) % PLUGINS),
-                installation: None,
-                form_ids: None,
-                filter: None,
-                enabled: true,
-                event_types: filter,
-                updated_at: "2026-11-22T10:00:00Z".to_owned(),
-            });
+            table
+                .upsert_enablement(&Enablement {
+                    team_id: format!("team-{team:07}"),
+                    plugin_id: format!("plugin-{:02}", (first + k) % PLUGINS),
+                    installation: None,
+                    form_ids: None,
+                    filter: None,
+                    enabled: true,
+                    event_types: filter,
+                    updated_at: "2026-11-22T10:00:00Z".to_owned(),
+                })
+                .expect("no filter");
         }
     }
     table
@@ -134,7 +136,7 @@ fn bench(c: &mut Criterion) {
                 let (team, event_type) = &queries[i % queries.len()];
                 i += 1;
                 out.clear();
-                table.route(black_box(team), black_box(event_type), &mut out);
+                table.route(black_box(team), black_box(event_type), None, &mut out);
                 black_box(out.len())
             })
         });

@@ -38,8 +38,15 @@ pub struct Metrics {
     pub assigned_partitions: IntGauge,
     /// `switchyard_router_control_records_total{topic,result}`: control records `applied` or `invalid`.
     pub control_records: IntCounterVec,
-    /// `switchyard_router_enablements`: enabled (team, plugin) pairs in the routing table.
+    /// `switchyard_router_enablements`: enabled installations in the routing table (a team's installations
+    /// of one plugin count one each).
     pub enablements: IntGauge,
+    /// `switchyard_router_filtered_installations`: enabled installations with a `filter`.
+    pub filtered_installations: IntGauge,
+    /// `switchyard_router_filter_evaluations_total{result}`: installations' filters evaluated, by verdict:
+    /// `match`, `no_match`, `missing` (it read an attribute or data path the event lacks) or `error`.
+    /// Counted as events are planned, so an event planned again after a rewind counts again.
+    pub filter_evaluations: IntCounterVec,
     /// `switchyard_router_plugins`: registered plugins.
     pub plugins: IntGauge,
     /// `switchyard_router_control_catchup_lag_records{topic}`: control records still to read before ready.
@@ -116,6 +123,11 @@ impl Metrics {
                 "Records written to each plugin's topic.",
                 &["plugin"],
             ),
+            filter_evaluations: counter_vec(
+                "switchyard_router_filter_evaluations_total",
+                "Installation filters evaluated, by verdict: match, no_match, missing, error.",
+                &["result"],
+            ),
             transactions: counter_vec(
                 "switchyard_router_transactions_total",
                 "Transactions by result: committed or aborted.",
@@ -146,7 +158,11 @@ impl Metrics {
             ),
             enablements: gauge(
                 "switchyard_router_enablements",
-                "Enabled (team, plugin) pairs in the routing table.",
+                "Enabled installations (team, plugin, installation) in the routing table.",
+            ),
+            filtered_installations: gauge(
+                "switchyard_router_filtered_installations",
+                "Enabled installations with a filter in the routing table.",
             ),
             plugins: gauge("switchyard_router_plugins", "Registered plugins."),
             catchup_lag: gauge_vec(

@@ -103,6 +103,32 @@ pub fn enablement(team: &str, plugin: &str, enabled: bool, event_types: Option<&
     }
 }
 
+/// An enablement record of installation `installation` of `plugin` by `team` (key `<team>/<plugin>` for
+/// `default`, `<team>/<plugin>/<installation>` otherwise), with `fields` (`form_ids`, `filter`,
+/// `event_types`, ...) added to the value.
+pub fn installation(
+    team: &str,
+    plugin: &str,
+    installation: &str,
+    enabled: bool,
+    fields: serde_json::Value,
+) -> Outgoing {
+    let mut value = serde_json::json!({
+        "team_id": team, "plugin_id": plugin, "enabled": enabled, "updated_at": "2026-12-05T10:00:00Z"
+    });
+    if installation != switchyard_schemas::ids::DEFAULT_INSTALLATION {
+        value["installation"] = serde_json::json!(installation);
+    }
+    if let (Some(value), serde_json::Value::Object(fields)) = (value.as_object_mut(), fields) {
+        value.extend(fields);
+    }
+    Outgoing {
+        key: Some(switchyard_schemas::control::installation_key(team, plugin, installation).into_bytes()),
+        value: Some(value.to_string().into_bytes()),
+        headers: vec![],
+    }
+}
+
 /// A tombstone (null value) for `key`.
 pub fn tombstone(key: &str) -> Outgoing {
     Outgoing {

@@ -1,11 +1,14 @@
 //! The pure part of routing: from one input record to the records to write and the event's outcome.
 //!
 //! ```text
-//!   key + headers ──envelope──► payload check ──► route lookup ──► per plugin: topic check ──► Plan
-//!        │ reject                  │ reject          │ none             │ missing / known-rejected
-//!        ▼                         ▼                 ▼                  ▼
-//!   one dead letter          one dead letter     unrouted        that plugin's copy dead-lettered
+//!   key + headers ──envelope──► payload check ──► route lookup ──► filters ──► per copy: topic check ──► Plan
+//!        │ reject                  │ reject          │ none          │ none      │ missing / known-rejected
+//!        ▼                         ▼                 ▼               ▼           ▼
+//!   one dead letter          one dead letter     unrouted        unrouted   that copy dead-lettered
 //! ```
+//!
+//! A copy is one installation's: a plugin installed twice by a team gets two copies, each with its
+//! installation (contract section 8).
 //!
 //! No Kafka here: the topic check and the memory of copies the broker refused come in as arguments, so
 //! every branch is unit-tested without a broker.
@@ -15,7 +18,8 @@ use std::sync::Arc;
 use switchyard_schemas::dead_letter::Reason;
 use switchyard_schemas::{Rejection, envelope, payload};
 
-use crate::tables::routes::{PluginRoute, RouteTable};
+use crate::pipeline::filters::{self, FilterTally};
+use crate::tables::routes::{PluginRoute, RouteTable, Target};
 
 /// The final outcome of one input event. Exactly one per event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,17 +43,42 @@ impl Outcome {
     }
 }
 
+/// One installation's copy of an event: the plugin, and the installation (`None`: the default one).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Recipient {
+    /// Plugin id.
+    pub plugin: Arc<str>,
+    /// Installation name; `None` for the default installation, whose copies carry no
+    /// `switchyard_installation` header.
+    pub installation: Option<Arc<str>>,
+}
+
+impl Recipient {
+    /// The default installation of `plugin`.
+    pub fn default_of(plugin: &str) -> Self {
+        Self {
+            plugin: Arc::from(plugin),
+            installation: None,
+        }
+    }
+}
+
 /// One record to write.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    /// The event, unchanged, to a plugin's topic.
-    Plugin(Arc<PluginRoute>),
+    /// The event, unchanged, to a plugin's topic, for one installation.
+    Plugin {
+        /// Where the plugin's events go.
+        route: Arc<PluginRoute>,
+        /// The installation; `None` for the default one.
+        installation: Option<Arc<str>>,
+    },
     /// The event, unchanged, to the dead-letter topic with the failure in headers.
     DeadLetter {
         /// Why.
         rejection: Rejection,
-        /// The plugin whose copy failed, for per-plugin reasons.
-        plugin: Option<Arc<str>>,
+        /// The installation whose copy failed, for per-copy reasons.
+        plugin: Option<Recipient>,
         /// The dead-letter topic itself refused the full record (too large, say): write it without its
         /// value, which stays readable at `switchyard_source`.
         drop_value: bool,
@@ -63,6 +92,8 @@ pub struct Plan {
     pub outcome: Outcome,
     /// The records to write, in order.
     pub outputs: Vec<Output>,
+    /// The verdicts of the installations' filters evaluated for it.
+    pub filters: FilterTally,
 }
 
 /// Whether a plugin's topic can take records.
@@ -77,10 +108,10 @@ pub enum TopicState {
 /// Where a copy of an event goes, as remembered after the broker refused it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Destination {
-    /// A plugin's topic.
-    Plugin(Arc<str>),
-    /// The dead-letter topic, for the whole event (`None`) or one plugin's copy.
-    DeadLetter(Option<Arc<str>>),
+    /// A plugin's topic, for one installation.
+    Plugin(Recipient),
+    /// The dead-letter topic, for the whole event (`None`) or one installation's copy.
+    DeadLetter(Option<Recipient>),
 }
 
 /// Copies of one input record that the broker refused earlier, with the refusal; consulted when the record
@@ -109,7 +140,7 @@ pub struct Planner<'a> {
 
 impl Planner<'_> {
     /// Plans one input record. `topic_state` tells whether a plugin's topic exists; `refusals` holds what
-    /// the broker refused for this record before.
+    /// the broker refused for this record before; `targets` is scratch space kept between calls.
     pub fn plan<'h, H>(
         &self,
         key: Option<&'h [u8]>,
@@ -117,12 +148,12 @@ impl Planner<'_> {
         value: Option<&[u8]>,
         topic_state: &mut dyn FnMut(&PluginRoute) -> TopicState,
         refusals: &dyn Refusals,
-        targets: &mut Vec<Arc<PluginRoute>>,
+        targets: &mut Vec<Target>,
     ) -> Plan
     where
-        H: IntoIterator<Item = (&'h str, Option<&'h [u8]>)>,
+        H: IntoIterator<Item = (&'h str, Option<&'h [u8]>)> + Clone,
     {
-        let envelope = match envelope::parse(key, headers) {
+        let envelope = match envelope::parse(key, headers.clone()) {
             Ok(envelope) => envelope,
             Err(rejection) => return whole_event_dead_letter(rejection, refusals),
         };
@@ -132,41 +163,53 @@ impl Planner<'_> {
             return whole_event_dead_letter(rejection, refusals);
         }
         targets.clear();
-        self.table.route(envelope.team_id, envelope.event_type, targets);
+        self.table
+            .route(envelope.team_id, envelope.event_type, envelope.subject, targets);
+        let tally = filters::retain_matching(&envelope, headers, value, targets);
         if targets.is_empty() {
             return Plan {
                 outcome: Outcome::Unrouted,
                 outputs: Vec::new(),
+                filters: tally,
             };
         }
         let mut outputs = Vec::with_capacity(targets.len());
         let mut routed = false;
-        for plugin in targets.drain(..) {
-            let refused = refusals.refusal(&Destination::Plugin(Arc::clone(&plugin.id)));
-            let rejection = match (refused, topic_state(&plugin)) {
+        for Target {
+            plugin: route,
+            installation,
+            ..
+        } in targets.drain(..)
+        {
+            let recipient = Recipient {
+                plugin: Arc::clone(&route.id),
+                installation,
+            };
+            let refused = refusals.refusal(&Destination::Plugin(recipient.clone()));
+            let rejection = match (refused, topic_state(&route)) {
                 (Some(refusal), _) => Rejection::new(
                     Reason::PluginTopicRejected,
-                    format!("the topic {} refused the record: {refusal}", plugin.topic),
+                    format!("the topic {} refused the record: {refusal}", route.topic),
                 ),
                 (None, TopicState::Missing) => Rejection::new(
                     Reason::PluginTopicMissing,
-                    format!(
-                        "the topic {} of plugin {} does not exist",
-                        plugin.topic, plugin.id
-                    ),
+                    format!("the topic {} of plugin {} does not exist", route.topic, route.id),
                 ),
                 (None, TopicState::Exists) => {
                     routed = true;
-                    outputs.push(Output::Plugin(plugin));
+                    outputs.push(Output::Plugin {
+                        route,
+                        installation: recipient.installation,
+                    });
                     continue;
                 }
             };
             let drop_value = refusals
-                .refusal(&Destination::DeadLetter(Some(Arc::clone(&plugin.id))))
+                .refusal(&Destination::DeadLetter(Some(recipient.clone())))
                 .is_some();
             outputs.push(Output::DeadLetter {
                 rejection,
-                plugin: Some(Arc::clone(&plugin.id)),
+                plugin: Some(recipient),
                 drop_value,
             });
         }
@@ -175,7 +218,11 @@ impl Planner<'_> {
         } else {
             Outcome::DeadLettered
         };
-        Plan { outcome, outputs }
+        Plan {
+            outcome,
+            outputs,
+            filters: tally,
+        }
     }
 }
 
@@ -188,6 +235,7 @@ fn whole_event_dead_letter(rejection: Rejection, refusals: &dyn Refusals) -> Pla
             plugin: None,
             drop_value,
         }],
+        filters: FilterTally::default(),
     }
 }
 
@@ -259,7 +307,14 @@ mod tests {
         plan.outputs
             .iter()
             .map(|o| match o {
-                Output::Plugin(p) => p.id.to_string(),
+                Output::Plugin {
+                    route,
+                    installation: None,
+                } => route.id.to_string(),
+                Output::Plugin {
+                    route,
+                    installation: Some(name),
+                } => format!("{}/{name}", route.id),
                 Output::DeadLetter {
                     rejection,
                     plugin,
@@ -268,7 +323,7 @@ mod tests {
                     format!(
                         "dlq:{}:{}:{drop_value}",
                         rejection.reason,
-                        plugin.as_deref().unwrap_or("-")
+                        plugin.as_ref().map_or("-", |p| &*p.plugin)
                     )
                 }
             })
@@ -315,7 +370,8 @@ mod tests {
             plan,
             Plan {
                 outcome: Outcome::Unrouted,
-                outputs: vec![]
+                outputs: vec![],
+                filters: FilterTally::default(),
             }
         );
     }
@@ -380,11 +436,11 @@ mod tests {
     fn refusals_remembered_from_an_earlier_attempt() {
         let refused = Refused(HashMap::from([
             (
-                Destination::Plugin(Arc::from("sms")),
+                Destination::Plugin(Recipient::default_of("sms")),
                 "Broker: Message size too large".to_owned(),
             ),
             (
-                Destination::DeadLetter(Some(Arc::from("sms"))),
+                Destination::DeadLetter(Some(Recipient::default_of("sms"))),
                 "Broker: Message size too large".to_owned(),
             ),
         ]));
@@ -442,5 +498,158 @@ mod tests {
             },
         };
         payload::encode(&event, ContentType::Avro).unwrap()
+    }
+
+    /// A table in which acme installed `sheets` three times and `sms` once, with a filter.
+    fn installations_table() -> RouteTable {
+        use test_support::{installation, manifest};
+        let table = RouteTable::new("plugin.{plugin}.events");
+        table.upsert_plugin(&manifest("sheets", &["response.submitted"]));
+        table.upsert_plugin(&manifest("sms", &["response.submitted"]));
+        let installations = [
+            installation("acme", "sheets", "default", |e| {
+                e.form_ids = Some(vec!["form-1".into()]);
+            }),
+            installation("acme", "sheets", "forms-bc", |e| {
+                e.form_ids = Some(vec!["form-b".into(), "form-c".into()]);
+            }),
+            installation("acme", "sheets", "wanjiru", |e| {
+                e.filter = Some(r#"data.response.answers["name"].text == "Wanjiru""#.into());
+            }),
+            installation("acme", "sms", "default", |e| {
+                e.filter = Some(r#"data.response.answers["crop"].choice == "rice""#.into());
+            }),
+        ];
+        for installation in &installations {
+            table.upsert_enablement(installation).unwrap();
+        }
+        table
+    }
+
+    fn plan_installations(content_type: ContentType, subject: &'static [u8]) -> Plan {
+        let table = installations_table();
+        let planner = Planner {
+            table: &table,
+            validate_payloads: true,
+        };
+        let event = switchyard_schemas::samples::response_every_answer_kind("acme", "r-1");
+        let value = payload::encode(&event, content_type).unwrap();
+        let mut headers = headers("response.submitted", content_type.media_type());
+        headers.push((h::SUBJECT, Some(subject)));
+        let mut exists = |_: &PluginRoute| TopicState::Exists;
+        planner.plan(
+            Some(b"acme"),
+            headers,
+            Some(&value),
+            &mut exists,
+            &NoRefusals,
+            &mut Vec::new(),
+        )
+    }
+
+    #[test]
+    fn one_copy_per_matching_installation_with_form_ids_and_filters_on_json_and_avro() {
+        for content_type in [ContentType::Json, ContentType::Avro] {
+            let plan = plan_installations(content_type, b"form-1");
+            assert_eq!(ids(&plan), ["sheets", "sheets/wanjiru"], "{content_type:?}");
+            assert_eq!(
+                plan.filters,
+                FilterTally {
+                    matched: 1,
+                    no_match: 1,
+                    ..FilterTally::default()
+                },
+                "the sample's crop is maize, not rice"
+            );
+            let plan = plan_installations(content_type, b"form-c");
+            assert_eq!(ids(&plan), ["sheets/forms-bc", "sheets/wanjiru"]);
+        }
+    }
+
+    #[test]
+    fn an_event_every_filter_drops_is_unrouted_and_errors_are_counted_not_fatal() {
+        use test_support::{installation, manifest};
+        let table = RouteTable::new("plugin.{plugin}.events");
+        table.upsert_plugin(&manifest("sms", &["response.submitted", "x.custom"]));
+        for (name, filter) in [
+            ("typed", r#"data.response.id + 1 > 0"#),
+            ("missing", r#"data.response.answers["nope"].text == "x""#),
+            ("division", r#"1 / (size(subject) - size(subject)) == 1"#),
+        ] {
+            let installation = installation("acme", "sms", name, |e| e.filter = Some(filter.into()));
+            table.upsert_enablement(&installation).unwrap();
+        }
+        let planner = Planner {
+            table: &table,
+            validate_payloads: true,
+        };
+        let event = switchyard_schemas::samples::response_every_answer_kind("acme", "r-1");
+        let value = payload::encode(&event, ContentType::Json).unwrap();
+        let mut headers = headers("response.submitted", "application/json");
+        headers.push((h::SUBJECT, Some(b"form-1")));
+        let mut exists = |_: &PluginRoute| TopicState::Exists;
+        let plan = planner.plan(
+            Some(b"acme"),
+            headers.clone(),
+            Some(&value),
+            &mut exists,
+            &NoRefusals,
+            &mut Vec::new(),
+        );
+        assert_eq!(plan.outcome, Outcome::Unrouted);
+        assert_eq!(plan.filters.matched, 0);
+        assert_eq!(
+            plan.filters.no_match + plan.filters.missing + plan.filters.error,
+            3
+        );
+        assert!(plan.filters.missing >= 1, "{:?}", plan.filters);
+        assert!(plan.filters.error >= 1, "{:?}", plan.filters);
+
+        // Data that does not decode (validation off): a filter reading data fails, counted as an error.
+        let planner = Planner {
+            table: &table,
+            validate_payloads: false,
+        };
+        let plan = planner.plan(
+            Some(b"acme"),
+            headers,
+            Some(b"{\"response\": 7}"),
+            &mut exists,
+            &NoRefusals,
+            &mut Vec::new(),
+        );
+        assert_eq!(plan.outcome, Outcome::Unrouted);
+        assert!(plan.filters.error >= 2, "{:?}", plan.filters);
+    }
+
+    #[test]
+    fn extension_attributes_and_unknown_json_types_can_be_filtered() {
+        use test_support::{installation, manifest};
+        let table = RouteTable::new("plugin.{plugin}.events");
+        table.upsert_plugin(&manifest("crm", &["x.custom"]));
+        let installation = installation("acme", "crm", "vip", |e| {
+            e.filter = Some(r#"extensions.tier == "gold" && data.amount > 10"#.into());
+        });
+        table.upsert_enablement(&installation).unwrap();
+        let planner = Planner {
+            table: &table,
+            validate_payloads: true,
+        };
+        let mut exists = |_: &PluginRoute| TopicState::Exists;
+        let mut plan_for = |tier: &'static [u8], value: &'static [u8]| {
+            let mut headers = headers("x.custom", "application/json");
+            headers.push(("ce_tier", Some(tier)));
+            planner.plan(
+                Some(b"acme"),
+                headers,
+                Some(value),
+                &mut exists,
+                &NoRefusals,
+                &mut Vec::new(),
+            )
+        };
+        assert_eq!(ids(&plan_for(b"gold", b"{\"amount\": 12}")), ["crm/vip"]);
+        assert!(ids(&plan_for(b"silver", b"{\"amount\": 12}")).is_empty());
+        assert!(ids(&plan_for(b"gold", b"{\"amount\": 2}")).is_empty());
     }
 }

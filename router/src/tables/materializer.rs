@@ -10,14 +10,15 @@
 //! ([`switchyard_service::follower`]): no consumer group, nothing committed, caught up once it has read to
 //! the high watermarks it saw at start, then applying updates and tombstones live. One follower per topic.
 //!
-//! An invalid record (bad key, bad JSON, fields disagreeing with the key) removes what its key named, as a
-//! tombstone would, so replicas converge whichever records compaction kept. It is logged and counted.
+//! An invalid record (bad key, bad JSON, fields disagreeing with the key, a filter that does not compile or
+//! exceeds its bounds) removes what its key named, as a tombstone would, so replicas converge whichever
+//! records compaction kept. It is logged and counted.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use switchyard_schemas::control::{
-    ControlError, Enablement, PluginManifest, parse_enablement_key, parse_plugin_key,
+    ControlError, Enablement, PluginManifest, parse_installation_key, parse_plugin_key,
 };
 use switchyard_service::follower::{Apply, FollowError, FollowOptions, Follower, Record};
 use switchyard_service::kafka::Clients;
@@ -33,7 +34,7 @@ use crate::tables::routes::RouteTable;
 pub enum ControlTopic {
     /// Plugin manifests, keyed by plugin id.
     Plugins,
-    /// Enablements, keyed by `<team>/<plugin>`.
+    /// Enablements, keyed by `<team>/<plugin>` or `<team>/<plugin>/<installation>`.
     Enablements,
 }
 
@@ -130,6 +131,9 @@ impl Materializer {
         }
         self.metrics.plugins.set(self.table.plugin_count() as i64);
         self.metrics.enablements.set(self.table.enablement_count() as i64);
+        self.metrics
+            .filtered_installations
+            .set(self.table.filtered_count() as i64);
     }
 
     fn apply_plugin(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), ControlError> {
@@ -152,20 +156,101 @@ impl Materializer {
 
     fn apply_enablement(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), ControlError> {
         let key = key.unwrap_or_default();
-        let (team, plugin) = parse_enablement_key(key)?;
+        let parts = parse_installation_key(key)?;
+        let remove = || {
+            self.table
+                .remove_enablement(parts.team, parts.plugin, parts.installation)
+        };
         let Some(value) = value else {
-            self.table.remove_enablement(team, plugin);
+            remove();
             return Ok(());
         };
         match Enablement::parse(key, value) {
+            // A filter that does not compile removes the installation inside the table.
             Ok(enablement) => {
-                self.table.upsert_enablement(&enablement);
-                Ok(())
+                self.table
+                    .upsert_enablement(&enablement)
+                    .map_err(|error| ControlError::Field {
+                        field: "filter",
+                        message: error.to_string(),
+                    })
             }
             Err(error) => {
-                self.table.remove_enablement(team, plugin);
+                remove();
                 Err(error)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tables::test_support::{installation, manifest};
+
+    fn materializer() -> Materializer {
+        let table = Arc::new(RouteTable::new("p.{plugin}"));
+        table.upsert_plugin(&manifest("sheets", &["response.submitted"]));
+        Materializer {
+            kind: ControlTopic::Enablements,
+            topic: "switchyard.enablements".into(),
+            table,
+            metrics: Metrics::new(),
+        }
+    }
+
+    fn write(materializer: &Materializer, enablement: Option<&Enablement>, key: &str) {
+        let value = enablement.map(|e| serde_json::to_vec(e).unwrap());
+        materializer.apply(Some(key.as_bytes()), value.as_deref(), 0);
+    }
+
+    fn routed(materializer: &Materializer) -> Vec<String> {
+        let mut out = Vec::new();
+        materializer
+            .table
+            .route("acme", "response.submitted", None, &mut out);
+        out.iter().map(|t| t.installation().to_owned()).collect()
+    }
+
+    fn invalid(materializer: &Materializer) -> u64 {
+        materializer
+            .metrics
+            .control_records
+            .with_label_values(&["enablements", "invalid"])
+            .get()
+    }
+
+    #[test]
+    fn installations_by_key_and_a_bad_filter_or_key_fails_closed() {
+        let m = materializer();
+        let named = installation("acme", "sheets", "forms-bc", |_| {});
+        write(
+            &m,
+            Some(&installation("acme", "sheets", "default", |_| {})),
+            "acme/sheets",
+        );
+        write(&m, Some(&named), "acme/sheets/forms-bc");
+        assert_eq!(routed(&m), ["default", "forms-bc"]);
+
+        // A filter that does not compile removes the installation it names, and is counted.
+        let broken = installation("acme", "sheets", "forms-bc", |e| e.filter = Some("data.(".into()));
+        write(&m, Some(&broken), "acme/sheets/forms-bc");
+        assert_eq!(routed(&m), ["default"]);
+        assert_eq!(invalid(&m), 1);
+        write(&m, Some(&named), "acme/sheets/forms-bc");
+        assert_eq!(routed(&m), ["default", "forms-bc"]);
+
+        // A record under another installation's key is invalid: it removes what its key names.
+        write(&m, Some(&named), "acme/sheets");
+        assert_eq!(routed(&m), ["forms-bc"]);
+        assert_eq!(invalid(&m), 2);
+        // `default` has one spelling: a three-part key naming it changes nothing.
+        write(&m, None, "acme/sheets/default");
+        assert_eq!(routed(&m), ["forms-bc"]);
+        assert_eq!(invalid(&m), 3);
+
+        write(&m, None, "acme/sheets/forms-bc");
+        assert!(routed(&m).is_empty());
+        assert_eq!(m.metrics.enablements.get(), 0);
     }
 }

@@ -1,28 +1,39 @@
-//! The routing table: which plugins get an event of type T from team X.
+//! The routing table: which installations of which plugins get an event of type T from team X.
 //!
 //! ```text
-//!   teams:   DashMap<team id, [Enabled { plugin index, type filter }]>   per-key updates, many keys
-//!   plugins: ArcSwap<[Option<PluginRoute>]> indexed by plugin index      swapped whole, changes rarely
-//!   types:   ArcSwap<HashMap<event type, type index>>                    swapped whole, changes rarely
+//!   teams:   DashMap<team id, [Installed { plugin, name, types, selectors }]>  per-key updates, many keys
+//!   plugins: ArcSwap<[Option<PluginRoute>]> indexed by plugin index             swapped whole, changes rarely
+//!   types:   ArcSwap<HashMap<event type, type index>>                           swapped whole, changes rarely
+//!   names:   RwLock<[installation name]> indexed by name index (0 = default)    appended, slots reused
 //! ```
 //!
-//! Enablements are many (one per team and plugin, up to millions) and change one at a time, so they live in
-//! a sharded `DashMap` keyed by team: an update locks one shard briefly, a lookup takes one read lock.
-//! Plugins and event types are few and change when a plugin registers, so readers take a lock-free snapshot
-//! (`arc-swap`) and the single writer copies and swaps the whole table. Interning plugin ids and event types
-//! as `u32` keeps each enablement at a few bytes and makes the per-event check integer comparisons.
+//! Installations are many (one per team, plugin and installation name, up to millions) and change one at
+//! a time, so they live in a sharded `DashMap` keyed by team: an update locks one shard briefly, a lookup
+//! takes one read lock. Plugins and event types are few and change when a plugin registers, so readers take
+//! a lock-free snapshot (`arc-swap`) and the single writer copies and swaps the whole table. Interning
+//! plugin ids, event types and installation names as `u32` keeps an installation at 32 bytes and makes the
+//! per-event checks integer comparisons; `form_ids` and a `filter` sit behind one pointer, only for the
+//! installations that have them.
 //!
-//! Only enablements with `enabled: true` are stored. An enablement of a plugin that is not registered is
-//! kept and takes effect when the plugin registers; the routing rule checks registration at lookup.
+//! A name's slot is reused only once no installation names it. Readers resolve names while holding their
+//! team's shard guard, and the writer removes an installation (under the shard's write lock) before it
+//! releases the name, so a reader never sees a slot that was reused under it.
+//!
+//! Only installations with `enabled: true` are stored. An installation of a plugin that is not registered
+//! is kept and takes effect when the plugin registers; the routing rule checks registration at lookup. A
+//! team's installations are kept sorted by plugin, then installation (the default one first, then by name),
+//! so every replica writes an event's copies in the same order.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use arc_swap::ArcSwap;
 use compact_str::CompactString;
 use dashmap::DashMap;
+use switchyard_filter::{Filter, FilterError};
 use switchyard_schemas::control::{Enablement, PluginManifest};
+use switchyard_schemas::ids::DEFAULT_INSTALLATION;
 use switchyard_schemas::topics::plugin_events_topic;
 
 /// Where one plugin's events go.
@@ -36,36 +47,98 @@ pub struct PluginRoute {
     events: Box<[u32]>,
 }
 
-/// One team's enablement of one plugin. `filter: None` means every type the plugin subscribes to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Enabled {
-    plugin: u32,
-    filter: Option<Box<[u32]>>,
+/// One installation an event goes to, unless its filter says no.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The plugin.
+    pub plugin: Arc<PluginRoute>,
+    /// The installation's name; `None` for the default installation.
+    pub installation: Option<Arc<str>>,
+    /// The installation's CEL filter, which the caller evaluates; `None` = every event.
+    pub filter: Option<Arc<Filter>>,
 }
 
-impl Enabled {
-    fn admits(&self, event_type: u32) -> bool {
-        self.filter
-            .as_ref()
-            .is_none_or(|types| types.binary_search(&event_type).is_ok())
+impl Target {
+    /// The installation's name.
+    pub fn installation(&self) -> &str {
+        self.installation.as_deref().unwrap_or(DEFAULT_INSTALLATION)
     }
 }
 
-/// State only the writer touches: interners' reverse maps.
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        self.plugin == other.plugin
+            && self.installation == other.installation
+            && match (&self.filter, &other.filter) {
+                (None, None) => true,
+                (Some(a), Some(b)) => a.source() == b.source(),
+                _ => false,
+            }
+    }
+}
+
+/// The name index of the default installation.
+const DEFAULT_NAME: u32 = 0;
+
+/// One team's installation of one plugin. `types: None` means every type the plugin subscribes to.
+#[derive(Debug, Clone)]
+struct Installed {
+    plugin: u32,
+    name: u32,
+    types: Option<Box<[u32]>>,
+    selectors: Option<Arc<Selectors>>,
+}
+
+/// What only some installations have.
+#[derive(Debug)]
+struct Selectors {
+    /// Sorted; empty = any form.
+    form_ids: Box<[Box<str>]>,
+    filter: Option<Arc<Filter>>,
+}
+
+impl Installed {
+    fn admits(&self, event_type: u32, subject: Option<&str>) -> bool {
+        self.types
+            .as_ref()
+            .is_none_or(|types| types.binary_search(&event_type).is_ok())
+            && self.selectors.as_ref().is_none_or(|selectors| {
+                selectors.form_ids.is_empty()
+                    || subject.is_some_and(|subject| {
+                        selectors
+                            .form_ids
+                            .binary_search_by(|id| (**id).cmp(subject))
+                            .is_ok()
+                    })
+            })
+    }
+}
+
+/// State only the writer touches: interners' reverse maps and the compiled-filter cache.
 #[derive(Default)]
 struct Writer {
     plugin_index: HashMap<String, u32>,
+    /// Installation name -> (index, installations naming it). The default installation is not counted.
+    name_index: HashMap<Arc<str>, (u32, usize)>,
+    free_names: Vec<u32>,
+    /// Identical filters are compiled once and shared.
+    filters: HashMap<Arc<str>, Weak<Filter>>,
+    /// Size of `filters` after its last sweep of dropped entries.
+    filters_swept: usize,
 }
 
-/// The routing table. Lookups are lock-free but for one DashMap shard read lock; writes come from one
-/// materializer thread (the `Mutex` only makes concurrent writers safe, it is never contended).
+/// The routing table. Lookups are lock-free but for one DashMap shard read lock (and, for a named
+/// installation, a read lock of the names); writes come from one materializer thread (the `Mutex` only
+/// makes concurrent writers safe, it is never contended).
 pub struct RouteTable {
     template: String,
-    teams: DashMap<CompactString, Box<[Enabled]>>,
+    teams: DashMap<CompactString, Box<[Installed]>>,
     plugins: ArcSwap<Vec<Option<Arc<PluginRoute>>>>,
     types: ArcSwap<HashMap<Box<str>, u32>>,
+    names: RwLock<Vec<Option<Arc<str>>>>,
     writer: Mutex<Writer>,
     enabled: AtomicUsize,
+    filtered: AtomicUsize,
     registered: AtomicUsize,
 }
 
@@ -77,27 +150,45 @@ impl RouteTable {
             teams: DashMap::new(),
             plugins: ArcSwap::from_pointee(Vec::new()),
             types: ArcSwap::from_pointee(HashMap::new()),
+            names: RwLock::new(vec![None]),
             writer: Mutex::new(Writer::default()),
             enabled: AtomicUsize::new(0),
+            filtered: AtomicUsize::new(0),
             registered: AtomicUsize::new(0),
         }
     }
 
-    /// Appends to `out` the plugins that get an event of `event_type` from `team`, in enablement order.
-    pub fn route(&self, team: &str, event_type: &str, out: &mut Vec<Arc<PluginRoute>>) {
+    /// Appends to `out` the installations that get an event of `event_type` from `team` with `ce_subject`
+    /// `subject` by every part of the routing rule but the filter, which the caller evaluates
+    /// ([`Target::filter`]). In the table's order: by plugin, then installation.
+    pub fn route(&self, team: &str, event_type: &str, subject: Option<&str>, out: &mut Vec<Target>) {
         let Some(&type_index) = self.types.load().get(event_type) else {
-            return; // no plugin and no enablement has ever named this type
+            return; // no plugin and no installation has ever named this type
         };
-        let Some(enabled) = self.teams.get(team) else {
+        let Some(installed) = self.teams.get(team) else {
             return;
         };
         let plugins = self.plugins.load();
-        for entry in enabled.iter().filter(|e| e.admits(type_index)) {
-            if let Some(Some(plugin)) = plugins.get(entry.plugin as usize)
-                && plugin.events.binary_search(&type_index).is_ok()
-            {
-                out.push(Arc::clone(plugin));
+        let mut names = None;
+        for entry in installed.iter().filter(|e| e.admits(type_index, subject)) {
+            let Some(Some(plugin)) = plugins.get(entry.plugin as usize) else {
+                continue;
+            };
+            if plugin.events.binary_search(&type_index).is_err() {
+                continue;
             }
+            // Resolved under the shard guard: the name's slot cannot be reused meanwhile.
+            let installation = (entry.name != DEFAULT_NAME).then(|| {
+                let names = names.get_or_insert_with(|| self.names.read().unwrap_or_else(|p| p.into_inner()));
+                names[entry.name as usize]
+                    .clone()
+                    .unwrap_or_else(|| Arc::from("unnamed"))
+            });
+            out.push(Target {
+                plugin: Arc::clone(plugin),
+                installation,
+                filter: entry.selectors.as_ref().and_then(|s| s.filter.clone()),
+            });
         }
     }
 
@@ -124,7 +215,7 @@ impl RouteTable {
         self.plugins.store(Arc::new(plugins));
     }
 
-    /// Deregisters a plugin. Its enablements stay and apply again if it registers again (the registry
+    /// Deregisters a plugin. Its installations stay and apply again if it registers again (the registry
     /// removes them explicitly when a plugin is deleted).
     pub fn remove_plugin(&self, plugin_id: &str) {
         let writer = self.lock_writer();
@@ -141,14 +232,33 @@ impl RouteTable {
         self.registered.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Applies an enablement record: `enabled: true` adds or replaces it, `false` removes it.
-    pub fn upsert_enablement(&self, enablement: &Enablement) {
+    /// Applies an (already checked) enablement record: `enabled: true` adds or replaces its installation,
+    /// `false` removes it. A filter that does not compile removes the installation too and is the error
+    /// (fail closed: an installation never routes unfiltered what its filter was meant to hold back).
+    pub fn upsert_enablement(&self, enablement: &Enablement) -> Result<(), FilterError> {
+        let (team, plugin_id, name) = (
+            enablement.team_id.as_str(),
+            enablement.plugin_id.as_str(),
+            enablement.installation(),
+        );
         if !enablement.enabled {
-            self.remove_enablement(&enablement.team_id, &enablement.plugin_id);
-            return;
+            self.remove_enablement(team, plugin_id, name);
+            return Ok(());
         }
-        let plugin = intern_plugin(&mut self.lock_writer(), &enablement.plugin_id);
-        let filter = match &enablement.event_types {
+        let mut writer = self.lock_writer();
+        let filter = match enablement.filter() {
+            None => None,
+            Some(source) => match compiled(&mut writer, source) {
+                Ok(filter) => Some(filter),
+                Err(error) => {
+                    drop(writer);
+                    self.remove_enablement(team, plugin_id, name);
+                    return Err(error);
+                }
+            },
+        };
+        let plugin = intern_plugin(&mut writer, plugin_id);
+        let types = match &enablement.event_types {
             Some(types) if !types.is_empty() => {
                 let mut types = self.intern_types(types);
                 types.sort_unstable();
@@ -157,41 +267,90 @@ impl RouteTable {
             }
             _ => None,
         };
-        let entry = Enabled { plugin, filter };
-        let mut team = self
-            .teams
-            .entry(CompactString::from(enablement.team_id.as_str()))
-            .or_default();
-        let mut list = team.to_vec();
-        match list.iter_mut().find(|e| e.plugin == plugin) {
-            Some(existing) => *existing = entry,
+        let form_ids = enablement.form_ids().map(|ids| {
+            let mut ids: Vec<Box<str>> = ids.iter().map(|id| Box::from(id.as_str())).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.into_boxed_slice()
+        });
+        let selectors = (form_ids.is_some() || filter.is_some()).then(|| {
+            Arc::new(Selectors {
+                form_ids: form_ids.unwrap_or_default(),
+                filter,
+            })
+        });
+        let name_index = self.existing_name(&writer, name);
+        let mut entries = self.teams.entry(CompactString::from(team)).or_default();
+        let mut list = entries.to_vec();
+        let position = name_index.and_then(|n| list.iter().position(|e| (e.plugin, e.name) == (plugin, n)));
+        let name_index = match (position, name_index) {
+            (Some(_), Some(index)) => index,
+            _ => self.hold_name(&mut writer, name),
+        };
+        let entry = Installed {
+            plugin,
+            name: name_index,
+            types,
+            selectors,
+        };
+        let filtered = entry.selectors.as_ref().is_some_and(|s| s.filter.is_some());
+        match position {
+            Some(at) => {
+                let was_filtered = list[at].selectors.as_ref().is_some_and(|s| s.filter.is_some());
+                self.count_filtered(was_filtered, filtered);
+                list[at] = entry;
+            }
             None => {
-                list.push(entry);
+                let names = self.names.read().unwrap_or_else(|p| p.into_inner());
+                let order = |e: &Installed| (e.plugin, name_order(&names, e.name));
+                let at = list.partition_point(|e| order(e) < order(&entry));
+                drop(names);
+                self.count_filtered(false, filtered);
+                list.insert(at, entry);
                 self.enabled.fetch_add(1, Ordering::Relaxed);
             }
         }
-        *team = list.into_boxed_slice();
+        *entries = list.into_boxed_slice();
+        Ok(())
     }
 
-    /// Removes a team's enablement of a plugin (a tombstone, `enabled: false`, or an invalid record).
-    pub fn remove_enablement(&self, team_id: &str, plugin_id: &str) {
-        let Some(&plugin) = self.lock_writer().plugin_index.get(plugin_id) else {
+    /// Removes a team's installation of a plugin (a tombstone, `enabled: false`, or an invalid record).
+    pub fn remove_enablement(&self, team_id: &str, plugin_id: &str, installation: &str) {
+        let mut writer = self.lock_writer();
+        let Some(&plugin) = writer.plugin_index.get(plugin_id) else {
             return;
         };
-        let removed = self.teams.remove_if_mut(team_id, |_, list| {
-            if list.iter().any(|e| e.plugin == plugin) {
-                let kept: Vec<Enabled> = list.iter().filter(|e| e.plugin != plugin).cloned().collect();
-                self.enabled.fetch_sub(1, Ordering::Relaxed);
+        let Some(name) = self.existing_name(&writer, installation) else {
+            return;
+        };
+        let mut removed = None;
+        self.teams.remove_if_mut(team_id, |_, list| {
+            if let Some(at) = list.iter().position(|e| (e.plugin, e.name) == (plugin, name)) {
+                let mut kept = list.to_vec();
+                removed = Some(kept.remove(at));
                 *list = kept.into_boxed_slice();
             }
             list.is_empty()
         });
-        drop(removed);
+        // The shard lock is released: no reader can still be resolving this installation's name.
+        if let Some(entry) = removed {
+            self.enabled.fetch_sub(1, Ordering::Relaxed);
+            self.count_filtered(
+                entry.selectors.as_ref().is_some_and(|s| s.filter.is_some()),
+                false,
+            );
+            self.release_name(&mut writer, entry.name);
+        }
     }
 
-    /// Enabled (team, plugin) pairs stored.
+    /// Installations stored (enabled ones).
     pub fn enablement_count(&self) -> usize {
         self.enabled.load(Ordering::Relaxed)
+    }
+
+    /// Installations stored with a filter.
+    pub fn filtered_count(&self) -> usize {
+        self.filtered.load(Ordering::Relaxed)
     }
 
     /// Registered plugins.
@@ -199,12 +358,76 @@ impl RouteTable {
         self.registered.load(Ordering::Relaxed)
     }
 
+    fn count_filtered(&self, before: bool, after: bool) {
+        match (before, after) {
+            (false, true) => {
+                self.filtered.fetch_add(1, Ordering::Relaxed);
+            }
+            (true, false) => {
+                self.filtered.fetch_sub(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
     fn lock_writer(&self) -> std::sync::MutexGuard<'_, Writer> {
-        // A panic while holding the lock cannot leave the interner half-written in a harmful way: ids are
-        // only ever added. Recover rather than poison every later write.
+        // A panic while holding the lock cannot leave the interners half-written in a harmful way. Recover
+        // rather than poison every later write.
         self.writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The index of a name some installation holds already.
+    fn existing_name(&self, writer: &Writer, name: &str) -> Option<u32> {
+        if name == DEFAULT_INSTALLATION {
+            return Some(DEFAULT_NAME);
+        }
+        writer.name_index.get(name).map(|&(index, _)| index)
+    }
+
+    /// Counts one more installation naming `name`, interning it if it is new.
+    fn hold_name(&self, writer: &mut Writer, name: &str) -> u32 {
+        if name == DEFAULT_INSTALLATION {
+            return DEFAULT_NAME;
+        }
+        if let Some((index, holders)) = writer.name_index.get_mut(name) {
+            *holders += 1;
+            return *index;
+        }
+        let name: Arc<str> = Arc::from(name);
+        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+        let index = match writer.free_names.pop() {
+            Some(index) => {
+                names[index as usize] = Some(Arc::clone(&name));
+                index
+            }
+            None => {
+                names.push(Some(Arc::clone(&name)));
+                (names.len() - 1) as u32
+            }
+        };
+        writer.name_index.insert(name, (index, 1));
+        index
+    }
+
+    /// Counts one installation fewer naming the name at `index`; frees its slot at the last.
+    fn release_name(&self, writer: &mut Writer, index: u32) {
+        if index == DEFAULT_NAME {
+            return;
+        }
+        let mut names = self.names.write().unwrap_or_else(|p| p.into_inner());
+        let Some(name) = names.get(index as usize).cloned().flatten() else {
+            return;
+        };
+        if let Some((_, holders)) = writer.name_index.get_mut(&*name) {
+            *holders -= 1;
+            if *holders == 0 {
+                writer.name_index.remove(&*name);
+                names[index as usize] = None;
+                writer.free_names.push(index);
+            }
+        }
     }
 
     fn intern_types(&self, names: &[String]) -> Vec<u32> {
@@ -225,6 +448,28 @@ impl RouteTable {
     }
 }
 
+/// The sort key of a name within one plugin's installations: the default one first, then by name.
+fn name_order(names: &[Option<Arc<str>>], index: u32) -> (bool, &str) {
+    match index {
+        DEFAULT_NAME => (false, ""),
+        _ => (true, names[index as usize].as_deref().unwrap_or_default()),
+    }
+}
+
+/// The compiled filter of `source`, shared with every installation that has the same one.
+fn compiled(writer: &mut Writer, source: &str) -> Result<Arc<Filter>, FilterError> {
+    if let Some(filter) = writer.filters.get(source).and_then(Weak::upgrade) {
+        return Ok(filter);
+    }
+    let filter = Arc::new(Filter::compile(source)?);
+    writer.filters.insert(Arc::from(source), Arc::downgrade(&filter));
+    if writer.filters.len() > 2 * writer.filters_swept.max(64) {
+        writer.filters.retain(|_, filter| filter.strong_count() > 0);
+        writer.filters_swept = writer.filters.len();
+    }
+    Ok(filter)
+}
+
 fn intern_plugin(writer: &mut Writer, plugin_id: &str) -> u32 {
     let next = writer.plugin_index.len() as u32;
     *writer.plugin_index.entry(plugin_id.to_owned()).or_insert(next)
@@ -233,12 +478,28 @@ fn intern_plugin(writer: &mut Writer, plugin_id: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tables::test_support::{enablement, manifest};
+    use crate::tables::test_support::{enablement, installation, manifest};
+
+    fn upsert(table: &RouteTable, enablement: Enablement) {
+        table
+            .upsert_enablement(&enablement)
+            .expect("no filter, or a valid one");
+    }
 
     fn routed(table: &RouteTable, team: &str, event_type: &str) -> Vec<String> {
+        routed_form(table, team, event_type, Some("f-1"))
+    }
+
+    /// `plugin` for the default installation, `plugin/name` for others.
+    fn routed_form(table: &RouteTable, team: &str, event_type: &str, subject: Option<&str>) -> Vec<String> {
         let mut out = Vec::new();
-        table.route(team, event_type, &mut out);
-        out.iter().map(|p| p.id.to_string()).collect()
+        table.route(team, event_type, subject, &mut out);
+        out.iter()
+            .map(|target| match &target.installation {
+                None => target.plugin.id.to_string(),
+                Some(name) => format!("{}/{name}", target.plugin.id),
+            })
+            .collect()
     }
 
     #[test]
@@ -247,10 +508,13 @@ mod tests {
         table.upsert_plugin(&manifest("sheets", &["response.submitted", "response.updated"]));
         table.upsert_plugin(&manifest("sms", &["response.submitted"]));
         table.upsert_plugin(&manifest("audit", &["form.created", "custom.thing"]));
-        table.upsert_enablement(&enablement("acme", "sheets", true, None));
-        table.upsert_enablement(&enablement("acme", "sms", true, Some(&["response.submitted"])));
-        table.upsert_enablement(&enablement("acme", "audit", true, Some(&["custom.thing"])));
-        table.upsert_enablement(&enablement("globex", "sms", false, None));
+        upsert(&table, enablement("acme", "sheets", true, None));
+        upsert(
+            &table,
+            enablement("acme", "sms", true, Some(&["response.submitted"])),
+        );
+        upsert(&table, enablement("acme", "audit", true, Some(&["custom.thing"])));
+        upsert(&table, enablement("globex", "sms", false, None));
 
         assert_eq!(routed(&table, "acme", "response.submitted"), ["sheets", "sms"]);
         assert_eq!(routed(&table, "acme", "response.updated"), ["sheets"]);
@@ -265,15 +529,15 @@ mod tests {
         assert_eq!(table.enablement_count(), 3);
         assert_eq!(table.plugin_count(), 3);
         let mut out = Vec::new();
-        table.route("acme", "response.updated", &mut out);
-        assert_eq!(&*out[0].topic, "plugin.sheets.events");
+        table.route("acme", "response.updated", None, &mut out);
+        assert_eq!(&*out[0].plugin.topic, "plugin.sheets.events");
     }
 
     #[test]
     fn a_filter_naming_a_type_the_plugin_does_not_list_routes_nothing() {
         let table = RouteTable::new("p.{plugin}");
         table.upsert_plugin(&manifest("sms", &["response.submitted"]));
-        table.upsert_enablement(&enablement("acme", "sms", true, Some(&["form.created"])));
+        upsert(&table, enablement("acme", "sms", true, Some(&["form.created"])));
         assert!(routed(&table, "acme", "form.created").is_empty());
         assert!(routed(&table, "acme", "response.submitted").is_empty());
     }
@@ -282,7 +546,7 @@ mod tests {
     fn live_changes() {
         let table = RouteTable::new("p.{plugin}");
         // the enablement arrives before the plugin registers
-        table.upsert_enablement(&enablement("acme", "sms", true, None));
+        upsert(&table, enablement("acme", "sms", true, None));
         assert!(routed(&table, "acme", "response.submitted").is_empty());
         table.upsert_plugin(&manifest("sms", &["response.submitted"]));
         assert_eq!(routed(&table, "acme", "response.submitted"), ["sms"]);
@@ -291,9 +555,12 @@ mod tests {
         assert!(routed(&table, "acme", "response.submitted").is_empty());
         table.upsert_plugin(&manifest("sms", &["response.submitted"]));
         // a filter is added, then replaced
-        table.upsert_enablement(&enablement("acme", "sms", true, Some(&["response.updated"])));
+        upsert(
+            &table,
+            enablement("acme", "sms", true, Some(&["response.updated"])),
+        );
         assert!(routed(&table, "acme", "response.submitted").is_empty());
-        table.upsert_enablement(&enablement("acme", "sms", true, Some(&[])));
+        upsert(&table, enablement("acme", "sms", true, Some(&[])));
         assert_eq!(routed(&table, "acme", "response.submitted"), ["sms"]);
         assert_eq!(table.enablement_count(), 1);
         // deregistration stops routing; registering again resumes it
@@ -303,13 +570,103 @@ mod tests {
         table.upsert_plugin(&manifest("sms", &["response.submitted"]));
         assert_eq!(routed(&table, "acme", "response.submitted"), ["sms"]);
         // disable, then tombstone twice: counts never go below zero
-        table.upsert_enablement(&enablement("acme", "sms", false, None));
+        upsert(&table, enablement("acme", "sms", false, None));
         assert!(routed(&table, "acme", "response.submitted").is_empty());
-        table.remove_enablement("acme", "sms");
-        table.remove_enablement("acme", "unknown-plugin");
+        table.remove_enablement("acme", "sms", "default");
+        table.remove_enablement("acme", "unknown-plugin", "default");
         assert_eq!(table.enablement_count(), 0);
         assert!(table.teams.is_empty(), "empty teams are dropped");
         table.remove_plugin("never-registered");
         assert_eq!(table.plugin_count(), 1);
+    }
+
+    #[test]
+    fn several_installations_of_one_plugin_each_get_a_copy_in_name_order() {
+        let table = RouteTable::new("p.{plugin}");
+        table.upsert_plugin(&manifest("sheets", &["response.submitted"]));
+        table.upsert_plugin(&manifest("sms", &["response.submitted"]));
+        upsert(
+            &table,
+            installation("acme", "sheets", "forms-bc", |e| {
+                e.form_ids = Some(vec!["f-c".into(), "f-b".into()]);
+            }),
+        );
+        upsert(&table, enablement("acme", "sms", true, None));
+        upsert(&table, installation("acme", "sheets", "all", |_| {}));
+        upsert(
+            &table,
+            installation("acme", "sheets", "default", |e| {
+                e.form_ids = Some(vec!["f-a".into()]);
+            }),
+        );
+        assert_eq!(table.enablement_count(), 4);
+        let form = |subject| routed_form(&table, "acme", "response.submitted", subject);
+        assert_eq!(form(Some("f-a")), ["sheets", "sheets/all", "sms"]);
+        assert_eq!(form(Some("f-b")), ["sheets/all", "sheets/forms-bc", "sms"]);
+        assert_eq!(form(None), ["sheets/all", "sms"], "form_ids need a ce_subject");
+        assert_eq!(form(Some("f-z")), ["sheets/all", "sms"]);
+
+        // Disabling and tombstoning one installation leaves the others.
+        upsert(
+            &table,
+            installation("acme", "sheets", "all", |e| e.enabled = false),
+        );
+        assert_eq!(form(Some("f-b")), ["sheets/forms-bc", "sms"]);
+        table.remove_enablement("acme", "sheets", "forms-bc");
+        assert_eq!(form(Some("f-b")), ["sms"]);
+        assert_eq!(form(Some("f-a")), ["sheets", "sms"]);
+        assert_eq!(table.enablement_count(), 2);
+    }
+
+    #[test]
+    fn names_are_shared_and_their_slots_reused_only_when_free() {
+        let table = RouteTable::new("p.{plugin}");
+        table.upsert_plugin(&manifest("sheets", &["response.submitted"]));
+        for team in ["acme", "globex"] {
+            upsert(&table, installation(team, "sheets", "exports", |_| {}));
+        }
+        assert_eq!(table.names.read().unwrap().len(), 2, "default + one shared name");
+        table.remove_enablement("acme", "sheets", "exports");
+        assert_eq!(routed(&table, "globex", "response.submitted"), ["sheets/exports"]);
+        table.remove_enablement("globex", "sheets", "exports");
+        upsert(&table, installation("acme", "sheets", "other", |_| {}));
+        assert_eq!(table.names.read().unwrap().len(), 2, "the freed slot is reused");
+        assert_eq!(routed(&table, "acme", "response.submitted"), ["sheets/other"]);
+        // Replacing an installation keeps its one hold on the name.
+        upsert(
+            &table,
+            installation("acme", "sheets", "other", |e| {
+                e.event_types = Some(vec!["response.submitted".into()]);
+            }),
+        );
+        table.remove_enablement("acme", "sheets", "other");
+        assert!(table.writer.lock().unwrap().name_index.is_empty());
+        assert_eq!(table.enablement_count(), 0);
+    }
+
+    #[test]
+    fn filters_are_handed_to_the_caller_and_a_bad_one_removes_the_installation() {
+        let table = RouteTable::new("p.{plugin}");
+        table.upsert_plugin(&manifest("sms", &["response.submitted"]));
+        let city = r#"data.response.answers["q-city"].choice == "nairobi""#;
+        for name in ["city", "city-too"] {
+            upsert(
+                &table,
+                installation("acme", "sms", name, |e| e.filter = Some(city.into())),
+            );
+        }
+        let mut out = Vec::new();
+        table.route("acme", "response.submitted", None, &mut out);
+        let filters: Vec<_> = out.iter().map(|t| t.filter.clone().unwrap()).collect();
+        assert_eq!(filters[0].source(), city);
+        assert!(Arc::ptr_eq(&filters[0], &filters[1]), "compiled once, shared");
+        assert_eq!(table.filtered_count(), 2);
+
+        let broken = installation("acme", "sms", "city", |e| {
+            e.filter = Some("data.response.(".into())
+        });
+        assert!(table.upsert_enablement(&broken).is_err());
+        assert_eq!(routed(&table, "acme", "response.submitted"), ["sms/city-too"]);
+        assert_eq!((table.enablement_count(), table.filtered_count()), (1, 1));
     }
 }

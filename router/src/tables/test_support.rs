@@ -33,13 +33,30 @@ pub fn enablement(team: &str, plugin: &str, enabled: bool, types: Option<&[&str]
     }
 }
 
+/// `team`'s enabled installation `name` of `plugin` for every type, changed by `change`.
+pub fn installation(
+    team: &str,
+    plugin: &str,
+    name: &str,
+    change: impl FnOnce(&mut Enablement),
+) -> Enablement {
+    let mut enablement = enablement(team, plugin, true, None);
+    if name != switchyard_schemas::ids::DEFAULT_INSTALLATION {
+        enablement.installation = Some(name.into());
+    }
+    change(&mut enablement);
+    enablement
+}
+
 /// A table (topics `plugin.{plugin}.events`) in which `team` enabled each plugin of `plugins`, given as
 /// (id, the event types of its manifest).
 pub fn table(team: &str, plugins: &[(&str, &[&str])]) -> RouteTable {
     let table = RouteTable::new("plugin.{plugin}.events");
     for (id, events) in plugins {
         table.upsert_plugin(&manifest(id, events));
-        table.upsert_enablement(&enablement(team, id, true, None));
+        table
+            .upsert_enablement(&enablement(team, id, true, None))
+            .expect("no filter");
     }
     table
 }

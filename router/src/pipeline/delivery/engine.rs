@@ -31,7 +31,7 @@ use crate::pipeline::delivery::watchdog::Watchdog;
 use crate::pipeline::lag::RouterPosition;
 use crate::pipeline::plan::{Destination, Planner, Refusals};
 use crate::pipeline::topics::TopicCache;
-use crate::tables::routes::{PluginRoute, RouteTable};
+use crate::tables::routes::{PluginRoute, RouteTable, Target};
 
 /// Most producer replacements within [`REPLACEMENT_WINDOW`]; one more stops the process, so that a fault
 /// that every new producer meets is not hidden behind an endless loop.
@@ -237,7 +237,7 @@ pub struct Engine<P: ProducerIo> {
     /// When the producer was replaced, within [`REPLACEMENT_WINDOW`].
     replacements: VecDeque<Instant>,
     table: Arc<RouteTable>,
-    targets: Vec<Arc<PluginRoute>>,
+    targets: Vec<Target>,
 }
 
 impl<P: ProducerIo> Engine<P> {
@@ -336,6 +336,15 @@ impl<P: ProducerIo> Engine<P> {
             &mut self.targets,
         );
 
+        for (result, count) in plan.filters.labelled() {
+            if count > 0 {
+                self.core
+                    .metrics
+                    .filter_evaluations
+                    .with_label_values(&[result])
+                    .inc_by(u64::from(count));
+            }
+        }
         let settings = &self.core.settings;
         for record in records::records(
             &plan.outputs,

@@ -47,7 +47,11 @@ impl OffsetStores {
         tag: &Tag,
     ) {
         match &tag.destination {
-            Destination::Plugin(plugin) => core.metrics.plugin_records.with_label_values(&[plugin]).inc(),
+            Destination::Plugin(recipient) => core
+                .metrics
+                .plugin_records
+                .with_label_values(&[&recipient.plugin])
+                .inc(),
             Destination::DeadLetter(_) => {
                 let reason = tag.reason.map_or("unknown", Reason::code);
                 core.metrics.dead_letters.with_label_values(&[reason]).inc();

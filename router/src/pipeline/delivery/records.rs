@@ -3,10 +3,15 @@
 //! ```text
 //!   InputRecord (key, value, headers) ──► base headers = input headers + switchyard_source   (once)
 //!                                              │ one copy per output, the last takes the original
-//!   Output::Plugin      ──► plugin topic,      headers = base,                                 value
+//!   Output::Plugin      ──► plugin topic,      headers = base + [switchyard_installation],     value
 //!   Output::DeadLetter  ──► dead-letter topic, headers = base + switchyard_error, _error_detail,
-//!                                              [switchyard_plugin], [switchyard_value_dropped], value or none
+//!                                              [switchyard_plugin], [switchyard_installation],
+//!                                              [switchyard_value_dropped], value or none
 //! ```
+//!
+//! `switchyard_installation` is set for a named installation only (a default installation's copy is as
+//! before installations existed); an input header of that name is not copied: only the router says which
+//! installation a copy is for.
 //!
 //! No Kafka here beyond building librdkafka's header list, so every shape is unit-tested without a broker.
 
@@ -14,7 +19,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use switchyard_schemas::dead_letter::{self, Reason};
 use switchyard_schemas::topics::source_header;
 
-use crate::pipeline::plan::{Destination, Output};
+use crate::pipeline::plan::{Destination, Output, Recipient};
 
 /// One input record, as the engine reads it: a view of a consumed message, or of a test's record.
 #[derive(Debug, Clone, Copy)]
@@ -76,12 +81,14 @@ pub fn records<'a>(
     })
 }
 
-/// The headers every output of an input record starts with: the input's headers in order, then
-/// `switchyard_source`. Room is left for the four dead-letter headers.
+/// The headers every output of an input record starts with: the input's headers in order (but
+/// `switchyard_installation`), then `switchyard_source`. Room is left for the five dead-letter headers.
 pub fn base_headers(input: &[(&str, Option<&[u8]>)], source: &str) -> OwnedHeaders {
-    let mut base = OwnedHeaders::new_with_capacity(input.len() + 5);
+    let mut base = OwnedHeaders::new_with_capacity(input.len() + 6);
     for (key, value) in input {
-        base = base.insert(Header { key, value: *value });
+        if *key != dead_letter::INSTALLATION {
+            base = base.insert(Header { key, value: *value });
+        }
     }
     base.insert(Header {
         key: dead_letter::SOURCE,
@@ -98,14 +105,17 @@ pub fn record<'a>(
     dead_letter_topic: &'a str,
 ) -> Record<'a> {
     match output {
-        Output::Plugin(plugin) => Record {
+        Output::Plugin { route, installation } => Record {
             out: Outgoing {
-                topic: &plugin.topic,
+                topic: &route.topic,
                 key,
                 value,
-                headers: base,
+                headers: with_installation(base, installation.as_deref()),
             },
-            destination: Destination::Plugin(plugin.id.clone()),
+            destination: Destination::Plugin(Recipient {
+                plugin: route.id.clone(),
+                installation: installation.clone(),
+            }),
             reason: None,
             value_dropped: false,
         },
@@ -123,11 +133,12 @@ pub fn record<'a>(
                     key: dead_letter::ERROR_DETAIL,
                     value: Some(rejection.detail.as_str()),
                 });
-            if let Some(plugin) = plugin {
+            if let Some(recipient) = plugin {
                 headers = headers.insert(Header {
                     key: dead_letter::PLUGIN,
-                    value: Some(&**plugin),
+                    value: Some(&*recipient.plugin),
                 });
+                headers = with_installation(headers, recipient.installation.as_deref());
             }
             if *drop_value {
                 headers = headers.insert(Header {
@@ -150,6 +161,17 @@ pub fn record<'a>(
     }
 }
 
+/// `headers` and, for a named installation, `switchyard_installation`.
+fn with_installation(headers: OwnedHeaders, installation: Option<&str>) -> OwnedHeaders {
+    match installation {
+        None => headers,
+        Some(name) => headers.insert(Header {
+            key: dead_letter::INSTALLATION,
+            value: Some(name),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -158,7 +180,6 @@ mod tests {
     use switchyard_schemas::Rejection;
 
     use super::*;
-    use crate::tables::routes::PluginRoute;
     use crate::tables::test_support;
 
     const HEADERS: &[(&str, Option<&[u8]>)] = &[("ce_type", Some(b"response.submitted")), ("empty", None)];
@@ -173,17 +194,27 @@ mod tests {
         }
     }
 
-    fn plugin(id: &str) -> Arc<PluginRoute> {
+    /// The default installation's copy for plugin `id`.
+    fn plugin(id: &str) -> Output {
+        named(id, None)
+    }
+
+    /// The copy for plugin `id`'s installation `installation`.
+    fn named(id: &str, installation: Option<&str>) -> Output {
         let table = test_support::table("acme", &[(id, &["response.submitted"])]);
         let mut targets = Vec::new();
-        table.route("acme", "response.submitted", &mut targets);
-        targets.pop().expect("the plugin is routed")
+        table.route("acme", "response.submitted", None, &mut targets);
+        let target = targets.pop().expect("the plugin is routed");
+        Output::Plugin {
+            route: target.plugin,
+            installation: installation.map(Arc::from),
+        }
     }
 
     fn dead_letter(reason: Reason, plugin: Option<&str>, drop_value: bool) -> Output {
         Output::DeadLetter {
             rejection: Rejection::new(reason, "why it failed"),
-            plugin: plugin.map(Arc::from),
+            plugin: plugin.map(Recipient::default_of),
             drop_value,
         }
     }
@@ -221,7 +252,7 @@ mod tests {
 
     #[test]
     fn a_plugin_copy_is_the_input_unchanged_with_its_source() {
-        let outputs = [Output::Plugin(plugin("sheets"))];
+        let outputs = [plugin("sheets")];
         let [record] = &build(&outputs)[..] else {
             panic!("one record")
         };
@@ -229,7 +260,10 @@ mod tests {
         assert_eq!(record.out.key, Some(&b"acme"[..]));
         assert_eq!(record.out.value, Some(&b"{\"a\":1}"[..]));
         assert_eq!(header_list(&record.out.headers), expected(&[]));
-        assert_eq!(record.destination, Destination::Plugin(Arc::from("sheets")));
+        assert_eq!(
+            record.destination,
+            Destination::Plugin(Recipient::default_of("sheets"))
+        );
         assert_eq!((record.reason, record.value_dropped), (None, false));
     }
 
@@ -251,7 +285,7 @@ mod tests {
         );
         assert_eq!(
             record.destination,
-            Destination::DeadLetter(Some(Arc::from("sms")))
+            Destination::DeadLetter(Some(Recipient::default_of("sms")))
         );
         assert_eq!(record.reason, Some(Reason::PluginTopicMissing));
         assert!(!record.value_dropped);
@@ -297,9 +331,9 @@ mod tests {
     #[test]
     fn every_output_gets_its_own_headers_in_plan_order_and_none_are_built_for_no_outputs() {
         let outputs = [
-            Output::Plugin(plugin("sheets")),
+            plugin("sheets"),
             dead_letter(Reason::PluginTopicMissing, Some("sms"), false),
-            Output::Plugin(plugin("crm")),
+            plugin("crm"),
         ];
         let built = build(&outputs);
         let topics: Vec<&str> = built.iter().map(|r| r.out.topic).collect();
@@ -316,5 +350,56 @@ mod tests {
         assert_eq!(header_list(&built[2].out.headers), expected(&[]));
         assert_eq!(built[1].out.headers.count(), 6);
         assert_eq!(build(&[]).len(), 0);
+    }
+
+    #[test]
+    fn a_named_installation_s_copy_and_dead_letter_say_which_and_an_input_cannot() {
+        const SPOOFED: &[(&str, Option<&[u8]>)] = &[
+            ("ce_type", Some(b"response.submitted")),
+            ("switchyard_installation", Some(b"someone-else")),
+            ("empty", None),
+        ];
+        let input = InputRecord {
+            headers: SPOOFED,
+            ..input()
+        };
+        let outputs = [
+            plugin("sheets"),
+            named("sheets", Some("forms-bc")),
+            Output::DeadLetter {
+                rejection: Rejection::new(Reason::PluginTopicMissing, "why it failed"),
+                plugin: Some(Recipient {
+                    plugin: Arc::from("sheets"),
+                    installation: Some(Arc::from("forms-bc")),
+                }),
+                drop_value: false,
+            },
+        ];
+        let built: Vec<_> = records(&outputs, &input, "core.events", "switchyard.dead-letters").collect();
+        assert_eq!(
+            header_list(&built[0].out.headers),
+            expected(&[]),
+            "the default installation's copy: no installation header, the input's dropped"
+        );
+        assert_eq!(
+            header_list(&built[1].out.headers),
+            expected(&[("switchyard_installation", "forms-bc")])
+        );
+        assert_eq!(
+            built[1].destination,
+            Destination::Plugin(Recipient {
+                plugin: Arc::from("sheets"),
+                installation: Some(Arc::from("forms-bc")),
+            })
+        );
+        assert_eq!(
+            header_list(&built[2].out.headers),
+            expected(&[
+                ("switchyard_error", "plugin_topic_missing"),
+                ("switchyard_error_detail", "why it failed"),
+                ("switchyard_plugin", "sheets"),
+                ("switchyard_installation", "forms-bc"),
+            ])
+        );
     }
 }

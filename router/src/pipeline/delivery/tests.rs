@@ -23,7 +23,7 @@ use crate::RouterError;
 use crate::config::DeliveryMode;
 use crate::kafka::TransactionAction;
 use crate::metrics::Metrics;
-use crate::pipeline::plan::Destination;
+use crate::pipeline::plan::{Destination, Recipient};
 use crate::pipeline::topics::{TopicCache, TopicLookup};
 use crate::tables::routes::RouteTable;
 use crate::tables::test_support;
@@ -314,7 +314,7 @@ impl Harness {
 }
 
 fn copy_to(plugin: &str) -> impl Fn(&Tag) -> bool {
-    let plugin = Destination::Plugin(Arc::from(plugin));
+    let plugin = Destination::Plugin(Recipient::default_of(plugin));
     move |tag| tag.destination == plugin
 }
 
@@ -444,7 +444,7 @@ fn a_transient_failure_resends_the_same_outputs_and_older_reports_are_ignored() 
             generation: 0,
             partition: 0,
             offset: 1,
-            destination: Destination::Plugin(Arc::from("sms")),
+            destination: Destination::Plugin(Recipient::default_of("sms")),
             reason: None,
             value_dropped: false,
         }),
@@ -528,7 +528,8 @@ fn at_least_once_ignores_acknowledgements_of_an_earlier_generation() {
 #[test]
 fn a_dead_letter_refused_even_without_its_value_is_fatal() {
     let mut h = harness(DeliveryMode::ExactlyOnce, 10);
-    let dead_letter = |tag: &Tag| tag.destination == Destination::DeadLetter(Some(Arc::from("sms")));
+    let dead_letter =
+        |tag: &Tag| tag.destination == Destination::DeadLetter(Some(Recipient::default_of("sms")));
     h.process(0, 5);
     h.producer().deliver(copy_to("sms"), too_large());
     h.service();

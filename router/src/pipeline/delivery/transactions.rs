@@ -182,11 +182,11 @@ impl Durability for Transactions {
         *self.counts.outcomes.entry(plan.outcome.label()).or_default() += 1;
         for output in &plan.outputs {
             match output {
-                Output::Plugin(plugin) => {
+                Output::Plugin { route, .. } => {
                     *self
                         .counts
                         .plugin_records
-                        .entry(Arc::clone(&plugin.id))
+                        .entry(Arc::clone(&route.id))
                         .or_default() += 1
                 }
                 Output::DeadLetter { rejection, .. } => {
