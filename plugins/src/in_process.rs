@@ -2,9 +2,12 @@
 //! `slang-search` (`rules-validate` runs as an HTTP service behind the bridge: [`crate::rules_service`]).
 //! Each maps its domain outcome to a result event and its errors' [`Disposition`] to the runtime's retry
 //! or dead letter.
+//!
+//! Each keeps its state per (team, installation) (their manifests say `installations: true`): a team may
+//! install one plugin several times, each installation with its own config and its own copy of the team's
+//! events (`ctx.meta.installation`). What that means for each plugin is on its type.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -16,12 +19,13 @@ use switchyard_schemas::events::ResponseSubmitted;
 use tracing::{error, warn};
 
 use crate::Disposition;
+use crate::installations::Installations;
 use crate::sheets::{
     self, CsvTarget, ExportError, ExportEvent, ExportOutcome, GoogleSheets, SheetsConfig, SheetsExporter,
     Target,
 };
 use crate::slang::{self, SlangError, SlangIndex};
-use crate::sms::ledger::{Entry, Intent, Sent, SentLedger};
+use crate::sms::ledger::{self, Entry, Intent, Sent, SentLedger};
 use crate::sms::record::{Decision, decide};
 use crate::sms::{self, Prepared, SkipReason, SmsError, SmsNotifier, SmsOutcome, mask};
 
@@ -44,9 +48,9 @@ pub fn sheets_export_manifest(url: Option<String>) -> PluginManifest {
         name: "Sheets export".to_owned(),
         description: "Writes every response as one row of the team's spreadsheet (an edit or a redelivery \
                       overwrites its row), one tab per form, and keeps the columns in step with the form's \
-                      questions."
+                      questions. Installed more than once, each installation writes to its own spreadsheet."
             .to_owned(),
-        version: version("1.5.1"),
+        version: version("1.6.0"),
         url,
         events: [
             "response.submitted",
@@ -63,12 +67,14 @@ pub fn sheets_export_manifest(url: Option<String>) -> PluginManifest {
         // named by question id (see `sheets::export`). Batches: Google counts calls, not rows, against its
         // per-minute write quota (60 per service account), so a batch's responses to one form are one
         // `values.append`; waiting 200 ms for a fuller batch costs less than one such call's round trip.
+        // Installations: layouts, row indexes and spreadsheets are kept per (team, installation).
         delivery: DeliveryHints {
             ordering: Some(Ordering::Response),
             batch: Some(Batch {
                 max_events: 50,
                 max_wait_ms: 200,
             }),
+            installations: true,
             ..Default::default()
         },
     }
@@ -82,46 +88,56 @@ pub fn sms_notify_manifest(url: Option<String>) -> PluginManifest {
         description: "Texts respondents a thank-you when a response is submitted, through a \
                       Twilio-compatible API."
             .to_owned(),
-        version: version("0.10.0"),
+        version: version("0.11.0"),
         url,
         events: vec!["response.submitted".to_owned()],
         actions: Vec::new(),
         config_schema: Some(sms::config_schema()),
-        // Each text stands alone.
+        // Each text stands alone. Installations: configs per (team, installation), ledger keys per copy.
         delivery: DeliveryHints {
             ordering: Some(Ordering::None),
+            installations: true,
             ..Default::default()
         },
     }
 }
 
-/// A sheets target that takes teams' configs.
+/// A sheets target that takes the configs of teams' installations.
 pub trait ConfiguredTarget: Target + 'static {
-    /// Applies a team's config.
-    fn configure(&self, team: &str, config: &SheetsConfig) -> Result<(), String>;
-    /// Forgets a team.
-    fn remove(&self, team: &str);
+    /// Applies the config of a team's installation.
+    fn configure(&self, team: &str, installation: &str, config: &SheetsConfig) -> Result<(), String>;
+    /// Forgets the config of a team's installation, leaving its other installations alone.
+    fn remove(&self, team: &str, installation: &str);
 }
 
 impl ConfiguredTarget for GoogleSheets {
-    fn configure(&self, team: &str, config: &SheetsConfig) -> Result<(), String> {
-        self.configure_team(team, config).map_err(|e| e.to_string())
+    fn configure(&self, team: &str, installation: &str, config: &SheetsConfig) -> Result<(), String> {
+        self.configure_installation(team, installation, config)
+            .map_err(|e| e.to_string())
     }
 
-    fn remove(&self, team: &str) {
-        self.remove_team(team);
+    fn remove(&self, team: &str, installation: &str) {
+        self.remove_installation(team, installation);
     }
 }
 
+/// The CSV target needs no config: each installation writes to its own files regardless
+/// ([`CsvTarget::path_of`]).
 impl ConfiguredTarget for CsvTarget {
-    fn configure(&self, _team: &str, _config: &SheetsConfig) -> Result<(), String> {
+    fn configure(&self, _team: &str, _installation: &str, _config: &SheetsConfig) -> Result<(), String> {
         Ok(())
     }
 
-    fn remove(&self, _team: &str) {}
+    fn remove(&self, _team: &str, _installation: &str) {}
 }
 
 /// `sheets-export` over a target (Google Sheets, or CSV files for the demo).
+///
+/// Per installation: the config (so the spreadsheet, the tab titles and the service account), and every
+/// form, layout and row index the exporter keeps (see [`crate::sheets::export`]); the CSV target writes a
+/// named installation's files in a directory of their own. Removing one installation's config leaves the
+/// team's others alone. The idempotency (a response's row read back and overwritten) is per installation's
+/// sheet, so each installation's copy of a response gets one row in that installation's sheet.
 pub struct SheetsExportPlugin<T> {
     exporter: SheetsExporter<T>,
     manifest: PluginManifest,
@@ -145,12 +161,12 @@ impl<T: ConfiguredTarget> Plugin for SheetsExportPlugin<T> {
     async fn initialize(
         &self,
         team: &str,
-        _installation: &str,
+        installation: &str,
         config: Option<&Value>,
     ) -> Result<(), PluginError> {
         match config {
             None => {
-                self.exporter.target().remove(team);
+                self.exporter.target().remove(team, installation);
                 Ok(())
             }
             Some(config) => {
@@ -158,30 +174,43 @@ impl<T: ConfiguredTarget> Plugin for SheetsExportPlugin<T> {
                     SheetsConfig::from_json(config).map_err(|e| PluginError::permanent(e.to_string()))?;
                 self.exporter
                     .target()
-                    .configure(team, &config)
+                    .configure(team, installation, &config)
                     .map_err(PluginError::permanent)
             }
         }
     }
 
+    /// A batch of one: the same writes as [`Plugin::execute_batch`] for one event.
     async fn execute(&self, ctx: &Context, event: &Event) -> Outcome {
-        let exported = match event {
-            Event::FormCreated(created) => Ok(self.exporter.form_created(created).await),
-            Event::FormUpdated(updated) => Ok(self.exporter.form_updated(updated).await),
-            Event::ResponseSubmitted(submitted) => self.exporter.response_submitted(submitted).await,
-            Event::ResponseUpdated(updated) => self.exporter.response_updated(updated).await,
-            Event::Other(_) => return Outcome::done(),
+        let Some(event) = export_event(event) else {
+            return Outcome::done();
         };
-        export_outcome(ctx, exported.as_ref())
+        let exported = self
+            .exporter
+            .export_batch_for(&ctx.meta.installation, &[event])
+            .await;
+        match exported.first() {
+            Some(result) => export_outcome(ctx, result.as_ref().map_err(|e| &**e)),
+            None => Outcome::retry("the exporter gave no result for this event"),
+        }
     }
 
     /// One `values.append` per form's tab for the whole batch (see `sheets::export`); each event's outcome
     /// is what [`Plugin::execute`] would answer for it, a failed tab's error for each of its responses.
+    /// The runtime's batch holds one installation's events.
     async fn execute_batch(&self, items: &[BatchItem<'_>]) -> Vec<Outcome> {
+        let Some(first) = items.first() else {
+            return Vec::new();
+        };
         let events: Vec<Option<ExportEvent<'_>>> =
             items.iter().map(|item| export_event(item.event)).collect();
         let exported: Vec<ExportEvent<'_>> = events.iter().flatten().copied().collect();
-        let mut results = self.exporter.export_batch(&exported).await.into_iter();
+        let installation = &first.ctx.meta.installation;
+        let mut results = self
+            .exporter
+            .export_batch_for(installation, &exported)
+            .await
+            .into_iter();
         items
             .iter()
             .zip(&events)
@@ -240,8 +269,14 @@ fn response_id(ctx: &Context) -> Option<String> {
 /// ```
 ///
 /// The intent is not written again when the ledger already holds one for the same text: its older time
-/// keeps a later look-up's reach. The team's config is read when the message is prepared, so an event
-/// answered from the ledger needs none.
+/// keeps a later look-up's reach. The installation's config is read when the message is prepared, so an
+/// event answered from the ledger needs none.
+///
+/// Per installation: the config (account, sender, template, phone question), and the ledger's key: "E"
+/// above is the event's copy id ([`ledger::key`]), the event id for the default installation (the key
+/// every earlier version wrote, so their ledgers keep answering) and `<event id>/<installation>` for a
+/// named one, so two installations' copies of one event each text once. Twilio's list is asked on the
+/// account of the copy's installation.
 pub struct SmsNotifyPlugin {
     notifier: SmsNotifier,
     manifest: PluginManifest,
@@ -273,7 +308,10 @@ impl SmsNotifyPlugin {
         ctx: &Context,
         submitted: &ResponseSubmitted,
     ) -> Outcome {
-        let event_id = ctx.meta.id.as_str();
+        let installation = ctx.meta.installation.as_str();
+        // The key of this installation's copy of the event: the event id for the default installation.
+        let key = ledger::key(&ctx.meta);
+        let event_id = key.as_ref();
         // Held until the outcome is recorded: another copy of this event waits, then finds the record.
         let _held = ledger.hold(event_id).await;
         let entry = match ledger.look_up(event_id).await {
@@ -283,7 +321,8 @@ impl SmsNotifyPlugin {
         let listed = match &entry {
             // An attempt whose outcome is unknown: Twilio says whether its message went out.
             Some(Entry::Intent(intent)) => {
-                match self.notifier.look_up(&submitted.response.team_id, intent).await {
+                let team = &submitted.response.team_id;
+                match self.notifier.look_up_for(team, installation, intent).await {
                     Ok(listed) => listed,
                     Err(error) => return sms_error(&error),
                 }
@@ -300,7 +339,7 @@ impl SmsNotifyPlugin {
             }
             Decision::Send => {}
         }
-        let text = match self.notifier.prepare(submitted) {
+        let text = match self.notifier.prepare_for(installation, submitted) {
             Ok(Prepared::Text(text)) => text,
             Ok(Prepared::Skipped(reason)) => return skipped_result(ctx, reason),
             Err(error) => return sms_error(&error),
@@ -378,17 +417,17 @@ impl Plugin for SmsNotifyPlugin {
     async fn initialize(
         &self,
         team: &str,
-        _installation: &str,
+        installation: &str,
         config: Option<&Value>,
     ) -> Result<(), PluginError> {
         match config {
             None => {
-                self.notifier.remove_team(team);
+                self.notifier.remove_installation(team, installation);
                 Ok(())
             }
             Some(config) => self
                 .notifier
-                .configure_team(team, config)
+                .configure_installation(team, installation, config)
                 .map_err(|e| PluginError::permanent(e.to_string())),
         }
     }
@@ -400,7 +439,11 @@ impl Plugin for SmsNotifyPlugin {
         if let Some(ledger) = &self.ledger {
             return self.execute_once(ledger, ctx, submitted).await;
         }
-        match self.notifier.response_submitted(submitted).await {
+        match self
+            .notifier
+            .response_submitted_for(&ctx.meta.installation, submitted)
+            .await
+        {
             Ok(SmsOutcome::Sent { sid, to_masked }) => sent_result(ctx, &Sent { sid, to_masked }),
             Ok(SmsOutcome::Skipped { reason }) => skipped_result(ctx, reason),
             Err(error) => sms_error(&error),
@@ -416,39 +459,42 @@ pub fn slang_search_manifest() -> PluginManifest {
         description: "Finds local slang (Sheng, Pidgin, a team's own terms) in free-text answers, using the \
                       respondent's city, and reports each hit with its standard meaning."
             .to_owned(),
-        version: version("0.3.0-beta.2"),
+        version: version("0.4.0-beta.1"),
         url: None,
         events: vec!["response.submitted".to_owned(), "response.updated".to_owned()],
         actions: Vec::new(),
         config_schema: Some(slang::config_schema()),
+        // Installations: a dictionary index per (team, installation).
         delivery: DeliveryHints {
             ordering: Some(Ordering::Response),
+            installations: true,
             ..Default::default()
         },
     }
 }
 
-/// `slang-search`: teams without a config use the built-in dictionaries.
+/// `slang-search`: installations without a config use the built-in dictionaries.
+///
+/// Per installation: the dictionary index built from its config, so two installations of one team can
+/// search with two dictionaries (other cities, other terms); removing one's config puts it back on the
+/// built-in dictionaries and leaves the others alone.
 pub struct SlangSearchPlugin {
     default: Arc<SlangIndex>,
-    teams: RwLock<HashMap<String, Arc<SlangIndex>>>,
+    installations: Installations<SlangIndex>,
 }
 
 impl SlangSearchPlugin {
-    /// The plugin with the built-in dictionaries as every team's default.
+    /// The plugin with the built-in dictionaries as every installation's default.
     pub fn new() -> Result<Self, SlangError> {
         Ok(Self {
             default: Arc::new(SlangIndex::from_json(&json!({}))?),
-            teams: RwLock::default(),
+            installations: Installations::new(),
         })
     }
 
-    fn index(&self, team: &str) -> Arc<SlangIndex> {
-        self.teams
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(team)
-            .cloned()
+    fn index(&self, team: &str, installation: &str) -> Arc<SlangIndex> {
+        self.installations
+            .get(team, installation)
             .unwrap_or_else(|| Arc::clone(&self.default))
     }
 }
@@ -461,18 +507,17 @@ impl Plugin for SlangSearchPlugin {
     async fn initialize(
         &self,
         team: &str,
-        _installation: &str,
+        installation: &str,
         config: Option<&Value>,
     ) -> Result<(), PluginError> {
-        let mut teams = self.teams.write().unwrap_or_else(|p| p.into_inner());
         match config {
             None => {
-                teams.remove(team);
+                self.installations.remove(team, installation);
             }
             Some(config) => {
                 let index =
                     SlangIndex::from_json(config).map_err(|e| PluginError::permanent(e.to_string()))?;
-                teams.insert(team.to_owned(), Arc::new(index));
+                self.installations.insert(team, installation, index);
             }
         }
         Ok(())
@@ -484,7 +529,7 @@ impl Plugin for SlangSearchPlugin {
             Event::ResponseUpdated(updated) => &updated.response,
             _ => return Outcome::done(),
         };
-        let index = self.index(&ctx.meta.team_id);
+        let index = self.index(&ctx.meta.team_id, &ctx.meta.installation);
         let hits = index.search(response);
         if hits.is_empty() {
             return Outcome::done();

@@ -5,12 +5,15 @@
 //!   question; an OAuth 2.0 service-account token source, a Sheets API v4 client, the column layout,
 //!   and the exporter with a Google Sheets target and a local CSV target.
 //! * [`sms`] (`sms-notify`): a text message to the phone number a response gives, filled from a
-//!   per-team template and sent through a Twilio-compatible REST API.
-//! * [`rules`] (`rules-validate`): per-team CEL rules over a response's answers; [`rules_service`] serves
-//!   them as an HTTP plugin service, run behind `switchyard-plugin-bridge`.
+//!   per-installation template and sent through a Twilio-compatible REST API.
+//! * [`rules`] (`rules-validate`): per-installation CEL rules over a response's answers;
+//!   [`rules_service`] serves them as an HTTP plugin service, run behind `switchyard-plugin-bridge`.
 //! * [`slang`] (`slang-search`): local slang in free-text answers, from per-city dictionaries.
 //! * [`in_process`]: `sheets-export`, `sms-notify` and `slang-search` as
 //!   [`Plugin`](switchyard_plugin_runtime::plugin::Plugin)s the runtime runs in process.
+//! * [`installations`]: what each seed plugin keeps per (team, installation): a team may install a
+//!   plugin several times, each installation with its own config and its own copy of the team's events;
+//!   every seed plugin's manifest says `installations: true`.
 //! * [`fakes`]: local stand-ins of Google Sheets and Twilio for tests and the demo; not part of any
 //!   plugin.
 //!
@@ -50,6 +53,7 @@
 
 pub mod fakes;
 pub mod in_process;
+pub mod installations;
 mod render;
 pub mod rules;
 pub mod rules_service;

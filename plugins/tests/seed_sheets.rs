@@ -1708,3 +1708,234 @@ async fn the_csv_target_keeps_one_record_per_response() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Installations: a team that installed the plugin twice
+
+/// The team's second installation, with a spreadsheet of its own.
+const BRANCH: &str = "forms-bc";
+const BRANCH_SPREADSHEET: &str = "1kilimoBranchSheet";
+const BRANCH_TAB: &str = "Branch - f-kilimo-coop-household-survey";
+
+/// The context of `event` routed for the team's `installation`.
+fn installation_context(installation: &str, id: &str, event_type: &str, data: Value) -> Context {
+    let mut ctx = item_context(0, event_type, data);
+    ctx.meta.id = id.into();
+    ctx.meta.installation = installation.into();
+    ctx
+}
+
+/// What the plugin answers for a `response.submitted` of `response` routed for `installation`.
+async fn export_for<T: switchyard_plugins::in_process::ConfiguredTarget>(
+    plugin: &SheetsExportPlugin<T>,
+    installation: &str,
+    response: &Response,
+) -> Outcome {
+    let event = submitted(response.clone());
+    let ctx = installation_context(
+        installation,
+        &format!("e-{}", response.id),
+        "response.submitted",
+        serde_json::to_value(&event).unwrap(),
+    );
+    plugin.execute(&ctx, &Event::ResponseSubmitted(event)).await
+}
+
+/// The `response_id` column of a tab of the fake.
+fn ids_in(fake: &FakeSheets, spreadsheet: &str, tab: &str) -> Vec<String> {
+    fake.grid(spreadsheet, tab)
+        .unwrap_or_default()
+        .iter()
+        .map(|row| row.first().and_then(Value::as_str).unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The row number and `updated` flag of a `sheets.row_appended` outcome.
+fn appended(outcome: &Outcome) -> Option<(u64, bool)> {
+    let Outcome::Done(results) = outcome else {
+        return None;
+    };
+    let result = results.first()?;
+    assert_eq!(result.kind, "sheets.row_appended");
+    Some((
+        result.data["row_number"].as_u64()?,
+        result.data["updated"].as_bool()?,
+    ))
+}
+
+#[tokio::test]
+async fn two_installations_of_a_team_write_to_their_own_spreadsheets() {
+    let fake = FakeSheets::demo().unwrap();
+    fake.add_spreadsheet(SPREADSHEET, &[]);
+    fake.add_spreadsheet(BRANCH_SPREADSHEET, &[]);
+    let server = start(&fake).await;
+    let manifest = sheets_export_manifest(None);
+    assert!(manifest.delivery.installations, "the manifest opts in");
+    let target = GoogleSheets::new(SheetsClient::new(&server.base_url(), http()).unwrap());
+    let plugin = SheetsExportPlugin::new(target, manifest);
+    let key = demo_service_account_json(&format!("{}/token", server.base_url()));
+    let default_config = json!({ "spreadsheet_id": SPREADSHEET, "service_account_key": key });
+    let branch_config = json!({ "spreadsheet_id": BRANCH_SPREADSHEET, "sheet_name": "Branch",
+                                "service_account_key": key });
+    plugin
+        .initialize(TEAM, DEFAULT_INSTALLATION, Some(&default_config))
+        .await
+        .unwrap();
+    plugin
+        .initialize(TEAM, BRANCH, Some(&branch_config))
+        .await
+        .unwrap();
+    let form = created(household(1));
+    for installation in [DEFAULT_INSTALLATION, BRANCH] {
+        let ctx = installation_context(
+            installation,
+            "e-form",
+            "form.created",
+            serde_json::to_value(&form).unwrap(),
+        );
+        let outcome = plugin.execute(&ctx, &Event::FormCreated(form.clone())).await;
+        assert_eq!(outcome, Outcome::done());
+    }
+
+    // r-1 to the default installation only, r-2 to the branch only, r-3 to both.
+    let (r1, r2, r3) = (
+        response("r-1", 1, "Wanjiku", "", None),
+        response("r-2", 1, "Otieno", "", None),
+        response("r-3", 1, "Achieng", "", None),
+    );
+    assert_eq!(
+        appended(&export_for(&plugin, DEFAULT_INSTALLATION, &r1).await),
+        Some((2, false))
+    );
+    assert_eq!(
+        appended(&export_for(&plugin, BRANCH, &r2).await),
+        Some((2, false))
+    );
+    assert_eq!(
+        appended(&export_for(&plugin, DEFAULT_INSTALLATION, &r3).await),
+        Some((3, false))
+    );
+    assert_eq!(
+        appended(&export_for(&plugin, BRANCH, &r3).await),
+        Some((3, false))
+    );
+    assert_eq!(ids_in(&fake, SPREADSHEET, TAB), ["response_id", "r-1", "r-3"]);
+    assert_eq!(
+        ids_in(&fake, BRANCH_SPREADSHEET, BRANCH_TAB),
+        ["response_id", "r-2", "r-3"]
+    );
+    assert_eq!(fake.sheet_titles(SPREADSHEET).unwrap(), [TAB]);
+    assert_eq!(fake.sheet_titles(BRANCH_SPREADSHEET).unwrap(), [BRANCH_TAB]);
+
+    // One row per response per installation: the branch's copy again overwrites the branch's row.
+    assert_eq!(appended(&export_for(&plugin, BRANCH, &r3).await), Some((3, true)));
+    assert_eq!(
+        ids_in(&fake, BRANCH_SPREADSHEET, BRANCH_TAB),
+        ["response_id", "r-2", "r-3"]
+    );
+
+    // Removing the branch's config leaves the default installation's alone.
+    plugin.initialize(TEAM, BRANCH, None).await.unwrap();
+    let r4 = response("r-4", 1, "Njeri", "", None);
+    let refused = export_for(&plugin, BRANCH, &r4).await;
+    assert!(
+        matches!(&refused, Outcome::DeadLetter { reason }
+            if reason.contains(r#"no sheets-export config for its installation "forms-bc""#)),
+        "{refused:?}"
+    );
+    assert_eq!(
+        appended(&export_for(&plugin, DEFAULT_INSTALLATION, &r4).await),
+        Some((4, false))
+    );
+    assert_eq!(
+        ids_in(&fake, SPREADSHEET, TAB),
+        ["response_id", "r-1", "r-3", "r-4"]
+    );
+    assert_eq!(
+        ids_in(&fake, BRANCH_SPREADSHEET, BRANCH_TAB),
+        ["response_id", "r-2", "r-3"]
+    );
+
+    // The default installation's error reads as before installations existed.
+    let unknown = ExportError::TeamNotConfigured {
+        team_id: "maji-water".into(),
+        installation: DEFAULT_INSTALLATION.into(),
+    };
+    assert_eq!(
+        unknown.to_string(),
+        r#"Team "maji-water" has no sheets-export config, so its responses cannot be exported."#
+    );
+}
+
+#[tokio::test]
+async fn the_csv_target_writes_each_installation_to_its_own_files() {
+    let dir = temp_dir("csv-installations");
+    let default_path = dir.join(TEAM).join(format!("{FORM}.csv"));
+    let branch_path = dir.join(TEAM).join(BRANCH).join(format!("{FORM}.csv"));
+    let ids = |path: &PathBuf| -> Vec<String> {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines()
+            .map(|line| line.split(',').next().unwrap().to_owned())
+            .collect()
+    };
+    let exporter = SheetsExporter::new(CsvTarget::new(&dir));
+    let form = created(household(1));
+    let (r1, r2, r3) = (
+        submitted(response("r-1", 1, "Wanjiku", "", None)),
+        submitted(response("r-2", 1, "Otieno", "", None)),
+        submitted(response("r-3", 1, "Achieng", "", None)),
+    );
+    let default_batch = [
+        ExportEvent::FormCreated(&form),
+        ExportEvent::ResponseSubmitted(&r1),
+        ExportEvent::ResponseSubmitted(&r3),
+    ];
+    let branch_batch = [
+        ExportEvent::FormCreated(&form),
+        ExportEvent::ResponseSubmitted(&r2),
+        ExportEvent::ResponseSubmitted(&r3),
+    ];
+    let rows: Vec<_> = exporter
+        .export_batch_for(DEFAULT_INSTALLATION, &default_batch)
+        .await
+        .iter()
+        .map(written)
+        .collect();
+    assert_eq!(rows, [None, Some((2, false)), Some((3, false))]);
+    let rows: Vec<_> = exporter
+        .export_batch_for(BRANCH, &branch_batch)
+        .await
+        .iter()
+        .map(written)
+        .collect();
+    assert_eq!(rows, [None, Some((2, false)), Some((3, false))]);
+    assert_eq!(ids(&default_path), ["response_id", "r-1", "r-3"]);
+    assert_eq!(ids(&branch_path), ["response_id", "r-2", "r-3"]);
+    assert!(
+        exporter
+            .layout_for(TEAM, BRANCH, FORM)
+            .await
+            .is_some_and(|layout| layout.header()[4] == "Respondent's name"),
+        "the branch knows the form it was told of"
+    );
+
+    // A restarted exporter reads each installation's ids back from its own file: r-2 again overwrites the
+    // branch's row, and is a new row of the default installation's file.
+    let restarted = SheetsExporter::new(CsvTarget::new(&dir));
+    let branch_again = restarted
+        .export_batch_for(BRANCH, &[ExportEvent::ResponseSubmitted(&r2)])
+        .await;
+    assert_eq!(written(&branch_again[0]), Some((2, true)));
+    let default_new = restarted.response_submitted(&r2).await.unwrap();
+    assert!(matches!(
+        default_new,
+        ExportOutcome::Exported {
+            row_number: 4,
+            updated: false,
+            ..
+        }
+    ));
+    assert_eq!(ids(&default_path), ["response_id", "r-1", "r-3", "r-2"]);
+    assert_eq!(ids(&branch_path), ["response_id", "r-2", "r-3"]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,8 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_plugin_runtime::plugin::{Context, DEFAULT_INSTALLATION, Event, EventMeta, Outcome, Plugin};
 use switchyard_plugins::fakes::server::{FakeServer, InjectedFailure};
 use switchyard_plugins::fakes::twilio::{self as fake, FakeTwilio};
+use switchyard_plugins::in_process::{SmsNotifyPlugin, sms_notify_manifest};
 use switchyard_plugins::sms::record::{CLOCK_ALLOWANCE, Decision, Entry, Intent, Sent, decide};
 use switchyard_plugins::sms::twilio::MAX_LIST_PAGES;
 use switchyard_plugins::sms::{
@@ -732,4 +734,174 @@ async fn an_answer_held_past_the_clients_timeout_leaves_the_message_sent() {
         .send(SID, &Secret::new(TOKEN), TO, "KILIMO", "Hi again")
         .await
         .unwrap();
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Installations: a team that installed the plugin twice
+
+/// The team's second installation, on a Twilio account of its own.
+const CLINIC: &str = "clinic-intake";
+const CLINIC_SID: &str = "ACfedcba9876543210fedcba9876543210";
+const CLINIC_TOKEN: &str = "c1in1c-t0ken";
+
+fn clinic_config(template: Option<&str>) -> Value {
+    let mut config = json!({ "account_sid": CLINIC_SID, "auth_token": CLINIC_TOKEN, "from": "KLINIKI" });
+    if let Some(template) = template {
+        config["template"] = Value::from(template);
+    }
+    config
+}
+
+/// The context of `event` routed for the team's `installation`.
+fn context(installation: &str, event: &ResponseSubmitted) -> Context {
+    Context {
+        meta: EventMeta {
+            id: format!("e-{}", event.response.id),
+            source: "/collect/web".into(),
+            event_type: "response.submitted".into(),
+            time: None,
+            subject: Some(event.response.form_id.clone()),
+            team_id: TEAM.into(),
+            installation: installation.into(),
+        },
+        data: serde_json::to_value(event).unwrap(),
+        data_json: None,
+        attempt: 1,
+    }
+}
+
+#[tokio::test]
+async fn two_installations_of_a_team_text_with_their_own_configs() {
+    let twilio = FakeTwilio::new();
+    twilio.add_account(SID, TOKEN);
+    twilio.add_account(CLINIC_SID, CLINIC_TOKEN);
+    let server = start(&twilio).await;
+    let manifest = sms_notify_manifest(None);
+    assert!(manifest.delivery.installations, "the manifest opts in");
+    let plugin = SmsNotifyPlugin::new(SmsNotifier::new(client(&server)), manifest);
+    plugin
+        .initialize(
+            TEAM,
+            DEFAULT_INSTALLATION,
+            Some(&team_config(TOKEN, Some("Asante {{name}}."))),
+        )
+        .await
+        .unwrap();
+    plugin
+        .initialize(
+            TEAM,
+            CLINIC,
+            Some(&clinic_config(Some("Kliniki: {{response_id}} received."))),
+        )
+        .await
+        .unwrap();
+
+    let event = farmer("r-1", Some("+254712345678"));
+    let execute = |installation: &'static str| {
+        let event = event.clone();
+        let plugin = &plugin;
+        async move {
+            plugin
+                .execute(
+                    &context(installation, &event),
+                    &Event::ResponseSubmitted(event.clone()),
+                )
+                .await
+        }
+    };
+    for installation in [DEFAULT_INSTALLATION, CLINIC] {
+        let outcome = execute(installation).await;
+        assert!(
+            matches!(&outcome, Outcome::Done(results) if results[0].kind == "sms.sent"),
+            "{installation}: {outcome:?}"
+        );
+    }
+    let sent = |messages: &[fake::FakeMessage]| -> Vec<(String, String, String)> {
+        messages
+            .iter()
+            .map(|m| (m.account_sid.clone(), m.from.clone(), m.body.clone()))
+            .collect()
+    };
+    assert_eq!(
+        sent(&twilio.messages()),
+        [
+            (SID.into(), "KILIMO".into(), "Asante Wanjiku Kamau.".into()),
+            (
+                CLINIC_SID.into(),
+                "KLINIKI".into(),
+                "Kliniki: r-1 received.".into()
+            ),
+        ],
+        "each installation with its own account, sender and template"
+    );
+
+    // Removing the clinic's config leaves the default installation's alone.
+    plugin.initialize(TEAM, CLINIC, None).await.unwrap();
+    let refused = execute(CLINIC).await;
+    assert!(
+        matches!(&refused, Outcome::DeadLetter { reason }
+            if reason.contains(r#"no sms-notify config for its installation "clinic-intake""#)),
+        "{refused:?}"
+    );
+    let outcome = execute(DEFAULT_INSTALLATION).await;
+    assert!(matches!(&outcome, Outcome::Done(results) if results[0].kind == "sms.sent"));
+    let messages = twilio.messages();
+    assert_eq!(messages.len(), 3);
+    assert_eq!(messages[2].body, "Asante Wanjiku Kamau.");
+
+    // The default installation's error reads as before installations existed.
+    let error = SmsNotifier::new(client(&server))
+        .prepare(&farmer("r-2", Some(TO)))
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        r#"Team "kilimo-coop" has no sms-notify config, so no message can be sent for it."#
+    );
+}
+
+#[tokio::test]
+async fn an_installations_lost_answer_is_looked_up_on_its_own_account() {
+    // Both installations text the same words from the same sender, on two accounts: the clinic's lost
+    // answer is found on the clinic's account, and the default installation's account lists nothing.
+    let twilio = FakeTwilio::new();
+    twilio.add_account(SID, TOKEN);
+    twilio.add_account(CLINIC_SID, CLINIC_TOKEN);
+    let server = start(&twilio).await;
+    let notifier = notifier(&server, TOKEN, None).await;
+    let mut clinic = clinic_config(None);
+    clinic["from"] = Value::from("KILIMO");
+    notifier.configure_installation(TEAM, CLINIC, &clinic).unwrap();
+    let Prepared::Text(text) = notifier.prepare_for(CLINIC, &farmer("r-1", Some(TO))).unwrap() else {
+        panic!("a text")
+    };
+    let intent = Intent::now(text.to(), text.from(), text.body());
+    twilio.fail_after_sending(
+        1,
+        InjectedFailure {
+            status: 500,
+            retry_after: None,
+        },
+    );
+    notifier.send(&text).await.unwrap_err();
+    let messages = twilio.messages();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].account_sid, CLINIC_SID);
+
+    let entry = Entry::Intent(intent.clone());
+    let listed = notifier.look_up_for(TEAM, CLINIC, &intent).await.unwrap();
+    assert_eq!(
+        decide(Some(&entry), &listed),
+        Decision::Recover(Sent {
+            sid: messages[0].sid.clone(),
+            to_masked: "+*********678".to_owned(),
+        })
+    );
+    let on_default = notifier.look_up(TEAM, &intent).await.unwrap();
+    assert!(on_default.is_empty(), "{on_default:?}");
+    assert!(notifier.remove_installation(TEAM, CLINIC));
+    assert!(matches!(
+        notifier.look_up_for(TEAM, CLINIC, &intent).await,
+        Err(SmsError::TeamNotConfigured { .. })
+    ));
+    assert!(notifier.look_up(TEAM, &intent).await.is_ok(), "the default stays");
 }

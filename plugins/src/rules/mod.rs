@@ -1,4 +1,4 @@
-//! **rules-validate**: per-team business rules over a response's answers, written in
+//! **rules-validate**: per-installation business rules over a response's answers, written in
 //! [CEL](https://github.com/google/cel-spec) (the Common Expression Language).
 //!
 //! ```text

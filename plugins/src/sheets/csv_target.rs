@@ -12,9 +12,13 @@ use super::csv;
 use super::error::ExportError;
 use super::export::{Appended, SheetRef, Target, cell_text};
 use super::index::RowIndex;
+use crate::installations::DEFAULT_INSTALLATION;
 
-/// The CSV target, for the demo and for teams without Google: `<dir>/<team_id>/<form_id>.csv`, the
-/// header as the first record, one record per response. RFC 4180 quoting; records end with `\n`.
+/// The CSV target, for the demo and for teams without Google: `<dir>/<team_id>/<form_id>.csv` for a
+/// team's default installation, `<dir>/<team_id>/<installation>/<form_id>.csv` for a named one (an
+/// installation id has no `.`, so it never names a form's file), the header as the first record, one
+/// record per response. RFC 4180 quoting; records end with `\n`. The configs' `spreadsheet_id` is not
+/// used: each installation has its own files whether or not it has a config.
 ///
 /// New rows are appended. A header change, and a batch that overwrites rows (an edited response, or one
 /// delivered again), rewrite the whole file (to a temporary file, renamed over the old one): simple and
@@ -42,11 +46,15 @@ impl CsvTarget {
     ///
     /// # Errors
     ///
-    /// [`ExportError::UnsafeName`] when the team or form id cannot be a file name.
+    /// [`ExportError::UnsafeName`] when the team, installation or form id cannot be a file name.
     pub fn path_of(&self, sheet: SheetRef<'_>) -> Result<PathBuf, ExportError> {
         let team = safe_name("team id", sheet.team_id)?;
         let form = safe_name("form id", sheet.form_id)?;
-        Ok(self.dir.join(team).join(format!("{form}.csv")))
+        let mut dir = self.dir.join(team);
+        if sheet.installation != DEFAULT_INSTALLATION {
+            dir.push(safe_name("installation id", sheet.installation)?);
+        }
+        Ok(dir.join(format!("{form}.csv")))
     }
 
     fn known_records(&self, path: &Path) -> Option<u64> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+use crate::installations::of_named_installation;
 use crate::{Disposition, with_period};
 
 /// A failure of the token flow or of a Sheets API call.
@@ -127,11 +128,17 @@ impl ConfigError {
 /// A response or form event could not be exported.
 #[derive(Debug, Error)]
 pub enum ExportError {
-    /// The event's team has no config for the Google Sheets target.
-    #[error("Team {team_id:?} has no sheets-export config, so its responses cannot be exported.")]
+    /// The event's installation has no config for the Google Sheets target.
+    #[error(
+        "Team {team_id:?} has no sheets-export config{}, so its responses cannot be exported.",
+        of_named_installation(installation)
+    )]
     TeamNotConfigured {
         /// The team.
         team_id: String,
+        /// The team's installation ([`crate::installations::DEFAULT_INSTALLATION`] for the default one,
+        /// which the message does not name).
+        installation: String,
     },
     /// The Sheets API or the token flow failed.
     #[error(transparent)]
@@ -142,7 +149,7 @@ pub enum ExportError {
          allowed, and it must not start with '.'."
     )]
     UnsafeName {
-        /// `team id` or `form id`.
+        /// `team id`, `installation id` or `form id`.
         what: &'static str,
         /// The id.
         value: String,

@@ -2,12 +2,12 @@
 //! [`Target`], one row per response.
 //!
 //! ```text
-//!   FormCreated / FormUpdated ──► remember the newest form of (team, form)   (no I/O)
-//!   ResponseSubmitted / ResponseUpdated
+//!   FormCreated / FormUpdated ──► remember the newest form of (team, installation, form)   (no I/O)
+//!   ResponseSubmitted / ResponseUpdated                  (a call holds one installation's events)
 //!        │ grouped by (team, form): one event alone, or the responses of a batch to one tab
-//!        │ first time this process writes (team, form): read the target's header row back and build
-//!        │   the layout from it, then merge the newest form into it; read the response_id column back
-//!        │   into the tab's row index (response_id → row number)
+//!        │ first time this process writes (team, installation, form): read the target's header row
+//!        │   back and build the layout from it, then merge the newest form into it; read the
+//!        │   response_id column back into the tab's row index (response_id → row number)
 //!        │ answers without a column: add columns named by question id
 //!        │ header changed: rewrite it (Target::write_header), once for the group
 //!        ├─► responses the index knows: overwrite their rows in one call (Target::update_rows)
@@ -15,8 +15,16 @@
 //!                                                        ──► an ExportOutcome::Exported per response
 //! ```
 //!
-//! Writes to one (team, form) are serialised by an async lock, so a header rewrite, the row writes
-//! around it and the row index never interleave; different forms proceed in parallel.
+//! Writes to one (team, installation, form) are serialised by an async lock, so a header rewrite, the row
+//! writes around it and the row index never interleave; different forms proceed in parallel.
+//!
+//! **Installations.** A team may install the plugin several times, each installation with its own config
+//! (its own spreadsheet) and its own slice of events. Everything the exporter keeps (the newest form, the
+//! layout, the row index of each tab) is per (team, installation, form), and every [`SheetRef`] names the
+//! installation, so the target writes each installation's rows to that installation's spreadsheet (CSV
+//! file): two installations of one team never share a layout or a row index. The runtime hands over one
+//! installation's events at a time ([`SheetsExporter::export_batch_for`]); the methods without an
+//! installation are the default installation's, as before installations existed.
 //!
 //! **Batches.** [`SheetsExporter::export_batch`] takes several events (the runtime hands over one team's
 //! at a time) and writes each tab at most twice: one header check (and rewrite, if needed), then one
@@ -87,12 +95,16 @@ use super::error::ExportError;
 use super::index::{self, RowIndex, Slot};
 use super::layout::Layout;
 use crate::Disposition;
+use crate::installations::DEFAULT_INSTALLATION;
 
-/// The sheet of one (team, form).
+/// The sheet of one (team, installation, form).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SheetRef<'a> {
     /// The owning team.
     pub team_id: &'a str,
+    /// The team's installation whose config names the spreadsheet
+    /// ([`DEFAULT_INSTALLATION`] for the default one).
+    pub installation: &'a str,
     /// The form.
     pub form_id: &'a str,
 }
@@ -110,9 +122,9 @@ pub struct Appended {
 
 /// Somewhere rows can be written: a Google spreadsheet, a directory of CSV files.
 ///
-/// The exporter calls [`Target::read_header`] once per (team, form) per process, before its first
-/// write, and [`Target::read_row_ids`] when the header was there (again after a write whose outcome is
-/// unknown); then [`Target::write_header`] whenever the columns change, [`Target::update_rows`] for the
+/// The exporter calls [`Target::read_header`] once per (team, installation, form) per process, before its
+/// first write, and [`Target::read_row_ids`] when the header was there (again after a write whose outcome
+/// is unknown); then [`Target::write_header`] whenever the columns change, [`Target::update_rows`] for the
 /// responses that have a row and [`Target::append_rows`] for the others, once per response or per
 /// group of responses of a batch. Calls for one sheet never overlap.
 pub trait Target: Send + Sync {
@@ -232,7 +244,8 @@ struct FormState {
     index: Option<RowIndex>,
 }
 
-type FormKey = (String, String);
+/// (team, installation, form).
+type FormKey = (String, String, String);
 
 /// The sheets-export plugin's logic over a [`Target`]. Safe to share between tasks.
 pub struct SheetsExporter<T> {
@@ -262,23 +275,24 @@ impl<T: Target> SheetsExporter<T> {
         &self.target
     }
 
-    /// Records a new form.
+    /// Records a new form (for the default installation).
     pub async fn form_created(&self, event: &FormCreated) -> ExportOutcome {
-        self.record_form(&event.form).await
+        self.record_form(DEFAULT_INSTALLATION, &event.form).await
     }
 
-    /// Records a form's new version; its new questions become columns with the next row written.
+    /// Records a form's new version (for the default installation); its new questions become columns
+    /// with the next row written.
     pub async fn form_updated(&self, event: &FormUpdated) -> ExportOutcome {
-        self.record_form(&event.form).await
+        self.record_form(DEFAULT_INSTALLATION, &event.form).await
     }
 
-    /// Writes a new response as a row.
+    /// Writes a new response as a row (of the default installation's sheet).
     ///
     /// # Errors
     ///
     /// The target's errors; each says, through `disposition()`, whether to retry.
     pub async fn response_submitted(&self, event: &ResponseSubmitted) -> Result<ExportOutcome, ExportError> {
-        self.export(&event.response).await
+        self.export(DEFAULT_INSTALLATION, &event.response).await
     }
 
     /// Overwrites the row of an edited response with its new values, `submitted_at` staying the
@@ -288,12 +302,18 @@ impl<T: Target> SheetsExporter<T> {
     ///
     /// As [`SheetsExporter::response_submitted`].
     pub async fn response_updated(&self, event: &ResponseUpdated) -> Result<ExportOutcome, ExportError> {
-        self.export(&event.response).await
+        self.export(DEFAULT_INSTALLATION, &event.response).await
     }
 
-    /// The columns currently known for (team, form), if it was written to or announced.
+    /// The columns currently known for (team, form) of the default installation, if it was written to or
+    /// announced.
     pub async fn layout(&self, team_id: &str, form_id: &str) -> Option<Layout> {
-        let slot = self.slot(team_id, form_id);
+        self.layout_for(team_id, DEFAULT_INSTALLATION, form_id).await
+    }
+
+    /// The columns currently known for (team, installation, form), if it was written to or announced.
+    pub async fn layout_for(&self, team_id: &str, installation: &str, form_id: &str) -> Option<Layout> {
+        let slot = self.slot(team_id, installation, form_id);
         let state = slot.lock().await;
         state
             .layout
@@ -301,16 +321,16 @@ impl<T: Target> SheetsExporter<T> {
             .or_else(|| state.form.as_ref().map(Layout::from_form))
     }
 
-    fn slot(&self, team_id: &str, form_id: &str) -> Arc<tokio::sync::Mutex<FormState>> {
+    fn slot(&self, team_id: &str, installation: &str, form_id: &str) -> Arc<tokio::sync::Mutex<FormState>> {
         let mut forms = self.forms.lock().unwrap_or_else(PoisonError::into_inner);
         forms
-            .entry((team_id.to_owned(), form_id.to_owned()))
+            .entry((team_id.to_owned(), installation.to_owned(), form_id.to_owned()))
             .or_default()
             .clone()
     }
 
-    async fn record_form(&self, form: &Form) -> ExportOutcome {
-        let slot = self.slot(&form.team_id, &form.id);
+    async fn record_form(&self, installation: &str, form: &Form) -> ExportOutcome {
+        let slot = self.slot(&form.team_id, installation, &form.id);
         let mut guard = slot.lock().await;
         let state = &mut *guard;
         if let Some(known) = &state.form
@@ -333,13 +353,18 @@ impl<T: Target> SheetsExporter<T> {
         ExportOutcome::FormRecorded { header_changed }
     }
 
-    /// Exports a batch of events, normally one team's: form events are recorded first (in order), then
-    /// each (team, form) tab gets one header check, one [`Target::update_rows`] for its responses that
-    /// have a row and one [`Target::append_rows`] for the others, in the events' order (see the module
-    /// docs). One result per event, in the events' order;
-    /// the responses of a tab whose write failed all carry that failure, whose `disposition()` says
-    /// whether to retry them.
+    /// Exports a batch of events of the default installation: [`SheetsExporter::export_batch_for`] it.
     pub async fn export_batch(&self, events: &[ExportEvent<'_>]) -> Vec<BatchResult> {
+        self.export_batch_for(DEFAULT_INSTALLATION, events).await
+    }
+
+    /// Exports a batch of events of one installation, normally of one team: form events are recorded
+    /// first (in order), then each (team, form) tab of the installation gets one header check, one
+    /// [`Target::update_rows`] for its responses that have a row and one [`Target::append_rows`] for the
+    /// others, in the events' order (see the module docs). One result per event, in the events' order;
+    /// the responses of a tab whose write failed all carry that failure, whose `disposition()` says
+    /// whether to retry them. A single event is a batch of one.
+    pub async fn export_batch_for(&self, installation: &str, events: &[ExportEvent<'_>]) -> Vec<BatchResult> {
         /// Where an event's result comes from.
         enum Source {
             Recorded(ExportOutcome),
@@ -352,11 +377,13 @@ impl<T: Target> SheetsExporter<T> {
         for event in events {
             let response = match event {
                 ExportEvent::FormCreated(created) => {
-                    sources.push(Source::Recorded(self.record_form(&created.form).await));
+                    let recorded = self.record_form(installation, &created.form).await;
+                    sources.push(Source::Recorded(recorded));
                     continue;
                 }
                 ExportEvent::FormUpdated(updated) => {
-                    sources.push(Source::Recorded(self.record_form(&updated.form).await));
+                    let recorded = self.record_form(installation, &updated.form).await;
+                    sources.push(Source::Recorded(recorded));
                     continue;
                 }
                 ExportEvent::ResponseSubmitted(submitted) => &submitted.response,
@@ -372,7 +399,7 @@ impl<T: Target> SheetsExporter<T> {
         }
         let mut written = Vec::with_capacity(tabs.len());
         for responses in &tabs {
-            written.push(self.export_tab(responses).await.map_err(Arc::new));
+            written.push(self.export_tab(installation, responses).await.map_err(Arc::new));
         }
         sources
             .into_iter()
@@ -391,25 +418,30 @@ impl<T: Target> SheetsExporter<T> {
             .collect()
     }
 
-    async fn export(&self, response: &Response) -> Result<ExportOutcome, ExportError> {
-        let outcomes = self.export_tab(&[response]).await?;
+    async fn export(&self, installation: &str, response: &Response) -> Result<ExportOutcome, ExportError> {
+        let outcomes = self.export_tab(installation, &[response]).await?;
         let reported = outcomes.len();
         let [outcome] = <[ExportOutcome; 1]>::try_from(outcomes)
             .map_err(|_| ExportError::AppendMismatch { given: 1, reported })?;
         Ok(outcome)
     }
 
-    /// Writes `responses`, all of one (team, form) and not empty, as rows of its sheet: the header first
-    /// if it changed, then the rows. One outcome per response, in order.
-    async fn export_tab(&self, responses: &[&Response]) -> Result<Vec<ExportOutcome>, ExportError> {
+    /// Writes `responses`, all of one (team, form) and not empty, as rows of the installation's sheet: the
+    /// header first if it changed, then the rows. One outcome per response, in order.
+    async fn export_tab(
+        &self,
+        installation: &str,
+        responses: &[&Response],
+    ) -> Result<Vec<ExportOutcome>, ExportError> {
         let Some(first) = responses.first() else {
             return Ok(Vec::new());
         };
         let sheet = SheetRef {
             team_id: &first.team_id,
+            installation,
             form_id: &first.form_id,
         };
-        let slot = self.slot(sheet.team_id, sheet.form_id);
+        let slot = self.slot(sheet.team_id, installation, sheet.form_id);
         let mut guard = slot.lock().await;
         let state = &mut *guard;
         let (layout, index, header_dirty, index_fresh) = self.load_sheet(sheet, state).await?;

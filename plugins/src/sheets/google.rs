@@ -1,8 +1,7 @@
 //! The Google Sheets target of the exporter: the Sheets API through [`SheetsClient`], one spreadsheet per
-//! team (its config), one tab per form.
+//! team's installation (its config), one tab per form.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -13,8 +12,9 @@ use super::client::{SheetsClient, UpdateValuesResponse, ValueRange};
 use super::error::{ConfigError, ExportError, SheetsError};
 use super::export::{Appended, SheetRef, Target, cell_text};
 use super::index::RowIndex;
+use crate::installations::{DEFAULT_INSTALLATION, Installations};
 
-/// The spreadsheet of one team.
+/// The spreadsheet of one team's installation.
 #[derive(Debug)]
 struct TeamSpreadsheet {
     spreadsheet_id: String,
@@ -22,15 +22,17 @@ struct TeamSpreadsheet {
     tokens: TokenSource,
 }
 
-/// The Google Sheets target: each team's responses go to the spreadsheet its config names, each form
-/// to its own sheet (tab) titled `<sheet_name> - <form_id>`, created when missing.
+/// The Google Sheets target: each installation's responses go to the spreadsheet its config names, each
+/// form to its own sheet (tab) titled `<sheet_name> - <form_id>`, created when missing. Two installations
+/// of one team have a config each, so a spreadsheet (and a service account) each; removing one's config
+/// leaves the other's.
 ///
 /// One tab per form because forms have different columns: a team using a household survey and a
 /// clinic intake form would otherwise mix two headers in one sheet.
 #[derive(Debug)]
 pub struct GoogleSheets {
     client: SheetsClient,
-    teams: RwLock<HashMap<String, Arc<TeamSpreadsheet>>>,
+    installations: Installations<TeamSpreadsheet>,
 }
 
 impl GoogleSheets {
@@ -38,7 +40,7 @@ impl GoogleSheets {
     pub fn new(client: SheetsClient) -> Self {
         Self {
             client,
-            teams: RwLock::new(HashMap::new()),
+            installations: Installations::new(),
         }
     }
 
@@ -47,13 +49,28 @@ impl GoogleSheets {
         format!("{sheet_name} - {form_id}")
     }
 
-    /// Applies a team's config (on initialize or when the registry sends a new one), replacing any
-    /// earlier one. Tokens already cached for the team are dropped with the old config.
+    /// Applies the config of a team's default installation: [`GoogleSheets::configure_installation`].
     ///
     /// # Errors
     ///
     /// [`ConfigError`] when the config has no service-account key.
     pub fn configure_team(&self, team_id: &str, config: &SheetsConfig) -> Result<(), ConfigError> {
+        self.configure_installation(team_id, DEFAULT_INSTALLATION, config)
+    }
+
+    /// Applies the config of a team's installation (on initialize or when the registry sends a new one),
+    /// replacing any earlier one of that installation. Tokens already cached for it are dropped with the
+    /// old config; the team's other installations keep theirs.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] when the config has no service-account key.
+    pub fn configure_installation(
+        &self,
+        team_id: &str,
+        installation: &str,
+        config: &SheetsConfig,
+    ) -> Result<(), ConfigError> {
         let key = config.service_account_key.as_ref().ok_or_else(|| ConfigError {
             field: "service_account_key",
             reason: "the Google Sheets target needs a service-account key".to_owned(),
@@ -67,37 +84,34 @@ impl GoogleSheets {
             sheet_name: config.sheet_name.clone(),
             tokens,
         };
-        self.teams
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(team_id.to_owned(), Arc::new(team));
+        self.installations.insert(team_id, installation, team);
         Ok(())
     }
 
-    /// Forgets a team's config (the team disabled the plugin). Returns whether it had one.
+    /// Forgets the config of a team's default installation: [`GoogleSheets::remove_installation`].
     pub fn remove_team(&self, team_id: &str) -> bool {
-        self.teams
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(team_id)
-            .is_some()
+        self.remove_installation(team_id, DEFAULT_INSTALLATION)
     }
 
-    fn team(&self, team_id: &str) -> Result<Arc<TeamSpreadsheet>, ExportError> {
-        self.teams
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(team_id)
-            .cloned()
+    /// Forgets the config of a team's installation (the team removed it or disabled the plugin), leaving
+    /// the team's other installations alone. Returns whether it had one.
+    pub fn remove_installation(&self, team_id: &str, installation: &str) -> bool {
+        self.installations.remove(team_id, installation)
+    }
+
+    fn team(&self, sheet: SheetRef<'_>) -> Result<Arc<TeamSpreadsheet>, ExportError> {
+        self.installations
+            .get(sheet.team_id, sheet.installation)
             .ok_or_else(|| ExportError::TeamNotConfigured {
-                team_id: team_id.to_owned(),
+                team_id: sheet.team_id.to_owned(),
+                installation: sheet.installation.to_owned(),
             })
     }
 }
 
 impl Target for GoogleSheets {
     async fn read_header(&self, sheet: SheetRef<'_>) -> Result<Option<Vec<String>>, ExportError> {
-        let team = self.team(sheet.team_id)?;
+        let team = self.team(sheet)?;
         let tab = Self::tab_title(&team.sheet_name, sheet.form_id);
         let titles = self
             .client
@@ -122,7 +136,7 @@ impl Target for GoogleSheets {
     }
 
     async fn write_header(&self, sheet: SheetRef<'_>, header: &[String]) -> Result<(), ExportError> {
-        let team = self.team(sheet.team_id)?;
+        let team = self.team(sheet)?;
         let range = format!(
             "{}!1:1",
             quote_sheet_title(&Self::tab_title(&team.sheet_name, sheet.form_id))
@@ -135,7 +149,7 @@ impl Target for GoogleSheets {
     }
 
     async fn read_row_ids(&self, sheet: SheetRef<'_>, column: usize) -> Result<RowIndex, ExportError> {
-        let team = self.team(sheet.team_id)?;
+        let team = self.team(sheet)?;
         let letters = column_letters(column + 1);
         let range = format!(
             "{}!{letters}:{letters}",
@@ -160,7 +174,7 @@ impl Target for GoogleSheets {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let team = self.team(sheet.team_id)?;
+        let team = self.team(sheet)?;
         let tab = quote_sheet_title(&Self::tab_title(&team.sheet_name, sheet.form_id));
         let data: Vec<ValueRange> = rows
             .iter()
@@ -185,7 +199,7 @@ impl Target for GoogleSheets {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
-        let team = self.team(sheet.team_id)?;
+        let team = self.team(sheet)?;
         let range = format!(
             "{}!A1",
             quote_sheet_title(&Self::tab_title(&team.sheet_name, sheet.form_id))

@@ -14,18 +14,26 @@
 //! The in-process Sheets API and token endpoint that tests and the demo use in place of Google are not
 //! part of the plugin: they are [`crate::fakes::sheets`].
 //!
-//! # Per-team config
+//! # Per-installation config
 //!
-//! The registry validates each team's config against [`config_schema`]; the plugin turns it into a
+//! The registry validates each config against [`config_schema`]; the plugin turns it into a
 //! [`SheetsConfig`] with [`SheetsConfig::from_json`] when the config is applied, so a bad key is
 //! reported then rather than on the first response. `service_account_key` is optional in the schema
-//! because a deployment exporting to CSV needs none; [`GoogleSheets::configure_team`] requires it.
+//! because a deployment exporting to CSV needs none; [`GoogleSheets::configure_installation`] requires
+//! it.
+//!
+//! A team may install the plugin several times (the manifest says `installations: true`): each
+//! installation has its own config, so its own spreadsheet, and its own slice of the team's events. The
+//! exporter's forms, layouts and row indexes and the Google target's spreadsheets are kept per (team,
+//! installation); the CSV target writes a named installation's files in a directory of their own. The
+//! default installation's sheets and files are where they were before installations existed.
 //!
 //! # One tab per form
 //!
-//! A team names one spreadsheet; each of its forms gets its own sheet (tab) in it, titled
-//! `<sheet_name> - <form_id>` ([`GoogleSheets::tab_title`]) and created on first use, because forms
-//! have different columns.
+//! An installation names one spreadsheet; each of the team's forms gets its own sheet (tab) in it,
+//! titled `<sheet_name> - <form_id>` ([`GoogleSheets::tab_title`]) and created on first use, because
+//! forms have different columns. Two installations naming the same spreadsheet and `sheet_name` would
+//! write the same tabs (a response's row overwritten by either): give each its own.
 
 pub mod a1;
 pub mod auth;

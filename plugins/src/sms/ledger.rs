@@ -2,8 +2,17 @@
 //!
 //! Twilio's Messages API takes no idempotency key, and the runtime delivers at least once (a worker
 //! crash, a rebalance, a lost answer). So the plugin keeps its own record: a compacted Kafka topic,
-//! keyed by the event id (the `webhook-id`), whose value is the last thing known about the event's
+//! keyed by the event's copy id ([`key`]), whose value is the last thing known about the event's
 //! message: an intent to send it, then what the send answered ([`crate::sms::record`] has the forms).
+//!
+//! **Installations.** A team that installed the plugin twice gets two copies of each event, one per
+//! installation, and each texts with its own config. The key is the copy id the runtime gives
+//! ([`EventMeta::copy_id`], the bridge's `webhook-id`): the event id for the default installation,
+//! exactly the key sms-notify wrote before installations existed (a ledger written by an earlier version
+//! keeps answering its events across the upgrade), and `<event id>/<installation>` for a named one, so one
+//! installation's copy is never found "already sent" because another's was. Everything below keyed by
+//! "E" is keyed by this copy id (the hold, the look-up, the intent and the sent record); Twilio's list is
+//! asked on the account of the copy's own installation.
 //!
 //! ```text
 //!   event E ─► ledger.hold(E)      one task per event id at a time in this process
@@ -52,7 +61,8 @@
 //!   is not found, and texts again. So does a worker whose clock is more than 2 s ahead of Twilio's.
 //! * *A look alike.* Any message with the same body to the same number from the same sender, created
 //!   from 2 s before the intent's second on, is taken as the attempt's: the event is answered with it
-//!   and nothing is sent (the respondent has that very text).
+//!   and nothing is sent (the respondent has that very text). That includes another installation's copy
+//!   of the same event, when both installations send the same text from the same sender on one account.
 //! * *A list too long.* More than 2,000 listed messages to the number since the intent's day: the event
 //!   is dead-lettered (an operator looks), not guessed.
 //! * *The retention.* A redelivery more than 7 days after the send finds no record (see
@@ -69,6 +79,7 @@
 //! topic rolls a segment a day ([`SEGMENT_MS`]) so that compaction replaces an answered intent with its
 //! sent record (masked number only) within about a day rather than at the 7-day retention.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
@@ -76,6 +87,7 @@ use std::time::{Duration, SystemTime};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
+use switchyard_plugin_runtime::plugin::EventMeta;
 use switchyard_service::follower::{Apply, FollowError, FollowOptions, Follower, Record};
 use switchyard_service::kafka::{ClientError, Clients, KafkaContext};
 use thiserror::Error;
@@ -96,6 +108,13 @@ pub const RETENTION_MS: &str = "604800000";
 /// How long the ledger's active segment stays open: 1 day, so that compaction (which never touches the
 /// active segment) drops an answered intent, with its number and body, within about a day.
 pub const SEGMENT_MS: &str = "86400000";
+
+/// The ledger's key of an event's copy: its copy id, the `ce_id` for the default installation (the key of
+/// every ledger record written before installations existed) and `<ce_id>/<installation>` for a named one
+/// (see the module's doc).
+pub fn key(meta: &EventMeta) -> Cow<'_, str> {
+    meta.copy_id()
+}
 
 /// How long a look-up waits for the ledger to be read far enough.
 const FRESHNESS_LIMIT: Duration = Duration::from_secs(30);
@@ -137,7 +156,8 @@ pub enum LedgerError {
     Stale(Duration),
 }
 
-/// The texts sent and about to be sent, by event id: a follower of the ledger topic and a producer to it.
+/// The texts sent and about to be sent, by event copy id ([`key`]; the methods' `event_id`): a follower of
+/// the ledger topic and a producer to it.
 pub struct SentLedger {
     topic: String,
     entries: Arc<Mutex<HashMap<String, Entry>>>,
@@ -309,4 +329,69 @@ async fn create_topic(clients: &Clients, topic: &str) -> Result<(), LedgerError>
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use switchyard_plugin_runtime::plugin::DEFAULT_INSTALLATION;
+
+    use super::*;
+    use crate::sms::record::Sent;
+
+    fn meta(id: &str, installation: &str) -> EventMeta {
+        EventMeta {
+            id: id.to_owned(),
+            source: "/collect/web".to_owned(),
+            event_type: "response.submitted".to_owned(),
+            time: None,
+            subject: Some("f-1".to_owned()),
+            team_id: "acme".to_owned(),
+            installation: installation.to_owned(),
+        }
+    }
+
+    #[test]
+    fn the_default_installations_key_is_the_event_id_as_before_and_a_named_ones_its_own() {
+        let id = "0193a5b2-7c1e-7d3a-9f00-aa11bb22cc33";
+        let default = meta(id, DEFAULT_INSTALLATION);
+        // Byte for byte the key sms-notify 0.10 wrote (`ctx.meta.id`), borrowed, not rebuilt.
+        assert_eq!(key(&default).as_bytes(), id.as_bytes());
+        assert!(matches!(key(&default), Cow::Borrowed(_)));
+        let named = meta(id, "forms-bc");
+        assert_eq!(key(&named), format!("{id}/forms-bc"));
+        assert_ne!(
+            key(&named),
+            key(&meta(id, "forms-ke")),
+            "each installation its own"
+        );
+        // The value does not depend on the installation: a sent record reads and writes as before.
+        let sent = Sent {
+            sid: "SM0123456789abcdef0123456789abcdef".to_owned(),
+            to_masked: "+*********678".to_owned(),
+        };
+        assert_eq!(
+            Entry::Sent(sent).to_json(),
+            br#"{"sid":"SM0123456789abcdef0123456789abcdef","to_masked":"+*********678"}"#.to_vec()
+        );
+    }
+
+    #[test]
+    fn a_ledger_record_under_the_default_key_answers_only_the_default_installations_copy() {
+        // What `Entries` keeps: a record written under the event id (by this version for the default
+        // installation, or by an earlier one) is found by the default installation's copy only.
+        let entries = Arc::new(Mutex::new(HashMap::new()));
+        let mut apply = Entries(Arc::clone(&entries));
+        let value = br#"{"sid":"SM0123456789abcdef0123456789abcdef","to_masked":"+*********678"}"#;
+        apply.apply(Record {
+            partition: 0,
+            offset: 0,
+            key: Some(b"e-1"),
+            value: Some(value),
+            headers: None,
+            timestamp_ms: None,
+        });
+        let entries = entries.lock().unwrap();
+        assert!(entries.contains_key(key(&meta("e-1", DEFAULT_INSTALLATION)).as_ref()));
+        assert!(!entries.contains_key(key(&meta("e-1", "forms-bc")).as_ref()));
+    }
 }

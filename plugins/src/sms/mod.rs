@@ -1,4 +1,4 @@
-//! `sms-notify`: when a response arrives, text the phone number it gives, with a per-team template
+//! `sms-notify`: when a response arrives, text the phone number it gives, with a per-installation template
 //! filled from its answers, through a Twilio-compatible REST API.
 //!
 //! # Pieces
@@ -16,11 +16,18 @@
 //! The in-process Twilio that tests and the demo use in place of the real API is not part of the plugin:
 //! it is [`crate::fakes::twilio`].
 //!
-//! # Per-team config
+//! # Per-installation config
 //!
 //! Validated by the registry against [`config_schema`] and again, with the template parsed, by
 //! [`SmsConfig::from_json`] when applied. The API base URL is not per team: it is a deployment
 //! setting given to [`TwilioClient::new`].
+//!
+//! A team may install the plugin several times (the manifest says `installations: true`), each
+//! installation with its own config (account, sender, template, phone question) and its own copy of the
+//! team's events. [`SmsNotifier`] keeps configs per (team, installation), and the [`ledger`] keys each
+//! copy by its copy id ([`ledger::key`]): the event id for the default installation, as before
+//! installations existed, `<event id>/<installation>` for a named one, so each installation texts once
+//! per event.
 //!
 //! The default template greets the respondent by `{{name}}`, which finds the name question of every
 //! form the demo publishes (`respondent_name`, `farmer_name`, `patient_name`, ...); the default

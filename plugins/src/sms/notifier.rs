@@ -1,7 +1,7 @@
 //! The sms-notify plugin's logic: one text message per submitted response.
 //!
 //! ```text
-//!   ResponseSubmitted ─► team config ─► answer to `phone_question` ─e164─► template.render ─► Text
+//!   ResponseSubmitted ─► installation's config ─► answer to `phone_question` ─e164─► template.render ─► Text
 //!                          │ none              │ missing or invalid                           │
 //!                          ▼                   ▼                                              ▼
 //!                  TeamNotConfigured   Prepared::Skipped                  TwilioClient::send ─► SentMessage
@@ -12,14 +12,17 @@
 //! between [`SmsNotifier::prepare`] and [`SmsNotifier::send`], and asks [`SmsNotifier::look_up`] whether
 //! an attempt whose outcome it does not know sent the message.
 //!
+//! Configs are kept per (team, installation): a team that installed the plugin twice has two configs
+//! (two templates, senders, accounts), and each installation's copy of an event is prepared, sent and
+//! looked up with its own. The methods without an installation are the default installation's.
+//!
 //! Only `response.submitted` sends: an edited response (`response.updated`) is the same respondent's
 //! same submission, and a second "thank you" would be noise. A response without a usable number is
 //! not an error (the respondent gave none, or a malformed one) but an outcome the runtime can count.
 //! Outcomes and errors show phone numbers masked to their last three digits.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
@@ -29,6 +32,7 @@ use super::phone::{e164, mask};
 use super::record::Intent;
 use super::twilio::{ListedMessage, SentMessage, SmsError, TwilioClient};
 use super::{ConfigError, SmsConfig};
+use crate::installations::{DEFAULT_INSTALLATION, Installations};
 
 /// Why no message was sent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -131,7 +135,7 @@ pub enum Prepared {
 #[derive(Debug)]
 pub struct SmsNotifier {
     client: TwilioClient,
-    teams: RwLock<HashMap<String, Arc<SmsConfig>>>,
+    installations: Installations<SmsConfig>,
 }
 
 impl SmsNotifier {
@@ -139,48 +143,76 @@ impl SmsNotifier {
     pub fn new(client: TwilioClient) -> Self {
         Self {
             client,
-            teams: RwLock::new(HashMap::new()),
+            installations: Installations::new(),
         }
     }
 
-    /// Applies a team's config as the registry sent it (on initialize or on change), validating it
-    /// and its template first; the team's previous config stays in force if it is refused.
+    /// Applies the config of a team's default installation: [`Self::configure_installation`].
     ///
     /// # Errors
     ///
     /// [`ConfigError`] naming the offending field (never quoting the auth token).
     pub fn configure_team(&self, team_id: &str, config: &Value) -> Result<(), ConfigError> {
+        self.configure_installation(team_id, DEFAULT_INSTALLATION, config)
+    }
+
+    /// Applies the config of a team's installation as the registry sent it (on initialize or on change),
+    /// validating it and its template first; the installation's previous config stays in force if it is
+    /// refused, and the team's other installations keep theirs either way.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] naming the offending field (never quoting the auth token).
+    pub fn configure_installation(
+        &self,
+        team_id: &str,
+        installation: &str,
+        config: &Value,
+    ) -> Result<(), ConfigError> {
         let config = SmsConfig::from_json(config)?;
-        self.set_team_config(team_id, config);
+        self.installations.insert(team_id, installation, config);
         Ok(())
     }
 
-    /// Applies an already parsed config.
+    /// Applies an already parsed config to the team's default installation.
     pub fn set_team_config(&self, team_id: &str, config: SmsConfig) {
-        self.teams
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(team_id.to_owned(), Arc::new(config));
+        self.installations.insert(team_id, DEFAULT_INSTALLATION, config);
     }
 
-    /// Forgets a team's config. Returns whether it had one.
+    /// Forgets the config of a team's default installation. Returns whether it had one.
     pub fn remove_team(&self, team_id: &str) -> bool {
-        self.teams
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(team_id)
-            .is_some()
+        self.remove_installation(team_id, DEFAULT_INSTALLATION)
     }
 
-    /// Texts the respondent of `event`: [`Self::prepare`], then [`Self::send`]. Each call that reaches
-    /// Twilio sends a message: a caller that may call twice for one event (a redelivery) must remember
-    /// what it sent.
+    /// Forgets the config of a team's installation, leaving its other installations alone. Returns
+    /// whether it had one.
+    pub fn remove_installation(&self, team_id: &str, installation: &str) -> bool {
+        self.installations.remove(team_id, installation)
+    }
+
+    /// Texts the respondent of `event` for the team's default installation:
+    /// [`Self::response_submitted_for`].
     ///
     /// # Errors
     ///
     /// [`SmsError::TeamNotConfigured`], or the API's error; `disposition()` says whether to retry.
     pub async fn response_submitted(&self, event: &ResponseSubmitted) -> Result<SmsOutcome, SmsError> {
-        match self.prepare(event)? {
+        self.response_submitted_for(DEFAULT_INSTALLATION, event).await
+    }
+
+    /// Texts the respondent of `event` with the config of the team's `installation`:
+    /// [`Self::prepare_for`], then [`Self::send`]. Each call that reaches Twilio sends a message: a caller
+    /// that may call twice for one event (a redelivery) must remember what it sent.
+    ///
+    /// # Errors
+    ///
+    /// [`SmsError::TeamNotConfigured`], or the API's error; `disposition()` says whether to retry.
+    pub async fn response_submitted_for(
+        &self,
+        installation: &str,
+        event: &ResponseSubmitted,
+    ) -> Result<SmsOutcome, SmsError> {
+        match self.prepare_for(installation, event)? {
             Prepared::Skipped(reason) => Ok(SmsOutcome::Skipped { reason }),
             Prepared::Text(text) => {
                 let sent = self.send(&text).await?;
@@ -192,14 +224,25 @@ impl SmsNotifier {
         }
     }
 
-    /// The message `event` calls for, if any, with its team's config as it is now. Sends nothing.
+    /// The message `event` calls for, if any, with the config of its team's default installation:
+    /// [`Self::prepare_for`].
     ///
     /// # Errors
     ///
     /// [`SmsError::TeamNotConfigured`].
     pub fn prepare(&self, event: &ResponseSubmitted) -> Result<Prepared, SmsError> {
+        self.prepare_for(DEFAULT_INSTALLATION, event)
+    }
+
+    /// The message `event` calls for, if any, with the config of its team's `installation` as it is now.
+    /// Sends nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`SmsError::TeamNotConfigured`].
+    pub fn prepare_for(&self, installation: &str, event: &ResponseSubmitted) -> Result<Prepared, SmsError> {
         let response = &event.response;
-        let config = self.team(&response.team_id)?;
+        let config = self.config(&response.team_id, installation)?;
         let question = config.phone_question.clone();
         let raw = match response.answers.get(&question) {
             Some(Some(Answer::Phone { phone })) => phone,
@@ -232,15 +275,30 @@ impl SmsNotifier {
             .await
     }
 
-    /// The messages Twilio lists to `intent`'s recipient from its sender since the day of
-    /// [`Intent::earliest_created`], on the account `team_id` is configured with now: where
-    /// [`crate::sms::record::decide`] looks for the message of an attempt whose outcome is unknown.
+    /// The messages Twilio lists for `intent` on the account of `team_id`'s default installation:
+    /// [`Self::look_up_for`].
     ///
     /// # Errors
     ///
     /// [`SmsError::TeamNotConfigured`], or the API's error.
     pub async fn look_up(&self, team_id: &str, intent: &Intent) -> Result<Vec<ListedMessage>, SmsError> {
-        let config = self.team(team_id)?;
+        self.look_up_for(team_id, DEFAULT_INSTALLATION, intent).await
+    }
+
+    /// The messages Twilio lists to `intent`'s recipient from its sender since the day of
+    /// [`Intent::earliest_created`], on the account `team_id`'s `installation` is configured with now:
+    /// where [`crate::sms::record::decide`] looks for the message of an attempt whose outcome is unknown.
+    ///
+    /// # Errors
+    ///
+    /// [`SmsError::TeamNotConfigured`], or the API's error.
+    pub async fn look_up_for(
+        &self,
+        team_id: &str,
+        installation: &str,
+        intent: &Intent,
+    ) -> Result<Vec<ListedMessage>, SmsError> {
+        let config = self.config(team_id, installation)?;
         self.client
             .list_sent_since(
                 &config.account_sid,
@@ -252,14 +310,12 @@ impl SmsNotifier {
             .await
     }
 
-    fn team(&self, team_id: &str) -> Result<Arc<SmsConfig>, SmsError> {
-        self.teams
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(team_id)
-            .cloned()
+    fn config(&self, team_id: &str, installation: &str) -> Result<Arc<SmsConfig>, SmsError> {
+        self.installations
+            .get(team_id, installation)
             .ok_or_else(|| SmsError::TeamNotConfigured {
                 team_id: team_id.to_owned(),
+                installation: installation.to_owned(),
             })
     }
 }

@@ -36,6 +36,7 @@ use time::{Date, OffsetDateTime};
 use url::Url;
 
 use super::phone::redact_numbers;
+use crate::installations::of_named_installation;
 use crate::{Disposition, Secret, excerpt, json_error_position, retry_after, with_period};
 
 /// Twilio's error code for "too many requests".
@@ -57,11 +58,17 @@ pub enum SmsError {
         /// The URL as given.
         url: String,
     },
-    /// The event's team has no sms-notify config.
-    #[error("Team {team_id:?} has no sms-notify config, so no message can be sent for it.")]
+    /// The event's installation has no sms-notify config.
+    #[error(
+        "Team {team_id:?} has no sms-notify config{}, so no message can be sent for it.",
+        of_named_installation(installation)
+    )]
     TeamNotConfigured {
         /// The team.
         team_id: String,
+        /// The team's installation ([`crate::installations::DEFAULT_INSTALLATION`] for the default one,
+        /// which the message does not name).
+        installation: String,
     },
     /// The API answered with an error.
     #[error(
