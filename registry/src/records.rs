@@ -3,9 +3,14 @@
 //! | topic                    | key                      | value                         |
 //! |--------------------------|--------------------------|-------------------------------|
 //! | `switchyard.plugins`     | plugin id                | [`PluginManifest`] (contract) |
-//! | `switchyard.enablements` | `<team>/<plugin>`        | [`Enablement`] (contract)     |
-//! | `switchyard.configs`     | `<team>/<plugin>`        | [`ConfigRecord`]              |
+//! | `switchyard.enablements` | installation key (below) | [`Enablement`] (contract)     |
+//! | `switchyard.configs`     | installation key (below) | [`ConfigRecord`]              |
 //! | `switchyard.instances`   | `<plugin>/<instance id>` | [`InstanceRecord`]            |
+//!
+//! An enablement is a team's *installation* of a plugin. Its key, and the key of its config, is
+//! `<team>/<plugin>` for the installation `default` (the only form before installations existed) and
+//! `<team>/<plugin>/<installation>` for any other ([`parse_installation_key`]); so the keys of one plugin
+//! are not all `.../<plugin>`, and every lookup here parses them instead of matching suffixes.
 //!
 //! A null value removes the key. A plugin's status is derived from its instances' heartbeats: `down` with
 //! no live instance (none heard from within the TTL), `degraded` when a live instance reports itself
@@ -14,7 +19,8 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use switchyard_schemas::control::{Enablement, PluginManifest};
+use switchyard_schemas::control::{Enablement, PluginManifest, installation_key, parse_installation_key};
+use switchyard_schemas::ids::DEFAULT_INSTALLATION;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -141,49 +147,65 @@ impl<'a> Records<'a> {
             .collect()
     }
 
-    /// A team's enablement of a plugin.
-    pub fn enablement(&self, team: &str, plugin: &str) -> Option<Enablement> {
-        let key = format!("{team}/{plugin}");
+    /// A team's installation `installation` of a plugin ([`DEFAULT_INSTALLATION`] is the v1 enablement).
+    pub fn enablement(&self, team: &str, plugin: &str, installation: &str) -> Option<Enablement> {
+        let key = installation_key(team, plugin, installation);
         let value = self.store.get(&self.topics.enablements, &key)?;
         Enablement::parse(key.as_bytes(), &value).ok()
     }
 
-    /// A team's enablements, by plugin id.
+    /// A team's default installations (the v1 enablements), by plugin id.
     pub fn team_enablements(&self, team: &str) -> Vec<Enablement> {
-        self.store
+        self.team_installations(team)
+            .into_iter()
+            .filter(|e| e.installation() == DEFAULT_INSTALLATION)
+            .collect()
+    }
+
+    /// Every installation of every plugin of a team, default and named, by (plugin, installation).
+    pub fn team_installations(&self, team: &str) -> Vec<Enablement> {
+        let mut installations: Vec<Enablement> = self
+            .store
             .entries_with_prefix(&self.topics.enablements, &format!("{team}/"))
             .into_iter()
             .filter_map(|(key, value)| Enablement::parse(key.as_bytes(), &value).ok())
-            .collect()
+            .collect();
+        // Key order is not (plugin, installation) order: `p-2` sorts before `p/x`.
+        installations.sort_by(|a, b| {
+            (a.plugin_id.as_str(), a.installation()).cmp(&(b.plugin_id.as_str(), b.installation()))
+        });
+        installations
     }
 
-    /// The keys of every enablement of a plugin, across teams.
-    pub fn plugin_enablement_keys(&self, plugin: &str) -> Vec<String> {
-        let suffix = format!("/{plugin}");
-        self.store
-            .entries(&self.topics.enablements)
-            .into_iter()
-            .map(|(key, _)| key)
-            .filter(|key| key.ends_with(&suffix))
-            .collect()
-    }
-
-    /// The keys of every config of a plugin, across teams.
-    pub fn plugin_config_keys(&self, plugin: &str) -> Vec<String> {
-        let suffix = format!("/{plugin}");
-        self.store
-            .entries(&self.topics.configs)
-            .into_iter()
-            .map(|(key, _)| key)
-            .filter(|key| key.ends_with(&suffix))
-            .collect()
-    }
-
-    /// A team's config of a plugin.
-    pub fn config(&self, team: &str, plugin: &str) -> Option<ConfigRecord> {
-        let value = self
+    /// A team's installations of one plugin, by installation id.
+    pub fn plugin_installations(&self, team: &str, plugin: &str) -> Vec<Enablement> {
+        let mut installations: Vec<Enablement> = self
             .store
-            .get(&self.topics.configs, &format!("{team}/{plugin}"))?;
+            .entries_with_prefix(&self.topics.enablements, &format!("{team}/{plugin}"))
+            .into_iter()
+            .filter_map(|(key, value)| Enablement::parse(key.as_bytes(), &value).ok())
+            .filter(|e| e.plugin_id == plugin)
+            .collect();
+        installations.sort_by(|a, b| a.installation().cmp(b.installation()));
+        installations
+    }
+
+    /// The keys of every enablement of a plugin, across teams and installations.
+    pub fn plugin_enablement_keys(&self, plugin: &str) -> Vec<String> {
+        keys_of_plugin(self.store.entries(&self.topics.enablements), plugin)
+    }
+
+    /// The keys of every config of a plugin, across teams and installations.
+    pub fn plugin_config_keys(&self, plugin: &str) -> Vec<String> {
+        keys_of_plugin(self.store.entries(&self.topics.configs), plugin)
+    }
+
+    /// A team's config of the installation `installation` of a plugin.
+    pub fn config(&self, team: &str, plugin: &str, installation: &str) -> Option<ConfigRecord> {
+        let value = self.store.get(
+            &self.topics.configs,
+            &installation_key(team, plugin, installation),
+        )?;
         serde_json::from_slice(&value).ok()
     }
 
@@ -206,6 +228,20 @@ impl<'a> Records<'a> {
     }
 }
 
+/// The keys among `entries` that name an installation of `plugin`, in either form. A key that does not
+/// parse (written around the API, say `bad team/<plugin>` or `<team>/<plugin>/default`) counts when its
+/// second `/`-separated part is the plugin, so deregistration clears it too.
+fn keys_of_plugin(entries: Vec<(String, Vec<u8>)>, plugin: &str) -> Vec<String> {
+    entries
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| match parse_installation_key(key.as_bytes()) {
+            Ok(parsed) => parsed.plugin == plugin,
+            Err(_) => key.split('/').nth(1) == Some(plugin),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,6 +254,34 @@ mod tests {
             state,
             last_seen: seen.format(&Rfc3339).unwrap(),
         }
+    }
+
+    #[test]
+    fn a_plugins_keys_in_both_forms_and_no_others() {
+        let entries = [
+            "acme/sms",
+            "acme/sms/forms-a",
+            "acme/sms/forms-b",
+            "acme/sms-2",
+            "acme/sms-2/sms",
+            "globex/sms",
+            "acme/other/sms",
+            "bad team/sms",
+            "acme/sms/default",
+            "sms",
+        ]
+        .map(|key| (key.to_owned(), Vec::new()));
+        assert_eq!(
+            keys_of_plugin(entries.to_vec(), "sms"),
+            [
+                "acme/sms",
+                "acme/sms/forms-a",
+                "acme/sms/forms-b",
+                "globex/sms",
+                "bad team/sms",
+                "acme/sms/default"
+            ]
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `POST /v1/teams/{team}/plugins/{id}/actions/{action}`: the API gateway ([`crate::gateway`]).
 //!
 //! Checks, in order, each answering without calling the plugin: the token may act for the team (403), the
-//! team id is valid (404), the plugin is registered (404), enabled for the team (409), declares the action
+//! team id is valid (404), the plugin is registered (404), an installation of it is enabled for the team
+//! (409; actions belong to the plugin, not to one installation), declares the action
 //! (404), the `Idempotency-Key` header, if any, is valid (422), the body is within the limit (413), the
 //! team is within its rate (429 with `Retry-After`). The `Idempotency-Key` becomes the `webhook-id`, so a
 //! caller's retry carries the same id to the plugin.
@@ -33,7 +34,7 @@ pub async fn call(
     let manifest = records
         .plugin(&id)
         .ok_or_else(|| Problem::not_found(format!("no plugin {id} is registered")))?;
-    if !records.enablement(&team, &id).is_some_and(|e| e.enabled) {
+    if !records.plugin_installations(&team, &id).iter().any(|e| e.enabled) {
         return Err(Problem::conflict(format!("{id} is not enabled for this team")));
     }
     if !manifest.actions.iter().any(|a| a == &action) {

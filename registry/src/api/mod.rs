@@ -3,7 +3,8 @@
 //! | module      | routes                                                                      |
 //! |-------------|-----------------------------------------------------------------------------|
 //! | [`plugins`] | `/v1/plugins`, `/v1/plugins/{id}`, `/v1/plugins/{id}/heartbeat`             |
-//! | [`teams`]   | `/v1/teams/{team}/plugins`, `.../{id}`, `.../{id}/config`                   |
+//! | [`teams`]   | `/v1/teams/{team}/plugins`, `.../{id}`, `.../{id}/config` (the default installation) |
+//! | [`installations`] | `/v1/teams/{team}/installations`, `.../plugins/{id}/installations[/{installation}[/config]]` |
 //! | [`actions`] | `/v1/teams/{team}/plugins/{id}/actions/{action}` (the gateway)              |
 //! | [`ops`]     | `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` (no token needed)     |
 //!
@@ -11,6 +12,7 @@
 //! answers errors as problem details ([`crate::problem`]). Who may call what is in `docs/registry.md`.
 
 pub mod actions;
+pub mod installations;
 pub mod ops;
 pub mod plugins;
 pub mod schema_work;
@@ -131,6 +133,21 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
         .route(
             "/v1/teams/{team}/plugins/{id}/config",
             put(teams::set_config).get(teams::show_config),
+        )
+        .route("/v1/teams/{team}/installations", get(installations::list_team))
+        .route(
+            "/v1/teams/{team}/plugins/{id}/installations",
+            get(installations::list_plugin),
+        )
+        .route(
+            "/v1/teams/{team}/plugins/{id}/installations/{installation}",
+            get(installations::show)
+                .put(installations::set)
+                .delete(installations::delete),
+        )
+        .route(
+            "/v1/teams/{team}/plugins/{id}/installations/{installation}/config",
+            put(installations::set_config).get(installations::show_config),
         )
         .layer(DefaultBodyLimit::max(body_limit));
     // The gateway reads its body itself, up to its own limit.

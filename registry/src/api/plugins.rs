@@ -50,6 +50,10 @@ pub struct PluginView {
     /// The manifest's `rate_limit`, if it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<RateLimit>,
+    /// The manifest's `installations: true`: a team may install the plugin more than once. Absent when
+    /// false, so the view of a plugin without it is what it was before installations existed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub installations: bool,
     /// `up`, `degraded` or `down`, from live heartbeats.
     pub status: PluginStatus,
     /// Instances heard from within the heartbeat TTL.
@@ -110,6 +114,7 @@ fn view(state: &AppState, manifest: PluginManifest, principal: &Principal) -> Pl
         ordering: manifest.delivery.ordering().as_str().to_owned(),
         batch: manifest.delivery.batch,
         rate_limit: manifest.delivery.rate_limit,
+        installations: manifest.delivery.installations,
     }
 }
 

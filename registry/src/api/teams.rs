@@ -1,42 +1,61 @@
-//! A team's plugins: list its enablements (`GET /v1/teams/{team}/plugins`), enable or disable one
-//! (`PUT .../{id}`), and set or read its config (`PUT`/`GET .../{id}/config`).
+//! A team's plugins, the v1 routes: list its enablements (`GET /v1/teams/{team}/plugins`), enable or
+//! disable one (`PUT .../{id}`), and set or read its config (`PUT`/`GET .../{id}/config`). Each addresses
+//! the plugin's installation `default` ([`crate::api::installations`] has the routes for every
+//! installation); this module also holds what both sets of routes share: the views, the role check, the
+//! event-type check and the config path.
 //!
 //! Admins and the team itself may call these; a team token for another team gets 403. Config is only
-//! accepted while the plugin is enabled (409 otherwise), is validated against the plugin's `config_schema`
-//! (422 with a JSON pointer per error), and reaches the plugin through the configs topic. Secret fields
-//! (`"writeOnly": true` in the schema) are never returned, only reported as set or unset, and never logged:
-//! nothing in this module logs a config, and validation messages about secret fields do not quote values.
+//! accepted while the installation is enabled (409 otherwise), is validated against the plugin's
+//! `config_schema` (422 with a JSON pointer per error), and reaches the plugin through the configs topic.
+//! Secret fields (`"writeOnly": true` in the schema) are never returned, only reported as set or unset,
+//! and never logged: nothing in this module logs a config, and validation messages about secret fields do
+//! not quote values.
+//!
+//! **v1 compatibility.** A v1 `PUT .../{id}` knows nothing of `form_ids` and `filter`, so it reads the
+//! stored default installation and keeps those two fields ([`merge_v1`]); for a plugin without them the
+//! record and the answer are byte for byte what they were before installations existed.
 
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde::{Deserialize, Serialize};
-use switchyard_schemas::control::{Enablement, PluginManifest};
-use switchyard_schemas::ids::check_team_id;
+use switchyard_schemas::control::{Enablement, PluginManifest, installation_key};
+use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_team_id};
 use time::OffsetDateTime;
 
+use crate::api::installations::{allow_installation, describe, store_enablement};
 use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
 use crate::config_schema::{ConfigSchema, SecretState};
 use crate::problem::{FieldError, Problem};
 use crate::records::{ConfigRecord, PluginStatus, now_rfc3339, status_of};
 
-/// One enablement as the API shows it.
+/// One enablement (an installation) as the API shows it. The v1 routes leave `installation` out, and
+/// `form_ids` and `filter` are there only when set, so a v1 view is what it was before installations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnablementView {
     /// Plugin id.
     pub plugin_id: String,
+    /// Installation id; on the installation routes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<String>,
     /// Whether events flow.
     pub enabled: bool,
     /// The event types routed; absent = every type the plugin subscribes to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_types: Option<Vec<String>>,
+    /// Only events of these forms (`ce_subject`); absent = any form.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_ids: Option<Vec<String>>,
+    /// Only events for which this CEL expression is true; absent = any event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
     /// RFC 3339 time of the last change.
     pub updated_at: String,
     /// The plugin's status; `down` also when the plugin is no longer registered.
     pub status: PluginStatus,
-    /// Whether the team has stored a config for it.
+    /// Whether the team has stored a config for this installation.
     pub configured: bool,
 }
 
@@ -56,6 +75,9 @@ pub struct SetEnablement {
 pub struct ConfigView {
     /// Plugin id.
     pub plugin_id: String,
+    /// Installation id; on the installation routes only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<String>,
     /// The config without its secret fields.
     pub config: serde_json::Value,
     /// Each secret field's JSON pointer, `set` or `unset`.
@@ -64,6 +86,15 @@ pub struct ConfigView {
     pub plugin_version: String,
     /// RFC 3339 time of the last change.
     pub updated_at: String,
+}
+
+/// Which routes a view is for: the v1 routes leave the installation id out of their answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Routes {
+    /// `.../plugins/{id}` and `.../plugins/{id}/config`.
+    V1,
+    /// `.../installations/...`.
+    Installations,
 }
 
 /// 403 unless the principal may act for the team; then 404 when the team id is not one (admins only get
@@ -77,14 +108,21 @@ pub(crate) fn authorize(principal: &Principal, team: &str) -> Result<(), Problem
     check_team_id(team.as_bytes()).map_err(|e| Problem::not_found(format!("{team:?} is not a team id: {e}")))
 }
 
-fn plugin(state: &AppState, id: &str) -> Result<PluginManifest, Problem> {
+/// The registered manifest of `id`, or 404.
+pub(crate) fn plugin(state: &AppState, id: &str) -> Result<PluginManifest, Problem> {
     state
         .records()
         .plugin(id)
         .ok_or_else(|| Problem::not_found(format!("no plugin {id} is registered")))
 }
 
-fn view(state: &AppState, enablement: Enablement, now: OffsetDateTime) -> EnablementView {
+/// The API's view of an enablement, with its plugin's status and whether its installation is configured.
+pub(crate) fn view(
+    state: &AppState,
+    enablement: Enablement,
+    routes: Routes,
+    now: OffsetDateTime,
+) -> EnablementView {
     let records = state.records();
     let status = if records.plugin(&enablement.plugin_id).is_some() {
         status_of(
@@ -95,19 +133,37 @@ fn view(state: &AppState, enablement: Enablement, now: OffsetDateTime) -> Enable
     } else {
         PluginStatus::Down
     };
+    let configured = records
+        .config(
+            &enablement.team_id,
+            &enablement.plugin_id,
+            enablement.installation(),
+        )
+        .is_some();
+    enablement_view(enablement, routes, status, configured)
+}
+
+/// The view of an enablement, given its plugin's status and whether it is configured.
+pub(crate) fn enablement_view(
+    enablement: Enablement,
+    routes: Routes,
+    status: PluginStatus,
+    configured: bool,
+) -> EnablementView {
     EnablementView {
-        configured: records
-            .config(&enablement.team_id, &enablement.plugin_id)
-            .is_some(),
+        installation: (routes == Routes::Installations).then(|| enablement.installation().to_owned()),
+        form_ids: enablement.form_ids().map(<[String]>::to_vec),
+        filter: enablement.filter().map(str::to_owned),
         plugin_id: enablement.plugin_id,
         enabled: enablement.enabled,
         event_types: enablement.event_types,
         updated_at: enablement.updated_at,
         status,
+        configured,
     }
 }
 
-/// The team's enablements, by plugin id, each with its plugin's status.
+/// The team's default installations (its v1 enablements), by plugin id, each with its plugin's status.
 pub async fn list(
     principal: Principal,
     State(state): State<AppState>,
@@ -117,11 +173,62 @@ pub async fn list(
     let now = OffsetDateTime::now_utc();
     let enablements = state.records().team_enablements(&team);
     Ok(Json(
-        enablements.into_iter().map(|e| view(&state, e, now)).collect(),
+        enablements
+            .into_iter()
+            .map(|e| view(&state, e, Routes::V1, now))
+            .collect(),
     ))
 }
 
-/// Enables or disables a plugin for the team: 200 with the enablement.
+/// The errors of an `event_types` list against the plugin's manifest, one per entry it does not list.
+pub(crate) fn event_type_errors(manifest: &PluginManifest, types: &[String]) -> Vec<FieldError> {
+    types
+        .iter()
+        .enumerate()
+        .filter(|(_, t)| !manifest.events.contains(t))
+        .map(|(index, t)| FieldError {
+            pointer: format!("/event_types/{index}"),
+            detail: format!(
+                "{t:?} is not one of the plugin's event types ({})",
+                manifest.events.join(", ")
+            ),
+        })
+        .collect()
+}
+
+/// The 422 of a body that does not deserialize.
+pub(crate) fn unreadable(what: &str, error: &serde_json::Error) -> Problem {
+    Problem::invalid(
+        format!("the {what} is invalid"),
+        vec![FieldError {
+            pointer: String::new(),
+            detail: error.to_string(),
+        }],
+    )
+}
+
+/// The default installation a v1 `PUT` stores: `enabled` and `event_types` from the request (empty types
+/// mean all), `form_ids` and `filter` kept from the stored record, which v1 clients do not know about.
+pub fn merge_v1(
+    previous: Option<&Enablement>,
+    team: &str,
+    plugin: &str,
+    request: SetEnablement,
+    updated_at: String,
+) -> Enablement {
+    Enablement {
+        team_id: team.to_owned(),
+        plugin_id: plugin.to_owned(),
+        installation: None,
+        enabled: request.enabled,
+        event_types: request.event_types.filter(|types| !types.is_empty()),
+        form_ids: previous.and_then(|p| p.form_ids().map(<[String]>::to_vec)),
+        filter: previous.and_then(|p| p.filter().map(str::to_owned)),
+        updated_at,
+    }
+}
+
+/// Enables or disables a plugin for the team (its default installation): 200 with the enablement.
 pub async fn set_enablement(
     principal: Principal,
     State(state): State<AppState>,
@@ -130,54 +237,25 @@ pub async fn set_enablement(
 ) -> Result<Json<EnablementView>, Problem> {
     authorize(&principal, &team)?;
     let manifest = plugin(&state, &id)?;
-    let request: SetEnablement = serde_json::from_slice(&body).map_err(|e| {
-        Problem::invalid(
-            "the enablement is invalid",
-            vec![FieldError {
-                pointer: String::new(),
-                detail: e.to_string(),
-            }],
-        )
-    })?;
-    let event_types = request.event_types.filter(|types| !types.is_empty());
-    if let Some(types) = &event_types {
-        let errors: Vec<FieldError> = types
-            .iter()
-            .enumerate()
-            .filter(|(_, t)| !manifest.events.contains(t))
-            .map(|(index, t)| FieldError {
-                pointer: format!("/event_types/{index}"),
-                detail: format!(
-                    "{t:?} is not one of the plugin's event types ({})",
-                    manifest.events.join(", ")
-                ),
-            })
-            .collect();
+    let request: SetEnablement = serde_json::from_slice(&body).map_err(|e| unreadable("enablement", &e))?;
+    if let Some(types) = &request.event_types {
+        let errors = event_type_errors(&manifest, types);
         if !errors.is_empty() {
             return Err(Problem::invalid("the enablement is invalid", errors));
         }
     }
-    let enablement = Enablement {
-        team_id: team.clone(),
-        plugin_id: id.clone(),
-        installation: None,
-        form_ids: None,
-        filter: None,
-        enabled: request.enabled,
-        event_types,
-        updated_at: now_rfc3339(),
-    };
-    let value = serde_json::to_vec(&enablement)
-        .map_err(|_| Problem::unavailable("the enablement could not be stored"))?;
-    state
-        .write(&state.topics.enablements, &enablement.key(), Some(&value))
-        .await?;
-    tracing::info!(%team, plugin = %id, enabled = enablement.enabled, "enablement changed");
-    Ok(Json(view(&state, enablement, OffsetDateTime::now_utc())))
+    let previous = state.records().enablement(&team, &id, DEFAULT_INSTALLATION);
+    let enablement = merge_v1(previous.as_ref(), &team, &id, request, now_rfc3339());
+    store_enablement(&state, &enablement, previous.is_some()).await?;
+    Ok(Json(view(
+        &state,
+        enablement,
+        Routes::V1,
+        OffsetDateTime::now_utc(),
+    )))
 }
 
-/// Sets the team's config of a plugin: 200 with the redacted config. Secret fields left out keep their
-/// stored value; a secret set to `null` is cleared.
+/// Sets the team's config of a plugin's default installation: 200 with the redacted config.
 pub async fn set_config(
     principal: Principal,
     State(state): State<AppState>,
@@ -185,14 +263,49 @@ pub async fn set_config(
     RawBody(body): RawBody,
 ) -> Result<Json<ConfigView>, Problem> {
     authorize(&principal, &team)?;
-    let manifest = plugin(&state, &id)?;
-    if !state.records().enablement(&team, &id).is_some_and(|e| e.enabled) {
+    configure(&state, &team, &id, DEFAULT_INSTALLATION, &body, Routes::V1)
+        .await
+        .map(Json)
+}
+
+/// The team's config of a plugin's default installation, secrets as set/unset only.
+pub async fn show_config(
+    principal: Principal,
+    State(state): State<AppState>,
+    Path((team, id)): Path<(String, String)>,
+) -> Result<Json<ConfigView>, Problem> {
+    authorize(&principal, &team)?;
+    read_config(&state, &team, &id, DEFAULT_INSTALLATION, Routes::V1)
+        .await
+        .map(Json)
+}
+
+/// Sets the team's config of an installation of a plugin, after the role check: the plugin is registered
+/// (404), allows the installation (409), the installation is enabled (409), the body is JSON (422) and
+/// valid against the `config_schema` once stored secrets it leaves out are merged in (422). Secret fields
+/// left out keep their stored value; a secret set to `null` is cleared.
+pub(crate) async fn configure(
+    state: &AppState,
+    team: &str,
+    id: &str,
+    installation: &str,
+    body: &[u8],
+    routes: Routes,
+) -> Result<ConfigView, Problem> {
+    let manifest = plugin(state, id)?;
+    allow_installation(&manifest, installation)?;
+    let enabled = state
+        .records()
+        .enablement(team, id, installation)
+        .is_some_and(|e| e.enabled);
+    if !enabled {
         return Err(Problem::conflict(format!(
-            "{id} is not enabled for this team; enable it before configuring it"
+            "{} is not enabled for this team; enable it before configuring it",
+            describe(id, installation)
         )));
     }
     // serde_json's messages name a position, never the text around it, so no secret leaks from here.
-    let mut config: serde_json::Value = serde_json::from_slice(&body).map_err(|e| {
+    let mut config: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         Problem::invalid(
             "the config is not JSON",
             vec![FieldError {
@@ -201,7 +314,7 @@ pub async fn set_config(
             }],
         )
     })?;
-    let previous = state.records().config(&team, &id).map(|p| p.config);
+    let previous = state.records().config(team, id, installation).map(|p| p.config);
     let plugin_version = manifest.version.to_string();
     let (schema, config) = state
         .schema_work
@@ -227,9 +340,9 @@ pub async fn set_config(
         )
         .await??;
     let record = ConfigRecord {
-        team_id: team.clone(),
-        plugin_id: id.clone(),
-        installation: None,
+        team_id: team.to_owned(),
+        plugin_id: id.to_owned(),
+        installation: (installation != DEFAULT_INSTALLATION).then(|| installation.to_owned()),
         config,
         plugin_version,
         updated_at: now_rfc3339(),
@@ -237,28 +350,36 @@ pub async fn set_config(
     let value =
         serde_json::to_vec(&record).map_err(|_| Problem::unavailable("the config could not be stored"))?;
     state
-        .write(&state.topics.configs, &format!("{team}/{id}"), Some(&value))
+        .write(
+            &state.topics.configs,
+            &installation_key(team, id, installation),
+            Some(&value),
+        )
         .await?;
-    tracing::info!(%team, plugin = %id, "config changed");
-    Ok(Json(config_view(&schema, record)))
+    tracing::info!(%team, plugin = %id, %installation, "config changed");
+    Ok(config_view(&schema, record, routes))
 }
 
-/// The team's config of a plugin, secrets as set/unset only; 404 when none is stored.
-pub async fn show_config(
-    principal: Principal,
-    State(state): State<AppState>,
-    Path((team, id)): Path<(String, String)>,
-) -> Result<Json<ConfigView>, Problem> {
-    authorize(&principal, &team)?;
-    let manifest = plugin(&state, &id)?;
-    let record = state
-        .records()
-        .config(&team, &id)
-        .ok_or_else(|| Problem::not_found(format!("this team has no config for {id}")))?;
+/// The team's config of an installation of a plugin, after the role check: 404 when the plugin is not
+/// registered or no config is stored.
+pub(crate) async fn read_config(
+    state: &AppState,
+    team: &str,
+    id: &str,
+    installation: &str,
+    routes: Routes,
+) -> Result<ConfigView, Problem> {
+    let manifest = plugin(state, id)?;
+    let record = state.records().config(team, id, installation).ok_or_else(|| {
+        Problem::not_found(format!(
+            "this team has no config for {}",
+            describe(id, installation)
+        ))
+    })?;
     state
         .schema_work
         .run("reading the plugin's config_schema", move || {
-            compiled_schema(&manifest).map(|schema| Json(config_view(&schema, record)))
+            compiled_schema(&manifest).map(|schema| config_view(&schema, record, routes))
         })
         .await?
 }
@@ -277,13 +398,149 @@ fn compiled_schema(manifest: &PluginManifest) -> Result<ConfigSchema, Problem> {
     })
 }
 
-fn config_view(schema: &ConfigSchema, record: ConfigRecord) -> ConfigView {
+fn config_view(schema: &ConfigSchema, record: ConfigRecord, routes: Routes) -> ConfigView {
     let redacted = schema.redact(&record.config);
     ConfigView {
+        installation: (routes == Routes::Installations).then(|| record.installation().to_owned()),
         plugin_id: record.plugin_id,
         config: redacted.config,
         secrets: redacted.secrets,
         plugin_version: record.plugin_version,
         updated_at: record.updated_at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const V1_RECORD: &str = r#"{"team_id":"acme","plugin_id":"sheets-export","enabled":true,"event_types":["response.submitted"],"updated_at":"2026-11-22T09:55:00Z"}"#;
+
+    fn request(body: &str) -> SetEnablement {
+        serde_json::from_str(body).unwrap()
+    }
+
+    #[test]
+    fn a_v1_put_writes_the_v1_record_byte_for_byte() {
+        let merged = merge_v1(
+            None,
+            "acme",
+            "sheets-export",
+            request(r#"{"enabled": true, "event_types": ["response.submitted"]}"#),
+            "2026-11-22T09:55:00Z".into(),
+        );
+        assert_eq!(serde_json::to_string(&merged).unwrap(), V1_RECORD);
+        let all_types = merge_v1(
+            None,
+            "acme",
+            "sheets-export",
+            request(r#"{"enabled": false, "event_types": []}"#),
+            "2026-11-22T09:55:00Z".into(),
+        );
+        assert_eq!(
+            serde_json::to_string(&all_types).unwrap(),
+            r#"{"team_id":"acme","plugin_id":"sheets-export","enabled":false,"updated_at":"2026-11-22T09:55:00Z"}"#,
+            "empty event types are stored as absent, as before"
+        );
+    }
+
+    #[test]
+    fn a_v1_put_keeps_the_stored_form_ids_and_filter() {
+        let stored = Enablement::parse(
+            b"acme/sheets-export",
+            br#"{"team_id":"acme","plugin_id":"sheets-export","enabled":true,"event_types":["form.created"],
+                 "form_ids":["f-1"],"filter":"data.score > 3","updated_at":"2026-11-22T09:55:00Z"}"#,
+        )
+        .unwrap();
+        let merged = merge_v1(
+            Some(&stored),
+            "acme",
+            "sheets-export",
+            request(r#"{"enabled": false}"#),
+            "2026-11-23T00:00:00Z".into(),
+        );
+        assert_eq!(
+            serde_json::to_string(&merged).unwrap(),
+            r#"{"team_id":"acme","plugin_id":"sheets-export","enabled":false,"form_ids":["f-1"],"filter":"data.score > 3","updated_at":"2026-11-23T00:00:00Z"}"#,
+            "enabled and event_types come from the request, the rest is kept"
+        );
+    }
+
+    #[test]
+    fn a_v1_body_refuses_the_new_fields() {
+        for body in [
+            r#"{"enabled": true, "filter": "true"}"#,
+            r#"{"enabled": true, "form_ids": ["f"]}"#,
+            r#"{"event_types": []}"#,
+        ] {
+            assert!(serde_json::from_str::<SetEnablement>(body).is_err(), "{body}");
+        }
+    }
+
+    fn enablement(json: &str, key: &[u8]) -> Enablement {
+        Enablement::parse(key, json.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn v1_views_are_unchanged_and_installation_views_name_the_installation() {
+        let v1 = enablement_view(
+            enablement(V1_RECORD, b"acme/sheets-export"),
+            Routes::V1,
+            PluginStatus::Up,
+            true,
+        );
+        assert_eq!(
+            serde_json::to_string(&v1).unwrap(),
+            r#"{"plugin_id":"sheets-export","enabled":true,"event_types":["response.submitted"],"updated_at":"2026-11-22T09:55:00Z","status":"up","configured":true}"#
+        );
+        let default = enablement_view(
+            enablement(V1_RECORD, b"acme/sheets-export"),
+            Routes::Installations,
+            PluginStatus::Down,
+            false,
+        );
+        assert_eq!(
+            serde_json::to_string(&default).unwrap(),
+            r#"{"plugin_id":"sheets-export","installation":"default","enabled":true,"event_types":["response.submitted"],"updated_at":"2026-11-22T09:55:00Z","status":"down","configured":false}"#
+        );
+        let named = enablement(
+            r#"{"team_id":"acme","plugin_id":"sheets-export","installation":"forms-a","enabled":true,
+                "form_ids":["f-1","f-2"],"filter":"data.score > 3","updated_at":"2026-11-22T09:55:00Z"}"#,
+            b"acme/sheets-export/forms-a",
+        );
+        assert_eq!(
+            serde_json::to_value(enablement_view(
+                named,
+                Routes::Installations,
+                PluginStatus::Up,
+                false
+            ))
+            .unwrap(),
+            serde_json::json!({"plugin_id": "sheets-export", "installation": "forms-a", "enabled": true,
+                               "form_ids": ["f-1", "f-2"], "filter": "data.score > 3",
+                               "updated_at": "2026-11-22T09:55:00Z", "status": "up", "configured": false})
+        );
+        let empty = enablement(
+            &V1_RECORD.replace(r#""updated_at""#, r#""form_ids":[],"filter":"","updated_at""#),
+            b"acme/sheets-export",
+        );
+        assert_eq!(
+            serde_json::to_string(&enablement_view(empty, Routes::V1, PluginStatus::Up, true)).unwrap(),
+            serde_json::to_string(&v1).unwrap(),
+            "empty form_ids and filter are no limit, and not shown"
+        );
+    }
+
+    #[test]
+    fn event_types_outside_the_manifest_are_named_by_index() {
+        let manifest = PluginManifest::parse(
+            "sheets-export",
+            br#"{"id":"sheets-export","name":"S","version":"1.0.0","events":["response.submitted"]}"#,
+        )
+        .unwrap();
+        let errors = event_type_errors(&manifest, &["response.submitted".into(), "form.created".into()]);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].pointer, "/event_types/1");
+        assert!(event_type_errors(&manifest, &[]).is_empty());
     }
 }

@@ -577,12 +577,24 @@ async fn openapi_document_matches_the_routes() {
             paths.push(path.to_owned());
         }
     }
-    assert!(paths.len() >= 10, "{paths:?}");
+    assert!(paths.len() >= 14, "{paths:?}");
+    for installation_route in [
+        "/v1/teams/{team}/installations",
+        "/v1/teams/{team}/plugins/{id}/installations",
+        "/v1/teams/{team}/plugins/{id}/installations/{installation}",
+        "/v1/teams/{team}/plugins/{id}/installations/{installation}/config",
+    ] {
+        assert!(
+            paths.iter().any(|p| p == installation_route),
+            "{installation_route} is read from the route table: {paths:?}"
+        );
+    }
     let mut routed = std::collections::BTreeSet::new();
     for path in &paths {
         let concrete = path
             .replace("{team}", "acme")
             .replace("{id}", "probe")
+            .replace("{installation}", "probe")
             .replace("{action}", "probe");
         for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
             let answer = registry.call(method, &concrete, None, None).await;

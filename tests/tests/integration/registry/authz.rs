@@ -134,12 +134,15 @@ fn expected(rule: Rule, caller: Caller, allowed: StatusCode) -> StatusCode {
     }
 }
 
+/// The installation that each caller tries to remove (made again before each try).
+const DOOMED_INSTALLATION: &str = "/v1/teams/acme/plugins/sms-notify/installations/doomed";
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_by_every_caller() {
     let registry = InProcessRegistry::start(&[("AUTH__RS256_PUBLIC_KEYS", RSA_PUBLIC)]).await;
     let manifest = |id: &str| {
         json!({"id": id, "name": id, "version": "1.0.0", "url": "http://127.0.0.1",
-               "events": ["response.submitted"], "actions": ["resend"]})
+               "events": ["response.submitted"], "actions": ["resend"], "installations": true})
     };
     for id in ["sms-notify", "doomed"] {
         let answer = registry
@@ -164,6 +167,20 @@ async fn every_endpoint_by_every_caller() {
             Some(&json!({})),
         )
         .await;
+    // A named installation, enabled and configured.
+    for (path, body) in [
+        (
+            "/v1/teams/acme/plugins/sms-notify/installations/forms-a",
+            json!({"enabled": true}),
+        ),
+        (
+            "/v1/teams/acme/plugins/sms-notify/installations/forms-a/config",
+            json!({}),
+        ),
+    ] {
+        let answer = registry.call("PUT", path, Some(&admin()), Some(&body)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.json);
+    }
 
     let endpoints: Vec<Endpoint<'_>> = vec![
         (
@@ -230,6 +247,62 @@ async fn every_endpoint_by_every_caller() {
             Rule::TeamOrAdmin,
             StatusCode::OK,
         ),
+        (
+            "GET",
+            "/v1/teams/acme/installations",
+            None,
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/teams/acme/plugins/sms-notify/installations",
+            None,
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/teams/acme/plugins/sms-notify/installations/forms-a",
+            None,
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "PUT",
+            "/v1/teams/acme/plugins/sms-notify/installations/forms-a",
+            Some(json!({"enabled": true, "form_ids": ["f-1"], "filter": "true"})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "PUT",
+            "/v1/teams/acme/plugins/sms-notify/installations/forms-a/config",
+            Some(json!({})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/teams/acme/plugins/sms-notify/installations/forms-a/config",
+            None,
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "DELETE",
+            DOOMED_INSTALLATION,
+            None,
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::NO_CONTENT,
+        ),
         // Allowed callers reach the plugin, which is not listening: 502 means the gateway tried.
         (
             "POST",
@@ -277,6 +350,13 @@ async fn every_endpoint_by_every_caller() {
     let mut checked = 0;
     for (method, path, body, own_plugin, rule, allowed) in &endpoints {
         for caller in CALLERS {
+            if *path == DOOMED_INSTALLATION {
+                // Both the team and an admin may remove it: each caller finds it there.
+                let answer = registry
+                    .call("PUT", path, Some(&admin()), Some(&json!({"enabled": true})))
+                    .await;
+                assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+            }
             let token = token_of(caller, own_plugin);
             let answer = registry.call(method, path, token.as_deref(), body.as_ref()).await;
             let want = expected(*rule, caller, *allowed);

@@ -1,11 +1,15 @@
-//! The registry (`switchyard-registry`): its API with exact statuses and bodies (`api`), the authorization
-//! matrix (`authz`), the action gateway (`gateway`), the HTTP server against misbehaving clients (`http`),
-//! its store on compacted topics (`store`), and the real binary's logs and schema-cost guard.
+//! The registry (`switchyard-registry`): its API with exact statuses and bodies (`api`), a team's
+//! installations of plugins and the v1 routes' compatibility (`installations`), the authorization matrix
+//! (`authz`), the action gateway (`gateway`), the HTTP server against misbehaving clients (`http`), its
+//! store on compacted topics (`store`), the real binary's logs and schema-cost guard, and `switchyardctl`
+//! commands that need no registry (`ctl`).
 
 mod api;
 mod authz;
+mod ctl;
 mod gateway;
 mod http;
+mod installations;
 mod logs;
 mod schema_cost;
 mod store;

@@ -1,0 +1,225 @@
+//! `switchyardctl`: the registry from a terminal. Tables for people, `--json` for scripts.
+//!
+//! ```text
+//! switchyardctl plugins list | show ID | register FILE | deregister ID
+//! switchyardctl teams plugins TEAM | installations TEAM [--plugin P]
+//! switchyardctl enable --team TEAM PLUGIN [--installation NAME] [--event-types a,b] [--form-ids f1,f2]
+//!                 [--filter CEL]
+//! switchyardctl disable --team TEAM PLUGIN [--installation NAME]
+//! switchyardctl show --team TEAM PLUGIN [--installation NAME] | uninstall --team TEAM PLUGIN --installation NAME
+//! switchyardctl config set --team TEAM PLUGIN [--installation NAME] (--file FILE | JSON)
+//!                 | show --team TEAM PLUGIN [--installation NAME]
+//! switchyardctl filter test --filter CEL --event FILE
+//! switchyardctl token mint --role admin|team|plugin [--team T] [--plugin P] [--ttl 1h]
+//! switchyardctl dlq list|replay --plugin P [--team T] [--since TIME] [--dry-run] | show --plugin P EVENT_ID
+//!                 [--kafka-config FILE] [-X KEY=VALUE]... [--bootstrap HOSTS] [--timeout 30s]
+//! ```
+//! The registry's URL and the token come from `--url`/`--token` or `SWITCHYARD_REGISTRY_URL`/
+//! `SWITCHYARD_TOKEN`. Without `--installation` the team commands send the v1 requests, which address a
+//! plugin's installation `default` ([`teams`]). `token mint` signs with the registry's HS256 secret
+//! (`--secret` or `SWITCHYARD_REGISTRY__AUTH__HS256_SECRET`, the variable the registry itself reads), and
+//! refuses a `--ttl` longer than the registry accepts for the role (its `auth.max_token_lifetime_ms` and
+//! `auth.max_plugin_token_lifetime_ms`, read from the same variables, 24 h and 90 days by default).
+//!
+//! `filter test` evaluates an installation filter against a sample event locally, as the router would
+//! ([`filter_test`]); it calls no registry and exits 0 (match), 1 (no match) or 2 (error).
+//!
+//! `dlq` talks to Kafka with the Kafka settings of the services: the `[kafka]` section of `--kafka-config`
+//! (the registry's own configuration file will do; other sections are ignored), then the variables
+//! `SWITCHYARDCTL__KAFKA__...` (e.g. `SWITCHYARDCTL__KAFKA__OPTIONS__SASL_PASSWORD`), then `--bootstrap`
+//! and `-X key=value`. It reads the dead-letter topic to its end or fails: past `--timeout` it exits 1
+//! and replays nothing.
+
+mod dlq;
+mod filter_test;
+mod tables;
+mod teams;
+mod token;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+use switchyard_registry::client::{Client, ClientError};
+
+use crate::dlq::DlqCommand;
+use crate::filter_test::FilterCommand;
+use crate::tables::{details, plugin_rows};
+use crate::teams::{ConfigCommand, TeamsCommand};
+use crate::token::TokenCommand;
+
+/// Manage Switchyard plugins, team enablements and configs through the registry's API.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    /// The registry's base URL.
+    #[arg(
+        long,
+        env = "SWITCHYARD_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8080",
+        global = true
+    )]
+    url: String,
+    /// A bearer token (see `token mint`).
+    #[arg(long, env = "SWITCHYARD_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Registered plugins.
+    #[command(subcommand)]
+    Plugins(PluginsCommand),
+    /// A team's plugins and installations.
+    #[command(subcommand)]
+    Teams(TeamsCommand),
+    /// Enable a plugin (an installation of it) for a team.
+    Enable(teams::Enable),
+    /// Disable a plugin (an installation of it) for a team.
+    Disable(teams::Disable),
+    /// Show a team's installation of a plugin.
+    Show(teams::Show),
+    /// Remove a team's installation of a plugin, and its config.
+    Uninstall(teams::Uninstall),
+    /// A team's config of a plugin (of an installation of it).
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Installation filters, evaluated locally.
+    #[command(subcommand)]
+    Filter(FilterCommand),
+    /// Development tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// A plugin's dead letters (reads and writes Kafka directly).
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginsCommand {
+    /// List every plugin with its status.
+    List,
+    /// Show one plugin.
+    Show {
+        /// The plugin id.
+        id: String,
+    },
+    /// Register or update a plugin from a manifest file (JSON).
+    Register {
+        /// The manifest.
+        file: PathBuf,
+        /// Admins: accept a lower version than the registered one.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Deregister a plugin (admins).
+    Deregister {
+        /// The plugin id.
+        id: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if let Command::Filter(command) = &args.command {
+        // Its own exit codes: 0 match, 1 no match, 2 error.
+        return filter_test::run(command);
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Client(ClientError::Api {
+            status,
+            detail,
+            errors,
+        })) => {
+            eprintln!("switchyardctl: {status}: {detail}");
+            for error in errors {
+                eprintln!("  {error}");
+            }
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("switchyardctl: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("{0}")]
+    Usage(String),
+}
+
+fn run(args: &Args) -> Result<(), Failure> {
+    let client = match &args.command {
+        Command::Token(command) => return token::token(command),
+        Command::Dlq(command) => return dlq::dlq(command, args.json),
+        Command::Filter(_) => unreachable!("handled in main"),
+        _ => Client::new(&args.url, args.token.clone())?,
+    };
+    let (value, table) = match &args.command {
+        Command::Plugins(PluginsCommand::List) => {
+            let value = client.get("/v1/plugins")?;
+            let table = plugin_rows(&value);
+            (value, table)
+        }
+        Command::Plugins(PluginsCommand::Show { id }) => {
+            let value = client.get(&format!("/v1/plugins/{id}"))?;
+            let table = details(&value);
+            (value, table)
+        }
+        Command::Plugins(PluginsCommand::Register { file, force }) => {
+            let manifest = read_json_file(file)?;
+            let path = if *force {
+                "/v1/plugins?force=true"
+            } else {
+                "/v1/plugins"
+            };
+            let value = client.post(path, &manifest)?;
+            let mut shown = value.clone();
+            if let Some(object) = shown.as_object_mut() {
+                // A terminal's scrollback is no place for a secret; --json prints it for scripts.
+                object.insert("signing_secret".into(), json!("(hidden; use --json)"));
+            }
+            let table = details(&shown);
+            (value, table)
+        }
+        Command::Plugins(PluginsCommand::Deregister { id }) => {
+            client.delete(&format!("/v1/plugins/{id}"))?;
+            (json!({"deregistered": id}), format!("deregistered {id}\n"))
+        }
+        Command::Teams(command) => teams::teams(&client, command)?,
+        Command::Enable(command) => teams::enable(&client, command)?,
+        Command::Disable(command) => teams::disable(&client, command)?,
+        Command::Show(command) => teams::show(&client, command)?,
+        Command::Uninstall(command) => teams::uninstall(&client, command)?,
+        Command::Config(command) => teams::config(&client, command)?,
+        Command::Token(_) | Command::Dlq(_) | Command::Filter(_) => unreachable!("handled above"),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_else(|_| value.to_string())
+        );
+    } else {
+        print!("{table}");
+    }
+    Ok(())
+}
+
+/// A JSON file the command reads (a manifest, a config).
+fn read_json_file(path: &PathBuf) -> Result<Value, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{} is not JSON: {e}", path.display())))
+}
