@@ -333,3 +333,185 @@ async fn rules_validate_applies_each_installations_rules_behind_the_bridge() {
     assert!(read_to_end(&topics.dead_letter).is_empty(), "signed calls only");
     worker.stop().await.expect("clean stop");
 }
+
+/// A `response.submitted` of `team` for form `form` (its `ce_subject` and `form_id`) from `city`, with the
+/// respondent's phone number.
+fn city_response(team: &str, id: &str, form: &str, city: &str) -> Outgoing {
+    use switchyard_schemas::events::Answer;
+    let mut event = switchyard_tests::records::response_submitted(team, id);
+    event.response.form_id = form.to_owned();
+    event.response.answers.insert(
+        "city".to_owned(),
+        Some(Answer::Choice {
+            choice: city.to_owned(),
+        }),
+    );
+    let value = switchyard_schemas::payload::encode(&event, ContentType::Avro).unwrap();
+    let mut record = core_event(team, "response.submitted", id, ContentType::Avro).with_value(&value);
+    for (name, value) in &mut record.headers {
+        if name == "ce_subject" {
+            *value = Some(form.as_bytes().to_vec());
+        }
+    }
+    record
+}
+
+/// The issue's end-to-end line, through the registry's API, the router and the workers: two sheets-export
+/// installations of one team with different `form_ids` write to two CSV targets, and an sms-notify
+/// installation filtered on the respondent's city texts only for matching responses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installations_from_the_registry_through_the_router_to_their_effects() {
+    use switchyard_tests::broker::create_topics;
+    use switchyard_tests::registries::{RegistryTopics, ServedRegistry, admin, http, plugin};
+    use switchyard_tests::routers::{InProcessRouter, Topics};
+
+    let registry_topics = RegistryTopics::unique();
+    let registry = ServedRegistry::start(&registry_topics, &[]).await;
+    let core = Topics::of_registry(&registry_topics);
+    create_topics(&[(&core.core, 2, false), (&core.dead_letter, 1, false)]).await;
+    let router = InProcessRouter::start(&core, &[]);
+
+    let twilio = FakeTwilio::new();
+    twilio.add_account(TWILIO_SID, TWILIO_TOKEN);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let twilio_server = fake::serve(listener, twilio.clone()).await.unwrap();
+
+    let csv = std::env::temp_dir().join(unique("installations-csv"));
+    let sheets_topics = WorkerTopics::of_registry("sheets-export", &registry_topics).await;
+    let sms_topics = WorkerTopics::of_registry("sms-notify", &registry_topics).await;
+    let settings = |id: &str, topics: &WorkerTopics| {
+        let token = plugin(id);
+        topics.settings(&[
+            ("REGISTRY__URL", registry.url.as_str()),
+            ("REGISTRY__TOKEN", token.as_str()),
+        ])
+    };
+    let sheets = InProcessWorker::start(
+        SheetsExportPlugin::new(CsvTarget::new(&csv), sheets_export_manifest(None)),
+        settings("sheets-export", &sheets_topics),
+    );
+    let client = TwilioClient::new(&twilio_server.base_url(), reqwest::Client::new()).unwrap();
+    let sms = InProcessWorker::start(
+        SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(None)),
+        settings("sms-notify", &sms_topics),
+    );
+
+    let admin = admin();
+    let put = |path: String, body: Value| {
+        let (url, admin) = (format!("{}{path}", registry.url), admin.clone());
+        async move {
+            let (status, answer) = http("PUT", &url, Some(&admin), Some(&body)).await;
+            assert_eq!(status, 200, "PUT {url}: {answer}");
+        }
+    };
+    for id in ["sheets-export", "sms-notify"] {
+        wait_for(&format!("{id} to register"), Duration::from_secs(30), || async {
+            let url = format!("{}/v1/plugins/{id}", registry.url);
+            (http("GET", &url, Some(&admin), None).await.0 == 200).then_some(())
+        })
+        .await;
+    }
+    let installation =
+        |plugin: &str, name: &str| format!("/v1/teams/acme/plugins/{plugin}/installations/{name}");
+    put(
+        installation("sheets-export", "default"),
+        json!({"enabled": true, "form_ids": ["f-a"]}),
+    )
+    .await;
+    put(
+        installation("sheets-export", NAMED),
+        json!({"enabled": true, "form_ids": ["f-b", "f-c"]}),
+    )
+    .await;
+    put(
+        installation("sms-notify", "nairobi"),
+        json!({"enabled": true, "filter": r#"data.response.answers["city"].choice == "nairobi""#}),
+    )
+    .await;
+    put(
+        format!("{}/config", installation("sheets-export", "default")),
+        json!({"spreadsheet_id": "1BxA"}),
+    )
+    .await;
+    put(
+        format!("{}/config", installation("sheets-export", NAMED)),
+        json!({"spreadsheet_id": "1BxBC"}),
+    )
+    .await;
+    put(
+        format!("{}/config", installation("sms-notify", "nairobi")),
+        json!({"account_sid": TWILIO_SID, "auth_token": TWILIO_TOKEN, "from": "SURVEYS"}),
+    )
+    .await;
+    wait_for(
+        "the router to apply the installations",
+        Duration::from_secs(20),
+        || async { (router.admin.metric("switchyard_router_enablements").await >= 3.0).then_some(()) },
+    )
+    .await;
+
+    let producer = TestProducer::new();
+    let events = [
+        ("r-1", "f-a", "nairobi"),
+        ("r-2", "f-b", "mombasa"),
+        ("r-3", "f-c", "nairobi"),
+        ("r-4", "f-z", "mombasa"),
+        ("r-5", "f-a", "mombasa"),
+    ];
+    for (id, form, city) in events {
+        producer.send(&core.core, &city_response("acme", id, form, city));
+    }
+    producer.flush();
+    // The workers share the registry's results topic: each plugin's are told apart by their source.
+    let result_ids = |plugin: &str| {
+        let source = format!("/plugins/{plugin}");
+        let mut ids: Vec<String> = read_to_end(&sheets_topics.results)
+            .iter()
+            .filter(|r| r.header("ce_source").as_deref() == Some(source.as_str()))
+            .filter_map(|r| r.header("ce_id"))
+            .collect();
+        ids.sort();
+        ids
+    };
+    wait_for("every effect", Duration::from_secs(60), || async {
+        (result_ids("sheets-export").len() >= 4 && result_ids("sms-notify").len() >= 2).then_some(())
+    })
+    .await;
+    assert_eq!(
+        router.admin.wait_outcomes(events.len() as u64).await,
+        (4, 1, 0),
+        "r-4 is unrouted"
+    );
+
+    let default_rows = first_column(&csv.join("acme").join("f-a.csv"));
+    assert_eq!(
+        default_rows,
+        ["response_id", "r-1", "r-5"],
+        "the default installation: f-a only"
+    );
+    let named = csv.join("acme").join(NAMED);
+    assert_eq!(first_column(&named.join("f-b.csv")), ["response_id", "r-2"]);
+    assert_eq!(first_column(&named.join("f-c.csv")), ["response_id", "r-3"]);
+    assert!(!csv.join("acme").join("f-z.csv").exists() && !named.join("f-z.csv").exists());
+    let texted: Vec<String> = twilio.messages().iter().map(|m| m.to.clone()).collect();
+    assert_eq!(texted.len(), 2, "r-1 and r-3 are from Nairobi: {texted:?}");
+    assert_eq!(
+        result_ids("sms-notify"),
+        ["r-1:sms-notify/nairobi:0", "r-3:sms-notify/nairobi:0"]
+    );
+    assert_eq!(
+        result_ids("sheets-export"),
+        [
+            "r-1:sheets-export:0",
+            "r-2:sheets-export/forms-bc:0",
+            "r-3:sheets-export/forms-bc:0",
+            "r-5:sheets-export:0"
+        ]
+    );
+
+    for worker in [sheets, sms] {
+        worker.stop().await.expect("clean stop");
+    }
+    router.stop().await.expect("router stops");
+    registry.stop().await;
+}
