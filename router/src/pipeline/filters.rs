@@ -1,15 +1,16 @@
 //! The filter step of routing: which of an event's routed installations its filters keep.
 //!
 //! Most installations have no filter, and most events meet none: then this step costs one scan of the
-//! targets. When some target has a filter, the event's data is projected once, onto the union of the paths
-//! those filters read (`switchyard_schemas::payload::project`), the attributes are bound once, and each filter is
-//! evaluated on the shared bindings. A filter's verdict other than a match drops that installation's copy
-//! only; it is counted by verdict, and never stops the event or the pipeline (contract section 8).
+//! targets. When some target has a filter, the planner projects the event's data once, onto the union of
+//! the paths those filters read ([`data_paths`], `switchyard_schemas::payload::project`), the attributes
+//! are bound once, and each filter is evaluated on the shared bindings. A filter's verdict other than a
+//! match drops that installation's copy only; it is counted by verdict, and never stops the event or the
+//! pipeline (contract section 8).
 
 use serde_json::Value;
 use switchyard_filter::{Attributes, Bindings, Verdict};
+use switchyard_schemas::Rejection;
 use switchyard_schemas::envelope::{self, Envelope};
-use switchyard_schemas::payload;
 use switchyard_schemas::projection::DataPath;
 
 use crate::tables::routes::Target;
@@ -60,11 +61,25 @@ const CORE_HEADERS: [&str; 8] = [
     envelope::CONTENT_TYPE,
 ];
 
+/// The distinct data paths the filters of `targets` read, sorted; empty when none reads data.
+pub fn data_paths(targets: &[Target]) -> Vec<&DataPath> {
+    let mut paths: Vec<&DataPath> = targets
+        .iter()
+        .filter_map(|target| target.filter.as_deref())
+        .flat_map(|filter| filter.data_paths())
+        .collect();
+    paths.sort_unstable();
+    paths.dedup();
+    paths
+}
+
 /// Drops from `targets` the installations whose filter does not match the event; returns the verdicts.
+/// `data` is the event's data projected onto [`data_paths`] (`None` when no filter reads data; an error
+/// when it does not decode, which every filter reading it then reports as its verdict).
 pub fn retain_matching<'h, H>(
     envelope: &Envelope<'_>,
     headers: H,
-    value: Option<&[u8]>,
+    data: Option<Result<Value, Rejection>>,
     targets: &mut Vec<Target>,
 ) -> FilterTally
 where
@@ -75,14 +90,7 @@ where
         return tally;
     }
     let filters = || targets.iter().filter_map(|target| target.filter.as_deref());
-    let mut paths: Vec<&DataPath> = filters().flat_map(|filter| filter.data_paths()).collect();
-    paths.sort_unstable();
-    paths.dedup();
-    let data = if paths.is_empty() {
-        Ok(Value::Null)
-    } else {
-        payload::project(envelope.event_type, envelope.content_type, value, &paths)
-    };
+    let data = data.unwrap_or(Ok(Value::Null));
     let extensions: Vec<(&str, &str)> = if filters().any(|filter| filter.reads_extensions()) {
         extension_headers(headers)
     } else {
@@ -97,33 +105,27 @@ where
         team_id: envelope.team_id,
         extensions: &extensions,
     };
-    match &data {
-        Ok(data) => {
-            let bindings = Bindings::new(&attributes, data);
-            targets.retain(|target| {
-                let Some(filter) = &target.filter else {
-                    return true;
-                };
-                let verdict = filter.evaluate(&bindings);
-                tally.note(&verdict);
-                if let Verdict::Error(error) = &verdict {
-                    tracing::debug!(%error, plugin = %target.plugin.id, installation = target.installation(), "a filter failed");
-                }
-                verdict == Verdict::Match
-            });
+    // Data that does not decode (payload validation is off, or a newer contract) fails every filter that
+    // reads it: none is evaluated on data it cannot see. Filters of attributes alone still run.
+    let (data, unreadable) = match data {
+        Ok(data) => (data, None),
+        Err(rejection) => (Value::Null, Some(rejection.detail)),
+    };
+    let bindings = Bindings::new(&attributes, &data);
+    targets.retain(|target| {
+        let Some(filter) = &target.filter else {
+            return true;
+        };
+        let verdict = match &unreadable {
+            Some(detail) if filter.reads_data() => Verdict::Error(detail.clone()),
+            _ => filter.evaluate(&bindings),
+        };
+        tally.note(&verdict);
+        if let Verdict::Error(error) = &verdict {
+            tracing::debug!(%error, plugin = %target.plugin.id, installation = target.installation(), "a filter failed");
         }
-        // The data does not decode (payload validation is off, or a newer contract): every filter that
-        // reads it fails; filters are never evaluated on data they cannot see.
-        Err(rejection) => {
-            targets.retain(|target| {
-                let Some(_) = &target.filter else {
-                    return true;
-                };
-                tally.note(&Verdict::Error(rejection.detail.clone()));
-                false
-            });
-        }
-    }
+        verdict == Verdict::Match
+    });
     tally
 }
 

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use switchyard_schemas::dead_letter::Reason;
-use switchyard_schemas::{Rejection, envelope, payload};
+use switchyard_schemas::{ContentType, EventType, Rejection, envelope, payload};
 
 use crate::pipeline::filters::{self, FilterTally};
 use crate::tables::routes::{PluginRoute, RouteTable, Target};
@@ -157,15 +157,28 @@ impl Planner<'_> {
             Ok(envelope) => envelope,
             Err(rejection) => return whole_event_dead_letter(rejection, refusals),
         };
+        targets.clear();
+        self.table
+            .route(envelope.team_id, envelope.event_type, envelope.subject, targets);
+        // Projecting a v1 Avro value for the filters checks it as validation does, in the same walk: then
+        // that walk is the validation. Any other value is validated first, routed or not.
+        let paths = filters::data_paths(targets);
+        let known_avro = envelope.content_type == ContentType::Avro
+            && EventType::from_ce_type(envelope.event_type).is_some();
+        let projection_validates = self.validate_payloads && known_avro && !paths.is_empty();
         if self.validate_payloads
+            && !projection_validates
             && let Err(rejection) = payload::validate(envelope.event_type, envelope.content_type, value)
         {
             return whole_event_dead_letter(rejection, refusals);
         }
-        targets.clear();
-        self.table
-            .route(envelope.team_id, envelope.event_type, envelope.subject, targets);
-        let tally = filters::retain_matching(&envelope, headers, value, targets);
+        let data = (!paths.is_empty())
+            .then(|| payload::project(envelope.event_type, envelope.content_type, value, &paths));
+        if projection_validates && let Some(Err(rejection)) = data {
+            return whole_event_dead_letter(rejection, refusals);
+        }
+        drop(paths);
+        let tally = filters::retain_matching(&envelope, headers, data, targets);
         if targets.is_empty() {
             return Plan {
                 outcome: Outcome::Unrouted,
@@ -651,5 +664,44 @@ mod tests {
         assert_eq!(ids(&plan_for(b"gold", b"{\"amount\": 12}")), ["crm/vip"]);
         assert!(ids(&plan_for(b"silver", b"{\"amount\": 12}")).is_empty());
         assert!(ids(&plan_for(b"gold", b"{\"amount\": 2}")).is_empty());
+    }
+
+    #[test]
+    fn a_projection_for_filters_is_the_validation_of_an_avro_value() {
+        use test_support::{installation, manifest};
+        let table = RouteTable::new("plugin.{plugin}.events");
+        table.upsert_plugin(&manifest("sms", &["response.submitted"]));
+        let filter = r#"data.response.locale == "sw-KE""#;
+        let named = installation("acme", "sms", "swahili", |e| e.filter = Some(filter.into()));
+        table.upsert_enablement(&named).unwrap();
+        let by_type = installation("acme", "sms", "any", |e| {
+            e.filter = Some(r#"type == "response.submitted""#.into());
+        });
+        table.upsert_enablement(&by_type).unwrap();
+        let mut exists = |_: &PluginRoute| TopicState::Exists;
+        let mut plan = |validate: bool, value: &[u8]| {
+            let planner = Planner {
+                table: &table,
+                validate_payloads: validate,
+            };
+            planner.plan(
+                Some(b"acme"),
+                headers("response.submitted", "application/avro"),
+                Some(value),
+                &mut exists,
+                &NoRefusals,
+                &mut Vec::new(),
+            )
+        };
+        let mut broken = payload_avro();
+        broken.truncate(broken.len() - 3);
+        let dead = plan(true, &broken);
+        assert_eq!(ids(&dead), ["dlq:invalid_payload:-:false"], "as validation would");
+        // Validation off: the filter reading data fails, the one reading attributes still runs.
+        let unvalidated = plan(false, &broken);
+        assert_eq!(ids(&unvalidated), ["sms/any"]);
+        assert_eq!((unvalidated.filters.matched, unvalidated.filters.error), (1, 1));
+        let valid = plan(true, &payload_avro());
+        assert_eq!(ids(&valid), ["sms/any"], "the sample's locale is en");
     }
 }
