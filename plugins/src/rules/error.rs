@@ -24,9 +24,9 @@ pub enum RulesError {
     #[error("{}", join_sentences(.0))]
     InvalidRules(Vec<RuleProblem>),
     /// The thread that parses the expressions could not be started (the process is out of threads or
-    /// memory).
-    #[error("The thread that compiles the rules could not be started: {0}.")]
-    Thread(#[source] std::io::Error),
+    /// memory), or parsing panicked.
+    #[error("The rules could not be compiled: {0}.")]
+    Thread(#[source] switchyard_filter::compile_thread::CompileThreadError),
     /// The CEL environment could not be prepared; a bug of this crate, not of the config.
     #[error("The CEL environment for the rules could not be set up: {0}.")]
     Environment(#[source] cel::DeclarationError),

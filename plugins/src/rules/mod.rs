@@ -27,7 +27,8 @@
 //! [`MAX_EXPRESSION_DEPTH`] (the interpreter recurses over the tree; this bound keeps a hostile rule from
 //! exhausting a worker thread's stack). The parser itself recurses deeply for each level of brackets (up
 //! to its own limit of 96), which a debug build cannot fit into a normal thread's stack, so parsing runs
-//! on a short-lived thread with a 64 MiB stack (reserved, not committed). Every invalid rule is reported
+//! on the filter crate's compile thread (`switchyard_filter::compile_thread`, a 64 MiB stack, reserved
+//! not committed), the one the router's and the registry's filters compile on. Every invalid rule is reported
 //! with its index and name. A bad rule is therefore always a config error, never a per-event failure.
 //!
 //! # What a rule sees

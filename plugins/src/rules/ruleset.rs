@@ -6,6 +6,7 @@ use std::sync::Arc;
 use cel::{Context, Env, ExecutionError, Program, Value};
 use serde::{Deserialize, Serialize};
 use switchyard_filter::bounds::first_deeper_than;
+use switchyard_filter::compile_thread;
 use switchyard_schemas::events::{Answer, Response};
 
 use super::analysis::{Reads, analyse};
@@ -15,9 +16,6 @@ use super::config::{
 };
 use super::context;
 use super::error::{RuleProblem, RuleProblemKind, RulesError};
-
-/// Stack of the thread that parses a config's expressions.
-const COMPILE_STACK_BYTES: usize = 64 << 20;
 
 /// A team's rules, compiled once and evaluated on every response. Cheap to share between threads.
 pub struct RuleSet {
@@ -99,7 +97,7 @@ impl RuleSet {
     /// Compiles every rule of `config`. Every problem of every rule is reported, each with the rule's
     /// position and name, so one round trip fixes a config.
     ///
-    /// Parsing runs on a short-lived thread with a large stack (see the module docs) and blocks the
+    /// Parsing runs on the compile thread of `switchyard_filter` (see the module docs) and blocks the
     /// caller until it is done: call it where blocking for a millisecond or so is fine, e.g. with
     /// `spawn_blocking` from async code.
     ///
@@ -110,18 +108,10 @@ impl RuleSet {
     /// than [`MAX_EXPRESSION_DEPTH`], uses an unknown variable or reads an unknown `response` field.
     pub fn compile(config: &RulesConfig) -> Result<Self, RulesError> {
         // The CEL parser recurses deeply per level of bracket nesting (up to its own limit of 96 levels):
-        // about 1 MiB in a release build, over 16 MiB in a debug build. Parsing on a thread of our own with
-        // a generous stack keeps a hostile config from aborting the worker; the stack is only reserved,
-        // the pages a parse does not touch cost nothing.
-        std::thread::scope(|scope| {
-            std::thread::Builder::new()
-                .name("rules-compile".to_owned())
-                .stack_size(COMPILE_STACK_BYTES)
-                .spawn_scoped(scope, || Self::compile_here(config))
-                .map_err(RulesError::Thread)?
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
+        // about 1 MiB in a release build, over 16 MiB in a debug build. Parsing on the filter crate's
+        // compile thread, whose stack is generous, keeps a hostile config from aborting the worker.
+        let config = config.clone();
+        compile_thread::run(move || Self::compile_here(&config)).map_err(RulesError::Thread)?
     }
 
     fn compile_here(config: &RulesConfig) -> Result<Self, RulesError> {
