@@ -80,7 +80,9 @@ fn pairs(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
 }
 
 /// acme: sheets `default` for f-a, sheets `forms-bc` for f-b and f-c, sheets `all` disabled, sms
-/// `nairobi` filtered by city, sms `broken` erroring on every event; globex: sms `default` (a v1 record).
+/// `nairobi` filtered by city, sms `unsorted` filtered on attributes alone (form f-z; an event
+/// without `ce_subject` reads as missing), sms
+/// `broken` erroring on every event; globex: sms `default` (a v1 record).
 fn before(event: &Sent) -> BTreeSet<(String, String)> {
     let mut out = Vec::new();
     if event.team == "globex" {
@@ -93,6 +95,9 @@ fn before(event: &Sent) -> BTreeSet<(String, String)> {
         }
         if event.city == Some("nairobi") {
             out.push(("sms", "nairobi"));
+        }
+        if event.form == Some("f-z") {
+            out.push(("sms", "unsorted"));
         }
     }
     pairs(&out)
@@ -110,6 +115,9 @@ fn after(event: &Sent) -> BTreeSet<(String, String)> {
         }
         if event.city == Some("mombasa") {
             out.push(("sms", "nairobi"));
+        }
+        if event.form == Some("f-z") {
+            out.push(("sms", "unsorted"));
         }
     }
     pairs(&out)
@@ -195,6 +203,13 @@ async fn installations_form_ids_and_filters_route_one_copy_each_with_live_change
         "nairobi",
         true,
         serde_json::json!({"filter": NAIROBI}),
+    ));
+    send(installation(
+        "acme",
+        "sms",
+        "unsorted",
+        true,
+        serde_json::json!({"filter": r#"subject == "f-z" && type == "response.submitted""#}),
     ));
     // A type error on every event: counted, routes nothing, stops nothing.
     send(installation(
