@@ -2,7 +2,8 @@
 //! by writing the control topics directly (a load test without a registry).
 //!
 //! Through the registry, each manifest is a `POST /v1/plugins` and each enablement a
-//! `PUT /v1/teams/{team}/plugins/{plugin}`; a pair the run leaves without an enablement is written as
+//! `PUT /v1/teams/{team}/plugins/{plugin}` (`.../installations/default` for one with `form_ids` or a
+//! `filter`, which the v1 route does not set); a pair the run leaves without an enablement is written as
 //! disabled, since the API has no "remove" for one. Either way every control yields exactly one record
 //! on the control topics, which is what the router's counters are compared with. Enabled pairs of plugins
 //! with a config schema also get a config (`PUT .../config`), secrets included, which reaches the plugins
@@ -16,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use switchyard_registry::client::{Client, ClientError};
+use switchyard_schemas::control::Enablement;
+use switchyard_schemas::ids::DEFAULT_INSTALLATION;
 use switchyard_schemas::topics;
 
 use crate::LoadtestError;
@@ -97,12 +100,9 @@ pub fn apply_through_registry(
                 plugin,
                 enablement,
             } => {
-                let body = match enablement {
-                    Some(e) => json!({"enabled": e.enabled, "event_types": e.event_types}),
-                    None => json!({"enabled": false}),
-                };
+                let (path, body) = enablement_request(team, plugin, enablement.as_ref());
                 client
-                    .put(&format!("/v1/teams/{team}/plugins/{plugin}"), &body)
+                    .put(&path, &body)
                     .map_err(registry_error(format!("enabling {plugin} for {team}")))?;
                 applied.enablements += 1;
                 if let Some(config) = enablement
@@ -122,6 +122,22 @@ pub fn apply_through_registry(
         }
     }
     Ok(applied)
+}
+
+/// The registry call that writes `enablement` for (team, plugin): the v1 `PUT .../plugins/{plugin}`,
+/// which keeps whatever `form_ids` and `filter` the stored record has, or, for an enablement with either,
+/// the installation route of the default installation, which sets the whole installation.
+fn enablement_request(team: &str, plugin: &str, enablement: Option<&Enablement>) -> (String, Value) {
+    let v1 = format!("/v1/teams/{team}/plugins/{plugin}");
+    match enablement {
+        Some(e) if e.form_ids().is_some() || e.filter().is_some() => (
+            format!("{v1}/installations/{DEFAULT_INSTALLATION}"),
+            json!({"enabled": e.enabled, "event_types": e.event_types, "form_ids": e.form_ids(),
+                   "filter": e.filter()}),
+        ),
+        Some(e) => (v1, json!({"enabled": e.enabled, "event_types": e.event_types})),
+        None => (v1, json!({"enabled": false})),
+    }
 }
 
 /// The account of the demo's local Twilio-compatible API (`switchyard-seed-plugin fake-twilio`).
@@ -252,4 +268,38 @@ pub fn remove_through_registry(
             )))?;
     }
     Ok(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_filtered_enablement_goes_through_the_installation_route() {
+        let mut enablement = Enablement {
+            team_id: "acme".into(),
+            plugin_id: "load-01".into(),
+            installation: None,
+            form_ids: None,
+            filter: None,
+            enabled: true,
+            event_types: None,
+            updated_at: "2026-11-22T09:55:00Z".into(),
+        };
+        let (path, body) = enablement_request("acme", "load-01", Some(&enablement));
+        assert_eq!(path, "/v1/teams/acme/plugins/load-01");
+        assert_eq!(body, json!({"enabled": true, "event_types": null}));
+        enablement.filter = Some("subject == \"f-1\"".into());
+        let (path, body) = enablement_request("acme", "load-01", Some(&enablement));
+        assert_eq!(path, "/v1/teams/acme/plugins/load-01/installations/default");
+        assert_eq!(
+            body,
+            json!({"enabled": true, "event_types": null, "form_ids": null, "filter": "subject == \"f-1\""})
+        );
+        let (path, body) = enablement_request("acme", "load-01", None);
+        assert_eq!(
+            (path.as_str(), body),
+            ("/v1/teams/acme/plugins/load-01", json!({"enabled": false}))
+        );
+    }
 }

@@ -69,7 +69,7 @@ enum Command {
 struct Session {
     #[command(flatten)]
     kafka: Kafka,
-    /// A built-in scenario (standard, smoke) or a scenario file.
+    /// A built-in scenario (standard, standard-filtered, smoke) or a scenario file.
     #[arg(long, default_value = "standard")]
     scenario: String,
     /// Seed of teams, enablements and events.

@@ -1,9 +1,10 @@
 //! Scenarios: the shape of the traffic a load run sends, as TOML files (`loadtest/scenarios/*.toml`).
 //!
 //! A scenario names how many teams there are and how their activity is skewed, how many plugins exist
-//! and which share of (team, plugin) pairs are enabled, the event-type mix, the encoding, and the topic
-//! sizes. The built-in ones (`standard`, `smoke`) are compiled in, so the binary works from any folder;
-//! any other value of `--scenario` is read as a path.
+//! and which share of (team, plugin) pairs are enabled (and which share of those enablements carries a
+//! filter), the event-type mix, the encoding, and the topic sizes. The built-in ones (`standard`,
+//! `standard-filtered`, `smoke`) are compiled in, so the binary works from any folder; any other value of
+//! `--scenario` is read as a path.
 
 use std::path::Path;
 
@@ -58,6 +59,15 @@ pub struct PluginShape {
     pub count: usize,
     /// Share of (team, plugin) pairs enabled.
     pub enablement_ratio: f64,
+    /// Share of those enablements that carry a CEL `filter` (contract section 8.1), one of a few shared
+    /// sources over the event's data and attributes ([`crate::workload::FILTERS`]), each matching about
+    /// half of the events it sees. Default 0: no filters, the enablements of a scenario without this key.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub filtered_share: f64,
+}
+
+fn is_zero(share: &f64) -> bool {
+    *share == 0.0
 }
 
 /// Topic sizes.
@@ -70,8 +80,12 @@ pub struct TopicShape {
     pub plugin_partitions: i32,
 }
 
-const BUILT_IN: [(&str, &str); 2] = [
+const BUILT_IN: [(&str, &str); 3] = [
     ("standard", include_str!("../scenarios/standard.toml")),
+    (
+        "standard-filtered",
+        include_str!("../scenarios/standard-filtered.toml"),
+    ),
     ("smoke", include_str!("../scenarios/smoke.toml")),
 ];
 
@@ -115,6 +129,7 @@ impl Scenario {
         share("traffic.response_updated", t.response_updated)?;
         share("traffic.avro_share", t.avro_share)?;
         share("plugins.enablement_ratio", self.plugins.enablement_ratio)?;
+        share("plugins.filtered_share", self.plugins.filtered_share)?;
         if t.form_created + t.form_updated + t.response_updated > 1.0 {
             return Err("the shares of form.created, form.updated and response.updated exceed 1".into());
         }
@@ -173,7 +188,17 @@ mod tests {
         assert_eq!(standard.plugins.count, 20);
         assert_eq!(standard.topics.core_partitions, 12);
         assert_eq!(standard.plugin_ids()[19], "load-20");
+        assert_eq!(standard.plugins.filtered_share, 0.0);
         Scenario::load("smoke").unwrap();
+        // The filtered variant is the standard scenario with filters on a fifth of its enablements.
+        let filtered = Scenario::load("standard-filtered").unwrap();
+        assert_eq!(filtered.plugins.filtered_share, 0.2);
+        assert_eq!(filtered.traffic, standard.traffic);
+        assert_eq!(filtered.topics, standard.topics);
+        assert_eq!(
+            (filtered.plugins.count, filtered.plugins.enablement_ratio),
+            (standard.plugins.count, standard.plugins.enablement_ratio)
+        );
         assert!(standard.plugin_ids().iter().all(|id| is_load_plugin(id)));
         for other in [
             "load-1",
@@ -200,6 +225,15 @@ mod tests {
         let unknown = text.replace("count = 4", "count = 4\ncolour = 2");
         assert!(Scenario::parse(&unknown).unwrap_err().contains("colour"));
         let missing = Scenario::load("no-such-scenario").unwrap_err().to_string();
-        assert!(missing.contains("standard, smoke"), "{missing}");
+        assert!(
+            missing.contains("standard, standard-filtered, smoke"),
+            "{missing}"
+        );
+        let filtered = text.replace("count = 4", "count = 4\nfiltered_share = 1.2");
+        assert!(
+            Scenario::parse(&filtered)
+                .unwrap_err()
+                .contains("plugins.filtered_share")
+        );
     }
 }

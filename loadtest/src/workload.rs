@@ -6,6 +6,11 @@
 //! router. So a pool is generated up front and replayed: each send clones a pooled record and stamps it
 //! with a new `ce_id` and its send time ([`SENT_AT_HEADER`]), which the router copies to every plugin
 //! topic and the latency reader subtracts from its own clock (same machine, same clock).
+//!
+//! A scenario with `filtered_share` puts a CEL filter on that share of its enablements ([`FILTERS`]); each
+//! pooled event's fan-out ([`FANOUT_HEADER`]) is then what the filters leave, by the expectation model
+//! ([`RoutingTable::targets`]), so the `pipe` baseline copies exactly as many records as the router
+//! writes.
 
 use rand::rngs::Xoshiro256PlusPlus;
 use rand::{RngExt, SeedableRng};
@@ -25,6 +30,24 @@ pub const SENT_AT_HEADER: &str = "loadtest_sent_us";
 /// How many plugin topics the routing rule sends the event to (decimal text); the `pipe` baseline copies
 /// each input to that many topics without any lookup.
 pub const FANOUT_HEADER: &str = "loadtest_fanout";
+
+/// The filters of a scenario's filtered enablements (`filtered_share`), as teams write them to send a
+/// plugin only part of their traffic, each matching about half of the events it sees (measured over the
+/// `standard-filtered` pool in this module's tests). So few sources among thousands of enablements are
+/// shared, as the router shares equal filters. Form events have no `data.response`, so the filters on
+/// response paths read `missing` for them.
+pub const FILTERS: [&str; 5] = [
+    // Sessions not in Swahili (an SMS template not translated yet).
+    r#"!data.response.locale.startsWith("sw")"#,
+    // Interviews longer than 7 minutes (a quality review); an error where the duration is null (a tenth).
+    "data.response.duration_ms > 420000",
+    // Respondents in the larger cities (a regional office's export).
+    r#"data.response.answers["city"].choice in ["nairobi", "mombasa", "kisumu", "lagos", "abuja", "accra", "kumasi", "kampala", "dar-es-salaam"]"#,
+    // Two of the six form templates, by the event's subject: form events too.
+    r#"subject.endsWith("-household-survey") || subject.endsWith("-school-enrolment")"#,
+    // Responses with long enumerator's notes (a transcription plugin); missing where the notes were skipped.
+    r#"size(data.response.answers["enumerator_notes"].text) > 540"#,
+];
 
 /// The scenario's plugin manifests: Kafka-only plugins subscribed to every event type.
 pub fn manifests(scenario: &Scenario) -> Vec<PluginManifest> {
@@ -46,9 +69,13 @@ pub fn manifests(scenario: &Scenario) -> Vec<PluginManifest> {
 }
 
 /// The control records of a run: the manifests, then an enablement for `enablement_ratio` of the (team,
-/// plugin) pairs, chosen at random (deterministic for `seed`). Every team has at least one plugin.
+/// plugin) pairs, chosen at random (deterministic for `seed`). Every team has at least one plugin. A
+/// `filtered_share` of the enablements carries one of the [`FILTERS`], drawn from a random stream of its
+/// own: the pairs are the same with or without filters, and a scenario without them draws nothing.
 pub fn controls(scenario: &Scenario, teams: &[Team], seed: u64, updated_at: &str) -> Vec<Control> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x656e_6162_6c65_0000);
+    let mut filter_rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x6669_6c74_6572_0000);
+    let filtered_share = scenario.plugins.filtered_share;
     let plugins = scenario.plugin_ids();
     let mut out: Vec<Control> = manifests(scenario).into_iter().map(Control::Plugin).collect();
     for team in teams {
@@ -59,19 +86,23 @@ pub fn controls(scenario: &Scenario, teams: &[Team], seed: u64, updated_at: &str
         if chosen.is_empty() {
             chosen.push(&plugins[rng.random_range(0..plugins.len())]);
         }
-        out.extend(chosen.into_iter().map(|plugin| Control::Enablement {
-            team: team.id.clone(),
-            plugin: plugin.clone(),
-            enablement: Some(Enablement {
-                team_id: team.id.clone(),
-                plugin_id: plugin.clone(),
-                installation: None,
-                form_ids: None,
-                filter: None,
-                enabled: true,
-                event_types: None,
-                updated_at: updated_at.to_owned(),
-            }),
+        out.extend(chosen.into_iter().map(|plugin| {
+            let filter = (filtered_share > 0.0 && filter_rng.random_bool(filtered_share))
+                .then(|| FILTERS[filter_rng.random_range(0..FILTERS.len())].to_owned());
+            Control::Enablement {
+                team: team.id.clone(),
+                plugin: plugin.clone(),
+                enablement: Some(Enablement {
+                    team_id: team.id.clone(),
+                    plugin_id: plugin.clone(),
+                    installation: None,
+                    form_ids: None,
+                    filter,
+                    enabled: true,
+                    event_types: None,
+                    updated_at: updated_at.to_owned(),
+                }),
+            }
         }));
     }
     out
@@ -83,13 +114,14 @@ pub struct EventPool {
     records: Vec<Record>,
     /// Mean encoded value size, bytes.
     pub mean_value_bytes: f64,
-    /// Mean number of plugin topics an event goes to.
+    /// Mean number of plugin topics an event goes to (after filters).
     pub mean_fanout: f64,
     next: usize,
 }
 
 impl EventPool {
-    /// `size` events of `scenario`'s traffic with its teams and routing table.
+    /// `size` events of `scenario`'s traffic with its teams and routing table; each is stamped with its
+    /// fan-out under that table, filters applied ([`FANOUT_HEADER`]).
     pub fn generate(
         scenario: &Scenario,
         teams: &[Team],
@@ -115,7 +147,7 @@ impl EventPool {
         let (mut bytes, mut targets) = (0usize, 0usize);
         for _ in 0..size.max(1) {
             let event = traffic.next_event()?;
-            let fanout = table.targets(&event.team, event.event_type.as_str()).len();
+            let fanout = table.targets(&event).len();
             let mut record = event.record;
             bytes += record.value.as_ref().map_or(0, Vec::len);
             targets += fanout;
@@ -149,13 +181,46 @@ pub fn scenario_teams(scenario: &Scenario, seed: u64) -> Vec<Team> {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use switchyard_filter::Filter;
+
     use super::*;
+    use crate::expect::evaluate;
+
+    const RUN: Uuid = Uuid::from_u128(0x0193_a5b2_7c1e_7d3a_9f00_aa11_bb22_cc33);
+
+    /// The enablements of `controls`: (team, plugin) -> filter.
+    fn enablements(controls: &[Control]) -> BTreeMap<(String, String), Option<String>> {
+        controls
+            .iter()
+            .filter_map(|control| match control {
+                Control::Enablement {
+                    team,
+                    plugin,
+                    enablement: Some(enablement),
+                } => Some(((team.clone(), plugin.clone()), enablement.filter.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn fanout(record: &Record) -> usize {
+        std::str::from_utf8(record.header(FANOUT_HEADER).unwrap())
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
 
     #[test]
     fn the_standard_workload_has_the_promised_shape() {
         let scenario = Scenario::load("standard").unwrap();
         let teams = scenario_teams(&scenario, 3);
         let controls = controls(&scenario, &teams, 3, "2026-11-22T10:00:00Z");
+        assert!(
+            enablements(&controls).values().all(Option::is_none),
+            "no filters without filtered_share"
+        );
         let enablements = controls
             .iter()
             .filter(|c| matches!(c, Control::Enablement { .. }))
@@ -193,5 +258,106 @@ mod tests {
         let b = pool.next_record(6);
         assert_ne!(a.header(h::ID), b.header(h::ID));
         assert_eq!(a.header(SENT_AT_HEADER), Some(&b"5"[..]));
+    }
+
+    /// `standard-filtered`: the standard scenario's enabled pairs, a fifth of them with one of the five
+    /// shared filters, and a pool of the same events whose fan-out is what the filters leave.
+    #[test]
+    fn the_filtered_workload_filters_a_fifth_of_the_same_enablements() {
+        let standard = Scenario::load("standard").unwrap();
+        let scenario = Scenario::load("standard-filtered").unwrap();
+        let teams = scenario_teams(&scenario, 3);
+        assert_eq!(teams, scenario_teams(&standard, 3));
+        let at = "2026-11-22T10:00:00Z";
+        let (plain, filtered) = (
+            controls(&standard, &teams, 3, at),
+            controls(&scenario, &teams, 3, at),
+        );
+        let (plain_pairs, pairs) = (enablements(&plain), enablements(&filtered));
+        assert!(
+            plain_pairs.keys().eq(pairs.keys()),
+            "the same (team, plugin) pairs are enabled"
+        );
+        let mut by_source = BTreeMap::<&str, usize>::new();
+        for filter in pairs.values().flatten() {
+            *by_source.entry(filter.as_str()).or_default() += 1;
+        }
+        let with_filter = by_source.values().sum::<usize>() as f64;
+        let share = with_filter / pairs.len() as f64;
+        assert!(
+            (0.19..0.21).contains(&share),
+            "{share} of {} enablements",
+            pairs.len()
+        );
+        assert_eq!(
+            by_source.len(),
+            FILTERS.len(),
+            "every source is used: {by_source:?}"
+        );
+        assert!(
+            by_source.values().all(|n| *n as f64 > with_filter * 0.15),
+            "shared evenly: {by_source:?}"
+        );
+        assert_eq!(
+            controls(&scenario, &teams, 3, at),
+            filtered,
+            "deterministic for the seed"
+        );
+
+        let pool = |scenario: &Scenario, controls: &[Control]| {
+            let table = RoutingTable::from_controls(controls);
+            let pool =
+                EventPool::generate(scenario, &teams, &table, 3, 4000, RUN, 1_790_000_000_000).unwrap();
+            (table, pool)
+        };
+        let (_, plain_pool) = pool(&standard, &plain);
+        let (table, filtered_pool) = pool(&scenario, &filtered);
+        assert!(
+            (0.8..0.95).contains(&(filtered_pool.mean_fanout / plain_pool.mean_fanout)),
+            "filters drop about a tenth of the copies: {} against {}",
+            filtered_pool.mean_fanout,
+            plain_pool.mean_fanout
+        );
+        // The same events; each one's fan-out is its unfiltered one less its filtered enablements whose
+        // filter does not match it.
+        let compiled: BTreeMap<&str, Filter> = FILTERS
+            .iter()
+            .map(|source| (*source, Filter::compile(source).unwrap()))
+            .collect();
+        let mut verdicts = BTreeMap::<(&str, &str), usize>::new();
+        let mut dropped_some = 0;
+        for (plain, record) in plain_pool.records.iter().zip(&filtered_pool.records) {
+            assert_eq!(plain.value, record.value);
+            let team = std::str::from_utf8(record.key.as_deref().unwrap()).unwrap();
+            let event_type = std::str::from_utf8(record.header(h::TYPE).unwrap()).unwrap();
+            let candidates = table.candidates(team, event_type);
+            assert_eq!(candidates.len(), fanout(plain));
+            let dropped = candidates
+                .iter()
+                .filter_map(|plugin| pairs[&(team.to_owned(), plugin.clone())].as_deref())
+                .filter(|source| !evaluate(&compiled[source], record).is_match())
+                .count();
+            assert_eq!(fanout(record), candidates.len() - dropped);
+            dropped_some += usize::from(dropped > 0);
+            for (source, filter) in &compiled {
+                *verdicts
+                    .entry((*source, evaluate(filter, record).label()))
+                    .or_default() += 1;
+            }
+        }
+        assert!(dropped_some > 100, "{dropped_some} events lost a copy");
+        // Each source matches roughly half of the events; form events read `missing` for response paths.
+        for source in FILTERS {
+            let matched = verdicts.get(&(source, "match")).copied().unwrap_or(0) as f64 / 4000.0;
+            assert!(
+                (0.35..0.6).contains(&matched),
+                "{source}: {matched} ({verdicts:?})"
+            );
+        }
+        assert!(verdicts[&(FILTERS[0], "missing")] > 200, "{verdicts:?}");
+        assert!(
+            verdicts[&(FILTERS[1], "error")] > 200,
+            "a null duration: {verdicts:?}"
+        );
     }
 }
