@@ -55,9 +55,10 @@
 //!
 //! [`Filter::evaluate`] never fails and never panics. A result other than a bool is [`Verdict::Error`] (it
 //! cannot always be known when compiling). Reading what the event does not have is [`Verdict::Missing`]:
-//! a data path whose key, element or parent is absent or `null` (a skipped answer), an extension read by
-//! name, or an absent `subject` or `time`. Every other evaluation error (a type mismatch, a division by
-//! zero, an overflow) is [`Verdict::Error`]. Neither routes a copy; they are counted apart.
+//! a data path whose key or element is absent or that goes through a `null` (`answers["q"].choice` of a
+//! skipped answer), an extension read by name, or an absent `subject` or `time`. A `null` at the end of a
+//! path is a value (`== null` is true). Every other evaluation error (a type mismatch such as `null > 1`, a
+//! division by zero, an overflow) is [`Verdict::Error`]. Neither routes a copy; they are counted apart.
 //!
 //! # Cost
 //!
