@@ -90,7 +90,9 @@ const DEFAULT_NAME: u32 = 0;
 /// One team's installation of one plugin: 24 bytes.
 #[derive(Debug, Clone)]
 struct Installed {
-    plugin: u32,
+    /// The plugin index, and [`Installed::FORM_IDS`] when it has `form_ids` (so a lookup follows
+    /// `selectors` only for the installations it must check a form against).
+    plugin_and_forms: u32,
     name: u32,
     types: TypeSet,
     selectors: Option<Arc<Selectors>>,
@@ -126,29 +128,41 @@ struct Selectors {
 }
 
 impl Installed {
-    /// Whether the installation takes an event of interned type `event_type` whose `ce_subject` hashes to
-    /// `subject` (hashed on first use, at most once per lookup).
-    fn admits(&self, event_type: u32, subject: &mut LazyHash<'_>) -> bool {
-        let types = match self.types {
+    const FORM_IDS: u32 = 1 << 31;
+
+    fn plugin(&self) -> u32 {
+        self.plugin_and_forms & !Self::FORM_IDS
+    }
+
+    /// Whether the installation takes events of interned type `event_type` (rule 4 of contract section 8).
+    fn admits_type(&self, event_type: u32) -> bool {
+        match self.types {
             TypeSet(0) => true,
             set if set.overflows() => self
                 .selectors
                 .as_ref()
                 .is_some_and(|s| s.types.binary_search(&event_type).is_ok()),
             TypeSet(bits) => event_type < TypeSet::OVERFLOW && bits & 1 << event_type != 0,
+        }
+    }
+
+    /// Whether the installation takes an event whose `ce_subject` hashes to `subject` (hashed on first use,
+    /// at most once per lookup): rule 5.
+    fn admits_form(&self, subject: &mut LazyHash<'_>) -> bool {
+        if self.plugin_and_forms & Self::FORM_IDS == 0 {
+            return true;
+        }
+        let Some(selectors) = &self.selectors else {
+            return true;
         };
-        types
-            && self.selectors.as_ref().is_none_or(|selectors| {
-                selectors.form_ids.is_empty()
-                    || subject.get().is_some_and(|(hash, subject)| {
-                        let ids = &selectors.form_ids;
-                        let first = ids.partition_point(|(h, _)| *h < hash);
-                        ids[first..]
-                            .iter()
-                            .take_while(|(h, _)| *h == hash)
-                            .any(|(_, id)| **id == *subject)
-                    })
-            })
+        subject.get().is_some_and(|(hash, subject)| {
+            let ids = &selectors.form_ids;
+            let first = ids.partition_point(|(h, _)| *h < hash);
+            ids[first..]
+                .iter()
+                .take_while(|(h, _)| *h == hash)
+                .any(|(_, id)| **id == *subject)
+        })
     }
 }
 
@@ -231,11 +245,13 @@ impl RouteTable {
             hasher: &self.form_hasher,
             hash: None,
         };
-        for entry in installed.iter().filter(|e| e.admits(type_index, &mut subject)) {
-            let Some(Some(plugin)) = plugins.get(entry.plugin as usize) else {
+        // The checks that read only the entry and the (few, cached) plugins come first: an installation's
+        // selectors are a pointer away, followed only for the ones still in the running.
+        for entry in installed.iter().filter(|e| e.admits_type(type_index)) {
+            let Some(Some(plugin)) = plugins.get(entry.plugin() as usize) else {
                 continue;
             };
-            if plugin.events.binary_search(&type_index).is_err() {
+            if plugin.events.binary_search(&type_index).is_err() || !entry.admits_form(&mut subject) {
                 continue;
             }
             // Resolved under the shard guard: the name's slot cannot be reused meanwhile.
@@ -348,13 +364,14 @@ impl RouteTable {
         let name_index = self.existing_name(&writer, name);
         let mut entries = self.teams.entry(CompactString::from(team)).or_default();
         let mut list = entries.to_vec();
-        let position = name_index.and_then(|n| list.iter().position(|e| (e.plugin, e.name) == (plugin, n)));
+        let position = name_index.and_then(|n| list.iter().position(|e| (e.plugin(), e.name) == (plugin, n)));
         let name_index = match (position, name_index) {
             (Some(_), Some(index)) => index,
             _ => self.hold_name(&mut writer, name),
         };
+        let has_form_ids = selectors.as_ref().is_some_and(|s| !s.form_ids.is_empty());
         let entry = Installed {
-            plugin,
+            plugin_and_forms: plugin | if has_form_ids { Installed::FORM_IDS } else { 0 },
             name: name_index,
             types: type_set,
             selectors,
@@ -368,7 +385,7 @@ impl RouteTable {
             }
             None => {
                 let names = self.names.read().unwrap_or_else(|p| p.into_inner());
-                let order = |e: &Installed| (e.plugin, name_order(&names, e.name));
+                let order = |e: &Installed| (e.plugin(), name_order(&names, e.name));
                 let at = list.partition_point(|e| order(e) < order(&entry));
                 drop(names);
                 self.count_filtered(false, filtered);
@@ -391,7 +408,7 @@ impl RouteTable {
         };
         let mut removed = None;
         self.teams.remove_if_mut(team_id, |_, list| {
-            if let Some(at) = list.iter().position(|e| (e.plugin, e.name) == (plugin, name)) {
+            if let Some(at) = list.iter().position(|e| (e.plugin(), e.name) == (plugin, name)) {
                 let mut kept = list.to_vec();
                 removed = Some(kept.remove(at));
                 *list = kept.into_boxed_slice();
