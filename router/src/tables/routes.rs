@@ -13,9 +13,9 @@
 //! a lock-free snapshot (`arc-swap`) and the single writer copies and swaps the whole table. Interning
 //! plugin ids, event types and installation names as integers keeps an installation at 24 bytes and makes
 //! the per-event checks integer operations: `event_types` is a bit set of type indices in the entry itself
-//! (no pointer to follow for the 30% of installations that have one), and `form_ids` (as sorted hashes,
-//! confirmed by the string on a hit) and a `filter` sit behind one pointer, only for the installations that
-//! have them.
+//! (no pointer to follow for the 30% of installations that have one), and so is a 32-bit Bloom filter of
+//! its `form_ids`; the form ids themselves (as sorted hashes, confirmed by the string on a hit) and a
+//! `filter` sit behind one pointer, only for the installations that have them.
 //!
 //! A name's slot is reused only once no installation names it. Readers resolve names while holding their
 //! team's shard guard, and the writer removes an installation (under the shard's write lock) before it
@@ -87,14 +87,15 @@ type Hasher = foldhash::fast::RandomState;
 /// The name index of the default installation.
 const DEFAULT_NAME: u32 = 0;
 
-/// One team's installation of one plugin: 24 bytes.
+/// One team's installation of one plugin: 24 bytes, and all a lookup reads of most installations.
 #[derive(Debug, Clone)]
 struct Installed {
-    /// The plugin index, and [`Installed::FORM_IDS`] when it has `form_ids` (so a lookup follows
-    /// `selectors` only for the installations it must check a form against).
-    plugin_and_forms: u32,
+    plugin: u32,
     name: u32,
     types: TypeSet,
+    /// Its `form_ids` as a 32-bit Bloom filter ([`form_bits`]), `0` when it has none: most events of a form
+    /// it does not list are turned away here, without following the pointer to `selectors`.
+    forms: u32,
     selectors: Option<Arc<Selectors>>,
 }
 
@@ -102,10 +103,10 @@ struct Installed {
 /// subscribes to. Indices from [`TypeSet::OVERFLOW`] on (a deployment that has interned that many type
 /// names) do not fit: then the bit `OVERFLOW` says the list is in [`Selectors::types`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct TypeSet(u64);
+struct TypeSet(u32);
 
 impl TypeSet {
-    const OVERFLOW: u32 = 63;
+    const OVERFLOW: u32 = 31;
 
     /// The set of `types` (sorted, deduplicated interned indices; empty = every type).
     fn of(types: &[u32]) -> Self {
@@ -115,6 +116,13 @@ impl TypeSet {
     fn overflows(self) -> bool {
         self.0 & 1 << Self::OVERFLOW != 0
     }
+}
+
+/// The two bits of a form id's (or subject's) hash in an installation's `forms` filter. With 1-3 form ids
+/// (2-6 bits of 32 set), a subject not listed passes the filter about 1-4% of the time, and is then
+/// turned away by the exact check.
+fn form_bits(hash: u64) -> u32 {
+    1 << (hash & 31) | 1 << ((hash >> 5) & 31)
 }
 
 /// What only some installations have.
@@ -128,12 +136,6 @@ struct Selectors {
 }
 
 impl Installed {
-    const FORM_IDS: u32 = 1 << 31;
-
-    fn plugin(&self) -> u32 {
-        self.plugin_and_forms & !Self::FORM_IDS
-    }
-
     /// Whether the installation takes events of interned type `event_type` (rule 4 of contract section 8).
     fn admits_type(&self, event_type: u32) -> bool {
         match self.types {
@@ -149,13 +151,17 @@ impl Installed {
     /// Whether the installation takes an event whose `ce_subject` hashes to `subject` (hashed on first use,
     /// at most once per lookup): rule 5.
     fn admits_form(&self, subject: &mut LazyHash<'_>) -> bool {
-        if self.plugin_and_forms & Self::FORM_IDS == 0 {
+        if self.forms == 0 {
             return true;
         }
-        let Some(selectors) = &self.selectors else {
-            return true;
+        let Some((hash, subject)) = subject.get() else {
+            return false;
         };
-        subject.get().is_some_and(|(hash, subject)| {
+        let bits = form_bits(hash);
+        if self.forms & bits != bits {
+            return false;
+        }
+        self.selectors.as_ref().is_some_and(|selectors| {
             let ids = &selectors.form_ids;
             let first = ids.partition_point(|(h, _)| *h < hash);
             ids[first..]
@@ -248,7 +254,7 @@ impl RouteTable {
         // The checks that read only the entry and the (few, cached) plugins come first: an installation's
         // selectors are a pointer away, followed only for the ones still in the running.
         for entry in installed.iter().filter(|e| e.admits_type(type_index)) {
-            let Some(Some(plugin)) = plugins.get(entry.plugin() as usize) else {
+            let Some(Some(plugin)) = plugins.get(entry.plugin as usize) else {
                 continue;
             };
             if plugin.events.binary_search(&type_index).is_err() || !entry.admits_form(&mut subject) {
@@ -364,16 +370,21 @@ impl RouteTable {
         let name_index = self.existing_name(&writer, name);
         let mut entries = self.teams.entry(CompactString::from(team)).or_default();
         let mut list = entries.to_vec();
-        let position = name_index.and_then(|n| list.iter().position(|e| (e.plugin(), e.name) == (plugin, n)));
+        let position = name_index.and_then(|n| list.iter().position(|e| (e.plugin, e.name) == (plugin, n)));
         let name_index = match (position, name_index) {
             (Some(_), Some(index)) => index,
             _ => self.hold_name(&mut writer, name),
         };
-        let has_form_ids = selectors.as_ref().is_some_and(|s| !s.form_ids.is_empty());
+        let forms = selectors.as_ref().map_or(0, |s| {
+            s.form_ids
+                .iter()
+                .fold(0, |bits, (hash, _)| bits | form_bits(*hash))
+        });
         let entry = Installed {
-            plugin_and_forms: plugin | if has_form_ids { Installed::FORM_IDS } else { 0 },
+            plugin,
             name: name_index,
             types: type_set,
+            forms,
             selectors,
         };
         let filtered = entry.selectors.as_ref().is_some_and(|s| s.filter.is_some());
@@ -385,7 +396,7 @@ impl RouteTable {
             }
             None => {
                 let names = self.names.read().unwrap_or_else(|p| p.into_inner());
-                let order = |e: &Installed| (e.plugin(), name_order(&names, e.name));
+                let order = |e: &Installed| (e.plugin, name_order(&names, e.name));
                 let at = list.partition_point(|e| order(e) < order(&entry));
                 drop(names);
                 self.count_filtered(false, filtered);
@@ -408,7 +419,7 @@ impl RouteTable {
         };
         let mut removed = None;
         self.teams.remove_if_mut(team_id, |_, list| {
-            if let Some(at) = list.iter().position(|e| (e.plugin(), e.name) == (plugin, name)) {
+            if let Some(at) = list.iter().position(|e| (e.plugin, e.name) == (plugin, name)) {
                 let mut kept = list.to_vec();
                 removed = Some(kept.remove(at));
                 *list = kept.into_boxed_slice();
@@ -754,7 +765,7 @@ mod tests {
     }
 
     #[test]
-    fn an_installation_is_24_bytes_and_type_sets_past_63_types_still_route() {
+    fn an_installation_is_24_bytes_and_type_sets_past_31_types_still_route() {
         assert_eq!(std::mem::size_of::<Installed>(), 24);
         let table = RouteTable::new("p.{plugin}");
         let many: Vec<String> = (0..70).map(|i| format!("t.{i}")).collect();
@@ -775,6 +786,24 @@ mod tests {
                 routed_to,
                 "{team} {event_type}"
             );
+        }
+    }
+
+    #[test]
+    fn form_ids_past_what_the_bloom_filter_tells_apart_are_checked_exactly() {
+        let table = RouteTable::new("p.{plugin}");
+        table.upsert_plugin(&manifest("sheets", &["response.submitted"]));
+        upsert(
+            &table,
+            installation("acme", "sheets", "many", |e| {
+                e.form_ids = Some((0..200).map(|i| format!("f-{i}")).collect());
+            }),
+        );
+        let form = |subject: &str| routed_form(&table, "acme", "response.submitted", Some(subject));
+        assert_eq!(form("f-0"), ["sheets/many"]);
+        assert_eq!(form("f-199"), ["sheets/many"]);
+        for other in ["f-200", "f-1000", "g-0", ""] {
+            assert!(form(other).is_empty(), "{other}");
         }
     }
 }
