@@ -240,6 +240,36 @@ async fn named_installations_beside_the_default_one() {
         detail.starts_with("the filter is invalid at line 1, column 15 (byte 14): "),
         "the position of `&&`: {detail}"
     );
+    // Filters that parse but exceed the cost bound (contract section 8.1): refused when written, each
+    // saying why, so none ever reaches routing.
+    let too_many_nodes = (0..22)
+        .map(|i| format!("type != \"t{i}\""))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    for (filter, why) in [
+        (r#"data.items.exists(i, i == "x")"#.to_owned(), "comprehension"),
+        (r#"subject.matches("^f-")"#.to_owned(), "matches"),
+        (too_many_nodes, "64"),
+        ("x".repeat(1025), "1024"),
+    ] {
+        let refused = registry
+            .call(
+                "PUT",
+                &format!("{SHEETS}/installations/forms-b"),
+                Some(&acme),
+                Some(&json!({"enabled": true, "filter": filter})),
+            )
+            .await;
+        assert_eq!(
+            problem(&refused).0,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{why}: {}",
+            refused.json
+        );
+        assert_eq!(refused.json["errors"][0]["pointer"], "/filter");
+        let detail = refused.json["errors"][0]["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(why), "{why}: {detail}");
+    }
     let bad_body = registry
         .call(
             "PUT",
