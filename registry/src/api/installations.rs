@@ -27,7 +27,7 @@ use switchyard_filter::Filter;
 use switchyard_schemas::control::{
     Enablement, FILTER_MAX_BYTES, FORM_ID_MAX_LEN, FORM_IDS_MAX, PluginManifest, installation_key,
 };
-use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_installation_id};
+use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_installation_id, check_plugin_id};
 use time::OffsetDateTime;
 
 use crate::api::teams::{
@@ -238,6 +238,8 @@ pub async fn list_plugin(
     Path((team, id)): Path<(String, String)>,
 ) -> Result<Json<Vec<EnablementView>>, Problem> {
     authorize(&principal, &team)?;
+    // A plugin that is not registered has no installations ([]); an id that cannot be one names nothing.
+    check_plugin_id(&id).map_err(|e| Problem::not_found(format!("{id:?} is not a plugin id: {e}")))?;
     let now = OffsetDateTime::now_utc();
     let installations = state.records().plugin_installations(&team, &id);
     Ok(Json(

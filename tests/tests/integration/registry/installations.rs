@@ -129,6 +129,31 @@ async fn named_installations_beside_the_default_one() {
             pair("sheets-export", "forms-b"),
         ]
     );
+    // An unregistered plugin has none; a path that cannot name a plugin names nothing.
+    let unregistered = registry
+        .call(
+            "GET",
+            "/v1/teams/acme/plugins/ghost/installations",
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (unregistered.status, &unregistered.json),
+        (StatusCode::OK, &json!([]))
+    );
+    let not_an_id = registry
+        .call(
+            "GET",
+            "/v1/teams/acme/plugins/%C2%84/installations",
+            Some(&acme),
+            None,
+        )
+        .await;
+    assert_eq!(
+        problem(&not_an_id),
+        (StatusCode::NOT_FOUND, "/problems/not-found")
+    );
     let v1_list = registry
         .call("GET", "/v1/teams/acme/plugins", Some(&acme), None)
         .await;
