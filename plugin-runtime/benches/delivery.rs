@@ -93,6 +93,7 @@ use switchyard_schemas::ContentType;
 use switchyard_schemas::envelope as h;
 use switchyard_schemas::payload::encode;
 use switchyard_schemas::samples::response_24_answers;
+use switchyard_schemas::topics::partition_for_key;
 use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
 use tokio::runtime::Runtime;
 
@@ -732,37 +733,6 @@ fn produce(bootstrap: &str, topic: &str, teams: usize, count: usize) -> Result<u
     }
     flush(&producer)?;
     Ok(record_bytes)
-}
-
-/// The partition of `key` among `partitions` under the producer's `murmur2_random` partitioner: Kafka's
-/// murmur2 (the Java client's `Utils.murmur2`), made positive, modulo the partitions.
-fn partition_of(key: &[u8], partitions: i32) -> i32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    let mut h = SEED ^ key.len() as u32;
-    let mut chunks = key.chunks_exact(4);
-    for chunk in &mut chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> 24;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M) ^ k;
-    }
-    let rest = chunks.remainder();
-    if rest.len() == 3 {
-        h ^= u32::from(rest[2]) << 16;
-    }
-    if rest.len() >= 2 {
-        h ^= u32::from(rest[1]) << 8;
-    }
-    if let Some(first) = rest.first() {
-        h ^= u32::from(*first);
-        h = h.wrapping_mul(M);
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    ((h & 0x7fff_ffff) % partitions.max(1) as u32) as i32
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1552,9 +1522,9 @@ fn small_team(index: usize) -> String {
 }
 
 fn run_fairness(services: &Runtime, config: &BenchConfig) -> Result<Fairness, Error> {
-    let hot_partition = partition_of(team_name(0).as_bytes(), config.partitions);
+    let hot_partition = partition_for_key(team_name(0).as_bytes(), config.partitions);
     let teams_on_hot_partition = (0..config.fair_teams)
-        .filter(|i| partition_of(small_team(*i).as_bytes(), config.partitions) == hot_partition)
+        .filter(|i| partition_for_key(small_team(*i).as_bytes(), config.partitions) == hot_partition)
         .count();
     println!(
         "fairness: the hot team's backlog of {} events, then {} small teams x 1 event/s for {} s, {} ms per \
@@ -1631,9 +1601,9 @@ fn small_teams_window(
 ) -> Result<FairRun, Error> {
     bridge.wait_first_call(served, Duration::from_secs(60))?;
     let teams = config.fair_teams;
-    let hot_partition = partition_of(team_name(0).as_bytes(), config.partitions);
+    let hot_partition = partition_for_key(team_name(0).as_bytes(), config.partitions);
     let on_hot_partition: Vec<bool> = (0..teams)
-        .map(|i| partition_of(small_team(i).as_bytes(), config.partitions) == hot_partition)
+        .map(|i| partition_for_key(small_team(i).as_bytes(), config.partitions) == hot_partition)
         .collect();
     let total = teams * config.fair_window.as_secs() as usize;
     let spacing = Duration::from_secs(1).div_f64(teams as f64);
