@@ -163,9 +163,10 @@ impl Planner<'_> {
         // Projecting a v1 Avro value for the filters checks it as validation does, in the same walk: then
         // that walk is the validation. Any other value is validated first, routed or not.
         let paths = filters::data_paths(targets);
-        let known_avro = envelope.content_type == ContentType::Avro
+        let projection_validates = self.validate_payloads
+            && !paths.is_empty()
+            && envelope.content_type == ContentType::Avro
             && EventType::from_ce_type(envelope.event_type).is_some();
-        let projection_validates = self.validate_payloads && known_avro && !paths.is_empty();
         if self.validate_payloads
             && !projection_validates
             && let Err(rejection) = payload::validate(envelope.event_type, envelope.content_type, value)

@@ -68,18 +68,6 @@ impl Target {
     }
 }
 
-impl PartialEq for Target {
-    fn eq(&self, other: &Self) -> bool {
-        self.plugin == other.plugin
-            && self.installation == other.installation
-            && match (&self.filter, &other.filter) {
-                (None, None) => true,
-                (Some(a), Some(b)) => a.source() == b.source(),
-                _ => false,
-            }
-    }
-}
-
 /// The hash of the lookup's maps: foldhash, seeded per process, faster than the standard SipHash on short keys (team
 /// ids come from trusted producers and the registry, so keys chosen to collide are not a concern).
 type Hasher = foldhash::fast::RandomState;
