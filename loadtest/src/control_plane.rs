@@ -282,6 +282,7 @@ mod tests {
             installation: None,
             form_ids: None,
             filter: None,
+            backfill: None,
             enabled: true,
             event_types: None,
             updated_at: "2026-11-22T09:55:00Z".into(),

@@ -315,6 +315,7 @@ mod tests {
                 installation: None,
                 form_ids: None,
                 filter: None,
+                backfill: None,
                 enabled,
                 event_types: types.map(|t| t.iter().map(|s| (*s).to_owned()).collect()),
                 updated_at: "2026-11-22T09:55:00Z".into(),

@@ -98,6 +98,7 @@ pub fn controls(scenario: &Scenario, teams: &[Team], seed: u64, updated_at: &str
                     installation: None,
                     form_ids: None,
                     filter,
+                    backfill: None,
                     enabled: true,
                     event_types: None,
                     updated_at: updated_at.to_owned(),

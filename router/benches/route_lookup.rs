@@ -129,6 +129,7 @@ fn build(enablements: usize, shape: Shape) -> RouteTable {
                 installation: None,
                 form_ids: None,
                 filter: None,
+                backfill: None,
                 enabled: true,
                 event_types,
                 updated_at: "2026-11-22T10:00:00Z".to_owned(),

@@ -253,6 +253,10 @@ pub struct Enablement {
     /// Only events for which this CEL expression is true (contract section 8); absent or empty = any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
+    /// A backfill of this installation is under way (section 7.5): its id. The router owner of the team's
+    /// partition routes the installation live again only once it has written the backfill's history.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<String>,
     /// RFC 3339 time of the change.
     pub updated_at: String,
 }
@@ -477,6 +481,12 @@ impl Enablement {
                 ),
             });
         }
+        if let Some(backfill) = &enablement.backfill {
+            crate::backfill::check_id(backfill).map_err(|message| ControlError::Field {
+                field: "backfill",
+                message,
+            })?;
+        }
         OffsetDateTime::parse(&enablement.updated_at, &Rfc3339).map_err(|e| ControlError::Field {
             field: "updated_at",
             message: format!("{:?} is not RFC 3339: {e}", enablement.updated_at),
@@ -528,7 +538,7 @@ fn check_form_ids(form_ids: &[String]) -> Result<(), ControlError> {
     }
 }
 
-fn check_event_types(field: &'static str, types: &[String]) -> Result<(), ControlError> {
+pub(crate) fn check_event_types(field: &'static str, types: &[String]) -> Result<(), ControlError> {
     for t in types {
         if t.is_empty()
             || t.len() > EVENT_TYPE_MAX_LEN

@@ -6,11 +6,13 @@
 //! - [`catalog`], [`payload`], [`events`]: the Avro schemas of the v1 event types, validation and typed
 //!   encode/decode for `application/avro` (single-object encoding) and `application/json`.
 //! - [`control`]: plugin manifests and enablements, the records of the two compacted control topics.
+//! - [`backfill`]: backfill requests and their progress, and the header of a historical copy.
 //! - [`configs`]: the records of `switchyard.configs`, a team's config of a plugin.
 //! - [`dead_letter`]: the stable reason codes and headers of dead-lettered records (router and plugin
 //!   workers).
 
 pub mod avro;
+pub mod backfill;
 pub mod catalog;
 pub mod configs;
 pub mod control;

@@ -15,6 +15,11 @@ pub const PLUGIN_DEAD_LETTER_TEMPLATE: &str = "plugin.{plugin}.dlq";
 /// Compacted: key = `<team id>/<plugin id>[/<installation id>]`, value = [`crate::configs::ConfigRecord`],
 /// null = removed.
 pub const CONFIGS: &str = "switchyard.configs";
+/// Compacted: key = backfill id, value = [`crate::backfill::Backfill`] (a request), written by the registry.
+pub const BACKFILLS: &str = "switchyard.backfills";
+/// Compacted: key = `<backfill id>/<core.events partition>`, value = [`crate::backfill::Progress`],
+/// written by the router inside its transactions.
+pub const BACKFILL_PROGRESS: &str = "switchyard.backfill-progress";
 /// Plugin results: CloudEvents the workers write back, key = team id.
 pub const PLUGIN_RESULTS: &str = "core.plugin-results";
 

@@ -134,6 +134,7 @@ pub fn control_records(teams: &[Team], seed: u64, updated_at: &str) -> Vec<Contr
                 installation: None,
                 form_ids: None,
                 filter: None,
+                backfill: None,
                 enabled,
                 event_types: event_types.map(types),
                 updated_at: updated_at.to_owned(),

@@ -174,6 +174,7 @@ pub(crate) fn installation_record(
         event_types,
         form_ids,
         filter,
+        backfill: None,
         updated_at,
     })
 }
@@ -283,14 +284,17 @@ pub async fn set(
     allow_installation(&manifest, &installation)?;
     let request: SetInstallation =
         serde_json::from_slice(&body).map_err(|e| unreadable("installation", &e))?;
-    let exists = state.records().enablement(&team, &id, &installation).is_some();
+    let previous = state.records().enablement(&team, &id, &installation);
+    let exists = previous.is_some();
     // Compiling a filter blocks for a moment (it runs on the filter crate's compile thread).
-    let enablement = tokio::task::spawn_blocking(move || {
+    let mut enablement = tokio::task::spawn_blocking(move || {
         installation_record(&manifest, &team, &installation, request, now_rfc3339())
     })
     .await
     .map_err(|_| Problem::unavailable("checking the installation failed; retry"))?
     .map_err(|errors| Problem::invalid("the installation is invalid", errors))?;
+    // A backfill in progress keeps holding the installation across a change of it.
+    enablement.backfill = previous.and_then(|p| p.backfill);
     store_enablement(&state, &enablement, exists).await?;
     Ok(Json(view(
         &state,

@@ -224,6 +224,7 @@ pub fn merge_v1(
         event_types: request.event_types.filter(|types| !types.is_empty()),
         form_ids: previous.and_then(|p| p.form_ids().map(<[String]>::to_vec)),
         filter: previous.and_then(|p| p.filter().map(str::to_owned)),
+        backfill: previous.and_then(|p| p.backfill.clone()),
         updated_at,
     }
 }

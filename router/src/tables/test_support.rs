@@ -27,6 +27,7 @@ pub fn enablement(team: &str, plugin: &str, enabled: bool, types: Option<&[&str]
         installation: None,
         form_ids: None,
         filter: None,
+        backfill: None,
         enabled,
         event_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
         updated_at: "2026-11-22T10:00:00Z".into(),

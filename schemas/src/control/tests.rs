@@ -305,3 +305,26 @@ fn form_ids_and_filters_out_of_bounds() {
         "the expression's syntax is the router's and the registry's to check"
     );
 }
+
+#[test]
+fn a_held_installation_names_its_backfill() {
+    let with = |field: &str| {
+        let json = V1_ENABLEMENT.replace(r#""updated_at""#, &format!("{field},\"updated_at\""));
+        Enablement::parse(b"acme/sheets-export", json.as_bytes())
+    };
+    let held = with(r#""backfill":"0193a8f2-7c1e-7b4a-9d2e-5f6a7b8c9d0e""#).unwrap();
+    assert_eq!(
+        held.backfill.as_deref(),
+        Some("0193a8f2-7c1e-7b4a-9d2e-5f6a7b8c9d0e")
+    );
+    assert!(matches!(
+        with(r#""backfill":"Not An Id""#),
+        Err(ControlError::Field {
+            field: "backfill",
+            ..
+        })
+    ));
+    // Without it the record is v1's, byte for byte.
+    let plain = Enablement::parse(b"acme/sheets-export", V1_ENABLEMENT.as_bytes()).unwrap();
+    assert_eq!(serde_json::to_string(&plain).unwrap(), V1_ENABLEMENT);
+}
