@@ -2,12 +2,13 @@
 //! section 7.5).
 //!
 //! ```text
-//!   registry ──► switchyard.backfills (Backfill, key = id) ──► router, registry
-//!   registry ──► switchyard.enablements (Enablement.backfill = id: hold the installation)
+//!   registry ──► switchyard.backfills (Backfill, key = id) ──► registry (the API's list and states)
+//!   registry ──► switchyard.enablements (Enablement.backfill = its Request: hold the installation) ──► router
 //!   router   ──► switchyard.backfill-progress (Progress, key = <id>/<partition>), in its transactions
 //! ```
 //!
-//! The registry writes the request and, to hold live routing, the installation's enablement naming it. The
+//! The registry writes the request, then the installation's enablement carrying it, which holds live routing
+//! of the installation (the router reads the request from the enablement alone, so both arrive at once). The
 //! router owner of the team's `core.events` partition writes the history (copies carrying [`HEADER`]), then
 //! the events that arrived meanwhile, then routes the installation live again; its [`Progress`] record
 //! commits in the same transaction as those copies and its input offsets.
@@ -28,19 +29,12 @@ pub const ID_MAX_LEN: usize = 64;
 /// Highest `rate` a request may ask for, in events per second.
 pub const MAX_RATE: u32 = 1_000_000;
 
-/// A request to deliver a team's past events to one installation: the value of a `switchyard.backfills`
-/// record keyed by [`Backfill::id`]. Written by the registry only.
+/// What a backfill delivers: the `backfill` field of the installation's enablement while it runs, and part
+/// of its `switchyard.backfills` record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Backfill {
-    /// The backfill's id, the record key (a UUID; [`check_id`]).
+pub struct Request {
+    /// The backfill's id (a UUID; [`check_id`]).
     pub id: String,
-    /// Team id.
-    pub team_id: String,
-    /// Plugin id.
-    pub plugin_id: String,
-    /// Installation id; absent = [`DEFAULT_INSTALLATION`].
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub installation: Option<String>,
     /// RFC 3339: history starts at the first record of the team's partition whose timestamp is at or after
     /// it (Kafka's `offsetsForTimes`).
     pub since: String,
@@ -57,31 +51,18 @@ pub struct Backfill {
     /// The team asked to stop: history stops where it is, live routing resumes without a gap.
     #[serde(default, skip_serializing_if = "is_false")]
     pub cancel_requested: bool,
-    /// RFC 3339 time of the request.
-    pub requested_at: String,
-    /// RFC 3339 time of the last change (the request or its cancellation).
-    pub updated_at: String,
 }
 
 fn is_false(value: &bool) -> bool {
     !*value
 }
 
-impl Backfill {
-    /// Parses and checks a `switchyard.backfills` value against its key.
-    pub fn parse(key: &[u8], value: &[u8]) -> Result<Self, BackfillError> {
-        let key = std::str::from_utf8(key).map_err(|_| BackfillError::Key("is not UTF-8".into()))?;
-        check_id(key).map_err(BackfillError::Key)?;
-        let backfill: Backfill =
-            serde_json::from_slice(value).map_err(|e| BackfillError::Json(e.to_string()))?;
-        if backfill.id != key {
-            return Err(BackfillError::Field {
-                field: "id",
-                message: format!("{:?} differs from the key {key:?}", backfill.id),
-            });
-        }
-        let since = parse_time("since", &backfill.since)?;
-        if let Some(until) = &backfill.until
+impl Request {
+    /// Checks the fields' bounds: the id, the times (`until` after `since`), the types and the rate.
+    pub fn check(&self) -> Result<(), BackfillError> {
+        check_id(&self.id).map_err(|message| BackfillError::Field { field: "id", message })?;
+        let since = parse_time("since", &self.since)?;
+        if let Some(until) = &self.until
             && parse_time("until", until)? <= since
         {
             return Err(BackfillError::Field {
@@ -89,13 +70,13 @@ impl Backfill {
                 message: "must be after since".into(),
             });
         }
-        if let Some(types) = &backfill.event_types {
+        if let Some(types) = &self.event_types {
             check_event_types("event_types", types).map_err(|e| BackfillError::Field {
                 field: "event_types",
                 message: e.to_string(),
             })?;
         }
-        if let Some(rate) = backfill.rate
+        if let Some(rate) = self.rate
             && !(1..=MAX_RATE).contains(&rate)
         {
             return Err(BackfillError::Field {
@@ -103,17 +84,10 @@ impl Backfill {
                 message: format!("{rate} is outside 1-{MAX_RATE} events per second"),
             });
         }
-        parse_time("requested_at", &backfill.requested_at)?;
-        parse_time("updated_at", &backfill.updated_at)?;
-        Ok(backfill)
+        Ok(())
     }
 
-    /// The installation id: the field, or [`DEFAULT_INSTALLATION`] when absent.
-    pub fn installation(&self) -> &str {
-        self.installation.as_deref().unwrap_or(DEFAULT_INSTALLATION)
-    }
-
-    /// `since` in milliseconds since the Unix epoch (0 if it does not parse: [`Backfill::parse`] checked it).
+    /// `since` in milliseconds since the Unix epoch (0 if it does not parse: [`Request::check`] checks it).
     pub fn since_ms(&self) -> i64 {
         epoch_ms(&self.since).unwrap_or(0)
     }
@@ -129,6 +103,51 @@ impl Backfill {
             Some(types) if !types.is_empty() => types.iter().any(|t| t == event_type),
             _ => true,
         }
+    }
+}
+
+/// A backfill as the registry keeps it: the value of a `switchyard.backfills` record keyed by its id.
+/// Written by the registry only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Backfill {
+    /// Team id.
+    pub team_id: String,
+    /// Plugin id.
+    pub plugin_id: String,
+    /// Installation id; absent = [`DEFAULT_INSTALLATION`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<String>,
+    /// The request.
+    #[serde(flatten)]
+    pub request: Request,
+    /// RFC 3339 time of the request.
+    pub requested_at: String,
+    /// RFC 3339 time of the last change (the request or its cancellation).
+    pub updated_at: String,
+}
+
+impl Backfill {
+    /// Parses and checks a `switchyard.backfills` value against its key.
+    pub fn parse(key: &[u8], value: &[u8]) -> Result<Self, BackfillError> {
+        let key = std::str::from_utf8(key).map_err(|_| BackfillError::Key("is not UTF-8".into()))?;
+        check_id(key).map_err(BackfillError::Key)?;
+        let backfill: Backfill =
+            serde_json::from_slice(value).map_err(|e| BackfillError::Json(e.to_string()))?;
+        if backfill.request.id != key {
+            return Err(BackfillError::Field {
+                field: "id",
+                message: format!("{:?} differs from the key {key:?}", backfill.request.id),
+            });
+        }
+        backfill.request.check()?;
+        parse_time("requested_at", &backfill.requested_at)?;
+        parse_time("updated_at", &backfill.updated_at)?;
+        Ok(backfill)
+    }
+
+    /// The installation id: the field, or [`DEFAULT_INSTALLATION`] when absent.
+    pub fn installation(&self) -> &str {
+        self.installation.as_deref().unwrap_or(DEFAULT_INSTALLATION)
     }
 }
 
@@ -307,15 +326,17 @@ mod tests {
 
     fn request() -> Backfill {
         Backfill {
-            id: ID.into(),
             team_id: "acme".into(),
             plugin_id: "sheets-export".into(),
             installation: None,
-            since: "2026-11-01T00:00:00Z".into(),
-            until: None,
-            event_types: None,
-            rate: None,
-            cancel_requested: false,
+            request: Request {
+                id: ID.into(),
+                since: "2026-11-01T00:00:00Z".into(),
+                until: None,
+                event_types: None,
+                rate: None,
+                cancel_requested: false,
+            },
             requested_at: "2026-12-05T10:00:00Z".into(),
             updated_at: "2026-12-05T10:00:00Z".into(),
         }
@@ -327,26 +348,26 @@ mod tests {
         assert_eq!(
             json,
             format!(
-                r#"{{"id":"{ID}","team_id":"acme","plugin_id":"sheets-export","since":"2026-11-01T00:00:00Z","requested_at":"2026-12-05T10:00:00Z","updated_at":"2026-12-05T10:00:00Z"}}"#
+                r#"{{"team_id":"acme","plugin_id":"sheets-export","id":"{ID}","since":"2026-11-01T00:00:00Z","requested_at":"2026-12-05T10:00:00Z","updated_at":"2026-12-05T10:00:00Z"}}"#
             )
         );
         let parsed = Backfill::parse(ID.as_bytes(), json.as_bytes()).unwrap();
         assert_eq!(parsed, request());
         assert_eq!(parsed.installation(), "default");
-        assert_eq!(parsed.since_ms(), 1_793_491_200_000);
-        assert!(parsed.keeps_type("response.updated"));
+        assert_eq!(parsed.request.since_ms(), 1_793_491_200_000);
+        assert!(parsed.request.keeps_type("response.updated"));
 
         let mut full = request();
         full.installation = Some("forms-bc".into());
-        full.until = Some("2026-12-01T00:00:00Z".into());
-        full.event_types = Some(vec!["response.submitted".into()]);
-        full.rate = Some(500);
-        full.cancel_requested = true;
+        full.request.until = Some("2026-12-01T00:00:00Z".into());
+        full.request.event_types = Some(vec!["response.submitted".into()]);
+        full.request.rate = Some(500);
+        full.request.cancel_requested = true;
         let json = serde_json::to_vec(&full).unwrap();
         let parsed = Backfill::parse(ID.as_bytes(), &json).unwrap();
         assert_eq!(parsed, full);
-        assert!(!parsed.keeps_type("response.updated"));
-        assert_eq!(parsed.until_ms(), Some(1_796_083_200_000));
+        assert!(!parsed.request.keeps_type("response.updated"));
+        assert_eq!(parsed.request.until_ms(), Some(1_796_083_200_000));
     }
 
     #[test]
@@ -354,15 +375,21 @@ mod tests {
         let field = |edit: fn(&mut Backfill)| {
             let mut b = request();
             edit(&mut b);
-            match Backfill::parse(b.id.clone().as_bytes(), &serde_json::to_vec(&b).unwrap()) {
+            match Backfill::parse(b.request.id.clone().as_bytes(), &serde_json::to_vec(&b).unwrap()) {
                 Err(BackfillError::Field { field, .. }) => field,
                 other => panic!("{other:?}"),
             }
         };
-        assert_eq!(field(|b| b.since = "yesterday".into()), "since");
-        assert_eq!(field(|b| b.until = Some("2026-10-01T00:00:00Z".into())), "until");
-        assert_eq!(field(|b| b.rate = Some(0)), "rate");
-        assert_eq!(field(|b| b.event_types = Some(vec!["a b".into()])), "event_types");
+        assert_eq!(field(|b| b.request.since = "yesterday".into()), "since");
+        assert_eq!(
+            field(|b| b.request.until = Some("2026-10-01T00:00:00Z".into())),
+            "until"
+        );
+        assert_eq!(field(|b| b.request.rate = Some(0)), "rate");
+        assert_eq!(
+            field(|b| b.request.event_types = Some(vec!["a b".into()])),
+            "event_types"
+        );
         let json = serde_json::to_vec(&request()).unwrap();
         assert!(matches!(
             Backfill::parse(b"other-id", &json),

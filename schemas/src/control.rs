@@ -253,10 +253,10 @@ pub struct Enablement {
     /// Only events for which this CEL expression is true (contract section 8); absent or empty = any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filter: Option<String>,
-    /// A backfill of this installation is under way (section 7.5): its id. The router owner of the team's
-    /// partition routes the installation live again only once it has written the backfill's history.
+    /// A backfill of this installation is under way (section 7.5): what it delivers. The router owner of the
+    /// team's partition routes the installation live again only once it has written the backfill's history.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub backfill: Option<String>,
+    pub backfill: Option<crate::backfill::Request>,
     /// RFC 3339 time of the change.
     pub updated_at: String,
 }
@@ -482,9 +482,9 @@ impl Enablement {
             });
         }
         if let Some(backfill) = &enablement.backfill {
-            crate::backfill::check_id(backfill).map_err(|message| ControlError::Field {
+            backfill.check().map_err(|error| ControlError::Field {
                 field: "backfill",
-                message,
+                message: error.to_string(),
             })?;
         }
         OffsetDateTime::parse(&enablement.updated_at, &Rfc3339).map_err(|e| ControlError::Field {

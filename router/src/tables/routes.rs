@@ -35,7 +35,8 @@ use arc_swap::ArcSwap;
 use compact_str::CompactString;
 use dashmap::DashMap;
 use switchyard_filter::{Filter, FilterError};
-use switchyard_schemas::control::{Enablement, PluginManifest};
+use switchyard_schemas::backfill::Request;
+use switchyard_schemas::control::{Enablement, PluginManifest, installation_key};
 use switchyard_schemas::ids::DEFAULT_INSTALLATION;
 use switchyard_schemas::topics::plugin_events_topic;
 
@@ -59,6 +60,9 @@ pub struct Target {
     pub installation: Option<Arc<str>>,
     /// The installation's CEL filter, which the caller evaluates; `None` = every event.
     pub filter: Option<Arc<Filter>>,
+    /// The backfill holding the installation (its enablement's `backfill`), which the caller resolves:
+    /// the router owner of the team's partition routes it live only once the backfill handed over.
+    pub backfill: Option<Arc<Request>>,
 }
 
 impl Target {
@@ -66,6 +70,19 @@ impl Target {
     pub fn installation(&self) -> &str {
         self.installation.as_deref().unwrap_or(DEFAULT_INSTALLATION)
     }
+}
+
+/// An installation a backfill holds: its enablement names the backfill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    /// Team id.
+    pub team: Arc<str>,
+    /// Plugin id.
+    pub plugin: Arc<str>,
+    /// Installation id.
+    pub installation: Arc<str>,
+    /// The backfill.
+    pub backfill: Arc<Request>,
 }
 
 /// The hash of the lookup's maps: foldhash, seeded per process, faster than the standard SipHash on short keys (team
@@ -121,6 +138,8 @@ struct Selectors {
     filter: Option<Arc<Filter>>,
     /// The `event_types` of a [`TypeSet`] that overflows, sorted.
     types: Box<[u32]>,
+    /// The enablement's `backfill`.
+    backfill: Option<Arc<Request>>,
 }
 
 impl Installed {
@@ -203,6 +222,9 @@ pub struct RouteTable {
     enabled: AtomicUsize,
     filtered: AtomicUsize,
     registered: AtomicUsize,
+    /// Installations held by a backfill, by installation key; `held` is its size, read without the lock.
+    holds: Mutex<HashMap<String, Hold>>,
+    held: AtomicUsize,
 }
 
 impl RouteTable {
@@ -219,6 +241,8 @@ impl RouteTable {
             enabled: AtomicUsize::new(0),
             filtered: AtomicUsize::new(0),
             registered: AtomicUsize::new(0),
+            holds: Mutex::new(HashMap::new()),
+            held: AtomicUsize::new(0),
         }
     }
 
@@ -255,10 +279,15 @@ impl RouteTable {
                     .clone()
                     .unwrap_or_else(|| Arc::from("unnamed"))
             });
+            let (filter, backfill) = match &entry.selectors {
+                Some(s) => (s.filter.clone(), s.backfill.clone()),
+                None => (None, None),
+            };
             out.push(Target {
                 plugin: Arc::clone(plugin),
                 installation,
-                filter: entry.selectors.as_ref().and_then(|s| s.filter.clone()),
+                filter,
+                backfill,
             });
         }
     }
@@ -316,6 +345,7 @@ impl RouteTable {
             self.remove_enablement(team, plugin_id, name);
             return Ok(());
         }
+        self.set_hold(team, plugin_id, name, enablement.backfill.as_ref());
         let mut writer = self.lock_writer();
         let filter = match enablement.filter() {
             None => None,
@@ -344,17 +374,22 @@ impl RouteTable {
             .collect();
         form_ids.sort_unstable();
         form_ids.dedup();
-        let selectors = (!form_ids.is_empty() || filter.is_some() || type_set.overflows()).then(|| {
-            Arc::new(Selectors {
-                form_ids: form_ids.into_boxed_slice(),
-                filter,
-                types: if type_set.overflows() {
-                    types.into_boxed_slice()
-                } else {
-                    Box::default()
+        let backfill = enablement.backfill.clone().map(Arc::new);
+        let selectors =
+            (!form_ids.is_empty() || filter.is_some() || type_set.overflows() || backfill.is_some()).then(
+                || {
+                    Arc::new(Selectors {
+                        form_ids: form_ids.into_boxed_slice(),
+                        filter,
+                        types: if type_set.overflows() {
+                            types.into_boxed_slice()
+                        } else {
+                            Box::default()
+                        },
+                        backfill,
+                    })
                 },
-            })
-        });
+            );
         let name_index = self.existing_name(&writer, name);
         let mut entries = self.teams.entry(CompactString::from(team)).or_default();
         let mut list = entries.to_vec();
@@ -398,6 +433,7 @@ impl RouteTable {
 
     /// Removes a team's installation of a plugin (a tombstone, `enabled: false`, or an invalid record).
     pub fn remove_enablement(&self, team_id: &str, plugin_id: &str, installation: &str) {
+        self.set_hold(team_id, plugin_id, installation, None);
         let mut writer = self.lock_writer();
         let Some(&plugin) = writer.plugin_index.get(plugin_id) else {
             return;
@@ -438,6 +474,42 @@ impl RouteTable {
     /// Registered plugins.
     pub fn plugin_count(&self) -> usize {
         self.registered.load(Ordering::Relaxed)
+    }
+
+    /// Installations held by a backfill.
+    pub fn held_count(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The installations held by a backfill, in no order.
+    pub fn holds(&self) -> Vec<Hold> {
+        if self.held_count() == 0 {
+            return Vec::new();
+        }
+        let holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        holds.values().cloned().collect()
+    }
+
+    fn set_hold(&self, team: &str, plugin: &str, installation: &str, backfill: Option<&Request>) {
+        let key = installation_key(team, plugin, installation);
+        let mut holds = self.holds.lock().unwrap_or_else(|p| p.into_inner());
+        match backfill {
+            Some(backfill) => {
+                holds.insert(
+                    key,
+                    Hold {
+                        team: Arc::from(team),
+                        plugin: Arc::from(plugin),
+                        installation: Arc::from(installation),
+                        backfill: Arc::new(backfill.clone()),
+                    },
+                );
+            }
+            None => {
+                holds.remove(&key);
+            }
+        }
+        self.held.store(holds.len(), Ordering::Relaxed);
     }
 
     fn count_filtered(&self, before: bool, after: bool) {

@@ -307,22 +307,38 @@ fn form_ids_and_filters_out_of_bounds() {
 }
 
 #[test]
-fn a_held_installation_names_its_backfill() {
+fn a_held_installation_carries_its_backfill() {
     let with = |field: &str| {
         let json = V1_ENABLEMENT.replace(r#""updated_at""#, &format!("{field},\"updated_at\""));
         Enablement::parse(b"acme/sheets-export", json.as_bytes())
     };
-    let held = with(r#""backfill":"0193a8f2-7c1e-7b4a-9d2e-5f6a7b8c9d0e""#).unwrap();
+    let held =
+        with(r#""backfill":{"id":"0193a8f2-7c1e-7b4a-9d2e-5f6a7b8c9d0e","since":"2026-11-01T00:00:00Z"}"#)
+            .unwrap();
+    let request = held.backfill.unwrap();
+    assert_eq!(request.id, "0193a8f2-7c1e-7b4a-9d2e-5f6a7b8c9d0e");
     assert_eq!(
-        held.backfill.as_deref(),
-        Some("0193a8f2-7c1e-7b4a-9d2e-5f6a7b8c9d0e")
+        (request.until, request.rate, request.cancel_requested),
+        (None, None, false)
     );
+    for bad in [
+        r#""backfill":{"id":"Not An Id","since":"2026-11-01T00:00:00Z"}"#,
+        r#""backfill":{"id":"b-1","since":"2026-11-01T00:00:00Z","until":"2026-10-01T00:00:00Z"}"#,
+    ] {
+        assert!(
+            matches!(
+                with(bad),
+                Err(ControlError::Field {
+                    field: "backfill",
+                    ..
+                })
+            ),
+            "{bad}"
+        );
+    }
     assert!(matches!(
-        with(r#""backfill":"Not An Id""#),
-        Err(ControlError::Field {
-            field: "backfill",
-            ..
-        })
+        with(r#""backfill":"b-1""#),
+        Err(ControlError::Json { .. })
     ));
     // Without it the record is v1's, byte for byte.
     let plain = Enablement::parse(b"acme/sheets-export", V1_ENABLEMENT.as_bytes()).unwrap();
