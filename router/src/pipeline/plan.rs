@@ -15,6 +15,7 @@
 
 use std::sync::Arc;
 
+use switchyard_schemas::backfill::Request;
 use switchyard_schemas::dead_letter::Reason;
 use switchyard_schemas::{ContentType, EventType, Rejection, envelope, payload};
 
@@ -94,6 +95,37 @@ pub struct Plan {
     pub outputs: Vec<Output>,
     /// The verdicts of the installations' filters evaluated for it.
     pub filters: FilterTally,
+    /// Installations the rule keeps but a backfill holds (their copies are the backfill's to write): the
+    /// backfills' requests. Live plans only; usually empty.
+    pub held: Vec<Arc<Request>>,
+}
+
+/// Which of an event's installations a plan is for.
+#[derive(Clone, Copy)]
+pub enum Selection<'a> {
+    /// Live routing: every installation the rule keeps, except those held by a backfill that has not
+    /// handed over here (`is_live` false for its request). `None`: this router runs no backfills, and held
+    /// installations are routed as any other (at-least-once mode).
+    Live {
+        /// Whether a held installation's backfill has handed it back to live routing.
+        is_live: Option<&'a dyn Fn(&Request) -> bool>,
+    },
+    /// A backfill's copy of a historical event: only this installation, and only the request's event
+    /// types. An event rejected as a whole gets no plan output: live routing dead-lettered it when it
+    /// arrived.
+    Backfill {
+        /// Plugin id.
+        plugin: &'a str,
+        /// Installation id.
+        installation: &'a str,
+        /// The request.
+        request: &'a Request,
+    },
+}
+
+impl Selection<'_> {
+    /// Live routing of every installation, held or not.
+    pub const ALL: Selection<'static> = Selection::Live { is_live: None };
 }
 
 /// Whether a plugin's topic can take records.
@@ -136,6 +168,8 @@ pub struct Planner<'a> {
     pub table: &'a RouteTable,
     /// Whether payloads of the v1 types are validated.
     pub validate_payloads: bool,
+    /// Which installations it plans for.
+    pub selection: Selection<'a>,
 }
 
 impl Planner<'_> {
@@ -153,13 +187,16 @@ impl Planner<'_> {
     where
         H: IntoIterator<Item = (&'h str, Option<&'h [u8]>)> + Clone,
     {
+        let backfill = matches!(self.selection, Selection::Backfill { .. });
         let envelope = match envelope::parse(key, headers.clone()) {
             Ok(envelope) => envelope,
+            Err(_) if backfill => return Plan::unrouted(FilterTally::default()),
             Err(rejection) => return whole_event_dead_letter(rejection, refusals),
         };
         targets.clear();
         self.table
             .route(envelope.team_id, envelope.event_type, envelope.subject, targets);
+        let held = self.select(envelope.event_type, targets);
         // Projecting a v1 Avro value for the filters checks it as validation does, in the same walk: then
         // that walk is the validation. Any other value is validated first, routed or not.
         let paths = filters::data_paths(targets);
@@ -171,21 +208,19 @@ impl Planner<'_> {
             && !projection_validates
             && let Err(rejection) = payload::validate(envelope.event_type, envelope.content_type, value)
         {
-            return whole_event_dead_letter(rejection, refusals);
+            return self.rejected(rejection, refusals, held);
         }
         let data = (!paths.is_empty())
             .then(|| payload::project(envelope.event_type, envelope.content_type, value, &paths));
         if projection_validates && let Some(Err(rejection)) = data {
-            return whole_event_dead_letter(rejection, refusals);
+            return self.rejected(rejection, refusals, held);
         }
         drop(paths);
         let tally = filters::retain_matching(&envelope, headers, data, targets);
         if targets.is_empty() {
-            return Plan {
-                outcome: Outcome::Unrouted,
-                outputs: Vec::new(),
-                filters: tally,
-            };
+            let mut plan = Plan::unrouted(tally);
+            plan.held = held;
+            return plan;
         }
         let mut outputs = Vec::with_capacity(targets.len());
         let mut routed = false;
@@ -236,6 +271,58 @@ impl Planner<'_> {
             outcome,
             outputs,
             filters: tally,
+            held,
+        }
+    }
+
+    /// Keeps in `targets` the installations of the selection; returns the requests of the held ones that
+    /// were removed.
+    fn select(&self, event_type: &str, targets: &mut Vec<Target>) -> Vec<Arc<Request>> {
+        let mut held = Vec::new();
+        match self.selection {
+            Selection::Live { is_live: None } => {}
+            Selection::Live {
+                is_live: Some(is_live),
+            } => targets.retain(|target| match &target.backfill {
+                Some(request) if !is_live(request) => {
+                    held.push(Arc::clone(request));
+                    false
+                }
+                _ => true,
+            }),
+            Selection::Backfill {
+                plugin,
+                installation,
+                request,
+            } => {
+                if request.keeps_type(event_type) {
+                    targets.retain(|t| &*t.plugin.id == plugin && t.installation() == installation);
+                } else {
+                    targets.clear();
+                }
+            }
+        }
+        held
+    }
+
+    /// The plan of an event rejected as a whole: one dead letter when live, nothing for a backfill.
+    fn rejected(&self, rejection: Rejection, refusals: &dyn Refusals, held: Vec<Arc<Request>>) -> Plan {
+        let mut plan = match self.selection {
+            Selection::Backfill { .. } => Plan::unrouted(FilterTally::default()),
+            Selection::Live { .. } => whole_event_dead_letter(rejection, refusals),
+        };
+        plan.held = held;
+        plan
+    }
+}
+
+impl Plan {
+    fn unrouted(filters: FilterTally) -> Self {
+        Plan {
+            outcome: Outcome::Unrouted,
+            outputs: Vec::new(),
+            filters,
+            held: Vec::new(),
         }
     }
 }
@@ -250,6 +337,7 @@ fn whole_event_dead_letter(rejection: Rejection, refusals: &dyn Refusals) -> Pla
             drop_value,
         }],
         filters: FilterTally::default(),
+        held: Vec::new(),
     }
 }
 
@@ -306,6 +394,7 @@ mod tests {
         let planner = Planner {
             table: &table,
             validate_payloads: validate,
+            selection: Selection::ALL,
         };
         let mut state = |p: &PluginRoute| {
             if missing.contains(&&*p.id) {
@@ -386,6 +475,7 @@ mod tests {
                 outcome: Outcome::Unrouted,
                 outputs: vec![],
                 filters: FilterTally::default(),
+                held: vec![],
             }
         );
     }
@@ -545,6 +635,7 @@ mod tests {
         let planner = Planner {
             table: &table,
             validate_payloads: true,
+            selection: Selection::ALL,
         };
         let event = switchyard_schemas::samples::response_every_answer_kind("acme", "r-1");
         let value = payload::encode(&event, content_type).unwrap();
@@ -580,6 +671,105 @@ mod tests {
         }
     }
 
+    fn request(id: &str, types: Option<&[&str]>) -> Request {
+        Request {
+            id: id.into(),
+            since: "2026-11-01T00:00:00Z".into(),
+            until: None,
+            event_types: types.map(|t| t.iter().map(|s| s.to_string()).collect()),
+            rate: None,
+            cancel_requested: false,
+        }
+    }
+
+    /// Plans a `response.submitted` of acme against [`installations_table`] with `forms-bc` and `sms` held.
+    fn plan_held(selection: Selection<'_>, value: Option<&[u8]>) -> Plan {
+        let table = installations_table();
+        for (plugin, name, id) in [("sheets", "forms-bc", "b-1"), ("sms", "default", "b-2")] {
+            let mut held = test_support::installation("acme", plugin, name, |_| {});
+            if name == "forms-bc" {
+                held.form_ids = Some(vec!["form-b".into(), "form-c".into()]);
+            }
+            held.backfill = Some(request(id, None));
+            table.upsert_enablement(&held).unwrap();
+        }
+        let planner = Planner {
+            table: &table,
+            validate_payloads: true,
+            selection,
+        };
+        let mut headers = headers("response.submitted", "application/json");
+        headers.push((h::SUBJECT, Some(b"form-c")));
+        let mut exists = |_: &PluginRoute| TopicState::Exists;
+        planner.plan(
+            Some(b"acme"),
+            headers,
+            value,
+            &mut exists,
+            &NoRefusals,
+            &mut Vec::new(),
+        )
+    }
+
+    #[test]
+    fn held_installations_wait_for_their_backfill_and_a_backfill_plans_its_installation_only() {
+        let event = switchyard_schemas::samples::response_every_answer_kind("acme", "r-1");
+        let value = payload::encode(&event, ContentType::Json).unwrap();
+        let held_ids = |plan: &Plan| plan.held.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+
+        // Live: a held installation is left out and named, until its backfill hands over.
+        let none_live = |_: &Request| false;
+        let plan = plan_held(
+            Selection::Live {
+                is_live: Some(&none_live),
+            },
+            Some(&value),
+        );
+        assert_eq!(ids(&plan), ["sheets/wanjiru"]);
+        // Named before filters run: a held installation's backfill starts whatever its filter says.
+        assert_eq!(held_ids(&plan), ["b-1", "b-2"]);
+        let b1_live = |r: &Request| r.id == "b-1";
+        let plan = plan_held(
+            Selection::Live {
+                is_live: Some(&b1_live),
+            },
+            Some(&value),
+        );
+        assert_eq!(ids(&plan), ["sheets/forms-bc", "sheets/wanjiru"]);
+        assert_eq!(held_ids(&plan), ["b-2"]);
+        // A router that runs no backfills routes held installations as any other.
+        assert_eq!(
+            ids(&plan_held(Selection::ALL, Some(&value))),
+            ["sheets/forms-bc", "sheets/wanjiru", "sms"]
+        );
+
+        // A backfill: only its installation, only its types; an event rejected as a whole is not its to
+        // dead-letter again.
+        let b1 = request("b-1", None);
+        let only = Selection::Backfill {
+            plugin: "sheets",
+            installation: "forms-bc",
+            request: &b1,
+        };
+        let plan = plan_held(only, Some(&value));
+        assert_eq!(
+            (ids(&plan), plan.outcome),
+            (vec!["sheets/forms-bc".to_owned()], Outcome::Routed)
+        );
+        let plan = plan_held(only, Some(b"{not json"));
+        assert_eq!((plan.outputs.len(), plan.outcome), (0, Outcome::Unrouted));
+        let other_types = request("b-1", Some(&["response.updated"]));
+        let plan = plan_held(
+            Selection::Backfill {
+                plugin: "sheets",
+                installation: "forms-bc",
+                request: &other_types,
+            },
+            Some(&value),
+        );
+        assert!(plan.outputs.is_empty());
+    }
+
     #[test]
     fn an_event_every_filter_drops_is_unrouted_and_errors_are_counted_not_fatal() {
         use test_support::{installation, manifest};
@@ -596,6 +786,7 @@ mod tests {
         let planner = Planner {
             table: &table,
             validate_payloads: true,
+            selection: Selection::ALL,
         };
         let event = switchyard_schemas::samples::response_every_answer_kind("acme", "r-1");
         let value = payload::encode(&event, ContentType::Json).unwrap();
@@ -623,6 +814,7 @@ mod tests {
         let planner = Planner {
             table: &table,
             validate_payloads: false,
+            selection: Selection::ALL,
         };
         let plan = planner.plan(
             Some(b"acme"),
@@ -648,6 +840,7 @@ mod tests {
         let planner = Planner {
             table: &table,
             validate_payloads: true,
+            selection: Selection::ALL,
         };
         let mut exists = |_: &PluginRoute| TopicState::Exists;
         let mut plan_for = |tier: &'static [u8], value: &'static [u8]| {
@@ -684,6 +877,7 @@ mod tests {
             let planner = Planner {
                 table: &table,
                 validate_payloads: validate,
+                selection: Selection::ALL,
             };
             planner.plan(
                 Some(b"acme"),

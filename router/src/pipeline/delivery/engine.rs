@@ -29,7 +29,7 @@ use crate::pipeline::delivery::io::{ConsumerIo, ProducerIo};
 use crate::pipeline::delivery::records::{self, InputRecord, Record};
 use crate::pipeline::delivery::watchdog::Watchdog;
 use crate::pipeline::lag::RouterPosition;
-use crate::pipeline::plan::{Destination, Planner, Refusals};
+use crate::pipeline::plan::{Destination, Planner, Refusals, Selection};
 use crate::pipeline::topics::TopicCache;
 use crate::tables::routes::{PluginRoute, RouteTable, Target};
 
@@ -322,6 +322,7 @@ impl<P: ProducerIo> Engine<P> {
         let planner = Planner {
             table: &self.table,
             validate_payloads: core.settings.validate_payloads,
+            selection: Selection::ALL,
         };
         let (topics, producer) = (&mut core.topics, &core.producer);
         // One clock read for the record's outputs.
@@ -351,6 +352,7 @@ impl<P: ProducerIo> Engine<P> {
             input,
             &settings.input_topic,
             &settings.dead_letter_topic,
+            None,
         ) {
             self.core.send(record, partition, offset);
         }

@@ -1,7 +1,8 @@
 //! The pure part of sending: from one input record and the planner's outputs to the records to write.
 //!
 //! ```text
-//!   InputRecord (key, value, headers) ──► base headers = input headers + switchyard_source   (once)
+//!   InputRecord (key, value, headers) ──► base headers = input headers + switchyard_source
+//!                                              [+ switchyard_backfill, a backfill's history]  (once)
 //!                                              │ one copy per output, the last takes the original
 //!   Output::Plugin      ──► plugin topic,      headers = base + [switchyard_installation],     value
 //!   Output::DeadLetter  ──► dead-letter topic, headers = base + switchyard_error, _error_detail,
@@ -16,6 +17,7 @@
 //! No Kafka here beyond building librdkafka's header list, so every shape is unit-tested without a broker.
 
 use rdkafka::message::{Header, OwnedHeaders};
+use switchyard_schemas::backfill;
 use switchyard_schemas::dead_letter::{self, Reason};
 use switchyard_schemas::topics::source_header;
 
@@ -68,10 +70,11 @@ pub fn records<'a>(
     input: &InputRecord<'a>,
     input_topic: &str,
     dead_letter_topic: &'a str,
+    backfill: Option<&str>,
 ) -> impl Iterator<Item = Record<'a>> + use<'a> {
     let mut base = (!outputs.is_empty()).then(|| {
         let source = source_header(input_topic, input.partition, input.offset);
-        base_headers(input.headers, &source)
+        base_headers(input.headers, &source, backfill)
     });
     let (key, value) = (input.key, input.value);
     let last = outputs.len().saturating_sub(1);
@@ -82,18 +85,26 @@ pub fn records<'a>(
 }
 
 /// The headers every output of an input record starts with: the input's headers in order (but
-/// `switchyard_installation`), then `switchyard_source`. Room is left for the five dead-letter headers.
-pub fn base_headers(input: &[(&str, Option<&[u8]>)], source: &str) -> OwnedHeaders {
-    let mut base = OwnedHeaders::new_with_capacity(input.len() + 6);
+/// `switchyard_installation` and `switchyard_backfill`), then `switchyard_source`, then
+/// `switchyard_backfill` for a backfill's historical copy. Room is left for the five dead-letter headers.
+pub fn base_headers(input: &[(&str, Option<&[u8]>)], source: &str, backfill: Option<&str>) -> OwnedHeaders {
+    let mut base = OwnedHeaders::new_with_capacity(input.len() + 7);
     for (key, value) in input {
-        if *key != dead_letter::INSTALLATION {
+        if *key != dead_letter::INSTALLATION && *key != backfill::HEADER {
             base = base.insert(Header { key, value: *value });
         }
     }
-    base.insert(Header {
+    base = base.insert(Header {
         key: dead_letter::SOURCE,
         value: Some(source),
-    })
+    });
+    match backfill {
+        Some(id) => base.insert(Header {
+            key: backfill::HEADER,
+            value: Some(id),
+        }),
+        None => base,
+    }
 }
 
 /// The record of one output, on top of `base` (from [`base_headers`]).
@@ -247,7 +258,7 @@ mod tests {
     }
 
     fn build(outputs: &[Output]) -> Vec<Record<'_>> {
-        records(outputs, &input(), "core.events", "switchyard.dead-letters").collect()
+        records(outputs, &input(), "core.events", "switchyard.dead-letters", None).collect()
     }
 
     #[test]
@@ -375,7 +386,8 @@ mod tests {
                 drop_value: false,
             },
         ];
-        let built: Vec<_> = records(&outputs, &input, "core.events", "switchyard.dead-letters").collect();
+        let built: Vec<_> =
+            records(&outputs, &input, "core.events", "switchyard.dead-letters", None).collect();
         assert_eq!(
             header_list(&built[0].out.headers),
             expected(&[]),
@@ -400,6 +412,42 @@ mod tests {
                 ("switchyard_plugin", "sheets"),
                 ("switchyard_installation", "forms-bc"),
             ])
+        );
+    }
+
+    #[test]
+    fn a_historical_copy_says_which_backfill_and_an_input_cannot() {
+        const SPOOFED: &[(&str, Option<&[u8]>)] = &[
+            ("ce_type", Some(b"response.submitted")),
+            ("switchyard_backfill", Some(b"someone-else")),
+            ("empty", None),
+        ];
+        let input = InputRecord {
+            headers: SPOOFED,
+            ..input()
+        };
+        let outputs = [named("sheets", Some("forms-bc"))];
+        let built: Vec<_> = records(
+            &outputs,
+            &input,
+            "core.events",
+            "switchyard.dead-letters",
+            Some("b-1"),
+        )
+        .collect();
+        assert_eq!(
+            header_list(&built[0].out.headers),
+            expected(&[
+                ("switchyard_backfill", "b-1"),
+                ("switchyard_installation", "forms-bc")
+            ])
+        );
+        let live: Vec<_> =
+            records(&outputs, &input, "core.events", "switchyard.dead-letters", None).collect();
+        assert_eq!(
+            header_list(&live[0].out.headers),
+            expected(&[("switchyard_installation", "forms-bc")]),
+            "a live copy has none, whatever the input said"
         );
     }
 }
