@@ -11,6 +11,7 @@
 //! | [`admin`] | the admin surface: one readiness model, `/healthz`, `/readyz`, `/metrics` |
 //! | [`kafka`] | the one Kafka client builder, client statistics, the credentials check |
 //! | [`follower`] | the one reader of compacted topics, and "read a topic until caught up" |
+//! | [`token_bucket`] | a rate as a token bucket (pure) |
 //! | `egress` | outbound HTTP to plugin URLs behind the SSRF guard (feature `egress`) |
 //! | `slow_clients` | misbehaving HTTP clients for tests (feature `slow-clients`) |
 
@@ -25,3 +26,4 @@ pub mod lifecycle;
 #[cfg(any(test, feature = "slow-clients"))]
 pub mod slow_clients;
 pub mod telemetry;
+pub mod token_bucket;

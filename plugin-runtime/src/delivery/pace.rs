@@ -5,39 +5,10 @@
 
 use std::time::{Duration, Instant};
 
+use switchyard_service::token_bucket::TokenBucket;
+
 /// The pause after a "slow down" without `Retry-After`.
 pub const DEFAULT_PAUSE: Duration = Duration::from_secs(1);
-
-/// A token bucket: `rate` tokens per second, holding at most one second's worth (at least one token).
-#[derive(Debug, Clone)]
-struct Bucket {
-    rate: f64,
-    tokens: f64,
-    at: Instant,
-}
-
-impl Bucket {
-    fn capacity(&self) -> f64 {
-        self.rate.max(1.0)
-    }
-
-    fn refill(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.capacity());
-        self.at = now;
-    }
-
-    /// When the next token is there (`now` if it is).
-    fn ready_at(&self, now: Instant) -> Instant {
-        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
-        let tokens = (self.tokens + elapsed * self.rate).min(self.capacity());
-        if tokens >= 1.0 {
-            now
-        } else {
-            now + Duration::from_secs_f64((1.0 - tokens) / self.rate)
-        }
-    }
-}
 
 /// The pace of a team, or of the plugin.
 #[derive(Debug, Clone)]
@@ -46,7 +17,7 @@ pub struct Pace {
     limit: usize,
     successes: usize,
     paused_until: Option<Instant>,
-    bucket: Option<Bucket>,
+    bucket: Option<TokenBucket>,
 }
 
 impl Pace {
@@ -59,11 +30,7 @@ impl Pace {
             limit: ceiling,
             successes: 0,
             paused_until: None,
-            bucket: rate.filter(|r| *r > 0.0).map(|rate| Bucket {
-                rate,
-                tokens: rate.max(1.0),
-                at: now,
-            }),
+            bucket: rate.filter(|r| *r > 0.0).map(|rate| TokenBucket::new(rate, now)),
         }
     }
 
@@ -86,8 +53,7 @@ impl Pace {
     /// A call starts: takes a token.
     pub fn start(&mut self, now: Instant) {
         if let Some(bucket) = &mut self.bucket {
-            bucket.refill(now);
-            bucket.tokens = (bucket.tokens - 1.0).max(0.0);
+            bucket.take(1, now);
         }
     }
 
@@ -98,9 +64,7 @@ impl Pace {
         let until = now + after.unwrap_or(DEFAULT_PAUSE);
         self.paused_until = Some(self.paused_until.map_or(until, |p| p.max(until)));
         if let Some(bucket) = &mut self.bucket {
-            // Nothing saved up during the pause.
-            bucket.tokens = 0.0;
-            bucket.at = until;
+            bucket.pause_until(until);
         }
     }
 
