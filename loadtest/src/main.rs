@@ -393,12 +393,6 @@ struct Demo {
     registry_token: Option<String>,
 }
 
-fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
-
 /// Sets up the system and the measurement for `run` and `find-max`.
 fn prepare(args: Session) -> anyhow::Result<Measuring> {
     use std::io::IsTerminal as _;
@@ -485,7 +479,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = session.options().clone();
             let mut report = RunReport {
                 tool: env!("CARGO_PKG_VERSION").to_owned(),
-                started_at: now_rfc3339(),
+                started_at: switchyard_schemas::times::now_rfc3339(),
                 run_id: session.run_id.to_string(),
                 scenario: options.scenario.clone(),
                 topics: options.topics.clone(),

@@ -113,12 +113,7 @@ pub fn status_of(instances: &[InstanceRecord], now: OffsetDateTime, ttl: Duratio
     }
 }
 
-/// The current time as RFC 3339.
-pub fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
-}
+pub use switchyard_schemas::times::now_rfc3339;
 
 /// Typed reads of the store.
 pub struct Records<'a> {

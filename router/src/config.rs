@@ -30,6 +30,8 @@ pub struct Config {
     pub topics: TopicsConfig,
     /// Delivery guarantees, commit cadence and validation.
     pub delivery: DeliveryConfig,
+    /// The pace of backfills.
+    pub backfill: BackfillConfig,
     /// The admin HTTP server.
     pub admin: AdminConfig,
     /// Logging.
@@ -50,6 +52,27 @@ pub struct TopicsConfig {
     pub dead_letter: String,
     /// A plugin's topic; `{plugin}` becomes the plugin id. Default `plugin.{plugin}.events`.
     pub plugin_events_template: String,
+    /// Compacted progress of backfills, written in the router's transactions. Default
+    /// `switchyard.backfill-progress`.
+    pub backfill_progress: String,
+}
+
+/// How fast backfills go (contract section 10.5): each within its own rate, all of a replica's within one
+/// more, so that live routing keeps its latency.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillConfig {
+    /// Copies a backfill writes per second when its request sets no `rate`. Default 2000.
+    pub default_rate: u32,
+    /// Copies all backfills of this replica write per second, together; a request's `rate` above it gets
+    /// this. Default 5000.
+    pub max_rate: u32,
+    /// Records of the partition one backfill reads per step at most (records of other teams included).
+    /// Default 2000.
+    pub scan_per_step: usize,
+    /// Time between two steps of the backfills, in milliseconds; live records are routed in between.
+    /// Default 5.
+    pub step_interval_ms: u64,
 }
 
 /// How offsets and output are made durable together.
@@ -210,6 +233,7 @@ impl Layered for Config {
             ("topics.plugins", &self.topics.plugins),
             ("topics.enablements", &self.topics.enablements),
             ("topics.dead_letter", &self.topics.dead_letter),
+            ("topics.backfill_progress", &self.topics.backfill_progress),
             ("delivery.group_id", &self.delivery.group_id),
         ] {
             if value.trim().is_empty() {
@@ -226,6 +250,15 @@ impl Layered for Config {
                 "delivery.group_instance_id",
                 "must not be empty when set",
             ));
+        }
+        for (key, value) in [
+            ("backfill.default_rate", u64::from(self.backfill.default_rate)),
+            ("backfill.max_rate", u64::from(self.backfill.max_rate)),
+            ("backfill.scan_per_step", self.backfill.scan_per_step as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(key, "must be at least 1"));
+            }
         }
         if self.delivery.commit_interval_ms == 0 {
             return Err(invalid("delivery.commit_interval_ms", "must be at least 1"));

@@ -49,6 +49,16 @@ pub struct Metrics {
     pub filter_evaluations: IntCounterVec,
     /// `switchyard_router_plugins`: registered plugins.
     pub plugins: IntGauge,
+    /// `switchyard_router_held_installations`: installations whose enablement names a backfill (held by it
+    /// on the team's partition until it hands over).
+    pub held_installations: IntGauge,
+    /// `switchyard_router_backfills{state}`: backfill runs on this replica's partitions: `running`, or how
+    /// history ended (`done`, `cancelled`, `failed`) for runs handed over whose installation is still held.
+    pub backfills: IntGaugeVec,
+    /// `switchyard_router_backfill_records_total{result}`: records backfills read (`scanned`), kept for
+    /// their installation (`matched`), and copies they wrote (`written`, `dead_lettered`); counted at
+    /// commit.
+    pub backfill_records: IntCounterVec,
     /// `switchyard_router_control_catchup_lag_records{topic}`: control records still to read before ready.
     pub catchup_lag: IntGaugeVec,
     /// `switchyard_router_ready`: 1 while `/readyz` answers 200.
@@ -165,6 +175,20 @@ impl Metrics {
                 "Enabled installations with a filter in the routing table.",
             ),
             plugins: gauge("switchyard_router_plugins", "Registered plugins."),
+            held_installations: gauge(
+                "switchyard_router_held_installations",
+                "Installations held by a backfill (their enablement names one).",
+            ),
+            backfills: gauge_vec(
+                "switchyard_router_backfills",
+                "Backfill runs on this replica's partitions: running, or handed over (done, cancelled, failed).",
+                &["state"],
+            ),
+            backfill_records: counter_vec(
+                "switchyard_router_backfill_records_total",
+                "Records backfills read (scanned), kept (matched), and copies written (written, dead_lettered).",
+                &["result"],
+            ),
             catchup_lag: gauge_vec(
                 "switchyard_router_control_catchup_lag_records",
                 "Control records still to read before the router is ready, per control topic.",
@@ -196,6 +220,12 @@ impl Metrics {
         }
         for kind in ["assign", "revoke", "lost"] {
             metrics.rebalances.with_label_values(&[kind]);
+        }
+        for state in ["running", "done", "cancelled", "failed"] {
+            metrics.backfills.with_label_values(&[state]);
+        }
+        for result in ["scanned", "matched", "written", "dead_lettered"] {
+            metrics.backfill_records.with_label_values(&[result]);
         }
         metrics
     }

@@ -20,6 +20,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::control::check_event_types;
 use crate::ids::DEFAULT_INSTALLATION;
+use crate::times::epoch_ms;
 
 /// The header on a copy of a historical event: the backfill's id. Live copies, including those a backfill
 /// writes after the installation's hold point, have none.
@@ -310,12 +311,6 @@ fn parse_time(field: &'static str, value: &str) -> Result<OffsetDateTime, Backfi
         field,
         message: format!("{value:?} is not RFC 3339: {e}"),
     })
-}
-
-/// An RFC 3339 time in milliseconds since the Unix epoch.
-pub fn epoch_ms(value: &str) -> Option<i64> {
-    let time = OffsetDateTime::parse(value, &Rfc3339).ok()?;
-    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
 #[cfg(test)]

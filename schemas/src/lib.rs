@@ -8,6 +8,7 @@
 //! - [`control`]: plugin manifests and enablements, the records of the two compacted control topics.
 //! - [`backfill`]: backfill requests and their progress, and the header of a historical copy.
 //! - [`configs`]: the records of `switchyard.configs`, a team's config of a plugin.
+//! - [`times`]: the RFC 3339 times of records.
 //! - [`dead_letter`]: the stable reason codes and headers of dead-lettered records (router and plugin
 //!   workers).
 
@@ -23,6 +24,7 @@ pub mod ids;
 pub mod payload;
 pub mod projection;
 pub mod samples;
+pub mod times;
 pub mod topics;
 pub mod webhook;
 

@@ -30,6 +30,8 @@ pub struct Topics {
     pub dead_letter: String,
     /// Plugin topic template.
     pub template: String,
+    /// Compacted backfill progress, written by the router.
+    pub backfill_progress: String,
 }
 
 impl Topics {
@@ -42,6 +44,7 @@ impl Topics {
             enablements: format!("{prefix}.enablements"),
             dead_letter: format!("{prefix}.core.events.dlq"),
             template: format!("{prefix}.plugin.{{plugin}}.events"),
+            backfill_progress: format!("{prefix}.backfill-progress"),
         }
     }
 
@@ -54,6 +57,7 @@ impl Topics {
             enablements: registry.enablements.clone(),
             dead_letter: format!("{}.core.events.dlq", registry.plugins),
             template: registry.events_template.clone(),
+            backfill_progress: format!("{}.backfill-progress", registry.plugins),
         }
     }
 
@@ -69,6 +73,7 @@ impl Topics {
             (self.dead_letter.clone(), 2, false),
             (self.plugins.clone(), 1, true),
             (self.enablements.clone(), 2, true),
+            (self.backfill_progress.clone(), 3, true),
         ];
         topics.extend(plugins.iter().map(|p| (self.plugin(p), 3, false)));
         let refs: Vec<(&str, i32, bool)> = topics.iter().map(|(n, p, c)| (n.as_str(), *p, *c)).collect();
@@ -87,6 +92,7 @@ impl Topics {
         set("TOPICS__ENABLEMENTS", &self.enablements);
         set("TOPICS__DEAD_LETTER", &self.dead_letter);
         set("TOPICS__PLUGIN_EVENTS_TEMPLATE", &self.template);
+        set("TOPICS__BACKFILL_PROGRESS", &self.backfill_progress);
         set("DELIVERY__GROUP_ID", group);
         set("DELIVERY__TRANSACTIONAL_ID", transactional_id);
         set("ADMIN__LISTEN", &admin.to_string());

@@ -12,8 +12,6 @@ use std::time::{Duration, Instant, SystemTime};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use switchyard_service::kafka::KafkaContext;
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -128,11 +126,7 @@ pub struct Worker<P, S = FutureProducer<KafkaContext>> {
     pub shutdown: CancellationToken,
 }
 
-fn now_rfc3339() -> String {
-    OffsetDateTime::now_utc()
-        .format(&Rfc3339)
-        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_owned())
-}
+use switchyard_schemas::times::now_rfc3339;
 
 /// Why a team's config could not be applied before its event.
 enum ConfigProblem {

@@ -144,6 +144,8 @@ pub enum Destination {
     Plugin(Recipient),
     /// The dead-letter topic, for the whole event (`None`) or one installation's copy.
     DeadLetter(Option<Recipient>),
+    /// A backfill's progress record (not a copy: any failure of it rewinds, and it is written again).
+    Progress,
 }
 
 /// Copies of one input record that the broker refused earlier, with the refusal; consulted when the record

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::RouterError;
 use crate::config::{Config, DeliveryMode};
 use crate::metrics::Metrics;
+use crate::pipeline::backfill::{BackfillSettings, Backfills};
 use crate::pipeline::delivery::{
     Engine, EngineSettings, InputRecord, KafkaProducer, ProduceContext, ProducerFactory, RebalanceContext,
     Watchdog, lock,
@@ -40,6 +41,7 @@ impl Pipeline {
     /// transaction).
     pub fn build(config: &Config, table: Arc<RouteTable>, metrics: Metrics) -> Result<Self, RouterError> {
         let producer = KafkaProducer::new(producer_factory(config, metrics.clone()))?;
+        let mut input_partitions = 0;
         for (topic, role) in [
             (&config.topics.core_events, "input"),
             (&config.topics.dead_letter, "dead-letter"),
@@ -57,7 +59,11 @@ impl Pipeline {
                     role,
                 });
             }
+            if role == "input" {
+                input_partitions = partitions.len() as i32;
+            }
         }
+        let backfills = backfills(config, &producer, input_partitions, &metrics)?;
         let watchdog_limit =
             Duration::from_millis(config.delivery.transaction_timeout_ms + config.delivery.drain_timeout_ms);
         let settings = EngineSettings {
@@ -75,14 +81,18 @@ impl Pipeline {
             Duration::from_millis(config.delivery.missing_topic_recheck_ms),
         );
         let watchdog = Watchdog::new();
-        let engine = Arc::new(Mutex::new(Engine::new(
+        let mut engine = Engine::new(
             settings,
             producer,
             table,
             topics,
             metrics.clone(),
             watchdog.clone(),
-        )));
+        );
+        if let Some(backfills) = backfills {
+            engine = engine.with_backfills(backfills);
+        }
+        let engine = Arc::new(Mutex::new(engine));
         let client = config.event_consumer(&config.clients(metrics.kafka.clone()));
         let context = RebalanceContext::new(
             client.context(),
@@ -129,6 +139,7 @@ impl Pipeline {
                 Some(Err(_)) | None => {}
             }
             engine.service(&self.consumer);
+            engine.step_backfills(&self.consumer);
             if let Some(fatal) = engine.take_fatal() {
                 return Err(fatal);
             }
@@ -173,6 +184,48 @@ fn producer_factory(config: &Config, metrics: Metrics) -> ProducerFactory {
         }
         Ok(producer)
     })
+}
+
+/// Backfills, in exactly-once mode when the progress topic exists; without it a held installation is
+/// routed live like any other, and the log says why.
+fn backfills(
+    config: &Config,
+    producer: &KafkaProducer,
+    input_partitions: i32,
+    metrics: &Metrics,
+) -> Result<Option<Backfills>, RouterError> {
+    if config.delivery.mode != DeliveryMode::ExactlyOnce {
+        return Ok(None);
+    }
+    let topic = &config.topics.backfill_progress;
+    let exists = !producer
+        .partitions(topic, METADATA_TIMEOUT)
+        .map_err(|source| RouterError::Client {
+            client: "producer",
+            source,
+        })?
+        .is_empty();
+    if !exists {
+        warn!(%topic, "the backfill progress topic does not exist: backfills do not run, and installations \
+            held by one are routed live");
+        return Ok(None);
+    }
+    let settings = BackfillSettings {
+        input_topic: config.topics.core_events.clone(),
+        progress_topic: topic.clone(),
+        default_rate: config.backfill.default_rate,
+        max_rate: config.backfill.max_rate,
+        scan_per_step: config.backfill.scan_per_step,
+        step_interval: Duration::from_millis(config.backfill.step_interval_ms),
+        // Longer than a transaction's timeout: an earlier owner's open transaction is waited for.
+        load_timeout: Duration::from_millis(config.delivery.transaction_timeout_ms * 3),
+        metadata_timeout: METADATA_TIMEOUT,
+    };
+    Ok(Some(Backfills::new(
+        settings,
+        config.clients(metrics.kafka.clone()),
+        input_partitions,
+    )))
 }
 
 /// Hands one consumed message to the engine, as the engine's view of an input record.

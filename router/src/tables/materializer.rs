@@ -134,6 +134,9 @@ impl Materializer {
         self.metrics
             .filtered_installations
             .set(self.table.filtered_count() as i64);
+        self.metrics
+            .held_installations
+            .set(self.table.held_count() as i64);
     }
 
     fn apply_plugin(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> Result<(), ControlError> {

@@ -154,6 +154,8 @@ impl ConsumerContext for RebalanceContext {
             Rebalance::Assign(assigned) => {
                 self.metrics.rebalances.with_label_values(&["assign"]).inc();
                 info!(partitions = assigned.count(), "partitions assigned");
+                let partitions: Vec<i32> = assigned.elements().iter().map(|e| e.partition()).collect();
+                lock(&self.engine).on_assign(&partitions);
             }
             Rebalance::Error(error) => warn!(%error, "rebalance failed"),
         }

@@ -83,6 +83,9 @@ pub(super) trait Durability {
     /// Work is open that only a rewind can give up (a transaction).
     fn holds_open_transaction(&self) -> bool;
 
+    /// Whether [`Self::make_durable`] would commit a transaction now.
+    fn commit_due(&self) -> bool;
+
     /// This replica no longer owns `partition`.
     fn forget(&mut self, partition: i32);
 
@@ -182,6 +185,10 @@ impl Durability for Guarantee {
 
     fn holds_open_transaction(&self) -> bool {
         dispatch!(self, mode => mode.holds_open_transaction())
+    }
+
+    fn commit_due(&self) -> bool {
+        dispatch!(self, mode => mode.commit_due())
     }
 
     fn forget(&mut self, partition: i32) {

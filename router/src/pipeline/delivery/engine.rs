@@ -17,12 +17,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::error::KafkaError;
+use switchyard_schemas::backfill::Request;
 use tracing::{debug, error, warn};
 
 use crate::RouterError;
 use crate::config::DeliveryMode;
 use crate::kafka::{Failure, TransactionAction, classify_dead_letter_failure, classify_plugin_failure};
 use crate::metrics::Metrics;
+use crate::pipeline::backfill::Backfills;
 use crate::pipeline::delivery::contexts::{Report, Tag};
 use crate::pipeline::delivery::durability::{Durability, Guarantee};
 use crate::pipeline::delivery::io::{ConsumerIo, ProducerIo};
@@ -65,7 +67,7 @@ pub struct EngineSettings {
 
 /// Progress on one input partition since its last durable position.
 #[derive(Debug)]
-pub(super) struct Progress {
+pub(crate) struct Progress {
     /// Where a rewind goes back to: the first record not yet durable.
     pub(super) rewind_to: i64,
     /// The offset after the last processed record (what a commit stores).
@@ -129,6 +131,10 @@ impl<P: ProducerIo> Core<P> {
             let class = match &tag.destination {
                 Destination::Plugin(_) => classify_plugin_failure(&error),
                 Destination::DeadLetter(_) => classify_dead_letter_failure(&error),
+                Destination::Progress => match classify_plugin_failure(&error) {
+                    Failure::Purged => Failure::Purged,
+                    _ => Failure::Transient,
+                },
             };
             match class {
                 Failure::Purged => {}
@@ -181,7 +187,7 @@ impl<P: ProducerIo> Core<P> {
         self.refusals.retain(|&(p, o), _| p != partition || o >= next);
     }
 
-    fn send(&self, record: Record<'_>, partition: i32, offset: i64) {
+    pub(super) fn send(&self, record: Record<'_>, partition: i32, offset: i64) {
         let tag = Box::new(Tag {
             generation: self.generation,
             partition,
@@ -217,7 +223,7 @@ impl<P: ProducerIo> Core<P> {
     }
 }
 
-struct RecordRefusals<'a>(Option<&'a Vec<(Destination, String)>>);
+pub(super) struct RecordRefusals<'a>(pub(super) Option<&'a Vec<(Destination, String)>>);
 
 impl Refusals for RecordRefusals<'_> {
     fn refusal(&self, destination: &Destination) -> Option<&str> {
@@ -236,8 +242,12 @@ pub struct Engine<P: ProducerIo> {
     pub(super) durability: Guarantee,
     /// When the producer was replaced, within [`REPLACEMENT_WINDOW`].
     replacements: VecDeque<Instant>,
-    table: Arc<RouteTable>,
-    targets: Vec<Target>,
+    pub(super) table: Arc<RouteTable>,
+    pub(super) targets: Vec<Target>,
+    /// The backfills of held installations (exactly-once mode), see `backfills`.
+    pub(super) backfills: Option<Backfills>,
+    /// When to look again for held installations without a run.
+    pub(super) next_start: Option<Instant>,
 }
 
 impl<P: ProducerIo> Engine<P> {
@@ -275,6 +285,8 @@ impl<P: ProducerIo> Engine<P> {
             replacements: VecDeque::new(),
             table,
             targets: Vec::new(),
+            backfills: None,
+            next_start: None,
         }
     }
 
@@ -291,7 +303,7 @@ impl<P: ProducerIo> Engine<P> {
 
     /// How long the loop may wait for the next record before `service` must run again.
     pub fn poll_timeout(&self) -> Duration {
-        self.durability.poll_timeout(POLL_CAP)
+        self.backfills_poll_timeout(self.durability.poll_timeout(POLL_CAP))
     }
 
     /// Routes one input record: plans it and sends its outputs.
@@ -317,12 +329,23 @@ impl<P: ProducerIo> Engine<P> {
             return;
         }
         let (partition, offset) = (input.partition, input.offset);
+        if !self.backfills_ready(partition) {
+            self.defer(input);
+            return;
+        }
         let core = &mut self.core;
         let refusals = RecordRefusals(core.refusals.get(&(partition, offset)));
+        let backfills = self.backfills.as_ref();
+        let is_live = |request: &Request| backfills.is_some_and(|b| b.is_live(request, partition));
         let planner = Planner {
             table: &self.table,
             validate_payloads: core.settings.validate_payloads,
-            selection: Selection::ALL,
+            selection: match backfills {
+                Some(_) => Selection::Live {
+                    is_live: Some(&is_live),
+                },
+                None => Selection::ALL,
+            },
         };
         let (topics, producer) = (&mut core.topics, &core.producer);
         // One clock read for the record's outputs.
@@ -363,6 +386,9 @@ impl<P: ProducerIo> Engine<P> {
         });
         progress.next = offset + 1;
         self.durability.processed(partition, offset, &plan);
+        if !plan.held.is_empty() {
+            self.start_held(&plan.held, partition, offset);
+        }
     }
 
     /// A rewind is pending: make sure it goes back at least to this record, even on a partition that has
@@ -387,8 +413,23 @@ impl<P: ProducerIo> Engine<P> {
             self.rewind(consumer, failure);
             return;
         }
-        if let Some(failure) = self.durability.make_durable(&mut self.core, consumer) {
-            self.rewind(consumer, failure);
+        if self.durability.commit_due() {
+            self.write_progress();
+        }
+        let open = self.durability.holds_open_transaction();
+        let failure = self.durability.make_durable(&mut self.core, consumer);
+        self.settle(open, failure, consumer);
+    }
+
+    /// After a step that may have committed the transaction that was `open`: tells the backfills, or
+    /// rewinds after `failure`.
+    fn settle<C: ConsumerIo<P::Group>>(&mut self, open: bool, failure: Option<Failure>, consumer: &C) {
+        match failure {
+            Some(failure) => self.rewind(consumer, failure),
+            None if open && !self.durability.holds_open_transaction() && self.core.fatal.is_none() => {
+                self.backfills_settled(true);
+            }
+            None => {}
         }
     }
 
@@ -433,6 +474,7 @@ impl<P: ProducerIo> Engine<P> {
             return;
         }
         self.durability.rewound();
+        self.backfills_settled(false);
         if !self.core.seek_back(consumer) {
             return;
         }
@@ -486,9 +528,12 @@ impl<P: ProducerIo> Engine<P> {
     /// Called before partitions are revoked: make everything read so far durable, or abort it when the
     /// assignment was lost (another member may already own the partitions).
     pub fn on_revoke<C: ConsumerIo<P::Group>>(&mut self, consumer: &C, revoked: &[i32], lost: bool) {
-        if let Some(failure) = self.durability.before_revoke(&mut self.core, consumer, lost) {
-            self.rewind(consumer, failure);
+        if !lost {
+            self.write_progress();
         }
+        let open = self.durability.holds_open_transaction();
+        let failure = self.durability.before_revoke(&mut self.core, consumer, lost);
+        self.settle(open, failure, consumer);
         // What could not be made durable is rewound, except on the revoked partitions: their next owner
         // starts from their last committed offset. Exactly-once: a transaction still open here was not
         // committed (the assignment was lost, or a copy failed). At-least-once: only a pending failure; a lost
@@ -508,13 +553,15 @@ impl<P: ProducerIo> Engine<P> {
             self.core.metrics.forget_partition_lag(partition);
             self.core.refusals.retain(|&(p, _), _| p != partition);
         }
+        self.backfills_revoked(revoked);
     }
 
     /// Shutdown: make what was read durable (see `Durability::finish`), then flush.
     pub fn finish<C: ConsumerIo<P::Group>>(&mut self, consumer: &C) {
-        if let Some(failure) = self.durability.finish(&mut self.core, consumer) {
-            self.rewind(consumer, failure);
-        }
+        self.write_progress();
+        let open = self.durability.holds_open_transaction();
+        let failure = self.durability.finish(&mut self.core, consumer);
+        self.settle(open, failure, consumer);
         if let Err(error) = self.core.producer.flush(self.core.settings.drain_timeout) {
             error!(%error, "flushing the producer at shutdown failed");
         }

@@ -103,6 +103,13 @@ pub trait ConsumerIo<G> {
     fn store_offset(&self, topic: &str, partition: i32, next: i64) -> Result<(), KafkaError>;
     /// Commits the stored positions now. Blocking.
     fn commit_consumer_state(&self) -> Result<(), KafkaError>;
+    /// The group's committed offset of a partition (`None`: none yet). Blocking, bounded by `timeout`.
+    fn committed_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        timeout: Duration,
+    ) -> Result<Option<i64>, KafkaError>;
 }
 
 /// Makes a ready producer (transactions initialised in exactly-once mode): the first one, and each
@@ -256,5 +263,22 @@ impl<X: ConsumerContext> ConsumerIo<ConsumerGroupMetadata> for BaseConsumer<X> {
 
     fn commit_consumer_state(&self) -> Result<(), KafkaError> {
         Consumer::commit_consumer_state(self, CommitMode::Sync)
+    }
+
+    fn committed_offset(
+        &self,
+        topic: &str,
+        partition: i32,
+        timeout: Duration,
+    ) -> Result<Option<i64>, KafkaError> {
+        let mut query = TopicPartitionList::new();
+        query.add_partition(topic, partition);
+        let committed = self.committed_offsets(query, timeout)?;
+        Ok(
+            match committed.find_partition(topic, partition).map(|e| e.offset()) {
+                Some(Offset::Offset(offset)) => Some(offset),
+                _ => None,
+            },
+        )
     }
 }

@@ -30,6 +30,7 @@
 //! - [`contexts`]: the librdkafka contexts that feed delivery reports and rebalances in.
 //! - [`watchdog`]: ends the process when a transaction call hangs.
 
+mod backfills;
 pub mod contexts;
 mod durability;
 pub mod engine;

@@ -56,6 +56,8 @@ impl OffsetStores {
                 let reason = tag.reason.map_or("unknown", Reason::code);
                 core.metrics.dead_letters.with_label_values(&[reason]).inc();
             }
+            // Backfills run in exactly-once mode only.
+            Destination::Progress => {}
         }
         let Some(records) = self.in_flight.get_mut(&tag.partition) else {
             return;
@@ -200,6 +202,10 @@ impl Durability for OffsetStores {
     }
 
     fn holds_open_transaction(&self) -> bool {
+        false
+    }
+
+    fn commit_due(&self) -> bool {
         false
     }
 

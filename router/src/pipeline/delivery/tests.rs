@@ -223,6 +223,10 @@ impl ConsumerIo<()> for FakeConsumer {
     fn commit_consumer_state(&self) -> Result<(), KafkaError> {
         Ok(())
     }
+
+    fn committed_offset(&self, _: &str, _: i32, _: Duration) -> Result<Option<i64>, KafkaError> {
+        Ok(None)
+    }
 }
 
 /// Team `acme` has plugins `sheets` and `sms` enabled for `response.submitted`; `globex` has none.

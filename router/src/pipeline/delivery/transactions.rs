@@ -213,9 +213,7 @@ impl Durability for Transactions {
         core: &mut Core<P>,
         consumer: &C,
     ) -> Option<Failure> {
-        let due = self.events_since_commit >= self.commit_max_events
-            || self.last_commit.elapsed() >= self.commit_interval;
-        if self.open && due {
+        if self.commit_due() {
             self.commit(core, consumer)
         } else {
             None
@@ -284,6 +282,12 @@ impl Durability for Transactions {
 
     fn holds_open_transaction(&self) -> bool {
         self.open
+    }
+
+    fn commit_due(&self) -> bool {
+        self.open
+            && (self.events_since_commit >= self.commit_max_events
+                || self.last_commit.elapsed() >= self.commit_interval)
     }
 
     fn forget(&mut self, partition: i32) {

@@ -3,6 +3,7 @@
 //! traffic, and the real binary killed and restarted (`black_box`, `takeover`).
 
 mod at_least_once;
+mod backfill;
 mod black_box;
 mod dead_letters;
 mod installations;
