@@ -2,7 +2,8 @@
 //! events of 20 teams, then 3 teams enable a plugin with a backfill while live events keep flowing, and the
 //! router is SIGKILLed three times during the backfill. Every event of those 3 teams (history and live)
 //! reaches the plugin's topic exactly once, in per-team order, history (labelled) before live; no other
-//! team's; and live routing of another plugin is exactly once throughout.
+//! team's; and live routing of another plugin is exactly once throughout. A cancelled backfill writes no
+//! history after its cut and loses no live event.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use switchyard_schemas::backfill::{HEADER, Progress, State};
 use switchyard_tests::binaries::free_address;
 use switchyard_tests::broker::{TestProducer, group_caught_up, read_to_end, unique};
 use switchyard_tests::records::{core_event, installation, manifest};
-use switchyard_tests::routers::{RouterProcess, Topics};
+use switchyard_tests::routers::{InProcessRouter, RouterProcess, Topics};
 use switchyard_tests::wait::wait_for;
 
 const TEAMS: usize = 20;
@@ -242,4 +243,103 @@ level = "info"
     assert_eq!(seen.keys().copied().collect::<Vec<_>>(), expected);
     assert!(seen.values().all(|&c| c == 1), "sheets: exactly once");
     assert!(read_to_end(&topics.dead_letter).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_backfill_stops_its_history_and_keeps_live_events_whole() {
+    const EVENTS: usize = 3_000;
+    let topics = Topics::unique();
+    topics.create(2, &["archive"]).await;
+    let producer = TestProducer::new();
+    producer.send(
+        &topics.plugins,
+        &manifest("archive", &["response.submitted", "form.created"]),
+    );
+    // One team's history (team = n % 20 = 0 for every n here).
+    let history: Vec<usize> = (0..EVENTS).map(|i| i * TEAMS).collect();
+    for &n in &history {
+        producer.send(
+            &topics.core,
+            &core_event(&team(n), event_type(n), &format!("{n:06}"), ContentType::Json),
+        );
+    }
+    producer.flush();
+    let router = InProcessRouter::start(&topics, &[]);
+    router.admin.wait_ready().await;
+    // History is what live routing has passed when the installation is held.
+    wait_for("the history to be routed", Duration::from_secs(60), || {
+        let (group, core) = (router.group.clone(), topics.core.clone());
+        async move { group_caught_up(&group, &core).then_some(()) }
+    })
+    .await;
+    let backfill = |cancel: bool| {
+        serde_json::json!({"backfill": {
+            "id": "bf-cancel", "since": "2020-01-01T00:00:00Z", "rate": 300, "cancel_requested": cancel
+        }})
+    };
+    producer.send(
+        &topics.enablements,
+        &installation(&team(0), "archive", "default", true, backfill(false)),
+    );
+    producer.flush();
+    wait_for("some history", Duration::from_secs(60), || async {
+        (router
+            .admin
+            .metric(r#"switchyard_router_backfill_records_total{result="written"}"#)
+            .await
+            >= 300.0)
+            .then_some(())
+    })
+    .await;
+    producer.send(
+        &topics.enablements,
+        &installation(&team(0), "archive", "default", true, backfill(true)),
+    );
+    // Live events after the cancellation reach the installation once each, as any live event.
+    let live: Vec<usize> = (EVENTS..EVENTS + 50).map(|i| i * TEAMS).collect();
+    for &n in &live {
+        producer.send(
+            &topics.core,
+            &core_event(&team(n), event_type(n), &format!("{n:06}"), ContentType::Json),
+        );
+    }
+    producer.flush();
+    wait_for(
+        "the cancelled backfill to hand over",
+        Duration::from_secs(60),
+        || {
+            let topic = topics.backfill_progress.clone();
+            async move { progress(&topic).remove("bf-cancel").filter(Progress::is_live) }
+        },
+    )
+    .await;
+    wait_for("every live event", Duration::from_secs(60), || {
+        let (group, core) = (router.group.clone(), topics.core.clone());
+        async move { group_caught_up(&group, &core).then_some(()) }
+    })
+    .await;
+    router.stop().await.expect("a clean stop");
+
+    let last = progress(&topics.backfill_progress)
+        .remove("bf-cancel")
+        .expect("progress");
+    assert_eq!(last.state, State::Cancelled, "{last:?}");
+    let stopped_at = last.stopped_at.expect("where history stopped") as usize;
+    assert!(stopped_at < EVENTS, "cancelled mid-way: {last:?}");
+    let copies: Vec<(usize, bool)> = read_to_end(&topics.plugin("archive"))
+        .iter()
+        .map(|r| {
+            let n: usize = r.header("ce_id").expect("ce_id").parse().expect("numeric id");
+            (n, r.header(HEADER).is_some())
+        })
+        .collect();
+    let labelled: Vec<usize> = copies.iter().filter(|(_, l)| *l).map(|(n, _)| *n).collect();
+    // The team's records are the partition's only ones: offset i holds history[i].
+    assert_eq!(
+        labelled,
+        history[..stopped_at],
+        "history up to the cut, nothing after it"
+    );
+    let unlabelled: Vec<usize> = copies.iter().filter(|(_, l)| !*l).map(|(n, _)| *n).collect();
+    assert_eq!(unlabelled, live, "every live event once, after the history");
 }
