@@ -2,7 +2,9 @@
 
 It registers a plugin and enablements by producing to the control topics, produces core events in both
 content types (and two broken ones), and reads exactly the documented results from the plugin topic and
-the dead-letter topic with a read_committed consumer. The router under test is the real binary.
+the dead-letter topic with a read_committed consumer. A second case enables a plugin with a backfill
+request and reads history, then live events, and the progress record. The router under test is the real
+binary.
 
 Run by scripts/test (which starts the broker and builds the binary):
     python3 -m unittest tests/contract/test_contract.py
@@ -139,22 +141,7 @@ class ContractTest(unittest.TestCase):
             producer.produce(topics["enablements"], key=f"{team}/sheets-export".encode(), value=json.dumps(enablement).encode())
         producer.flush(30)
 
-        port = free_port()
-        env = dict(os.environ, **{
-            "SWITCHYARD_ROUTER__KAFKA__BOOTSTRAP_SERVERS": BOOTSTRAP,
-            "SWITCHYARD_ROUTER__TOPICS__CORE_EVENTS": topics["core"],
-            "SWITCHYARD_ROUTER__TOPICS__PLUGINS": topics["plugins"],
-            "SWITCHYARD_ROUTER__TOPICS__ENABLEMENTS": topics["enablements"],
-            "SWITCHYARD_ROUTER__TOPICS__DEAD_LETTER": topics["dlq"],
-            "SWITCHYARD_ROUTER__TOPICS__PLUGIN_EVENTS_TEMPLATE": f"{prefix}.plugin.{{plugin}}.events",
-            "SWITCHYARD_ROUTER__DELIVERY__GROUP_ID": prefix,
-            "SWITCHYARD_ROUTER__DELIVERY__TRANSACTIONAL_ID": prefix,
-            "SWITCHYARD_ROUTER__ADMIN__LISTEN": f"127.0.0.1:{port}",
-        })
-        log_dir = REPO / "target" / "test-logs"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        with open(log_dir / f"{prefix}.log", "wb") as log:
-            router = subprocess.Popen([ROUTER], env=env, stdout=log, stderr=log)
+        port, router = self.start_router(prefix, topics)
         try:
             self.wait_ready(port)
             sent = {
@@ -197,6 +184,102 @@ class ContractTest(unittest.TestCase):
         finally:
             router.terminate()
             self.assertEqual(router.wait(60), 0, "SIGTERM exits 0")
+
+    def test_a_backfill_delivers_history_then_live_as_documented(self):
+        """contract.md sections 7.2, 7.5, 9.1 and 10.5: an enablement carrying a backfill request."""
+        prefix = f"contract-{uuid.uuid4().hex[:8]}"
+        topics = {
+            "core": f"{prefix}.core.events", "plugins": f"{prefix}.plugins",
+            "enablements": f"{prefix}.enablements", "dlq": f"{prefix}.core.events.dlq",
+            "archive": f"{prefix}.plugin.archive.events", "progress": f"{prefix}.backfill-progress",
+        }
+        admin = AdminClient({"bootstrap.servers": BOOTSTRAP})
+        compacted = {"cleanup.policy": "compact"}
+        futures = admin.create_topics([
+            NewTopic(topics["core"], 1, 1), NewTopic(topics["dlq"], 1, 1), NewTopic(topics["archive"], 1, 1),
+            NewTopic(topics["plugins"], 1, 1, config=compacted),
+            NewTopic(topics["enablements"], 1, 1, config=compacted),
+            NewTopic(topics["progress"], 1, 1, config=compacted),
+        ])
+        for future in futures.values():
+            future.result(30)
+        producer = Producer({"bootstrap.servers": BOOTSTRAP, "enable.idempotence": True})
+        manifest = {"id": "archive", "name": "Archive", "version": "1.0.0", "events": ["response.submitted"],
+                    "actions": []}
+        producer.produce(topics["plugins"], key=b"archive", value=json.dumps(manifest).encode())
+        team = "kilimo-coop"
+
+        def send(ids):
+            for event_id in ids:
+                producer.produce(topics["core"], key=team.encode(),
+                                 value=json.dumps(response(team, event_id)).encode(),
+                                 headers=headers(team, event_id, "response.submitted", "application/json"))
+            producer.flush(30)
+
+        history = [f"old-{i}" for i in range(5)]
+        send(history)
+        port, router = self.start_router(prefix, topics, progress=topics["progress"])
+        try:
+            self.wait_ready(port)
+            self.wait_outcomes(port, len(history))  # unrouted: nothing was enabled yet
+            enablement = {"team_id": team, "plugin_id": "archive", "enabled": True,
+                          "backfill": {"id": "bf-contract-1", "since": "2020-01-01T00:00:00Z"},
+                          "updated_at": "2026-12-05T10:00:00Z"}
+            producer.produce(topics["enablements"], key=f"{team}/archive".encode(),
+                             value=json.dumps(enablement).encode())
+            producer.flush(30)
+            progress = self.wait_progress(topics["progress"], "bf-contract-1/0")
+            live = ["new-1", "new-2"]
+            send(live)
+            self.wait_outcomes(port, len(history) + len(live))
+
+            copies = read_committed(topics["archive"])
+            self.assertEqual([dict(m.headers())["ce_id"].decode() for m in copies], history + live)
+            for message in copies:
+                added = [name for name, _ in message.headers()][len(headers(team, "x", "t", "c")):]
+                historical = dict(message.headers())["ce_id"].startswith(b"old-")
+                self.assertEqual(added, ["switchyard_source", "switchyard_backfill"] if historical
+                                 else ["switchyard_source"])
+                if historical:
+                    self.assertEqual(dict(message.headers())["switchyard_backfill"], b"bf-contract-1")
+            self.assertEqual(progress["state"], "done")
+            self.assertEqual((progress["from"], progress["until"], progress["hold"]), (0, 5, 5))
+            self.assertEqual((progress["matched"], progress["written"], progress["live_from"]), (5, 5, 5))
+        finally:
+            router.terminate()
+            self.assertEqual(router.wait(60), 0, "SIGTERM exits 0")
+
+    def start_router(self, prefix, topics, progress=None):
+        """The router binary on the test's topics; returns its admin port and process."""
+        port = free_port()
+        env = dict(os.environ, **{
+            "SWITCHYARD_ROUTER__KAFKA__BOOTSTRAP_SERVERS": BOOTSTRAP,
+            "SWITCHYARD_ROUTER__TOPICS__CORE_EVENTS": topics["core"],
+            "SWITCHYARD_ROUTER__TOPICS__PLUGINS": topics["plugins"],
+            "SWITCHYARD_ROUTER__TOPICS__ENABLEMENTS": topics["enablements"],
+            "SWITCHYARD_ROUTER__TOPICS__DEAD_LETTER": topics["dlq"],
+            "SWITCHYARD_ROUTER__TOPICS__PLUGIN_EVENTS_TEMPLATE": f"{prefix}.plugin.{{plugin}}.events",
+            "SWITCHYARD_ROUTER__TOPICS__BACKFILL_PROGRESS": progress or f"{prefix}.backfill-progress",
+            "SWITCHYARD_ROUTER__DELIVERY__GROUP_ID": prefix,
+            "SWITCHYARD_ROUTER__DELIVERY__TRANSACTIONAL_ID": prefix,
+            "SWITCHYARD_ROUTER__ADMIN__LISTEN": f"127.0.0.1:{port}",
+        })
+        log_dir = REPO / "target" / "test-logs"
+        log_dir.mkdir(parents=True, exist_ok=True)
+        with open(log_dir / f"{prefix}.log", "wb") as log:
+            return port, subprocess.Popen([ROUTER], env=env, stdout=log, stderr=log)
+
+    def wait_progress(self, topic, key):
+        """The last committed progress record of `key` once it says live routing resumed (section 7.5)."""
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            last = {}
+            for message in read_committed(topic):
+                last[message.key().decode()] = json.loads(message.value())
+            if "live_from" in last.get(key, {}):
+                return last[key]
+            time.sleep(0.3)
+        self.fail(f"no progress record of {key} with live_from")
 
     def wait_ready(self, port):
         deadline = time.time() + 60
