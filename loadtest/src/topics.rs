@@ -13,7 +13,8 @@ use crate::generate::SAMPLE_PLUGINS;
 use crate::kafka::{Created, TopicSpec, clients, create_topics};
 
 /// The demo's topics: `core.events` (6 partitions), `core.events.dlq` (3), the compacted
-/// `switchyard.plugins` (1) and `switchyard.enablements` (3), `core.plugin-results` (3), and a 3-partition
+/// `switchyard.plugins` (1), `switchyard.enablements` (3) and `switchyard.backfill-progress` (3),
+/// `core.plugin-results` (3), and a 3-partition
 /// topic per sample plugin.
 pub fn demo_topics() -> Vec<TopicSpec> {
     let spec = |name: &str, partitions: i32, compacted: bool| TopicSpec {
@@ -26,6 +27,7 @@ pub fn demo_topics() -> Vec<TopicSpec> {
         spec(topics::CORE_EVENTS_DLQ, 3, false),
         spec(topics::PLUGINS, 1, true),
         spec(topics::ENABLEMENTS, 3, true),
+        spec(topics::BACKFILL_PROGRESS, 3, true),
         spec(PLUGIN_RESULTS, 3, false),
     ];
     specs.extend(SAMPLE_PLUGINS.iter().map(|plugin| {

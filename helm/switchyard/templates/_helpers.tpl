@@ -204,7 +204,8 @@ TOML for strings, numbers, booleans and arrays of them. Null values are left out
     "plugins" $t.plugins
     "enablements" $t.enablements
     "dead_letter" $t.deadLetter
-    "plugin_events_template" $t.pluginEventsTemplate)
+    "plugin_events_template" $t.pluginEventsTemplate
+    "backfill_progress" $t.backfillProgress)
   "admin" (dict "listen" (printf "0.0.0.0:%v" .Values.router.adminPort)) }}
 {{- $_ := set $c "kafka" (dict) }}
 {{- toJson (mergeOverwrite $c $managed) }}
