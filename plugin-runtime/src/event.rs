@@ -8,6 +8,7 @@ use std::borrow::Cow;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 use serde_json::Value;
+use switchyard_schemas::backfill;
 use switchyard_schemas::catalog::EventType;
 use switchyard_schemas::dead_letter::INSTALLATION;
 use switchyard_schemas::envelope::{self, ContentType};
@@ -61,14 +62,26 @@ pub fn decode<'a>(
     value: Option<&[u8]>,
     decoding: Decoding,
 ) -> Result<Decoded, String> {
-    let mut installation = None;
+    let (mut installation, mut backfill) = (None, None);
     let headers = headers.into_iter().inspect(|&(name, value)| {
         if name == INSTALLATION {
             installation = Some(value);
+        } else if name == backfill::HEADER {
+            backfill = Some(value);
         }
     });
     let envelope = envelope::parse(key, headers).map_err(|rejection| rejection.to_string())?;
     let installation = installation_of(installation)?;
+    let backfill = match backfill {
+        None => None,
+        Some(value) => Some(
+            value
+                .and_then(|v| std::str::from_utf8(v).ok())
+                .filter(|id| switchyard_schemas::backfill::check_id(id).is_ok())
+                .ok_or_else(|| format!("the {} header is not a backfill id", backfill::HEADER))?
+                .to_owned(),
+        ),
+    };
     let value = value.unwrap_or_default();
     let meta = EventMeta {
         id: envelope.id.to_owned(),
@@ -78,6 +91,7 @@ pub fn decode<'a>(
         subject: envelope.subject.map(str::to_owned),
         team_id: envelope.team_id.to_owned(),
         installation,
+        backfill,
     };
     let known = EventType::from_ce_type(envelope.event_type);
     if decoding == Decoding::JsonText {
@@ -174,7 +188,12 @@ pub fn write_structured(ctx: &Context, out: &mut Vec<u8>) {
         out.extend_from_slice(name.as_bytes());
         let _ = serde_json::to_writer(&mut *out, value);
     };
-    out.extend_from_slice(b"{\"data\":");
+    out.push(b'{');
+    if let Some(backfill) = &meta.backfill {
+        string(out, "\"backfill\":", backfill);
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"data\":");
     match &ctx.data_json {
         Some(text) => out.extend_from_slice(text.as_bytes()),
         None => {
@@ -219,6 +238,9 @@ pub fn structured(meta: &EventMeta, data: &Value) -> Value {
     }
     if !meta.is_default_installation() {
         event["installation"] = Value::String(meta.installation.clone());
+    }
+    if let Some(backfill) = &meta.backfill {
+        event["backfill"] = Value::String(backfill.clone());
     }
     event
 }
@@ -298,6 +320,7 @@ mod tests {
             subject: None,
             team_id: "acme".into(),
             installation: "default".into(),
+            backfill: None,
         };
         let body = |meta: &EventMeta| {
             let ctx = Context {
@@ -318,6 +341,32 @@ mod tests {
         );
         meta.installation = "forms-bc".into();
         assert!(body(&meta).contains(r#""id":"e-1","installation":"forms-bc","source""#));
+        meta.backfill = Some("bf-1".into());
+        assert!(
+            body(&meta).starts_with(r#"{"backfill":"bf-1","data":{"#),
+            "a historical copy says which backfill, first of the sorted attributes"
+        );
+    }
+
+    #[test]
+    fn the_backfill_header_marks_a_historical_copy() {
+        let event = samples::response_every_answer_kind("acme", "r-7");
+        let value = payload::encode(&event, ContentType::Json).unwrap();
+        let decode_with = |backfill: Option<&[u8]>| {
+            let mut headers =
+                samples::core_event_headers("acme", "response.submitted", "e-1", ContentType::Json);
+            if let Some(backfill) = backfill {
+                headers.push((backfill::HEADER.to_owned(), Some(backfill.to_vec())));
+            }
+            let headers = headers.iter().map(|(n, v)| (n.as_str(), v.as_deref()));
+            decode(Some(b"acme".as_slice()), headers, Some(&value), Decoding::Typed)
+        };
+        assert_eq!(decode_with(None).unwrap().meta.backfill, None, "a live copy");
+        assert_eq!(
+            decode_with(Some(b"bf-1")).unwrap().meta.backfill.as_deref(),
+            Some("bf-1")
+        );
+        assert!(decode_with(Some(b"Not An Id")).is_err());
     }
 
     #[test]
@@ -345,6 +394,7 @@ mod tests {
             subject: Some("form-1".into()),
             team_id: "acme".into(),
             installation: "default".into(),
+            backfill: None,
         };
         for _ in 0..2 {
             let expected = serde_json::to_vec(&structured(&meta, &data)).unwrap();

@@ -4,7 +4,7 @@
 //! |---|---|---|
 //! | `GET {url}/metadata` | (at start, unless a manifest file is given) | 200 with the manifest JSON |
 //! | `POST {url}/initialize` | `{"team_id", "config"}` (config `null` = removed), and `"installation"` for a named installation | 2xx applied; 4xx refused; else retried |
-//! | `POST {url}/execute` | the event as CloudEvents structured JSON, data decoded | see below |
+//! | `POST {url}/execute` | the event as CloudEvents structured JSON, data decoded (with the `installation` and `backfill` attributes when they apply) | see below |
 //!
 //! Every request carries the Standard Webhooks headers (`webhook-id` = the event's `ce_id` for `/execute`,
 //! `<ce_id>/<installation>` for a named installation's copy, stable across retries; `webhook-timestamp`;

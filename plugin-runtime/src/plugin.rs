@@ -48,6 +48,10 @@ pub struct EventMeta {
         skip_serializing_if = "is_default_installation"
     )]
     pub installation: String,
+    /// The backfill that delivered the event as history (the `switchyard_backfill` header, contract
+    /// section 10.5); `None` for a live event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<String>,
 }
 
 fn default_installation() -> String {

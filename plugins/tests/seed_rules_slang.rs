@@ -109,6 +109,7 @@ fn meta(installation: &str) -> EventMeta {
         subject: Some("f-kilimo-coop-household-survey".into()),
         team_id: TEAM.into(),
         installation: installation.into(),
+        backfill: None,
     }
 }
 

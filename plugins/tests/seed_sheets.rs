@@ -1067,6 +1067,7 @@ fn item_context(index: usize, event_type: &str, data: Value) -> Context {
             subject: None,
             team_id: TEAM.into(),
             installation: "default".into(),
+            backfill: None,
         },
         data,
         data_json: None,

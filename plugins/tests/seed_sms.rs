@@ -763,6 +763,7 @@ fn context(installation: &str, event: &ResponseSubmitted) -> Context {
             subject: Some(event.response.form_id.clone()),
             team_id: TEAM.into(),
             installation: installation.into(),
+            backfill: None,
         },
         data: serde_json::to_value(event).unwrap(),
         data_json: None,

@@ -67,6 +67,7 @@ mod tests {
             subject: subject.map(str::to_owned),
             team_id: "acme".into(),
             installation: "default".into(),
+            backfill: None,
         }
     }
 

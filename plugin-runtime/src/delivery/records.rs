@@ -165,6 +165,7 @@ mod tests {
             subject: Some("f-1".into()),
             team_id: "acme".into(),
             installation: "default".into(),
+            backfill: None,
         };
         let flagged = PluginResult {
             kind: "response.flagged".into(),

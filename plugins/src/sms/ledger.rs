@@ -347,6 +347,7 @@ mod tests {
             subject: Some("f-1".to_owned()),
             team_id: "acme".to_owned(),
             installation: installation.to_owned(),
+            backfill: None,
         }
     }
 

@@ -136,6 +136,7 @@ fn routed_for(installation: &str, decoded: bool) -> Routed {
         subject: Some("f-1".into()),
         team_id: "acme".into(),
         installation: installation.into(),
+        backfill: None,
     };
     Routed {
         record: OutRecord {
