@@ -63,7 +63,7 @@ impl Pipeline {
                 input_partitions = partitions.len() as i32;
             }
         }
-        let backfills = backfills(config, &producer, input_partitions, &metrics)?;
+        let backfills = backfills(config, input_partitions, &metrics);
         let watchdog_limit =
             Duration::from_millis(config.delivery.transaction_timeout_ms + config.delivery.drain_timeout_ms);
         let settings = EngineSettings {
@@ -186,33 +186,15 @@ fn producer_factory(config: &Config, metrics: Metrics) -> ProducerFactory {
     })
 }
 
-/// Backfills, in exactly-once mode when the progress topic exists; without it a held installation is
-/// routed live like any other, and the log says why.
-fn backfills(
-    config: &Config,
-    producer: &KafkaProducer,
-    input_partitions: i32,
-    metrics: &Metrics,
-) -> Result<Option<Backfills>, RouterError> {
+/// Backfills, in exactly-once mode only: in at-least-once mode there is no transaction to commit their
+/// progress with, and a held installation is routed live like any other.
+fn backfills(config: &Config, input_partitions: i32, metrics: &Metrics) -> Option<Backfills> {
     if config.delivery.mode != DeliveryMode::ExactlyOnce {
-        return Ok(None);
-    }
-    let topic = &config.topics.backfill_progress;
-    let exists = !producer
-        .partitions(topic, METADATA_TIMEOUT)
-        .map_err(|source| RouterError::Client {
-            client: "producer",
-            source,
-        })?
-        .is_empty();
-    if !exists {
-        warn!(%topic, "the backfill progress topic does not exist: backfills do not run, and installations \
-            held by one are routed live");
-        return Ok(None);
+        return None;
     }
     let settings = BackfillSettings {
         input_topic: config.topics.core_events.clone(),
-        progress_topic: topic.clone(),
+        progress_topic: config.topics.backfill_progress.clone(),
         default_rate: config.backfill.default_rate,
         max_rate: config.backfill.max_rate,
         scan_per_step: config.backfill.scan_per_step,
@@ -221,11 +203,11 @@ fn backfills(
         load_timeout: Duration::from_millis(config.delivery.transaction_timeout_ms * 3),
         metadata_timeout: METADATA_TIMEOUT,
     };
-    Ok(Some(Backfills::new(
+    Some(Backfills::new(
         settings,
         config.clients(metrics.kafka.clone()),
         input_partitions,
-    )))
+    ))
 }
 
 /// Hands one consumed message to the engine, as the engine's view of an input record.

@@ -87,7 +87,13 @@ pub struct Backfills {
     next_step: Instant,
     /// Records read, matched, written and dead-lettered in the open transaction, published at commit.
     pending: [u64; 4],
+    /// The progress topic was missing: no run starts, held installations stay held, until this time,
+    /// when it is looked for again.
+    topic_missing_until: Option<Instant>,
 }
+
+/// How long a missing progress topic is not looked for again.
+const MISSING_TOPIC_RECHECK: Duration = Duration::from_secs(10);
 
 impl Backfills {
     /// No runs yet; `partitions` of the input topic.
@@ -104,6 +110,7 @@ impl Backfills {
             positions: HashMap::new(),
             next_step: now,
             pending: [0; 4],
+            topic_missing_until: None,
         }
     }
 
@@ -149,17 +156,30 @@ impl Backfills {
 
     /// Reads the committed progress of every owned partition not read yet, and resumes its runs (those
     /// whose installation `table` still holds for the same backfill). Blocking.
+    /// Without the progress topic no run can record its progress: none starts, and held installations stay
+    /// held (their live events wait in the input topic) until it exists; a WARN line says so, and it is
+    /// looked for again every [`MISSING_TOPIC_RECHECK`].
     pub fn load(&mut self, table: &RouteTable) -> Result<(), FollowError> {
         if self.unloaded.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
-        let found = history::load_progress(
+        let found = match history::load_progress(
             &self.clients,
             &self.settings.progress_topic,
             &self.unloaded,
             self.settings.load_timeout,
-        )?;
+        ) {
+            Err(FollowError::NoSuchTopic(topic)) => {
+                warn!(%topic, held = table.held_count(), "the backfill progress topic does not exist: no \
+                    backfill runs, and installations held by one stay held until it exists");
+                self.topic_missing_until = Some(Instant::now() + MISSING_TOPIC_RECHECK);
+                self.unloaded.clear();
+                return Ok(());
+            }
+            other => other?,
+        };
+        self.topic_missing_until = None;
         let holds: HashMap<String, Hold> = table
             .holds()
             .into_iter()
@@ -240,6 +260,9 @@ impl Backfills {
     /// Starts a run of `hold` on `partition`, holding from offset `at` (live routing's next offset there):
     /// finds where history starts and ends and positions a reader. Blocking (two offset look-ups).
     pub fn start(&mut self, hold: Hold, partition: i32, at: i64, now: &str) -> Result<(), KafkaError> {
+        if self.topic_missing_until.is_some() {
+            return Ok(()); // stays held: see `load`
+        }
         let reader = self.reader(partition)?;
         let timeout = self.settings.metadata_timeout;
         let request = Arc::clone(&hold.backfill);
@@ -264,6 +287,15 @@ impl Backfills {
             },
         );
         Ok(())
+    }
+
+    /// Looks for a missing progress topic again when due: every owned partition's progress is read
+    /// again at the next occasion.
+    pub fn recheck_topic(&mut self, now: Instant) {
+        if self.topic_missing_until.is_some_and(|until| now >= until) {
+            self.topic_missing_until = None;
+            self.unloaded.extend(self.owned.iter().copied());
+        }
     }
 
     /// Whether a step is due now (and then the next one is due a step interval later).

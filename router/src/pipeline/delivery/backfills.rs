@@ -116,6 +116,7 @@ impl<P: ProducerIo> Engine<P> {
         } else {
             HashMap::new()
         };
+        backfills.recheck_topic(now);
         if !holds.is_empty() && self.next_start.is_none_or(|at| now >= at) {
             self.next_start = Some(now + START_INTERVAL);
             self.start_idle(&mut backfills, consumer, &holds);
