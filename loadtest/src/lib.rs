@@ -19,6 +19,7 @@
 //!   [`leftovers`]: what earlier load runs left on those topics, which a run removes first.
 //! - [`demo`]: the `demo` subcommand, which wires the above together.
 
+pub mod backfill_load;
 pub mod capacity;
 pub mod chaos;
 pub mod control_plane;

@@ -137,6 +137,10 @@ struct RunArgs {
     /// system under test has joined its group and warmed up; 0s to skip.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     warmup: Duration,
+    /// Before the run, this many historical events of another team, then a backfill of them that runs
+    /// at the router's rate limit during the run (a router with backfills only).
+    #[arg(long)]
+    backfill_history: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -467,6 +471,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let out = args.session.out.clone();
             let mut session = prepare(args.session)?;
             let count = args.count.unwrap_or(u64::MAX);
+            let mut backfill = args
+                .backfill_history
+                .map(|events| session.start_backfill(events))
+                .transpose()?;
             if !args.warmup.is_zero() {
                 let gentle = if args.rate == 0 { 1000 } else { args.rate.min(1000) };
                 eprintln!(
@@ -475,8 +483,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 session.step(gentle, args.warmup, u64::MAX)?;
             }
-            let result = session.step(args.rate, args.duration, count)?;
             let options = session.options().clone();
+            let read_backfill = |load: &mut Option<switchyard_loadtest::backfill_load::BackfillLoad>,
+                                 at_end| {
+                load.as_mut()
+                    .map(|load| {
+                        switchyard_loadtest::backfill_load::read(
+                            load,
+                            &options.bootstrap,
+                            &options.topics,
+                            at_end,
+                            options.timeout,
+                        )
+                    })
+                    .transpose()
+            };
+            read_backfill(&mut backfill, false)?;
+            let result = session.step(args.rate, args.duration, count)?;
+            read_backfill(&mut backfill, true)?;
             let mut report = RunReport {
                 tool: env!("CARGO_PKG_VERSION").to_owned(),
                 started_at: switchyard_schemas::times::now_rfc3339(),
@@ -490,6 +514,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 enablements: session.enablements,
                 leftovers_removed: session.leftovers_removed,
                 result,
+                backfill,
                 problems: Vec::new(),
             };
             session.finish()?;

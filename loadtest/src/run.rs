@@ -47,6 +47,8 @@ pub struct RunTopics {
     pub enablements: String,
     /// Plugin topic template, `{plugin}` replaced by the id.
     pub template: String,
+    /// The router's backfill progress (compacted).
+    pub backfill_progress: String,
 }
 
 impl RunTopics {
@@ -62,6 +64,7 @@ impl RunTopics {
             plugins: name(names::PLUGINS),
             enablements: name(names::ENABLEMENTS),
             template: name(names::PLUGIN_EVENTS_TEMPLATE),
+            backfill_progress: name(names::BACKFILL_PROGRESS),
         }
     }
 
@@ -84,6 +87,7 @@ pub fn scenario_topics(scenario: &Scenario, topics: &RunTopics, with_plugins: bo
         spec(&topics.dead_letter, 3, false),
         spec(&topics.plugins, 1, true),
         spec(&topics.enablements, 3, true),
+        spec(&topics.backfill_progress, 3, true),
     ];
     if with_plugins {
         specs.extend(
@@ -371,6 +375,18 @@ impl Session {
         &self.options
     }
 
+    /// Starts a backfill of `events` historical events as background load (see
+    /// [`crate::backfill_load`]); returns once it runs.
+    pub fn start_backfill(&self, events: u64) -> Result<crate::backfill_load::BackfillLoad, LoadtestError> {
+        crate::backfill_load::start(
+            &self.options,
+            &self.producer,
+            &self.lag,
+            events,
+            &self.run_id.to_string(),
+        )
+    }
+
     /// Sends at `rate` events/s (0: as fast as possible) for `duration` or `count` events, whichever
     /// ends first, then waits until the outputs were read; measures all the while. A sampler thread
     /// takes a [`Sample`] every second, so slow broker answers never hold up the sending.
@@ -631,6 +647,9 @@ pub struct RunReport {
     pub leftovers_removed: ControlRecords,
     /// The measurement.
     pub result: StepResult,
+    /// The backfill that ran meanwhile (`--backfill-history`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<crate::backfill_load::BackfillLoad>,
     /// Sanity problems (nothing read, outputs missing, ...); empty when the numbers are usable.
     pub problems: Vec<String>,
 }
@@ -728,6 +747,13 @@ impl RunReport {
                 self.pids, r.cpu_seconds, r.events_per_cpu_second, r.rss_mib_max
             ));
         }
+        if let Some(b) = &self.backfill {
+            out.push_str(&format!(
+                "backfill  {} of {} historical events: {} copies written in the window ({:.0}/s), {} at the end\n",
+                b.backfill, b.history_events, b.written_at_end.saturating_sub(b.written_at_start),
+                b.copies_per_second, b.state_at_end
+            ));
+        }
         for problem in &self.problems {
             out.push_str(&format!("PROBLEM   {problem}\n"));
         }
@@ -778,6 +804,7 @@ mod tests {
                 lag_growing: false,
                 timeline: Vec::new(),
             },
+            backfill: None,
             problems: Vec::new(),
         }
     }

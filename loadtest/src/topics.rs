@@ -60,7 +60,7 @@ mod tests {
     #[test]
     fn the_demo_topics() {
         let specs = demo_topics();
-        assert_eq!(specs.len(), 9);
+        assert_eq!(specs.len(), 10);
         assert!(
             specs
                 .iter()
@@ -71,6 +71,13 @@ mod tests {
             .filter(|s| s.compacted)
             .map(|s| s.name.as_str())
             .collect();
-        assert_eq!(compacted, ["switchyard.plugins", "switchyard.enablements"]);
+        assert_eq!(
+            compacted,
+            [
+                "switchyard.plugins",
+                "switchyard.enablements",
+                "switchyard.backfill-progress"
+            ]
+        );
     }
 }
