@@ -2,7 +2,9 @@
 //!
 //! Start-up: create or check the store topics (refusing a non-compacted one), start following them, bind
 //! the listener. `/readyz` answers 503 until every store topic is caught up. A housekeeping task forgets
-//! instances silent for `heartbeat.forget_after_ms`, keeps the gauges current and sweeps idle rate buckets.
+//! instances silent for `heartbeat.forget_after_ms`, keeps the gauges current and sweeps idle rate buckets;
+//! another, every [`RELEASE_PERIOD`], lets go of installations whose backfill the router has handed over
+//! to live routing ([`crate::backfills::release`]).
 //! Shutdown: readiness goes false at once, in-flight requests finish (within `http.request_timeout_ms`), the
 //! store flushes and stops. The HTTP server is [`switchyard_service::http::serve`], with the header-read
 //! timeout, connection cap, keep-alive limits and lingering close of the `[http]` section.
@@ -22,6 +24,7 @@ use tracing::{info, warn};
 use crate::api::schema_work::SchemaWork;
 use crate::api::{self, AppState};
 use crate::auth::{KeyError, KeySet};
+use crate::backfills::Retention;
 use crate::config::Config;
 use crate::gateway::{Gateway, GatewayConfigError};
 use crate::metrics::Metrics;
@@ -56,6 +59,9 @@ pub enum RegistryError {
         source: std::io::Error,
     },
 }
+
+/// How often the registry looks for installations to let go after their backfill.
+pub const RELEASE_PERIOD: Duration = Duration::from_millis(500);
 
 /// A built registry: its state and its routes.
 pub struct Registry {
@@ -99,7 +105,14 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         enablements: config.topics.enablements.clone(),
         configs: config.topics.configs.clone(),
         instances: config.topics.instances.clone(),
+        backfills: config.topics.backfills.clone(),
+        backfill_progress: config.topics.backfill_progress.clone(),
     };
+    let retention = Retention::new(
+        clients.clone(),
+        config.topics.core_events.clone(),
+        config.write_timeout(),
+    );
     let store = Arc::new(
         Store::open(StoreConfig {
             clients,
@@ -128,6 +141,7 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         ),
         metrics,
         readiness,
+        retention,
     };
     let router = api::router(
         state.clone(),
@@ -152,6 +166,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Regi
         Duration::from_millis(config.heartbeat.forget_after_ms),
         shutdown.clone(),
     ));
+    let releasing = tokio::spawn(release_holds(state.clone(), shutdown.clone()));
     let stopping = {
         let (state, shutdown) = (state.clone(), shutdown.clone());
         async move {
@@ -162,6 +177,7 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Regi
     };
     switchyard_service::http::serve(listener, router, config.http.limits(), stopping).await;
     housekeeping.abort();
+    releasing.abort();
     let store = Arc::clone(&state.store);
     drop(state);
     // Flushing and joining the followers block; keep them off the async workers.
@@ -171,7 +187,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Regi
     Ok(())
 }
 
-/// Every few seconds: refresh gauges, forget long-silent instances, sweep idle rate buckets.
+/// Every few seconds: refresh gauges (plugins, instances, backfills), forget long-silent instances, sweep
+/// idle rate buckets.
 async fn housekeep(state: AppState, forget_after: Duration, shutdown: CancellationToken) {
     let period = state
         .heartbeat_ttl
@@ -213,5 +230,21 @@ async fn housekeep(state: AppState, forget_after: Duration, shutdown: Cancellati
             }
         }
         state.gateway.sweep();
+        api::backfills::refresh_gauge(&state);
+    }
+}
+
+/// Every [`RELEASE_PERIOD`], once the store is caught up: one round of [`api::backfills::release_holds`].
+async fn release_holds(state: AppState, shutdown: CancellationToken) {
+    let mut ticker = tokio::time::interval(RELEASE_PERIOD);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        if state.store.caught_up() {
+            api::backfills::release_holds(&state).await;
+        }
     }
 }

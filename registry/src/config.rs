@@ -65,6 +65,14 @@ pub struct TopicsConfig {
     pub configs: String,
     /// Compacted plugin instance heartbeats. Default `switchyard.instances`.
     pub instances: String,
+    /// Compacted backfill requests, the registry's record of each backfill. Default `switchyard.backfills`.
+    pub backfills: String,
+    /// Compacted backfill progress, written by the router and followed by the registry. Default
+    /// `switchyard.backfill-progress`.
+    pub backfill_progress: String,
+    /// The router's input topic, only read to learn how far back a team's partition reaches (the backfill
+    /// retention check). Default `core.events`.
+    pub core_events: String,
     /// A plugin's event topic; `{plugin}` becomes the id. Default `plugin.{plugin}.events`.
     pub plugin_events_template: String,
     /// A plugin's dead-letter topic. Default `plugin.{plugin}.dlq`.
@@ -79,7 +87,8 @@ pub struct StoreSettings {
     pub partitions: i32,
     /// Replication factor of a store topic the registry creates. Default 1 (use 3 in production).
     pub replication_factor: i32,
-    /// Bound of one write, acknowledged and applied locally, in milliseconds. Default 10000.
+    /// Bound of one write, acknowledged and applied locally, in milliseconds; also of a backfill request's
+    /// read of the oldest event of the team's `core.events` partition. Default 10000.
     pub write_timeout_ms: u64,
 }
 
@@ -270,6 +279,9 @@ impl Layered for Config {
             ("topics.enablements", &self.topics.enablements),
             ("topics.configs", &self.topics.configs),
             ("topics.instances", &self.topics.instances),
+            ("topics.backfills", &self.topics.backfills),
+            ("topics.backfill_progress", &self.topics.backfill_progress),
+            ("topics.core_events", &self.topics.core_events),
         ] {
             if value.trim().is_empty() {
                 return Err(invalid(key, "must not be empty"));
@@ -373,6 +385,18 @@ mod tests {
         assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.heartbeat.ttl_ms, 30_000);
         assert_eq!(config.topics.configs, "switchyard.configs");
+        assert_eq!(
+            (
+                config.topics.backfills.as_str(),
+                config.topics.backfill_progress.as_str(),
+                config.topics.core_events.as_str()
+            ),
+            (
+                switchyard_schemas::topics::BACKFILLS,
+                switchyard_schemas::topics::BACKFILL_PROGRESS,
+                switchyard_schemas::topics::CORE_EVENTS
+            )
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Every metric the registry exports, in one explicit registry served at `/metrics`.
 //!
-//! Labels are bounded: the route template (not the path), the status code, the plugin id, an outcome.
+//! Labels are bounded: the route template (not the path), the status code, the plugin id, an outcome, a
+//! backfill state.
 //! Never team ids, tokens or config values.
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
@@ -27,6 +28,9 @@ pub struct Metrics {
     pub live_instances: IntGaugeVec,
     /// `switchyard_registry_ready`: 1 while `/readyz` answers 200.
     pub ready: IntGauge,
+    /// `switchyard_registry_backfills{state}`: backfills by state (`pending`, `running`, `done`,
+    /// `cancelled`, `failed`), every team's.
+    pub backfills: IntGaugeVec,
     /// `switchyard_registry_schema_jobs_total{outcome}`: config-schema compilations and config
     /// validations by outcome (`done`, `busy`, `timed_out`, `failed`).
     pub schema_jobs: IntCounterVec,
@@ -88,6 +92,14 @@ impl Metrics {
             &["outcome"],
         )
         .expect("valid metric");
+        let backfills = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_registry_backfills",
+                "Backfills by state, every team's",
+            ),
+            &["state"],
+        )
+        .expect("valid metric");
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(request_seconds.clone()),
@@ -97,6 +109,7 @@ impl Metrics {
             Box::new(live_instances.clone()),
             Box::new(ready.clone()),
             Box::new(schema_jobs.clone()),
+            Box::new(backfills.clone()),
         ] {
             registry.register(collector).expect("metric names are unique");
         }
@@ -111,6 +124,7 @@ impl Metrics {
             live_instances,
             ready,
             schema_jobs,
+            backfills,
         }
     }
 

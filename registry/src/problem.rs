@@ -2,7 +2,8 @@
 //!
 //! Handlers return `Result<_, Problem>`. A problem carries a stable `type` per kind of failure, a short
 //! `title`, the HTTP `status`, one `detail` sentence for this occurrence, and, for validation failures, each
-//! error with its JSON pointer. Nothing internal (no error chains, no keys, no tokens) goes into a body.
+//! error with its JSON pointer; a few kinds add members of their own (RFC 9457 extension members, such as
+//! `earliest_available` of a refused backfill). Nothing internal (no error chains, no keys, no tokens) goes into a body.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +35,10 @@ pub struct Problem {
     /// Validation errors, when there are any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Extension members, beside the standard ones (boxed: most problems have none, and a `Result` carries
+    /// a problem by value).
+    #[serde(flatten)]
+    pub extensions: Option<Box<serde_json::Map<String, serde_json::Value>>>,
     /// Seconds before retrying (429), also sent as `Retry-After`.
     #[serde(skip)]
     pub retry_after: Option<u64>,
@@ -47,8 +52,17 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            extensions: None,
             retry_after: None,
         }
+    }
+
+    /// The same problem with an extension member `name` (not one of the standard members).
+    pub fn with_extension(mut self, name: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.extensions
+            .get_or_insert_default()
+            .insert(name.to_owned(), value.into());
+        self
     }
 
     /// 401: no or an invalid token.
@@ -160,5 +174,35 @@ impl IntoResponse for Problem {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extension_members_sit_beside_the_standard_ones() {
+        let plain = Problem::conflict("busy");
+        assert_eq!(
+            serde_json::to_value(&plain).unwrap(),
+            serde_json::json!({"type": "/problems/conflict", "title": "Conflict", "status": 409,
+                               "detail": "busy"})
+        );
+        let extended = Problem::invalid(
+            "too far back",
+            vec![FieldError {
+                pointer: "/since".into(),
+                detail: "before retention".into(),
+            }],
+        )
+        .with_extension("earliest_available", "2026-11-02T00:00:00Z");
+        assert_eq!(
+            serde_json::to_value(&extended).unwrap(),
+            serde_json::json!({"type": "/problems/invalid", "title": "Invalid request", "status": 422,
+                               "detail": "too far back",
+                               "errors": [{"pointer": "/since", "detail": "before retention"}],
+                               "earliest_available": "2026-11-02T00:00:00Z"})
+        );
     }
 }

@@ -6,6 +6,8 @@
 //! | `switchyard.enablements` | installation key (below) | [`Enablement`] (contract)     |
 //! | `switchyard.configs`     | installation key (below) | [`ConfigRecord`]              |
 //! | `switchyard.instances`   | `<plugin>/<instance id>` | [`InstanceRecord`]            |
+//! | `switchyard.backfills`   | backfill id              | [`Backfill`] (contract)       |
+//! | `switchyard.backfill-progress` | `<backfill id>/<partition>` | [`Progress`] (contract; the router writes it) |
 //!
 //! An enablement is a team's *installation* of a plugin. Its key, and the key of its config, is
 //! `<team>/<plugin>` for the installation `default` (the only form before installations existed) and
@@ -19,6 +21,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use switchyard_schemas::backfill::{Backfill, Progress};
 use switchyard_schemas::control::{Enablement, PluginManifest, installation_key, parse_installation_key};
 use switchyard_schemas::ids::DEFAULT_INSTALLATION;
 use time::OffsetDateTime;
@@ -37,6 +40,10 @@ pub struct Topics {
     pub configs: String,
     /// Instance heartbeats.
     pub instances: String,
+    /// Backfill requests.
+    pub backfills: String,
+    /// Backfill progress (the router's).
+    pub backfill_progress: String,
 }
 
 impl Topics {
@@ -47,6 +54,8 @@ impl Topics {
             self.enablements.clone(),
             self.configs.clone(),
             self.instances.clone(),
+            self.backfills.clone(),
+            self.backfill_progress.clone(),
         ]
     }
 }
@@ -221,6 +230,57 @@ impl<'a> Records<'a> {
             .filter_map(|(_, value)| serde_json::from_slice(&value).ok())
             .collect()
     }
+
+    /// Every installation, of every team and plugin, whose enablement carries a backfill request.
+    pub fn held_installations(&self) -> Vec<Enablement> {
+        // Most enablements carry none: copy and parse only those that may (this runs every 500 ms).
+        self.store
+            .entries_where(&self.topics.enablements, |_, value| {
+                contains(value, br#""backfill""#)
+            })
+            .into_iter()
+            .filter_map(|(key, value)| Enablement::parse(key.as_bytes(), &value).ok())
+            .filter(|e| e.backfill.is_some())
+            .collect()
+    }
+
+    /// A backfill's record.
+    pub fn backfill(&self, id: &str) -> Option<Backfill> {
+        let value = self.store.get(&self.topics.backfills, id)?;
+        Backfill::parse(id.as_bytes(), &value).ok()
+    }
+
+    /// Every backfill of every team, by id.
+    pub fn backfills(&self) -> Vec<Backfill> {
+        self.store
+            .entries(&self.topics.backfills)
+            .into_iter()
+            .filter_map(|(id, value)| Backfill::parse(id.as_bytes(), &value).ok())
+            .collect()
+    }
+
+    /// A team's backfills, by id (the records are keyed by id alone, so this reads them all).
+    pub fn team_backfills(&self, team: &str) -> Vec<Backfill> {
+        let mut backfills = self.backfills();
+        backfills.retain(|b| b.team_id == team);
+        backfills
+    }
+
+    /// A backfill's progress records, one per `core.events` partition it reads, by partition.
+    pub fn progress(&self, backfill: &str) -> Vec<Progress> {
+        let mut progress: Vec<Progress> = self
+            .store
+            .entries_with_prefix(&self.topics.backfill_progress, &format!("{backfill}/"))
+            .into_iter()
+            .filter_map(|(key, value)| Progress::parse(key.as_bytes(), &value).ok())
+            .collect();
+        progress.sort_by_key(|p| p.partition);
+        progress
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 /// The keys among `entries` that name an installation of `plugin`, in either form. A key that does not

@@ -276,6 +276,19 @@ impl Store {
         entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
+    /// The current entries of `topic` that `keep` keeps, in key order; only those are copied.
+    pub fn entries_where(&self, topic: &str, keep: impl Fn(&str, &[u8]) -> bool) -> Vec<(String, Vec<u8>)> {
+        let Some((entries, _)) = self.followers.get(topic) else {
+            return Vec::new();
+        };
+        let entries = entries.0.read().unwrap_or_else(|p| p.into_inner());
+        entries
+            .iter()
+            .filter(|(key, value)| keep(key, value))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     /// The current entries of `topic` whose key starts with `prefix`, in key order.
     pub fn entries_with_prefix(&self, topic: &str, prefix: &str) -> Vec<(String, Vec<u8>)> {
         let Some((entries, _)) = self.followers.get(topic) else {

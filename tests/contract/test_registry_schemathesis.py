@@ -2,7 +2,8 @@
 
 It starts switchyard-registry on a free port of 127.0.0.1 against the broker, with topics of its own, seeds a
 plugin that has a config_schema and an action, enables and configures it for a team (so that the enablement,
-config and action paths have something to find), then runs `st run` over the served OpenAPI document four
+config and action paths have something to find), starts a backfill of a second plugin of that team (so that the
+backfill paths find one, while the first plugin's installation stays free for the fuzzer's backfills), then runs `st run` over the served OpenAPI document four
 times: every operation with an admin token and random path parameters; then, with the path parameters fixed
 to the seeded team, plugin and action, every operation but deregisterPlugin with the admin token, the team
 operations with the team's token, and the plugin operations with the plugin's token. Each run checks that
@@ -89,12 +90,16 @@ include-operation-id = "callAction"
 checks.not_a_server_error.expected-statuses = ["1xx", "2xx", "3xx", "4xx", "502", "503", "504"]
 """
 
-# Path parameters fixed to the seeded team, plugin and action, so that the stateful paths are reached.
+# A second plugin of the team, whose installation holds the seeded backfill.
+HELD_PLUGIN = "ledger-archive"
+
+# Path parameters fixed to the seeded team, plugin, action and backfill, so that the stateful paths are reached.
 SEEDED_PARAMETERS = f"""
 [parameters]
 "path.team" = "{TEAM}"
 "path.id" = "{PLUGIN}"
 "path.action" = "{ACTION}"
+"path.backfill" = "{{backfill}}"
 """
 
 
@@ -136,6 +141,10 @@ class RegistrySchemathesisTest(unittest.TestCase):
             "SWITCHYARD_REGISTRY__TOPICS__ENABLEMENTS": f"{self.prefix}.enablements",
             "SWITCHYARD_REGISTRY__TOPICS__CONFIGS": f"{self.prefix}.configs",
             "SWITCHYARD_REGISTRY__TOPICS__INSTANCES": f"{self.prefix}.instances",
+            "SWITCHYARD_REGISTRY__TOPICS__BACKFILLS": f"{self.prefix}.backfills",
+            "SWITCHYARD_REGISTRY__TOPICS__BACKFILL_PROGRESS": f"{self.prefix}.backfill-progress",
+            # Missing, so every backfill's since is within retention (the retention check has tests of its own).
+            "SWITCHYARD_REGISTRY__TOPICS__CORE_EVENTS": f"{self.prefix}.core.events",
             "SWITCHYARD_REGISTRY__TOPICS__PLUGIN_EVENTS_TEMPLATE": f"{self.prefix}.plugin.{{plugin}}.events",
             "SWITCHYARD_REGISTRY__TOPICS__PLUGIN_DEAD_LETTER_TEMPLATE": f"{self.prefix}.plugin.{{plugin}}.dlq",
             # Fuzzed registrations each create two topics: keep them small.
@@ -172,6 +181,15 @@ class RegistrySchemathesisTest(unittest.TestCase):
         status, body = call(self.port, "PUT", f"/v1/teams/{TEAM}/plugins/{PLUGIN}/config", admin_token,
                             {"sheet_id": "sheet-1", "api_token": "s3cret"})
         self.assertEqual(status, 200, body)
+        status, body = call(self.port, "POST", "/v1/plugins", admin_token, dict(MANIFEST, id=HELD_PLUGIN))
+        self.assertEqual(status, 201, body)
+        status, body = call(self.port, "PUT", f"/v1/teams/{TEAM}/plugins/{HELD_PLUGIN}", admin_token, {"enabled": True})
+        self.assertEqual(status, 200, body)
+        an_hour_ago = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600))
+        status, body = call(self.port, "POST", f"/v1/teams/{TEAM}/plugins/{HELD_PLUGIN}/backfills", admin_token,
+                            {"since": an_hour_ago})
+        self.assertEqual(status, 202, body)
+        seeded_parameters = SEEDED_PARAMETERS.replace("{backfill}", body["id"])
 
         print(f"\nschemathesis seed {SEED}, logs in {self.log_dir}", file=sys.stderr)
         failures = []
@@ -187,7 +205,7 @@ class RegistrySchemathesisTest(unittest.TestCase):
         ]
         for name, bearer, seeded, extra in runs:
             config = self.log_dir / f"schemathesis-{name}.toml"
-            config.write_text(SERVER_ERRORS_ALLOWED + (SEEDED_PARAMETERS if seeded else ""))
+            config.write_text(SERVER_ERRORS_ALLOWED + (seeded_parameters if seeded else ""))
             started = time.time()
             result = subprocess.run(
                 [ST, "--config-file", str(config), "run", f"http://127.0.0.1:{self.port}/v1/openapi.json",

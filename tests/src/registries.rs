@@ -72,6 +72,12 @@ pub struct RegistryTopics {
     pub configs: String,
     /// Instances.
     pub instances: String,
+    /// Backfill requests.
+    pub backfills: String,
+    /// Backfill progress (the router's).
+    pub backfill_progress: String,
+    /// The core events a backfill reads (the registry only checks their retention).
+    pub core_events: String,
     /// `<prefix>.plugin.{plugin}.events`.
     pub events_template: String,
     /// `<prefix>.plugin.{plugin}.dlq`.
@@ -87,6 +93,10 @@ impl RegistryTopics {
             enablements: format!("{prefix}.enablements"),
             configs: format!("{prefix}.configs"),
             instances: format!("{prefix}.instances"),
+            backfills: format!("{prefix}.backfills"),
+            // The names `routers::Topics::of_registry` gives a router sharing these topics.
+            backfill_progress: format!("{prefix}.plugins.backfill-progress"),
+            core_events: format!("{prefix}.plugins.core.events"),
             events_template: format!("{prefix}.plugin.{{plugin}}.events"),
             dead_letter_template: format!("{prefix}.plugin.{{plugin}}.dlq"),
         }
@@ -114,6 +124,9 @@ impl RegistryTopics {
         set("TOPICS__ENABLEMENTS", &self.enablements);
         set("TOPICS__CONFIGS", &self.configs);
         set("TOPICS__INSTANCES", &self.instances);
+        set("TOPICS__BACKFILLS", &self.backfills);
+        set("TOPICS__BACKFILL_PROGRESS", &self.backfill_progress);
+        set("TOPICS__CORE_EVENTS", &self.core_events);
         set("TOPICS__PLUGIN_EVENTS_TEMPLATE", &self.events_template);
         set("TOPICS__PLUGIN_DEAD_LETTER_TEMPLATE", &self.dead_letter_template);
         set("STORE__WRITE_TIMEOUT_MS", "15000");
@@ -233,6 +246,8 @@ impl Drop for InProcessRegistry {
 pub struct ServedRegistry {
     /// Its base URL.
     pub url: String,
+    /// Its `/readyz` and `/metrics`.
+    pub admin: Admin,
     service: InProcess<String>,
 }
 
@@ -248,9 +263,11 @@ impl ServedRegistry {
                 .await
                 .map_err(|e| e.to_string())
         });
-        Admin { address }.wait_ready().await;
+        let admin = Admin { address };
+        admin.wait_ready().await;
         Self {
             url: format!("http://{address}"),
+            admin,
             service,
         }
     }

@@ -223,6 +223,9 @@ TOML for strings, numbers, booleans and arrays of them. Null values are left out
     "enablements" $t.enablements
     "configs" $t.configs
     "instances" $t.instances
+    "backfills" $t.backfills
+    "backfill_progress" $t.backfillProgress
+    "core_events" $t.coreEvents
     "plugin_events_template" $t.pluginEventsTemplate
     "plugin_dead_letter_template" $t.pluginDeadLetterTemplate)
   "http" (dict "listen" (printf "0.0.0.0:%v" .Values.registry.port)) }}

@@ -12,7 +12,9 @@
 //! ```text
 //!   PUT .../installations/{inst}  ── role (403) · team id (404) · installation id (404) · plugin (404)
 //!        │                            · installations allowed (409) · body (422: event_types, form_ids,
-//!        │                            filter compiled) · at most 100 per plugin (409)
+//!        │                            filter compiled) · with a backfill: its checks (crate::api::backfills)
+//!        │                            · at most 100 per plugin (409)
+//!        ├─► switchyard.backfills <id>  (with a backfill only)
 //!        └─► switchyard.enablements <team>/<plugin>[/<inst>]  ──► the router
 //!   DELETE ... ─► tombstones on switchyard.enablements and switchyard.configs (same key)
 //! ```
@@ -30,12 +32,14 @@ use switchyard_schemas::control::{
 use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_installation_id, check_plugin_id};
 use time::OffsetDateTime;
 
+use crate::api::backfills::store_installation;
 use crate::api::teams::{
     ConfigView, EnablementView, Routes, authorize, configure, event_type_errors, plugin, read_config,
     unreadable, view,
 };
 use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
+use crate::backfills::BackfillBody;
 use crate::problem::{FieldError, Problem};
 use crate::records::now_rfc3339;
 
@@ -57,6 +61,10 @@ pub struct SetInstallation {
     /// Only events for which this CEL expression is true; absent, `null` or blank = any event.
     #[serde(default)]
     pub filter: Option<String>,
+    /// A backfill to start with the installation ([`crate::api::backfills`]); absent or `null` = none (one
+    /// already under way goes on).
+    #[serde(default)]
+    pub backfill: Option<BackfillBody>,
 }
 
 /// `{installation}` must be an installation id; one of another form never exists, so it is a 404, as an
@@ -179,26 +187,33 @@ pub(crate) fn installation_record(
     })
 }
 
-/// Writes an enablement; a new installation (`exists` false) first gets 409 when the team already has
-/// [`MAX_INSTALLATIONS_PER_PLUGIN`] of the plugin.
+/// 409 for a new installation (`exists` false) when the team already has [`MAX_INSTALLATIONS_PER_PLUGIN`]
+/// of the plugin.
+pub(crate) fn check_room(state: &AppState, enablement: &Enablement, exists: bool) -> Result<(), Problem> {
+    if exists {
+        return Ok(());
+    }
+    let count = state
+        .records()
+        .plugin_installations(&enablement.team_id, &enablement.plugin_id)
+        .len();
+    if count >= MAX_INSTALLATIONS_PER_PLUGIN {
+        return Err(Problem::conflict(format!(
+            "the team already has {count} installations of {}; at most \
+             {MAX_INSTALLATIONS_PER_PLUGIN} are allowed (remove one first)",
+            enablement.plugin_id
+        )));
+    }
+    Ok(())
+}
+
+/// Writes an enablement, after [`check_room`].
 pub(crate) async fn store_enablement(
     state: &AppState,
     enablement: &Enablement,
     exists: bool,
 ) -> Result<(), Problem> {
-    if !exists {
-        let count = state
-            .records()
-            .plugin_installations(&enablement.team_id, &enablement.plugin_id)
-            .len();
-        if count >= MAX_INSTALLATIONS_PER_PLUGIN {
-            return Err(Problem::conflict(format!(
-                "the team already has {count} installations of {}; at most \
-                 {MAX_INSTALLATIONS_PER_PLUGIN} are allowed (remove one first)",
-                enablement.plugin_id
-            )));
-        }
-    }
+    check_room(state, enablement, exists)?;
     let value = serde_json::to_vec(enablement)
         .map_err(|_| Problem::unavailable("the enablement could not be stored"))?;
     state
@@ -271,7 +286,8 @@ pub async fn show(
     )))
 }
 
-/// Creates or replaces an installation: 200 with it as stored.
+/// Creates or replaces an installation, and starts the backfill its body asks for: 200 with it as stored
+/// (and the backfill's view under `backfill`).
 pub async fn set(
     principal: Principal,
     State(state): State<AppState>,
@@ -282,26 +298,28 @@ pub async fn set(
     check_installation(&installation)?;
     let manifest = plugin(&state, &id)?;
     allow_installation(&manifest, &installation)?;
-    let request: SetInstallation =
+    let mut request: SetInstallation =
         serde_json::from_slice(&body).map_err(|e| unreadable("installation", &e))?;
+    let backfill = request.backfill.take();
     let previous = state.records().enablement(&team, &id, &installation);
-    let exists = previous.is_some();
     // Compiling a filter blocks for a moment (it runs on the filter crate's compile thread).
-    let mut enablement = tokio::task::spawn_blocking(move || {
-        installation_record(&manifest, &team, &installation, request, now_rfc3339())
+    let checked = manifest.clone();
+    let enablement = tokio::task::spawn_blocking(move || {
+        installation_record(&checked, &team, &installation, request, now_rfc3339())
     })
     .await
     .map_err(|_| Problem::unavailable("checking the installation failed; retry"))?
     .map_err(|errors| Problem::invalid("the installation is invalid", errors))?;
-    // A backfill in progress keeps holding the installation across a change of it.
-    enablement.backfill = previous.and_then(|p| p.backfill);
-    store_enablement(&state, &enablement, exists).await?;
-    Ok(Json(view(
+    let (enablement, backfill) =
+        store_installation(&state, &manifest, enablement, previous, backfill).await?;
+    let mut answer = view(
         &state,
         enablement,
         Routes::Installations,
         OffsetDateTime::now_utc(),
-    )))
+    );
+    answer.backfill = backfill;
+    Ok(Json(answer))
 }
 
 /// Removes an installation: tombstones its enablement, then its config (so a failure half-way leaves a
@@ -353,7 +371,8 @@ pub async fn show_config(
         .map(Json)
 }
 
-fn no_such_installation(plugin: &str, installation: &str) -> Problem {
+/// 404 for an installation the team does not have.
+pub(crate) fn no_such_installation(plugin: &str, installation: &str) -> Problem {
     Problem::not_found(format!(
         "this team has no installation {installation:?} of {plugin}"
     ))
@@ -381,7 +400,8 @@ mod tests {
                 enabled: true,
                 event_types: None,
                 form_ids: None,
-                filter: None
+                filter: None,
+                backfill: None
             }
         );
         for bad in [
@@ -389,6 +409,7 @@ mod tests {
             serde_json::json!({"enabled": "yes"}),
             serde_json::json!({"form_ids": ["a"]}),
             serde_json::json!({"enabled": true, "filter": 3}),
+            serde_json::json!({"enabled": true, "backfill": {"since": "2026-11-01T00:00:00Z", "x": 1}}),
         ] {
             assert!(
                 serde_json::from_value::<SetInstallation>(bad.clone()).is_err(),

@@ -5,6 +5,7 @@
 //! | [`plugins`] | `/v1/plugins`, `/v1/plugins/{id}`, `/v1/plugins/{id}/heartbeat`             |
 //! | [`teams`]   | `/v1/teams/{team}/plugins`, `.../{id}`, `.../{id}/config` (the default installation) |
 //! | [`installations`] | `/v1/teams/{team}/installations`, `.../plugins/{id}/installations[/{installation}[/config]]` |
+//! | [`backfills`] | `/v1/teams/{team}/backfills[/{backfill}]`, `.../plugins/{id}[/installations/{installation}]/backfills` |
 //! | [`actions`] | `/v1/teams/{team}/plugins/{id}/actions/{action}` (the gateway)              |
 //! | [`ops`]     | `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` (no token needed)     |
 //!
@@ -12,6 +13,7 @@
 //! answers errors as problem details ([`crate::problem`]). Who may call what is in `docs/registry.md`.
 
 pub mod actions;
+pub mod backfills;
 pub mod installations;
 pub mod ops;
 pub mod plugins;
@@ -31,6 +33,7 @@ use axum::routing::{get, post, put};
 
 use self::schema_work::SchemaWork;
 use crate::auth::KeySet;
+use crate::backfills::Retention;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::problem::{FieldError, Problem};
@@ -60,6 +63,8 @@ pub struct AppState {
     pub readiness: Readiness,
     /// Runs config-schema compilation and config validation off the async workers, within a deadline.
     pub schema_work: SchemaWork,
+    /// Reads how far back a team's partition of `core.events` reaches, for backfill requests.
+    pub retention: Retention,
 }
 
 impl FromRef<AppState> for KeySet {
@@ -148,6 +153,19 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
         .route(
             "/v1/teams/{team}/plugins/{id}/installations/{installation}/config",
             put(installations::set_config).get(installations::show_config),
+        )
+        .route(
+            "/v1/teams/{team}/plugins/{id}/backfills",
+            get(backfills::list_default).post(backfills::start_default),
+        )
+        .route(
+            "/v1/teams/{team}/plugins/{id}/installations/{installation}/backfills",
+            get(backfills::list_installation).post(backfills::start),
+        )
+        .route("/v1/teams/{team}/backfills", get(backfills::list_team))
+        .route(
+            "/v1/teams/{team}/backfills/{backfill}",
+            get(backfills::show).delete(backfills::cancel),
         )
         .layer(DefaultBodyLimit::max(body_limit));
     // The gateway reads its body itself, up to its own limit.

@@ -24,9 +24,11 @@ use switchyard_schemas::control::{Enablement, PluginManifest, installation_key};
 use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_team_id};
 use time::OffsetDateTime;
 
-use crate::api::installations::{allow_installation, describe, store_enablement};
+use crate::api::backfills::store_installation;
+use crate::api::installations::{allow_installation, describe};
 use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
+use crate::backfills::{BackfillBody, BackfillView};
 use crate::config_schema::{ConfigSchema, SecretState};
 use crate::problem::{FieldError, Problem};
 use crate::records::{ConfigRecord, PluginStatus, now_rfc3339, status_of};
@@ -57,6 +59,9 @@ pub struct EnablementView {
     pub status: PluginStatus,
     /// Whether the team has stored a config for this installation.
     pub configured: bool,
+    /// The backfill this `PUT` started; only in the answer to a `PUT` whose body asked for one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<BackfillView>,
 }
 
 /// `PUT /v1/teams/{team}/plugins/{id}`'s body.
@@ -68,6 +73,10 @@ pub struct SetEnablement {
     /// Only these of the plugin's types; absent or empty = all of them.
     #[serde(default)]
     pub event_types: Option<Vec<String>>,
+    /// A backfill to start with the enablement ([`crate::api::backfills`]); absent or `null` = none (one
+    /// already under way goes on).
+    #[serde(default)]
+    pub backfill: Option<BackfillBody>,
 }
 
 /// A config as the API shows it: secret fields removed and reported as set or unset.
@@ -160,6 +169,7 @@ pub(crate) fn enablement_view(
         updated_at: enablement.updated_at,
         status,
         configured,
+        backfill: None,
     }
 }
 
@@ -229,7 +239,8 @@ pub fn merge_v1(
     }
 }
 
-/// Enables or disables a plugin for the team (its default installation): 200 with the enablement.
+/// Enables or disables a plugin for the team (its default installation), and starts the backfill the body
+/// asks for: 200 with the enablement (and the backfill's view under `backfill`).
 pub async fn set_enablement(
     principal: Principal,
     State(state): State<AppState>,
@@ -238,22 +249,22 @@ pub async fn set_enablement(
 ) -> Result<Json<EnablementView>, Problem> {
     authorize(&principal, &team)?;
     let manifest = plugin(&state, &id)?;
-    let request: SetEnablement = serde_json::from_slice(&body).map_err(|e| unreadable("enablement", &e))?;
+    let mut request: SetEnablement =
+        serde_json::from_slice(&body).map_err(|e| unreadable("enablement", &e))?;
     if let Some(types) = &request.event_types {
         let errors = event_type_errors(&manifest, types);
         if !errors.is_empty() {
             return Err(Problem::invalid("the enablement is invalid", errors));
         }
     }
+    let backfill = request.backfill.take();
     let previous = state.records().enablement(&team, &id, DEFAULT_INSTALLATION);
     let enablement = merge_v1(previous.as_ref(), &team, &id, request, now_rfc3339());
-    store_enablement(&state, &enablement, previous.is_some()).await?;
-    Ok(Json(view(
-        &state,
-        enablement,
-        Routes::V1,
-        OffsetDateTime::now_utc(),
-    )))
+    let (enablement, backfill) =
+        store_installation(&state, &manifest, enablement, previous, backfill).await?;
+    let mut answer = view(&state, enablement, Routes::V1, OffsetDateTime::now_utc());
+    answer.backfill = backfill;
+    Ok(Json(answer))
 }
 
 /// Sets the team's config of a plugin's default installation: 200 with the redacted config.

@@ -12,8 +12,8 @@ use switchyard_service::kafka::{
     CREDENTIALS_CHECK_TIMEOUT, ClientStats, Clients, KafkaSettings, check_credentials_blocking,
 };
 
-use crate::Failure;
 use crate::tables::table;
+use crate::{Failure, parse_time};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct DlqTarget {
@@ -47,7 +47,7 @@ pub(crate) struct DlqFilter {
     #[arg(long)]
     team: Option<String>,
     /// Only those dead-lettered since: an RFC 3339 time or a duration ago (`2h`, `30m`).
-    #[arg(long, value_parser = parse_since)]
+    #[arg(long, value_parser = parse_time)]
     since: Option<SystemTime>,
 }
 
@@ -77,14 +77,6 @@ pub(crate) enum DlqCommand {
         #[arg(long)]
         dry_run: bool,
     },
-}
-
-fn parse_since(text: &str) -> Result<SystemTime, String> {
-    if let Ok(ago) = humantime::parse_duration(text) {
-        return Ok(SystemTime::now() - ago);
-    }
-    humantime::parse_rfc3339_weak(text)
-        .map_err(|e| format!("{text:?} is neither a duration nor an RFC 3339 time: {e}"))
 }
 
 /// The `[kafka]` section of `--kafka-config`; everything else in the file is ignored.

@@ -13,6 +13,10 @@
 //! switchyardctl token mint --role admin|team|plugin [--team T] [--plugin P] [--ttl 1h]
 //! switchyardctl dlq list|replay --plugin P [--team T] [--since TIME] [--dry-run] | show --plugin P EVENT_ID
 //!                 [--kafka-config FILE] [-X KEY=VALUE]... [--bootstrap HOSTS] [--timeout 30s]
+//! switchyardctl backfill start --team T --plugin P [--installation I] --since TIME [--until TIME]
+//!                 [--types a,b] [--rate N] [--on-retention refuse|earliest] [--watch]
+//!                 | status --team T ID [--watch] | list --team T [--plugin P [--installation I]]
+//!                 | cancel --team T ID
 //! ```
 //! The registry's URL and the token come from `--url`/`--token` or `SWITCHYARD_REGISTRY_URL`/
 //! `SWITCHYARD_TOKEN`. Without `--installation` the team commands send the v1 requests, which address a
@@ -24,12 +28,18 @@
 //! `filter test` evaluates an installation filter against a sample event locally, as the router would
 //! ([`filter_test`]); it calls no registry and exits 0 (match), 1 (no match) or 2 (error).
 //!
+//! `backfill` uses the registry's backfill routes ([`backfills`]); with `--watch` it asks again every second
+//! until the backfill ends, drawing a progress bar when stdout is a terminal and printing one line per poll
+//! otherwise (to stderr with `--json`), and exits 1 if it ended `failed`. TIME is an RFC 3339 time or a
+//! duration ago (`7d`, `12h`), as for `dlq --since`.
+//!
 //! `dlq` talks to Kafka with the Kafka settings of the services: the `[kafka]` section of `--kafka-config`
 //! (the registry's own configuration file will do; other sections are ignored), then the variables
 //! `SWITCHYARDCTL__KAFKA__...` (e.g. `SWITCHYARDCTL__KAFKA__OPTIONS__SASL_PASSWORD`), then `--bootstrap`
 //! and `-X key=value`. It reads the dead-letter topic to its end or fails: past `--timeout` it exits 1
 //! and replays nothing.
 
+mod backfills;
 mod dlq;
 mod filter_test;
 mod tables;
@@ -38,11 +48,13 @@ mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::SystemTime;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Value, json};
 use switchyard_registry::client::{Client, ClientError};
 
+use crate::backfills::BackfillCommand;
 use crate::dlq::DlqCommand;
 use crate::filter_test::FilterCommand;
 use crate::tables::{details, plugin_rows};
@@ -99,6 +111,9 @@ enum Command {
     /// A plugin's dead letters (reads and writes Kafka directly).
     #[command(subcommand)]
     Dlq(DlqCommand),
+    /// A team's backfills: past events delivered to an installation.
+    #[command(subcommand)]
+    Backfill(BackfillCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -204,6 +219,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         Command::Show(command) => teams::show(&client, command)?,
         Command::Uninstall(command) => teams::uninstall(&client, command)?,
         Command::Config(command) => teams::config(&client, command)?,
+        Command::Backfill(command) => backfills::backfill(&client, command, args.json)?,
         Command::Token(_) | Command::Dlq(_) | Command::Filter(_) => unreachable!("handled above"),
     };
     if args.json {
@@ -217,9 +233,82 @@ fn run(args: &Args) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A time on the command line: an RFC 3339 time or a duration ago (`2h`, `30m`).
+pub(crate) fn parse_time(text: &str) -> Result<SystemTime, String> {
+    if let Ok(ago) = humantime::parse_duration(text) {
+        return Ok(SystemTime::now() - ago);
+    }
+    humantime::parse_rfc3339_weak(text)
+        .map_err(|e| format!("{text:?} is neither a duration nor an RFC 3339 time: {e}"))
+}
+
 /// A JSON file the command reads (a manifest, a config).
 fn read_json_file(path: &PathBuf) -> Result<Value, Failure> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Failure::Usage(format!("cannot read {}: {e}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| Failure::Usage(format!("{} is not JSON: {e}", path.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<Args, clap::Error> {
+        Args::try_parse_from(line.split_whitespace())
+    }
+
+    #[test]
+    fn backfill_command_lines() {
+        let args = parse(
+            "switchyardctl backfill start --team acme --plugin sheets-export --installation forms-bc \
+             --since 2026-11-01T00:00:00Z --until 2h --types response.submitted,response.updated \
+             --rate 500 --on-retention earliest --watch",
+        )
+        .unwrap();
+        let Command::Backfill(BackfillCommand::Start(start)) = args.command else {
+            panic!("{:?}", args.command)
+        };
+        let debug = format!("{start:?}");
+        for part in [
+            r#"installation: Some("forms-bc")"#,
+            r#"types: Some(["response.submitted", "response.updated"])"#,
+            "rate: Some(500)",
+            r#"on_retention: "earliest""#,
+            "watch: true",
+        ] {
+            assert!(debug.contains(part), "{part} in {debug}");
+        }
+        assert!(matches!(
+            parse("switchyardctl backfill status --team acme b-1 --watch")
+                .unwrap()
+                .command,
+            Command::Backfill(BackfillCommand::Status { watch: true, .. })
+        ));
+        assert!(matches!(
+            parse("switchyardctl --json backfill list --team acme --plugin p --installation i")
+                .unwrap()
+                .command,
+            Command::Backfill(BackfillCommand::List {
+                plugin: Some(_),
+                installation: Some(_),
+                ..
+            })
+        ));
+        assert!(matches!(
+            parse("switchyardctl backfill cancel --team acme b-1")
+                .unwrap()
+                .command,
+            Command::Backfill(BackfillCommand::Cancel { .. })
+        ));
+        for bad in [
+            "switchyardctl backfill start --team acme --plugin p",
+            "switchyardctl backfill start --team acme --plugin p --since yesterday",
+            "switchyardctl backfill start --team acme --plugin p --since 1h --on-retention latest",
+            "switchyardctl backfill start --team acme --plugin p --since 1h --rate -1",
+            "switchyardctl backfill list --team acme --installation i",
+            "switchyardctl backfill cancel b-1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -107,6 +107,65 @@ pub(crate) fn installation_rows(value: &Value) -> String {
     )
 }
 
+/// Backfills (`backfill list`, and the one a `backfill` command names): history as offsets read of the
+/// offsets to read, once the router has started.
+pub(crate) fn backfill_rows(value: &Value) -> String {
+    let rows: Vec<Vec<String>> = value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|b| {
+            let progress = b.get("progress").unwrap_or(&Value::Null);
+            let offset = |key: &str| progress.get(key).and_then(Value::as_i64);
+            let history = match (offset("from"), offset("until"), offset("next")) {
+                (Some(from), Some(until), Some(next)) => {
+                    format!("{}/{}", (next.min(until) - from).max(0), (until - from).max(0))
+                }
+                _ => "-".to_owned(),
+            };
+            let eta = b
+                .get("eta_seconds")
+                .and_then(Value::as_u64)
+                .map_or_else(|| "-".to_owned(), |s| format!("{s}s"));
+            let mut until = text(b, "until");
+            if until == "-" {
+                until = "(hold point)".to_owned();
+            }
+            let mut state = text(b, "state");
+            if b.get("cancel_requested") == Some(&Value::Bool(true)) && state != "cancelled" {
+                state.push_str(" (cancelling)");
+            }
+            vec![
+                text(b, "id"),
+                text(b, "plugin_id"),
+                text(b, "installation"),
+                state,
+                text(b, "since"),
+                until,
+                history,
+                text(progress, "written"),
+                eta,
+                text(b, "requested_at"),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID",
+            "PLUGIN",
+            "INSTALLATION",
+            "STATE",
+            "SINCE",
+            "UNTIL",
+            "HISTORY",
+            "WRITTEN",
+            "ETA",
+            "REQUESTED",
+        ],
+        &rows,
+    )
+}
+
 /// The widest filter a table shows.
 const FILTER_COLUMN: usize = 40;
 
@@ -209,6 +268,63 @@ mod tests {
         );
         assert_eq!(
             installation_rows(&serde_json::json!([])).lines().last(),
+            Some("(none)")
+        );
+    }
+
+    #[test]
+    fn backfills_as_a_table() {
+        let value = serde_json::json!([
+            {"id": "b-2", "team_id": "acme", "plugin_id": "sheets-export", "installation": "forms-bc",
+             "since": "2026-11-01T00:00:00Z", "state": "running", "requested_at": "2026-12-05T10:00:00Z",
+             "updated_at": "2026-12-05T10:00:00Z", "cancel_requested": false, "eta_seconds": 50,
+             "progress": {"partition": 2, "from": 100, "until": 1100, "hold": 1100, "next": 350,
+                          "scanned": 250, "matched": 60, "written": 60, "dead_lettered": 0,
+                          "started_at": "2026-12-05T10:00:01Z", "updated_at": "2026-12-05T10:00:11Z"}},
+            {"id": "b-1", "team_id": "acme", "plugin_id": "sheets-export", "installation": "default",
+             "since": "2026-10-01T00:00:00Z", "until": "2026-10-02T00:00:00Z", "state": "pending",
+             "requested_at": "2026-12-04T10:00:00Z", "updated_at": "2026-12-04T10:05:00Z",
+             "cancel_requested": true}
+        ]);
+        let printed = backfill_rows(&value);
+        let lines: Vec<&str> = printed.lines().collect();
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            [
+                "ID",
+                "PLUGIN",
+                "INSTALLATION",
+                "STATE",
+                "SINCE",
+                "UNTIL",
+                "HISTORY",
+                "WRITTEN",
+                "ETA",
+                "REQUESTED"
+            ]
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            [
+                "b-2",
+                "sheets-export",
+                "forms-bc",
+                "running",
+                "2026-11-01T00:00:00Z",
+                "(hold",
+                "point)",
+                "250/1000",
+                "60",
+                "50s",
+                "2026-12-05T10:00:00Z"
+            ]
+        );
+        assert!(
+            lines[2].contains("pending (cancelling)") && lines[2].contains("2026-10-02T00:00:00Z"),
+            "{printed}"
+        );
+        assert_eq!(
+            backfill_rows(&serde_json::json!([])).lines().last(),
             Some("(none)")
         );
     }

@@ -578,15 +578,19 @@ async fn openapi_document_matches_the_routes() {
         }
     }
     assert!(paths.len() >= 14, "{paths:?}");
-    for installation_route in [
+    for expected_route in [
         "/v1/teams/{team}/installations",
         "/v1/teams/{team}/plugins/{id}/installations",
         "/v1/teams/{team}/plugins/{id}/installations/{installation}",
         "/v1/teams/{team}/plugins/{id}/installations/{installation}/config",
+        "/v1/teams/{team}/plugins/{id}/backfills",
+        "/v1/teams/{team}/plugins/{id}/installations/{installation}/backfills",
+        "/v1/teams/{team}/backfills",
+        "/v1/teams/{team}/backfills/{backfill}",
     ] {
         assert!(
-            paths.iter().any(|p| p == installation_route),
-            "{installation_route} is read from the route table: {paths:?}"
+            paths.iter().any(|p| p == expected_route),
+            "{expected_route} is read from the route table: {paths:?}"
         );
     }
     let mut routed = std::collections::BTreeSet::new();
@@ -595,6 +599,7 @@ async fn openapi_document_matches_the_routes() {
             .replace("{team}", "acme")
             .replace("{id}", "probe")
             .replace("{installation}", "probe")
+            .replace("{backfill}", "probe")
             .replace("{action}", "probe");
         for method in ["GET", "POST", "PUT", "DELETE", "PATCH"] {
             let answer = registry.call(method, &concrete, None, None).await;

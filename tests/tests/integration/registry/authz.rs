@@ -136,6 +136,23 @@ fn expected(rule: Rule, caller: Caller, allowed: StatusCode) -> StatusCode {
 
 /// The installation that each caller tries to remove (made again before each try).
 const DOOMED_INSTALLATION: &str = "/v1/teams/acme/plugins/sms-notify/installations/doomed";
+/// The backfill routes each caller starts a backfill on, with the installation that is made again (without
+/// a backfill) before each try: one backfill at a time.
+const FRESH_BACKFILLS: [(&str, &str); 2] = [
+    (
+        "/v1/teams/acme/plugins/backfilled/backfills",
+        "/v1/teams/acme/plugins/backfilled/installations/default",
+    ),
+    (
+        "/v1/teams/acme/plugins/backfilled/installations/forms-b/backfills",
+        "/v1/teams/acme/plugins/backfilled/installations/forms-b",
+    ),
+];
+
+/// An hour ago, RFC 3339.
+fn an_hour_ago() -> String {
+    switchyard_registry::backfills::request::rfc3339_ms((now() as i64 - 3600) * 1000)
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_endpoint_by_every_caller() {
@@ -144,7 +161,7 @@ async fn every_endpoint_by_every_caller() {
         json!({"id": id, "name": id, "version": "1.0.0", "url": "http://127.0.0.1",
                "events": ["response.submitted"], "actions": ["resend"], "installations": true})
     };
-    for id in ["sms-notify", "doomed"] {
+    for id in ["sms-notify", "doomed", "backfilled"] {
         let answer = registry
             .call("POST", "/v1/plugins", Some(&admin()), Some(&manifest(id)))
             .await;
@@ -181,6 +198,21 @@ async fn every_endpoint_by_every_caller() {
         let answer = registry.call("PUT", path, Some(&admin()), Some(&body)).await;
         assert_eq!(answer.status, StatusCode::OK, "{path}: {}", answer.json);
     }
+    // A backfill of an installation of its own, for the routes that read and cancel one.
+    let answer = registry
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/backfilled/installations/forms-c",
+            Some(&admin()),
+            Some(&json!({"enabled": true, "backfill": {"since": an_hour_ago()}})),
+        )
+        .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    let backfill = format!(
+        "/v1/teams/acme/backfills/{}",
+        answer.json["backfill"]["id"].as_str().unwrap()
+    );
+    let start = json!({"since": an_hour_ago()});
 
     let endpoints: Vec<Endpoint<'_>> = vec![
         (
@@ -303,6 +335,63 @@ async fn every_endpoint_by_every_caller() {
             Rule::TeamOrAdmin,
             StatusCode::NO_CONTENT,
         ),
+        (
+            "POST",
+            FRESH_BACKFILLS[0].0,
+            Some(start.clone()),
+            "backfilled",
+            Rule::TeamOrAdmin,
+            StatusCode::ACCEPTED,
+        ),
+        (
+            "POST",
+            FRESH_BACKFILLS[1].0,
+            Some(start.clone()),
+            "backfilled",
+            Rule::TeamOrAdmin,
+            StatusCode::ACCEPTED,
+        ),
+        (
+            "GET",
+            FRESH_BACKFILLS[0].0,
+            None,
+            "backfilled",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/teams/acme/plugins/backfilled/installations/forms-c/backfills",
+            None,
+            "backfilled",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/teams/acme/backfills",
+            None,
+            "backfilled",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            &backfill,
+            None,
+            "backfilled",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        // Cancelling a pending backfill again is accepted again.
+        (
+            "DELETE",
+            &backfill,
+            None,
+            "backfilled",
+            Rule::TeamOrAdmin,
+            StatusCode::ACCEPTED,
+        ),
         // Allowed callers reach the plugin, which is not listening: 502 means the gateway tried.
         (
             "POST",
@@ -354,6 +443,18 @@ async fn every_endpoint_by_every_caller() {
                 // Both the team and an admin may remove it: each caller finds it there.
                 let answer = registry
                     .call("PUT", path, Some(&admin()), Some(&json!({"enabled": true})))
+                    .await;
+                assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+            }
+            if let Some((_, installation)) = FRESH_BACKFILLS.iter().find(|(route, _)| route == path) {
+                registry.call("DELETE", installation, Some(&admin()), None).await;
+                let answer = registry
+                    .call(
+                        "PUT",
+                        installation,
+                        Some(&admin()),
+                        Some(&json!({"enabled": true})),
+                    )
                     .await;
                 assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
             }

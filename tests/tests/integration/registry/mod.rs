@@ -1,11 +1,13 @@
 //! The registry (`switchyard-registry`): its API with exact statuses and bodies (`api`), a team's
-//! installations of plugins and the v1 routes' compatibility (`installations`), the authorization matrix
+//! installations of plugins and the v1 routes' compatibility (`installations`), backfills of installations
+//! and the registry letting go of them (`backfills`), the authorization matrix
 //! (`authz`), the action gateway (`gateway`), the HTTP server against misbehaving clients (`http`), its
 //! store on compacted topics (`store`), the real binary's logs and schema-cost guard, and `switchyardctl`
 //! commands that need no registry (`ctl`).
 
 mod api;
 mod authz;
+mod backfills;
 mod ctl;
 mod gateway;
 mod http;
