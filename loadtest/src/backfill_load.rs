@@ -18,10 +18,10 @@ use switchyard_schemas::backfill::{Progress, Request};
 use switchyard_schemas::control::{Enablement, PluginManifest};
 use switchyard_schemas::{ContentType, EventType, payload, samples};
 
-use crate::LoadtestError;
 use crate::kafka::{Producer, Record, TopicSpec, clients, create_topics};
 use crate::measure::LagWatcher;
 use crate::run::{RunTopics, SessionOptions};
+use crate::{LoadtestError, wait_for as wait};
 
 /// The team whose history is backfilled.
 pub const TEAM: &str = "bench-history";
@@ -201,25 +201,4 @@ fn read_progress(
         .iter()
         .filter_map(|r| Progress::parse(r.key.as_deref()?, r.value.as_deref()?).ok())
         .rfind(|p| p.backfill == id))
-}
-
-fn wait<T>(
-    timeout: Duration,
-    what: &'static str,
-    mut check: impl FnMut() -> Result<Option<T>, LoadtestError>,
-) -> Result<T, LoadtestError> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(found) = check()? {
-            return Ok(found);
-        }
-        if Instant::now() > deadline {
-            return Err(LoadtestError::Timeout {
-                what,
-                waited: timeout,
-                last: String::new(),
-            });
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }

@@ -6,7 +6,8 @@
 //!  ─► 4 wait until the router applied them ─► 5 baseline of the outcome counters
 //!  ─► 6 generate + produce events (expectations computed on the way)
 //!  ─► 7 wait until the counters account for every event ─► 8 read plugin topics and DLQ back
-//!  ─► 9 compare, summarise, verdict
+//!  ─► 9 compare ─► 10 a backfill: one team enables a plugin with this run's history, then live events
+//!  ─► 11 summarise, verdict
 //! ```
 //!
 //! It assumes a broker and a router with the contract's default topic names. Every wait is bounded by
@@ -19,6 +20,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::control_plane::{RegistryAccess, apply_through_registry, apply_to_topics, wait_for_registry};
+use crate::demo_backfill;
 use crate::expect::{Expectations, RoutingTable};
 use crate::generate::traffic::MEAN_GAP_MS;
 use crate::generate::{RUN_HEADER, SAMPLE_PLUGINS, Traffic, TrafficConfig, control_records, teams};
@@ -287,12 +289,38 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
         })
     };
 
-    // 10. Verdict.
+    // 10. A backfill: the second team, which does not use slang-search, enables it with a backfill of
+    // this run, then sends a few more events.
+    let backfill = match teams.get(1) {
+        Some(team) => Some(demo_backfill::run(
+            options,
+            &producer,
+            &sent.expectations,
+            &team.id,
+            &run,
+            &updated_at,
+            &progress,
+        )?),
+        None => None,
+    };
+    if let Some(b) = &backfill {
+        progress.say(format_args!(
+            "backfill {}: {} historical and {} live events reached {} for {}",
+            b.backfill, b.history_delivered, b.live_delivered, b.plugin, b.team
+        ));
+    }
+
+    // 11. Verdict.
     let expected = sent.expectations.totals.clone();
     let mut verdict = verdict(&expected, &router, end_to_end.is_some(), &checks);
     if let Some(problem) = plugin_problem {
         verdict.ok = false;
         verdict.problems.push(problem);
+    }
+    if let Some(b) = backfill.as_ref().filter(|b| !b.problems.is_empty()) {
+        verdict.ok = false;
+        verdict.records_ok = false;
+        verdict.problems.extend(b.problems.iter().cloned());
     }
     Ok(Summary {
         run_id: run,
@@ -312,6 +340,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
         skipped_records: skipped,
         control_plane,
         plugin_report,
+        backfill,
         verdict,
     })
 }

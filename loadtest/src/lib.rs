@@ -24,6 +24,7 @@ pub mod capacity;
 pub mod chaos;
 pub mod control_plane;
 pub mod demo;
+pub mod demo_backfill;
 pub mod expect;
 pub mod generate;
 pub mod leftovers;
@@ -179,4 +180,26 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Calls `check` every 250 ms until it finds something, at most `timeout`.
+pub fn wait_for<T>(
+    timeout: Duration,
+    what: &'static str,
+    mut check: impl FnMut() -> Result<Option<T>, LoadtestError>,
+) -> Result<T, LoadtestError> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(found) = check()? {
+            return Ok(found);
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(LoadtestError::Timeout {
+                what,
+                waited: timeout,
+                last: String::new(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

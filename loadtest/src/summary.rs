@@ -52,6 +52,9 @@ pub struct Summary {
     /// What the plugin workers did with this run's events, when the demo ran them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plugin_report: Option<crate::plugins::PluginReport>,
+    /// What the demo's backfill delivered (contract section 10.5), when it ran one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<crate::demo_backfill::BackfillDemo>,
     /// How the plugins and enablements were set up, e.g. "registry at http://127.0.0.1:8080: 4 plugins,
     /// 32 enablements, 12 configs (5 with a write-only secret)".
     pub control_plane: String,
@@ -274,6 +277,21 @@ impl Summary {
                 result("slang.found")
             );
         }
+        if let Some(b) = &self.backfill {
+            let _ = writeln!(
+                out,
+                "  backfill: {} enabled {} with backfill {} of this run ({}): history {} of {} events, \
+                 labelled, then {} of {} live events, in order",
+                b.team,
+                b.plugin,
+                b.backfill,
+                b.state,
+                b.history_delivered,
+                b.history_expected,
+                b.live_delivered,
+                b.live_sent
+            );
+        }
         for problem in &self.verdict.problems {
             let _ = writeln!(out, "  problem: {problem}");
         }
@@ -403,6 +421,7 @@ mod tests {
             topics: topics(),
             skipped_records: 0,
             plugin_report: None,
+            backfill: None,
             control_plane: "control topics: 4 plugins, 32 enablements".into(),
             verdict: verdict(&expected(), &router(), true, &topics()),
         };
