@@ -73,6 +73,26 @@ impl WorkerTopics {
         topics
     }
 
+    /// The topics of a plugin behind a router on `router` (its events topic under the router's template),
+    /// with fresh dead-letter, results and configs topics.
+    pub async fn of_router(plugin: &str, router: &crate::routers::Topics) -> Self {
+        let prefix = unique("w");
+        let topics = Self::named(
+            plugin,
+            &router.template,
+            &format!("{prefix}.plugin.{{plugin}}.dlq"),
+            &format!("{prefix}.configs"),
+            &format!("{prefix}.core.plugin-results"),
+        );
+        create_topics(&[
+            (&topics.dead_letter, 1, false),
+            (&topics.results, 1, false),
+            (&topics.configs, 1, true),
+        ])
+        .await;
+        topics
+    }
+
     fn named(plugin: &str, events: &str, dead_letter: &str, configs: &str, results: &str) -> Self {
         Self {
             plugin: plugin.to_owned(),

@@ -52,7 +52,13 @@ impl HistoryReader {
             .managed("allow.auto.create.topics", "false")
             .managed("auto.offset.reset", "error")
             .tunable("fetch.queue.backoff.ms", "10")
-            .tunable("queued.max.messages.kbytes", "4096")
+            // A backfill reads at its pace (thousands of records a second): small fetches and a small
+            // prefetch, so that it never asks the brokers for tens of megabytes of cold history at once
+            // (librdkafka's defaults: 50 MiB responses, 100,000 queued messages, 64 MiB).
+            .tunable("fetch.max.bytes", "1048576")
+            .tunable("max.partition.fetch.bytes", "1048576")
+            .tunable("queued.min.messages", "2000")
+            .tunable("queued.max.messages.kbytes", "2048")
             .create()?;
         Ok(Self {
             consumer,

@@ -289,6 +289,13 @@ impl Backfills {
         Ok(())
     }
 
+    /// Forgets the runs that handed over (committed) whose installation is no longer held by them: the
+    /// registry released it.
+    pub fn forget_released(&mut self, held: impl Fn(&str) -> bool) {
+        self.runs
+            .retain(|(id, _), a| !(a.run.is_live() && a.reader.is_none()) || held(id));
+    }
+
     /// Looks for a missing progress topic again when due: every owned partition's progress is read
     /// again at the next occasion.
     pub fn recheck_topic(&mut self, now: Instant) {

@@ -110,26 +110,28 @@ impl<P: ProducerIo> Engine<P> {
         let Some(mut backfills) = self.backfills.take() else {
             return;
         };
+        // Called after every live record: nothing here unless a step or a look for new holds is due.
         let now = Instant::now();
-        let holds = if self.table.held_count() > 0 {
-            holds_by_id(&self.table.holds())
-        } else {
-            HashMap::new()
-        };
-        backfills.recheck_topic(now);
-        if !holds.is_empty() && self.next_start.is_none_or(|at| now >= at) {
-            self.next_start = Some(now + START_INTERVAL);
-            self.start_idle(&mut backfills, consumer, &holds);
-        }
-        if backfills.step_due(now) {
-            for key in backfills.reading() {
-                if self.core.failure.is_some() || self.core.fatal.is_some() {
-                    break;
+        let start_due = self.table.held_count() > 0 && self.next_start.is_none_or(|at| now >= at);
+        let step_due = backfills.step_due(now);
+        if start_due || step_due {
+            let holds = holds_by_id(&self.table.holds());
+            if start_due {
+                self.next_start = Some(now + START_INTERVAL);
+                backfills.recheck_topic(now);
+                backfills.forget_released(|id| holds.contains_key(id));
+                self.start_idle(&mut backfills, consumer, &holds);
+                backfills.set_gauges(&self.core.metrics);
+            }
+            if step_due {
+                for key in backfills.reading() {
+                    if self.core.failure.is_some() || self.core.fatal.is_some() {
+                        break;
+                    }
+                    self.step_run(&mut backfills, consumer, &key, &holds);
                 }
-                self.step_run(&mut backfills, consumer, &key, &holds);
             }
         }
-        backfills.set_gauges(&self.core.metrics);
         self.backfills = Some(backfills);
     }
 

@@ -413,12 +413,16 @@ impl<P: ProducerIo> Engine<P> {
             self.rewind(consumer, failure);
             return;
         }
-        if self.durability.commit_due() {
+        // Decided once: a transaction that commits carries the backfills' progress of everything in it.
+        let open = self.durability.holds_open_transaction();
+        let due = self.durability.commit_due();
+        if due {
             self.write_progress();
         }
-        let open = self.durability.holds_open_transaction();
-        let failure = self.durability.make_durable(&mut self.core, consumer);
-        self.settle(open, failure, consumer);
+        if due || !open {
+            let failure = self.durability.make_durable(&mut self.core, consumer);
+            self.settle(open, failure, consumer);
+        }
     }
 
     /// After a step that may have committed the transaction that was `open`: tells the backfills, or

@@ -1,21 +1,25 @@
 //! Backfills (contract section 10.5) through the real `switchyard-router` binary: 20,000 historical
 //! events of 20 teams, then 3 teams enable a plugin with a backfill while live events keep flowing, and the
 //! router is SIGKILLed three times during the backfill. Every event of those 3 teams (history and live)
-//! reaches the plugin's topic exactly once, in per-team order, history (labelled) before live; no other
-//! team's; and live routing of another plugin is exactly once throughout. A cancelled backfill writes no
+//! reaches the plugin's topic exactly once, in per-team order, history (labelled) before live, and the
+//! plugin (a worker of the plugin runtime) once each, in that order; no other team's; and live routing of
+//! another plugin is exactly once throughout. A cancelled backfill writes no
 //! history after its cut and loses no live event.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use switchyard_plugin_runtime::plugin::Outcome;
 use switchyard_schemas::ContentType;
 use switchyard_schemas::backfill::{HEADER, Progress, State};
+use switchyard_schemas::control::Ordering;
 use switchyard_tests::binaries::free_address;
 use switchyard_tests::broker::{TestProducer, group_caught_up, read_to_end, unique};
 use switchyard_tests::records::{core_event, installation, manifest};
 use switchyard_tests::routers::{InProcessRouter, RouterProcess, Topics};
 use switchyard_tests::wait::wait_for;
+use switchyard_tests::workers::{InProcessWorker, ScriptedPlugin, WorkerTopics};
 
 const TEAMS: usize = 20;
 const HISTORY: usize = 20_000;
@@ -99,6 +103,13 @@ format = "json"
 level = "info"
 "#;
     let log = log_path(&group);
+    // The plugin itself: a worker of the runtime that records every call.
+    let archive =
+        ScriptedPlugin::new("archive", |_| (Duration::ZERO, Outcome::done())).with_ordering(Ordering::Team);
+    let worker = InProcessWorker::start(
+        archive.clone(),
+        WorkerTopics::of_router("archive", &topics).await.settings(&[]),
+    );
     let mut router = RouterProcess::start(config, &env, admin, &log);
     router.admin.wait_ready().await;
     wait_for("the history to be routed", Duration::from_secs(120), || {
@@ -222,6 +233,25 @@ level = "info"
             "{p:?}"
         );
     }
+
+    // At the plugin: each event executed once, per team in order, history first.
+    wait_for(
+        "the plugin to execute every copy",
+        Duration::from_secs(120),
+        || async {
+            let done = BACKFILLED
+                .iter()
+                .all(|&t| archive.ids_of(&team(t)).len() >= by_team[&team(t)].len());
+            done.then_some(())
+        },
+    )
+    .await;
+    for t in BACKFILLED {
+        let executed = archive.ids_of(&team(t));
+        let copied: Vec<String> = by_team[&team(t)].iter().map(|(n, _)| format!("{n:06}")).collect();
+        assert_eq!(executed, copied, "{}: executed once each, in order", team(t));
+    }
+    worker.stop().await.expect("the worker stops cleanly");
 
     // sheets, routed live throughout: every response.submitted once, in per-team order.
     let mut seen: BTreeMap<usize, u32> = BTreeMap::new();
