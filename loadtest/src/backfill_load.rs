@@ -14,10 +14,11 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use switchyard_schemas::backfill::{Progress, Request};
-use switchyard_schemas::control::{Enablement, PluginManifest};
+use switchyard_schemas::backfill::Progress;
+use switchyard_schemas::control::PluginManifest;
 use switchyard_schemas::{ContentType, EventType, payload, samples};
 
+use crate::control_plane::write_backfill_enablement;
 use crate::kafka::{Producer, Record, TopicSpec, clients, create_topics};
 use crate::measure::LagWatcher;
 use crate::run::{RunTopics, SessionOptions};
@@ -109,40 +110,22 @@ pub fn start(
         delivery: Default::default(),
     };
     let id = format!("bench-{}", &run_id[..8]);
-    let enablement = Enablement {
-        team_id: TEAM.into(),
-        plugin_id: PLUGIN.into(),
-        installation: None,
-        enabled: true,
-        event_types: None,
-        form_ids: None,
-        filter: None,
-        backfill: Some(Request {
-            id: id.clone(),
-            since: "2020-01-01T00:00:00Z".into(),
-            until: None,
-            event_types: None,
-            rate: None,
-            cancel_requested: false,
-        }),
-        updated_at: switchyard_schemas::times::now_rfc3339(),
-    };
-    let json = |value: serde_json::Result<Vec<u8>>| value.map_err(|e| LoadtestError::Usage(e.to_string()));
+    let manifest = serde_json::to_vec(&manifest).map_err(|e| LoadtestError::Usage(e.to_string()))?;
     producer.send(
         &topics.plugins,
         &Record {
             key: Some(PLUGIN.as_bytes().to_vec()),
-            value: Some(json(serde_json::to_vec(&manifest))?),
+            value: Some(manifest),
             headers: vec![],
         },
     )?;
-    producer.send(
+    write_backfill_enablement(
+        producer,
         &topics.enablements,
-        &Record {
-            key: Some(enablement.key().into_bytes()),
-            value: Some(json(serde_json::to_vec(&enablement))?),
-            headers: vec![],
-        },
+        TEAM,
+        PLUGIN,
+        &id,
+        "2020-01-01T00:00:00Z",
     )?;
     producer.flush(timeout)?;
     let progress = wait(timeout, "the backfill to start", || {

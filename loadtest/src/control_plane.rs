@@ -270,6 +270,46 @@ pub fn remove_through_registry(
     Ok(records)
 }
 
+/// Writes to `topic` the enablement of `team`'s default installation of `plugin`, held by a backfill
+/// `id` of its events since `since` (RFC 3339; contract section 7.5), as a registry would.
+pub fn write_backfill_enablement(
+    producer: &Producer,
+    topic: &str,
+    team: &str,
+    plugin: &str,
+    id: &str,
+    since: &str,
+) -> Result<(), LoadtestError> {
+    let enablement = Enablement {
+        team_id: team.into(),
+        plugin_id: plugin.into(),
+        installation: None,
+        enabled: true,
+        event_types: None,
+        form_ids: None,
+        filter: None,
+        backfill: Some(switchyard_schemas::backfill::Request {
+            id: id.into(),
+            since: since.into(),
+            until: None,
+            event_types: None,
+            rate: None,
+            cancel_requested: false,
+        }),
+        updated_at: switchyard_schemas::times::now_rfc3339(),
+    };
+    let value = serde_json::to_vec(&enablement).map_err(|e| LoadtestError::Usage(e.to_string()))?;
+    producer.send(
+        topic,
+        &crate::kafka::Record {
+            key: Some(enablement.key().into_bytes()),
+            value: Some(value),
+            headers: vec![],
+        },
+    )?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

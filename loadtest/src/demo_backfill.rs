@@ -15,11 +15,10 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::json;
 use switchyard_registry::client::Client;
-use switchyard_schemas::backfill::{HEADER, Progress, Request};
-use switchyard_schemas::control::Enablement;
+use switchyard_schemas::backfill::{HEADER, Progress};
 use switchyard_schemas::{ContentType, payload, samples, topics as names};
 
-use crate::control_plane::{RegistryAccess, sample_config};
+use crate::control_plane::{RegistryAccess, sample_config, write_backfill_enablement};
 use crate::demo::DemoOptions;
 use crate::expect::{Expectations, Expected};
 use crate::generate::RUN_HEADER;
@@ -241,33 +240,7 @@ fn enable_on_topics(
     timeout: Duration,
 ) -> Result<String, LoadtestError> {
     let id = format!("demo-{}", &run_id[..8]);
-    let enablement = Enablement {
-        team_id: team.into(),
-        plugin_id: plugin.into(),
-        installation: None,
-        enabled: true,
-        event_types: None,
-        form_ids: None,
-        filter: None,
-        backfill: Some(Request {
-            id: id.clone(),
-            since: since.into(),
-            until: None,
-            event_types: None,
-            rate: None,
-            cancel_requested: false,
-        }),
-        updated_at: switchyard_schemas::times::now_rfc3339(),
-    };
-    let value = serde_json::to_vec(&enablement).map_err(|e| LoadtestError::Usage(e.to_string()))?;
-    producer.send(
-        names::ENABLEMENTS,
-        &Record {
-            key: Some(enablement.key().into_bytes()),
-            value: Some(value),
-            headers: vec![],
-        },
-    )?;
+    write_backfill_enablement(producer, names::ENABLEMENTS, team, plugin, &id, since)?;
     producer.flush(timeout)?;
     Ok(id)
 }
