@@ -27,8 +27,9 @@ use switchyard_schemas::times::now_rfc3339;
 use tracing::warn;
 
 use crate::kafka::{Failure, TransactionAction};
-use crate::pipeline::backfill::Backfills;
 use crate::pipeline::backfill::history::Polled;
+use crate::pipeline::backfill::run::Step;
+use crate::pipeline::backfill::{Active, Backfills};
 use crate::pipeline::delivery::contexts::Tag;
 use crate::pipeline::delivery::durability::Durability;
 use crate::pipeline::delivery::engine::{Engine, Progress, RecordRefusals};
@@ -39,6 +40,9 @@ use crate::tables::routes::{Hold, PluginRoute};
 
 /// The shortest time between two looks for held installations that have no run yet.
 const START_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest one run's step reads for (checked every 64 records), so live records wait at most about
+/// this long behind it.
+const STEP_TIME_BUDGET: Duration = Duration::from_millis(1);
 
 impl<P: ProducerIo> Engine<P> {
     /// Runs backfills of held installations from now on (exactly-once mode only: their progress commits
@@ -278,12 +282,17 @@ impl<P: ProducerIo> Engine<P> {
         let team = hold.team.as_bytes();
         let mut counts = [0u64; 4];
         let mut opened = false;
-        let crate::pipeline::backfill::Active { run, reader, bucket } = active;
+        let Active { run, reader, bucket } = active;
         let Some(reader) = reader.as_ref() else {
             return;
         };
         let mut scanned = 0;
-        while scanned < scan_per_step && counts[2] < tokens {
+        // Bounded by records, by tokens, and by time: a sparse team's history is mostly other teams'
+        // records, read and passed over, and live records wait while a step runs.
+        while scanned < scan_per_step
+            && counts[2] < tokens
+            && (scanned % 64 != 0 || scanned == 0 || now.elapsed() < STEP_TIME_BUDGET)
+        {
             let polled = reader.poll();
             if matches!(polled, Polled::Nothing) {
                 break;
@@ -317,14 +326,13 @@ impl<P: ProducerIo> Engine<P> {
                 Polled::Record(message) => message,
             };
             let offset = message.offset();
-            scanned += 1;
             match run.step(offset, frontier) {
-                crate::pipeline::backfill::run::Step::Flip => {
+                Step::Flip => {
                     run.flip(frontier, &stamp);
                     break;
                 }
-                crate::pipeline::backfill::run::Step::Skip => {}
-                crate::pipeline::backfill::run::Step::Deliver { history } if message.key() == Some(team) => {
+                Step::Skip => {}
+                Step::Deliver { history } if message.key() == Some(team) => {
                     let headers: Vec<(&str, Option<&[u8]>)> = message
                         .headers()
                         .map(|h| h.iter().map(|header| (header.key, header.value)).collect())
@@ -343,9 +351,10 @@ impl<P: ProducerIo> Engine<P> {
                     counts[2] += written;
                     counts[3] += dead_lettered;
                 }
-                crate::pipeline::backfill::run::Step::Deliver { .. } => {}
+                Step::Deliver { .. } => {}
             }
             run.read(offset);
+            scanned += 1;
         }
         counts[0] = scanned as u64;
         bucket.take(counts[2], now);
