@@ -62,10 +62,10 @@ pub struct TopicsConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillConfig {
-    /// Copies a backfill writes per second when its request sets no `rate`. Default 2000.
+    /// Copies a backfill writes per second when its request sets no `rate`. Default 1000.
     pub default_rate: u32,
     /// Copies all backfills of this replica write per second, together; a request's `rate` above it gets
-    /// this. Default 5000.
+    /// this. Default 1000 (see `docs/benchmarks.md`, "Backfill and live latency").
     pub max_rate: u32,
     /// Records of the partition one backfill reads per step at most (records of other teams included).
     /// Default 2000.
