@@ -17,6 +17,13 @@ pub fn free_address() -> SocketAddr {
 /// How long a process under test may take to exit after SIGTERM before the test fails.
 pub const TERMINATE_WITHIN: Duration = Duration::from_secs(60);
 
+/// `target/test-logs/<name>.log` (the folder made if missing): where the tests' processes log.
+pub fn log_path(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
+    std::fs::create_dir_all(&dir).expect("log dir");
+    dir.join(format!("{name}.log"))
+}
+
 /// Starts `command` with its output appended to `log`, failing the test if it cannot start.
 pub fn supervise(command: &mut Command, log: &Path) -> Supervised {
     Supervised::spawn(command, log).unwrap_or_else(|error| panic!("{error}"))

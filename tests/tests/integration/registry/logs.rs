@@ -2,23 +2,17 @@
 //! no ERROR line: its store followers reach the end of their partitions all the time (that is how they know
 //! they are caught up), which is not an error, and an alert on ERROR must stay quiet.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use switchyard_tests::binaries::free_address;
+use switchyard_tests::binaries::{free_address, log_path};
 use switchyard_tests::broker::unique;
 use switchyard_tests::registries::{RegistryProcess, RegistryTopics, admin, http, plugin};
 use switchyard_tests::wait::wait_for;
 
 /// How long the registry sits idle: longer than the ~10 s period at which the review saw ERROR lines.
 const IDLE: Duration = Duration::from_secs(15);
-
-fn log_path(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
-    std::fs::create_dir_all(&dir).expect("log dir");
-    dir.join(format!("{name}.log"))
-}
 
 /// The log's lines at level ERROR (the binary logs JSON objects, one per line).
 fn error_lines(log: &Path) -> Vec<String> {

@@ -7,14 +7,13 @@
 //! history after its cut and loses no live event.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use switchyard_plugin_runtime::plugin::Outcome;
 use switchyard_schemas::ContentType;
 use switchyard_schemas::backfill::{HEADER, Progress, State};
 use switchyard_schemas::control::Ordering;
-use switchyard_tests::binaries::free_address;
+use switchyard_tests::binaries::{free_address, log_path};
 use switchyard_tests::broker::{TestProducer, group_caught_up, read_to_end, unique};
 use switchyard_tests::records::{core_event, installation, manifest};
 use switchyard_tests::routers::{InProcessRouter, RouterProcess, Topics};
@@ -51,12 +50,6 @@ fn send_events(producer: &TestProducer, core: &str, range: std::ops::Range<usize
             &core_event(&team(n), event_type(n), &format!("{n:06}"), content_type),
         );
     }
-}
-
-fn log_path(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
-    std::fs::create_dir_all(&dir).expect("log dir");
-    dir.join(format!("{name}.log"))
 }
 
 /// The last committed progress record of each (backfill, partition).

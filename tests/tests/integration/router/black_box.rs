@@ -2,11 +2,10 @@
 //! every expected (event, plugin) record is there exactly once, in per-team order; SIGTERM exits 0.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use switchyard_schemas::ContentType;
-use switchyard_tests::binaries::free_address;
+use switchyard_tests::binaries::{free_address, log_path};
 use switchyard_tests::broker::{TestProducer, group_caught_up, read_to_end, unique};
 use switchyard_tests::records::{core_event, enablement, manifest};
 use switchyard_tests::routers::{RouterProcess, Topics};
@@ -29,12 +28,6 @@ fn expected(team: usize, n: usize) -> Vec<&'static str> {
         plugins.push("audit");
     }
     plugins
-}
-
-fn log_path(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
-    std::fs::create_dir_all(&dir).expect("log dir");
-    dir.join(format!("{name}.log"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

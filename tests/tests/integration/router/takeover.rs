@@ -5,11 +5,10 @@
 //! hands its partitions straight back, and `init_transactions` with the same transactional id aborts what the
 //! dead process left open. `make takeover` measures both (`docs/reliability.md`).
 
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use switchyard_schemas::ContentType;
-use switchyard_tests::binaries::free_address;
+use switchyard_tests::binaries::{free_address, log_path};
 use switchyard_tests::broker::{TestProducer, group_caught_up, read_to_end, unique};
 use switchyard_tests::records::{core_event, enablement, manifest};
 use switchyard_tests::routers::{RouterProcess, Topics};
@@ -17,12 +16,6 @@ use switchyard_tests::wait::wait_for;
 
 /// Default session timeout of the router's consumer (librdkafka's default, which the router keeps).
 const SESSION_TIMEOUT: Duration = Duration::from_secs(45);
-
-fn log_path(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-logs");
-    std::fs::create_dir_all(&dir).expect("log dir");
-    dir.join(format!("{name}.log"))
-}
 
 /// Kills a router mid-stream, restarts it at once with the same settings, and returns the time from the
 /// kill until every event sent was routed, after checking that each was routed exactly once.
