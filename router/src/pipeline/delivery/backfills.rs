@@ -32,11 +32,11 @@ use crate::pipeline::backfill::run::Step;
 use crate::pipeline::backfill::{Active, Backfills};
 use crate::pipeline::delivery::contexts::Tag;
 use crate::pipeline::delivery::durability::Durability;
-use crate::pipeline::delivery::engine::{Engine, Progress, RecordRefusals};
+use crate::pipeline::delivery::engine::{Engine, Progress};
 use crate::pipeline::delivery::io::{ConsumerIo, ProducerIo};
-use crate::pipeline::delivery::records::{self, InputRecord, Outgoing};
-use crate::pipeline::plan::{Destination, Output, Planner, Selection};
-use crate::tables::routes::{Hold, PluginRoute};
+use crate::pipeline::delivery::records::{InputRecord, Outgoing};
+use crate::pipeline::plan::{Destination, Output, Selection};
+use crate::tables::routes::Hold;
 
 /// The shortest time between two looks for held installations that have no run yet.
 const START_INTERVAL: Duration = Duration::from_millis(100);
@@ -370,44 +370,20 @@ impl<P: ProducerIo> Engine<P> {
         input: &InputRecord<'_>,
         label: Option<&str>,
     ) -> (bool, u64, u64) {
-        let core = &mut self.core;
-        let refusals = RecordRefusals(core.refusals.get(&(input.partition, input.offset)));
-        let planner = Planner {
-            table: &self.table,
-            validate_payloads: core.settings.validate_payloads,
-            selection: Selection::Backfill {
-                plugin: &hold.plugin,
-                installation: &hold.installation,
-                request: &hold.backfill,
-            },
+        let selection = Selection::Backfill {
+            plugin: &hold.plugin,
+            installation: &hold.installation,
+            request: &hold.backfill,
         };
-        let (topics, producer) = (&mut core.topics, &core.producer);
-        let now = Instant::now();
-        let mut topic_state = |plugin: &PluginRoute| topics.state(producer, &plugin.topic, now);
-        let plan = planner.plan(
-            input.key,
-            input.headers.iter().copied(),
-            input.value,
-            &mut topic_state,
-            &refusals,
-            &mut self.targets,
-        );
+        let plan = self
+            .core
+            .plan_and_send(&self.table, selection, input, label, &mut self.targets);
         let written = plan
             .outputs
             .iter()
             .filter(|o| matches!(o, Output::Plugin { .. }))
             .count() as u64;
         let dead_lettered = plan.outputs.len() as u64 - written;
-        let settings = &self.core.settings;
-        for record in records::records(
-            &plan.outputs,
-            input,
-            &settings.input_topic,
-            &settings.dead_letter_topic,
-            label,
-        ) {
-            self.core.send(record, input.partition, input.offset);
-        }
         (!plan.outputs.is_empty(), written, dead_lettered)
     }
 

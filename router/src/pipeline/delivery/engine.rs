@@ -31,7 +31,7 @@ use crate::pipeline::delivery::io::{ConsumerIo, ProducerIo};
 use crate::pipeline::delivery::records::{self, InputRecord, Record};
 use crate::pipeline::delivery::watchdog::Watchdog;
 use crate::pipeline::lag::RouterPosition;
-use crate::pipeline::plan::{Destination, Planner, Refusals, Selection};
+use crate::pipeline::plan::{Destination, Plan, Planner, Refusals, Selection};
 use crate::pipeline::topics::TopicCache;
 use crate::tables::routes::{PluginRoute, RouteTable, Target};
 
@@ -187,7 +187,48 @@ impl<P: ProducerIo> Core<P> {
         self.refusals.retain(|&(p, o), _| p != partition || o >= next);
     }
 
-    pub(super) fn send(&self, record: Record<'_>, partition: i32, offset: i64) {
+    /// Plans `input` for the installations of `selection` (with what the broker refused of it before) and
+    /// sends its records, the backfill's id on them when `backfill` is given; returns the plan.
+    pub(super) fn plan_and_send(
+        &mut self,
+        table: &RouteTable,
+        selection: Selection<'_>,
+        input: &InputRecord<'_>,
+        backfill: Option<&str>,
+        targets: &mut Vec<Target>,
+    ) -> Plan {
+        let refusals = RecordRefusals(self.refusals.get(&(input.partition, input.offset)));
+        let planner = Planner {
+            table,
+            validate_payloads: self.settings.validate_payloads,
+            selection,
+        };
+        let (topics, producer) = (&mut self.topics, &self.producer);
+        // One clock read for the record's outputs.
+        let now = Instant::now();
+        let mut topic_state = |plugin: &PluginRoute| topics.state(producer, &plugin.topic, now);
+        let plan = planner.plan(
+            input.key,
+            input.headers.iter().copied(),
+            input.value,
+            &mut topic_state,
+            &refusals,
+            targets,
+        );
+        let settings = &self.settings;
+        for record in records::records(
+            &plan.outputs,
+            input,
+            &settings.input_topic,
+            &settings.dead_letter_topic,
+            backfill,
+        ) {
+            self.send(record, input.partition, input.offset);
+        }
+        plan
+    }
+
+    fn send(&self, record: Record<'_>, partition: i32, offset: i64) {
         let tag = Box::new(Tag {
             generation: self.generation,
             partition,
@@ -223,7 +264,7 @@ impl<P: ProducerIo> Core<P> {
     }
 }
 
-pub(super) struct RecordRefusals<'a>(pub(super) Option<&'a Vec<(Destination, String)>>);
+struct RecordRefusals<'a>(Option<&'a Vec<(Destination, String)>>);
 
 impl Refusals for RecordRefusals<'_> {
     fn refusal(&self, destination: &Destination) -> Option<&str> {
@@ -333,33 +374,17 @@ impl<P: ProducerIo> Engine<P> {
             self.defer(input);
             return;
         }
-        let core = &mut self.core;
-        let refusals = RecordRefusals(core.refusals.get(&(partition, offset)));
         let backfills = self.backfills.as_ref();
         let is_live = |request: &Request| backfills.is_some_and(|b| b.is_live(request, partition));
-        let planner = Planner {
-            table: &self.table,
-            validate_payloads: core.settings.validate_payloads,
-            selection: match backfills {
-                Some(_) => Selection::Live {
-                    is_live: Some(&is_live),
-                },
-                None => Selection::ALL,
+        let selection = match backfills {
+            Some(_) => Selection::Live {
+                is_live: Some(&is_live),
             },
+            None => Selection::ALL,
         };
-        let (topics, producer) = (&mut core.topics, &core.producer);
-        // One clock read for the record's outputs.
-        let now = Instant::now();
-        let mut topic_state = |plugin: &PluginRoute| topics.state(producer, &plugin.topic, now);
-        let plan = planner.plan(
-            input.key,
-            input.headers.iter().copied(),
-            input.value,
-            &mut topic_state,
-            &refusals,
-            &mut self.targets,
-        );
-
+        let plan = self
+            .core
+            .plan_and_send(&self.table, selection, input, None, &mut self.targets);
         for (result, count) in plan.filters.labelled() {
             if count > 0 {
                 self.core
@@ -369,17 +394,6 @@ impl<P: ProducerIo> Engine<P> {
                     .inc_by(u64::from(count));
             }
         }
-        let settings = &self.core.settings;
-        for record in records::records(
-            &plan.outputs,
-            input,
-            &settings.input_topic,
-            &settings.dead_letter_topic,
-            None,
-        ) {
-            self.core.send(record, partition, offset);
-        }
-
         let progress = self.core.progress.entry(partition).or_insert(Progress {
             rewind_to: offset,
             next: offset,
