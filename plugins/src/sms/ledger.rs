@@ -160,31 +160,61 @@ pub enum LedgerError {
 /// the ledger topic and a producer to it.
 pub struct SentLedger {
     topic: String,
-    entries: Arc<Mutex<HashMap<String, Entry>>>,
+    entries: Arc<Mutex<Latest>>,
     /// One lock per event id in flight (see [`SentLedger::hold`]).
     held: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     follower: Follower,
     producer: FutureProducer<KafkaContext>,
 }
 
+/// The newest entry of each key with its offset: this process's own writes (as soon as they are
+/// acknowledged) and the follower's reading of the topic (behind them) meet here, and an older record
+/// never replaces a newer one. Without the offsets, the follower applying this process's intent after
+/// its sent record had been stored made a duplicate of the event find only the intent, ask Twilio, and
+/// record the send a second time.
+#[derive(Default)]
+struct Latest(HashMap<String, (i64, Entry)>);
+
+impl Latest {
+    /// Stores `entry` (`None`: a tombstone) for `key` unless a record after `offset` is already stored.
+    /// A key's records all share one partition, so their offsets order them.
+    fn put(&mut self, key: &str, offset: i64, entry: Option<Entry>) {
+        if self.0.get(key).is_some_and(|(stored, _)| *stored > offset) {
+            return;
+        }
+        match entry {
+            Some(entry) => {
+                self.0.insert(key.to_owned(), (offset, entry));
+            }
+            None => {
+                self.0.remove(key);
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&Entry> {
+        self.0.get(key).map(|(_, entry)| entry)
+    }
+}
+
 /// Applies ledger records to the map.
-struct Entries(Arc<Mutex<HashMap<String, Entry>>>);
+struct Entries(Arc<Mutex<Latest>>);
 
 impl Apply for Entries {
     fn apply(&mut self, record: Record<'_>) {
         let Some(key) = record.key.and_then(|k| std::str::from_utf8(k).ok()) else {
             return;
         };
+        let entry = match record.value.map(Entry::from_json) {
+            Some(Ok(entry)) => Some(entry),
+            Some(Err(error)) => {
+                warn!(%error, "an unreadable ledger record is ignored");
+                return;
+            }
+            None => None,
+        };
         let mut entries = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        match record.value.map(Entry::from_json) {
-            Some(Ok(entry)) => {
-                entries.insert(key.to_owned(), entry);
-            }
-            Some(Err(error)) => warn!(%error, "an unreadable ledger record is ignored"),
-            None => {
-                entries.remove(key);
-            }
-        }
+        entries.put(key, record.offset, entry);
     }
 }
 
@@ -198,7 +228,7 @@ impl SentLedger {
         shutdown: &CancellationToken,
     ) -> Result<Self, LedgerError> {
         create_topic(clients, topic).await?;
-        let entries = Arc::new(Mutex::new(HashMap::new()));
+        let entries = Arc::new(Mutex::new(Latest::default()));
         let options = FollowOptions {
             topic: topic.to_owned(),
             name: "sms-ledger".to_owned(),
@@ -262,17 +292,19 @@ impl SentLedger {
     async fn write(&self, event_id: &str, entry: Entry) -> Result<(), LedgerError> {
         let value = entry.to_json();
         let record = FutureRecord::to(&self.topic).key(event_id).payload(&value);
-        self.producer
+        let delivered = self
+            .producer
             .send(record, Duration::from_secs(30))
             .await
             .map_err(|(source, _)| LedgerError::Kafka {
                 action: "writing to the ledger",
                 source,
             })?;
-        self.entries
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(event_id.to_owned(), entry);
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner).put(
+            event_id,
+            delivered.offset,
+            Some(entry),
+        );
         Ok(())
     }
 
@@ -380,7 +412,7 @@ mod tests {
     fn a_ledger_record_under_the_default_key_answers_only_the_default_installations_copy() {
         // What `Entries` keeps: a record written under the event id (by this version for the default
         // installation, or by an earlier one) is found by the default installation's copy only.
-        let entries = Arc::new(Mutex::new(HashMap::new()));
+        let entries = Arc::new(Mutex::new(Latest::default()));
         let mut apply = Entries(Arc::clone(&entries));
         let value = br#"{"sid":"SM0123456789abcdef0123456789abcdef","to_masked":"+*********678"}"#;
         apply.apply(Record {
@@ -392,7 +424,34 @@ mod tests {
             timestamp_ms: None,
         });
         let entries = entries.lock().unwrap();
-        assert!(entries.contains_key(key(&meta("e-1", DEFAULT_INSTALLATION)).as_ref()));
-        assert!(!entries.contains_key(key(&meta("e-1", "forms-bc")).as_ref()));
+        assert!(entries.get(&key(&meta("e-1", DEFAULT_INSTALLATION))).is_some());
+        assert!(entries.get(&key(&meta("e-1", "forms-bc"))).is_none());
+    }
+
+    #[test]
+    fn the_follower_reading_an_older_record_after_this_processs_newer_write_keeps_the_newer() {
+        // This process wrote the intent (offset 7) and the sent record (offset 8), storing each on its
+        // acknowledgement; the follower reads both after that.
+        let intent = Entry::Intent(Intent::now("+254700000678", "SURVEYS", "Asante."));
+        let sent = Entry::Sent(Sent {
+            sid: "SM0123456789abcdef0123456789abcdef".to_owned(),
+            to_masked: "+*********678".to_owned(),
+        });
+        let mut latest = Latest::default();
+        latest.put("e-1", 7, Some(intent.clone()));
+        latest.put("e-1", 8, Some(sent.clone()));
+        latest.put("e-1", 7, Some(intent));
+        assert_eq!(
+            latest.get("e-1"),
+            Some(&sent),
+            "the older intent is not read back"
+        );
+        latest.put("e-1", 8, Some(sent.clone()));
+        assert_eq!(latest.get("e-1"), Some(&sent));
+        // A tombstone after it removes it; one before it does not.
+        latest.put("e-1", 6, None);
+        assert_eq!(latest.get("e-1"), Some(&sent));
+        latest.put("e-1", 9, None);
+        assert_eq!(latest.get("e-1"), None);
     }
 }
