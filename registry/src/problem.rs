@@ -90,6 +90,28 @@ impl Problem {
         Self::new(StatusCode::CONFLICT, "/problems/conflict", "Conflict", detail)
     }
 
+    /// 400: a header of the request cannot be read (the body's problems are 422).
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "/problems/bad-request",
+            "Bad request",
+            detail,
+        )
+    }
+
+    /// 412: the resource is not at the version the request's `If-Match` or `If-None-Match` names;
+    /// `current_etag` is its `ETag` now (`null`: it does not exist).
+    pub fn precondition_failed(detail: impl Into<String>, current_etag: Option<String>) -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "/problems/precondition-failed",
+            "Precondition failed",
+            detail,
+        )
+        .with_extension("current_etag", current_etag)
+    }
+
     /// 422: the body is well-formed but invalid; each error names its place.
     pub fn invalid(detail: impl Into<String>, errors: Vec<FieldError>) -> Self {
         Self {

@@ -158,6 +158,18 @@ impl<'a> Records<'a> {
         Enablement::parse(key.as_bytes(), &value).ok()
     }
 
+    /// A team's installation with its version (the offset of its record).
+    pub fn enablement_versioned(
+        &self,
+        team: &str,
+        plugin: &str,
+        installation: &str,
+    ) -> Option<(i64, Enablement)> {
+        let key = installation_key(team, plugin, installation);
+        let (version, value) = self.store.get_versioned(&self.topics.enablements, &key)?;
+        Some((version, Enablement::parse(key.as_bytes(), &value).ok()?))
+    }
+
     /// A team's default installations (the v1 enablements), by plugin id.
     pub fn team_enablements(&self, team: &str) -> Vec<Enablement> {
         self.team_installations(team)

@@ -34,7 +34,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::kafka::{ClientError, Clients, KafkaContext, metadata_partitions};
+use crate::kafka::{ClientBuilder, ClientError, Clients, KafkaContext, metadata_partitions};
 
 const POLL: Duration = Duration::from_millis(100);
 const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -330,6 +330,17 @@ impl Follower {
         let _ = caught_up.wait_for(|&done| done).await;
     }
 
+    /// The next offset of `partition` to apply: one past the last record applied (0 before any). Records
+    /// a `read_committed` reader skips (aborted ones, transaction markers) do not move it.
+    pub fn next_offset(&self, partition: i32) -> i64 {
+        self.progress
+            .applied
+            .borrow()
+            .get(&partition)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Waits until the record at `offset` of `partition` is applied, at most `limit`; whether it is.
     pub async fn wait_applied(&self, partition: i32, offset: i64, limit: Duration) -> bool {
         let mut applied = self.progress.applied.subscribe();
@@ -407,6 +418,10 @@ pub fn read_until_caught_up(
 }
 
 fn consumer(clients: &Clients, name: &str) -> Result<BaseConsumer<KafkaContext>, ClientError> {
+    consumer_builder(clients, name).create()
+}
+
+fn consumer_builder(clients: &Clients, name: &str) -> ClientBuilder {
     clients
         .consumer(name)
         // librdkafka requires a group id for a consumer handle even when it never joins the group.
@@ -417,7 +432,144 @@ fn consumer(clients: &Clients, name: &str) -> Result<BaseConsumer<KafkaContext>,
         .managed("enable.partition.eof", "true")
         .managed("allow.auto.create.topics", "false")
         .tunable("fetch.wait.max.ms", "100")
-        .create()
+}
+
+/// Why a [`RangeReader`] did not finish.
+#[derive(Debug, Error)]
+pub enum RangeError {
+    /// A Kafka call failed.
+    #[error("{action} of {topic} partition {partition} failed: {source}")]
+    Kafka {
+        /// What the reader was doing.
+        action: &'static str,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+    /// The deadline passed first.
+    #[error("{action} of {topic} partition {partition} did not finish in time")]
+    TimedOut {
+        /// What the reader was doing.
+        action: &'static str,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
+}
+
+/// Reads chosen ranges of a partition, `read_committed` like a [`Follower`], for a writer that decides
+/// on what was committed before its own record: it waits until the partition's last stable offset reaches
+/// that record ([`RangeReader::wait_stable`]), then reads the committed records below it
+/// ([`RangeReader::read`]). One range at a time; the calls block.
+pub struct RangeReader {
+    consumer: BaseConsumer<KafkaContext>,
+}
+
+impl RangeReader {
+    /// A reader named `name` in logs and metrics.
+    pub fn new(clients: &Clients, name: &str) -> Result<Self, ClientError> {
+        let consumer = consumer_builder(clients, name)
+            .managed("auto.offset.reset", "earliest")
+            // The end of a range is met on an empty fetch answer: keep the broker's wait for one short.
+            .tunable("fetch.wait.max.ms", "5")
+            .create()?;
+        Ok(Self { consumer })
+    }
+
+    /// Waits until the last stable offset of the partition is at least `offset`: every transaction with
+    /// a record below it is committed or aborted. A transaction that holds `offset` itself keeps the last
+    /// stable offset there.
+    pub fn wait_stable(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+        deadline: Instant,
+    ) -> Result<(), RangeError> {
+        let action = "waiting for the last stable offset";
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            // A read_committed client's "high watermark" is the last stable offset.
+            let (_, stable) = self
+                .consumer
+                .fetch_watermarks(topic, partition, remaining.max(Duration::from_millis(1)))
+                .map_err(|source| RangeError::Kafka {
+                    action,
+                    topic: topic.to_owned(),
+                    partition,
+                    source,
+                })?;
+            if stable >= offset {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(RangeError::TimedOut {
+                    action,
+                    topic: topic.to_owned(),
+                    partition,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Applies the committed records of `[from, until)` of the partition, in log order, once
+    /// [`RangeReader::wait_stable`] for `until` returned and while the transaction holding `until` (the
+    /// caller's) stays open: the end of the partition is then `until` exactly.
+    pub fn read(
+        &self,
+        topic: &str,
+        partition: i32,
+        from: i64,
+        until: i64,
+        applier: &mut impl Apply,
+        deadline: Instant,
+    ) -> Result<(), RangeError> {
+        let action = "reading a range";
+        let kafka = |source| RangeError::Kafka {
+            action,
+            topic: topic.to_owned(),
+            partition,
+            source,
+        };
+        if from >= until {
+            return Ok(());
+        }
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, partition, Offset::Offset(from))
+            .map_err(kafka)?;
+        self.consumer.assign(&assignment).map_err(kafka)?;
+        let outcome = loop {
+            if Instant::now() >= deadline {
+                break Err(RangeError::TimedOut {
+                    action,
+                    topic: topic.to_owned(),
+                    partition,
+                });
+            }
+            match self.consumer.poll(Duration::from_millis(20)) {
+                None => {}
+                Some(Ok(message)) if message.offset() >= until => break Ok(()),
+                Some(Ok(message)) => applier.apply(Record {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key(),
+                    value: message.payload(),
+                    headers: message.headers(),
+                    timestamp_ms: message.timestamp().to_millis(),
+                }),
+                Some(Err(KafkaError::PartitionEOF(_))) => break Ok(()),
+                Some(Err(error)) => break Err(kafka(error)),
+            }
+        };
+        let _ = self.consumer.unassign();
+        outcome
+    }
 }
 
 /// Waits until the topic exists and returns its partitions; `None` if stopped first.

@@ -28,6 +28,7 @@ use crate::api::installations::{
     check_installation, check_room, describe, no_such_installation, store_enablement,
 };
 use crate::api::teams::{authorize, plugin, unreadable};
+use crate::api::versions::{Precondition, Tagged, changing};
 use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
 use crate::backfills::request::{self, Retained};
@@ -35,6 +36,7 @@ use crate::backfills::view::{self, BackfillView, Warning};
 use crate::backfills::{BackfillBody, release};
 use crate::problem::Problem;
 use crate::records::{Records, now_rfc3339};
+use crate::store::Expect;
 
 /// A backfill that passed every check, not yet written: its record and the answer's warning.
 pub(crate) struct Planned {
@@ -113,13 +115,23 @@ pub(crate) async fn commit(
     state: &AppState,
     planned: Planned,
     mut enablement: Enablement,
-    exists: bool,
-) -> Result<(Enablement, BackfillView), Problem> {
-    check_room(state, &enablement, exists)?;
+    read: Option<i64>,
+) -> Result<(Enablement, BackfillView, Option<i64>), Problem> {
+    check_room(state, &enablement, read.is_some())?;
     let Planned { backfill, warning } = planned;
     write_backfill(state, &backfill).await?;
     enablement.backfill = Some(backfill.request.clone());
-    store_enablement(state, &enablement, exists).await?;
+    let version = match store_enablement(state, &enablement, read).await {
+        Ok(version) => version,
+        Err(problem) => {
+            // The installation changed meanwhile (or the write failed): the request never held it, so
+            // its record goes too, rather than stay pending.
+            let _ = state
+                .write(&state.topics.backfills, &backfill.request.id, None)
+                .await;
+            return Err(problem);
+        }
+    };
     tracing::info!(
         team = %backfill.team_id,
         plugin = %backfill.plugin_id,
@@ -128,7 +140,7 @@ pub(crate) async fn commit(
         since = %backfill.request.since,
         "backfill requested"
     );
-    Ok((enablement, view::view(backfill, None, true, warning)))
+    Ok((enablement, view::view(backfill, None, true, warning), version))
 }
 
 /// Stores an installation from a `PUT`, with the backfill its body asks for, if any ([`plan`] and
@@ -138,18 +150,18 @@ pub(crate) async fn store_installation(
     manifest: &PluginManifest,
     mut enablement: Enablement,
     previous: Option<Enablement>,
+    read: Option<i64>,
     backfill: Option<BackfillBody>,
-) -> Result<(Enablement, Option<BackfillView>), Problem> {
-    let exists = previous.is_some();
+) -> Result<(Enablement, Option<BackfillView>, Option<i64>), Problem> {
     let Some(body) = backfill else {
         // A backfill in progress keeps holding the installation across a change of it.
         enablement.backfill = previous.and_then(|p| p.backfill);
-        store_enablement(state, &enablement, exists).await?;
-        return Ok((enablement, None));
+        let version = store_enablement(state, &enablement, read).await?;
+        return Ok((enablement, None, version));
     };
     let planned = plan(state, manifest, &enablement, previous.as_ref(), body, "/backfill").await?;
-    let (enablement, view) = commit(state, planned, enablement, exists).await?;
-    Ok((enablement, Some(view)))
+    let (enablement, view, version) = commit(state, planned, enablement, read).await?;
+    Ok((enablement, Some(view), version))
 }
 
 async fn write_backfill(state: &AppState, backfill: &Backfill) -> Result<(), Problem> {
@@ -193,20 +205,25 @@ async fn start_on(
 ) -> Result<Started, Problem> {
     authorize(principal, team)?;
     check_installation(installation)?;
-    let manifest = plugin(state, id)?;
-    let stored = state
-        .records()
-        .enablement(team, id, installation)
-        .ok_or_else(|| no_such_installation(id, installation))?;
-    let body: BackfillBody = serde_json::from_slice(body).map_err(|e| unreadable("backfill", &e))?;
-    let planned = plan(state, &manifest, &stored, Some(&stored), body, "").await?;
-    let enablement = Enablement {
-        updated_at: now_rfc3339(),
-        ..stored
-    };
-    let (_, view) = commit(state, planned, enablement, true).await?;
-    let location = format!("/v1/teams/{team}/backfills/{}", view.id);
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)))
+    let manifest = &plugin(state, id)?;
+    let body: &BackfillBody = &serde_json::from_slice(body).map_err(|e| unreadable("backfill", &e))?;
+    // Computed again if the installation changes before the request is written into it.
+    changing(Expect::Any, move || async move {
+        let (read, stored) = state
+            .records()
+            .enablement_versioned(team, id, installation)
+            .map(|(version, stored)| (Some(version), stored))
+            .ok_or_else(|| no_such_installation(id, installation))?;
+        let planned = plan(state, manifest, &stored, Some(&stored), body.clone(), "").await?;
+        let enablement = Enablement {
+            updated_at: now_rfc3339(),
+            ..stored
+        };
+        let (_, view, _) = commit(state, planned, enablement, read).await?;
+        let location = format!("/v1/teams/{team}/backfills/{}", view.id);
+        Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(view)))
+    })
+    .await
 }
 
 /// The team's backfills of every plugin, newest first.
@@ -258,51 +275,78 @@ pub async fn show(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, backfill)): Path<(String, String)>,
-) -> Result<Json<BackfillView>, Problem> {
+) -> Result<Tagged<Json<BackfillView>>, Problem> {
     authorize(&principal, &team)?;
     let records = state.records();
     let record = team_backfill(&records, &team, &backfill)?;
-    Ok(Json(view_of(&records, record, None)))
+    let version = state.store.version(&state.topics.backfills, &backfill);
+    Ok(Tagged(version, Json(view_of(&records, record, None))))
 }
 
 /// Cancels one of the team's backfills while it is pending or running: `cancel_requested` in its record,
 /// and in the enablement's request while the enablement carries it. 202 with the view; again while it is
-/// still pending or running (a repeat writes only what is missing); 409 once it has ended.
+/// still pending or running (a repeat writes only what is missing); 409 once it has ended. The caller's
+/// precondition is on the backfill's record (the ETag its GET shows).
 pub async fn cancel(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, backfill)): Path<(String, String)>,
+    Precondition(precondition): Precondition,
 ) -> Result<impl IntoResponse, Problem> {
     authorize(&principal, &team)?;
-    let (mut record, held, current) = {
-        let records = state.records();
-        let record = team_backfill(&records, &team, &backfill)?;
-        let (progress, held) = observe(&records, &record);
+    let (state, team, backfill) = (&state, team.as_str(), backfill.as_str());
+    changing(precondition, move || async move {
+        team_backfill(&state.records(), team, backfill)?;
+        let (read, value) = state
+            .read_for_change(&state.topics.backfills, backfill, precondition, "the backfill")
+            .await?
+            .ok_or_else(|| Problem::not_found(format!("this team has no backfill {backfill}")))?;
+        let mut record = Backfill::parse(backfill.as_bytes(), &value)
+            .map_err(|_| Problem::not_found(format!("this team has no backfill {backfill}")))?;
+        let (progress, held) = observe(&state.records(), &record);
         let current = view::state_of(&record.request, progress.as_ref(), held.is_some());
-        (record, held, current)
-    };
-    if !current.is_active() {
-        return Err(Problem::conflict(format!(
-            "the backfill {backfill} is {}; only a pending or running backfill can be cancelled",
-            current.as_str()
-        )));
-    }
-    if !record.request.cancel_requested {
-        record.request.cancel_requested = true;
-        record.updated_at = now_rfc3339();
-        write_backfill(&state, &record).await?;
-    }
-    if let Some(mut enablement) = held
-        && let Some(request) = enablement.backfill.as_mut()
-        && !request.cancel_requested
-    {
-        request.cancel_requested = true;
-        enablement.updated_at = now_rfc3339();
-        store_enablement(&state, &enablement, true).await?;
-    }
-    tracing::info!(%team, %backfill, "backfill cancel requested");
-    let records = state.records();
-    Ok((StatusCode::ACCEPTED, Json(view_of(&records, record, None))))
+        if !current.is_active() {
+            return Err(Problem::conflict(format!(
+                "the backfill {backfill} is {}; only a pending or running backfill can be cancelled",
+                current.as_str()
+            )));
+        }
+        let mut version = Some(read);
+        if !record.request.cancel_requested {
+            record.request.cancel_requested = true;
+            record.updated_at = now_rfc3339();
+            let value = serde_json::to_vec(&record)
+                .map_err(|_| Problem::unavailable("the backfill could not be stored"))?;
+            version = state
+                .write_if(
+                    &state.topics.backfills,
+                    backfill,
+                    Some(&value),
+                    Expect::Version(read),
+                    "the backfill",
+                )
+                .await?;
+        }
+        let held = state
+            .records()
+            .enablement_versioned(&record.team_id, &record.plugin_id, record.installation())
+            .filter(|(_, e)| e.backfill.as_ref().is_some_and(|r| r.id == record.request.id));
+        if let Some((held_version, mut enablement)) = held
+            && let Some(request) = enablement.backfill.as_mut()
+            && !request.cancel_requested
+        {
+            request.cancel_requested = true;
+            enablement.updated_at = now_rfc3339();
+            store_enablement(state, &enablement, Some(held_version)).await?;
+        }
+        tracing::info!(%team, %backfill, "backfill cancel requested");
+        let records = state.records();
+        Ok(Tagged(
+            version,
+            (StatusCode::ACCEPTED, Json(view_of(&records, record, None))),
+        ))
+    })
+    .await
 }
 
 /// The team's backfill `id`, or 404 (also for an id that cannot be one, and for another team's).
@@ -374,19 +418,30 @@ pub(crate) async fn release_holds(state: &AppState) {
         let Some(released) = release::released(&enablement, &progress, now_rfc3339()) else {
             continue;
         };
-        let current = state.records().enablement(
+        let current = state.records().enablement_versioned(
             &enablement.team_id,
             &enablement.plugin_id,
             enablement.installation(),
         );
-        if current.as_ref() != Some(&enablement) {
+        let Some((version, current)) = current else {
+            continue;
+        };
+        if current != enablement {
             continue;
         }
         let Ok(value) = serde_json::to_vec(&released) else {
             continue;
         };
+        // Only over the record read: a change through any replica since then wins, and this
+        // installation is looked at again next round.
         if state
-            .write(&state.topics.enablements, &released.key(), Some(&value))
+            .write_if(
+                &state.topics.enablements,
+                &released.key(),
+                Some(&value),
+                Expect::Version(version),
+                "the installation",
+            )
             .await
             .is_ok()
         {

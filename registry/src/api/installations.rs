@@ -37,11 +37,13 @@ use crate::api::teams::{
     ConfigView, EnablementView, Routes, authorize, configure, event_type_errors, plugin, read_config,
     unreadable, view,
 };
+use crate::api::versions::{Precondition, Tagged, changing, unchanged_since};
 use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
 use crate::backfills::BackfillBody;
 use crate::problem::{FieldError, Problem};
 use crate::records::now_rfc3339;
+use crate::store::Expect;
 
 /// The most installations a team may have of one plugin, the default one included.
 pub const MAX_INSTALLATIONS_PER_PLUGIN: usize = 100;
@@ -207,17 +209,43 @@ pub(crate) fn check_room(state: &AppState, enablement: &Enablement, exists: bool
     Ok(())
 }
 
-/// Writes an enablement, after [`check_room`].
+/// The installation's enablement and its version, for a change conditioned on `precondition` (412 when
+/// the stored one does not meet it). A record that does not parse has a version but no enablement.
+pub(crate) async fn read_installation(
+    state: &AppState,
+    team: &str,
+    plugin: &str,
+    installation: &str,
+    precondition: Expect,
+) -> Result<(Option<i64>, Option<Enablement>), Problem> {
+    let key = installation_key(team, plugin, installation);
+    let current = state
+        .read_for_change(&state.topics.enablements, &key, precondition, "the installation")
+        .await?;
+    Ok(match current {
+        Some((version, value)) => (Some(version), Enablement::parse(key.as_bytes(), &value).ok()),
+        None => (None, None),
+    })
+}
+
+/// Writes an enablement, after [`check_room`], if the stored one is still the one at `read` (the version
+/// it was computed from; 412 otherwise): its new version.
 pub(crate) async fn store_enablement(
     state: &AppState,
     enablement: &Enablement,
-    exists: bool,
-) -> Result<(), Problem> {
-    check_room(state, enablement, exists)?;
+    read: Option<i64>,
+) -> Result<Option<i64>, Problem> {
+    check_room(state, enablement, read.is_some())?;
     let value = serde_json::to_vec(enablement)
         .map_err(|_| Problem::unavailable("the enablement could not be stored"))?;
-    state
-        .write(&state.topics.enablements, &enablement.key(), Some(&value))
+    let version = state
+        .write_if(
+            &state.topics.enablements,
+            &enablement.key(),
+            Some(&value),
+            unchanged_since(read),
+            "the installation",
+        )
         .await?;
     tracing::info!(
         team = %enablement.team_id,
@@ -226,7 +254,7 @@ pub(crate) async fn store_enablement(
         enabled = enablement.enabled,
         "enablement changed"
     );
-    Ok(())
+    Ok(version)
 }
 
 /// Every installation of every plugin of the team, by (plugin, installation).
@@ -271,19 +299,22 @@ pub async fn show(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id, installation)): Path<(String, String, String)>,
-) -> Result<Json<EnablementView>, Problem> {
+) -> Result<Tagged<Json<EnablementView>>, Problem> {
     authorize(&principal, &team)?;
     check_installation(&installation)?;
-    let enablement = state
-        .records()
-        .enablement(&team, &id, &installation)
+    let key = installation_key(&team, &id, &installation);
+    let (version, enablement) = state
+        .store
+        .get_versioned(&state.topics.enablements, &key)
+        .and_then(|(version, value)| Some((version, Enablement::parse(key.as_bytes(), &value).ok()?)))
         .ok_or_else(|| no_such_installation(&id, &installation))?;
-    Ok(Json(view(
+    let view = view(
         &state,
         enablement,
         Routes::Installations,
         OffsetDateTime::now_utc(),
-    )))
+    );
+    Ok(Tagged(Some(version), Json(view)))
 }
 
 /// Creates or replaces an installation, and starts the backfill its body asks for: 200 with it as stored
@@ -292,8 +323,9 @@ pub async fn set(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id, installation)): Path<(String, String, String)>,
+    Precondition(precondition): Precondition,
     RawBody(body): RawBody,
-) -> Result<Json<EnablementView>, Problem> {
+) -> Result<Tagged<Json<EnablementView>>, Problem> {
     authorize(&principal, &team)?;
     check_installation(&installation)?;
     let manifest = plugin(&state, &id)?;
@@ -301,25 +333,37 @@ pub async fn set(
     let mut request: SetInstallation =
         serde_json::from_slice(&body).map_err(|e| unreadable("installation", &e))?;
     let backfill = request.backfill.take();
-    let previous = state.records().enablement(&team, &id, &installation);
     // Compiling a filter blocks for a moment (it runs on the filter crate's compile thread).
-    let checked = manifest.clone();
+    let (checked, owned) = (manifest.clone(), (team.clone(), installation.clone()));
     let enablement = tokio::task::spawn_blocking(move || {
-        installation_record(&checked, &team, &installation, request, now_rfc3339())
+        installation_record(&checked, &owned.0, &owned.1, request, now_rfc3339())
     })
     .await
     .map_err(|_| Problem::unavailable("checking the installation failed; retry"))?
     .map_err(|errors| Problem::invalid("the installation is invalid", errors))?;
-    let (enablement, backfill) =
-        store_installation(&state, &manifest, enablement, previous, backfill).await?;
-    let mut answer = view(
-        &state,
-        enablement,
-        Routes::Installations,
-        OffsetDateTime::now_utc(),
-    );
-    answer.backfill = backfill;
-    Ok(Json(answer))
+    let (state, manifest, enablement, backfill) = (&state, &manifest, &enablement, &backfill);
+    let (team, id, installation) = (team.as_str(), id.as_str(), installation.as_str());
+    changing(precondition, move || async move {
+        let (read, previous) = read_installation(state, team, id, installation, precondition).await?;
+        let (enablement, backfill, version) = store_installation(
+            state,
+            manifest,
+            enablement.clone(),
+            previous,
+            read,
+            backfill.clone(),
+        )
+        .await?;
+        let mut answer = view(
+            state,
+            enablement,
+            Routes::Installations,
+            OffsetDateTime::now_utc(),
+        );
+        answer.backfill = backfill;
+        Ok(Tagged(version, Json(answer)))
+    })
+    .await
 }
 
 /// Removes an installation: tombstones its enablement, then its config (so a failure half-way leaves a
@@ -328,17 +372,26 @@ pub async fn delete(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id, installation)): Path<(String, String, String)>,
+    Precondition(precondition): Precondition,
 ) -> Result<StatusCode, Problem> {
     authorize(&principal, &team)?;
     check_installation(&installation)?;
-    let records = state.records();
-    let exists = records.enablement(&team, &id, &installation).is_some()
-        || records.config(&team, &id, &installation).is_some();
+    let key = installation_key(&team, &id, &installation);
+    let exists = state.store.version(&state.topics.enablements, &key).is_some()
+        || state.store.version(&state.topics.configs, &key).is_some();
     if !exists {
         return Err(no_such_installation(&id, &installation));
     }
-    let key = installation_key(&team, &id, &installation);
-    state.write(&state.topics.enablements, &key, None).await?;
+    // The caller's precondition is on the installation (its enablement record, whose ETag GET shows).
+    let enablements = &state.topics.enablements;
+    if precondition == Expect::Any {
+        state.write(enablements, &key, None).await?;
+    } else {
+        let (read, _) = read_installation(&state, &team, &id, &installation, precondition).await?;
+        state
+            .write_if(enablements, &key, None, unchanged_since(read), "the installation")
+            .await?;
+    }
     state.write(&state.topics.configs, &key, None).await?;
     tracing::info!(%team, plugin = %id, %installation, "installation removed");
     Ok(StatusCode::NO_CONTENT)
@@ -349,13 +402,22 @@ pub async fn set_config(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id, installation)): Path<(String, String, String)>,
+    Precondition(precondition): Precondition,
     RawBody(body): RawBody,
-) -> Result<Json<ConfigView>, Problem> {
+) -> Result<Tagged<Json<ConfigView>>, Problem> {
     authorize(&principal, &team)?;
     check_installation(&installation)?;
-    configure(&state, &team, &id, &installation, &body, Routes::Installations)
-        .await
-        .map(Json)
+    let Tagged(version, view) = configure(
+        &state,
+        &team,
+        &id,
+        &installation,
+        &body,
+        Routes::Installations,
+        precondition,
+    )
+    .await?;
+    Ok(Tagged(version, Json(view)))
 }
 
 /// The installation's config, secrets as set/unset only.
@@ -363,12 +425,11 @@ pub async fn show_config(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id, installation)): Path<(String, String, String)>,
-) -> Result<Json<ConfigView>, Problem> {
+) -> Result<Tagged<Json<ConfigView>>, Problem> {
     authorize(&principal, &team)?;
     check_installation(&installation)?;
-    read_config(&state, &team, &id, &installation, Routes::Installations)
-        .await
-        .map(Json)
+    let Tagged(version, view) = read_config(&state, &team, &id, &installation, Routes::Installations).await?;
+    Ok(Tagged(version, Json(view)))
 }
 
 /// 404 for an installation the team does not have.

@@ -19,6 +19,7 @@ pub mod ops;
 pub mod plugins;
 pub mod schema_work;
 pub mod teams;
+pub mod versions;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,7 +83,7 @@ impl AppState {
     /// Writes a store record (or removes it with `None`) and answers 503 if the store did not take it.
     pub async fn write(&self, topic: &str, key: &str, value: Option<&[u8]>) -> Result<(), Problem> {
         match self.store.put(topic, key, value).await {
-            Ok(()) => {
+            Ok(_) => {
                 self.metrics.store_writes.with_label_values(&[topic, "ok"]).inc();
                 Ok(())
             }

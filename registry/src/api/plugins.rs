@@ -16,12 +16,14 @@ use switchyard_schemas::control::{Batch, ControlError, Ordering, PluginManifest,
 use switchyard_schemas::ids::check_plugin_id;
 use time::OffsetDateTime;
 
+use crate::api::versions::{Precondition, Tagged, changing, unchanged_since};
 use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
 use crate::config_schema::ConfigSchema;
 use crate::problem::{FieldError, Problem};
 use crate::provision::PluginTopics;
 use crate::records::{InstanceRecord, InstanceState, PluginStatus, now_rfc3339, status_of};
+use crate::store::Expect;
 
 /// A plugin as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -136,7 +138,7 @@ pub async fn register(
     State(state): State<AppState>,
     RawQuery(query): RawQuery,
     RawBody(body): RawBody,
-) -> Result<(StatusCode, Json<Registered>), Problem> {
+) -> Result<Tagged<(StatusCode, Json<Registered>)>, Problem> {
     let force = force(query.as_deref())?;
     let json = parse_json(&body)?;
     let id = json
@@ -156,36 +158,57 @@ pub async fn register(
             check_manifest(&manifest).map(|()| manifest)
         })
         .await??;
-    let current = state.records().plugin(&id);
-    if let Some(current) = &current
-        && manifest.version < current.version
-        && !(force && principal.is_admin())
-    {
-        return Err(Problem::conflict(format!(
-            "version {} is lower than the registered {}; an admin can force it with ?force=true",
-            manifest.version, current.version
-        )));
-    }
-    state.provisioner.provision(&id).await.map_err(|error| {
-        tracing::warn!(%error, plugin = %id, "creating the plugin's topics failed");
-        Problem::unavailable("the plugin's topics could not be created; retry")
-    })?;
     let value = serde_json::to_vec(&manifest)
         .map_err(|_| Problem::unavailable("the manifest could not be stored"))?;
-    state.write(&state.topics.plugins, &id, Some(&value)).await?;
+    let forced = force && principal.is_admin();
+    let (state, id, manifest, value) = (&state, id.as_str(), &manifest, value.as_slice());
+    // The version rule holds against the manifest the write replaces, whichever replica wrote it: a
+    // registration that loses the race to another is checked again against the winner.
+    let (status, version) = changing(Expect::Any, move || async move {
+        let current = state.store.get_versioned(&state.topics.plugins, id);
+        let read = current.as_ref().map(|(version, _)| *version);
+        let registered = current.and_then(|(_, value)| PluginManifest::parse(id, &value).ok());
+        if let Some(registered) = &registered
+            && manifest.version < registered.version
+            && !forced
+        {
+            return Err(Problem::conflict(format!(
+                "version {} is lower than the registered {}; an admin can force it with ?force=true",
+                manifest.version, registered.version
+            )));
+        }
+        state.provisioner.provision(id).await.map_err(|error| {
+            tracing::warn!(%error, plugin = %id, "creating the plugin's topics failed");
+            Problem::unavailable("the plugin's topics could not be created; retry")
+        })?;
+        let version = state
+            .write_if(
+                &state.topics.plugins,
+                id,
+                Some(value),
+                unchanged_since(read),
+                "the plugin",
+            )
+            .await?;
+        let status = if read.is_some() {
+            StatusCode::OK
+        } else {
+            StatusCode::CREATED
+        };
+        Ok((status, version))
+    })
+    .await?;
     tracing::info!(plugin = %id, version = %manifest.version, "plugin registered");
-    let status = if current.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::CREATED
-    };
-    let signing_secret = state.gateway.signing_secret(&id);
-    Ok((
-        status,
-        Json(Registered {
-            plugin: view(&state, manifest, &principal),
-            signing_secret,
-        }),
+    let signing_secret = state.gateway.signing_secret(id);
+    Ok(Tagged(
+        version,
+        (
+            status,
+            Json(Registered {
+                plugin: view(state, manifest.clone(), &principal),
+                signing_secret,
+            }),
+        ),
     ))
 }
 
@@ -338,9 +361,13 @@ pub async fn show(
     principal: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<PluginView>, Problem> {
-    let manifest = state.records().plugin(&id).ok_or_else(|| unknown(&id))?;
-    Ok(Json(view(&state, manifest, &principal)))
+) -> Result<Tagged<Json<PluginView>>, Problem> {
+    let (version, manifest) = state
+        .store
+        .get_versioned(&state.topics.plugins, &id)
+        .and_then(|(version, value)| Some((version, PluginManifest::parse(&id, &value).ok()?)))
+        .ok_or_else(|| unknown(&id))?;
+    Ok(Tagged(Some(version), Json(view(&state, manifest, &principal))))
 }
 
 fn unknown(id: &str) -> Problem {
@@ -348,11 +375,14 @@ fn unknown(id: &str) -> Problem {
 }
 
 /// Deregisters a plugin (admins): removes its enablements, configs and instances, then its manifest, so
-/// the router stops routing to it. Its topics and their data are kept. 204, or 404 when unknown.
+/// the router stops routing to it. Its topics and their data are kept. 204, or 404 when unknown. With
+/// `If-Match`, the manifest must be at that version (412 before anything is removed), and its removal
+/// is conditional on it too: a registration that wins the race keeps the plugin registered (412).
 pub async fn deregister(
     principal: Principal,
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Precondition(precondition): Precondition,
 ) -> Result<StatusCode, Problem> {
     if !principal.is_admin() {
         return Err(Problem::forbidden("only an admin may deregister a plugin"));
@@ -360,6 +390,10 @@ pub async fn deregister(
     if state.records().plugin(&id).is_none() {
         return Err(unknown(&id));
     }
+    let read = state
+        .read_for_change(&state.topics.plugins, &id, precondition, "the plugin")
+        .await?
+        .map(|(version, _)| version);
     // Dependents first: a failure half-way leaves a registered plugin with fewer enablements, and repeating
     // the DELETE finishes the job, rather than enablements of a plugin that no longer exists.
     let records = state.records();
@@ -379,7 +413,19 @@ pub async fn deregister(
     for key in &instances {
         state.write(&state.topics.instances, key, None).await?;
     }
-    state.write(&state.topics.plugins, &id, None).await?;
+    if precondition == Expect::Any {
+        state.write(&state.topics.plugins, &id, None).await?;
+    } else {
+        state
+            .write_if(
+                &state.topics.plugins,
+                &id,
+                None,
+                unchanged_since(read),
+                "the plugin",
+            )
+            .await?;
+    }
     tracing::info!(
         plugin = %id,
         enablements = enablements.len(),

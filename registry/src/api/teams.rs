@@ -25,13 +25,15 @@ use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_team_id};
 use time::OffsetDateTime;
 
 use crate::api::backfills::store_installation;
-use crate::api::installations::{allow_installation, describe};
+use crate::api::installations::{allow_installation, describe, read_installation};
+use crate::api::versions::{Precondition, Tagged, changing, unchanged_since};
 use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
 use crate::backfills::{BackfillBody, BackfillView};
 use crate::config_schema::{ConfigSchema, SecretState};
 use crate::problem::{FieldError, Problem};
 use crate::records::{ConfigRecord, PluginStatus, now_rfc3339, status_of};
+use crate::store::Expect;
 
 /// One enablement (an installation) as the API shows it. The v1 routes leave `installation` out, and
 /// `form_ids` and `filter` are there only when set, so a v1 view is what it was before installations.
@@ -65,7 +67,7 @@ pub struct EnablementView {
 }
 
 /// `PUT /v1/teams/{team}/plugins/{id}`'s body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetEnablement {
     /// Whether events flow.
@@ -245,26 +247,32 @@ pub async fn set_enablement(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id)): Path<(String, String)>,
+    Precondition(precondition): Precondition,
     RawBody(body): RawBody,
-) -> Result<Json<EnablementView>, Problem> {
+) -> Result<Tagged<Json<EnablementView>>, Problem> {
     authorize(&principal, &team)?;
-    let manifest = plugin(&state, &id)?;
+    let manifest = &plugin(&state, &id)?;
     let mut request: SetEnablement =
         serde_json::from_slice(&body).map_err(|e| unreadable("enablement", &e))?;
     if let Some(types) = &request.event_types {
-        let errors = event_type_errors(&manifest, types);
+        let errors = event_type_errors(manifest, types);
         if !errors.is_empty() {
             return Err(Problem::invalid("the enablement is invalid", errors));
         }
     }
-    let backfill = request.backfill.take();
-    let previous = state.records().enablement(&team, &id, DEFAULT_INSTALLATION);
-    let enablement = merge_v1(previous.as_ref(), &team, &id, request, now_rfc3339());
-    let (enablement, backfill) =
-        store_installation(&state, &manifest, enablement, previous, backfill).await?;
-    let mut answer = view(&state, enablement, Routes::V1, OffsetDateTime::now_utc());
-    answer.backfill = backfill;
-    Ok(Json(answer))
+    let backfill = &request.backfill.take();
+    let (state, request, team, id) = (&state, &request, team.as_str(), id.as_str());
+    // The merge keeps what the stored record holds: computed again if another write replaces it first.
+    changing(precondition, move || async move {
+        let (read, previous) = read_installation(state, team, id, DEFAULT_INSTALLATION, precondition).await?;
+        let enablement = merge_v1(previous.as_ref(), team, id, request.clone(), now_rfc3339());
+        let (enablement, backfill, version) =
+            store_installation(state, manifest, enablement, previous, read, backfill.clone()).await?;
+        let mut answer = view(state, enablement, Routes::V1, OffsetDateTime::now_utc());
+        answer.backfill = backfill;
+        Ok(Tagged(version, Json(answer)))
+    })
+    .await
 }
 
 /// Sets the team's config of a plugin's default installation: 200 with the redacted config.
@@ -272,12 +280,21 @@ pub async fn set_config(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id)): Path<(String, String)>,
+    Precondition(precondition): Precondition,
     RawBody(body): RawBody,
-) -> Result<Json<ConfigView>, Problem> {
+) -> Result<Tagged<Json<ConfigView>>, Problem> {
     authorize(&principal, &team)?;
-    configure(&state, &team, &id, DEFAULT_INSTALLATION, &body, Routes::V1)
-        .await
-        .map(Json)
+    let Tagged(version, view) = configure(
+        &state,
+        &team,
+        &id,
+        DEFAULT_INSTALLATION,
+        &body,
+        Routes::V1,
+        precondition,
+    )
+    .await?;
+    Ok(Tagged(version, Json(view)))
 }
 
 /// The team's config of a plugin's default installation, secrets as set/unset only.
@@ -285,17 +302,17 @@ pub async fn show_config(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id)): Path<(String, String)>,
-) -> Result<Json<ConfigView>, Problem> {
+) -> Result<Tagged<Json<ConfigView>>, Problem> {
     authorize(&principal, &team)?;
-    read_config(&state, &team, &id, DEFAULT_INSTALLATION, Routes::V1)
-        .await
-        .map(Json)
+    let Tagged(version, view) = read_config(&state, &team, &id, DEFAULT_INSTALLATION, Routes::V1).await?;
+    Ok(Tagged(version, Json(view)))
 }
 
 /// Sets the team's config of an installation of a plugin, after the role check: the plugin is registered
 /// (404), allows the installation (409), the installation is enabled (409), the body is JSON (422) and
 /// valid against the `config_schema` once stored secrets it leaves out are merged in (422). Secret fields
-/// left out keep their stored value; a secret set to `null` is cleared.
+/// left out keep their stored value; a secret set to `null` is cleared. The stored config the secrets come
+/// from is the one the write replaces ([`changing`]); `precondition` is the caller's on it (412).
 pub(crate) async fn configure(
     state: &AppState,
     team: &str,
@@ -303,7 +320,8 @@ pub(crate) async fn configure(
     installation: &str,
     body: &[u8],
     routes: Routes,
-) -> Result<ConfigView, Problem> {
+    precondition: Expect,
+) -> Result<Tagged<ConfigView>, Problem> {
     let manifest = plugin(state, id)?;
     allow_installation(&manifest, installation)?;
     let enabled = state
@@ -317,7 +335,7 @@ pub(crate) async fn configure(
         )));
     }
     // serde_json's messages name a position, never the text around it, so no secret leaks from here.
-    let mut config: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+    let config: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
         Problem::invalid(
             "the config is not JSON",
             vec![FieldError {
@@ -326,50 +344,58 @@ pub(crate) async fn configure(
             }],
         )
     })?;
-    let previous = state.records().config(team, id, installation).map(|p| p.config);
-    let plugin_version = manifest.version.to_string();
-    let (schema, config) = state
-        .schema_work
-        .run(
-            "checking the config against the plugin's config_schema",
-            move || {
-                let schema = compiled_schema(&manifest)?;
-                schema.merge_secrets(&mut config, previous.as_ref());
-                schema.validate(&config).map_err(|errors| {
-                    Problem::invalid(
-                        "the config does not match the plugin's config_schema",
-                        errors
-                            .into_iter()
-                            .map(|e| FieldError {
-                                pointer: e.pointer,
-                                detail: e.detail,
-                            })
-                            .collect(),
-                    )
-                })?;
-                Ok::<_, Problem>((schema, config))
-            },
-        )
-        .await??;
-    let record = ConfigRecord {
-        team_id: team.to_owned(),
-        plugin_id: id.to_owned(),
-        installation: (installation != DEFAULT_INSTALLATION).then(|| installation.to_owned()),
-        config,
-        plugin_version,
-        updated_at: now_rfc3339(),
-    };
-    let value =
-        serde_json::to_vec(&record).map_err(|_| Problem::unavailable("the config could not be stored"))?;
-    state
-        .write(
-            &state.topics.configs,
-            &installation_key(team, id, installation),
-            Some(&value),
-        )
-        .await?;
-    tracing::info!(%team, plugin = %id, %installation, "config changed");
-    Ok(config_view(&schema, record, routes))
+    let key = installation_key(team, id, installation);
+    let (key, configs) = (key.as_str(), &state.topics.configs);
+    let (manifest, config) = (&manifest, &config);
+    changing(precondition, move || async move {
+        let current = state
+            .read_for_change(configs, key, precondition, "the config")
+            .await?;
+        let read = current.as_ref().map(|(version, _)| *version);
+        let previous = current
+            .and_then(|(_, value)| serde_json::from_slice::<ConfigRecord>(&value).ok())
+            .map(|p| p.config);
+        let (checked, mut config) = (manifest.clone(), config.clone());
+        let (schema, config) = state
+            .schema_work
+            .run(
+                "checking the config against the plugin's config_schema",
+                move || {
+                    let schema = compiled_schema(&checked)?;
+                    schema.merge_secrets(&mut config, previous.as_ref());
+                    schema.validate(&config).map_err(|errors| {
+                        Problem::invalid(
+                            "the config does not match the plugin's config_schema",
+                            errors
+                                .into_iter()
+                                .map(|e| FieldError {
+                                    pointer: e.pointer,
+                                    detail: e.detail,
+                                })
+                                .collect(),
+                        )
+                    })?;
+                    Ok::<_, Problem>((schema, config))
+                },
+            )
+            .await??;
+        let record = ConfigRecord {
+            team_id: team.to_owned(),
+            plugin_id: id.to_owned(),
+            installation: (installation != DEFAULT_INSTALLATION).then(|| installation.to_owned()),
+            config,
+            plugin_version: manifest.version.to_string(),
+            updated_at: now_rfc3339(),
+        };
+        let value = serde_json::to_vec(&record)
+            .map_err(|_| Problem::unavailable("the config could not be stored"))?;
+        let version = state
+            .write_if(configs, key, Some(&value), unchanged_since(read), "the config")
+            .await?;
+        tracing::info!(%team, plugin = %id, %installation, "config changed");
+        Ok(Tagged(version, config_view(&schema, record, routes)))
+    })
+    .await
 }
 
 /// The team's config of an installation of a plugin, after the role check: 404 when the plugin is not
@@ -380,20 +406,26 @@ pub(crate) async fn read_config(
     id: &str,
     installation: &str,
     routes: Routes,
-) -> Result<ConfigView, Problem> {
+) -> Result<Tagged<ConfigView>, Problem> {
     let manifest = plugin(state, id)?;
-    let record = state.records().config(team, id, installation).ok_or_else(|| {
+    let missing = || {
         Problem::not_found(format!(
             "this team has no config for {}",
             describe(id, installation)
         ))
-    })?;
-    state
+    };
+    let (version, value) = state
+        .store
+        .get_versioned(&state.topics.configs, &installation_key(team, id, installation))
+        .ok_or_else(missing)?;
+    let record: ConfigRecord = serde_json::from_slice(&value).map_err(|_| missing())?;
+    let view = state
         .schema_work
         .run("reading the plugin's config_schema", move || {
             compiled_schema(&manifest).map(|schema| config_view(&schema, record, routes))
         })
-        .await?
+        .await??;
+    Ok(Tagged(Some(version), view))
 }
 
 fn compiled_schema(manifest: &PluginManifest) -> Result<ConfigSchema, Problem> {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use switchyard_registry::store::{Store, StoreConfig, StoreError};
+use switchyard_registry::store::{Expect, Outcome, Store, StoreConfig, StoreError};
 use switchyard_tests::broker::{clients, create_topics, unique};
 use switchyard_tests::wait::wait_for;
 
@@ -92,4 +92,89 @@ async fn an_existing_topic_that_is_not_compacted_is_refused() {
         error.to_string().contains(&topic) && error.to_string().contains("cleanup.policy=compact"),
         "{error}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conditional_writes_through_two_replicas_let_exactly_one_win_per_version() {
+    let topic = unique("store.configs");
+    let a = Store::open(config(&[&topic])).await.expect("store a");
+    let b = Store::open(config(&[&topic])).await.expect("store b");
+    a.wait_caught_up().await;
+    b.wait_caught_up().await;
+
+    // Create-only, through both replicas at once: one creates, the other finds the key taken.
+    let (x, y) = tokio::join!(
+        a.put_if(&topic, "acme/sheets", Some(b"a-0"), Expect::Absent),
+        b.put_if(&topic, "acme/sheets", Some(b"b-0"), Expect::Absent)
+    );
+    let (x, y) = (x.expect("a's write"), y.expect("b's write"));
+    let mut version = match (x, y) {
+        (Outcome::Written(Some(v)), Outcome::Conflict(Some(w)))
+        | (Outcome::Conflict(Some(w)), Outcome::Written(Some(v))) => {
+            assert_eq!(v, w, "the loser was refused against the winner's record");
+            v
+        }
+        other => panic!("exactly one create wins: {other:?}"),
+    };
+
+    // Rounds of two writes expecting the same version: exactly one wins each, the other learns the winner.
+    let mut winners = Vec::new();
+    for round in 0..30 {
+        let (va, vb) = (format!("a-{round}"), format!("b-{round}"));
+        let (x, y) = tokio::join!(
+            a.put_if(
+                &topic,
+                "acme/sheets",
+                Some(va.as_bytes()),
+                Expect::Version(version)
+            ),
+            b.put_if(
+                &topic,
+                "acme/sheets",
+                Some(vb.as_bytes()),
+                Expect::Version(version)
+            )
+        );
+        let (x, y) = (x.expect("a's write"), y.expect("b's write"));
+        let (next, winner) = match (x, y) {
+            (Outcome::Written(Some(v)), Outcome::Conflict(Some(w))) if v == w => (v, va),
+            (Outcome::Conflict(Some(w)), Outcome::Written(Some(v))) if v == w => (v, vb),
+            other => panic!("round {round}: exactly one write wins: {other:?}"),
+        };
+        assert!(next > version);
+        version = next;
+        winners.push(winner);
+    }
+
+    // Both replicas converge on the last winner, at its version; a stale expectation is refused at once.
+    let last = winners.last().unwrap().clone().into_bytes();
+    wait_for("both replicas to converge", Duration::from_secs(30), || async {
+        (a.get_versioned(&topic, "acme/sheets") == Some((version, last.clone()))
+            && b.get_versioned(&topic, "acme/sheets") == Some((version, last.clone())))
+        .then_some(())
+    })
+    .await;
+    let stale = a
+        .put_if(&topic, "acme/sheets", Some(b"late"), Expect::Version(version - 1))
+        .await
+        .expect("decided");
+    assert_eq!(stale, Outcome::Conflict(Some(version)));
+
+    // A removal expecting the current version removes; expecting the key to exist then fails.
+    let removed = b
+        .put_if(&topic, "acme/sheets", None, Expect::Version(version))
+        .await
+        .expect("removed");
+    assert_eq!(removed, Outcome::Written(None));
+    let gone = b
+        .put_if(&topic, "acme/sheets", None, Expect::Exists)
+        .await
+        .expect("decided");
+    assert_eq!(gone, Outcome::Conflict(None));
+
+    // A replica started afterwards rebuilds the same state: no refused write is visible to it.
+    let c = Store::open(config(&[&topic])).await.expect("store c");
+    c.wait_caught_up().await;
+    assert_eq!(c.get(&topic, "acme/sheets"), None);
+    assert!(c.entries(&topic).is_empty(), "{:?}", c.entries(&topic));
 }

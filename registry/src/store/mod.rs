@@ -12,6 +12,13 @@
 //! order (a null value removes the key), so two replicas that write the same key converge on whichever
 //! write the log ordered last. `open` creates missing topics with `cleanup.policy=compact` and refuses an
 //! existing topic that is not compacted: a deleting cleanup policy would silently lose state.
+//!
+//! A key's **version** is the offset of its current record. [`Store::put_if`] writes only if the key's
+//! version is the one expected, decided in log order by the writer ([`conditional`]).
+
+mod conditional;
+
+pub use self::conditional::{Expect, Outcome};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -71,6 +78,9 @@ pub enum StoreError {
         /// How long the store waited.
         waited: Duration,
     },
+    /// A conditional write could not read what was committed before it.
+    #[error("deciding a conditional write failed: {0}")]
+    Decision(String),
     /// A client could not be made (a clash of options, a setting librdkafka refuses).
     #[error(transparent)]
     Client(#[from] ClientError),
@@ -99,9 +109,12 @@ pub struct StoreConfig {
     pub timeout: Duration,
 }
 
-/// One followed topic's current entries, filled by its follower.
+/// One followed topic's current entries with their versions (offsets), filled by its follower.
 #[derive(Clone, Default)]
-struct Entries(Arc<RwLock<BTreeMap<String, Vec<u8>>>>);
+struct Entries(Arc<RwLock<BTreeMap<String, Versioned>>>);
+
+/// A value and its version.
+type Versioned = (i64, Vec<u8>);
 
 impl Apply for Entries {
     fn apply(&mut self, record: Record<'_>) {
@@ -114,9 +127,16 @@ impl Apply for Entries {
         };
         let mut entries = self.0.write().unwrap_or_else(|p| p.into_inner());
         match record.value {
-            Some(value) => entries.insert(key.to_owned(), value.to_vec()),
+            Some(value) => entries.insert(key.to_owned(), (record.offset, value.to_vec())),
             None => entries.remove(key),
         };
+    }
+}
+
+impl Entries {
+    fn version(&self, key: &str) -> Option<i64> {
+        let entries = self.0.read().unwrap_or_else(|p| p.into_inner());
+        entries.get(key).map(|(version, _)| *version)
     }
 }
 
@@ -154,6 +174,7 @@ pub struct Store {
     config: StoreConfig,
     producer: ThreadedProducer<Acknowledgements>,
     followers: HashMap<String, (Entries, Follower)>,
+    transactions: conditional::Transactions,
 }
 
 impl Store {
@@ -184,10 +205,12 @@ impl Store {
             let follower = Follower::spawn(&config.clients, options, entries.clone(), &shutdown)?;
             followers.insert(topic.clone(), (entries, follower));
         }
+        let transactions = conditional::Transactions::new(&config.clients, config.timeout)?;
         Ok(Self {
             config,
             producer,
             followers,
+            transactions,
         })
     }
 
@@ -203,53 +226,68 @@ impl Store {
         }
     }
 
+    /// Writes `value` (or removes the key with `None`) if the key's version meets `expect`, and returns
+    /// once this replica's view includes the write (read-your-writes). [`Expect::Any`] is [`Store::put`].
+    pub async fn put_if(
+        &self,
+        topic: &str,
+        key: &str,
+        value: Option<&[u8]>,
+        expect: Expect,
+    ) -> Result<Outcome, StoreError> {
+        if expect == Expect::Any {
+            return self.put(topic, key, value).await.map(Outcome::Written);
+        }
+        let (entries, follower) = self
+            .followers
+            .get(topic)
+            .ok_or_else(|| StoreError::UnknownTopic(topic.to_owned()))?;
+        let seen = self.version(topic, key);
+        if expect.refused_by(seen) {
+            return Ok(Outcome::Conflict(seen));
+        }
+        let started = Instant::now();
+        let view = |partition| {
+            // The offset first: records the view applies after it are read again by the decision.
+            let next_offset = follower.next_offset(partition);
+            let version = entries.version(key);
+            conditional::View { next_offset, version }
+        };
+        let decided = self.transactions.put_if(topic, key, value, expect, view).await?;
+        // A write waits for itself; a refused one for the record that won, so that a read right after the
+        // conflict shows the winner (a change is computed again from it).
+        let awaited = match decided.outcome {
+            Outcome::Written(_) => Some(decided.offset),
+            Outcome::Conflict(_) => decided.newest_met,
+        };
+        if let Some(offset) = awaited {
+            let remaining = self.config.timeout.saturating_sub(started.elapsed());
+            if !follower.wait_applied(decided.partition, offset, remaining).await {
+                return Err(StoreError::NotApplied {
+                    topic: topic.to_owned(),
+                    partition: decided.partition,
+                    offset,
+                    waited: started.elapsed(),
+                });
+            }
+        }
+        let outcome = decided.outcome;
+        Ok(outcome)
+    }
+
     /// Writes `value` (or removes the key with `None`) and returns once this replica's view includes the
-    /// write, so a read right after it sees it (read-your-writes).
-    pub async fn put(&self, topic: &str, key: &str, value: Option<&[u8]>) -> Result<(), StoreError> {
+    /// write, so a read right after it sees it (read-your-writes); answers the key's new version (`None`
+    /// for a removal).
+    pub async fn put(&self, topic: &str, key: &str, value: Option<&[u8]>) -> Result<Option<i64>, StoreError> {
         let (_, follower) = self
             .followers
             .get(topic)
             .ok_or_else(|| StoreError::UnknownTopic(topic.to_owned()))?;
-        let (acknowledged, acknowledgement) = oneshot::channel();
-        let mut record: BaseRecord<'_, str, [u8], Box<Acknowledgement>> =
-            BaseRecord::with_opaque_to(topic, Box::new(acknowledged)).key(key);
-        if let Some(value) = value {
-            record = record.payload(value);
-        }
         let started = Instant::now();
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                    record = back;
-                }
-                Err((source, _)) => {
-                    return Err(StoreError::Kafka {
-                        action: format!("writing to {topic}"),
-                        source,
-                    });
-                }
-            }
-        }
-        let (partition, offset) = match tokio::time::timeout(self.config.timeout, acknowledgement).await {
-            Ok(Ok(Ok(position))) => position,
-            Ok(Ok(Err(source))) => {
-                return Err(StoreError::Kafka {
-                    action: format!("writing to {topic}"),
-                    source,
-                });
-            }
-            Ok(Err(_)) | Err(_) => {
-                return Err(StoreError::Kafka {
-                    action: format!("writing to {topic}"),
-                    source: KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
-                });
-            }
-        };
+        let (partition, offset) = send(&self.producer, topic, key, value, self.config.timeout).await?;
         let remaining = self.config.timeout.saturating_sub(started.elapsed());
         if follower.wait_applied(partition, offset, remaining).await {
-            Ok(())
+            Ok(value.is_some().then_some(offset))
         } else {
             Err(StoreError::NotApplied {
                 topic: topic.to_owned(),
@@ -262,9 +300,19 @@ impl Store {
 
     /// The current value of `key`.
     pub fn get(&self, topic: &str, key: &str) -> Option<Vec<u8>> {
+        self.get_versioned(topic, key).map(|(_, value)| value)
+    }
+
+    /// The current version (offset) and value of `key`.
+    pub fn get_versioned(&self, topic: &str, key: &str) -> Option<(i64, Vec<u8>)> {
         let (entries, _) = self.followers.get(topic)?;
         let entries = entries.0.read().unwrap_or_else(|p| p.into_inner());
         entries.get(key).cloned()
+    }
+
+    /// The current version (offset) of `key`, if it holds a record.
+    pub fn version(&self, topic: &str, key: &str) -> Option<i64> {
+        self.followers.get(topic)?.0.version(key)
     }
 
     /// Every current entry of `topic`, in key order.
@@ -273,7 +321,7 @@ impl Store {
             return Vec::new();
         };
         let entries = entries.0.read().unwrap_or_else(|p| p.into_inner());
-        entries.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        entries.iter().map(|(k, (_, v))| (k.clone(), v.clone())).collect()
     }
 
     /// The current entries of `topic` that `keep` keeps, in key order; only those are copied.
@@ -284,8 +332,8 @@ impl Store {
         let entries = entries.0.read().unwrap_or_else(|p| p.into_inner());
         entries
             .iter()
-            .filter(|(key, value)| keep(key, value))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .filter(|(key, (_, value))| keep(key, value))
+            .map(|(k, (_, v))| (k.clone(), v.clone()))
             .collect()
     }
 
@@ -298,7 +346,7 @@ impl Store {
         entries
             .range(prefix.to_owned()..)
             .take_while(|(key, _)| key.starts_with(prefix))
-            .map(|(k, v)| (k.clone(), v.clone()))
+            .map(|(k, (_, v))| (k.clone(), v.clone()))
             .collect()
     }
 
@@ -315,6 +363,46 @@ impl Drop for Store {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Produces one record and waits for the broker's acknowledgement: its partition and offset.
+async fn send(
+    producer: &ThreadedProducer<Acknowledgements>,
+    topic: &str,
+    key: &str,
+    value: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<(i32, i64), StoreError> {
+    let (acknowledged, acknowledgement) = oneshot::channel();
+    let mut record: BaseRecord<'_, str, [u8], Box<Acknowledgement>> =
+        BaseRecord::with_opaque_to(topic, Box::new(acknowledged)).key(key);
+    if let Some(value) = value {
+        record = record.payload(value);
+    }
+    loop {
+        match producer.send(record) {
+            Ok(()) => break,
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                record = back;
+            }
+            Err((source, _)) => {
+                return Err(StoreError::Kafka {
+                    action: format!("writing to {topic}"),
+                    source,
+                });
+            }
+        }
+    }
+    let source = match tokio::time::timeout(timeout, acknowledgement).await {
+        Ok(Ok(Ok(position))) => return Ok(position),
+        Ok(Ok(Err(source))) => source,
+        Ok(Err(_)) | Err(_) => KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut),
+    };
+    Err(StoreError::Kafka {
+        action: format!("writing to {topic}"),
+        source,
+    })
 }
 
 /// How long a store topic that existed already is described again while it shows a policy other than
