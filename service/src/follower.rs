@@ -517,6 +517,27 @@ impl RangeReader {
         }
     }
 
+    /// The last stable offset of every partition of `topic`: no committed record is at or past it.
+    pub fn stable_ends(&self, topic: &str, timeout: Duration) -> Result<Vec<i64>, RangeError> {
+        let kafka = |partition, source| RangeError::Kafka {
+            action: "reading the end",
+            topic: topic.to_owned(),
+            partition,
+            source,
+        };
+        let partitions =
+            metadata_partitions(self.consumer.client(), topic, timeout).map_err(|e| kafka(-1, e))?;
+        partitions
+            .into_iter()
+            .map(|partition| {
+                self.consumer
+                    .fetch_watermarks(topic, partition, timeout)
+                    .map(|(_, stable)| stable)
+                    .map_err(|e| kafka(partition, e))
+            })
+            .collect()
+    }
+
     /// Applies the committed records of `[from, until)` of the partition, in log order, once
     /// [`RangeReader::wait_stable`] for `until` returned and while the transaction holding `until` (the
     /// caller's) stays open: the end of the partition is then `until` exactly.

@@ -139,7 +139,13 @@ impl AppState {
             if precondition.admits(version) {
                 return Ok(current);
             }
-            let behind = matches!(precondition, Expect::Version(named) if version.is_none_or(|v| v < named));
+            let behind = match precondition {
+                // A version past the end of the log (a made-up ETag) is not worth waiting for.
+                Expect::Version(named) if version.is_none_or(|v| v < named) => {
+                    self.store.may_exist(topic, named).await
+                }
+                _ => false,
+            };
             if !behind || Instant::now() >= deadline {
                 return Err(precondition_failed(what, version));
             }

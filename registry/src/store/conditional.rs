@@ -233,6 +233,21 @@ impl Transactions {
         }
     }
 
+    /// Whether a committed record at `offset` may exist in `topic`: some partition's last stable offset
+    /// is past it (true when the ends cannot be read).
+    pub(super) async fn may_exist(&self, topic: &str, offset: i64) -> bool {
+        let (reader, topic, timeout) = (Arc::clone(&self.reader), topic.to_owned(), self.timeout);
+        let ends = tokio::task::spawn_blocking(move || {
+            let reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+            reader.stable_ends(&topic, timeout).ok()
+        })
+        .await;
+        match ends {
+            Ok(Some(ends)) => ends.iter().any(|&end| end > offset),
+            _ => true,
+        }
+    }
+
     async fn start_producer(&self) -> Result<Arc<ThreadedProducer<Acknowledgements>>, StoreError> {
         let client = self
             .clients

@@ -310,6 +310,12 @@ impl Store {
         entries.get(key).cloned()
     }
 
+    /// Whether a record at `version` may exist in `topic`, that this replica has not applied yet: false
+    /// for a version past the end of every partition (no write ever had it).
+    pub async fn may_exist(&self, topic: &str, version: i64) -> bool {
+        self.transactions.may_exist(topic, version).await
+    }
+
     /// The current version (offset) of `key`, if it holds a record.
     pub fn version(&self, topic: &str, key: &str) -> Option<i64> {
         self.followers.get(topic)?.0.version(key)

@@ -474,11 +474,118 @@ async fn every_endpoint_by_every_caller() {
             }
         }
     }
+
+    // The same rules for conditional requests whose precondition fails (an ETag older than the resource's,
+    // or If-None-Match: * on one that exists): the role check comes first, then allowed callers get 412
+    // and nothing changes. Each resource's ETag is read first.
+    let etag_of = async |path: &str| {
+        let answer = registry.call("GET", path, Some(&admin()), None).await;
+        let etag = answer.headers["etag"]
+            .to_str()
+            .unwrap()
+            .trim_matches('"')
+            .to_owned();
+        format!("\"{}\"", etag.parse::<i64>().unwrap() - 1)
+    };
+    let installation = "/v1/teams/acme/plugins/sms-notify/installations/forms-a";
+    let config = "/v1/teams/acme/plugins/sms-notify/installations/forms-a/config";
+    let v1_config = "/v1/teams/acme/plugins/sms-notify/config";
+    let (stale_installation, stale_config, stale_v1_config, stale_plugin) = (
+        etag_of(installation).await,
+        etag_of(config).await,
+        etag_of(v1_config).await,
+        etag_of("/v1/plugins/sms-notify").await,
+    );
+    let stale_default = etag_of("/v1/teams/acme/plugins/sms-notify/installations/default").await;
+    let stale_backfill = etag_of(&backfill).await;
+    let conditional = [
+        (
+            "PUT",
+            installation.to_owned(),
+            Some(json!({"enabled": true})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            ("if-match", stale_installation.clone()),
+        ),
+        (
+            "PUT",
+            installation.to_owned(),
+            Some(json!({"enabled": true})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            ("if-none-match", "*".to_owned()),
+        ),
+        (
+            "DELETE",
+            installation.to_owned(),
+            None,
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            ("if-match", stale_installation),
+        ),
+        (
+            "PUT",
+            config.to_owned(),
+            Some(json!({})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            ("if-match", stale_config),
+        ),
+        (
+            "PUT",
+            v1_config.to_owned(),
+            Some(json!({})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            ("if-match", stale_v1_config),
+        ),
+        (
+            "PUT",
+            "/v1/teams/acme/plugins/sms-notify".to_owned(),
+            Some(json!({"enabled": true})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            ("if-match", stale_default),
+        ),
+        (
+            "DELETE",
+            backfill.clone(),
+            None,
+            "backfilled",
+            Rule::TeamOrAdmin,
+            ("if-match", stale_backfill),
+        ),
+        (
+            "DELETE",
+            "/v1/plugins/sms-notify".to_owned(),
+            None,
+            "sms-notify",
+            Rule::AdminOnly,
+            ("if-match", stale_plugin),
+        ),
+    ];
+    for (method, path, body, own_plugin, rule, (header, value)) in &conditional {
+        for caller in CALLERS {
+            let token = token_of(caller, own_plugin);
+            let body = body.as_ref().map(|b| b.to_string().into_bytes());
+            let answer = registry
+                .call_raw(method, path, token.as_deref(), &[(header, value)], body)
+                .await;
+            let want = expected(*rule, caller, StatusCode::PRECONDITION_FAILED);
+            checked += 1;
+            if answer.status != want {
+                failures.push(format!(
+                    "{method} {path} with {header}: {value} as {caller:?}: {} (expected {want}) {}",
+                    answer.status, answer.json
+                ));
+            }
+        }
+    }
     assert!(
         failures.is_empty(),
         "{} of {checked} cells wrong:\n{}",
         failures.len(),
         failures.join("\n")
     );
-    assert_eq!(checked, endpoints.len() * CALLERS.len());
+    assert_eq!(checked, (endpoints.len() + conditional.len()) * CALLERS.len());
 }

@@ -8,6 +8,7 @@
 mod api;
 mod authz;
 mod backfills;
+mod compare_and_set;
 mod ctl;
 mod gateway;
 mod http;
