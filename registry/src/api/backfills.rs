@@ -15,6 +15,8 @@
 //!
 //! Same roles as the other team routes: an admin or the team itself.
 
+use std::cmp::Reverse;
+
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -27,6 +29,7 @@ use switchyard_schemas::times::epoch_ms;
 use crate::api::installations::{
     check_installation, check_room, describe, no_such_installation, store_enablement,
 };
+use crate::api::paging::{Page, Paging};
 use crate::api::teams::{authorize, plugin, unreadable};
 use crate::api::versions::{Precondition, Tagged, changing};
 use crate::api::{AppState, RawBody};
@@ -231,9 +234,10 @@ pub async fn list_team(
     principal: Principal,
     State(state): State<AppState>,
     Path(team): Path<String>,
-) -> Result<Json<Vec<BackfillView>>, Problem> {
+    paging: Paging,
+) -> Result<Page<BackfillView>, Problem> {
     authorize(&principal, &team)?;
-    Ok(Json(views(&state, &team, |_| true)))
+    views(&state, &team, &paging, |_| true)
 }
 
 /// The backfills of the team's default installation of a plugin, newest first.
@@ -241,8 +245,9 @@ pub async fn list_default(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id)): Path<(String, String)>,
-) -> Result<Json<Vec<BackfillView>>, Problem> {
-    list_of(&state, &principal, &team, &id, DEFAULT_INSTALLATION)
+    paging: Paging,
+) -> Result<Page<BackfillView>, Problem> {
+    list_of(&state, &principal, &team, &id, DEFAULT_INSTALLATION, &paging)
 }
 
 /// The backfills of one of the team's installations of a plugin, newest first.
@@ -250,8 +255,9 @@ pub async fn list_installation(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id, installation)): Path<(String, String, String)>,
-) -> Result<Json<Vec<BackfillView>>, Problem> {
-    list_of(&state, &principal, &team, &id, &installation)
+    paging: Paging,
+) -> Result<Page<BackfillView>, Problem> {
+    list_of(&state, &principal, &team, &id, &installation, &paging)
 }
 
 /// An installation's backfills; `[]` for one that has none (or no longer exists).
@@ -261,13 +267,14 @@ fn list_of(
     team: &str,
     id: &str,
     installation: &str,
-) -> Result<Json<Vec<BackfillView>>, Problem> {
+    paging: &Paging,
+) -> Result<Page<BackfillView>, Problem> {
     authorize(principal, team)?;
     check_plugin_id(id).map_err(|e| Problem::not_found(format!("{id:?} is not a plugin id: {e}")))?;
     check_installation(installation)?;
-    Ok(Json(views(state, team, |b| {
+    views(state, team, paging, |b| {
         b.plugin_id == id && b.installation() == installation
-    })))
+    })
 }
 
 /// One of the team's backfills.
@@ -373,19 +380,22 @@ fn view_of(records: &Records<'_>, backfill: Backfill, warning: Option<Warning>) 
     view::view(backfill, progress.as_ref(), held.is_some(), warning)
 }
 
-/// The views of the team's backfills that `keep` keeps, newest first (UUID v7 ids order ties).
-fn views(state: &AppState, team: &str, keep: impl Fn(&Backfill) -> bool) -> Vec<BackfillView> {
+/// The views of the page of the team's backfills that `keep` keeps, newest first (UUID v7 ids order
+/// ties).
+fn views(
+    state: &AppState,
+    team: &str,
+    paging: &Paging,
+    keep: impl Fn(&Backfill) -> bool,
+) -> Result<Page<BackfillView>, Problem> {
     let records = state.records();
     let mut backfills = records.team_backfills(team);
     backfills.retain(keep);
-    backfills.sort_by(|a, b| {
-        let newer = |x: &Backfill| (epoch_ms(&x.requested_at), x.request.id.clone());
-        newer(b).cmp(&newer(a))
-    });
-    backfills
-        .into_iter()
-        .map(|b| view_of(&records, b, None))
-        .collect()
+    let newest_first = |x: &Backfill| Reverse((epoch_ms(&x.requested_at), x.request.id.clone()));
+    backfills.sort_by_key(newest_first);
+    Ok(paging
+        .page(backfills, newest_first)?
+        .map(|b| view_of(&records, b, None)))
 }
 
 /// Sets `switchyard_registry_backfills{state}` from every backfill of every team.

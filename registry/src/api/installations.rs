@@ -33,6 +33,7 @@ use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_installation_id, check
 use time::OffsetDateTime;
 
 use crate::api::backfills::store_installation;
+use crate::api::paging::{Page, Paging};
 use crate::api::teams::{
     ConfigView, EnablementView, Routes, authorize, configure, event_type_errors, plugin, read_config,
     unreadable, view,
@@ -262,16 +263,15 @@ pub async fn list_team(
     principal: Principal,
     State(state): State<AppState>,
     Path(team): Path<String>,
-) -> Result<Json<Vec<EnablementView>>, Problem> {
+    paging: Paging,
+) -> Result<Page<EnablementView>, Problem> {
     authorize(&principal, &team)?;
     let now = OffsetDateTime::now_utc();
     let installations = state.records().team_installations(&team);
-    Ok(Json(
-        installations
-            .into_iter()
-            .map(|e| view(&state, e, Routes::Installations, now))
-            .collect(),
-    ))
+    let key = |e: &Enablement| (e.plugin_id.clone(), e.installation().to_owned());
+    Ok(paging
+        .page(installations, key)?
+        .map(|e| view(&state, e, Routes::Installations, now)))
 }
 
 /// The team's installations of one plugin, by installation id; `[]` when it has none (or the plugin is
@@ -280,18 +280,16 @@ pub async fn list_plugin(
     principal: Principal,
     State(state): State<AppState>,
     Path((team, id)): Path<(String, String)>,
-) -> Result<Json<Vec<EnablementView>>, Problem> {
+    paging: Paging,
+) -> Result<Page<EnablementView>, Problem> {
     authorize(&principal, &team)?;
     // A plugin that is not registered has no installations ([]); an id that cannot be one names nothing.
     check_plugin_id(&id).map_err(|e| Problem::not_found(format!("{id:?} is not a plugin id: {e}")))?;
     let now = OffsetDateTime::now_utc();
     let installations = state.records().plugin_installations(&team, &id);
-    Ok(Json(
-        installations
-            .into_iter()
-            .map(|e| view(&state, e, Routes::Installations, now))
-            .collect(),
-    ))
+    Ok(paging
+        .page(installations, |e| e.installation().to_owned())?
+        .map(|e| view(&state, e, Routes::Installations, now)))
 }
 
 /// One installation; 404 when the team has no such installation.

@@ -16,6 +16,7 @@ pub mod actions;
 pub mod backfills;
 pub mod installations;
 pub mod ops;
+pub mod paging;
 pub mod plugins;
 pub mod schema_work;
 pub mod teams;

@@ -16,6 +16,7 @@ use switchyard_schemas::control::{Batch, ControlError, Ordering, PluginManifest,
 use switchyard_schemas::ids::check_plugin_id;
 use time::OffsetDateTime;
 
+use crate::api::paging::{Page, Paging};
 use crate::api::versions::{Precondition, Tagged, changing, unchanged_since};
 use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
@@ -346,14 +347,15 @@ fn check_service_url(url: &str) -> Result<(), String> {
 }
 
 /// Lists registered plugins, by id.
-pub async fn list(principal: Principal, State(state): State<AppState>) -> Json<Vec<PluginView>> {
+pub async fn list(
+    principal: Principal,
+    State(state): State<AppState>,
+    paging: Paging,
+) -> Result<Page<PluginView>, Problem> {
     let plugins = state.records().plugins();
-    Json(
-        plugins
-            .into_iter()
-            .map(|manifest| view(&state, manifest, &principal))
-            .collect(),
-    )
+    Ok(paging
+        .page(plugins, |m| m.id.clone())?
+        .map(|manifest| view(&state, manifest, &principal)))
 }
 
 /// One plugin, or 404.

@@ -26,6 +26,7 @@ use time::OffsetDateTime;
 
 use crate::api::backfills::store_installation;
 use crate::api::installations::{allow_installation, describe, read_installation};
+use crate::api::paging::{Page, Paging};
 use crate::api::versions::{Precondition, Tagged, changing, unchanged_since};
 use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
@@ -180,16 +181,14 @@ pub async fn list(
     principal: Principal,
     State(state): State<AppState>,
     Path(team): Path<String>,
-) -> Result<Json<Vec<EnablementView>>, Problem> {
+    paging: Paging,
+) -> Result<Page<EnablementView>, Problem> {
     authorize(&principal, &team)?;
     let now = OffsetDateTime::now_utc();
     let enablements = state.records().team_enablements(&team);
-    Ok(Json(
-        enablements
-            .into_iter()
-            .map(|e| view(&state, e, Routes::V1, now))
-            .collect(),
-    ))
+    Ok(paging
+        .page(enablements, |e| e.plugin_id.clone())?
+        .map(|e| view(&state, e, Routes::V1, now)))
 }
 
 /// The errors of an `event_types` list against the plugin's manifest, one per entry it does not list.

@@ -624,3 +624,95 @@ async fn openapi_document_matches_the_routes() {
         "routes (left) and OpenAPI operations (right) differ"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lists_page_in_a_stable_order_with_next_links() {
+    let registry = InProcessRegistry::start(&[]).await;
+    for n in 0..5 {
+        let answer = registry
+            .call(
+                "POST",
+                "/v1/plugins",
+                Some(&admin()),
+                Some(&manifest(&format!("plug-{n}"), "1.0.0")),
+            )
+            .await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{}", answer.json);
+    }
+    let ids = |answer: &Value| -> Vec<String> {
+        answer
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Without limit: everything, no Link, as before paging existed.
+    let all = registry.call("GET", "/v1/plugins", Some(&admin()), None).await;
+    assert_eq!(ids(&all.json), ["plug-0", "plug-1", "plug-2", "plug-3", "plug-4"]);
+    assert!(all.headers.get("link").is_none());
+
+    // Pages of two, following each Link; a plugin removed between calls does not shift the next page.
+    let first = registry
+        .call("GET", "/v1/plugins?limit=2", Some(&admin()), None)
+        .await;
+    assert_eq!(ids(&first.json), ["plug-0", "plug-1"]);
+    let link = first.headers["link"].to_str().unwrap().to_owned();
+    let next = link
+        .strip_prefix('<')
+        .unwrap()
+        .split(">; rel=\"next\"")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(next.starts_with("/v1/plugins?limit=2&cursor="), "{link}");
+    let removed = registry
+        .call("DELETE", "/v1/plugins/plug-1", Some(&admin()), None)
+        .await;
+    assert_eq!(removed.status, StatusCode::NO_CONTENT);
+    let second = registry.call("GET", &next, Some(&admin()), None).await;
+    assert_eq!(ids(&second.json), ["plug-2", "plug-3"]);
+    let link = second.headers["link"].to_str().unwrap();
+    let last = link.strip_prefix('<').unwrap().split('>').next().unwrap();
+    let third = registry.call("GET", last, Some(&admin()), None).await;
+    assert_eq!(ids(&third.json), ["plug-4"]);
+    assert!(
+        third.headers.get("link").is_none(),
+        "the last page names no next one"
+    );
+
+    // A team's installations page the same way; a bad limit or cursor is a 422.
+    for n in 0..3 {
+        let path = format!("/v1/teams/acme/plugins/plug-{}", 2 * n);
+        let answer = registry
+            .call("PUT", &path, Some(&team("acme")), Some(&json!({"enabled": true})))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+    }
+    let page = registry
+        .call(
+            "GET",
+            "/v1/teams/acme/installations?limit=2",
+            Some(&team("acme")),
+            None,
+        )
+        .await;
+    assert_eq!(page.json.as_array().unwrap().len(), 2);
+    assert!(page.headers.get("link").is_some());
+    for query in ["limit=0", "limit=5000", "cursor=zz"] {
+        let answer = registry
+            .call(
+                "GET",
+                &format!("/v1/teams/acme/plugins?{query}"),
+                Some(&team("acme")),
+                None,
+            )
+            .await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{query}: {}",
+            answer.json
+        );
+    }
+}
