@@ -15,7 +15,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use switchyard_schemas::webhook::SigningSecret;
+use switchyard_schemas::webhook::SigningSecrets;
 use switchyard_service::admin::{self, Readiness};
 use switchyard_service::http::Limits;
 use tokio::net::TcpListener;
@@ -34,7 +34,7 @@ pub struct AdminState<P> {
     /// Ready once the team configs were read to their end; not ready from the first moment of shutdown.
     pub readiness: Readiness,
     /// The signing secret the registry signs action calls with.
-    pub signing_secret: RwLock<Option<SigningSecret>>,
+    pub signing_secret: RwLock<Option<SigningSecrets>>,
 }
 
 /// The routes: the foundation's `/healthz`, `/readyz`, `/metrics`, and the actions.

@@ -21,7 +21,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use switchyard_schemas::topics::plugin_events_topic;
-use switchyard_schemas::webhook::SigningSecret;
+use switchyard_schemas::webhook::SigningSecrets;
 use switchyard_service::follower::FollowError;
 use switchyard_service::kafka::{
     CREDENTIALS_CHECK_TIMEOUT, ClientError, CredentialsError, KafkaContext, check_credentials,
@@ -136,13 +136,14 @@ pub async fn run<P: Plugin>(
             &shutdown,
         )
         .await?;
-        if let Ok(secret) = SigningSecret::parse(&registered.signing_secret) {
+        let secrets = registered.signing_secrets.join(" ");
+        if let Ok(secrets) = SigningSecrets::parse(&secrets) {
             *admin_state
                 .signing_secret
                 .write()
-                .unwrap_or_else(|p| p.into_inner()) = Some(secret);
+                .unwrap_or_else(|p| p.into_inner()) = Some(secrets);
         }
-        plugin.set_signing_secret(&registered.signing_secret);
+        plugin.set_signing_secret(&secrets);
         let period = Duration::from_millis(settings.registry.heartbeat_interval_ms);
         Some(tokio::spawn(registration.heartbeats(
             period,

@@ -32,7 +32,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use switchyard_schemas::control::PluginManifest;
-use switchyard_schemas::webhook::{SigningSecret, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
+use switchyard_schemas::webhook::{SigningSecrets, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
 use switchyard_service::egress::{EgressError, EgressPolicy, egress_error, read_capped};
 use thiserror::Error;
 
@@ -87,7 +87,7 @@ pub struct HttpPlugin {
     manifest: PluginManifest,
     policy: EgressPolicy,
     client: reqwest::Client,
-    secret: RwLock<Option<SigningSecret>>,
+    secret: RwLock<Option<SigningSecrets>>,
     max_response_bytes: usize,
 }
 
@@ -176,9 +176,10 @@ impl HttpPlugin {
         })
     }
 
-    /// Sets the signing secret (from the registration, or configured).
+    /// Sets the signing secret (from the registration, or configured): one `whsec_` secret, or several
+    /// separated by spaces during a rotation (each request is then signed with every one).
     pub fn set_signing_secret(&self, secret: &str) -> Result<(), HttpPluginError> {
-        let secret = SigningSecret::parse(secret).map_err(|e| HttpPluginError::Secret(e.to_string()))?;
+        let secret = SigningSecrets::parse(secret).map_err(|e| HttpPluginError::Secret(e.to_string()))?;
         *self.secret.write().unwrap_or_else(|p| p.into_inner()) = Some(secret);
         Ok(())
     }

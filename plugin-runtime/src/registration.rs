@@ -44,8 +44,10 @@ pub struct Registration {
 /// What registration returned.
 #[derive(Debug)]
 pub struct Registered {
-    /// The signing secret (`whsec_...`) for calls between the registry, this worker and the plugin.
-    pub signing_secret: String,
+    /// The signing secrets (`whsec_...`) for calls between the registry, this worker and the plugin: the
+    /// current one first, then any the registry still signs with during a rotation (`signing_secrets`;
+    /// a registry from before rotations answers `signing_secret` alone).
+    pub signing_secrets: Vec<String>,
 }
 
 impl Registration {
@@ -124,9 +126,9 @@ impl Registration {
                 }
             }
         };
-        let signing_secret = answer["signing_secret"].as_str().unwrap_or_default().to_owned();
+        let signing_secrets = signing_secrets(&answer);
         info!(plugin = %manifest.id, version = %manifest.version, "registered with the registry");
-        Ok((registration, Registered { signing_secret }))
+        Ok((registration, Registered { signing_secrets }))
     }
 
     async fn beat(&self, state: &str) -> Result<Value, RegistryCallError> {
@@ -160,5 +162,41 @@ impl Registration {
                 warn!(%error, "the goodbye failed; the registry forgets this instance after its TTL")
             }
         }
+    }
+}
+
+/// The signing secrets of a registration answer: `signing_secrets` (current first) when the registry sends
+/// it, else `signing_secret` alone (a registry from before rotations); none when neither is there.
+fn signing_secrets(answer: &Value) -> Vec<String> {
+    let listed: Vec<String> = answer["signing_secrets"]
+        .as_array()
+        .map(|all| all.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    if !listed.is_empty() {
+        return listed;
+    }
+    answer["signing_secret"]
+        .as_str()
+        .map(|s| vec![s.to_owned()])
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn secrets_of_old_and_new_registration_answers() {
+        assert_eq!(
+            signing_secrets(&json!({"signing_secret": "whsec_a"})),
+            ["whsec_a"]
+        );
+        assert_eq!(
+            signing_secrets(&json!({"signing_secret": "whsec_b", "signing_secrets": ["whsec_b", "whsec_a"]})),
+            ["whsec_b", "whsec_a"]
+        );
+        assert!(signing_secrets(&json!({})).is_empty());
     }
 }

@@ -24,6 +24,7 @@ const LIST_KEYS: &[&str] = &[
     "auth.rs256_public_keys",
     "auth.eddsa_public_keys",
     "gateway.url_patterns",
+    "gateway.previous_signing_keys",
     "gateway.allowed_networks",
 ];
 
@@ -205,6 +206,9 @@ pub struct ConfigSchemasConfig {
 pub struct GatewayConfig {
     /// Base64 key from which each plugin's signing secret is derived. Required.
     pub signing_key: Secret,
+    /// Keys being retired after a rotation of `signing_key`: their plugin secrets still sign every call.
+    /// Default none.
+    pub previous_signing_keys: Vec<Secret>,
     /// Plugin URLs the gateway may call. Default none.
     pub url_patterns: Vec<String>,
     /// Private networks reachable despite the SSRF guard, CIDR. Default none.
@@ -342,6 +346,14 @@ impl Layered for Config {
                 "gateway.signing_key",
                 "must be set to base64 of at least 32 random bytes (SWITCHYARD_REGISTRY__GATEWAY__SIGNING_KEY)",
             ));
+        }
+        for (index, key) in self.gateway.previous_signing_keys.iter().enumerate() {
+            if crate::signing::MasterKey::parse(key.expose()).is_err() {
+                return Err(invalid(
+                    "gateway.previous_signing_keys",
+                    format!("entry {index} is not base64 of at least 32 bytes"),
+                ));
+            }
         }
         if self.heartbeat.ttl_ms == 0 || self.heartbeat.forget_after_ms < self.heartbeat.ttl_ms {
             return Err(invalid(

@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
-use switchyard_schemas::webhook::SigningSecret;
+use switchyard_schemas::webhook::SigningSecrets;
 use thiserror::Error;
 
 use crate::config::GatewayConfig;
@@ -35,7 +35,7 @@ const MAX_RATE_KEYS: usize = 100_000;
 #[derive(Debug, Error)]
 pub enum GatewayConfigError {
     /// The master key is invalid.
-    #[error("gateway.signing_key: {0}")]
+    #[error("gateway.signing_key or gateway.previous_signing_keys: {0}")]
     Key(#[from] MasterKeyError),
     /// A URL pattern or network is invalid, or the HTTP client cannot be built.
     #[error("gateway: {0}")]
@@ -108,7 +108,8 @@ pub struct Call<'a> {
 pub struct Gateway {
     policy: EgressPolicy,
     client: reqwest::Client,
-    master: MasterKey,
+    /// The current signing key first, then the ones being retired.
+    masters: Vec<MasterKey>,
     limiter: RateLimiter,
     timeout: Duration,
     max_request_bytes: usize,
@@ -123,7 +124,10 @@ impl Gateway {
         Ok(Self {
             client: policy.client(timeout)?,
             policy,
-            master: MasterKey::parse(config.signing_key.expose())?,
+            masters: std::iter::once(&config.signing_key)
+                .chain(&config.previous_signing_keys)
+                .map(|key| MasterKey::parse(key.expose()))
+                .collect::<Result<_, _>>()?,
             limiter: RateLimiter::new(config.rate_per_second, config.burst)?.with_max_keys(MAX_RATE_KEYS)?,
             timeout,
             max_request_bytes: config.max_request_bytes,
@@ -136,9 +140,15 @@ impl Gateway {
         self.max_request_bytes
     }
 
-    /// The plugin's signing secret (`whsec_...`).
+    /// The plugin's signing secret (`whsec_...`), from the current key.
     pub fn signing_secret(&self, plugin_id: &str) -> String {
-        self.master.plugin_secret(plugin_id)
+        self.masters[0].plugin_secret(plugin_id)
+    }
+
+    /// Every secret of the plugin that signs calls: the current one first, then one per key being
+    /// retired.
+    pub fn signing_secrets(&self, plugin_id: &str) -> Vec<String> {
+        self.masters.iter().map(|m| m.plugin_secret(plugin_id)).collect()
     }
 
     /// Takes one token from the team's bucket, or says how many seconds to wait.
@@ -161,7 +171,7 @@ impl Gateway {
             .policy
             .check_url(&target)
             .map_err(|e| CallError::Refused(e.to_string()))?;
-        let secret = SigningSecret::parse(&self.signing_secret(call.plugin_id))
+        let secret = SigningSecrets::parse(&self.signing_secrets(call.plugin_id).join(" "))
             .map_err(|e| CallError::Upstream(format!("cannot sign the request: {e}")))?;
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -262,9 +262,119 @@ impl SigningSecret {
     }
 }
 
+/// The secrets of a rotation window: the current one first, then those being retired. A sender signs
+/// each message with every one of them (one `v1` entry each, in this order), so that a receiver that still
+/// holds an old secret, or already holds the new one, verifies it; a receiver given several accepts a
+/// message that any of them signed.
+#[derive(Clone)]
+pub struct SigningSecrets(Vec<SigningSecret>);
+
+impl fmt::Debug for SigningSecrets {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SigningSecrets({} secrets)", self.0.len())
+    }
+}
+
+impl From<SigningSecret> for SigningSecrets {
+    fn from(secret: SigningSecret) -> Self {
+        Self(vec![secret])
+    }
+}
+
+impl SigningSecrets {
+    /// Parses one `whsec_` secret, or several separated by whitespace (the current one first).
+    pub fn parse(text: &str) -> Result<Self, WebhookError> {
+        let secrets = text
+            .split_ascii_whitespace()
+            .map(SigningSecret::parse)
+            .collect::<Result<Vec<_>, _>>()?;
+        if secrets.is_empty() {
+            return Err(WebhookError::SecretPrefix);
+        }
+        Ok(Self(secrets))
+    }
+
+    /// How many secrets sign.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Never true: there is always a current secret.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The `webhook-signature` value: one `v1,<base64>` entry per secret, separated by spaces.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &[u8]) -> String {
+        let entries: Vec<String> = self.0.iter().map(|s| s.sign(id, timestamp, body)).collect();
+        entries.join(" ")
+    }
+
+    /// The three headers to send, as [`SigningSecret::headers`], signed with every secret.
+    pub fn headers(&self, id: &str, timestamp: i64, body: &[u8]) -> [(&'static str, String); 3] {
+        [
+            (WEBHOOK_ID, id.to_owned()),
+            (WEBHOOK_TIMESTAMP, timestamp.to_string()),
+            (WEBHOOK_SIGNATURE, self.sign(id, timestamp, body)),
+        ]
+    }
+
+    /// Verifies a received request now, as [`SigningSecret::verify_request`], with any of the secrets.
+    pub fn verify_request<'a>(
+        &self,
+        header: impl Fn(&str) -> Option<&'a str> + Copy,
+        body: &[u8],
+    ) -> Result<(), WebhookError> {
+        let mut last = Err(WebhookError::SecretPrefix);
+        for secret in &self.0 {
+            last = secret.verify_request(header, body);
+            if !matches!(last, Err(WebhookError::NoMatchingSignature { .. })) {
+                return last;
+            }
+        }
+        last
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn during_a_rotation_every_secret_signs_and_either_verifies() {
+        let (old, old_text) = SigningSecret::generate();
+        let (new, new_text) = SigningSecret::generate();
+        let both = SigningSecrets::parse(&format!("{new_text} {old_text}")).unwrap();
+        assert_eq!(both.len(), 2);
+        let now = 1_700_000_000;
+        let signature = both.sign("msg_1", now, b"{}");
+        let entries: Vec<&str> = signature.split(' ').collect();
+        assert_eq!(
+            entries,
+            [new.sign("msg_1", now, b"{}"), old.sign("msg_1", now, b"{}")]
+        );
+        // A receiver with only the old secret, or only the new one, verifies the message.
+        for receiver in [&old, &new] {
+            assert_eq!(
+                receiver.verify("msg_1", &now.to_string(), &signature, b"{}", now, 300),
+                Ok(())
+            );
+        }
+        // A receiver holding both accepts a message signed with only one of them.
+        let headers = |name: &str| -> Option<&'static str> {
+            match name {
+                WEBHOOK_ID => Some("msg_1"),
+                _ => None,
+            }
+        };
+        assert!(
+            both.verify_request(headers, b"{}").is_err(),
+            "no timestamp, no signature"
+        );
+        assert!(SigningSecrets::parse("").is_err());
+        assert!(SigningSecrets::parse(&format!("{new_text} nonsense")).is_err());
+        assert_eq!(format!("{both:?}"), "SigningSecrets(2 secrets)");
+    }
 
     const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
     const ID: &str = "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk";

@@ -90,6 +90,9 @@ pub struct Registered {
     /// The secret with which the registry and the plugin runtime sign requests to this plugin (`whsec_...`).
     /// Returned only here, to the plugin itself or an admin.
     pub signing_secret: String,
+    /// Every secret that signs the registry's calls to this plugin: `signing_secret` first, then one per
+    /// signing key being retired (a rotation window). Sign with all of them; verify with any.
+    pub signing_secrets: Vec<String>,
 }
 
 fn view(state: &AppState, manifest: PluginManifest, principal: &Principal) -> PluginView {
@@ -201,6 +204,7 @@ pub async fn register(
     .await?;
     tracing::info!(plugin = %id, version = %manifest.version, "plugin registered");
     let signing_secret = state.gateway.signing_secret(id);
+    let signing_secrets = state.gateway.signing_secrets(id);
     Ok(Tagged(
         version,
         (
@@ -208,6 +212,7 @@ pub async fn register(
             Json(Registered {
                 plugin: view(state, manifest.clone(), &principal),
                 signing_secret,
+                signing_secrets,
             }),
         ),
     ))

@@ -297,3 +297,83 @@ async fn actions_are_signed_forwarded_and_bounded() {
     // Every call that reached the plugin's resend endpoint was signed correctly (it counted only those).
     assert_eq!(plugin.calls.lock().unwrap().len(), 12);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_verifies_calls_signed_during_a_signing_key_rotation() {
+    use switchyard_tests::registries::SIGNING_KEY;
+    const NEW_KEY: &str = "c3dpdGNoeWFyZC1yb3RhdGVkLXNpZ25pbmcta2V5LTMyYnl0ZXMhIQ==";
+    let plugin = Plugin::default();
+    let port = plugin_service(plugin.clone()).await;
+    let pattern = format!("http://127.0.0.1:{port}");
+    let before = InProcessRegistry::start(&[("GATEWAY__URL_PATTERNS", &pattern)]).await;
+    let manifest = json!({"id": "echo", "name": "echo", "version": "1.0.0", "url": pattern,
+                          "events": ["response.submitted"], "actions": ["resend"]});
+    let registered = before
+        .call("POST", "/v1/plugins", Some(&admin()), Some(&manifest))
+        .await;
+    assert_eq!(registered.status, StatusCode::CREATED, "{}", registered.json);
+    let old_secret = registered.json["signing_secret"].as_str().unwrap().to_owned();
+    assert_eq!(registered.json["signing_secrets"], json!([old_secret]));
+    *plugin.secret.lock().unwrap() = Some(SigningSecret::parse(&old_secret).unwrap());
+    let enabled = before
+        .call(
+            "PUT",
+            "/v1/teams/acme/plugins/echo",
+            Some(&admin()),
+            Some(&json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(enabled.status, StatusCode::OK);
+    let resend = "/v1/teams/acme/plugins/echo/actions/resend";
+    let body = br#"{"response_id":"r-1"}"#.to_vec();
+
+    // Step 1 of the runbook: a replica with the new key, the old one kept as previous. A plugin that still
+    // verifies with its old secret accepts its calls.
+    let rotating = InProcessRegistry::start_on(
+        before.topics.clone(),
+        &[
+            ("GATEWAY__URL_PATTERNS", &pattern),
+            ("GATEWAY__SIGNING_KEY", NEW_KEY),
+            ("GATEWAY__PREVIOUS_SIGNING_KEYS", SIGNING_KEY),
+        ],
+    )
+    .await;
+    let call = async |registry: &InProcessRegistry| {
+        registry
+            .call_raw("POST", resend, Some(&team("acme")), &[], Some(body.clone()))
+            .await
+    };
+    let answer = call(&rotating).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
+
+    // Step 2: the plugin registers again (its workers restart) and learns both secrets, the new one first;
+    // it verifies with the new secret from now on.
+    let again = rotating
+        .call("POST", "/v1/plugins", Some(&admin()), Some(&manifest))
+        .await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.json);
+    let new_secret = again.json["signing_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, old_secret);
+    assert_eq!(again.json["signing_secrets"], json!([new_secret, old_secret]));
+    *plugin.secret.lock().unwrap() = Some(SigningSecret::parse(&new_secret).unwrap());
+    assert_eq!(call(&rotating).await.status, StatusCode::OK);
+
+    // Step 3: the old key retired. Calls verify with the new secret; a plugin left on the old one would
+    // refuse them, which is why step 2 comes first.
+    let after = InProcessRegistry::start_on(
+        before.topics.clone(),
+        &[
+            ("GATEWAY__URL_PATTERNS", &pattern),
+            ("GATEWAY__SIGNING_KEY", NEW_KEY),
+        ],
+    )
+    .await;
+    assert_eq!(call(&after).await.status, StatusCode::OK);
+    *plugin.secret.lock().unwrap() = Some(SigningSecret::parse(&old_secret).unwrap());
+    assert_eq!(
+        call(&after).await.status,
+        StatusCode::UNAUTHORIZED,
+        "the plugin's own 401, passed on"
+    );
+    assert_eq!(plugin.calls.lock().unwrap().len(), 3, "three calls verified");
+}
