@@ -23,13 +23,13 @@ use tracing::{info, warn};
 
 use crate::api::schema_work::SchemaWork;
 use crate::api::{self, AppState};
-use crate::auth::{KeyError, KeySet};
+use crate::auth::{JwksError, KeyError, KeySet};
 use crate::backfills::Retention;
 use crate::config::Config;
 use crate::gateway::{Gateway, GatewayConfigError};
 use crate::metrics::Metrics;
 use crate::provision::{Provisioner, ProvisionerConfig};
-use crate::records::Topics;
+use crate::records::{InstanceRecord, Topics, token_expiry};
 use crate::store::{Store, StoreConfig, StoreError};
 
 /// Why the registry could not start or stopped.
@@ -41,6 +41,9 @@ pub enum RegistryError {
     /// A configured public key is invalid.
     #[error("auth: {0}")]
     Keys(#[from] KeyError),
+    /// `auth.jwks` is invalid.
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
     /// The gateway's configuration is invalid.
     #[error(transparent)]
     Gateway(#[from] GatewayConfigError),
@@ -80,6 +83,7 @@ pub fn check_offline(config: &Config) -> Result<(KeySet, Gateway), RegistryError
         &config.auth.rs256_public_keys,
         &config.auth.eddsa_public_keys,
     )?
+    .with_jwks(config.auth.jwks.expose())?
     .with_audience(Some(config.auth.audience.clone()))
     .with_max_lifetimes(max_lifetime, max_plugin_lifetime);
     Ok((keys, Gateway::new(&config.gateway)?))
@@ -134,6 +138,7 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         provisioner: Arc::new(provisioner),
         gateway: Arc::new(gateway),
         heartbeat_ttl: Duration::from_millis(config.heartbeat.ttl_ms),
+        plugin_token_warning: Duration::from_millis(config.auth.plugin_token_warning_ms),
         schema_work: SchemaWork::new(
             config.config_schemas.max_concurrent,
             Duration::from_millis(config.config_schemas.timeout_ms),
@@ -207,6 +212,7 @@ async fn housekeep(state: AppState, forget_after: Duration, shutdown: Cancellati
         let plugins = records.plugins();
         state.metrics.plugins.set(plugins.len() as i64);
         state.metrics.live_instances.reset();
+        state.metrics.plugin_token_expiry.reset();
         let instances = records.all_instances();
         for plugin in &plugins {
             let live = instances
@@ -218,6 +224,18 @@ async fn housekeep(state: AppState, forget_after: Duration, shutdown: Cancellati
                 .live_instances
                 .with_label_values(&[plugin.id.as_str()])
                 .set(live as i64);
+            let own: Vec<InstanceRecord> = instances
+                .iter()
+                .filter(|i| i.plugin_id == plugin.id)
+                .cloned()
+                .collect();
+            if let Some(expires) = token_expiry(&own, now, state.heartbeat_ttl) {
+                state
+                    .metrics
+                    .plugin_token_expiry
+                    .with_label_values(&[plugin.id.as_str()])
+                    .set((expires - now).whole_seconds());
+            }
         }
         for instance in instances
             .iter()

@@ -128,6 +128,10 @@ pub enum AuthError {
     /// A required claim is missing or invalid.
     #[error("the token's claims are invalid: {0}")]
     Claims(String),
+    /// The header's `kid` names no configured key of the token's algorithm, and no key without an id is
+    /// configured for it either.
+    #[error("the token's kid {0:?} names no key of this registry (retired, or not yet added)")]
+    UnknownKid(String),
 }
 
 /// The verification keys, by family, and the longest lifetimes accepted.
@@ -136,10 +140,17 @@ pub struct KeySet {
     hs256: Option<DecodingKey>,
     rs256: Vec<DecodingKey>,
     eddsa: Vec<DecodingKey>,
+    /// Keys with an id (`kid`), from `auth.jwks`, with the algorithm each verifies.
+    identified: Vec<(String, Algorithm, DecodingKey)>,
     audience: Option<String>,
     max_lifetime: Duration,
     max_plugin_lifetime: Duration,
 }
+
+/// `auth.jwks` could not be read.
+#[derive(Debug, Error)]
+#[error("auth.jwks: {0}")]
+pub struct JwksError(String);
 
 /// A key that could not be loaded from configuration.
 #[derive(Debug, Error)]
@@ -181,10 +192,81 @@ impl KeySet {
                 .map(DecodingKey::from_secret),
             rs256: load("RS256", rs256_pems, DecodingKey::from_rsa_pem)?,
             eddsa: load("EdDSA", eddsa_pems, DecodingKey::from_ed_pem)?,
+            identified: Vec::new(),
             audience: None,
             max_lifetime: DEFAULT_MAX_TOKEN_LIFETIME,
             max_plugin_lifetime: DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME,
         })
+    }
+
+    /// Adds the keys of a JSON Web Key Set (RFC 7517; `auth.jwks`), each with its `kid`: `kty` `RSA`
+    /// (RS256), `OKP` with `crv` `Ed25519` (EdDSA) or `oct` (HS256). An empty text adds none.
+    pub fn with_jwks(mut self, jwks: &str) -> Result<Self, JwksError> {
+        if jwks.trim().is_empty() {
+            return Ok(self);
+        }
+        let set: jsonwebtoken::jwk::JwkSet =
+            serde_json::from_str(jwks).map_err(|e| JwksError(format!("it is not a JWK Set: {e}")))?;
+        for (index, jwk) in set.keys.iter().enumerate() {
+            let kid = jwk
+                .common
+                .key_id
+                .clone()
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| JwksError(format!("key #{index} has no kid")))?;
+            use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve};
+            let algorithm = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => Algorithm::EdDSA,
+                AlgorithmParameters::OctetKey(_) => Algorithm::HS256,
+                _ => {
+                    return Err(JwksError(format!(
+                        "key {kid:?}: only kty RSA (RS256), OKP Ed25519 (EdDSA) and oct (HS256) are accepted"
+                    )));
+                }
+            };
+            if self.identified.iter().any(|(other, _, _)| other == &kid) {
+                return Err(JwksError(format!("kid {kid:?} appears twice")));
+            }
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| JwksError(format!("key {kid:?}: {e}")))?;
+            self.identified.push((kid, algorithm, key));
+        }
+        Ok(self)
+    }
+
+    /// The keys a token of `alg` with `kid` is tried with: the key with that id, else the keys without
+    /// one (as before key ids), or without a `kid` every key of the family.
+    fn candidates(&self, alg: Algorithm, kid: Option<&str>) -> Result<Vec<&DecodingKey>, AuthError> {
+        let unidentified: Vec<&DecodingKey> = match alg {
+            Algorithm::HS256 => self.hs256.iter().collect(),
+            Algorithm::RS256 => self.rs256.iter().collect(),
+            Algorithm::EdDSA => self.eddsa.iter().collect(),
+            _ => Vec::new(),
+        };
+        let family = self.identified.iter().filter(|(_, a, _)| *a == alg);
+        let keys: Vec<&DecodingKey> = match kid {
+            Some(kid) => {
+                let named: Vec<&DecodingKey> =
+                    family.filter(|(id, _, _)| id == kid).map(|(_, _, k)| k).collect();
+                if !named.is_empty() {
+                    named
+                } else if !unidentified.is_empty() {
+                    unidentified
+                } else if self.identified.iter().any(|(_, a, _)| *a == alg) {
+                    return Err(AuthError::UnknownKid(kid.to_owned()));
+                } else {
+                    Vec::new()
+                }
+            }
+            None => unidentified
+                .into_iter()
+                .chain(family.map(|(_, _, k)| k))
+                .collect(),
+        };
+        if keys.is_empty() {
+            return Err(AuthError::Algorithm(format!("{alg:?}")));
+        }
+        Ok(keys)
     }
 
     /// Refuses admin and team tokens whose `exp` is more than `tokens` ahead, plugin tokens more than
@@ -203,6 +285,12 @@ impl KeySet {
 
     /// Verifies an `Authorization` header value (`Bearer <token>`) and returns the principal.
     pub fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, AuthError> {
+        self.authenticate_until(authorization)
+            .map(|(principal, _)| principal)
+    }
+
+    /// As [`KeySet::authenticate`], with the token's `exp`.
+    pub fn authenticate_until(&self, authorization: Option<&str>) -> Result<(Principal, u64), AuthError> {
         let token = authorization
             .and_then(|value| {
                 value
@@ -212,24 +300,21 @@ impl KeySet {
             .map(str::trim)
             .filter(|token| !token.is_empty())
             .ok_or(AuthError::Missing)?;
-        self.verify(token)
+        self.verify_until(token)
     }
 
     /// Verifies a token and returns the principal it speaks for.
     pub fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_until(token).map(|(principal, _)| principal)
+    }
+
+    /// As [`KeySet::verify`], with the token's `exp`.
+    pub fn verify_until(&self, token: &str) -> Result<(Principal, u64), AuthError> {
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
         if has_crit_header(token)? {
             return Err(AuthError::Critical);
         }
-        let keys: Vec<&DecodingKey> = match header.alg {
-            Algorithm::HS256 => self.hs256.iter().collect(),
-            Algorithm::RS256 => self.rs256.iter().collect(),
-            Algorithm::EdDSA => self.eddsa.iter().collect(),
-            _ => Vec::new(),
-        };
-        if keys.is_empty() {
-            return Err(AuthError::Algorithm(format!("{:?}", header.alg)));
-        }
+        let keys = self.candidates(header.alg, header.kid.as_deref())?;
         let mut validation = Validation::new(header.alg);
         validation.leeway = LEEWAY_SECONDS;
         match &self.audience {
@@ -247,7 +332,8 @@ impl KeySet {
             match decode::<Claims>(token, key, &validation) {
                 Ok(data) => {
                     self.check_lifetime(&data.claims, unix_now())?;
-                    return principal(data.claims);
+                    let expires = data.claims.exp;
+                    return principal(data.claims).map(|p| (p, expires));
                 }
                 Err(error) => {
                     use jsonwebtoken::errors::ErrorKind;
@@ -366,10 +452,18 @@ where
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        keys.authenticate(authorization)
-            .map_err(|error| crate::problem::Problem::unauthorized(&error))
+        let (principal, expires) = keys
+            .authenticate_until(authorization)
+            .map_err(|error| crate::problem::Problem::unauthorized(&error))?;
+        parts.extensions.insert(TokenExpiry(expires));
+        Ok(principal)
     }
 }
+
+/// When the request's token expires (its `exp`, seconds since the epoch): a request extension that the
+/// [`Principal`] extractor leaves for the handlers after it (heartbeats record a plugin token's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenExpiry(pub u64);
 
 /// Mints an HS256 token from the shared secret: development tokens for the demo, tests and runbooks.
 pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, AuthError> {
@@ -378,6 +472,16 @@ pub fn mint_hs256(secret: &[u8], claims: &Claims) -> Result<String, AuthError> {
 
 /// As [`mint_hs256`], with an `aud` claim for a registry configured with `auth.audience`.
 pub fn mint_hs256_for(secret: &[u8], claims: &Claims, audience: Option<&str>) -> Result<String, AuthError> {
+    mint_hs256_with(secret, claims, audience, None)
+}
+
+/// As [`mint_hs256_for`], with a `kid` in the header naming the key (`auth.jwks`).
+pub fn mint_hs256_with(
+    secret: &[u8],
+    claims: &Claims,
+    audience: Option<&str>,
+    kid: Option<&str>,
+) -> Result<String, AuthError> {
     #[derive(Serialize)]
     struct WithAudience<'a> {
         #[serde(flatten)]
@@ -385,8 +489,10 @@ pub fn mint_hs256_for(secret: &[u8], claims: &Claims, audience: Option<&str>) ->
         #[serde(skip_serializing_if = "Option::is_none")]
         aud: Option<&'a str>,
     }
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = kid.map(str::to_owned);
     encode(
-        &Header::new(Algorithm::HS256),
+        &header,
         &WithAudience {
             claims,
             aud: audience,
@@ -424,6 +530,62 @@ mod tests {
 
     fn keys() -> KeySet {
         KeySet::new(Some(SECRET), &[RSA_PUBLIC.to_owned()], &[ED_PUBLIC.to_owned()]).unwrap()
+    }
+
+    fn oct(kid: &str, secret: &[u8]) -> serde_json::Value {
+        serde_json::json!({"kid": kid, "kty": "oct", "k": URL_SAFE_NO_PAD.encode(secret)})
+    }
+
+    #[test]
+    fn a_kid_picks_its_key_of_the_jwks_and_a_retired_one_is_named() {
+        let (old, new) = (
+            b"the old secret, at least 32 bytes long",
+            b"the new secret, at least 32 bytes long!",
+        );
+        let both = serde_json::json!({"keys": [oct("2026-11", old), oct("2026-12", new)]}).to_string();
+        let keys = KeySet::new(None, &[], &[]).unwrap().with_jwks(&both).unwrap();
+        let team = claims(Role::Team, Some("acme"), None);
+        let mint = |secret: &[u8], kid: Option<&str>| mint_hs256_with(secret, &team, None, kid).unwrap();
+        // Each kid verifies with its own key; a token signed with one key but naming the other does not.
+        assert!(keys.verify(&mint(old, Some("2026-11"))).is_ok());
+        assert!(keys.verify(&mint(new, Some("2026-12"))).is_ok());
+        assert_eq!(
+            keys.verify(&mint(old, Some("2026-12"))),
+            Err(AuthError::Signature)
+        );
+        // Without a kid, every key of the family is tried, as before key ids.
+        assert!(keys.verify(&mint(new, None)).is_ok());
+        // The old key retired: its tokens are refused, naming the kid.
+        let retired = serde_json::json!({"keys": [oct("2026-12", new)]}).to_string();
+        let keys = KeySet::new(None, &[], &[]).unwrap().with_jwks(&retired).unwrap();
+        assert_eq!(
+            keys.verify(&mint(old, Some("2026-11"))),
+            Err(AuthError::UnknownKid("2026-11".into()))
+        );
+        assert!(keys.verify(&mint(new, Some("2026-12"))).is_ok());
+        // Keys without ids (auth.hs256_secret) still verify a token that names a kid they do not have.
+        let unidentified = KeySet::new(Some(SECRET), &[], &[]).unwrap();
+        assert!(unidentified.verify(&mint(SECRET, Some("issuer-key-7"))).is_ok());
+        // An unusable set is refused at start, with the reason.
+        for (bad, reason) in [
+            ("not json".to_owned(), "not a JWK Set"),
+            (r#"{"keys": [{"kty": "oct", "k": "AAAA"}]}"#.to_owned(), "no kid"),
+            (
+                serde_json::json!({"keys": [oct("a", old), oct("a", new)]}).to_string(),
+                "twice",
+            ),
+            (
+                r#"{"keys": [{"kid": "ec", "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"}]}"#.to_owned(),
+                "only kty",
+            ),
+        ] {
+            let error = KeySet::new(None, &[], &[])
+                .unwrap()
+                .with_jwks(&bad)
+                .err()
+                .unwrap();
+            assert!(error.to_string().contains(reason), "{bad}: {error}");
+        }
     }
 
     fn sign(alg: Algorithm, key: &EncodingKey, claims: &impl Serialize) -> String {

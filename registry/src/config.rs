@@ -158,6 +158,9 @@ pub struct AuthConfig {
     pub rs256_public_keys: Vec<String>,
     /// EdDSA (Ed25519) public keys, PEM. Default none.
     pub eddsa_public_keys: Vec<String>,
+    /// A JSON Web Key Set of keys with ids (`kid`): `RSA`, `OKP` Ed25519 and `oct` (HS256) keys. A token
+    /// whose header names a `kid` is verified with that key only. Default empty.
+    pub jwks: Secret,
     /// The `aud` tokens must carry; empty = not checked. Default empty.
     pub audience: String,
     /// Longest an admin or team token may still be valid (`exp` minus now), in milliseconds; a token valid
@@ -166,6 +169,9 @@ pub struct AuthConfig {
     /// The same for plugin tokens, which plugin workers keep in a Secret for a rotation period, in
     /// milliseconds. Default 7776000000 (90 days).
     pub max_plugin_token_lifetime_ms: u64,
+    /// A plugin whose live instances' earliest token expires within this many milliseconds shows
+    /// `token.expires_soon`. Default 1209600000 (14 days).
+    pub plugin_token_warning_ms: u64,
 }
 
 impl AuthConfig {
@@ -313,6 +319,7 @@ impl Layered for Config {
         if self.auth.hs256_secret.is_empty()
             && self.auth.rs256_public_keys.is_empty()
             && self.auth.eddsa_public_keys.is_empty()
+            && self.auth.jwks.is_empty()
         {
             return Err(invalid(
                 "auth",

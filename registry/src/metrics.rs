@@ -20,12 +20,16 @@ pub struct Metrics {
     /// `switchyard_registry_gateway_calls_total{plugin,outcome}`: action calls by outcome (`ok`,
     /// `upstream_error`, `timeout`, `refused`, `too_large`, `rate_limited`).
     pub gateway_calls: IntCounterVec,
-    /// `switchyard_registry_store_writes_total{topic,result}`: store writes `ok` or `failed`.
+    /// `switchyard_registry_store_writes_total{topic,result}`: store writes `ok`, `conflict` (a
+    /// conditional write another write beat) or `failed`.
     pub store_writes: IntCounterVec,
     /// `switchyard_registry_plugins`: registered plugins.
     pub plugins: IntGauge,
     /// `switchyard_registry_live_instances{plugin}`: instances heard from within the TTL.
     pub live_instances: IntGaugeVec,
+    /// `switchyard_registry_plugin_token_expiry_seconds{plugin}`: seconds until the earliest plugin token of
+    /// the plugin's live instances expires (negative once expired); absent when none reported one.
+    pub plugin_token_expiry: IntGaugeVec,
     /// `switchyard_registry_ready`: 1 while `/readyz` answers 200.
     pub ready: IntGauge,
     /// `switchyard_registry_backfills{state}`: backfills by state (`pending`, `running`, `done`,
@@ -82,6 +86,14 @@ impl Metrics {
             &["plugin"],
         )
         .expect("valid metric");
+        let plugin_token_expiry = IntGaugeVec::new(
+            Opts::new(
+                "switchyard_registry_plugin_token_expiry_seconds",
+                "Seconds until the earliest plugin token of the plugin's live instances expires",
+            ),
+            &["plugin"],
+        )
+        .expect("valid metric");
         let ready = IntGauge::new("switchyard_registry_ready", "1 while the registry is ready")
             .expect("valid metric");
         let schema_jobs = IntCounterVec::new(
@@ -107,6 +119,7 @@ impl Metrics {
             Box::new(store_writes.clone()),
             Box::new(plugins.clone()),
             Box::new(live_instances.clone()),
+            Box::new(plugin_token_expiry.clone()),
             Box::new(ready.clone()),
             Box::new(schema_jobs.clone()),
             Box::new(backfills.clone()),
@@ -122,6 +135,7 @@ impl Metrics {
             store_writes,
             plugins,
             live_instances,
+            plugin_token_expiry,
             ready,
             schema_jobs,
             backfills,

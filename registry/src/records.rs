@@ -83,6 +83,10 @@ pub struct InstanceRecord {
     pub state: InstanceState,
     /// RFC 3339 time the registry received the heartbeat.
     pub last_seen: String,
+    /// RFC 3339 time the plugin token it sent the heartbeat with expires; absent when an admin token sent
+    /// it (or a registry from before this field recorded it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_expires_at: Option<String>,
 }
 
 impl InstanceRecord {
@@ -108,6 +112,19 @@ pub enum PluginStatus {
     Degraded,
     /// No live instance.
     Down,
+}
+
+/// When the earliest plugin token among the live `instances` expires, if any of them reported one.
+pub fn token_expiry(
+    instances: &[InstanceRecord],
+    now: OffsetDateTime,
+    ttl: Duration,
+) -> Option<OffsetDateTime> {
+    instances
+        .iter()
+        .filter(|i| i.is_live(now, ttl))
+        .filter_map(|i| OffsetDateTime::parse(i.token_expires_at.as_deref()?, &Rfc3339).ok())
+        .min()
 }
 
 /// Status from the instances of one plugin.
@@ -320,6 +337,7 @@ mod tests {
             instance_id: format!("i{seconds_ago}"),
             state,
             last_seen: seen.format(&Rfc3339).unwrap(),
+            token_expires_at: None,
         }
     }
 

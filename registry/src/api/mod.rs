@@ -59,6 +59,8 @@ pub struct AppState {
     pub gateway: Arc<Gateway>,
     /// An instance is live this long after its last heartbeat.
     pub heartbeat_ttl: Duration,
+    /// A plugin token expiring within this time is reported as expiring soon.
+    pub plugin_token_warning: Duration,
     /// Metrics.
     pub metrics: Metrics,
     /// Ready once the store topics are caught up; not ready from the first moment of shutdown.

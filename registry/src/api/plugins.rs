@@ -8,23 +8,35 @@
 //! so the router never routes to a plugin whose topic was not provisioned.
 
 use axum::Json;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use switchyard_schemas::catalog::EventType;
 use switchyard_schemas::control::{Batch, ControlError, Ordering, PluginManifest, RateLimit};
 use switchyard_schemas::ids::check_plugin_id;
 use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::api::paging::{Page, Paging};
 use crate::api::versions::{Precondition, Tagged, changing, unchanged_since};
 use crate::api::{AppState, RawBody};
-use crate::auth::Principal;
+use crate::auth::{Principal, TokenExpiry};
 use crate::config_schema::ConfigSchema;
 use crate::problem::{FieldError, Problem};
 use crate::provision::PluginTopics;
-use crate::records::{InstanceRecord, InstanceState, PluginStatus, now_rfc3339, status_of};
+use crate::records::{InstanceRecord, InstanceState, PluginStatus, now_rfc3339, status_of, token_expiry};
 use crate::store::Expect;
+
+/// When the plugin token of a plugin's workers expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenView {
+    /// RFC 3339 expiry of the earliest token among its live instances.
+    pub expires_at: String,
+    /// Seconds from now (negative once expired).
+    pub expires_in_seconds: i64,
+    /// Within `auth.plugin_token_warning_ms` (14 days by default): mint a new token and roll the workers.
+    pub expires_soon: bool,
+}
 
 /// A plugin as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +76,9 @@ pub struct PluginView {
     /// Base URL of its service; admins only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// When its workers' plugin token expires; absent when no live instance sent a heartbeat with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<TokenView>,
     /// Every known instance; admins only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instances: Option<Vec<InstanceRecord>>,
@@ -104,7 +119,16 @@ fn view(state: &AppState, manifest: PluginManifest, principal: &Principal) -> Pl
         .count();
     let admin = principal.is_admin();
     let PluginTopics { events, dead_letter } = state.provisioner.topics(&manifest.id);
+    let token = token_expiry(&instances, now, state.heartbeat_ttl).map(|expires| {
+        let left = (expires - now).whole_seconds();
+        TokenView {
+            expires_at: expires.format(&Rfc3339).unwrap_or_default(),
+            expires_in_seconds: left,
+            expires_soon: left < state.plugin_token_warning.as_secs() as i64,
+        }
+    });
     PluginView {
+        token,
         status: status_of(&instances, now, state.heartbeat_ttl),
         active_instances: active,
         url: if admin { manifest.url } else { None },
@@ -481,6 +505,7 @@ pub struct HeartbeatAck {
 /// 200, or 404 when unregistered.
 pub async fn heartbeat(
     principal: Principal,
+    Extension(TokenExpiry(token_exp)): Extension<TokenExpiry>,
     State(state): State<AppState>,
     Path(id): Path<String>,
     RawBody(body): RawBody,
@@ -525,6 +550,11 @@ pub async fn heartbeat(
             BeatState::Ok | BeatState::Stopping => InstanceState::Ok,
         },
         last_seen: now_rfc3339(),
+        // The plugin's own token: the one its workers must renew (an admin's says nothing about them).
+        token_expires_at: matches!(principal, Principal::Plugin(_))
+            .then(|| OffsetDateTime::from_unix_timestamp(token_exp as i64).ok())
+            .flatten()
+            .and_then(|t| t.format(&Rfc3339).ok()),
     };
     let key = format!("{id}/{}", record.instance_id);
     if beat.state == BeatState::Stopping {

@@ -205,6 +205,9 @@ fn run(args: &Args) -> Result<(), Failure> {
             if let Some(object) = shown.as_object_mut() {
                 // A terminal's scrollback is no place for a secret; --json prints it for scripts.
                 object.insert("signing_secret".into(), json!("(hidden; use --json)"));
+                if object.contains_key("signing_secrets") {
+                    object.insert("signing_secrets".into(), json!("(hidden; use --json)"));
+                }
             }
             let table = details(&shown);
             (value, table)

@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use clap::{Subcommand, ValueEnum};
 use switchyard_registry::auth::{
     Claims, DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME, DEFAULT_MAX_TOKEN_LIFETIME, Role, format_lifetime,
-    mint_hs256_for,
+    mint_hs256_with,
 };
 use switchyard_registry::signing::MasterKey;
 
@@ -49,6 +49,10 @@ pub(crate) enum TokenCommand {
         /// The `aud` claim, when the registry is configured with `auth.audience`.
         #[arg(long)]
         audience: Option<String>,
+        /// A `kid` in the token's header, naming the key of `auth.jwks` it is signed with (an `oct` key
+        /// whose `k` is the base64url of `--secret`).
+        #[arg(long)]
+        kid: Option<String>,
         /// Lifetime, e.g. `15m`, `1h`, `7d`; at most what the registry accepts for the role.
         #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
         ttl: Duration,
@@ -84,6 +88,7 @@ pub(crate) fn token(command: &TokenCommand) -> Result<(), Failure> {
         team,
         plugin,
         audience,
+        kid,
         ttl,
         max_token_lifetime_ms,
         max_plugin_token_lifetime_ms,
@@ -124,7 +129,7 @@ pub(crate) fn token(command: &TokenCommand) -> Result<(), Failure> {
         plugin: plugin.clone(),
         exp,
     };
-    let token = mint_hs256_for(secret.as_bytes(), &claims, audience.as_deref())
+    let token = mint_hs256_with(secret.as_bytes(), &claims, audience.as_deref(), kid.as_deref())
         .map_err(|e| Failure::Usage(e.to_string()))?;
     println!("{token}");
     Ok(())

@@ -716,3 +716,42 @@ async fn lists_page_in_a_stable_order_with_next_links() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_token_near_expiry_shows_in_the_plugin_and_its_metric() {
+    use switchyard_tests::registries::{RegistryTopics, ServedRegistry, http};
+    // Heartbeat TTL 5 s: housekeeping (which sets the gauge) runs every 5 s.
+    let registry = ServedRegistry::start(&RegistryTopics::unique(), &[("HEARTBEAT__TTL_MS", "5000")]).await;
+    let url = |path: &str| format!("{}{path}", registry.url);
+    let manifest = manifest("sms-notify", "1.0.0");
+    let (status, _) = http("POST", &url("/v1/plugins"), Some(&admin()), Some(&manifest)).await;
+    assert_eq!(status, 201);
+    // An admin's heartbeat says nothing about the workers' token.
+    let beat = json!({"instance_id": "pod-a"});
+    let heartbeat = url("/v1/plugins/sms-notify/heartbeat");
+    let (status, _) = http("POST", &heartbeat, Some(&admin()), Some(&beat)).await;
+    assert_eq!(status, 200);
+    let (_, shown) = http("GET", &url("/v1/plugins/sms-notify"), Some(&admin()), None).await;
+    assert!(shown.get("token").is_none(), "{shown}");
+
+    // The plugin's own token (ten minutes, well within the 14-day warning) is recorded and shown.
+    let (status, ack) = http("POST", &heartbeat, Some(&plugin("sms-notify")), Some(&beat)).await;
+    assert_eq!(status, 200);
+    assert!(ack["instance"]["token_expires_at"].is_string(), "{ack}");
+    let (_, shown) = http("GET", &url("/v1/plugins/sms-notify"), Some(&team("acme")), None).await;
+    let left = shown["token"]["expires_in_seconds"].as_i64().unwrap();
+    assert!((500..=600).contains(&left), "{shown}");
+    assert_eq!(shown["token"]["expires_soon"], true);
+    let sample = "switchyard_registry_plugin_token_expiry_seconds{plugin=\"sms-notify\"}";
+    let value =
+        switchyard_tests::wait::wait_for("the metric", std::time::Duration::from_secs(20), || async {
+            let (_, metrics) = http("GET", &url("/metrics"), None, None).await;
+            let text = metrics.as_str().unwrap_or_default().to_owned();
+            text.lines()
+                .find_map(|line| line.strip_prefix(sample))
+                .and_then(|value| value.trim().parse::<f64>().ok())
+        })
+        .await;
+    assert!((0.0..=600.0).contains(&value), "{value}");
+    registry.stop().await;
+}
