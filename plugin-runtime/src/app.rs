@@ -20,6 +20,7 @@ use std::time::Duration;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
+use switchyard_schemas::sealed::PluginKey;
 use switchyard_schemas::topics::plugin_events_topic;
 use switchyard_schemas::webhook::SigningSecrets;
 use switchyard_service::follower::FollowError;
@@ -93,7 +94,15 @@ pub async fn run<P: Plugin>(
     // A refused password stops the start here; the clients below would retry it forever.
     let clients = settings.clients(metrics.kafka.clone());
     check_credentials(&clients, CREDENTIALS_CHECK_TIMEOUT).await?;
-    let configs = configs::follow(&clients, &settings.topics.configs, &id, &shutdown)?;
+    // Settings were checked at load: the keys parse.
+    let provisioned = settings.secrets.keys().unwrap_or_default();
+    let configs = configs::follow(
+        &clients,
+        &settings.topics.configs,
+        &id,
+        provisioned.clone(),
+        &shutdown,
+    )?;
     let readiness = admin::readiness(&metrics, &configs);
     tokio::spawn({
         let (shutdown, readiness) = (shutdown.clone(), readiness.clone());
@@ -144,6 +153,14 @@ pub async fn run<P: Plugin>(
                 .unwrap_or_else(|p| p.into_inner()) = Some(secrets);
         }
         plugin.set_signing_secret(&secrets);
+        // The registration's keys first (the sealing one leads), then any provisioned ones.
+        let mut keys: Vec<PluginKey> = registered
+            .config_keys
+            .iter()
+            .filter_map(|text| PluginKey::parse(text).ok())
+            .collect();
+        keys.extend(provisioned);
+        configs.set_keys(keys);
         let period = Duration::from_millis(settings.registry.heartbeat_interval_ms);
         Some(tokio::spawn(registration.heartbeats(
             period,

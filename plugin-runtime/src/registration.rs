@@ -48,6 +48,9 @@ pub struct Registered {
     /// current one first, then any the registry still signs with during a rotation (`signing_secrets`;
     /// a registry from before rotations answers `signing_secret` alone).
     pub signing_secrets: Vec<String>,
+    /// This plugin's config keys (`<id>:<base64>`, the sealing one first) that open the sealed secret
+    /// fields of its configs; empty when the registry seals nothing (or is from before sealing).
+    pub config_keys: Vec<String>,
 }
 
 impl Registration {
@@ -127,8 +130,22 @@ impl Registration {
             }
         };
         let signing_secrets = signing_secrets(&answer);
+        let config_keys = answer["config_keys"]
+            .as_array()
+            .map(|keys| {
+                keys.iter()
+                    .filter_map(|k| k.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default();
         info!(plugin = %manifest.id, version = %manifest.version, "registered with the registry");
-        Ok((registration, Registered { signing_secrets }))
+        Ok((
+            registration,
+            Registered {
+                signing_secrets,
+                config_keys,
+            },
+        ))
     }
 
     async fn beat(&self, state: &str) -> Result<Value, RegistryCallError> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_schemas::control::{Batch, DeliveryHints};
+use switchyard_schemas::sealed::{PluginKey, SealError};
 pub use switchyard_service::config::ConfigError;
 pub use switchyard_service::config::Layered;
 use switchyard_service::config::{LogConfig, Secret, invalid};
@@ -19,7 +20,11 @@ use crate::delivery::schedule::{self, BatchLimits, Limits};
 pub const DEFAULTS: &str = include_str!("../default.toml");
 /// Prefix of environment overrides: `SWITCHYARD_PLUGIN__DELIVERY__MAX_IN_FLIGHT=64`.
 pub const ENV_PREFIX: &str = "SWITCHYARD_PLUGIN";
-const LIST_KEYS: &[&str] = &["http.url_patterns", "http.allowed_networks"];
+const LIST_KEYS: &[&str] = &[
+    "http.url_patterns",
+    "http.allowed_networks",
+    "secrets.config_keys",
+];
 
 /// Every setting.
 #[derive(Debug, Clone, Deserialize)]
@@ -41,6 +46,8 @@ pub struct Settings {
     pub registry: RegistrySettings,
     /// The worker's own HTTP server.
     pub admin: AdminSettings,
+    /// Opening the sealed secret fields of configs.
+    pub secrets: SecretSettings,
     /// Logging.
     pub log: LogConfig,
 }
@@ -122,6 +129,25 @@ pub struct HttpSettings {
     pub allowed_networks: Vec<String>,
     /// The signing secret when the worker does not register. Default empty.
     pub signing_secret: Secret,
+}
+
+/// The keys that open the sealed secret fields of this plugin's configs (contract section 7.4.1).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSettings {
+    /// This plugin's keys, `<id>:<base64>` (`switchyardctl secrets plugin-keys`), for a worker that does not
+    /// register; a registered worker gets them from its registration, after these. Default none.
+    pub config_keys: Vec<Secret>,
+}
+
+impl SecretSettings {
+    /// The configured keys, parsed.
+    pub fn keys(&self) -> Result<Vec<PluginKey>, SealError> {
+        self.config_keys
+            .iter()
+            .map(|key| PluginKey::parse(key.expose()))
+            .collect()
+    }
 }
 
 /// Registration and heartbeats.
@@ -216,6 +242,9 @@ impl Layered for Settings {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.kafka.check()?;
+        if let Err(error) = self.secrets.keys() {
+            return Err(invalid("secrets.config_keys", error.to_string()));
+        }
         if !self.topics.events_template.contains("{plugin}") {
             return Err(invalid("topics.events_template", "must contain {plugin}"));
         }

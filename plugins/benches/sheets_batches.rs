@@ -439,6 +439,7 @@ fn config_record(manifest: &PluginManifest, server: &FakeServer) -> Result<Recor
         plugin_id: manifest.id.clone(),
         installation: None,
         config,
+        sealed: None,
         plugin_version: manifest.version.to_string(),
         updated_at: "2026-12-01T08:00:00Z".to_owned(),
     };

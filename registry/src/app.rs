@@ -30,6 +30,7 @@ use crate::gateway::{Gateway, GatewayConfigError};
 use crate::metrics::Metrics;
 use crate::provision::{Provisioner, ProvisionerConfig};
 use crate::records::{InstanceRecord, Topics, token_expiry};
+use crate::secrets::ConfigSecrets;
 use crate::store::{Store, StoreConfig, StoreError};
 
 /// Why the registry could not start or stopped.
@@ -41,6 +42,9 @@ pub enum RegistryError {
     /// A configured public key is invalid.
     #[error("auth: {0}")]
     Keys(#[from] KeyError),
+    /// `secrets.master_keys` is invalid.
+    #[error("secrets.master_keys: {0}")]
+    Secrets(String),
     /// `auth.jwks` is invalid.
     #[error(transparent)]
     Jwks(#[from] JwksError),
@@ -92,6 +96,16 @@ pub fn check_offline(config: &Config) -> Result<(KeySet, Gateway), RegistryError
 /// Does every fallible step of start-up except binding: keys, gateway, admin client, store.
 pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
     let (keys, gateway) = check_offline(config)?;
+    let master_keys: Vec<&str> = config.secrets.master_keys.iter().map(|k| k.expose()).collect();
+    let secrets = ConfigSecrets::parse(&master_keys).map_err(|e| RegistryError::Secrets(e.to_string()))?;
+    if secrets.enabled() {
+        info!(keys = ?secrets.ids(), "config secrets are sealed with the first master key");
+    } else {
+        warn!(
+            "secrets.master_keys is empty: the secret fields of team configs are stored in clear in the \
+             configs topic; set a master key (docs/registry.md, Sealed secrets)"
+        );
+    }
     // A refused password stops the start here with its reason, not later as a timeout of the store.
     let metrics = Metrics::new();
     let clients = config.clients(metrics.kafka.clone());
@@ -147,6 +161,7 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         metrics,
         readiness,
         retention,
+        secrets: Arc::new(secrets),
     };
     let router = api::router(
         state.clone(),

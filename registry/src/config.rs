@@ -25,6 +25,7 @@ const LIST_KEYS: &[&str] = &[
     "auth.eddsa_public_keys",
     "gateway.url_patterns",
     "gateway.previous_signing_keys",
+    "secrets.master_keys",
     "gateway.allowed_networks",
 ];
 
@@ -50,6 +51,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// Compiling plugins' config schemas and validating teams' configs.
     pub config_schemas: ConfigSchemasConfig,
+    /// Sealing the secret fields of team configs.
+    pub secrets: SecretsConfig,
     /// Logging (the router's format and filter syntax).
     pub log: LogConfig,
 }
@@ -182,6 +185,15 @@ impl AuthConfig {
             Duration::from_millis(self.max_plugin_token_lifetime_ms),
         )
     }
+}
+
+/// Sealing the secret fields of team configs (`docs/registry.md`, "Sealed secrets").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsConfig {
+    /// Master keys, `<id>:<base64 of 32 bytes>`; the first seals, the others only open (a rotation).
+    /// Empty: secret fields are stored in clear, as before sealing. Default none.
+    pub master_keys: Vec<Secret>,
 }
 
 /// Plugin instance liveness.
@@ -353,6 +365,10 @@ impl Layered for Config {
                 "gateway.signing_key",
                 "must be set to base64 of at least 32 random bytes (SWITCHYARD_REGISTRY__GATEWAY__SIGNING_KEY)",
             ));
+        }
+        let master_keys: Vec<&str> = self.secrets.master_keys.iter().map(Secret::expose).collect();
+        if let Err(error) = crate::secrets::ConfigSecrets::parse(&master_keys) {
+            return Err(invalid("secrets.master_keys", error.to_string()));
         }
         for (index, key) in self.gateway.previous_signing_keys.iter().enumerate() {
             if crate::signing::MasterKey::parse(key.expose()).is_err() {

@@ -39,5 +39,6 @@ pub mod problem;
 pub mod provision;
 pub mod ratelimit;
 pub mod records;
+pub mod secrets;
 pub mod signing;
 pub mod store;

@@ -24,6 +24,7 @@ pub mod ids;
 pub mod payload;
 pub mod projection;
 pub mod samples;
+pub mod sealed;
 pub mod times;
 pub mod topics;
 pub mod webhook;

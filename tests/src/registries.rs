@@ -30,6 +30,23 @@ pub const HS256_SECRET: &str = "switchyard-test-hs256-secret-at-least-32-chars";
 /// The signing master key of test registries (base64 of 32 bytes).
 pub const SIGNING_KEY: &str = "c3dpdGNoeWFyZC10ZXN0LXNpZ25pbmcta2V5LTMyYnl0ZXMhIQ==";
 
+/// The master key that seals config secrets in test registries (`<id>:<base64 of 32 bytes>`).
+pub const MASTER_KEY: &str = "test-2026-12:c3dpdGNoeWFyZC10ZXN0LW1hc3Rlci1rZXktMzJieXQ=";
+
+/// A configs-topic record as its plugin's workers see it: the record's JSON with `config` opened (its
+/// sealed fields put back) with the plugin's keys under [`MASTER_KEY`]. Panics when a secret field sits
+/// in the record in clear.
+pub fn opened_config_record(value: &[u8]) -> Value {
+    let record: switchyard_schemas::configs::ConfigRecord =
+        serde_json::from_slice(value).expect("a config record");
+    let keys = switchyard_registry::secrets::ConfigSecrets::parse(&[MASTER_KEY])
+        .expect("the test master key")
+        .plugin_keys(&record.plugin_id);
+    let mut json: Value = serde_json::from_slice(value).expect("JSON");
+    json["config"] = record.opened(&keys).expect("the plugin's keys open its config");
+    json
+}
+
 /// A token for `role`, valid for ten minutes.
 pub fn token(role: Role, team: Option<&str>, plugin: Option<&str>) -> String {
     let exp = SystemTime::now()
@@ -134,6 +151,7 @@ impl RegistryTopics {
         set("HTTP__LISTEN", &listen.to_string());
         set("AUTH__HS256_SECRET", HS256_SECRET);
         set("GATEWAY__SIGNING_KEY", SIGNING_KEY);
+        set("SECRETS__MASTER_KEYS", MASTER_KEY);
         set("GATEWAY__URL_PATTERNS", "http://127.0.0.1");
         set("GATEWAY__ALLOWED_NETWORKS", "127.0.0.1/32");
         for (key, value) in overrides {

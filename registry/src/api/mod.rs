@@ -6,6 +6,7 @@
 //! | [`teams`]   | `/v1/teams/{team}/plugins`, `.../{id}`, `.../{id}/config` (the default installation) |
 //! | [`installations`] | `/v1/teams/{team}/installations`, `.../plugins/{id}/installations[/{installation}[/config]]` |
 //! | [`backfills`] | `/v1/teams/{team}/backfills[/{backfill}]`, `.../plugins/{id}[/installations/{installation}]/backfills` |
+//! | [`secrets`] | `/v1/secrets`, `/v1/secrets/reseal` (admins: sealed config secrets, their rotation)     |
 //! | [`actions`] | `/v1/teams/{team}/plugins/{id}/actions/{action}` (the gateway)              |
 //! | [`ops`]     | `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` (no token needed)     |
 //!
@@ -19,6 +20,7 @@ pub mod ops;
 pub mod paging;
 pub mod plugins;
 pub mod schema_work;
+pub mod secrets;
 pub mod teams;
 pub mod versions;
 
@@ -41,6 +43,7 @@ use crate::metrics::Metrics;
 use crate::problem::{FieldError, Problem};
 use crate::provision::Provisioner;
 use crate::records::{Records, Topics};
+use crate::secrets::ConfigSecrets;
 use crate::store::Store;
 use switchyard_service::admin::Readiness;
 
@@ -69,6 +72,8 @@ pub struct AppState {
     pub schema_work: SchemaWork,
     /// Reads how far back a team's partition of `core.events` reaches, for backfill requests.
     pub retention: Retention,
+    /// The master keys that seal configs' secret fields.
+    pub secrets: Arc<ConfigSecrets>,
 }
 
 impl FromRef<AppState> for KeySet {
@@ -137,6 +142,8 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
         .route("/v1/plugins", get(plugins::list).post(plugins::register))
         .route("/v1/plugins/{id}", get(plugins::show).delete(plugins::deregister))
         .route("/v1/plugins/{id}/heartbeat", post(plugins::heartbeat))
+        .route("/v1/secrets", get(secrets::status))
+        .route("/v1/secrets/reseal", post(secrets::reseal))
         .route("/v1/teams/{team}/plugins", get(teams::list))
         .route("/v1/teams/{team}/plugins/{id}", put(teams::set_enablement))
         .route(

@@ -108,6 +108,10 @@ pub struct Registered {
     /// Every secret that signs the registry's calls to this plugin: `signing_secret` first, then one per
     /// signing key being retired (a rotation window). Sign with all of them; verify with any.
     pub signing_secrets: Vec<String>,
+    /// The plugin's own config keys, `<id>:<base64>`, the sealing one first: what its workers open the
+    /// sealed secret fields of its configs with. Absent when the registry seals nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub config_keys: Vec<String>,
 }
 
 fn view(state: &AppState, manifest: PluginManifest, principal: &Principal) -> PluginView {
@@ -229,6 +233,12 @@ pub async fn register(
     tracing::info!(plugin = %id, version = %manifest.version, "plugin registered");
     let signing_secret = state.gateway.signing_secret(id);
     let signing_secrets = state.gateway.signing_secrets(id);
+    let config_keys = state
+        .secrets
+        .plugin_keys(id)
+        .iter()
+        .map(|key| key.to_text().to_string())
+        .collect();
     Ok(Tagged(
         version,
         (
@@ -237,6 +247,7 @@ pub async fn register(
                 plugin: view(state, manifest.clone(), &principal),
                 signing_secret,
                 signing_secrets,
+                config_keys,
             }),
         ),
     ))

@@ -351,9 +351,18 @@ pub(crate) async fn configure(
             .read_for_change(configs, key, precondition, "the config")
             .await?;
         let read = current.as_ref().map(|(version, _)| *version);
-        let previous = current
-            .and_then(|(_, value)| serde_json::from_slice::<ConfigRecord>(&value).ok())
-            .map(|p| p.config);
+        let stored = current.and_then(|(_, value)| serde_json::from_slice::<ConfigRecord>(&value).ok());
+        // The stored secrets, opened, so that those the body leaves out are kept.
+        let previous = match stored {
+            Some(stored) => Some(state.secrets.open(&stored).map_err(|error| {
+                tracing::warn!(%error, %team, plugin = %id, %installation, "a stored config does not open");
+                Problem::conflict(format!(
+                    "the stored secrets of this config cannot be opened: {error}. Put the master key it \
+                     names back in secrets.master_keys (after the sealing one)"
+                ))
+            })?),
+            None => None,
+        };
         let (checked, mut config) = (manifest.clone(), config.clone());
         let (schema, config) = state
             .schema_work
@@ -378,21 +387,25 @@ pub(crate) async fn configure(
                 },
             )
             .await??;
-        let record = ConfigRecord {
+        let mut record = ConfigRecord {
             team_id: team.to_owned(),
             plugin_id: id.to_owned(),
             installation: (installation != DEFAULT_INSTALLATION).then(|| installation.to_owned()),
             config,
+            sealed: None,
             plugin_version: manifest.version.to_string(),
             updated_at: now_rfc3339(),
         };
+        let view = config_view(&schema, record.clone(), routes);
+        // No secret value reaches the topic in clear (with master keys configured).
+        state.secrets.seal(&mut record, &schema.secret_pointers());
         let value = serde_json::to_vec(&record)
             .map_err(|_| Problem::unavailable("the config could not be stored"))?;
         let version = state
             .write_if(configs, key, Some(&value), unchanged_since(read), "the config")
             .await?;
         tracing::info!(%team, plugin = %id, %installation, "config changed");
-        Ok(Tagged(version, config_view(&schema, record, routes)))
+        Ok(Tagged(version, view))
     })
     .await
 }
@@ -442,7 +455,13 @@ fn compiled_schema(manifest: &PluginManifest) -> Result<ConfigSchema, Problem> {
 }
 
 fn config_view(schema: &ConfigSchema, record: ConfigRecord, routes: Routes) -> ConfigView {
-    let redacted = schema.redact(&record.config);
+    let mut redacted = schema.redact(&record.config);
+    // A sealed field is set, though it is not in `config`.
+    for pointer in record.sealed.iter().flatten().map(|(pointer, _)| pointer) {
+        if let Some(state) = redacted.secrets.get_mut(pointer) {
+            *state = SecretState::Set;
+        }
+    }
     ConfigView {
         installation: (routes == Routes::Installations).then(|| record.installation().to_owned()),
         plugin_id: record.plugin_id,

@@ -186,14 +186,19 @@ impl AppState {
 
 /// Runs `change` (read, compute, [`AppState::write_if`]) until it is not refused by a newer write: with a
 /// caller's precondition the first 412 is the answer (the caller named the version), without one the
-/// change is computed again from the newer record, up to 8 times, then a 503.
+/// change is computed again from the newer record, after a short random pause (up to 5 ms times the
+/// attempt), up to 8 times, then a 503.
 pub async fn changing<T, F: Future<Output = Result<T, Problem>>>(
     precondition: Expect,
     mut change: impl FnMut() -> F,
 ) -> Result<T, Problem> {
-    for _ in 0..CHANGE_ATTEMPTS {
+    for attempt in 0..CHANGE_ATTEMPTS {
         match change().await {
-            Err(problem) if precondition == Expect::Any && is_precondition_failed(&problem) => {}
+            Err(problem) if precondition == Expect::Any && is_precondition_failed(&problem) => {
+                // Replicas that keep changing one record take turns rather than collide again at once.
+                let jitter = rand::random_range(0..=5 * (attempt as u64 + 1));
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
             outcome => return outcome,
         }
     }

@@ -265,6 +265,7 @@ impl<'a> Effects<'a> {
                 plugin_id: plugin.clone(),
                 installation: None,
                 config,
+                sealed: None,
                 plugin_version: versions.get(plugin.as_str()).cloned().unwrap_or_default(),
                 updated_at: enablement.updated_at.clone(),
             };

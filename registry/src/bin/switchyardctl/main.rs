@@ -42,6 +42,7 @@
 mod backfills;
 mod dlq;
 mod filter_test;
+mod secrets;
 mod tables;
 mod teams;
 mod token;
@@ -57,6 +58,7 @@ use switchyard_registry::client::{Client, ClientError};
 use crate::backfills::BackfillCommand;
 use crate::dlq::DlqCommand;
 use crate::filter_test::FilterCommand;
+use crate::secrets::SecretsCommand;
 use crate::tables::{details, plugin_rows};
 use crate::teams::{ConfigCommand, TeamsCommand};
 use crate::token::TokenCommand;
@@ -114,6 +116,9 @@ enum Command {
     /// A team's backfills: past events delivered to an installation.
     #[command(subcommand)]
     Backfill(BackfillCommand),
+    /// Sealed config secrets: their status, a rotation of the master key, a plugin's keys.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -179,6 +184,9 @@ fn run(args: &Args) -> Result<(), Failure> {
     let client = match &args.command {
         Command::Token(command) => return token::token(command),
         Command::Dlq(command) => return dlq::dlq(command, args.json),
+        Command::Secrets(command @ SecretsCommand::PluginKeys { .. }) => {
+            return secrets::plugin_keys(command);
+        }
         Command::Filter(_) => unreachable!("handled in main"),
         _ => Client::new(&args.url, args.token.clone())?,
     };
@@ -205,8 +213,10 @@ fn run(args: &Args) -> Result<(), Failure> {
             if let Some(object) = shown.as_object_mut() {
                 // A terminal's scrollback is no place for a secret; --json prints it for scripts.
                 object.insert("signing_secret".into(), json!("(hidden; use --json)"));
-                if object.contains_key("signing_secrets") {
-                    object.insert("signing_secrets".into(), json!("(hidden; use --json)"));
+                for secret in ["signing_secrets", "config_keys"] {
+                    if object.contains_key(secret) {
+                        object.insert(secret.into(), json!("(hidden; use --json)"));
+                    }
                 }
             }
             let table = details(&shown);
@@ -223,6 +233,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         Command::Uninstall(command) => teams::uninstall(&client, command)?,
         Command::Config(command) => teams::config(&client, command)?,
         Command::Backfill(command) => backfills::backfill(&client, command, args.json)?,
+        Command::Secrets(command) => secrets::secrets(&client, command)?,
         Command::Token(_) | Command::Dlq(_) | Command::Filter(_) => unreachable!("handled above"),
     };
     if args.json {

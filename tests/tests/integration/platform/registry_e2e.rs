@@ -9,11 +9,15 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use switchyard_registry::secrets::ConfigSecrets;
+use switchyard_schemas::configs::ConfigRecord;
 use switchyard_schemas::envelope::ContentType;
 use switchyard_tests::binaries::free_address;
 use switchyard_tests::broker::{TestProducer, create_topics, read_to_end, unique};
 use switchyard_tests::records::core_event;
-use switchyard_tests::registries::{HS256_SECRET, RegistryProcess, RegistryTopics, ctl_binary, http, team};
+use switchyard_tests::registries::{
+    HS256_SECRET, MASTER_KEY, RegistryProcess, RegistryTopics, ctl_binary, http, team,
+};
 use switchyard_tests::routers::{InProcessRouter, Topics};
 use switchyard_tests::wait::wait_for;
 
@@ -192,13 +196,24 @@ async fn registry_replicas_cli_and_router_end_to_end() {
     let shown: Value = serde_json::from_str(&shown).unwrap();
     assert_eq!(shown["config"], json!({"spreadsheet_id": "sheet-9"}));
     assert_eq!(shown["secrets"], json!({"/api_key": "set"}));
+    // The configs topic holds the secret sealed, never in clear; the plugin's own keys open it.
     let delivered = read_to_end(&topics.configs);
     assert!(
-        delivered.iter().any(|r| r
+        !delivered.iter().any(|r| r
             .value
             .as_deref()
             .is_some_and(|v| String::from_utf8_lossy(v).contains(SECRET_VALUE))),
-        "the plugin receives its secret through the configs topic"
+        "no clear secret in the configs topic"
+    );
+    let sealed: ConfigRecord =
+        serde_json::from_slice(delivered.last().unwrap().value.as_deref().unwrap()).unwrap();
+    let keys = ConfigSecrets::parse(&[MASTER_KEY])
+        .unwrap()
+        .plugin_keys("sheets-export");
+    assert_eq!(
+        sealed.opened(&keys).unwrap()["api_key"],
+        SECRET_VALUE,
+        "the plugin's keys open it"
     );
     // A bad config that quotes the secret in the request: the answer does not repeat it.
     let (status, body) = http(

@@ -37,6 +37,7 @@ fn installation_config(team: &str, plugin: &str, installation: &str, config: Val
         plugin_id: plugin.to_owned(),
         installation: (installation != DEFAULT_INSTALLATION).then(|| installation.to_owned()),
         config,
+        sealed: None,
         plugin_version: "1.0.0".to_owned(),
         updated_at: "2026-12-05T10:00:00Z".to_owned(),
     };

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 use switchyard_registry::auth::Role;
 use switchyard_tests::broker::{read_to_end, topic_partitions};
-use switchyard_tests::registries::{InProcessRegistry, admin, plugin, team, token};
+use switchyard_tests::registries::{InProcessRegistry, admin, opened_config_record, plugin, team, token};
 
 fn manifest(id: &str, version: &str) -> Value {
     json!({"id": id, "name": "SMS notify", "description": "Texts respondents", "version": version,
@@ -462,10 +462,15 @@ async fn team_enablements_and_configs_with_secrets() {
     let delivered = read_to_end(&registry.topics.configs);
     let record = delivered.last().expect("a config record");
     assert_eq!(record.key.as_deref(), Some(&b"acme/sheets-export"[..]));
-    let value: Value = serde_json::from_slice(record.value.as_deref().unwrap()).unwrap();
+    let raw = record.value.as_deref().unwrap();
+    assert!(
+        !String::from_utf8_lossy(raw).contains("very-secret-key-material"),
+        "the secret is sealed in the topic"
+    );
+    let value = opened_config_record(raw);
     assert_eq!(
         value["config"]["service_account_key"], "very-secret-key-material-0001",
-        "plugins receive the secret through the configs topic"
+        "plugins receive the secret through the configs topic, opened with their keys"
     );
     assert_eq!(value["plugin_version"], "1.0.0");
 

@@ -402,6 +402,22 @@ async fn every_endpoint_by_every_caller() {
             StatusCode::BAD_GATEWAY,
         ),
         (
+            "GET",
+            "/v1/secrets",
+            None,
+            "sms-notify",
+            Rule::AdminOnly,
+            StatusCode::OK,
+        ),
+        (
+            "POST",
+            "/v1/secrets/reseal",
+            Some(json!({})),
+            "sms-notify",
+            Rule::AdminOnly,
+            StatusCode::OK,
+        ),
+        (
             "DELETE",
             "/v1/plugins/doomed",
             None,

@@ -6,7 +6,7 @@
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use switchyard_tests::broker::{Incoming, read_to_end};
-use switchyard_tests::registries::{Answer, InProcessRegistry, admin, team};
+use switchyard_tests::registries::{Answer, InProcessRegistry, admin, opened_config_record, team};
 
 fn sheets_manifest() -> Value {
     json!({"id": "sheets-export", "name": "Sheets export", "version": "1.0.0",
@@ -424,7 +424,7 @@ async fn named_installations_beside_the_default_one() {
     let config = last_record(&registry.topics.configs, "acme/sheets-export/forms-b")
         .flatten()
         .expect("the installation's config");
-    let config: Value = serde_json::from_slice(&config).unwrap();
+    let config = opened_config_record(&config);
     assert_eq!(
         (&config["installation"], &config["config"]["service_account_key"]),
         (&json!("forms-b"), &json!("key-of-forms-b")),

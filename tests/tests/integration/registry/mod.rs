@@ -15,4 +15,5 @@ mod http;
 mod installations;
 mod logs;
 mod schema_cost;
+mod sealed_secrets;
 mod store;
