@@ -178,11 +178,7 @@ impl SigningSecret {
     ///
     /// Use the same `id` for every retry of a message and the attempt's own `timestamp`.
     pub fn headers(&self, id: &str, timestamp: i64, body: &[u8]) -> [(&'static str, String); 3] {
-        [
-            (WEBHOOK_ID, id.to_owned()),
-            (WEBHOOK_TIMESTAMP, timestamp.to_string()),
-            (WEBHOOK_SIGNATURE, self.sign(id, timestamp, body)),
-        ]
+        headers(id, timestamp, self.sign(id, timestamp, body))
     }
 
     /// Verifies a received request now, with the default tolerance: `header(name)` looks up a request
@@ -262,6 +258,15 @@ impl SigningSecret {
     }
 }
 
+/// The three Standard Webhooks headers of a message with its `webhook-signature` value.
+fn headers(id: &str, timestamp: i64, signature: String) -> [(&'static str, String); 3] {
+    [
+        (WEBHOOK_ID, id.to_owned()),
+        (WEBHOOK_TIMESTAMP, timestamp.to_string()),
+        (WEBHOOK_SIGNATURE, signature),
+    ]
+}
+
 /// The secrets of a rotation window: the current one first, then those being retired. A sender signs
 /// each message with every one of them (one `v1` entry each, in this order), so that a receiver that still
 /// holds an old secret, or already holds the new one, verifies it; a receiver given several accepts a
@@ -312,11 +317,7 @@ impl SigningSecrets {
 
     /// The three headers to send, as [`SigningSecret::headers`], signed with every secret.
     pub fn headers(&self, id: &str, timestamp: i64, body: &[u8]) -> [(&'static str, String); 3] {
-        [
-            (WEBHOOK_ID, id.to_owned()),
-            (WEBHOOK_TIMESTAMP, timestamp.to_string()),
-            (WEBHOOK_SIGNATURE, self.sign(id, timestamp, body)),
-        ]
+        headers(id, timestamp, self.sign(id, timestamp, body))
     }
 
     /// Verifies a received request now, as [`SigningSecret::verify_request`], with any of the secrets.

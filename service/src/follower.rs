@@ -16,18 +16,19 @@
 //! is applied here (read-your-writes). With `resync`, the follower also keeps publishing **complete as
 //! of**: it notes the time, reads the current high watermarks, and once it has read up to them, every
 //! record created before that time, less [`IN_FLIGHT_ALLOWANCE`], is applied (a record's timestamp is its
-//! producer's, taken before the record reached the broker). Resync rounds count records only (not the end of a
-//! partition, which may have been reported before the round began), so they suit topics written without
-//! transactions, as the registry writes its own.
+//! producer's, taken before the record reached the broker). On a topic written in transactions (the
+//! registry's conditional writes), the last offsets below a mark may be commit markers or aborted records
+//! that a `read_committed` reader is never given; a round then repositions the reader at its next offset
+//! and counts the end of the partition met after that (see `Rounds`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedHeaders, Message};
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use thiserror::Error;
 use tokio::sync::watch;
@@ -60,6 +61,20 @@ pub struct Record<'a> {
     pub timestamp_ms: Option<i64>,
 }
 
+impl<'a> Record<'a> {
+    /// A consumed message as a record.
+    fn of(message: &'a BorrowedMessage<'_>) -> Self {
+        Self {
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key(),
+            value: message.payload(),
+            headers: message.headers(),
+            timestamp_ms: message.timestamp().to_millis(),
+        }
+    }
+}
+
 /// What a follower does with the records; runs on the follower's thread (or the reading thread of
 /// [`read_until_caught_up`]).
 pub trait Apply {
@@ -84,6 +99,8 @@ pub struct CatchUp {
     pending: HashMap<i32, i64>,
     /// Partition -> next offset to apply.
     next: HashMap<i32, i64>,
+    /// Partitions whose end the reader met after the last record it applied of them.
+    at_end: HashSet<i32>,
 }
 
 /// A partition's watermarks at start, or `None` when they could not be read (then only the end of the
@@ -112,6 +129,7 @@ impl CatchUp {
 
     /// A record at `offset` of `partition` was applied.
     pub fn record(&mut self, partition: i32, offset: i64) {
+        self.at_end.remove(&partition);
         let next = offset + 1;
         self.next.insert(partition, next);
         if self.pending.get(&partition).is_some_and(|&target| next >= target) {
@@ -122,6 +140,12 @@ impl CatchUp {
     /// The reader met the end of `partition`.
     pub fn end_of_partition(&mut self, partition: i32) {
         self.pending.remove(&partition);
+        self.at_end.insert(partition);
+    }
+
+    /// Whether the reader met the end of `partition` after the last record it applied of it.
+    pub fn at_end(&self, partition: i32) -> bool {
+        self.at_end.contains(&partition)
     }
 
     /// Whether every partition is read up to its mark.
@@ -166,11 +190,65 @@ impl CatchUp {
 /// up to them, publish that time less [`IN_FLIGHT_ALLOWANCE`]. A round starts at most every
 /// [`ROUND_INTERVAL`] (each reads the marks from the broker), right after the previous one ends; a round
 /// whose marks are already read ends at once. Pure: the caller passes the clocks and the mark reader.
+///
+/// **Transaction markers.** A `read_committed` reader's mark is the last stable offset, and the last
+/// offsets below it may hold no record it is given: a commit marker, an aborted transaction. Its next
+/// offset then stays below the mark although it has read everything. So a partition the reader has met
+/// the end of, below its mark, is repositioned at its next offset ([`Advance::seek`]): the seek starts a
+/// new fetch, whose end of partition, met after the marks were read, vouches for the mark
+/// ([`Rounds::end_of_partition`]).
 #[derive(Debug, Default)]
 struct Rounds {
-    /// The running round: the time it vouches for, and the marks to reach.
-    current: Option<(SystemTime, HashMap<i32, i64>)>,
+    current: Option<Round>,
     last_start: Option<Instant>,
+}
+
+/// The running round.
+#[derive(Debug)]
+struct Round {
+    /// The time it vouches for.
+    as_of: SystemTime,
+    /// The marks to reach.
+    targets: HashMap<i32, i64>,
+    /// Partitions repositioned in this round, whose end the reader has not met since.
+    seeking: HashSet<i32>,
+    /// Partitions whose end the reader met after being repositioned in this round.
+    confirmed: HashSet<i32>,
+}
+
+/// What a step of the rounds asks of the reader.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Advance {
+    /// The time to publish, when a round ended.
+    ended: Option<SystemTime>,
+    /// Partitions to reposition at their next offset.
+    seek: Vec<i32>,
+}
+
+impl Round {
+    fn reached(&self, catch_up: &CatchUp) -> bool {
+        self.targets.iter().all(|(&partition, &mark)| {
+            catch_up.next_offset(partition) >= mark || self.confirmed.contains(&partition)
+        })
+    }
+
+    /// The partitions below their mark whose end the reader met: to reposition, once per round.
+    fn take_seeks(&mut self, catch_up: &CatchUp) -> Vec<i32> {
+        let mut seek: Vec<i32> = self
+            .targets
+            .iter()
+            .filter(|(partition, mark)| {
+                catch_up.next_offset(**partition) < **mark
+                    && catch_up.at_end(**partition)
+                    && !self.seeking.contains(*partition)
+                    && !self.confirmed.contains(*partition)
+            })
+            .map(|(partition, _)| *partition)
+            .collect();
+        seek.sort_unstable();
+        self.seeking.extend(&seek);
+        seek
+    }
 }
 
 impl Rounds {
@@ -182,12 +260,12 @@ impl Rounds {
         wall: SystemTime,
         catch_up: &CatchUp,
         marks: impl FnOnce() -> Option<HashMap<i32, i64>>,
-    ) -> Option<SystemTime> {
+    ) -> Advance {
         let mut ended = None;
-        if let Some((as_of, targets)) = &self.current
-            && catch_up.reached(targets)
+        if let Some(round) = &self.current
+            && round.reached(catch_up)
         {
-            ended = Some(*as_of);
+            ended = Some(round.as_of);
             self.current = None;
         }
         if self.current.is_none() && self.last_start.is_none_or(|at| now - at >= ROUND_INTERVAL) {
@@ -201,11 +279,30 @@ impl Rounds {
                 if catch_up.reached(&targets) {
                     ended = Some(as_of);
                 } else {
-                    self.current = Some((as_of, targets));
+                    self.current = Some(Round {
+                        as_of,
+                        targets,
+                        seeking: HashSet::new(),
+                        confirmed: HashSet::new(),
+                    });
                 }
             }
         }
-        ended
+        let seek = self
+            .current
+            .as_mut()
+            .map(|round| round.take_seeks(catch_up))
+            .unwrap_or_default();
+        Advance { ended, seek }
+    }
+
+    /// The reader met the end of `partition`: after a reposition of this round, the mark is reached.
+    fn end_of_partition(&mut self, partition: i32) {
+        if let Some(round) = &mut self.current
+            && round.seeking.remove(&partition)
+        {
+            round.confirmed.insert(partition);
+        }
     }
 }
 
@@ -576,14 +673,7 @@ impl RangeReader {
             match self.consumer.poll(Duration::from_millis(20)) {
                 None => {}
                 Some(Ok(message)) if message.offset() >= until => break Ok(()),
-                Some(Ok(message)) => applier.apply(Record {
-                    partition: message.partition(),
-                    offset: message.offset(),
-                    key: message.key(),
-                    value: message.payload(),
-                    headers: message.headers(),
-                    timestamp_ms: message.timestamp().to_millis(),
-                }),
+                Some(Ok(message)) => applier.apply(Record::of(&message)),
                 Some(Err(KafkaError::PartitionEOF(_))) => break Ok(()),
                 Some(Err(error)) => break Err(kafka(error)),
             }
@@ -675,21 +765,17 @@ impl<'a> Reader<'a> {
             match self.consumer.poll(POLL) {
                 None => {}
                 Some(Ok(message)) => {
-                    applier.apply(Record {
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        key: message.key(),
-                        value: message.payload(),
-                        headers: message.headers(),
-                        timestamp_ms: message.timestamp().to_millis(),
-                    });
+                    applier.apply(Record::of(&message));
                     self.catch_up.record(message.partition(), message.offset());
                     let (partition, next) = (message.partition(), message.offset() + 1);
                     progress.applied.send_modify(|applied| {
                         applied.insert(partition, next);
                     });
                 }
-                Some(Err(KafkaError::PartitionEOF(partition))) => self.catch_up.end_of_partition(partition),
+                Some(Err(KafkaError::PartitionEOF(partition))) => {
+                    self.catch_up.end_of_partition(partition);
+                    rounds.end_of_partition(partition);
+                }
                 Some(Err(error)) => warn!(%error, topic = self.topic, "reading the topic failed"),
             }
             if !*progress.caught_up.borrow() {
@@ -716,8 +802,15 @@ impl<'a> Reader<'a> {
                 continue;
             }
             let (now, wall) = (Instant::now(), SystemTime::now());
-            if let Some(as_of) = rounds.advance(now, wall, &self.catch_up, || self.high_watermarks()) {
+            let step = rounds.advance(now, wall, &self.catch_up, || self.high_watermarks());
+            if let Some(as_of) = step.ended {
                 progress.complete_as_of.send_replace(as_of);
+            }
+            for partition in step.seek {
+                let next = Offset::Offset(self.catch_up.next_offset(partition));
+                if let Err(error) = self.consumer.seek(self.topic, partition, next, METADATA_TIMEOUT) {
+                    warn!(%error, topic = self.topic, partition, "repositioning the reader failed");
+                }
             }
         }
     }
@@ -755,30 +848,73 @@ mod tests {
         let mut rounds = Rounds::default();
         let marks = |high: i64| move || Some(HashMap::from([(0, high)]));
         assert_eq!(
-            rounds.advance(t0, wall, &tracker, marks(2)),
+            rounds.advance(t0, wall, &tracker, marks(2)).ended,
             Some(wall - IN_FLIGHT_ALLOWANCE),
             "nothing new: the round ends where it starts"
         );
         let soon = t0 + ROUND_INTERVAL / 2;
         assert_eq!(
-            rounds.advance(soon, wall, &tracker, || unreachable!()),
+            rounds.advance(soon, wall, &tracker, || unreachable!()).ended,
             None,
             "not due yet"
         );
         // A record arrives: the next round waits until it is read.
         let t1 = t0 + ROUND_INTERVAL;
         let wall1 = wall + ROUND_INTERVAL;
-        assert_eq!(rounds.advance(t1, wall1, &tracker, marks(3)), None);
+        assert_eq!(rounds.advance(t1, wall1, &tracker, marks(3)).ended, None);
         assert_eq!(
-            rounds.advance(t1 + ROUND_INTERVAL, wall1, &tracker, || unreachable!()),
+            rounds
+                .advance(t1 + ROUND_INTERVAL, wall1, &tracker, || unreachable!())
+                .ended,
             None
         );
         tracker.record(0, 2);
         assert_eq!(
-            rounds.advance(t1 + ROUND_INTERVAL, wall1, &tracker, marks(3)),
+            rounds
+                .advance(t1 + ROUND_INTERVAL, wall1, &tracker, marks(3))
+                .ended,
             Some(wall1 - IN_FLIGHT_ALLOWANCE),
             "ended, and the next one (due) ended at once too: the later time of the two wins"
         );
+    }
+
+    #[test]
+    fn a_commit_marker_below_the_mark_is_confirmed_by_the_end_met_after_a_reposition() {
+        // A transaction's record at offset 4 and its commit marker at 5: the last stable offset is 6, and
+        // the reader, having applied 4, stays at 5.
+        let mut tracker = CatchUp::new([(0, Some((0, 6)))]);
+        tracker.record(0, 4);
+        tracker.end_of_partition(0);
+        let (t0, wall) = (Instant::now(), SystemTime::now());
+        let mut rounds = Rounds::default();
+        let marks = || Some(HashMap::from([(0, 6)]));
+        let step = rounds.advance(t0, wall, &tracker, marks);
+        assert_eq!(
+            step,
+            Advance {
+                ended: None,
+                seek: vec![0]
+            },
+            "met the end below the mark: reposition"
+        );
+        // An end met before the reposition's fetch would not count; nothing is asked twice meanwhile.
+        let later = t0 + ROUND_INTERVAL;
+        assert_eq!(
+            rounds.advance(later, wall, &tracker, || unreachable!()),
+            Advance::default()
+        );
+        // The end met after the reposition vouches for the mark.
+        tracker.end_of_partition(0);
+        rounds.end_of_partition(0);
+        assert_eq!(
+            rounds.advance(later, wall, &tracker, marks).ended,
+            Some(wall - IN_FLIGHT_ALLOWANCE)
+        );
+        // A reader still below its mark without having met the end is not repositioned: it is reading.
+        let mut reading = CatchUp::new([(0, Some((0, 6)))]);
+        reading.record(0, 1);
+        let mut rounds = Rounds::default();
+        assert_eq!(rounds.advance(t0, wall, &reading, marks), Advance::default());
     }
 
     #[test]

@@ -178,3 +178,71 @@ async fn conditional_writes_through_two_replicas_let_exactly_one_win_per_version
     assert_eq!(c.get(&topic, "acme/sheets"), None);
     assert!(c.entries(&topic).is_empty(), "{:?}", c.entries(&topic));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_is_complete_past_the_commit_markers_and_aborts_of_conditional_writes() {
+    use std::time::SystemTime;
+    use switchyard_service::follower::{Apply, FollowOptions, Follower, Record};
+    use tokio_util::sync::CancellationToken;
+
+    struct Ignore;
+    impl Apply for Ignore {
+        fn apply(&mut self, _: Record<'_>) {}
+    }
+    let topic = unique("store.configs");
+    let store = Store::open(config(&[&topic])).await.expect("store");
+    store.wait_caught_up().await;
+    let options = FollowOptions {
+        topic: topic.clone(),
+        name: "markers".to_owned(),
+        resync: true,
+    };
+    let follower = Follower::spawn(&clients(), options, Ignore, &CancellationToken::new()).unwrap();
+    follower.wait_caught_up().await;
+    // Conditional writes end in commit markers, which a read_committed reader is never given: a plugin
+    // worker's view of the configs must still count as complete right after them.
+    let mut version = match store
+        .put_if(&topic, "k", Some(b"v0"), Expect::Absent)
+        .await
+        .unwrap()
+    {
+        Outcome::Written(Some(v)) => v,
+        other => panic!("{other:?}"),
+    };
+    for n in 1..4 {
+        let value = format!("v{n}");
+        match store
+            .put_if(&topic, "k", Some(value.as_bytes()), Expect::Version(version))
+            .await
+            .unwrap()
+        {
+            Outcome::Written(Some(v)) => version = v,
+            other => panic!("{other:?}"),
+        }
+        let written = SystemTime::now();
+        assert!(
+            follower.wait_complete(written, Duration::from_secs(5)).await,
+            "complete past write {n}'s commit marker"
+        );
+    }
+    // A refused write ends in an abort marker, after a record nobody is given.
+    let refused = store
+        .put_if(&topic, "k", Some(b"late"), Expect::Version(version - 1))
+        .await
+        .unwrap();
+    assert!(matches!(refused, Outcome::Conflict(_)), "{refused:?}");
+    let stale = store
+        .put_if(&topic, "k", Some(b"stale"), Expect::Absent)
+        .await
+        .unwrap();
+    assert!(
+        matches!(stale, Outcome::Conflict(_)),
+        "decided by the log: {stale:?}"
+    );
+    assert!(
+        follower
+            .wait_complete(SystemTime::now(), Duration::from_secs(5))
+            .await,
+        "complete past an aborted write"
+    );
+}
