@@ -354,13 +354,19 @@ pub(crate) async fn configure(
         let stored = current.and_then(|(_, value)| serde_json::from_slice::<ConfigRecord>(&value).ok());
         // The stored secrets, opened, so that those the body leaves out are kept.
         let previous = match stored {
-            Some(stored) => Some(state.secrets.open(&stored).map_err(|error| {
-                tracing::warn!(%error, %team, plugin = %id, %installation, "a stored config does not open");
-                Problem::conflict(format!(
-                    "the stored secrets of this config cannot be opened: {error}. Put the master key it \
-                     names back in secrets.master_keys (after the sealing one)"
-                ))
-            })?),
+            Some(stored) => match state.secrets.open(&stored) {
+                Ok(opened) => Some(opened),
+                // Nothing to merge when the body sends every sealed field again: the unreadable ones go.
+                Err(_) if resends_every_sealed_field(&stored, config) => None,
+                Err(error) => {
+                    tracing::warn!(%error, %team, plugin = %id, %installation, "a stored config does not open");
+                    return Err(Problem::conflict(format!(
+                        "the stored secrets of this config cannot be opened: {error}. Put the master key it \
+                         names back in secrets.master_keys (after the sealing one), or send every secret \
+                         field again"
+                    )));
+                }
+            },
             None => None,
         };
         let (checked, mut config) = (manifest.clone(), config.clone());
@@ -408,6 +414,15 @@ pub(crate) async fn configure(
         Ok(Tagged(version, view))
     })
     .await
+}
+
+/// Whether `config` sets every field `stored` holds sealed (a `null` clears it, which counts).
+fn resends_every_sealed_field(stored: &ConfigRecord, config: &serde_json::Value) -> bool {
+    stored
+        .sealed
+        .iter()
+        .flatten()
+        .all(|(pointer, _)| config.pointer(pointer).is_some())
 }
 
 /// The team's config of an installation of a plugin, after the role check: 404 when the plugin is not

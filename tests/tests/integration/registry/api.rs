@@ -760,3 +760,72 @@ async fn a_plugin_token_near_expiry_shows_in_the_plugin_and_its_metric() {
     assert!((0.0..=600.0).contains(&value), "{value}");
     registry.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_keys_rotate_by_kid_as_the_runbook_says() {
+    use base64::Engine as _;
+    use switchyard_registry::auth::{Claims, mint_hs256_with};
+    let (old, new) = (
+        b"the old token secret, 32 bytes or more".as_slice(),
+        b"the new token secret, 32 bytes or more!".as_slice(),
+    );
+    let jwk = |kid: &str, secret: &[u8]| json!({"kid": kid, "kty": "oct", "k": base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret)});
+    let admin_with = |secret: &[u8], kid: &str| {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + 600;
+        let claims = Claims {
+            role: Role::Admin,
+            team: None,
+            plugin: None,
+            exp,
+        };
+        mint_hs256_with(secret, &claims, None, Some(kid)).unwrap()
+    };
+    let (old_token, new_token) = (admin_with(old, "2026-11"), admin_with(new, "2026-12"));
+    let status = async |registry: &InProcessRegistry, token: &str| {
+        registry.call("GET", "/v1/plugins", Some(token), None).await
+    };
+    // Before: the old key alone.
+    let set = |keys: Vec<Value>| json!({"keys": keys}).to_string();
+    // Keys with ids only (no auth.hs256_secret, which would be tried for an unknown kid).
+    let before = InProcessRegistry::start(&[
+        ("AUTH__HS256_SECRET", ""),
+        ("AUTH__JWKS", &set(vec![jwk("2026-11", old)])),
+    ])
+    .await;
+    assert_eq!(status(&before, &old_token).await.status, StatusCode::OK);
+    // Step 1: both keys; tokens of either verify.
+    let both = InProcessRegistry::start_on(
+        before.topics.clone(),
+        &[
+            ("AUTH__HS256_SECRET", ""),
+            ("AUTH__JWKS", &set(vec![jwk("2026-11", old), jwk("2026-12", new)])),
+        ],
+    )
+    .await;
+    assert_eq!(status(&both, &old_token).await.status, StatusCode::OK);
+    assert_eq!(status(&both, &new_token).await.status, StatusCode::OK);
+    // Step 4: the old key removed; its tokens are refused with a 401 that names their kid.
+    let after = InProcessRegistry::start_on(
+        before.topics.clone(),
+        &[
+            ("AUTH__HS256_SECRET", ""),
+            ("AUTH__JWKS", &set(vec![jwk("2026-12", new)])),
+        ],
+    )
+    .await;
+    assert_eq!(status(&after, &new_token).await.status, StatusCode::OK);
+    let refused = status(&after, &old_token).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.json["detail"]
+            .as_str()
+            .unwrap()
+            .contains("kid \"2026-11\" names no key"),
+        "{}",
+        refused.json
+    );
+}

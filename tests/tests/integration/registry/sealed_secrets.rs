@@ -294,4 +294,33 @@ async fn secrets_are_sealed_per_plugin_and_a_rotation_under_load_loses_nothing()
         .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.json);
     assert_eq!(changed.json["secrets"]["/api_token"], "set");
+    // A replica without the key a config was sealed with: a PUT that leaves the secret out cannot keep
+    // it (409, naming the key); one that sends it again replaces the config.
+    let stranger = InProcessRegistry::start_on(
+        registry.topics.clone(),
+        &[(
+            "SECRETS__MASTER_KEYS",
+            "other-key:c3RyYW5nZXItbWFzdGVyLWtleS0zMi1ieXRlcy1sb24=",
+        )],
+    )
+    .await;
+    let path = "/v1/teams/globex/plugins/sheets-export/config";
+    let kept = stranger
+        .call("PUT", path, Some(&team("globex")), Some(&json!({"label": "x"})))
+        .await;
+    assert_eq!(kept.status, StatusCode::CONFLICT, "{}", kept.json);
+    assert!(
+        kept.json["detail"].as_str().unwrap().contains("\"test-2027-01\""),
+        "{}",
+        kept.json
+    );
+    let resent = stranger
+        .call(
+            "PUT",
+            path,
+            Some(&team("globex")),
+            Some(&json!({"label": "x", "api_token": "new"})),
+        )
+        .await;
+    assert_eq!(resent.status, StatusCode::OK, "{}", resent.json);
 }
