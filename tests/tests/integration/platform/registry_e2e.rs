@@ -226,6 +226,31 @@ async fn registry_replicas_cli_and_router_end_to_end() {
     assert_eq!(status, 422, "{body}");
     assert!(!body.to_string().contains(SECRET_VALUE), "{body}");
 
+    // The CLI's view of the sealing, and a rotation with nothing left to do.
+    let status = ctl(&b.url, &admin, &["secrets", "status"]);
+    assert!(
+        status.contains("sealing key: test-2026-12") && status.contains("to reseal:   0"),
+        "{status}"
+    );
+    let rotated = ctl(&b.url, &admin, &["secrets", "rotate"]);
+    assert!(
+        rotated.contains("every config is sealed with the sealing key"),
+        "{rotated}"
+    );
+    let keys = ctl(
+        &b.url,
+        "",
+        &[
+            "secrets",
+            "plugin-keys",
+            "--plugin",
+            "sheets-export",
+            "--master-keys",
+            MASTER_KEY,
+        ],
+    );
+    assert!(keys.starts_with("test-2026-12:"), "{keys}");
+
     // Replica A restarts and rebuilds everything from the topics.
     assert!(a.terminate().success(), "SIGTERM exits 0");
     let a = start(&topics, address_a, &log_a);
