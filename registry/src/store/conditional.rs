@@ -35,6 +35,9 @@ use tracing::warn;
 
 use super::{Acknowledgements, StoreError};
 
+/// How long aborting the transaction of a failed write may take.
+const ABORT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What a write expects the key's current version to be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expect {
@@ -153,8 +156,12 @@ impl Transactions {
             .decide(&producer, topic, key, value, expect, view, deadline)
             .await;
         if outcome.is_err() {
-            // Whatever the transaction's state, a new producer's `init_transactions` starts clean; the
-            // broker aborts what this one left open.
+            // The transaction may still be open, holding back every read_committed reader of the partition:
+            // abort it now rather than leave it to the broker's timeout. Then start clean with a new producer.
+            let abort = blocking(&producer, |p| p.abort_transaction(ABORT_TIMEOUT)).await;
+            if let Err(error) = abort {
+                warn!(%error, "aborting a failed conditional write failed; the broker aborts it after its timeout");
+            }
             held.take();
         }
         outcome
