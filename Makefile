@@ -1,6 +1,6 @@
 # Switchyard: the two commands of the README, and the longer jobs that are not part of CI.
 
-.PHONY: demo test bench bench-quick chaos outage takeover sms-ledger-window helm-check kafka-start kafka-stop clean fuzz
+.PHONY: demo test bench bench-quick chaos outage takeover sms-ledger-window registry-writes helm-check kafka-start kafka-stop clean fuzz
 
 ## demo: a local broker, the registry, the router, the seed plugins and a short load, ending with a summary
 demo:
@@ -63,6 +63,14 @@ kafka-stop:
 
 clean:
 	cargo clean
+
+## registry-writes: what the registry's compare-and-set costs a store write, against a plain write, on a
+## local broker (docs/benchmarks.md, "Registry writes")
+registry-writes:
+	cargo build --workspace --bins --locked
+	KAFKA_PORT=19692 scripts/kafka start
+	SWITCHYARD_TEST_BOOTSTRAP=127.0.0.1:19692 cargo test --locked -p switchyard-tests --test integration \
+		registry_writes -- --ignored --nocapture; status=$$?; KAFKA_PORT=19692 scripts/kafka stop; exit $$status
 
 ## sms-ledger-window: what the sms ledger's two acks=all writes per text cost (the intent before the send,
 ## the outcome after it), on one broker and on a three-node cluster (docs/reliability.md)

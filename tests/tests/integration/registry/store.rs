@@ -246,3 +246,65 @@ async fn a_follower_is_complete_past_the_commit_markers_and_aborts_of_conditiona
         "complete past an aborted write"
     );
 }
+
+/// What compare-and-set costs a store write: a plain write (idempotent producer, as every registry write
+/// was before) and a conditional one (a transaction, the wait for the last stable offset, the read of the
+/// range, the commit) alternated on one key, 300 of each, each until read back; prints the median and p99
+/// of each and their ratio. `make registry-writes` runs it; docs/benchmarks.md has the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: run with make registry-writes"]
+async fn registry_writes() {
+    const WRITES: usize = 300;
+    let topic = unique("store.configs");
+    let mut settings = config(&[&topic]);
+    settings.partitions = 1;
+    let store = Store::open(settings).await.expect("store");
+    store.wait_caught_up().await;
+    let mut version = match store
+        .put_if(&topic, "k", Some(b"v"), Expect::Absent)
+        .await
+        .unwrap()
+    {
+        Outcome::Written(Some(v)) => v,
+        other => panic!("{other:?}"),
+    };
+    let (mut plain, mut conditional) = (Vec::new(), Vec::new());
+    for n in 0..2 * WRITES {
+        let value = format!("value-{n}");
+        let started = std::time::Instant::now();
+        if n % 2 == 0 {
+            version = store
+                .put(&topic, "k", Some(value.as_bytes()))
+                .await
+                .unwrap()
+                .unwrap();
+            plain.push(started.elapsed().as_secs_f64() * 1000.0);
+        } else {
+            match store
+                .put_if(&topic, "k", Some(value.as_bytes()), Expect::Version(version))
+                .await
+                .unwrap()
+            {
+                Outcome::Written(Some(v)) => version = v,
+                other => panic!("{other:?}"),
+            }
+            conditional.push(started.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    let summary = |label: &str, times: &mut Vec<f64>| {
+        times.sort_by(f64::total_cmp);
+        let (median, p99) = (times[times.len() / 2], times[times.len() * 99 / 100]);
+        println!(
+            "{label}: median {median:.2} ms, p99 {p99:.2} ms ({} writes)",
+            times.len()
+        );
+        (median, p99)
+    };
+    let (plain_median, plain_p99) = summary("plain write      ", &mut plain);
+    let (cond_median, cond_p99) = summary("conditional write", &mut conditional);
+    println!(
+        "ratio conditional/plain: median {:.2}, p99 {:.2}",
+        cond_median / plain_median,
+        cond_p99 / plain_p99
+    );
+}
