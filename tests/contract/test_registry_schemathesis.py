@@ -137,6 +137,8 @@ class RegistrySchemathesisTest(unittest.TestCase):
             "SWITCHYARD_REGISTRY__HTTP__LISTEN": f"127.0.0.1:{self.port}",
             "SWITCHYARD_REGISTRY__AUTH__HS256_SECRET": SECRET,
             "SWITCHYARD_REGISTRY__GATEWAY__SIGNING_KEY": base64.b64encode(os.urandom(32)).decode(),
+            # Sealed config secrets, as a production registry runs (the reseal route then works).
+            "SWITCHYARD_REGISTRY__SECRETS__MASTER_KEYS": "fuzz:" + base64.b64encode(os.urandom(32)).decode(),
             "SWITCHYARD_REGISTRY__TOPICS__PLUGINS": f"{self.prefix}.plugins",
             "SWITCHYARD_REGISTRY__TOPICS__ENABLEMENTS": f"{self.prefix}.enablements",
             "SWITCHYARD_REGISTRY__TOPICS__CONFIGS": f"{self.prefix}.configs",
