@@ -188,6 +188,10 @@ impl Store {
             .tunable("client.id", "switchyard-registry-store")
             .managed("enable.idempotence", "true")
             .managed("acks", "all")
+            // Every write is awaited by the request that made it: lingering for a fuller batch
+            // (librdkafka's default, 5 ms) only added 5 ms to each (docs/benchmarks.md, "Registry writes").
+            // Writes of concurrent requests still share a request while one is in flight.
+            .tunable("linger.ms", "0")
             // Java-compatible key hashing, as the contract asks of control-topic writers.
             .tunable("partitioner", "murmur2_random");
         let context = Acknowledgements(client.context());
