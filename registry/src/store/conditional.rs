@@ -256,22 +256,18 @@ impl Transactions {
     }
 
     async fn start_producer(&self) -> Result<Arc<ThreadedProducer<Acknowledgements>>, StoreError> {
-        let client = self
-            .clients
-            .producer("store-transactions")
-            .tunable("client.id", "switchyard-registry-store-transactions")
-            // Unique per process: a replica never fences another, and one that dies leaves a transaction
-            // the broker aborts after the timeout.
-            .managed(
-                "transactional.id",
-                format!("switchyard-registry-{}", uuid::Uuid::new_v4()),
-            )
-            .managed("transaction.timeout.ms", self.timeout.as_millis().to_string())
-            .managed("enable.idempotence", "true")
-            .managed("acks", "all")
-            .tunable("linger.ms", "0")
-            // Java-compatible key hashing, as the contract asks of control-topic writers.
-            .tunable("partitioner", "murmur2_random");
+        let client = super::store_producer(
+            &self.clients,
+            "store-transactions",
+            "switchyard-registry-store-transactions",
+        )
+        // Unique per process: a replica never fences another, and one that dies leaves a transaction
+        // the broker aborts after the timeout.
+        .managed(
+            "transactional.id",
+            format!("switchyard-registry-{}", uuid::Uuid::new_v4()),
+        )
+        .managed("transaction.timeout.ms", self.timeout.as_millis().to_string());
         let context = Acknowledgements(client.context());
         let producer: ThreadedProducer<Acknowledgements> = client.create_with(context)?;
         let producer = Arc::new(producer);

@@ -33,7 +33,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use switchyard_service::follower::{Apply, FollowError, FollowOptions, Follower, Record};
-use switchyard_service::kafka::{ClientError, Clients, KafkaContext};
+use switchyard_service::kafka::{ClientBuilder, ClientError, Clients, KafkaContext};
 use thiserror::Error;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
@@ -87,6 +87,22 @@ pub enum StoreError {
     /// The follower of a topic could not start.
     #[error(transparent)]
     Follower(#[from] FollowError),
+}
+
+/// A producer of store records (plain, or transactional once the caller adds its id): idempotent,
+/// `acks=all`, not lingering, with the contract's key hashing.
+fn store_producer(clients: &Clients, name: &str, client_id: &str) -> ClientBuilder {
+    clients
+        .producer(name)
+        .tunable("client.id", client_id)
+        .managed("enable.idempotence", "true")
+        .managed("acks", "all")
+        // Every write is awaited by the request that made it: lingering for a fuller batch (librdkafka's
+        // default, 5 ms) only added 5 ms to each (docs/benchmarks.md, "Registry writes"). Writes of
+        // concurrent requests still share a request while one is in flight.
+        .tunable("linger.ms", "0")
+        // Java-compatible key hashing, as the contract asks of control-topic writers.
+        .tunable("partitioner", "murmur2_random")
 }
 
 fn kafka(action: impl Into<String>) -> impl FnOnce(KafkaError) -> StoreError {
@@ -182,18 +198,7 @@ impl Store {
     /// Returns at once; [`Store::caught_up`] tells when the initial state is loaded.
     pub async fn open(config: StoreConfig) -> Result<Self, StoreError> {
         ensure_compacted_topics(&config).await?;
-        let client = config
-            .clients
-            .producer("store-producer")
-            .tunable("client.id", "switchyard-registry-store")
-            .managed("enable.idempotence", "true")
-            .managed("acks", "all")
-            // Every write is awaited by the request that made it: lingering for a fuller batch
-            // (librdkafka's default, 5 ms) only added 5 ms to each (docs/benchmarks.md, "Registry writes").
-            // Writes of concurrent requests still share a request while one is in flight.
-            .tunable("linger.ms", "0")
-            // Java-compatible key hashing, as the contract asks of control-topic writers.
-            .tunable("partitioner", "murmur2_random");
+        let client = store_producer(&config.clients, "store-producer", "switchyard-registry-store");
         let context = Acknowledgements(client.context());
         let producer: ThreadedProducer<Acknowledgements> = client.create_with(context)?;
         // The followers stop when the store closes (dropping a follower stops it too).

@@ -6,6 +6,14 @@ use switchyard_registry::store::{Expect, Outcome, Store, StoreConfig, StoreError
 use switchyard_tests::broker::{clients, create_topics, unique};
 use switchyard_tests::wait::wait_for;
 
+/// Writes `value` to the key `k` if `expect` holds, and returns its new version; fails the test otherwise.
+async fn written(store: &Store, topic: &str, value: &[u8], expect: Expect) -> i64 {
+    match store.put_if(topic, "k", Some(value), expect).await.unwrap() {
+        Outcome::Written(Some(version)) => version,
+        other => panic!("{other:?}"),
+    }
+}
+
 fn config(topics: &[&str]) -> StoreConfig {
     StoreConfig {
         clients: clients(),
@@ -201,24 +209,10 @@ async fn a_follower_is_complete_past_the_commit_markers_and_aborts_of_conditiona
     follower.wait_caught_up().await;
     // Conditional writes end in commit markers, which a read_committed reader is never given: a plugin
     // worker's view of the configs must still count as complete right after them.
-    let mut version = match store
-        .put_if(&topic, "k", Some(b"v0"), Expect::Absent)
-        .await
-        .unwrap()
-    {
-        Outcome::Written(Some(v)) => v,
-        other => panic!("{other:?}"),
-    };
+    let mut version = written(&store, &topic, b"v0", Expect::Absent).await;
     for n in 1..4 {
         let value = format!("v{n}");
-        match store
-            .put_if(&topic, "k", Some(value.as_bytes()), Expect::Version(version))
-            .await
-            .unwrap()
-        {
-            Outcome::Written(Some(v)) => version = v,
-            other => panic!("{other:?}"),
-        }
+        version = written(&store, &topic, value.as_bytes(), Expect::Version(version)).await;
         let written = SystemTime::now();
         assert!(
             follower.wait_complete(written, Duration::from_secs(5)).await,
@@ -260,14 +254,7 @@ async fn registry_writes() {
     settings.partitions = 1;
     let store = Store::open(settings).await.expect("store");
     store.wait_caught_up().await;
-    let mut version = match store
-        .put_if(&topic, "k", Some(b"v"), Expect::Absent)
-        .await
-        .unwrap()
-    {
-        Outcome::Written(Some(v)) => v,
-        other => panic!("{other:?}"),
-    };
+    let mut version = written(&store, &topic, b"v", Expect::Absent).await;
     let (mut plain, mut conditional) = (Vec::new(), Vec::new());
     for n in 0..2 * WRITES {
         let value = format!("value-{n}");
@@ -280,14 +267,7 @@ async fn registry_writes() {
                 .unwrap();
             plain.push(started.elapsed().as_secs_f64() * 1000.0);
         } else {
-            match store
-                .put_if(&topic, "k", Some(value.as_bytes()), Expect::Version(version))
-                .await
-                .unwrap()
-            {
-                Outcome::Written(Some(v)) => version = v,
-                other => panic!("{other:?}"),
-            }
+            version = written(&store, &topic, value.as_bytes(), Expect::Version(version)).await;
             conditional.push(started.elapsed().as_secs_f64() * 1000.0);
         }
     }
