@@ -2,7 +2,6 @@
 //! and once a second the consumer lag of the system under test and the CPU and memory of its processes
 //! (the [`Sampler`]).
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -13,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
-use switchyard_service::kafka::KafkaContext;
+use switchyard_service::kafka::{KafkaContext, LagError, LagReader};
 
 use crate::LoadtestError;
 use crate::workload::SENT_AT_HEADER;
@@ -311,32 +310,36 @@ impl Processes {
     }
 }
 
-/// The consumer lag of a group on a topic, read with one long-lived consumer (it never joins the group).
+/// The consumer lag of a group on a topic, read with one long-lived consumer (it never joins the group):
+/// the service's [`LagReader`], the one reader of a group's lag.
 pub struct LagWatcher {
-    consumer: BaseConsumer<KafkaContext>,
+    reader: LagReader,
     topic: String,
     partitions: Vec<i32>,
+}
+
+/// A failed read of the group's offsets as the tool's error.
+fn lag_failed(error: LagError) -> LoadtestError {
+    match error {
+        LagError::Client(error) => error.into(),
+        LagError::Kafka {
+            action,
+            topic,
+            group,
+            source,
+        } => LoadtestError::kafka(format!("{action} of {topic} for the group {group}"))(*source),
+    }
 }
 
 impl LagWatcher {
     /// A watcher of `group` on `topic`.
     pub fn new(bootstrap: &str, group: &str, topic: &str) -> Result<Self, LoadtestError> {
-        let consumer: BaseConsumer<KafkaContext> = crate::kafka::clients(bootstrap)
-            .consumer("loadtest-lag")
-            .managed("group.id", group)
-            .managed("enable.auto.commit", "false")
-            .create()?;
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .map_err(LoadtestError::kafka(format!("reading the metadata of {topic}")))?;
-        let partitions = metadata
-            .topics()
-            .iter()
-            .flat_map(|t| t.partitions())
-            .map(|p| p.id())
-            .collect();
+        let reader = LagReader::new(&crate::kafka::clients(bootstrap), "loadtest-lag", group)?;
+        let partitions = reader
+            .partitions(topic, Duration::from_secs(10))
+            .map_err(lag_failed)?;
         Ok(Self {
-            consumer,
+            reader,
             topic: topic.to_owned(),
             partitions,
         })
@@ -346,29 +349,15 @@ impl LagWatcher {
     /// the partitions' end offsets, both counted from each partition's start (`None` when the broker did
     /// not answer).
     pub fn progress(&self) -> Option<(u64, u64)> {
-        let timeout = Duration::from_secs(2);
-        let mut list = TopicPartitionList::new();
-        let mut ends = HashMap::new();
-        for &partition in &self.partitions {
-            list.add_partition(&self.topic, partition);
-            let bounds = self
-                .consumer
-                .fetch_watermarks(&self.topic, partition, timeout)
-                .ok()?;
-            ends.insert(partition, bounds);
-        }
-        let committed = self.consumer.committed_offsets(list, timeout).ok()?;
+        let partitions = self
+            .reader
+            .lag(&self.topic, &self.partitions, Duration::from_secs(2))
+            .ok()?;
         let (mut done, mut total) = (0u64, 0u64);
-        for (partition, (low, high)) in ends {
-            let at = match committed
-                .find_partition(&self.topic, partition)
-                .map(|e| e.offset())
-            {
-                Some(Offset::Offset(at)) => at.clamp(low, high.max(low)),
-                _ => low,
-            };
-            done += (at - low) as u64;
-            total += (high - low).max(0) as u64;
+        for partition in partitions {
+            let held = (partition.end - partition.low).max(0) as u64;
+            total += held;
+            done += held - partition.lag as u64;
         }
         Some((done, total))
     }
@@ -377,18 +366,14 @@ impl LagWatcher {
     /// nothing yet; `None` when the group coordinator did not answer). Asks the group coordinator only, not
     /// the partitions' leaders: it answers while a leader is down or paused.
     pub fn committed(&self) -> Option<Vec<i64>> {
-        let mut list = TopicPartitionList::new();
-        for &partition in &self.partitions {
-            list.add_partition(&self.topic, partition);
-        }
         let committed = self
-            .consumer
-            .committed_offsets(list, Duration::from_secs(2))
+            .reader
+            .committed(&self.topic, &self.partitions, Duration::from_secs(2))
             .ok()?;
         let width = self.partitions.iter().max().map_or(0, |&p| p as usize + 1);
         let mut offsets = vec![0; width];
-        for entry in committed.elements_for_topic(&self.topic) {
-            if let (Offset::Offset(at), Ok(index)) = (entry.offset(), usize::try_from(entry.partition()))
+        for (partition, at) in committed {
+            if let (Some(at), Ok(index)) = (at, usize::try_from(partition))
                 && let Some(slot) = offsets.get_mut(index)
             {
                 *slot = at;

@@ -26,6 +26,7 @@ use crate::api::{self, AppState};
 use crate::auth::{JwksError, KeyError, KeySet};
 use crate::backfills::Retention;
 use crate::config::Config;
+use crate::dead_letters::PluginQueues;
 use crate::gateway::{Gateway, GatewayConfigError};
 use crate::metrics::Metrics;
 use crate::provision::{Provisioner, ProvisionerConfig};
@@ -153,6 +154,7 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         gateway: Arc::new(gateway),
         heartbeat_ttl: Duration::from_millis(config.heartbeat.ttl_ms),
         plugin_token_warning: Duration::from_millis(config.auth.plugin_token_warning_ms),
+        plugin_queues: PluginQueues::new(config, metrics.kafka.clone()),
         schema_work: SchemaWork::new(
             config.config_schemas.max_concurrent,
             Duration::from_millis(config.config_schemas.timeout_ms),

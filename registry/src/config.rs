@@ -81,6 +81,9 @@ pub struct TopicsConfig {
     pub plugin_events_template: String,
     /// A plugin's dead-letter topic. Default `plugin.{plugin}.dlq`.
     pub plugin_dead_letter_template: String,
+    /// A plugin's workers' consumer group, whose lag `GET /v1/plugins/{id}/lag` reads; `{plugin}` becomes
+    /// the id. Must match the workers' `delivery.group_id`. Default `switchyard-plugin-{plugin}`.
+    pub plugin_group_template: String,
 }
 
 /// The registry's own compacted topics.
@@ -287,6 +290,7 @@ impl Layered for Config {
                 "topics.plugin_events_template",
                 &self.topics.plugin_events_template,
             ),
+            ("topics.plugin_group_template", &self.topics.plugin_group_template),
             (
                 "topics.plugin_dead_letter_template",
                 &self.topics.plugin_dead_letter_template,
@@ -508,5 +512,15 @@ mod tests {
         assert!(!debug.contains("a-development-secret"), "{debug}");
         assert!(!debug.contains(KEY), "{debug}");
         assert!(debug.contains("Secret(set)"));
+    }
+
+    #[test]
+    fn the_plugin_group_template_is_the_workers_default_and_names_the_plugin() {
+        let config = Config::load_from(None, env(&required())).unwrap();
+        assert_eq!(config.topics.plugin_group_template, "switchyard-plugin-{plugin}");
+        let mut vars = required();
+        vars.push(("SWITCHYARD_REGISTRY__TOPICS__PLUGIN_GROUP_TEMPLATE", "workers"));
+        let error = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+        assert!(error.contains("plugin_group_template"), "{error}");
     }
 }

@@ -7,6 +7,8 @@
 //! | [`installations`] | `/v1/teams/{team}/installations`, `.../plugins/{id}/installations[/{installation}[/config]]` |
 //! | [`backfills`] | `/v1/teams/{team}/backfills[/{backfill}]`, `.../plugins/{id}[/installations/{installation}]/backfills` |
 //! | [`secrets`] | `/v1/secrets`, `/v1/secrets/reseal` (admins: sealed config secrets, their rotation)     |
+//! | [`dead_letters`] | `/v1/teams/{team}/plugins/{id}/dead-letters[/{letter}]`, `.../dead-letters/replay`, `/v1/plugins/{id}/dead-letters[/{letter}]` |
+//! | [`lag`]     | `/v1/plugins/{id}/lag` (the plugin workers' consumer lag)                   |
 //! | [`actions`] | `/v1/teams/{team}/plugins/{id}/actions/{action}` (the gateway)              |
 //! | [`ops`]     | `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` (no token needed)     |
 //!
@@ -15,7 +17,9 @@
 
 pub mod actions;
 pub mod backfills;
+pub mod dead_letters;
 pub mod installations;
+pub mod lag;
 pub mod ops;
 pub mod paging;
 pub mod plugins;
@@ -38,6 +42,7 @@ use axum::routing::{get, post, put};
 use self::schema_work::SchemaWork;
 use crate::auth::KeySet;
 use crate::backfills::Retention;
+use crate::dead_letters::PluginQueues;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::problem::{FieldError, Problem};
@@ -74,6 +79,8 @@ pub struct AppState {
     pub retention: Retention,
     /// The master keys that seal configs' secret fields.
     pub secrets: Arc<ConfigSecrets>,
+    /// Reads plugins' dead letters and their workers' consumer lag, and replays dead letters.
+    pub plugin_queues: PluginQueues,
 }
 
 impl FromRef<AppState> for KeySet {
@@ -178,6 +185,24 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
             "/v1/teams/{team}/backfills/{backfill}",
             get(backfills::show).delete(backfills::cancel),
         )
+        .route(
+            "/v1/teams/{team}/plugins/{id}/dead-letters",
+            get(dead_letters::list_team),
+        )
+        .route(
+            "/v1/teams/{team}/plugins/{id}/dead-letters/replay",
+            post(dead_letters::replay_team),
+        )
+        .route(
+            "/v1/teams/{team}/plugins/{id}/dead-letters/{letter}",
+            get(dead_letters::show_team),
+        )
+        .route("/v1/plugins/{id}/dead-letters", get(dead_letters::list_plugin))
+        .route(
+            "/v1/plugins/{id}/dead-letters/{letter}",
+            get(dead_letters::show_plugin),
+        )
+        .route("/v1/plugins/{id}/lag", get(lag::show))
         .layer(DefaultBodyLimit::max(body_limit));
     // The gateway reads its body itself, up to its own limit.
     let gateway = Router::new().route(

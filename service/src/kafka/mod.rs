@@ -8,10 +8,12 @@
 //!   [`ClientStats`] and logs its client-level errors through [`log_client_error`].
 //! - [`check_credentials`]: the start-up check that turns a refused SASL password into an error.
 //! - [`metadata_partitions`]: a topic's partitions, or none if it does not exist.
+//! - [`LagReader`] and [`group_lag`]: a consumer group's committed offsets against each partition's end.
 
 mod clients;
 mod context;
 mod credentials;
+mod lag;
 
 use std::time::Duration;
 
@@ -20,6 +22,7 @@ pub use context::{ClientStats, DeliveryTally, KafkaContext, log_client_error};
 pub use credentials::{
     CREDENTIALS_CHECK_TIMEOUT, CredentialsError, check_credentials, check_credentials_blocking,
 };
+pub use lag::{LagError, LagReader, PartitionLag, group_lag, partition_lag};
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::types::RDKafkaRespErr;

@@ -2,11 +2,11 @@
 //! call), with the Kafka settings of the services.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Subcommand;
 use serde_json::json;
-use switchyard_registry::dead_letters::{self, DeadLetterError, Filter};
+use switchyard_registry::dead_letters::{self, DeadLetter, DeadLetterError, Filter};
 use switchyard_service::config::load_layers;
 use switchyard_service::kafka::{
     CREDENTIALS_CHECK_TIMEOUT, ClientStats, Clients, KafkaSettings, check_credentials_blocking,
@@ -49,6 +49,9 @@ pub(crate) struct DlqFilter {
     /// Only those dead-lettered since: an RFC 3339 time or a duration ago (`2h`, `30m`).
     #[arg(long, value_parser = parse_time)]
     since: Option<SystemTime>,
+    /// Only those of this installation (`default`: the default installation's).
+    #[arg(long)]
+    installation: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -87,6 +90,15 @@ struct KafkaFile {
 
 /// Prefix of the environment overrides of `dlq`'s Kafka settings.
 const KAFKA_ENV_PREFIX: &str = "SWITCHYARDCTL";
+
+/// The name of `dlq`'s consumers and producer (`client.id`).
+const CLIENT: &str = "switchyardctl-dlq";
+
+/// A time in milliseconds since the Unix epoch (before it: 0).
+fn epoch_ms(time: SystemTime) -> i64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
 
 fn parse_option(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
@@ -133,25 +145,29 @@ pub(crate) fn dlq(command: &DlqCommand, json_output: bool) -> Result<(), Failure
     // A refused password is named here, not reported later as a read that timed out.
     check_credentials_blocking(&clients, CREDENTIALS_CHECK_TIMEOUT.min(timeout))
         .map_err(|e| Failure::Usage(e.to_string()))?;
-    let letters = match command {
-        DlqCommand::List { filter, .. } | DlqCommand::Replay { filter, .. } => {
-            let filter = Filter {
-                team: filter.team.clone(),
-                since: filter.since,
-            };
-            dead_letters::read(&clients, &dead_letter_topic, &filter, timeout).map_err(kafka)?
-        }
-        DlqCommand::Show { event_id, .. } => {
-            dead_letters::read(&clients, &dead_letter_topic, &Filter::default(), timeout)
-                .map_err(kafka)?
-                .into_iter()
-                .filter(|l| &l.event_id == event_id)
-                .collect()
-        }
+    let filter = |filter: &DlqFilter| Filter {
+        team: filter.team.clone(),
+        since_ms: filter.since.map(epoch_ms),
+        installation: filter.installation.clone(),
     };
-    if let DlqCommand::Replay { dry_run: false, .. } = command {
+    if let DlqCommand::Replay {
+        filter: chosen,
+        dry_run: false,
+        ..
+    } = command
+    {
+        let letters = dead_letters::records(&clients, CLIENT, &dead_letter_topic, &filter(chosen), timeout)
+            .map_err(kafka)?;
         let events_topic = topic(&target.events_template);
-        let replayed = dead_letters::replay(&clients, &letters, &events_topic, timeout).map_err(kafka)?;
+        let replayed = dead_letters::replay(
+            &clients,
+            CLIENT,
+            &dead_letter_topic,
+            &letters,
+            &events_topic,
+            timeout,
+        )
+        .map_err(kafka)?;
         if json_output {
             println!("{}", json!({"replayed": replayed, "to": events_topic}));
         } else {
@@ -159,22 +175,37 @@ pub(crate) fn dlq(command: &DlqCommand, json_output: bool) -> Result<(), Failure
         }
         return Ok(());
     }
+    let letters: Vec<DeadLetter> = match command {
+        DlqCommand::List { filter: chosen, .. } | DlqCommand::Replay { filter: chosen, .. } => {
+            dead_letters::list(&clients, CLIENT, &dead_letter_topic, &filter(chosen), timeout)
+                .map_err(kafka)?
+        }
+        DlqCommand::Show { event_id, .. } => {
+            dead_letters::list(&clients, CLIENT, &dead_letter_topic, &Filter::default(), timeout)
+                .map_err(kafka)?
+                .into_iter()
+                .filter(|l| l.event_id.as_deref() == Some(event_id.as_str()))
+                .collect()
+        }
+    };
     let value = serde_json::to_value(&letters).unwrap_or_default();
     if json_output {
         println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
         return Ok(());
     }
+    let text = |value: &Option<String>| value.clone().unwrap_or_default();
     let rows: Vec<Vec<String>> = letters
         .iter()
         .map(|l| {
             vec![
-                l.position.clone(),
-                l.team.clone(),
-                l.event_id.clone(),
-                l.reason.clone(),
-                l.attempts.clone(),
-                l.dead_lettered_at.clone(),
-                l.detail.chars().take(60).collect(),
+                l.id.to_string(),
+                text(&l.team),
+                l.installation().to_owned(),
+                text(&l.event_id),
+                text(&l.reason),
+                l.attempts.map(|a| a.to_string()).unwrap_or_default(),
+                text(&l.dead_lettered_at),
+                text(&l.detail).chars().take(60).collect(),
             ]
         })
         .collect();
@@ -182,8 +213,9 @@ pub(crate) fn dlq(command: &DlqCommand, json_output: bool) -> Result<(), Failure
         "{}",
         table(
             &[
-                "POSITION",
+                "ID",
                 "TEAM",
+                "INSTALLATION",
                 "EVENT",
                 "REASON",
                 "ATTEMPTS",

@@ -8,6 +8,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use switchyard_registry::auth::{Claims, Role, mint_hs256};
+use switchyard_tests::broker::{Outgoing, TestProducer};
 use switchyard_tests::registries::{InProcessRegistry, admin, plugin, team};
 
 const RSA_PUBLIC: &str = include_str!("../../../../registry/src/testdata/rsa-public.pem");
@@ -213,6 +214,26 @@ async fn every_endpoint_by_every_caller() {
         answer.json["backfill"]["id"].as_str().unwrap()
     );
     let start = json!({"since": an_hour_ago()});
+    // A dead letter of acme's, for the routes that read and replay one.
+    let producer = TestProducer::new();
+    producer.send(
+        &registry.topics.dead_letter("sms-notify"),
+        &Outgoing {
+            key: Some(b"acme".to_vec()),
+            value: Some(b"{}".to_vec()),
+            headers: vec![("ce_id".to_owned(), Some(b"e-1".to_vec()))],
+        },
+    );
+    producer.flush();
+    let letters = registry
+        .call("GET", "/v1/plugins/sms-notify/dead-letters", Some(&admin()), None)
+        .await;
+    let letter = letters.json[0]["id"]
+        .as_str()
+        .expect("the dead letter")
+        .to_owned();
+    let team_letter = format!("/v1/teams/acme/plugins/sms-notify/dead-letters/{letter}");
+    let plugin_letter = format!("/v1/plugins/sms-notify/dead-letters/{letter}");
 
     let endpoints: Vec<Endpoint<'_>> = vec![
         (
@@ -391,6 +412,54 @@ async fn every_endpoint_by_every_caller() {
             "backfilled",
             Rule::TeamOrAdmin,
             StatusCode::ACCEPTED,
+        ),
+        (
+            "GET",
+            "/v1/teams/acme/plugins/sms-notify/dead-letters",
+            None,
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            &team_letter,
+            None,
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "POST",
+            "/v1/teams/acme/plugins/sms-notify/dead-letters/replay",
+            Some(json!({"letters": [letter], "dry_run": true})),
+            "sms-notify",
+            Rule::TeamOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/plugins/sms-notify/dead-letters",
+            None,
+            "sms-notify",
+            Rule::PluginOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            &plugin_letter,
+            None,
+            "sms-notify",
+            Rule::PluginOrAdmin,
+            StatusCode::OK,
+        ),
+        (
+            "GET",
+            "/v1/plugins/sms-notify/lag",
+            None,
+            "sms-notify",
+            Rule::PluginOrAdmin,
+            StatusCode::OK,
         ),
         // Allowed callers reach the plugin, which is not listening: 502 means the gateway tried.
         (
