@@ -1,6 +1,6 @@
 # Switchyard: the two commands of the README, and the longer jobs that are not part of CI.
 
-.PHONY: demo test bench bench-quick chaos outage takeover sms-ledger-window registry-writes helm-check kafka-start kafka-stop clean fuzz
+.PHONY: demo test browser console-screenshots bench bench-quick chaos outage takeover sms-ledger-window registry-writes helm-check kafka-start kafka-stop clean fuzz
 
 ## demo: a local broker, the registry, the router, the seed plugins and a short load, ending with a summary
 demo:
@@ -9,6 +9,21 @@ demo:
 ## test: format and lint checks, then every test against a broker of its own
 test:
 	scripts/test
+
+## browser: Chromium, ChromeDriver and axe-core for the web console's browser tests (apt-get and npm, once;
+## make test runs it)
+browser:
+	scripts/browser
+
+## console-screenshots: the web console's browser tests, writing their screenshots into docs/console/ (the
+## pictures of docs/console.md)
+console-screenshots:
+	scripts/browser
+	cargo build --workspace --bins --locked
+	KAFKA_PORT=19792 scripts/kafka start
+	SWITCHYARD_CONSOLE_SCREENSHOTS=docs SWITCHYARD_TEST_BOOTSTRAP=127.0.0.1:19792 cargo test --locked \
+		-p switchyard-tests --test integration console::browser; status=$$?; KAFKA_PORT=19792 scripts/kafka stop; \
+		exit $$status
 
 ## bench: every benchmark in one run on a broker of its own: router vs pipe vs Kafka Streams (interleaved),
 ## criterion, the plugin runtime; writes docs/benchmarks.md and target/bench/summary.json (about an hour)

@@ -8,6 +8,7 @@
 //!
 //! - [`broker`]: unique names, topic creation, producing, reading topics to their end.
 //! - [`binaries`]: the workspace's binaries as supervised processes, and free loopback addresses.
+//! - [`browser`]: a headless Chromium under WebDriver for the web console's tests: axe-core, screenshots.
 //! - [`in_process`]: a service running as a task of the test, stopped as SIGTERM would.
 //! - [`records`]: core events, manifests and enablements as the contract describes them.
 //! - [`routers`]: routers in process (through the library) and as the real binary.
@@ -17,6 +18,7 @@
 
 pub mod binaries;
 pub mod broker;
+pub mod browser;
 pub mod in_process;
 pub mod poison;
 pub mod records;
