@@ -126,6 +126,7 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         instances: config.topics.instances.clone(),
         backfills: config.topics.backfills.clone(),
         backfill_progress: config.topics.backfill_progress.clone(),
+        console_sign_ins: config.topics.console_sign_ins.clone(),
     };
     let retention = Retention::new(
         clients.clone(),
@@ -165,12 +166,49 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         retention,
         secrets: Arc::new(secrets),
     };
-    let router = api::router(
+    let api = api::router(
         state.clone(),
         config.http.body_limit_bytes,
         Duration::from_millis(config.http.request_timeout_ms),
     );
+    let router = if config.console.enabled {
+        let console = console(config, &state, api.clone());
+        api.merge(crate::console::router(console))
+    } else {
+        api
+    };
     Ok(Registry { state, router })
+}
+
+/// The console's state: the API it calls, and its session key (its own, else the signing key's).
+fn console(config: &Config, state: &AppState, api: axum::Router) -> crate::console::Console {
+    let secret = config.console.session_secret.expose();
+    let key = match crate::signing::MasterKey::parse(secret) {
+        Ok(own) if !secret.is_empty() => own.console_session_key(),
+        _ => state.gateway.console_session_key(),
+    };
+    crate::console::Console {
+        api,
+        keys: state.keys.clone(),
+        key: crate::console::session::SessionKey::new(key),
+        path: config.console.path.as_str().into(),
+        session_ttl: Duration::from_millis(config.console.session_ttl_ms),
+        secure_cookies: config.console.secure_cookies,
+        proxy: config
+            .console
+            .proxy
+            .enabled
+            .then(|| std::sync::Arc::new(config.console.proxy.clone())),
+        spent_links: Some(spent_links(state)),
+    }
+}
+
+/// The record of the console's spent sign-in links, in the state's store.
+fn spent_links(state: &AppState) -> crate::console::sign_in::SpentLinks {
+    crate::console::sign_in::SpentLinks {
+        store: Arc::clone(&state.store),
+        topic: state.topics.console_sign_ins.clone(),
+    }
 }
 
 /// Runs the registry until `shutdown` is cancelled.
@@ -209,8 +247,8 @@ pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), Regi
     Ok(())
 }
 
-/// Every few seconds: refresh gauges (plugins, instances, backfills), forget long-silent instances, sweep
-/// idle rate buckets.
+/// Every few seconds: refresh gauges (plugins, instances, backfills), forget long-silent instances and the
+/// console's spent sign-in links whose token has expired, sweep idle rate buckets.
 async fn housekeep(state: AppState, forget_after: Duration, shutdown: CancellationToken) {
     let period = state
         .heartbeat_ttl
@@ -264,6 +302,9 @@ async fn housekeep(state: AppState, forget_after: Duration, shutdown: Cancellati
                 info!(plugin = %instance.plugin_id, instance = %instance.instance_id, "forgot a silent instance");
             }
         }
+        spent_links(&state)
+            .forget_expired(now.unix_timestamp().max(0) as u64)
+            .await;
         state.gateway.sweep();
         api::backfills::refresh_gauge(&state);
     }

@@ -27,6 +27,7 @@ const LIST_KEYS: &[&str] = &[
     "gateway.previous_signing_keys",
     "secrets.master_keys",
     "gateway.allowed_networks",
+    "console.proxy.admin_groups",
 ];
 
 /// The whole configuration.
@@ -53,6 +54,8 @@ pub struct Config {
     pub config_schemas: ConfigSchemasConfig,
     /// Sealing the secret fields of team configs.
     pub secrets: SecretsConfig,
+    /// The web console.
+    pub console: ConsoleConfig,
     /// Logging (the router's format and filter syntax).
     pub log: LogConfig,
 }
@@ -74,6 +77,9 @@ pub struct TopicsConfig {
     /// Compacted backfill progress, written by the router and followed by the registry. Default
     /// `switchyard.backfill-progress`.
     pub backfill_progress: String,
+    /// Compacted record of each console sign-in link's token spent, so that a link signs in once on any
+    /// replica. Default `switchyard.console-sign-ins`.
+    pub console_sign_ins: String,
     /// The router's input topic, only read to learn how far back a team's partition reaches (the backfill
     /// retention check). Default `core.events`.
     pub core_events: String,
@@ -199,6 +205,58 @@ pub struct SecretsConfig {
     pub master_keys: Vec<Secret>,
 }
 
+/// The web console (`docs/console.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleConfig {
+    /// Whether the registry serves it. Default true.
+    pub enabled: bool,
+    /// Where: a path prefix of one or more segments, without a trailing slash. Default `/console`.
+    pub path: String,
+    /// Longest a sign-in lasts, in milliseconds; never past the token's own `exp`. Default 28800000 (8 h).
+    pub session_ttl_ms: u64,
+    /// Base64 of at least 32 bytes that signs session cookies and CSRF tokens; empty = derived from
+    /// `gateway.signing_key` (so rotating that key signs everybody out). Default empty.
+    pub session_secret: Secret,
+    /// `auto`: cookies are `Secure` when the request came over TLS (`X-Forwarded-Proto: https` from the
+    /// proxy in front); `always`: always. Default `auto`.
+    pub secure_cookies: SecureCookies,
+    /// Single sign-on through an authenticating reverse proxy.
+    pub proxy: ConsoleProxyConfig,
+}
+
+/// Identity headers from an authenticating reverse proxy (`docs/console.md`, "Single sign-on").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleProxyConfig {
+    /// Trust the headers instead of a sign-in. Default false.
+    pub enabled: bool,
+    /// The user's name. Default `X-Forwarded-User`.
+    pub user_header: String,
+    /// The user's groups, comma-separated. Default `X-Forwarded-Groups`.
+    pub groups_header: String,
+    /// Groups that make an admin. Default none.
+    pub admin_groups: Vec<String>,
+    /// `<prefix><team>` makes the user that team. Default `switchyard-team-`.
+    pub team_group_prefix: String,
+    /// `<prefix><plugin>` makes the user that plugin. Default `switchyard-plugin-`.
+    pub plugin_group_prefix: String,
+    /// A header the proxy sets to `shared_secret`. Default `X-Switchyard-Proxy-Secret`.
+    pub shared_secret_header: String,
+    /// When set, requests without it in `shared_secret_header` are refused. Default empty.
+    pub shared_secret: Secret,
+}
+
+/// When the console's cookies carry `Secure`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecureCookies {
+    /// When the request came over TLS.
+    Auto,
+    /// Always.
+    Always,
+}
+
 /// Plugin instance liveness.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -290,11 +348,11 @@ impl Layered for Config {
                 "topics.plugin_events_template",
                 &self.topics.plugin_events_template,
             ),
-            ("topics.plugin_group_template", &self.topics.plugin_group_template),
             (
                 "topics.plugin_dead_letter_template",
                 &self.topics.plugin_dead_letter_template,
             ),
+            ("topics.plugin_group_template", &self.topics.plugin_group_template),
         ] {
             if !template.contains("{plugin}") {
                 return Err(invalid(key, "must contain {plugin}"));
@@ -307,6 +365,7 @@ impl Layered for Config {
             ("topics.instances", &self.topics.instances),
             ("topics.backfills", &self.topics.backfills),
             ("topics.backfill_progress", &self.topics.backfill_progress),
+            ("topics.console_sign_ins", &self.topics.console_sign_ins),
             ("topics.core_events", &self.topics.core_events),
         ] {
             if value.trim().is_empty() {
@@ -379,6 +438,35 @@ impl Layered for Config {
                 return Err(invalid(
                     "gateway.previous_signing_keys",
                     format!("entry {index} is not base64 of at least 32 bytes"),
+                ));
+            }
+        }
+        if self.console.enabled {
+            crate::console::check_path(&self.console.path).map_err(|e| invalid("console.path", e))?;
+            let proxy = &self.console.proxy;
+            if proxy.enabled {
+                for (key, header) in [
+                    ("console.proxy.user_header", &proxy.user_header),
+                    ("console.proxy.groups_header", &proxy.groups_header),
+                    ("console.proxy.shared_secret_header", &proxy.shared_secret_header),
+                ] {
+                    if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                        return Err(invalid(key, "must be a header name"));
+                    }
+                }
+            }
+            if self.console.session_ttl_ms < 60_000 {
+                return Err(invalid(
+                    "console.session_ttl_ms",
+                    "must be at least 60000 (a minute)",
+                ));
+            }
+            if !self.console.session_secret.is_empty()
+                && crate::signing::MasterKey::parse(self.console.session_secret.expose()).is_err()
+            {
+                return Err(invalid(
+                    "console.session_secret",
+                    "must be empty or base64 of at least 32 random bytes",
                 ));
             }
         }
@@ -506,15 +594,6 @@ mod tests {
     }
 
     #[test]
-    fn secrets_do_not_show_in_debug_output() {
-        let config = Config::load_from(None, env(&required())).unwrap();
-        let debug = format!("{config:?}");
-        assert!(!debug.contains("a-development-secret"), "{debug}");
-        assert!(!debug.contains(KEY), "{debug}");
-        assert!(debug.contains("Secret(set)"));
-    }
-
-    #[test]
     fn the_plugin_group_template_is_the_workers_default_and_names_the_plugin() {
         let config = Config::load_from(None, env(&required())).unwrap();
         assert_eq!(config.topics.plugin_group_template, "switchyard-plugin-{plugin}");
@@ -522,5 +601,14 @@ mod tests {
         vars.push(("SWITCHYARD_REGISTRY__TOPICS__PLUGIN_GROUP_TEMPLATE", "workers"));
         let error = Config::load_from(None, env(&vars)).unwrap_err().to_string();
         assert!(error.contains("plugin_group_template"), "{error}");
+    }
+
+    #[test]
+    fn secrets_do_not_show_in_debug_output() {
+        let config = Config::load_from(None, env(&required())).unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("a-development-secret"), "{debug}");
+        assert!(!debug.contains(KEY), "{debug}");
+        assert!(debug.contains("Secret(set)"));
     }
 }

@@ -145,6 +145,11 @@ impl Gateway {
         self.masters[0].plugin_secret(plugin_id)
     }
 
+    /// The console's session key derived from the current signing key.
+    pub fn console_session_key(&self) -> [u8; 32] {
+        self.masters[0].console_session_key()
+    }
+
     /// Every secret of the plugin that signs calls: the current one first, then one per key being
     /// retired.
     pub fn signing_secrets(&self, plugin_id: &str) -> Vec<String> {

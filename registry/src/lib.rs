@@ -12,6 +12,7 @@
 //! | [`app`]           | start-up ([`app::build`]), serving and shutdown ([`app::run`])            |
 //! | [`config`]        | layered configuration                                                     |
 //! | [`api`]           | the HTTP API v1 as an axum router                                         |
+//! | [`console`]       | the web console, pages that act through the API as the signed-in caller   |
 //! | [`auth`]          | bearer JWT verification, roles and tenant checks                          |
 //! | [`problem`]       | RFC 9457 problem details, the one error body                              |
 //! | [`store`]         | compacted topics as a key-value store with read-your-writes               |
@@ -32,6 +33,7 @@ pub mod backfills;
 pub mod client;
 pub mod config;
 pub mod config_schema;
+pub mod console;
 pub mod dead_letters;
 pub mod gateway;
 pub mod metrics;

@@ -44,6 +44,8 @@ pub struct Topics {
     pub backfills: String,
     /// Backfill progress (the router's).
     pub backfill_progress: String,
+    /// Spent console sign-in links.
+    pub console_sign_ins: String,
 }
 
 impl Topics {
@@ -56,6 +58,7 @@ impl Topics {
             self.instances.clone(),
             self.backfills.clone(),
             self.backfill_progress.clone(),
+            self.console_sign_ins.clone(),
         ]
     }
 }

@@ -59,6 +59,8 @@ pub fn token(role: Role, team: Option<&str>, plugin: Option<&str>) -> String {
         team: team.map(String::from),
         plugin: plugin.map(String::from),
         exp,
+        jti: None,
+        purpose: None,
     };
     mint_hs256(HS256_SECRET.as_bytes(), &claims).expect("mint")
 }
@@ -93,6 +95,8 @@ pub struct RegistryTopics {
     pub backfills: String,
     /// Backfill progress (the router's).
     pub backfill_progress: String,
+    /// Spent console sign-in links.
+    pub console_sign_ins: String,
     /// The core events a backfill reads (the registry only checks their retention).
     pub core_events: String,
     /// `<prefix>.plugin.{plugin}.events`.
@@ -113,6 +117,7 @@ impl RegistryTopics {
             backfills: format!("{prefix}.backfills"),
             // The names `routers::Topics::of_registry` gives a router sharing these topics.
             backfill_progress: format!("{prefix}.plugins.backfill-progress"),
+            console_sign_ins: format!("{prefix}.console-sign-ins"),
             core_events: format!("{prefix}.plugins.core.events"),
             events_template: format!("{prefix}.plugin.{{plugin}}.events"),
             dead_letter_template: format!("{prefix}.plugin.{{plugin}}.dlq"),
@@ -143,6 +148,7 @@ impl RegistryTopics {
         set("TOPICS__INSTANCES", &self.instances);
         set("TOPICS__BACKFILLS", &self.backfills);
         set("TOPICS__BACKFILL_PROGRESS", &self.backfill_progress);
+        set("TOPICS__CONSOLE_SIGN_INS", &self.console_sign_ins);
         set("TOPICS__CORE_EVENTS", &self.core_events);
         set("TOPICS__PLUGIN_EVENTS_TEMPLATE", &self.events_template);
         set("TOPICS__PLUGIN_DEAD_LETTER_TEMPLATE", &self.dead_letter_template);

@@ -67,10 +67,22 @@ TOML for strings, numbers, booleans and arrays of them. Null values are left out
 {{- range $section, $body := . }}
 [{{ $section }}]
 {{- range $key, $value := $body }}
-{{- if kindIs "map" $value }}
+{{- if and (kindIs "map" $value) (hasSuffix "options" $key) }}
 {{ $key }} = { {{- $first := true }}{{ range $k, $v := $value }}{{ if not (kindIs "invalid" $v) }}{{ if not $first }}, {{ end }}{{ $first = false }}{{ $k | toJson }} = {{ $v | toString | toJson }}{{ end }}{{ end }} }
-{{- else if not (kindIs "invalid" $value) }}
+{{- else if and (not (kindIs "map" $value)) (not (kindIs "invalid" $value)) }}
 {{ $key }} = {{ $value | toJson }}
+{{- end }}
+{{- end }}
+{{- /* A map that is not librdkafka options (whose values are strings) is a sub-section, e.g. [console.proxy]. */}}
+{{- range $key, $value := $body }}
+{{- if and (kindIs "map" $value) (not (hasSuffix "options" $key)) }}
+
+[{{ $section }}.{{ $key }}]
+{{- range $k, $v := $value }}
+{{- if not (kindIs "invalid" $v) }}
+{{ $k }} = {{ $v | toJson }}
+{{- end }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{ end }}
@@ -225,6 +237,7 @@ TOML for strings, numbers, booleans and arrays of them. Null values are left out
     "instances" $t.instances
     "backfills" $t.backfills
     "backfill_progress" $t.backfillProgress
+    "console_sign_ins" $t.consoleSignIns
     "core_events" $t.coreEvents
     "plugin_events_template" $t.pluginEventsTemplate
     "plugin_dead_letter_template" $t.pluginDeadLetterTemplate)

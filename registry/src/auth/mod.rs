@@ -58,7 +58,18 @@ pub struct Claims {
     pub plugin: Option<String>,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+    /// The token's id (RFC 7519 `jti`): names a console sign-in link's token, which is spent once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `switchyard_use`: what alone the token is for. [`CONSOLE_SIGN_IN`] makes a one-time console sign-in
+    /// link's token, which the API refuses; absent for every other token.
+    #[serde(default, rename = "switchyard_use", skip_serializing_if = "Option::is_none")]
+    pub purpose: Option<String>,
 }
+
+/// `switchyard_use` of a console sign-in link's token (`switchyardctl console login`): the console's sign-in
+/// page accepts it once; every API route refuses it.
+pub const CONSOLE_SIGN_IN: &str = "console-sign-in";
 
 /// Who a verified token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -132,6 +143,9 @@ pub enum AuthError {
     /// configured for it either.
     #[error("the token's kid {0:?} names no key of this registry (retired, or not yet added)")]
     UnknownKid(String),
+    /// A token for one use only (`switchyard_use`), presented to anything else.
+    #[error("the token is only for {0}; the API does not accept it")]
+    Purpose(String),
 }
 
 /// The verification keys, by family, and the longest lifetimes accepted.
@@ -308,8 +322,19 @@ impl KeySet {
         self.verify_until(token).map(|(principal, _)| principal)
     }
 
-    /// As [`KeySet::verify`], with the token's `exp`.
+    /// As [`KeySet::verify`], with the token's `exp`. A token for one use only ([`Claims::purpose`]) is
+    /// refused: those are for [`KeySet::verify_claims`]'s callers.
     pub fn verify_until(&self, token: &str) -> Result<(Principal, u64), AuthError> {
+        let (principal, claims) = self.verify_claims(token)?;
+        match claims.purpose {
+            Some(purpose) => Err(AuthError::Purpose(purpose)),
+            None => Ok((principal, claims.exp)),
+        }
+    }
+
+    /// Verifies a token, one-use tokens included, and returns the principal and every claim the registry
+    /// reads.
+    pub fn verify_claims(&self, token: &str) -> Result<(Principal, Claims), AuthError> {
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
         if has_crit_header(token)? {
             return Err(AuthError::Critical);
@@ -332,8 +357,8 @@ impl KeySet {
             match decode::<Claims>(token, key, &validation) {
                 Ok(data) => {
                     self.check_lifetime(&data.claims, unix_now())?;
-                    let expires = data.claims.exp;
-                    return principal(data.claims).map(|p| (p, expires));
+                    let claims = data.claims.clone();
+                    return principal(data.claims).map(|p| (p, claims));
                 }
                 Err(error) => {
                     use jsonwebtoken::errors::ErrorKind;
@@ -447,11 +472,16 @@ where
         parts: &mut axum::http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let keys = <KeySet as axum::extract::FromRef<S>>::from_ref(state);
         let authorization = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
+        if authorization.is_none()
+            && let Some(Delegated(principal)) = parts.extensions.get::<Delegated>()
+        {
+            return Ok(principal.clone());
+        }
+        let keys = <KeySet as axum::extract::FromRef<S>>::from_ref(state);
         let (principal, expires) = keys
             .authenticate_until(authorization)
             .map_err(|error| crate::problem::Problem::unauthorized(&error))?;
@@ -459,6 +489,13 @@ where
         Ok(principal)
     }
 }
+
+/// An identity the console established (a signed session, or an authenticating proxy's headers) for a
+/// request it makes to the API in process ([`crate::console`]). Only a request built inside the registry
+/// can carry a request extension, so no client can present one; a request with an `Authorization` header
+/// is judged by its token alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegated(pub Principal);
 
 /// When the request's token expires (its `exp`, seconds since the epoch): a request extension that the
 /// [`Principal`] extractor leaves for the handlers after it (heartbeats record a plugin token's).

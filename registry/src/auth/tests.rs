@@ -19,6 +19,8 @@ fn claims(role: Role, team: Option<&str>, plugin: Option<&str>) -> Claims {
         team: team.map(String::from),
         plugin: plugin.map(String::from),
         exp: now() + 600,
+        jti: None,
+        purpose: None,
     }
 }
 

@@ -40,6 +40,7 @@
 //! and replays nothing.
 
 mod backfills;
+mod console;
 mod dlq;
 mod filter_test;
 mod secrets;
@@ -56,6 +57,7 @@ use serde_json::{Value, json};
 use switchyard_registry::client::{Client, ClientError};
 
 use crate::backfills::BackfillCommand;
+use crate::console::ConsoleCommand;
 use crate::dlq::DlqCommand;
 use crate::filter_test::FilterCommand;
 use crate::secrets::SecretsCommand;
@@ -110,6 +112,9 @@ enum Command {
     /// Development tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The web console: a sign-in link.
+    #[command(subcommand)]
+    Console(ConsoleCommand),
     /// A plugin's dead letters (reads and writes Kafka directly).
     #[command(subcommand)]
     Dlq(DlqCommand),
@@ -183,6 +188,7 @@ enum Failure {
 fn run(args: &Args) -> Result<(), Failure> {
     let client = match &args.command {
         Command::Token(command) => return token::token(command),
+        Command::Console(command) => return console::console(&args.url, args.token.as_deref(), command),
         Command::Dlq(command) => return dlq::dlq(command, args.json),
         Command::Secrets(command @ SecretsCommand::PluginKeys { .. }) => {
             return secrets::plugin_keys(command);
@@ -234,7 +240,9 @@ fn run(args: &Args) -> Result<(), Failure> {
         Command::Config(command) => teams::config(&client, command)?,
         Command::Backfill(command) => backfills::backfill(&client, command, args.json)?,
         Command::Secrets(command) => secrets::secrets(&client, command)?,
-        Command::Token(_) | Command::Dlq(_) | Command::Filter(_) => unreachable!("handled above"),
+        Command::Token(_) | Command::Console(_) | Command::Dlq(_) | Command::Filter(_) => {
+            unreachable!("handled above")
+        }
     };
     if args.json {
         println!(

@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Subcommand, ValueEnum};
 use switchyard_registry::auth::{
-    Claims, DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME, DEFAULT_MAX_TOKEN_LIFETIME, Role, format_lifetime,
-    mint_hs256_with,
+    CONSOLE_SIGN_IN, Claims, DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME, DEFAULT_MAX_TOKEN_LIFETIME, Role,
+    format_lifetime, mint_hs256_with,
 };
 use switchyard_registry::signing::MasterKey;
 
@@ -36,54 +36,80 @@ pub(crate) enum TokenCommand {
         signing_key: String,
     },
     /// Mint an HS256 token from the registry's shared secret.
-    Mint {
-        /// The role.
-        #[arg(long, value_enum)]
-        role: RoleArg,
-        /// The team (team tokens).
-        #[arg(long, required_if_eq("role", "team"))]
-        team: Option<String>,
-        /// The plugin (plugin tokens).
-        #[arg(long, required_if_eq("role", "plugin"))]
-        plugin: Option<String>,
-        /// The `aud` claim, when the registry is configured with `auth.audience`.
-        #[arg(long)]
-        audience: Option<String>,
-        /// A `kid` in the token's header, naming the key of `auth.jwks` it is signed with (an `oct` key
-        /// whose `k` is the base64url of `--secret`).
-        #[arg(long)]
-        kid: Option<String>,
-        /// Lifetime, e.g. `15m`, `1h`, `7d`; at most what the registry accepts for the role.
-        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
-        ttl: Duration,
-        /// The registry's `auth.max_token_lifetime_ms`: the longest `--ttl` of an admin or team token.
-        #[arg(
-            long,
-            env = "SWITCHYARD_REGISTRY__AUTH__MAX_TOKEN_LIFETIME_MS",
-            default_value_t = DEFAULT_MAX_TOKEN_LIFETIME.as_millis() as u64
-        )]
-        max_token_lifetime_ms: u64,
-        /// The registry's `auth.max_plugin_token_lifetime_ms`: the longest `--ttl` of a plugin token.
-        #[arg(
-            long,
-            env = "SWITCHYARD_REGISTRY__AUTH__MAX_PLUGIN_TOKEN_LIFETIME_MS",
-            default_value_t = DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME.as_millis() as u64
-        )]
-        max_plugin_token_lifetime_ms: u64,
-        /// The registry's HS256 secret.
-        #[arg(long, env = "SWITCHYARD_REGISTRY__AUTH__HS256_SECRET", hide_env_values = true)]
-        secret: String,
-    },
+    Mint(MintArgs),
+}
+
+/// What a development token says and how it is signed (`token mint`, `console login`).
+#[derive(Debug, clap::Args)]
+pub(crate) struct MintArgs {
+    /// The role.
+    #[arg(long, value_enum, required_unless_present = "token")]
+    role: Option<RoleArg>,
+    /// The team (team tokens).
+    #[arg(long, required_if_eq("role", "team"))]
+    team: Option<String>,
+    /// The plugin (plugin tokens).
+    #[arg(long, required_if_eq("role", "plugin"))]
+    plugin: Option<String>,
+    /// The `aud` claim, when the registry is configured with `auth.audience`.
+    #[arg(long)]
+    audience: Option<String>,
+    /// A `kid` in the token's header, naming the key of `auth.jwks` it is signed with (an `oct` key
+    /// whose `k` is the base64url of `--secret`).
+    #[arg(long)]
+    kid: Option<String>,
+    /// Lifetime, e.g. `15m`, `1h`, `7d`; at most what the registry accepts for the role.
+    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    ttl: Duration,
+    /// The registry's `auth.max_token_lifetime_ms`: the longest `--ttl` of an admin or team token.
+    #[arg(
+        long,
+        env = "SWITCHYARD_REGISTRY__AUTH__MAX_TOKEN_LIFETIME_MS",
+        default_value_t = DEFAULT_MAX_TOKEN_LIFETIME.as_millis() as u64
+    )]
+    max_token_lifetime_ms: u64,
+    /// The registry's `auth.max_plugin_token_lifetime_ms`: the longest `--ttl` of a plugin token.
+    #[arg(
+        long,
+        env = "SWITCHYARD_REGISTRY__AUTH__MAX_PLUGIN_TOKEN_LIFETIME_MS",
+        default_value_t = DEFAULT_MAX_PLUGIN_TOKEN_LIFETIME.as_millis() as u64
+    )]
+    max_plugin_token_lifetime_ms: u64,
+    /// The registry's HS256 secret.
+    #[arg(
+        long,
+        env = "SWITCHYARD_REGISTRY__AUTH__HS256_SECRET",
+        hide_env_values = true,
+        required_unless_present = "token"
+    )]
+    secret: Option<String>,
 }
 
 /// Runs a `token` command.
 pub(crate) fn token(command: &TokenCommand) -> Result<(), Failure> {
-    if let TokenCommand::SigningSecret { plugin, signing_key } = command {
-        let key = MasterKey::parse(signing_key).map_err(|e| Failure::Usage(e.to_string()))?;
-        println!("{}", key.plugin_secret(plugin));
-        return Ok(());
+    match command {
+        TokenCommand::SigningSecret { plugin, signing_key } => {
+            let key = MasterKey::parse(signing_key).map_err(|e| Failure::Usage(e.to_string()))?;
+            println!("{}", key.plugin_secret(plugin));
+        }
+        TokenCommand::Mint(args) => println!("{}", mint(args)?),
     }
-    let TokenCommand::Mint {
+    Ok(())
+}
+
+/// A token as `args` describe it.
+pub(crate) fn mint(args: &MintArgs) -> Result<String, Failure> {
+    mint_for(args, None)
+}
+
+/// A console sign-in link's token as `args` describe it: a fresh `jti` and `"switchyard_use":
+/// "console-sign-in"`, so that the console accepts it once and the API never.
+pub(crate) fn mint_sign_in(args: &MintArgs) -> Result<String, Failure> {
+    mint_for(args, Some(uuid::Uuid::new_v4().to_string()))
+}
+
+fn mint_for(args: &MintArgs, sign_in: Option<String>) -> Result<String, Failure> {
+    let MintArgs {
         role,
         team,
         plugin,
@@ -93,9 +119,11 @@ pub(crate) fn token(command: &TokenCommand) -> Result<(), Failure> {
         max_token_lifetime_ms,
         max_plugin_token_lifetime_ms,
         secret,
-    } = command
-    else {
-        unreachable!("only called for token mint")
+    } = args;
+    let (Some(role), Some(secret)) = (role, secret) else {
+        return Err(Failure::Usage(
+            "a token is minted from --role and --secret".to_owned(),
+        ));
     };
     let (name, max_ms, key) = match role {
         RoleArg::Plugin => (
@@ -128,9 +156,9 @@ pub(crate) fn token(command: &TokenCommand) -> Result<(), Failure> {
         team: team.clone(),
         plugin: plugin.clone(),
         exp,
+        purpose: sign_in.is_some().then(|| CONSOLE_SIGN_IN.to_owned()),
+        jti: sign_in,
     };
-    let token = mint_hs256_with(secret.as_bytes(), &claims, audience.as_deref(), kid.as_deref())
-        .map_err(|e| Failure::Usage(e.to_string()))?;
-    println!("{token}");
-    Ok(())
+    mint_hs256_with(secret.as_bytes(), &claims, audience.as_deref(), kid.as_deref())
+        .map_err(|e| Failure::Usage(e.to_string()))
 }

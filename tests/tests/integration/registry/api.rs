@@ -781,6 +781,8 @@ async fn token_keys_rotate_by_kid_as_the_runbook_says() {
             team: None,
             plugin: None,
             exp,
+            jti: None,
+            purpose: None,
         };
         mint_hs256_with(secret, &claims, None, Some(kid)).unwrap()
     };

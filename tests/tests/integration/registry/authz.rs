@@ -62,6 +62,8 @@ fn token_of(caller: Caller, plugin_id: &str) -> Option<String> {
         team: None,
         plugin: None,
         exp,
+        jti: None,
+        purpose: None,
     };
     match caller {
         Caller::Admin => Some(admin()),

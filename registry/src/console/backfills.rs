@@ -1,0 +1,142 @@
+//! A team's backfills in the console: every backfill with its state and progress (the page refreshes the
+//! table every two seconds while one is pending or running, when scripts run), starting one from an
+//! installation's page, and cancelling one.
+
+use axum::extract::{Path, State};
+use axum::http::Method;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::html;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use switchyard_schemas::ids::check_team_id;
+
+use super::api::{Api, Condition};
+use super::layout::{self, Section};
+use super::team::bad_ids;
+use super::{CSRF_FIELD, Caller, Console, Posted};
+
+/// A backfill as `GET /v1/teams/{team}/backfills` shows it.
+#[derive(Debug, Clone, Deserialize)]
+struct Backfill {
+    id: String,
+    plugin_id: String,
+    installation: String,
+    since: String,
+    state: String,
+    #[serde(default)]
+    progress: Option<Progress>,
+    #[serde(default)]
+    eta_seconds: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Progress {
+    scanned: u64,
+    matched: u64,
+    written: u64,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+fn active(state: &str) -> bool {
+    matches!(state, "pending" | "running")
+}
+
+/// `GET /teams/{team}/backfills`.
+pub async fn list(caller: Caller, State(console): State<Console>, Path(team): Path<String>) -> Response {
+    if check_team_id(team.as_bytes()).is_err() {
+        return layout::not_found(&console, &caller);
+    }
+    let api = Api::new(&console.api, &caller.principal);
+    let backfills = match api
+        .get::<Vec<Backfill>>(&format!("/v1/teams/{team}/backfills"))
+        .await
+    {
+        Ok(backfills) => backfills,
+        Err(refusal) => return layout::refusal(&console, &caller, &refusal),
+    };
+    let refresh = backfills.iter().any(|b| active(&b.state));
+    let body = html! {
+        p { "Past events delivered to an installation, before its live ones. Start one from an installation's " em { "Routing" } " page." }
+        div #backfills data-refresh=[refresh.then_some("2000")] aria-live="polite" {
+            @if backfills.is_empty() {
+                p { "No backfill yet." }
+            } @else {
+                div.table-wrap { table {
+                    caption.visually-hidden { "Backfills of team " (team) }
+                    thead { tr {
+                        th scope="col" { "Plugin (installation)" } th scope="col" { "Since" } th scope="col" { "State" }
+                        th scope="col" { "Written / matched / scanned" } th scope="col" { "Time left" } th scope="col" { "Actions" }
+                    } }
+                    tbody { @for backfill in &backfills {
+                        tr #{"backfill-" (backfill.id)} {
+                            th scope="row" { (backfill.plugin_id) " (" (backfill.installation) ")" }
+                            td { (backfill.since) }
+                            td.state-cell { (backfill.state)
+                                @if let Some(error) = backfill.progress.as_ref().and_then(|p| p.error.as_deref()) { br; span.hint { (error) } } }
+                            td { @if let Some(p) = &backfill.progress { (p.written) " / " (p.matched) " / " (p.scanned) } @else { "not started" } }
+                            td { @if let Some(eta) = backfill.eta_seconds { "about " (eta) " s" } @else { "—" } }
+                            td { @if active(&backfill.state) {
+                                form method="post" action=(console.url(&format!("/teams/{team}/backfills/{}/cancel", backfill.id))) data-confirm="Cancel this backfill? History after the point it reached is not delivered." {
+                                    input type="hidden" name=(CSRF_FIELD) value=(caller.csrf);
+                                    button.secondary type="submit" aria-label=(format!("Cancel the backfill of {}", backfill.plugin_id)) { "Cancel" }
+                                }
+                            } }
+                        }
+                    } }
+                } }
+            }
+        }
+    };
+    layout::page(&console, Some(&caller), Section::Backfills, "Backfills", body).into_response()
+}
+
+/// `POST /teams/{team}/plugins/{id}/installations/{installation}/backfills` (`since` = a date): starts a
+/// backfill from that day (or from the oldest event still kept, with the API's warning).
+pub async fn start(
+    State(console): State<Console>,
+    Path((team, id, installation)): Path<(String, String, String)>,
+    posted: Posted,
+) -> Response {
+    let caller = &posted.caller;
+    if let Some(response) = bad_ids(&console, caller, &team, Some((&id, &installation))) {
+        return response;
+    }
+    let since = posted.get("since").unwrap_or_default().trim();
+    let since = if since.len() == 10 {
+        format!("{since}T00:00:00Z")
+    } else {
+        since.to_owned()
+    };
+    let api = Api::new(&console.api, &caller.principal);
+    let path = format!("/v1/teams/{team}/plugins/{id}/installations/{installation}/backfills");
+    let body = json!({"since": since, "on_retention": "earliest"});
+    match api
+        .send::<Value>(Method::POST, &path, Some(&body), Condition::Always)
+        .await
+    {
+        Ok(_) => Redirect::to(&console.url(&format!("/teams/{team}/backfills"))).into_response(),
+        Err(refusal) => layout::refusal(&console, caller, &refusal),
+    }
+}
+
+/// `POST /teams/{team}/backfills/{backfill}/cancel`.
+pub async fn cancel(
+    State(console): State<Console>,
+    Path((team, backfill)): Path<(String, String)>,
+    posted: Posted,
+) -> Response {
+    let caller = &posted.caller;
+    if check_team_id(team.as_bytes()).is_err() || uuid::Uuid::parse_str(&backfill).is_err() {
+        return layout::not_found(&console, caller);
+    }
+    let api = Api::new(&console.api, &caller.principal);
+    let path = format!("/v1/teams/{team}/backfills/{backfill}");
+    match api
+        .send::<Value>(Method::DELETE, &path, None, Condition::Always)
+        .await
+    {
+        Ok(_) => Redirect::to(&console.url(&format!("/teams/{team}/backfills"))).into_response(),
+        Err(refusal) => layout::refusal(&console, caller, &refusal),
+    }
+}
