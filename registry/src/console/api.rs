@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tower::ServiceExt as _;
 
+use super::{Caller, Console};
 use crate::auth::{Delegated, Principal};
 
 /// Largest API answer the console reads.
@@ -39,6 +40,19 @@ impl Refusal {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             problem: serde_json::json!({"detail": detail.into()}),
         }
+    }
+}
+
+/// A refusal of the API as the page that shows it (the API's status and detail), for `?` in a page
+/// handler ([`super::Page`]).
+pub trait OrPage<T> {
+    /// `Ok` as it is; a refusal as its page.
+    fn or_page(self, console: &Console, caller: &Caller) -> Result<T, axum::response::Response>;
+}
+
+impl<T> OrPage<T> for Result<T, Refusal> {
+    fn or_page(self, console: &Console, caller: &Caller) -> Result<T, axum::response::Response> {
+        self.map_err(|refusal| super::layout::refusal(console, caller, &refusal))
     }
 }
 

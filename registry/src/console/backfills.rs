@@ -4,16 +4,16 @@
 
 use axum::extract::{Path, State};
 use axum::http::Method;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use maud::html;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_schemas::ids::check_team_id;
 
-use super::api::{Api, Condition};
+use super::api::{Api, Condition, OrPage};
 use super::layout::{self, Section};
 use super::team::bad_ids;
-use super::{CSRF_FIELD, Caller, Console, Posted};
+use super::{CSRF_FIELD, Caller, Console, Page, Posted};
 
 /// A backfill as `GET /v1/teams/{team}/backfills` shows it.
 #[derive(Debug, Clone, Deserialize)]
@@ -43,18 +43,15 @@ fn active(state: &str) -> bool {
 }
 
 /// `GET /teams/{team}/backfills`.
-pub async fn list(caller: Caller, State(console): State<Console>, Path(team): Path<String>) -> Response {
+pub async fn list(caller: Caller, State(console): State<Console>, Path(team): Path<String>) -> Page {
     if check_team_id(team.as_bytes()).is_err() {
-        return layout::not_found(&console, &caller);
+        return Err(layout::not_found(&console, &caller));
     }
     let api = Api::new(&console.api, &caller.principal);
-    let backfills = match api
+    let backfills = api
         .get::<Vec<Backfill>>(&format!("/v1/teams/{team}/backfills"))
         .await
-    {
-        Ok(backfills) => backfills,
-        Err(refusal) => return layout::refusal(&console, &caller, &refusal),
-    };
+        .or_page(&console, &caller)?;
     let refresh = backfills.iter().any(|b| active(&b.state));
     let body = html! {
         p { "Past events delivered to an installation, before its live ones. Start one from an installation's " em { "Routing" } " page." }
@@ -88,7 +85,7 @@ pub async fn list(caller: Caller, State(console): State<Console>, Path(team): Pa
             }
         }
     };
-    layout::page(&console, Some(&caller), Section::Backfills, "Backfills", body).into_response()
+    Ok(layout::page(&console, Some(&caller), Section::Backfills, "Backfills", body).into_response())
 }
 
 /// `POST /teams/{team}/plugins/{id}/installations/{installation}/backfills` (`since` = a date): starts a
@@ -97,11 +94,9 @@ pub async fn start(
     State(console): State<Console>,
     Path((team, id, installation)): Path<(String, String, String)>,
     posted: Posted,
-) -> Response {
+) -> Page {
     let caller = &posted.caller;
-    if let Some(response) = bad_ids(&console, caller, &team, Some((&id, &installation))) {
-        return response;
-    }
+    bad_ids(&console, caller, &team, Some((&id, &installation)))?;
     let since = posted.get("since").unwrap_or_default().trim();
     let since = if since.len() == 10 {
         format!("{since}T00:00:00Z")
@@ -115,8 +110,8 @@ pub async fn start(
         .send::<Value>(Method::POST, &path, Some(&body), Condition::Always)
         .await
     {
-        Ok(_) => Redirect::to(&console.url(&format!("/teams/{team}/backfills"))).into_response(),
-        Err(refusal) => layout::refusal(&console, caller, &refusal),
+        Ok(_) => Ok(Redirect::to(&console.url(&format!("/teams/{team}/backfills"))).into_response()),
+        Err(refusal) => Err(layout::refusal(&console, caller, &refusal)),
     }
 }
 
@@ -125,10 +120,10 @@ pub async fn cancel(
     State(console): State<Console>,
     Path((team, backfill)): Path<(String, String)>,
     posted: Posted,
-) -> Response {
+) -> Page {
     let caller = &posted.caller;
     if check_team_id(team.as_bytes()).is_err() || uuid::Uuid::parse_str(&backfill).is_err() {
-        return layout::not_found(&console, caller);
+        return Err(layout::not_found(&console, caller));
     }
     let api = Api::new(&console.api, &caller.principal);
     let path = format!("/v1/teams/{team}/backfills/{backfill}");
@@ -136,7 +131,7 @@ pub async fn cancel(
         .send::<Value>(Method::DELETE, &path, None, Condition::Always)
         .await
     {
-        Ok(_) => Redirect::to(&console.url(&format!("/teams/{team}/backfills"))).into_response(),
-        Err(refusal) => layout::refusal(&console, caller, &refusal),
+        Ok(_) => Ok(Redirect::to(&console.url(&format!("/teams/{team}/backfills"))).into_response()),
+        Err(refusal) => Err(layout::refusal(&console, caller, &refusal)),
     }
 }

@@ -13,10 +13,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_schemas::ids::{check_plugin_id, check_team_id};
 
-use super::api::{Api, Condition};
+use super::api::{Api, Condition, OrPage};
 use super::layout::{self, Section};
 use super::team::Installation;
-use super::{CSRF_FIELD, Caller, Console, Posted};
+use super::{CSRF_FIELD, Caller, Console, Page, Posted};
 
 /// A dead letter as the API lists it.
 #[derive(Debug, Clone, Deserialize)]
@@ -135,28 +135,25 @@ pub fn letters_table(
     }
 }
 
-fn bad_ids(console: &Console, caller: &Caller, team: Option<&str>, plugin: &str) -> Option<Response> {
+fn bad_ids(console: &Console, caller: &Caller, team: Option<&str>, plugin: &str) -> Result<(), Response> {
     let valid = check_plugin_id(plugin).is_ok() && team.is_none_or(|t| check_team_id(t.as_bytes()).is_ok());
-    (!valid).then(|| layout::not_found(console, caller))
+    if valid {
+        Ok(())
+    } else {
+        Err(layout::not_found(console, caller))
+    }
 }
 
 /// `GET /teams/{team}/dead-letters`: the team's plugins, each a link to its dead letters.
-pub async fn team_plugins(
-    caller: Caller,
-    State(console): State<Console>,
-    Path(team): Path<String>,
-) -> Response {
+pub async fn team_plugins(caller: Caller, State(console): State<Console>, Path(team): Path<String>) -> Page {
     if check_team_id(team.as_bytes()).is_err() {
-        return layout::not_found(&console, &caller);
+        return Err(layout::not_found(&console, &caller));
     }
     let api = Api::new(&console.api, &caller.principal);
-    let installed = match api
+    let installed = api
         .get::<Vec<Installation>>(&format!("/v1/teams/{team}/installations"))
         .await
-    {
-        Ok(installed) => installed,
-        Err(refusal) => return layout::refusal(&console, &caller, &refusal),
-    };
+        .or_page(&console, &caller)?;
     let mut plugins: Vec<&str> = installed.iter().map(|i| i.plugin_id.as_str()).collect();
     plugins.dedup();
     let body = html! {
@@ -166,14 +163,14 @@ pub async fn team_plugins(
             li { a href=(console.url(&format!("/teams/{team}/plugins/{plugin}/dead-letters"))) { (plugin) } }
         } }
     };
-    layout::page(
+    Ok(layout::page(
         &console,
         Some(&caller),
         Section::DeadLetters,
         "Dead letters",
         body,
     )
-    .into_response()
+    .into_response())
 }
 
 /// `GET /teams/{team}/plugins/{id}/dead-letters`.
@@ -181,18 +178,13 @@ pub async fn team_list(
     caller: Caller,
     State(console): State<Console>,
     Path((team, id)): Path<(String, String)>,
-) -> Response {
-    if let Some(response) = bad_ids(&console, &caller, Some(&team), &id) {
-        return response;
-    }
+) -> Page {
+    bad_ids(&console, &caller, Some(&team), &id)?;
     let api = Api::new(&console.api, &caller.principal);
-    let letters = match api
+    let letters = api
         .get::<Vec<Letter>>(&format!("/v1/teams/{team}/plugins/{id}/dead-letters?limit=200"))
         .await
-    {
-        Ok(letters) => letters,
-        Err(refusal) => return layout::refusal(&console, &caller, &refusal),
-    };
+        .or_page(&console, &caller)?;
     let action = console.url(&format!("/teams/{team}/plugins/{id}/dead-letters/replay"));
     let body = html! {
         p { "Newest first (at most 200). Replaying puts an event back on " (id) "'s topic: a dry run shows what would be replayed first." }
@@ -214,7 +206,7 @@ pub async fn team_list(
         }))
     };
     let title = format!("Dead letters of {id}");
-    layout::page(&console, Some(&caller), Section::DeadLetters, &title, body).into_response()
+    Ok(layout::page(&console, Some(&caller), Section::DeadLetters, &title, body).into_response())
 }
 
 /// `GET /teams/{team}/plugins/{id}/dead-letters/{letter}`.
@@ -222,10 +214,8 @@ pub async fn team_letter(
     caller: Caller,
     State(console): State<Console>,
     Path((team, id, letter)): Path<(String, String, String)>,
-) -> Response {
-    if let Some(response) = bad_ids(&console, &caller, Some(&team), &id) {
-        return response;
-    }
+) -> Page {
+    bad_ids(&console, &caller, Some(&team), &id)?;
     let path = format!("/v1/teams/{team}/plugins/{id}/dead-letters/{}", encode(&letter));
     let replay = console.url(&format!("/teams/{team}/plugins/{id}/dead-letters/replay"));
     letter_page(&console, &caller, &path, Some(&replay), Section::DeadLetters).await
@@ -236,10 +226,8 @@ pub async fn plugin_letter(
     caller: Caller,
     State(console): State<Console>,
     Path((id, letter)): Path<(String, String)>,
-) -> Response {
-    if let Some(response) = bad_ids(&console, &caller, None, &id) {
-        return response;
-    }
+) -> Page {
+    bad_ids(&console, &caller, None, &id)?;
     let path = format!("/v1/plugins/{id}/dead-letters/{}", encode(&letter));
     let section = if caller.principal.is_admin() {
         Section::Fleet
@@ -259,12 +247,9 @@ async fn letter_page(
     path: &str,
     replay: Option<&str>,
     section: Section,
-) -> Response {
+) -> Page {
     let api = Api::new(&console.api, &caller.principal);
-    let detail = match api.get::<LetterDetail>(path).await {
-        Ok(detail) => detail,
-        Err(refusal) => return layout::refusal(console, caller, &refusal),
-    };
+    let detail = api.get::<LetterDetail>(path).await.or_page(console, caller)?;
     let letter = &detail.letter;
     let payload = detail
         .payload
@@ -310,7 +295,7 @@ async fn letter_page(
         } }
     };
     let title = format!("Dead letter {}", letter.id);
-    layout::page(console, Some(caller), section, &title, body).into_response()
+    Ok(layout::page(console, Some(caller), section, &title, body).into_response())
 }
 
 /// `POST /teams/{team}/plugins/{id}/dead-letters/replay`: without `confirm`, a dry run and a confirmation
@@ -319,11 +304,9 @@ pub async fn replay(
     State(console): State<Console>,
     Path((team, id)): Path<(String, String)>,
     posted: Posted,
-) -> Response {
+) -> Page {
     let caller = &posted.caller;
-    if let Some(response) = bad_ids(&console, caller, Some(&team), &id) {
-        return response;
-    }
+    bad_ids(&console, caller, Some(&team), &id)?;
     let all = posted.get("all") == Some("true");
     let chosen: Vec<&str> = posted
         .fields
@@ -338,7 +321,7 @@ pub async fn replay(
             p { a href=(back) { "Back to the dead letters" } }
         };
         let page = layout::page(&console, Some(caller), Section::DeadLetters, "Replay", body);
-        return (axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response();
+        return Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     let confirm = posted.get("confirm") == Some("true");
     let request = if all {
@@ -348,13 +331,10 @@ pub async fn replay(
     };
     let api = Api::new(&console.api, &caller.principal);
     let path = format!("/v1/teams/{team}/plugins/{id}/dead-letters/replay");
-    let outcome: Value = match api
+    let outcome: Value = api
         .send(Method::POST, &path, Some(&request), Condition::Always)
         .await
-    {
-        Ok(outcome) => outcome,
-        Err(refusal) => return layout::refusal(&console, caller, &refusal),
-    };
+        .or_page(&console, caller)?;
     let count = outcome.get("count").and_then(Value::as_u64).unwrap_or(0);
     let ids: Vec<&str> = outcome
         .get("letters")
@@ -380,5 +360,5 @@ pub async fn replay(
         p { a href=(back) { "Back to the dead letters" } }
     };
     let title = if confirm { "Replayed" } else { "Replay: dry run" };
-    layout::page(&console, Some(caller), Section::DeadLetters, title, body).into_response()
+    Ok(layout::page(&console, Some(caller), Section::DeadLetters, title, body).into_response())
 }

@@ -7,16 +7,16 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use maud::{Markup, html};
 use serde_json::{Value, json};
 use switchyard_schemas::ids::DEFAULT_INSTALLATION;
 
-use super::api::{Api, Condition, Refusal, Tagged};
+use super::api::{Api, Condition, OrPage, Refusal, Tagged};
 use super::form::{self, FieldErrors};
 use super::layout::{self, Section};
 use super::team::{Installation, Plugin, bad_ids};
-use super::{CSRF_FIELD, Caller, Console, Posted};
+use super::{CSRF_FIELD, Caller, Console, Page, Posted};
 
 /// The fields of the routing form, and the API's names for them.
 const FIELDS: [&str; 4] = ["enabled", "event_types", "form_ids", "filter"];
@@ -94,12 +94,10 @@ pub async fn add(
     State(console): State<Console>,
     Path((team, id)): Path<(String, String)>,
     Query(query): Query<AddQuery>,
-) -> Response {
+) -> Page {
     let installation = query.installation.trim();
-    if let Some(response) = bad_ids(&console, &caller, &team, Some((&id, installation))) {
-        return response;
-    }
-    Redirect::to(&console.url(&installation_path(&team, &id, installation))).into_response()
+    bad_ids(&console, &caller, &team, Some((&id, installation)))?;
+    Ok(Redirect::to(&console.url(&installation_path(&team, &id, installation))).into_response())
 }
 
 /// The query of [`add`].
@@ -114,10 +112,8 @@ pub async fn page(
     caller: Caller,
     State(console): State<Console>,
     Path((team, id, installation)): Path<(String, String, String)>,
-) -> Response {
-    if let Some(response) = bad_ids(&console, &caller, &team, Some((&id, &installation))) {
-        return response;
-    }
+) -> Page {
+    bad_ids(&console, &caller, &team, Some((&id, &installation)))?;
     let api = Api::new(&console.api, &caller.principal);
     match read(&api, &team, &id, &installation).await {
         Ok((plugin, current)) => {
@@ -129,10 +125,11 @@ pub async fn page(
                 plugin: &plugin,
                 etag: etag.as_deref(),
             };
-            form.render(&console, &caller, &routing, &FieldErrors::new(), None)
-                .into_response()
+            Ok(form
+                .render(&console, &caller, &routing, &FieldErrors::new(), None)
+                .into_response())
         }
-        Err(refusal) => layout::refusal(&console, &caller, &refusal),
+        Err(refusal) => Err(layout::refusal(&console, &caller, &refusal)),
     }
 }
 
@@ -156,16 +153,13 @@ pub async fn save(
     State(console): State<Console>,
     Path((team, id, installation)): Path<(String, String, String)>,
     posted: Posted,
-) -> Response {
+) -> Page {
     let caller = &posted.caller;
-    if let Some(response) = bad_ids(&console, caller, &team, Some((&id, &installation))) {
-        return response;
-    }
+    bad_ids(&console, caller, &team, Some((&id, &installation)))?;
     let api = Api::new(&console.api, &caller.principal);
-    let (plugin, current) = match read(&api, &team, &id, &installation).await {
-        Ok(read) => read,
-        Err(refusal) => return layout::refusal(&console, caller, &refusal),
-    };
+    let (plugin, current) = read(&api, &team, &id, &installation)
+        .await
+        .or_page(&console, caller)?;
     let routing = Routing::submitted(&posted);
     let shown = posted.get("etag").unwrap_or_default();
     let condition = if shown.is_empty() {
@@ -180,7 +174,7 @@ pub async fn save(
     {
         Ok(_) => {
             let back = format!("/teams/{team}/installations");
-            return Redirect::to(&console.url(&back)).into_response();
+            return Ok(Redirect::to(&console.url(&back)).into_response());
         }
         Err(refusal) => refusal,
     };
@@ -204,7 +198,7 @@ pub async fn save(
                         Make your change again and save.";
             let routing = Routing::of(current.map(|c| &c.value));
             let page = form.render(&console, caller, &routing, &FieldErrors::new(), Some(note));
-            return (StatusCode::CONFLICT, page).into_response();
+            return Ok((StatusCode::CONFLICT, page).into_response());
         }
         status => (
             status,
@@ -212,7 +206,7 @@ pub async fn save(
             None,
         ),
     };
-    (status, form.render(&console, caller, &routing, &errors, note)).into_response()
+    Ok((status, form.render(&console, caller, &routing, &errors, note)).into_response())
 }
 
 /// The routing form of one installation.

@@ -29,6 +29,10 @@
 //! | [`proxy`]     | single sign-on: identity headers of an authenticating proxy (pure mapping) |
 //! | [`assets`]    | the embedded stylesheet and script                                     |
 
+// A page handler answers a page either way (the one asked for, or one that says why not), so its
+// `Result`'s error side is as large as its success side.
+#![allow(clippy::result_large_err)]
+
 pub mod api;
 pub mod assets;
 pub mod backfills;
@@ -56,6 +60,10 @@ use axum::routing::{get, post};
 use self::session::{Session, SessionError, SessionKey};
 use crate::auth::{KeySet, Principal};
 use crate::config::{ConsoleProxyConfig, SecureCookies};
+
+/// What a page handler answers: the page asked for, or the page that says why not (a refusal of the API,
+/// a 404, a sign-in redirect), so that `?` can return the latter.
+pub type Page = Result<Response, Response>;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "switchyard_console";

@@ -9,17 +9,17 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Redirect};
 use maud::{Markup, html};
 use serde::Deserialize;
 use serde_json::Value;
 use switchyard_schemas::ids::{check_plugin_id, check_team_id};
 
-use super::api::{Api, Condition, Refusal};
+use super::api::{Api, Condition, OrPage, Refusal};
 use super::dead_letters::{Letter, letters_table};
 use super::layout::{self, Section};
 use super::team::Plugin;
-use super::{CSRF_FIELD, Caller, Console, Posted};
+use super::{CSRF_FIELD, Caller, Console, Page, Posted};
 
 /// A plugin as admins and the plugin itself see it: the catalog's fields and the operational ones.
 #[derive(Debug, Clone, Deserialize)]
@@ -95,20 +95,20 @@ fn last_heartbeat(instances: &[Instance]) -> Option<&str> {
 }
 
 /// `GET /admin`: every plugin, for admins.
-pub async fn fleet(caller: Caller, State(console): State<Console>) -> Response {
+pub async fn fleet(caller: Caller, State(console): State<Console>) -> Page {
     if !caller.principal.is_admin() {
-        return layout::message(
+        return Err(layout::message(
             &console,
             Some(&caller),
             "Only administrators may see the fleet.",
             403,
-        );
+        ));
     }
     let api = Api::new(&console.api, &caller.principal);
-    let plugins = match api.get::<Vec<PluginDetail>>("/v1/plugins").await {
-        Ok(plugins) => plugins,
-        Err(refusal) => return layout::refusal(&console, &caller, &refusal),
-    };
+    let plugins = api
+        .get::<Vec<PluginDetail>>("/v1/plugins")
+        .await
+        .or_page(&console, &caller)?;
     let mut lags = Vec::with_capacity(plugins.len());
     for plugin in &plugins {
         lags.push(
@@ -151,7 +151,7 @@ pub async fn fleet(caller: Caller, State(console): State<Console>) -> Response {
             }
         }
     };
-    layout::page(&console, Some(&caller), Section::Fleet, "Fleet", body).into_response()
+    Ok(layout::page(&console, Some(&caller), Section::Fleet, "Fleet", body).into_response())
 }
 
 fn lag_cell(lag: &Result<Lag, Refusal>) -> Markup {
@@ -168,36 +168,37 @@ pub struct OpenTeam {
 }
 
 /// `GET /teams`: to the catalog of the team asked for.
-pub async fn open_team(
-    caller: Caller,
-    State(console): State<Console>,
-    Query(open): Query<OpenTeam>,
-) -> Response {
+pub async fn open_team(caller: Caller, State(console): State<Console>, Query(open): Query<OpenTeam>) -> Page {
     let team = open.team.trim();
     if check_team_id(team.as_bytes()).is_err() {
-        return layout::message(&console, Some(&caller), "That is not a team id.", 422);
+        return Err(layout::message(
+            &console,
+            Some(&caller),
+            "That is not a team id.",
+            422,
+        ));
     }
-    Redirect::to(&console.url(&format!("/teams/{team}/catalog"))).into_response()
+    Ok(Redirect::to(&console.url(&format!("/teams/{team}/catalog"))).into_response())
 }
 
 /// `GET /plugins/{id}`: one plugin, for an admin or the plugin itself.
-pub async fn plugin(caller: Caller, State(console): State<Console>, Path(id): Path<String>) -> Response {
+pub async fn plugin(caller: Caller, State(console): State<Console>, Path(id): Path<String>) -> Page {
     if check_plugin_id(&id).is_err() {
-        return layout::not_found(&console, &caller);
+        return Err(layout::not_found(&console, &caller));
     }
     if !caller.principal.may_act_as_plugin(&id) {
-        return layout::message(
+        return Err(layout::message(
             &console,
             Some(&caller),
             "Only an admin or the plugin itself may see this page.",
             403,
-        );
+        ));
     }
     let api = Api::new(&console.api, &caller.principal);
-    let detail = match api.get::<PluginDetail>(&format!("/v1/plugins/{id}")).await {
-        Ok(detail) => detail,
-        Err(refusal) => return layout::refusal(&console, &caller, &refusal),
-    };
+    let detail = api
+        .get::<PluginDetail>(&format!("/v1/plugins/{id}"))
+        .await
+        .or_page(&console, &caller)?;
     let lag = api.get::<Lag>(&format!("/v1/plugins/{id}/lag")).await;
     let letters = api
         .get::<Vec<Letter>>(&format!("/v1/plugins/{id}/dead-letters?limit=50"))
@@ -262,7 +263,7 @@ pub async fn plugin(caller: Caller, State(console): State<Console>, Path(id): Pa
     } else {
         Section::Plugin
     };
-    layout::page(&console, Some(&caller), section, &plugin.name, body).into_response()
+    Ok(layout::page(&console, Some(&caller), section, &plugin.name, body).into_response())
 }
 
 /// `GET /plugins/{id}/deregister`: the confirmation form (admins).
@@ -270,22 +271,22 @@ pub async fn confirm_deregister(
     caller: Caller,
     State(console): State<Console>,
     Path(id): Path<String>,
-) -> Response {
+) -> Page {
     if check_plugin_id(&id).is_err() {
-        return layout::not_found(&console, &caller);
+        return Err(layout::not_found(&console, &caller));
     }
     if !caller.principal.is_admin() {
-        return layout::message(
+        return Err(layout::message(
             &console,
             Some(&caller),
             "Only administrators may deregister a plugin.",
             403,
-        );
+        ));
     }
     let api = Api::new(&console.api, &caller.principal);
     let (plugin, etag) = match api.get_tagged::<Plugin>(&format!("/v1/plugins/{id}")).await {
         Ok(tagged) => (tagged.value, tagged.etag.unwrap_or_default()),
-        Err(refusal) => return layout::refusal(&console, &caller, &refusal),
+        Err(refusal) => return Err(layout::refusal(&console, &caller, &refusal)),
     };
     deregister_form(&console, &caller, &plugin, &etag, None, StatusCode::OK)
 }
@@ -297,7 +298,7 @@ fn deregister_form(
     etag: &str,
     error: Option<&str>,
     status: StatusCode,
-) -> Response {
+) -> Page {
     let body = html! {
         p { "This removes " strong { (plugin.name) } " (" code { (plugin.id) } ", version " (plugin.version) ") for every team: "
             "their installations and configs of it go, and the router stops routing to it. Its topics and their data stay. "
@@ -316,27 +317,27 @@ fn deregister_form(
         p { a href=(console.url(&format!("/plugins/{}", plugin.id))) { "Cancel" } }
     };
     let title = format!("Deregister {}", plugin.name);
-    (
+    Ok((
         status,
         layout::page(console, Some(caller), Section::Fleet, &title, body),
     )
-        .into_response()
+        .into_response())
 }
 
 /// `POST /plugins/{id}/deregister`: deregisters once the id is typed, if the plugin is still the version
 /// the confirmation showed.
-pub async fn deregister(State(console): State<Console>, Path(id): Path<String>, posted: Posted) -> Response {
+pub async fn deregister(State(console): State<Console>, Path(id): Path<String>, posted: Posted) -> Page {
     let caller = &posted.caller;
     if check_plugin_id(&id).is_err() {
-        return layout::not_found(&console, caller);
+        return Err(layout::not_found(&console, caller));
     }
     let api = Api::new(&console.api, &caller.principal);
     let etag = posted.get("etag").unwrap_or_default();
     if posted.get("confirm").map(str::trim) != Some(id.as_str()) {
-        let plugin = match api.get::<Plugin>(&format!("/v1/plugins/{id}")).await {
-            Ok(plugin) => plugin,
-            Err(refusal) => return layout::refusal(&console, caller, &refusal),
-        };
+        let plugin = api
+            .get::<Plugin>(&format!("/v1/plugins/{id}"))
+            .await
+            .or_page(&console, caller)?;
         let error = "That is not the plugin's id; nothing was removed.";
         return deregister_form(
             &console,
@@ -356,14 +357,14 @@ pub async fn deregister(State(console): State<Console>, Path(id): Path<String>, 
         .send::<Value>(Method::DELETE, &format!("/v1/plugins/{id}"), None, condition)
         .await
     {
-        Ok(_) => Redirect::to(&console.url("/admin")).into_response(),
-        Err(refusal) if refusal.status == StatusCode::PRECONDITION_FAILED => layout::message(
+        Ok(_) => Ok(Redirect::to(&console.url("/admin")).into_response()),
+        Err(refusal) if refusal.status == StatusCode::PRECONDITION_FAILED => Err(layout::message(
             &console,
             Some(caller),
             "The plugin registered again since the confirmation was shown; nothing was removed. Look again \
              before deregistering it.",
             409,
-        ),
-        Err(refusal) => layout::refusal(&console, caller, &refusal),
+        )),
+        Err(refusal) => Err(layout::refusal(&console, caller, &refusal)),
     }
 }

@@ -16,10 +16,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_installation_id, check_plugin_id, check_team_id};
 
-use super::api::{Api, Condition, Refusal, Tagged};
+use super::api::{Api, Condition, OrPage, Refusal, Tagged};
 use super::form::{self, Field, FieldErrors, Kind};
 use super::layout::{self, Section};
-use super::{CSRF_FIELD, Caller, Console, Posted};
+use super::{CSRF_FIELD, Caller, Console, Page, Posted};
 
 /// A plugin, as the catalog shows it (the fields of `GET /v1/plugins` it reads).
 #[derive(Debug, Clone, Deserialize)]
@@ -105,31 +105,30 @@ pub(super) fn bad_ids(
     caller: &Caller,
     team: &str,
     plugin: Option<(&str, &str)>,
-) -> Option<Response> {
+) -> Result<(), Response> {
     let valid = check_team_id(team.as_bytes()).is_ok()
         && plugin.is_none_or(|(id, installation)| {
             check_plugin_id(id).is_ok() && check_installation_id(installation).is_ok()
         });
-    (!valid).then(|| layout::not_found(console, caller))
+    if valid {
+        Ok(())
+    } else {
+        Err(layout::not_found(console, caller))
+    }
 }
 
 /// `GET /teams/{team}/catalog`: every plugin, with what the team has of each.
-pub async fn catalog(caller: Caller, State(console): State<Console>, Path(team): Path<String>) -> Response {
-    if let Some(response) = bad_ids(&console, &caller, &team, None) {
-        return response;
-    }
+pub async fn catalog(caller: Caller, State(console): State<Console>, Path(team): Path<String>) -> Page {
+    bad_ids(&console, &caller, &team, None)?;
     let api = Api::new(&console.api, &caller.principal);
-    let installed = match api
+    let installed = api
         .get::<Vec<Installation>>(&format!("/v1/teams/{team}/installations"))
         .await
-    {
-        Ok(installed) => installed,
-        Err(refusal) => return layout::refusal(&console, &caller, &refusal),
-    };
-    let plugins = match api.get::<Vec<Plugin>>("/v1/plugins").await {
-        Ok(plugins) => plugins,
-        Err(refusal) => return layout::refusal(&console, &caller, &refusal),
-    };
+        .or_page(&console, &caller)?;
+    let plugins = api
+        .get::<Vec<Plugin>>("/v1/plugins")
+        .await
+        .or_page(&console, &caller)?;
     let body = html! {
         p { "Plugins registered with this Switchyard. Enable one to have your team's events delivered to it." }
         ul.cards {
@@ -178,7 +177,7 @@ pub async fn catalog(caller: Caller, State(console): State<Console>, Path(team):
             }
         }
     };
-    layout::page(&console, Some(&caller), Section::Catalog, "Plugin catalog", body).into_response()
+    Ok(layout::page(&console, Some(&caller), Section::Catalog, "Plugin catalog", body).into_response())
 }
 
 fn instances(count: usize) -> String {
@@ -243,22 +242,13 @@ fn enabled_button(
 }
 
 /// `GET /teams/{team}/installations`.
-pub async fn installations(
-    caller: Caller,
-    State(console): State<Console>,
-    Path(team): Path<String>,
-) -> Response {
-    if let Some(response) = bad_ids(&console, &caller, &team, None) {
-        return response;
-    }
+pub async fn installations(caller: Caller, State(console): State<Console>, Path(team): Path<String>) -> Page {
+    bad_ids(&console, &caller, &team, None)?;
     let api = Api::new(&console.api, &caller.principal);
-    let installed = match api
+    let installed = api
         .get::<Vec<Installation>>(&format!("/v1/teams/{team}/installations"))
         .await
-    {
-        Ok(installed) => installed,
-        Err(refusal) => return layout::refusal(&console, &caller, &refusal),
-    };
+        .or_page(&console, &caller)?;
     let all = |items: &Option<Vec<String>>| items.as_ref().map_or_else(|| "all".to_owned(), |i| i.join(", "));
     let body = html! {
         @if installed.is_empty() {
@@ -299,14 +289,14 @@ pub async fn installations(
             }
         }
     };
-    layout::page(
+    Ok(layout::page(
         &console,
         Some(&caller),
         Section::Installations,
         "Installations",
         body,
     )
-    .into_response()
+    .into_response())
 }
 
 /// `POST .../installations/{installation}/enabled` (`enabled=true|false`): enables or disables an
@@ -316,11 +306,9 @@ pub async fn set_enabled(
     State(console): State<Console>,
     Path((team, id, installation)): Path<(String, String, String)>,
     posted: Posted,
-) -> Response {
+) -> Page {
     let caller = &posted.caller;
-    if let Some(response) = bad_ids(&console, caller, &team, Some((&id, &installation))) {
-        return response;
-    }
+    bad_ids(&console, caller, &team, Some((&id, &installation)))?;
     let enabled = posted.get("enabled") == Some("true");
     let api = Api::new(&console.api, &caller.principal);
     let path = format!("/v1/teams/{team}/plugins/{id}/installations/{installation}");
@@ -334,11 +322,11 @@ pub async fn set_enabled(
         Err(refusal) if refusal.status == StatusCode::NOT_FOUND && enabled => {
             (json!({"enabled": true}), Condition::Absent)
         }
-        Err(refusal) => return layout::refusal(&console, caller, refusal),
+        Err(refusal) => return Err(layout::refusal(&console, caller, refusal)),
     };
     let stored: Installation = match api.send(Method::PUT, &path, Some(&body), condition).await {
         Ok(stored) => stored,
-        Err(refusal) => return changed_or_refused(&console, caller, &refusal),
+        Err(refusal) => return Err(changed_or_refused(&console, caller, &refusal)),
     };
     let back = match posted.get("return") {
         _ if stored.enabled && !stored.configured && has_config(&api, &id).await => {
@@ -347,7 +335,7 @@ pub async fn set_enabled(
         Some("installations") => format!("/teams/{team}/installations"),
         _ => format!("/teams/{team}/catalog"),
     };
-    Redirect::to(&console.url(&back)).into_response()
+    Ok(Redirect::to(&console.url(&back)).into_response())
 }
 
 async fn has_config(api: &Api<'_>, plugin: &str) -> bool {
@@ -429,16 +417,14 @@ pub async fn config_page(
     State(console): State<Console>,
     Path((team, id, installation)): Path<(String, String, String)>,
     Query(query): Query<ConfigQuery>,
-) -> Response {
-    if let Some(response) = bad_ids(&console, &caller, &team, Some((&id, &installation))) {
-        return response;
-    }
+) -> Page {
+    bad_ids(&console, &caller, &team, Some((&id, &installation)))?;
     let api = Api::new(&console.api, &caller.principal);
     match config_state(&api, &team, &id, &installation).await {
         Ok(state) => {
             let fields = state.fields();
             let note = query.saved.is_some().then_some("Saved.");
-            config_form(
+            Ok(config_form(
                 &console,
                 &caller,
                 &team,
@@ -448,9 +434,9 @@ pub async fn config_page(
                 &FieldErrors::new(),
                 note,
             )
-            .into_response()
+            .into_response())
         }
-        Err(refusal) => layout::refusal(&console, &caller, &refusal),
+        Err(refusal) => Err(layout::refusal(&console, &caller, &refusal)),
     }
 }
 
@@ -460,16 +446,13 @@ pub async fn save_config(
     State(console): State<Console>,
     Path((team, id, installation)): Path<(String, String, String)>,
     posted: Posted,
-) -> Response {
+) -> Page {
     let caller = &posted.caller;
-    if let Some(response) = bad_ids(&console, caller, &team, Some((&id, &installation))) {
-        return response;
-    }
+    bad_ids(&console, caller, &team, Some((&id, &installation)))?;
     let api = Api::new(&console.api, &caller.principal);
-    let state = match config_state(&api, &team, &id, &installation).await {
-        Ok(state) => state,
-        Err(refusal) => return layout::refusal(&console, caller, &refusal),
-    };
+    let state = config_state(&api, &team, &id, &installation)
+        .await
+        .or_page(&console, caller)?;
     let mut fields = state.fields();
     let shown = posted.get("etag").unwrap_or_default();
     let current = state
@@ -493,7 +476,7 @@ pub async fn save_config(
             {
                 Ok(_) => {
                     let page = format!("{}?saved=1", config_url(&team, &id, &installation));
-                    return Redirect::to(&console.url(&page)).into_response();
+                    return Ok(Redirect::to(&console.url(&page)).into_response());
                 }
                 Err(refusal) if refusal.status == StatusCode::UNPROCESSABLE_ENTITY => {
                     let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
@@ -513,7 +496,7 @@ pub async fn save_config(
                         &FieldErrors::new(),
                         Some(note),
                     );
-                    return (StatusCode::CONFLICT, page).into_response();
+                    return Ok((StatusCode::CONFLICT, page).into_response());
                 }
                 Err(refusal) => {
                     let mut errors = FieldErrors::new();
@@ -529,7 +512,7 @@ pub async fn save_config(
                         &errors,
                         None,
                     );
-                    return (refusal.status, page).into_response();
+                    return Ok((refusal.status, page).into_response());
                 }
             }
         }
@@ -545,7 +528,7 @@ pub async fn save_config(
         &errors,
         None,
     );
-    (StatusCode::UNPROCESSABLE_ENTITY, page).into_response()
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
 }
 
 #[allow(clippy::too_many_arguments)]
