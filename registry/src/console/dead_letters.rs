@@ -5,7 +5,7 @@
 //! Replaying writes the dead letters back to the plugin's topic (`POST .../dead-letters/replay`); the
 //! plugin sees each again with the same `webhook-id`, so one that de-duplicates does not act twice.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use maud::{Markup, html};
@@ -59,6 +59,39 @@ pub struct Letter {
     /// Set on a dead-lettered replay.
     #[serde(default)]
     pub replayed_from: Option<String>,
+}
+
+/// The filter of a team's list, and of its "replay all that match": the API's `installation` and `since`.
+#[derive(Debug, Default, Deserialize)]
+pub struct LetterFilter {
+    #[serde(default)]
+    installation: Option<String>,
+    #[serde(default)]
+    since: Option<String>,
+}
+
+impl LetterFilter {
+    /// The filters that are set, as `&name=value` pairs of a query string.
+    fn query(&self) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.extend_pairs(self.pairs());
+        let query = query.finish();
+        if query.is_empty() {
+            query
+        } else {
+            format!("&{query}")
+        }
+    }
+
+    /// The filters that are set, as query or form pairs.
+    fn pairs(&self) -> Vec<(&'static str, &str)> {
+        [("installation", &self.installation), ("since", &self.since)]
+            .into_iter()
+            .filter_map(|(name, value)| {
+                Some((name, value.as_deref().map(str::trim).filter(|v| !v.is_empty())?))
+            })
+            .collect()
+    }
 }
 
 /// A dead letter whole.
@@ -178,16 +211,25 @@ pub async fn team_list(
     caller: Caller,
     State(console): State<Console>,
     Path((team, id)): Path<(String, String)>,
+    Query(filter): Query<LetterFilter>,
 ) -> Page {
     bad_ids(&console, &caller, Some(&team), &id)?;
     let api = Api::new(&console.api, &caller.principal);
-    let letters = api
-        .get::<Vec<Letter>>(&format!("/v1/teams/{team}/plugins/{id}/dead-letters?limit=200"))
-        .await
-        .or_page(&console, &caller)?;
+    let path = format!(
+        "/v1/teams/{team}/plugins/{id}/dead-letters?limit=200{}",
+        filter.query()
+    );
+    let letters = api.get::<Vec<Letter>>(&path).await.or_page(&console, &caller)?;
     let action = console.url(&format!("/teams/{team}/plugins/{id}/dead-letters/replay"));
     let body = html! {
         p { "Newest first (at most 200). Replaying puts an event back on " (id) "'s topic: a dry run shows what would be replayed first." }
+        form.card.inline-form method="get" #letter-filter {
+            label for="filter-installation" { "Installation" }
+            input #filter-installation type="text" name="installation" value=(filter.installation.as_deref().unwrap_or_default()) autocomplete="off" size="12";
+            label for="filter-since" { "Dead-lettered since (RFC 3339)" }
+            input #filter-since type="text" name="since" value=(filter.since.as_deref().unwrap_or_default()) placeholder="2026-12-01T00:00:00Z" autocomplete="off" size="22";
+            button.secondary type="submit" { "Filter" }
+        }
         @if !letters.is_empty() {
             div.actions {
                 form method="post" action=(action) #replay-selected {
@@ -197,7 +239,10 @@ pub async fn team_list(
                 form method="post" action=(action) #replay-all {
                     input type="hidden" name=(CSRF_FIELD) value=(caller.csrf);
                     input type="hidden" name="all" value="true";
-                    button.secondary type="submit" { "Replay all…" }
+                    @for (name, value) in filter.pairs() { input type="hidden" name=(name) value=(value); }
+                    button.secondary type="submit" {
+                        @if filter.pairs().is_empty() { "Replay all…" } @else { "Replay all that match…" }
+                    }
                 }
             }
         }
@@ -325,7 +370,13 @@ pub async fn replay(
     }
     let confirm = posted.get("confirm") == Some("true");
     let request = if all {
-        json!({"all": true, "dry_run": !confirm})
+        let mut request = json!({"all": true, "dry_run": !confirm});
+        for name in ["installation", "since"] {
+            if let Some(value) = posted.get(name).filter(|v| !v.trim().is_empty()) {
+                request[name] = json!(value.trim());
+            }
+        }
+        request
     } else {
         json!({"letters": chosen, "dry_run": !confirm})
     };
