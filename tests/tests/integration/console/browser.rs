@@ -244,6 +244,28 @@ async fn a_team_enables_and_configures_sheets_export_and_its_next_event_reaches_
     assert_accessible(&browser, SERIOUS).await;
     screenshot(&browser, shot("routing")).await;
 
+    // A backfill of the team's history, started from the same page, and its progress.
+    browser
+        .goto(&format!(
+            "{}/console/teams/acme/plugins/sheets-export/installations/default",
+            platform.registry.url
+        ))
+        .await
+        .unwrap();
+    browser
+        .execute("document.getElementById('since').value = '2026-01-01';", vec![])
+        .await
+        .unwrap();
+    click(&browser, "#backfill-form button").await;
+    wait_for_text(&browser, "h1", "Backfills").await;
+    assert!(
+        text(&browser, "#backfills")
+            .await
+            .contains("sheets-export (default)")
+    );
+    assert_accessible(&browser, SERIOUS).await;
+    screenshot(&browser, shot("backfills")).await;
+
     // At a phone's size the catalog still reads.
     set_viewport(&browser, PHONE.0, PHONE.1).await;
     click(&browser, "nav a[href$='/catalog']").await;
@@ -346,6 +368,7 @@ async fn a_dead_letter_is_replayed_from_the_page_and_reaches_the_plugin() {
     );
     click(&browser, "#confirm-replay button").await;
     wait_for_text(&browser, "#replayed", "Replayed 1 dead letter").await;
+    assert_accessible(&browser, SERIOUS).await;
     wait_for(
         "the replayed event at the plugin",
         Duration::from_secs(60),
@@ -407,6 +430,7 @@ async fn other_teams_forged_forms_and_admin_pages_are_refused_and_every_page_is_
     }
     browser.goto(&format!("{url}/console/admin")).await.unwrap();
     wait_for_text(&browser, "h1", "Forbidden").await;
+    assert_accessible(&browser, SERIOUS).await;
     browser
         .goto(&format!("{url}/console/teams/acme/installations"))
         .await
@@ -447,7 +471,6 @@ async fn other_teams_forged_forms_and_admin_pages_are_refused_and_every_page_is_
         wait_for_element(&browser, "main h1").await;
         assert_accessible(&browser, SERIOUS).await;
     }
-    screenshot(&browser, shot("backfills")).await;
 
     // The plugin's own page, and the admin's fleet and deregistration.
     click(&browser, "header button.link").await;
