@@ -3,11 +3,9 @@
 
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
 pub use switchyard_fixtures::kafka::TopicSpec;
 use switchyard_fixtures::kafka::{self, Created, ReadRecord, Record};
-use switchyard_service::kafka::{Clients, KafkaContext};
+use switchyard_service::kafka::{Clients, LagReader};
 
 /// The broker's bootstrap address.
 pub fn bootstrap() -> String {
@@ -177,34 +175,19 @@ pub fn topic_partitions(topic: &str) -> Option<usize> {
 /// produced so far has been processed and its outcome is durable. (Input topics in tests are written
 /// without transactions, so the end offset is the offset after the last record.)
 pub fn group_caught_up(group: &str, topic: &str) -> bool {
-    let consumer: BaseConsumer<KafkaContext> = clients()
-        .consumer("test-group-progress")
-        .managed("group.id", group)
-        .managed("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let Ok(metadata) = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)) else {
+    const TIMEOUT: Duration = Duration::from_secs(10);
+    let Ok(reader) = LagReader::new(&clients(), "test-group-progress", group) else {
         return false;
     };
-    let Some(entry) = metadata.topics().iter().find(|t| t.name() == topic) else {
-        return false;
-    };
-    let mut list = TopicPartitionList::new();
-    for partition in entry.partitions() {
-        list.add_partition(topic, partition.id());
+    let lags = reader
+        .partitions(topic, TIMEOUT)
+        .and_then(|partitions| reader.lag(topic, &partitions, TIMEOUT));
+    match lags {
+        // Exactly at the end: a commit past it would be a bug (the next reader resets to the beginning).
+        Ok(lags) if !lags.is_empty() => lags.iter().all(|p| match p.committed {
+            Some(committed) => committed == p.end,
+            None => p.end == 0,
+        }),
+        _ => false,
     }
-    let Ok(committed) = consumer.committed_offsets(list, Duration::from_secs(10)) else {
-        return false;
-    };
-    committed.elements().iter().all(|element| {
-        let Ok((_, high)) = consumer.fetch_watermarks(topic, element.partition(), Duration::from_secs(10))
-        else {
-            return false;
-        };
-        match element.offset() {
-            // Past the end would be a bug (the next reader resets to the beginning): not caught up.
-            Offset::Offset(committed) => committed == high,
-            _ => high == 0,
-        }
-    })
 }
