@@ -127,6 +127,7 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         backfills: config.topics.backfills.clone(),
         backfill_progress: config.topics.backfill_progress.clone(),
         console_sign_ins: config.topics.console_sign_ins.clone(),
+        plugin_registrations: config.topics.plugin_registrations.clone(),
     };
     let retention = Retention::new(
         clients.clone(),

@@ -80,6 +80,9 @@ pub struct TopicsConfig {
     /// Compacted record of each console sign-in link's token spent, so that a link signs in once on any
     /// replica. Default `switchyard.console-sign-ins`.
     pub console_sign_ins: String,
+    /// Compacted registration history: one record per version a plugin registered, kept after
+    /// deregistration. Default `switchyard.plugin-registrations`.
+    pub plugin_registrations: String,
     /// The router's input topic, only read to learn how far back a team's partition reaches (the backfill
     /// retention check). Default `core.events`.
     pub core_events: String,
@@ -366,6 +369,7 @@ impl Layered for Config {
             ("topics.backfills", &self.topics.backfills),
             ("topics.backfill_progress", &self.topics.backfill_progress),
             ("topics.console_sign_ins", &self.topics.console_sign_ins),
+            ("topics.plugin_registrations", &self.topics.plugin_registrations),
             ("topics.core_events", &self.topics.core_events),
         ] {
             if value.trim().is_empty() {

@@ -8,6 +8,7 @@
 //! | `switchyard.instances`   | `<plugin>/<instance id>` | [`InstanceRecord`]            |
 //! | `switchyard.backfills`   | backfill id              | [`Backfill`] (contract)       |
 //! | `switchyard.backfill-progress` | `<backfill id>/<partition>` | [`Progress`] (contract; the router writes it) |
+//! | `switchyard.plugin-registrations` | `<plugin id>/<version>` | [`RegistrationRecord`] (kept after deregistration) |
 //!
 //! An enablement is a team's *installation* of a plugin. Its key, and the key of its config, is
 //! `<team>/<plugin>` for the installation `default` (the only form before installations existed) and
@@ -46,6 +47,8 @@ pub struct Topics {
     pub backfill_progress: String,
     /// Spent console sign-in links.
     pub console_sign_ins: String,
+    /// Each plugin's registration history.
+    pub plugin_registrations: String,
 }
 
 impl Topics {
@@ -59,6 +62,7 @@ impl Topics {
             self.backfills.clone(),
             self.backfill_progress.clone(),
             self.console_sign_ins.clone(),
+            self.plugin_registrations.clone(),
         ]
     }
 }
@@ -103,6 +107,31 @@ impl InstanceRecord {
     pub fn is_live(&self, now: OffsetDateTime, ttl: Duration) -> bool {
         self.age(now).is_some_and(|age| age <= ttl)
     }
+}
+
+/// One version in a plugin's registration history, the value of a `switchyard.plugin-registrations`
+/// record keyed `<plugin id>/<version>`. Every successful registration of that version rewrites it, keeping
+/// `first_registered_at`; deregistration leaves it, so the history outlives the manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegistrationRecord {
+    /// Plugin id.
+    pub plugin_id: String,
+    /// The manifest's version, as registered.
+    pub version: String,
+    /// RFC 3339 time of the first registration of this version that the history holds.
+    pub first_registered_at: String,
+    /// RFC 3339 time of the latest registration of this version.
+    pub last_registered_at: String,
+    /// The manifest's display name at the latest registration.
+    pub name: String,
+    /// Lowercase hex SHA-256 of the manifest record's bytes as stored in `switchyard.plugins` at the latest
+    /// registration: a manifest changed under the same version shows as a new hash.
+    pub manifest_sha256: String,
+}
+
+/// The key of `version` of `plugin` in the registration history.
+pub fn registration_key(plugin: &str, version: &str) -> String {
+    format!("{plugin}/{version}")
 }
 
 /// A plugin's derived status.
@@ -260,6 +289,26 @@ impl<'a> Records<'a> {
             .entries(&self.topics.instances)
             .into_iter()
             .filter_map(|(_, value)| serde_json::from_slice(&value).ok())
+            .collect()
+    }
+
+    /// The history record of `version` of a plugin, if it was ever registered.
+    pub fn registration(&self, plugin: &str, version: &str) -> Option<RegistrationRecord> {
+        let value = self.store.get(
+            &self.topics.plugin_registrations,
+            &registration_key(plugin, version),
+        )?;
+        serde_json::from_slice(&value).ok()
+    }
+
+    /// A plugin's registration history, one record per version, in key order. A plugin id has no `/`, so
+    /// the prefix `<plugin>/` matches that plugin's keys alone.
+    pub fn registrations(&self, plugin: &str) -> Vec<RegistrationRecord> {
+        self.store
+            .entries_with_prefix(&self.topics.plugin_registrations, &format!("{plugin}/"))
+            .into_iter()
+            .filter_map(|(_, value)| serde_json::from_slice::<RegistrationRecord>(&value).ok())
+            .filter(|record| record.plugin_id == plugin)
             .collect()
     }
 

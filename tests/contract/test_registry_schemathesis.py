@@ -146,6 +146,8 @@ class RegistrySchemathesisTest(unittest.TestCase):
             "SWITCHYARD_REGISTRY__TOPICS__INSTANCES": f"{self.prefix}.instances",
             "SWITCHYARD_REGISTRY__TOPICS__BACKFILLS": f"{self.prefix}.backfills",
             "SWITCHYARD_REGISTRY__TOPICS__BACKFILL_PROGRESS": f"{self.prefix}.backfill-progress",
+            "SWITCHYARD_REGISTRY__TOPICS__CONSOLE_SIGN_INS": f"{self.prefix}.console-sign-ins",
+            "SWITCHYARD_REGISTRY__TOPICS__PLUGIN_REGISTRATIONS": f"{self.prefix}.plugin-registrations",
             # Missing, so every backfill's since is within retention (the retention check has tests of its own).
             "SWITCHYARD_REGISTRY__TOPICS__CORE_EVENTS": f"{self.prefix}.core.events",
             "SWITCHYARD_REGISTRY__TOPICS__PLUGIN_EVENTS_TEMPLATE": f"{self.prefix}.plugin.{{plugin}}.events",

@@ -97,6 +97,8 @@ pub struct RegistryTopics {
     pub backfill_progress: String,
     /// Spent console sign-in links.
     pub console_sign_ins: String,
+    /// Plugins' registration history.
+    pub plugin_registrations: String,
     /// The core events a backfill reads (the registry only checks their retention).
     pub core_events: String,
     /// `<prefix>.plugin.{plugin}.events`.
@@ -118,6 +120,7 @@ impl RegistryTopics {
             // The names `routers::Topics::of_registry` gives a router sharing these topics.
             backfill_progress: format!("{prefix}.plugins.backfill-progress"),
             console_sign_ins: format!("{prefix}.console-sign-ins"),
+            plugin_registrations: format!("{prefix}.plugin-registrations"),
             core_events: format!("{prefix}.plugins.core.events"),
             events_template: format!("{prefix}.plugin.{{plugin}}.events"),
             dead_letter_template: format!("{prefix}.plugin.{{plugin}}.dlq"),
@@ -149,6 +152,7 @@ impl RegistryTopics {
         set("TOPICS__BACKFILLS", &self.backfills);
         set("TOPICS__BACKFILL_PROGRESS", &self.backfill_progress);
         set("TOPICS__CONSOLE_SIGN_INS", &self.console_sign_ins);
+        set("TOPICS__PLUGIN_REGISTRATIONS", &self.plugin_registrations);
         set("TOPICS__CORE_EVENTS", &self.core_events);
         set("TOPICS__PLUGIN_EVENTS_TEMPLATE", &self.events_template);
         set("TOPICS__PLUGIN_DEAD_LETTER_TEMPLATE", &self.dead_letter_template);

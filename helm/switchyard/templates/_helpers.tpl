@@ -238,6 +238,7 @@ TOML for strings, numbers, booleans and arrays of them. Null values are left out
     "backfills" $t.backfills
     "backfill_progress" $t.backfillProgress
     "console_sign_ins" $t.consoleSignIns
+    "plugin_registrations" $t.pluginRegistrations
     "core_events" $t.coreEvents
     "plugin_events_template" $t.pluginEventsTemplate
     "plugin_dead_letter_template" $t.pluginDeadLetterTemplate)

@@ -9,6 +9,7 @@
 //! | [`secrets`] | `/v1/secrets`, `/v1/secrets/reseal` (admins: sealed config secrets, their rotation)     |
 //! | [`dead_letters`] | `/v1/teams/{team}/plugins/{id}/dead-letters[/{letter}]`, `.../dead-letters/replay`, `/v1/plugins/{id}/dead-letters[/{letter}]` |
 //! | [`lag`]     | `/v1/plugins/{id}/lag` (the plugin workers' consumer lag)                   |
+//! | [`registrations`] | `/v1/plugins/{id}/registrations` (the plugin's registration history)  |
 //! | [`actions`] | `/v1/teams/{team}/plugins/{id}/actions/{action}` (the gateway)              |
 //! | [`ops`]     | `/healthz`, `/readyz`, `/metrics`, `/v1/openapi.json` (no token needed)     |
 //!
@@ -23,6 +24,7 @@ pub mod lag;
 pub mod ops;
 pub mod paging;
 pub mod plugins;
+pub mod registrations;
 pub mod schema_work;
 pub mod secrets;
 pub mod teams;
@@ -203,6 +205,7 @@ pub fn router(state: AppState, body_limit: usize, request_timeout: Duration) -> 
             get(dead_letters::show_plugin),
         )
         .route("/v1/plugins/{id}/lag", get(lag::show))
+        .route("/v1/plugins/{id}/registrations", get(registrations::list))
         .layer(DefaultBodyLimit::max(body_limit));
     // The gateway reads its body itself, up to its own limit.
     let gateway = Router::new().route(

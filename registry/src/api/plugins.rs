@@ -5,7 +5,8 @@
 //! the id). A version lower than the registered one is refused with 409 unless an admin passes
 //! `?force=true`. Everyone authenticated reads the public fields and the status; admins also see the URL,
 //! the instances and the topics. Registration creates the plugin's topics before the manifest is stored,
-//! so the router never routes to a plugin whose topic was not provisioned.
+//! so the router never routes to a plugin whose topic was not provisioned, and adds to the plugin's
+//! registration history after it ([`crate::api::registrations`]; deregistration leaves the history).
 
 use axum::Json;
 use axum::extract::{Extension, Path, RawQuery, State};
@@ -18,6 +19,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::api::paging::{Page, Paging};
+use crate::api::registrations;
 use crate::api::versions::{Precondition, Tagged, changing, unchanged_since};
 use crate::api::{AppState, RawBody};
 use crate::auth::{Principal, TokenExpiry};
@@ -230,6 +232,7 @@ pub async fn register(
         Ok((status, version))
     })
     .await?;
+    registrations::record(state, manifest, value).await;
     tracing::info!(plugin = %id, version = %manifest.version, "plugin registered");
     let signing_secret = state.gateway.signing_secret(id);
     let signing_secrets = state.gateway.signing_secrets(id);

@@ -463,6 +463,14 @@ async fn every_endpoint_by_every_caller() {
             Rule::PluginOrAdmin,
             StatusCode::OK,
         ),
+        (
+            "GET",
+            "/v1/plugins/sms-notify/registrations",
+            None,
+            "sms-notify",
+            Rule::PluginOrAdmin,
+            StatusCode::OK,
+        ),
         // Allowed callers reach the plugin, which is not listening: 502 means the gateway tried.
         (
             "POST",
