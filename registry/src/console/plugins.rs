@@ -1,6 +1,7 @@
 //! Pages about plugins as the people who run them see them: the admin's fleet (every plugin with its
 //! version, instances, last heartbeat, topics and consumer lag), one plugin's page (for an admin or the
-//! plugin's own token: instances, lag per partition, dead letters across the teams it serves), and
+//! plugin's own token: instances, lag per partition, dead letters across the teams it serves, its
+//! registration history), and
 //! deregistration with a typed confirmation (admins).
 //!
 //! The fleet page refuses anyone but an admin before calling the API: a team could list plugins through
@@ -87,6 +88,21 @@ pub struct PartitionLag {
     pub end: i64,
     /// What is left to consume.
     pub lag: i64,
+}
+
+/// One version's registrations, from `GET /v1/plugins/{id}/registrations`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Registration {
+    /// The version.
+    pub version: String,
+    /// Its first registration.
+    pub first_registered_at: String,
+    /// Its last registration.
+    pub last_registered_at: String,
+    /// SHA-256 of its manifest as stored.
+    pub manifest_sha256: String,
+    /// Whether it is the version registered now.
+    pub current: bool,
 }
 
 /// The most recent heartbeat of any instance.
@@ -203,6 +219,9 @@ pub async fn plugin(caller: Caller, State(console): State<Console>, Path(id): Pa
     let letters = api
         .get::<Vec<Letter>>(&format!("/v1/plugins/{id}/dead-letters?limit=50"))
         .await;
+    let registrations = api
+        .get::<Vec<Registration>>(&format!("/v1/plugins/{id}/registrations?limit=20"))
+        .await;
     let plugin = &detail.plugin;
     let body = html! {
         p.status { (layout::status(&plugin.status)) " version " (plugin.version) }
@@ -250,6 +269,23 @@ pub async fn plugin(caller: Caller, State(console): State<Console>, Path(id): Pa
             Ok(letters) => (letters_table(&console, letters, None, |letter| {
                 format!("/plugins/{id}/dead-letters/{}", letter.id)
             })),
+            Err(refusal) => p.muted { "Not available: " (refusal.detail()) }
+        }
+        h2 { "Registration history" }
+        @match &registrations {
+            Ok(registrations) if registrations.is_empty() => p { "No registration recorded yet." },
+            Ok(registrations) => div.table-wrap { table #registrations {
+                caption.visually-hidden { "Registrations of " (plugin.id) ", newest first" }
+                thead { tr {
+                    th scope="col" { "Version" } th scope="col" { "First registered" }
+                    th scope="col" { "Last registered" } th scope="col" { "Manifest (SHA-256)" }
+                } }
+                tbody { @for r in registrations { tr {
+                    th scope="row" { (r.version) @if r.current { " " span.badge.up { "current" } } }
+                    td { (r.first_registered_at) } td { (r.last_registered_at) }
+                    td { code title=(r.manifest_sha256) { (r.manifest_sha256.get(..12).unwrap_or(&r.manifest_sha256)) } }
+                } } }
+            } },
             Err(refusal) => p.muted { "Not available: " (refusal.detail()) }
         }
         @if caller.principal.is_admin() {

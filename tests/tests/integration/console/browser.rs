@@ -478,6 +478,7 @@ async fn other_teams_forged_forms_and_admin_pages_are_refused_and_every_page_is_
     let plugin_link = login_link(&url, &["--role", "plugin", "--plugin", "sheets-export"]);
     sign_in(&browser, &plugin_link, "Sheets export").await;
     assert!(text(&browser, "#lag").await.contains("Partition"));
+    assert!(text(&browser, "#registrations").await.contains("1.6.0 current"));
     assert_accessible(&browser, SERIOUS).await;
     screenshot(&browser, shot("plugin")).await;
     click(&browser, "header button.link").await;
