@@ -2,7 +2,7 @@
 //! table every two seconds while one is pending or running, when scripts run), starting one from an
 //! installation's page, and cancelling one.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::Method;
 use axum::response::{IntoResponse, Redirect};
 use maud::html;
@@ -38,12 +38,24 @@ struct Progress {
     error: Option<String>,
 }
 
+/// The list's query: set after starting a backfill whose `since` the API moved up to the retention start.
+#[derive(Debug, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    since_moved_to: Option<String>,
+}
+
 fn active(state: &str) -> bool {
     matches!(state, "pending" | "running")
 }
 
 /// `GET /teams/{team}/backfills`.
-pub async fn list(caller: Caller, State(console): State<Console>, Path(team): Path<String>) -> Page {
+pub async fn list(
+    caller: Caller,
+    State(console): State<Console>,
+    Path(team): Path<String>,
+    Query(query): Query<ListQuery>,
+) -> Page {
     if check_team_id(team.as_bytes()).is_err() {
         return Err(layout::not_found(&console, &caller));
     }
@@ -54,6 +66,11 @@ pub async fn list(caller: Caller, State(console): State<Console>, Path(team): Pa
         .or_page(&console, &caller)?;
     let refresh = backfills.iter().any(|b| active(&b.state));
     let body = html! {
+        @if let Some(moved) = &query.since_moved_to {
+            p.notice role="status" #since-moved {
+                "The backfill started at " (moved) ", the oldest event core.events still keeps: the date asked for is older than its retention."
+            }
+        }
         p { "Past events delivered to an installation, before its live ones. Start one from an installation's " em { "Routing" } " page." }
         div #backfills data-refresh=[refresh.then_some("2000")] aria-live="polite" {
             @if backfills.is_empty() {
@@ -106,13 +123,21 @@ pub async fn start(
     let api = Api::new(&console.api, &caller.principal);
     let path = format!("/v1/teams/{team}/plugins/{id}/installations/{installation}/backfills");
     let body = json!({"since": since, "on_retention": "earliest"});
-    match api
-        .send::<Value>(Method::POST, &path, Some(&body), Condition::Always)
+    let started: Value = api
+        .send(Method::POST, &path, Some(&body), Condition::Always)
         .await
-    {
-        Ok(_) => Ok(Redirect::to(&console.url(&format!("/teams/{team}/backfills"))).into_response()),
-        Err(refusal) => Err(layout::refusal(&console, caller, &refusal)),
-    }
+        .or_page(&console, caller)?;
+    // When the history asked for is older than what core.events keeps, the API moved `since` up and said so.
+    let moved = started
+        .pointer("/warning/since_adjusted_to")
+        .and_then(Value::as_str)
+        .map(|to| {
+            let mut query = url::form_urlencoded::Serializer::new(String::new());
+            query.append_pair("since_moved_to", to);
+            format!("?{}", query.finish())
+        })
+        .unwrap_or_default();
+    Ok(Redirect::to(&console.url(&format!("/teams/{team}/backfills{moved}"))).into_response())
 }
 
 /// `POST /teams/{team}/backfills/{backfill}/cancel`.
