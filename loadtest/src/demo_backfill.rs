@@ -4,7 +4,7 @@
 //! backfill and in order, followed by the new events, unlabelled.
 //!
 //! ```text
-//!   config + enablement with {"backfill": {"since": <run start>}} (registry API, or the control topics)
+//!   config + enablement with {"backfill": {"since": <run start>, "on_retention": "earliest"}} (registry API, or the control topics)
 //!   ──► wait for the backfill's progress record to say live routing resumed ──► send the live events
 //!   ──► read the team's copies of this run back ──► history ids == expected, then live ids == sent
 //! ```
@@ -209,11 +209,14 @@ fn enable_through_registry(
         }
     };
     let client = Client::new(&access.url, Some(access.token.clone())).map_err(error("connecting"))?;
-    // Enabled first (a config needs an enablement), as the demo's other plugins are.
+    // Enabled first (a config needs an enablement), as the demo's other plugins are. On a fresh broker the
+    // team's partition begins after the run's start (its first event came after it), which the registry's
+    // retention check reads as history it no longer holds: start at its oldest event instead, which is then
+    // the run's first.
     let answer = client
         .put(
             &format!("/v1/teams/{team}/plugins/{plugin}"),
-            &json!({"enabled": true, "backfill": {"since": since}}),
+            &json!({"enabled": true, "backfill": {"since": since, "on_retention": "earliest"}}),
         )
         .map_err(error("enabling a plugin with a backfill"))?;
     if let Some(config) = sample_config(team, plugin) {
