@@ -1,9 +1,13 @@
 //! How far back a team's backfill can reach: the timestamp of the oldest record of the team's partition of
-//! `core.events` that a `read_committed` reader sees.
+//! `core.events` that a `read_committed` reader sees, once retention (or a deletion of records) has removed
+//! any. A partition whose low watermark is still 0 has lost nothing: it holds the team's whole history, so
+//! no `since` reaches further back than it (a fresh cluster, where the first event came after the time a
+//! backfill asks for, is not a loss of history).
 //!
 //! ```text
-//!   team ─► partition_for_key(team, partitions of core.events) ─► low watermark ─► assign there,
-//!           poll one record ─► its timestamp (None: topic missing, partition empty, nothing committed)
+//!   team ─► partition_for_key(team, partitions of core.events) ─► low watermark (0: None) ─► assign
+//!           there, poll one record ─► its timestamp (None: topic missing, partition empty, nothing
+//!           committed)
 //! ```
 //!
 //! librdkafka's calls block, so each check runs on tokio's blocking threads with a consumer of its own
@@ -72,7 +76,8 @@ impl Retention {
     }
 
     /// The timestamp, in milliseconds since the Unix epoch, of the oldest record of `team`'s partition;
-    /// `None` when the topic does not exist or the partition holds no committed record.
+    /// `None` when the topic does not exist, the partition holds no committed record, or nothing was ever
+    /// removed from it (its low watermark is 0).
     pub async fn earliest_ms(&self, team: &str) -> Result<Option<i64>, RetentionError> {
         let this = self.clone();
         let team = team.to_owned();
@@ -115,7 +120,7 @@ impl Retention {
         let (low, high) = consumer
             .fetch_watermarks(topic, partition, self.remaining(started))
             .map_err(kafka("reading the watermarks", partition))?;
-        if low >= high {
+        if low == 0 || low >= high {
             return Ok(None);
         }
         let mut assignment = TopicPartitionList::new();

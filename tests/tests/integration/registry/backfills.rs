@@ -5,7 +5,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use switchyard_registry::backfills::request::rfc3339_ms;
 use switchyard_schemas::backfill::{Progress, State, progress_key};
@@ -50,6 +52,26 @@ fn produce_history(topic: &str, events: &[(i32, i64)]) {
             .expect("send");
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
+}
+
+/// Removes the records of `partition` before `offset`, as retention would.
+async fn delete_before(topic: &str, partition: i32, offset: i64) {
+    let admin: AdminClient<KafkaContext> = clients()
+        .admin("backfill-retention-test")
+        .create()
+        .expect("admin");
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(offset))
+        .expect("offset");
+    let deleted = admin
+        .delete_records(&list, &AdminOptions::new())
+        .await
+        .expect("delete records");
+    assert_eq!(
+        deleted.elements()[0].offset(),
+        Offset::Offset(offset),
+        "the new low watermark"
+    );
 }
 
 /// A progress record as the router writes it.
@@ -118,8 +140,9 @@ fn pointers(problem: &Value) -> Vec<&str> {
 async fn backfills_hold_an_installation_until_the_router_hands_it_over() {
     let topics = RegistryTopics::unique();
     create_topics(&[(&topics.core_events, PARTITIONS, false)]).await;
-    // The team's partition holds events from two days ago on; another partition holds older ones, which
-    // a backfill of this team cannot read and so do not count.
+    // The team's partition holds events from two days ago on, an older one having been removed (as
+    // retention would); another partition holds older ones, which a backfill of this team cannot read and
+    // so do not count.
     let own = partition_for_key(b"acme", PARTITIONS);
     let other = (own + 1) % PARTITIONS;
     let earliest = now_ms() - 2 * DAY_MS;
@@ -127,10 +150,12 @@ async fn backfills_hold_an_installation_until_the_router_hands_it_over() {
         &topics.core_events,
         &[
             (other, now_ms() - 10 * DAY_MS),
+            (own, now_ms() - 5 * DAY_MS),
             (own, earliest),
             (own, now_ms() - DAY_MS),
         ],
     );
+    delete_before(&topics.core_events, own, 1).await;
     // Gauges refreshed every second.
     let registry = ServedRegistry::start(&topics, &[("HEARTBEAT__TTL_MS", "1000")]).await;
     let url = |path: &str| format!("{}{path}", registry.url);
