@@ -56,6 +56,15 @@ impl<T> OrPage<T> for Result<T, Refusal> {
     }
 }
 
+/// The API's 404 as `None`, for a page that shows what is not there yet (an installation, a config).
+pub fn missing_as_none<T>(answer: Result<T, Refusal>) -> Result<Option<T>, Refusal> {
+    match answer {
+        Ok(value) => Ok(Some(value)),
+        Err(refusal) if refusal.status == StatusCode::NOT_FOUND => Ok(None),
+        Err(refusal) => Err(refusal),
+    }
+}
+
 /// A precondition of a change (the API's `If-Match` / `If-None-Match`).
 #[derive(Debug, Clone, Copy)]
 pub enum Condition<'a> {

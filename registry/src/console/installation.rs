@@ -12,7 +12,7 @@ use maud::{Markup, html};
 use serde_json::{Value, json};
 use switchyard_schemas::ids::DEFAULT_INSTALLATION;
 
-use super::api::{Api, Condition, OrPage, Refusal, Tagged};
+use super::api::{Api, Condition, OrPage, Refusal, Tagged, missing_as_none};
 use super::form::{self, FieldErrors};
 use super::layout::{self, Section};
 use super::team::{Installation, Plugin, bad_ids};
@@ -141,11 +141,10 @@ async fn read(
 ) -> Result<(Plugin, Option<Tagged<Installation>>), Refusal> {
     let plugin = api.get::<Plugin>(&format!("/v1/plugins/{id}")).await?;
     let path = format!("/v1/teams/{team}/plugins/{id}/installations/{installation}");
-    match api.get_tagged::<Installation>(&path).await {
-        Ok(current) => Ok((plugin, Some(current))),
-        Err(refusal) if refusal.status == StatusCode::NOT_FOUND => Ok((plugin, None)),
-        Err(refusal) => Err(refusal),
-    }
+    Ok((
+        plugin,
+        missing_as_none(api.get_tagged::<Installation>(&path).await)?,
+    ))
 }
 
 /// `POST .../installations/{installation}`: saves the routing, conditional on what the form showed.

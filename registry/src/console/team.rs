@@ -16,7 +16,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_installation_id, check_plugin_id, check_team_id};
 
-use super::api::{Api, Condition, OrPage, Refusal, Tagged};
+use super::api::{Api, Condition, OrPage, Refusal, Tagged, missing_as_none};
 use super::form::{self, Field, FieldErrors, Kind};
 use super::layout::{self, Section};
 use super::{CSRF_FIELD, Caller, Console, Page, Posted};
@@ -368,6 +368,8 @@ pub struct ConfigQuery {
 
 /// What the config form needs: the plugin, the installation (if any), the stored config and its ETag.
 struct ConfigState {
+    team: String,
+    installation_id: String,
     plugin: Plugin,
     installation: Option<Installation>,
     stored: Option<Tagged<ConfigView>>,
@@ -381,20 +383,12 @@ async fn config_state(
 ) -> Result<ConfigState, Refusal> {
     let plugin = api.get::<Plugin>(&format!("/v1/plugins/{id}")).await?;
     let base = format!("/v1/teams/{team}/plugins/{id}/installations/{installation}");
-    let current = match api.get::<Installation>(&base).await {
-        Ok(current) => Some(current),
-        Err(refusal) if refusal.status == StatusCode::NOT_FOUND => None,
-        Err(refusal) => return Err(refusal),
-    };
-    let stored = match api.get_tagged::<ConfigView>(&format!("{base}/config")).await {
-        Ok(stored) => Some(stored),
-        Err(refusal) if refusal.status == StatusCode::NOT_FOUND => None,
-        Err(refusal) => return Err(refusal),
-    };
     Ok(ConfigState {
+        team: team.to_owned(),
+        installation_id: installation.to_owned(),
         plugin,
-        installation: current,
-        stored,
+        installation: missing_as_none(api.get::<Installation>(&base).await)?,
+        stored: missing_as_none(api.get_tagged::<ConfigView>(&format!("{base}/config")).await)?,
     })
 }
 
@@ -420,24 +414,19 @@ pub async fn config_page(
 ) -> Page {
     bad_ids(&console, &caller, &team, Some((&id, &installation)))?;
     let api = Api::new(&console.api, &caller.principal);
-    match config_state(&api, &team, &id, &installation).await {
-        Ok(state) => {
-            let fields = state.fields();
-            let note = query.saved.is_some().then_some("Saved.");
-            Ok(config_form(
-                &console,
-                &caller,
-                &team,
-                &installation,
-                &state,
-                &fields,
-                &FieldErrors::new(),
-                note,
-            )
-            .into_response())
-        }
-        Err(refusal) => Err(layout::refusal(&console, &caller, &refusal)),
-    }
+    let state = config_state(&api, &team, &id, &installation)
+        .await
+        .or_page(&console, &caller)?;
+    let note = query.saved.is_some().then_some("Saved.");
+    let page = config_form(
+        &console,
+        &caller,
+        &state,
+        &state.fields(),
+        &FieldErrors::new(),
+        note,
+    );
+    Ok(page.into_response())
 }
 
 /// `POST .../installations/{installation}/config`: saves the form through the API; its 422 errors are
@@ -455,14 +444,8 @@ pub async fn save_config(
         .or_page(&console, caller)?;
     let mut fields = state.fields();
     let shown = posted.get("etag").unwrap_or_default();
-    let current = state
-        .stored
-        .as_ref()
-        .and_then(|s| s.etag.as_deref())
-        .unwrap_or_default();
-    let refill = |fields: &mut Vec<Field>| form::refill(fields, &posted.fields);
-    let errors = match form::config(&fields, &posted.fields) {
-        Err(errors) => errors,
+    let (status, errors) = match form::config(&fields, &posted.fields) {
+        Err(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors),
         Ok(config) => {
             let condition = if shown.is_empty() {
                 Condition::Absent
@@ -480,68 +463,37 @@ pub async fn save_config(
                 }
                 Err(refusal) if refusal.status == StatusCode::UNPROCESSABLE_ENTITY => {
                     let names: Vec<&str> = fields.iter().map(|f| f.name.as_str()).collect();
-                    form::field_errors(&refusal.problem, &names)
+                    (refusal.status, form::field_errors(&refusal.problem, &names))
                 }
-                Err(refusal) if refusal.status == StatusCode::PRECONDITION_FAILED || shown != current => {
+                Err(refusal) if refusal.status == StatusCode::PRECONDITION_FAILED => {
                     // Shown with the values stored now, so that nothing is overwritten unseen.
                     let note = "Somebody changed this config since you opened the page: here it is as it is \
                                 now. Make your change again and save.";
-                    let page = config_form(
-                        &console,
-                        caller,
-                        &team,
-                        &installation,
-                        &state,
-                        &fields,
-                        &FieldErrors::new(),
-                        Some(note),
-                    );
+                    let page =
+                        config_form(&console, caller, &state, &fields, &FieldErrors::new(), Some(note));
                     return Ok((StatusCode::CONFLICT, page).into_response());
                 }
-                Err(refusal) => {
-                    let mut errors = FieldErrors::new();
-                    errors.insert(String::new(), vec![refusal.detail()]);
-                    refill(&mut fields);
-                    let page = config_form(
-                        &console,
-                        caller,
-                        &team,
-                        &installation,
-                        &state,
-                        &fields,
-                        &errors,
-                        None,
-                    );
-                    return Ok((refusal.status, page).into_response());
-                }
+                Err(refusal) => (
+                    refusal.status,
+                    FieldErrors::from([(String::new(), vec![refusal.detail()])]),
+                ),
             }
         }
     };
-    refill(&mut fields);
-    let page = config_form(
-        &console,
-        caller,
-        &team,
-        &installation,
-        &state,
-        &fields,
-        &errors,
-        None,
-    );
-    Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+    form::refill(&mut fields, &posted.fields);
+    let page = config_form(&console, caller, &state, &fields, &errors, None);
+    Ok((status, page).into_response())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn config_form(
     console: &Console,
     caller: &Caller,
-    team: &str,
-    installation: &str,
     state: &ConfigState,
     fields: &[Field],
     errors: &FieldErrors,
     note: Option<&str>,
 ) -> Markup {
+    let (team, installation) = (state.team.as_str(), state.installation_id.as_str());
     let plugin = &state.plugin;
     let title = if installation == DEFAULT_INSTALLATION {
         format!("Configure {}", plugin.name)
