@@ -89,6 +89,24 @@ impl Platform {
         ])
     }
 
+    /// Enables `plugin` for `team` (its default installation), as an admin through the API.
+    async fn enable(&self, team: &str, plugin: &str) {
+        let (status, body) = http(
+            "PUT",
+            &format!("{}/v1/teams/{team}/plugins/{plugin}", self.registry.url),
+            Some(&admin()),
+            Some(&json!({"enabled": true})),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    /// Stops the router, then the registry.
+    async fn stop(self) {
+        drop(self.router);
+        self.registry.stop().await;
+    }
+
     fn send(&self, team: &str, id: &str) {
         let producer = TestProducer::new();
         producer.send(
@@ -275,8 +293,7 @@ async fn a_team_enables_and_configures_sheets_export_and_its_next_event_reaches_
 
     browser.close().await;
     worker.stop().await.unwrap();
-    drop(platform.router);
-    platform.registry.stop().await;
+    platform.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,14 +319,7 @@ async fn a_dead_letter_is_replayed_from_the_page_and_reaches_the_plugin() {
         .register(json!({"id": "flaky", "name": "Flaky", "version": "1.0.0",
                          "events": ["response.submitted"], "actions": []}))
         .await;
-    let (status, body) = http(
-        "PUT",
-        &format!("{}/v1/teams/acme/plugins/flaky", platform.registry.url),
-        Some(&admin()),
-        Some(&json!({"enabled": true})),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
+    platform.enable("acme", "flaky").await;
     let worker = InProcessWorker::start(flaky.clone(), platform.worker_settings("flaky").await);
     worker.admin.wait_ready().await;
     platform.send("acme", "console-dead-1");
@@ -379,8 +389,7 @@ async fn a_dead_letter_is_replayed_from_the_page_and_reaches_the_plugin() {
 
     browser.close().await;
     worker.stop().await.unwrap();
-    drop(platform.router);
-    platform.registry.stop().await;
+    platform.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,14 +400,7 @@ async fn other_teams_forged_forms_and_admin_pages_are_refused_and_every_page_is_
         .await;
     let url = platform.registry.url.clone();
     for team in ["acme", "globex"] {
-        let (status, body) = http(
-            "PUT",
-            &format!("{url}/v1/teams/{team}/plugins/sheets-export"),
-            Some(&admin()),
-            Some(&json!({"enabled": true})),
-        )
-        .await;
-        assert_eq!(status, 200, "{body}");
+        platform.enable(team, "sheets-export").await;
     }
 
     // The sign-in page itself.
@@ -507,6 +509,5 @@ async fn other_teams_forged_forms_and_admin_pages_are_refused_and_every_page_is_
     assert_eq!(status, 404, "deregistered from the page");
 
     browser.close().await;
-    drop(platform.router);
-    platform.registry.stop().await;
+    platform.stop().await;
 }
