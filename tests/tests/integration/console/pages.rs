@@ -73,6 +73,17 @@ fn set_cookie(answer: &Answer, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// The `Max-Age` of a `Set-Cookie` value, in seconds.
+fn max_age(set_cookie: &str) -> u64 {
+    let value = set_cookie.split("Max-Age=").nth(1).expect("a Max-Age");
+    value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .parse()
+        .expect("seconds")
+}
+
 fn cookie_value(set_cookie: &str) -> String {
     set_cookie
         .split(';')
@@ -436,15 +447,7 @@ async fn cookies_and_headers_are_the_documented_ones() {
         session.contains("; Path=/console;") && session.contains("; HttpOnly; SameSite=Strict; Secure"),
         "{session}"
     );
-    let max_age: u64 = session
-        .split("Max-Age=")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let max_age = max_age(&session);
     assert!(
         (110..=120).contains(&max_age),
         "the session lasts console.session_ttl_ms: {session}"
@@ -556,15 +559,7 @@ async fn a_sign_in_link_signs_in_once_on_any_replica_and_the_api_refuses_its_tok
     let first = post_sign_in(&registry, &token).await;
     assert_eq!(first.status, StatusCode::SEE_OTHER, "{first:?}");
     let session = set_cookie(&first, SESSION_COOKIE).unwrap();
-    let max_age: u64 = session
-        .split("Max-Age=")
-        .nth(1)
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let max_age = max_age(&session);
     assert!(max_age > 3500, "{session}");
     // A second use, on this replica or another one, does not.
     for replica in [&registry, &other] {
