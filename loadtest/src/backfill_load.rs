@@ -107,6 +107,8 @@ pub fn start(
         events: EventType::ALL.iter().map(|t| t.as_str().to_owned()).collect(),
         actions: vec![],
         config_schema: None,
+        contract: None,
+        signature: None,
         delivery: Default::default(),
     };
     let id = format!("bench-{}", &run_id[..8]);

@@ -336,6 +336,8 @@ mod tests {
                 events: events.iter().map(|s| (*s).to_owned()).collect(),
                 actions: vec![],
                 config_schema: None,
+                contract: None,
+                signature: None,
                 delivery: Default::default(),
             })
         };
@@ -466,6 +468,8 @@ mod tests {
                 events: all_types.map(str::to_owned).to_vec(),
                 actions: vec![],
                 config_schema: None,
+                contract: None,
+                signature: None,
                 delivery: Default::default(),
             })
         })

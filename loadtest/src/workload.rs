@@ -63,6 +63,8 @@ pub fn manifests(scenario: &Scenario) -> Vec<PluginManifest> {
             actions: Vec::new(),
             config_schema: None,
             id,
+            contract: None,
+            signature: None,
             delivery: Default::default(),
         })
         .collect()

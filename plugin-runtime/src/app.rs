@@ -89,6 +89,11 @@ pub async fn run<P: Plugin>(
     if !settings.admin.public_url.is_empty() {
         manifest.url = Some(settings.admin.public_url.clone());
     }
+    // What registration sends: the plugin's own JSON (a publisher's signature covers it), with the url.
+    let mut document = plugin.manifest_json();
+    if let (Some(url), Some(members)) = (&manifest.url, document.as_object_mut()) {
+        members.insert("url".into(), url.clone().into());
+    }
     let id = manifest.id.clone();
     let metrics = Metrics::new(&id);
     // A refused password stops the start here; the clients below would retry it forever.
@@ -142,6 +147,7 @@ pub async fn run<P: Plugin>(
             &settings.registry.token,
             settings.instance_id(),
             &manifest,
+            &document,
             &shutdown,
         )
         .await?;
@@ -280,6 +286,10 @@ pub struct ArcPlugin<P>(pub Arc<P>);
 impl<P: Plugin> Plugin for ArcPlugin<P> {
     fn manifest(&self) -> switchyard_schemas::control::PluginManifest {
         self.0.manifest()
+    }
+
+    fn manifest_json(&self) -> serde_json::Value {
+        self.0.manifest_json()
     }
 
     fn set_signing_secret(&self, secret: &str) {

@@ -30,9 +30,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use switchyard_schemas::control::PluginManifest;
-use switchyard_schemas::webhook::{SigningSecrets, WEBHOOK_ID, WEBHOOK_TIMESTAMP};
+use switchyard_schemas::webhook::{SigningSecrets, WEBHOOK_ID, WEBHOOK_TIMESTAMP, batch_id};
 use switchyard_service::egress::{EgressError, EgressPolicy, egress_error, read_capped};
 use thiserror::Error;
 
@@ -49,8 +48,7 @@ pub const TEAM_HEADER: &str = "switchyard-team";
 pub const INSTALLATION_HEADER: &str = "switchyard-installation";
 /// Header: 1 for the first call of an event, then 2, 3, ...
 pub const ATTEMPT_HEADER: &str = "switchyard-attempt";
-/// The content type of a batch `/execute` (the CloudEvents JSON batch format).
-pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
+pub use switchyard_schemas::webhook::BATCH_CONTENT_TYPE;
 
 /// The service could not be set up.
 #[derive(Debug, Error)]
@@ -85,6 +83,8 @@ pub struct HttpPluginSettings {
 pub struct HttpPlugin {
     base: String,
     manifest: PluginManifest,
+    /// The manifest's JSON as the service served it (with `url` filled in): what registration sends.
+    document: Value,
     policy: EgressPolicy,
     client: reqwest::Client,
     secret: RwLock<Option<SigningSecrets>>,
@@ -161,14 +161,19 @@ impl HttpPlugin {
         };
         let id = manifest["id"].as_str().unwrap_or_default().to_owned();
         let bytes = serde_json::to_vec(&manifest).map_err(|e| HttpPluginError::Manifest(e.to_string()))?;
+        let mut document = manifest;
         let mut manifest =
             PluginManifest::parse(&id, &bytes).map_err(|e| HttpPluginError::Manifest(e.to_string()))?;
         if manifest.url.is_none() {
             manifest.url = Some(base.clone());
+            if let Some(members) = document.as_object_mut() {
+                members.insert("url".into(), base.clone().into());
+            }
         }
         Ok(Self {
             base,
             manifest,
+            document,
             policy,
             client,
             secret: RwLock::new(None),
@@ -255,19 +260,6 @@ pub fn initialize_body(team: &str, installation: &str, config: Option<&Value>) -
         json!({"team_id": team, "installation": installation, "config": config})
     };
     body.to_string().into_bytes()
-}
-
-/// The `webhook-id` of a batch: `batch_` and the first 128 bits of the SHA-256 of its event ids, one per
-/// line, so that the same events (a redelivery) give the same id.
-pub fn batch_id<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
-    let mut hash = Sha256::new();
-    for id in ids {
-        hash.update(id.as_bytes());
-        hash.update(b"\n");
-    }
-    let digest = hash.finalize();
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("batch_{hex}")
 }
 
 /// The outcomes of a batch `/execute` answer, one per event id of `ids`, in their order.
@@ -379,6 +371,11 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Outc
 impl Plugin for HttpPlugin {
     fn manifest(&self) -> PluginManifest {
         self.manifest.clone()
+    }
+
+    /// The service's own JSON, so that a publisher's signature of it still holds at the registry.
+    fn manifest_json(&self) -> Value {
+        self.document.clone()
     }
 
     /// The service gets the data as JSON: the bridge writes it straight from the record.
@@ -570,14 +567,5 @@ mod tests {
         for outcome in classify_batch(200, None, br#"{"outcome": "dead_letter", "reason": "r"}"#, &ids) {
             assert_eq!(outcome, Outcome::dead_letter("r"));
         }
-    }
-
-    #[test]
-    fn a_batch_id_depends_on_its_events_only() {
-        let id = batch_id(["e-1", "e-2"]);
-        assert!(id.starts_with("batch_") && id.len() == 6 + 32, "{id}");
-        assert_eq!(id, batch_id(["e-1", "e-2"]));
-        assert_ne!(id, batch_id(["e-1", "e-3"]));
-        assert_ne!(batch_id(["e-1e-2"]), batch_id(["e-1", "e-2"]));
     }
 }

@@ -265,6 +265,15 @@ pub trait Plugin: Send + Sync + 'static {
     /// plugin serves actions in process.
     fn manifest(&self) -> PluginManifest;
 
+    /// The manifest as the runtime sends it to the registry, a JSON object. The default serializes
+    /// [`Plugin::manifest`]. A plugin whose manifest carries a publisher's signature (contract section
+    /// 7.1.2) returns the JSON its publisher signed: serializing the typed manifest again could change
+    /// what the signature covers (defaults written out, members this crate does not know dropped). The
+    /// runtime sets `url` in it, which the signature does not cover.
+    fn manifest_json(&self) -> Value {
+        serde_json::to_value(self.manifest()).unwrap_or_default()
+    }
+
     /// Applies the config of a team's installation (or `None`: the config was removed). Called before the
     /// installation's next event after every change. A permanent error dead-letters the installation's
     /// events until a new config arrives; a transient one is retried like an event.

@@ -87,12 +87,14 @@ impl Registration {
         })
     }
 
-    /// Registers `manifest` (retrying transport failures until `shutdown`), and returns the connection.
+    /// Registers `document`, the JSON of `manifest` (retrying transport failures until `shutdown`), and
+    /// returns the connection.
     pub async fn register(
         url: &str,
         token: &str,
         instance: String,
         manifest: &PluginManifest,
+        document: &Value,
         shutdown: &CancellationToken,
     ) -> Result<(Self, Registered), RegistryCallError> {
         let http = reqwest::Client::builder()
@@ -110,13 +112,9 @@ impl Registration {
             plugin: manifest.id.clone(),
             instance,
         };
-        let body = serde_json::to_value(manifest).map_err(|e| RegistryCallError::Transport {
-            url: url.to_owned(),
-            message: format!("the manifest does not serialize: {e}"),
-        })?;
         let mut backoff = Duration::from_millis(250);
         let answer = loop {
-            match registration.post("/v1/plugins", &body).await {
+            match registration.post("/v1/plugins", document).await {
                 Ok(answer) => break answer,
                 Err(error @ RegistryCallError::Refused { status, .. }) if status != 503 => return Err(error),
                 Err(error) => {

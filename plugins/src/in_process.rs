@@ -68,6 +68,8 @@ pub fn sheets_export_manifest(url: Option<String>) -> PluginManifest {
         // per-minute write quota (60 per service account), so a batch's responses to one form are one
         // `values.append`; waiting 200 ms for a fuller batch costs less than one such call's round trip.
         // Installations: layouts, row indexes and spreadsheets are kept per (team, installation).
+        contract: None,
+        signature: None,
         delivery: DeliveryHints {
             ordering: Some(Ordering::Response),
             batch: Some(Batch {
@@ -94,6 +96,8 @@ pub fn sms_notify_manifest(url: Option<String>) -> PluginManifest {
         actions: Vec::new(),
         config_schema: Some(sms::config_schema()),
         // Each text stands alone. Installations: configs per (team, installation), ledger keys per copy.
+        contract: None,
+        signature: None,
         delivery: DeliveryHints {
             ordering: Some(Ordering::None),
             installations: true,
@@ -465,6 +469,8 @@ pub fn slang_search_manifest() -> PluginManifest {
         actions: Vec::new(),
         config_schema: Some(slang::config_schema()),
         // Installations: a dictionary index per (team, installation).
+        contract: None,
+        signature: None,
         delivery: DeliveryHints {
             ordering: Some(Ordering::Response),
             installations: true,

@@ -57,6 +57,8 @@ pub fn manifest(url: &str) -> PluginManifest {
         actions: Vec::new(),
         config_schema: Some(rules::config_schema()),
         // Installations: a rule set per (team, installation).
+        contract: None,
+        signature: None,
         delivery: DeliveryHints {
             ordering: Some(Ordering::Response),
             installations: true,

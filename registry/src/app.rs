@@ -21,6 +21,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::api::plugins::Registration;
 use crate::api::schema_work::SchemaWork;
 use crate::api::{self, AppState};
 use crate::auth::{JwksError, KeyError, KeySet};
@@ -46,6 +47,9 @@ pub enum RegistryError {
     /// `secrets.master_keys` is invalid.
     #[error("secrets.master_keys: {0}")]
     Secrets(String),
+    /// `registration.publishers` is invalid.
+    #[error("registration.publishers: {0}")]
+    Publishers(String),
     /// `auth.jwks` is invalid.
     #[error(transparent)]
     Jwks(#[from] JwksError),
@@ -166,6 +170,13 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         readiness,
         retention,
         secrets: Arc::new(secrets),
+        registration: Arc::new(Registration {
+            require_signed: config.registration.require_signed,
+            publishers: config
+                .registration
+                .publisher_keys()
+                .map_err(RegistryError::Publishers)?,
+        }),
     };
     let api = api::router(
         state.clone(),

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use switchyard_schemas::publisher::PublisherKey;
 pub use switchyard_service::config::Layered;
 pub use switchyard_service::config::{ConfigError, Secret};
 use switchyard_service::config::{LogConfig, invalid};
@@ -28,6 +29,7 @@ const LIST_KEYS: &[&str] = &[
     "secrets.master_keys",
     "gateway.allowed_networks",
     "console.proxy.admin_groups",
+    "registration.publishers",
 ];
 
 /// The whole configuration.
@@ -54,6 +56,8 @@ pub struct Config {
     pub config_schemas: ConfigSchemasConfig,
     /// Sealing the secret fields of team configs.
     pub secrets: SecretsConfig,
+    /// What a manifest must carry to register: a publisher's signature, a contract range.
+    pub registration: RegistrationConfig,
     /// The web console.
     pub console: ConsoleConfig,
     /// Logging (the router's format and filter syntax).
@@ -206,6 +210,37 @@ pub struct SecretsConfig {
     /// Master keys, `<id>:<base64 of 32 bytes>`; the first seals, the others only open (a rotation).
     /// Empty: secret fields are stored in clear, as before sealing. Default none.
     pub master_keys: Vec<Secret>,
+}
+
+/// Signed releases (`docs/registry.md`, "Signed manifests").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistrationConfig {
+    /// Refuse manifests without a valid publisher signature (422). Default false: unsigned manifests
+    /// register, and a signature that is present is checked all the same.
+    pub require_signed: bool,
+    /// Trusted publisher keys, each `<key id> <base64 Ed25519 public key> <plugin pattern>...` (a pattern is
+    /// a plugin id, a prefix ending in `*`, or `*`): the line `switchyardctl plugin keygen` prints. Default
+    /// none.
+    pub publishers: Vec<String>,
+}
+
+impl RegistrationConfig {
+    /// The trusted keys, parsed; an error names the entry.
+    pub fn publisher_keys(&self) -> Result<Vec<PublisherKey>, String> {
+        let mut keys: Vec<PublisherKey> = Vec::new();
+        for (index, line) in self.publishers.iter().enumerate() {
+            let key = PublisherKey::parse(line).map_err(|e| format!("entry {index}: {e}"))?;
+            if keys.iter().any(|k| k.key_id() == key.key_id()) {
+                return Err(format!(
+                    "entry {index}: key id {:?} is listed twice",
+                    key.key_id()
+                ));
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
 }
 
 /// The web console (`docs/console.md`).
@@ -436,6 +471,15 @@ impl Layered for Config {
         let master_keys: Vec<&str> = self.secrets.master_keys.iter().map(Secret::expose).collect();
         if let Err(error) = crate::secrets::ConfigSecrets::parse(&master_keys) {
             return Err(invalid("secrets.master_keys", error.to_string()));
+        }
+        self.registration
+            .publisher_keys()
+            .map_err(|e| invalid("registration.publishers", e))?;
+        if self.registration.require_signed && self.registration.publishers.is_empty() {
+            return Err(invalid(
+                "registration.require_signed",
+                "requires at least one key in registration.publishers, or no plugin could register",
+            ));
         }
         for (index, key) in self.gateway.previous_signing_keys.iter().enumerate() {
             if crate::signing::MasterKey::parse(key.expose()).is_err() {

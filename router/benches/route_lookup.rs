@@ -116,6 +116,8 @@ fn build(enablements: usize, shape: Shape) -> RouteTable {
             events,
             actions: vec![],
             config_schema: None,
+            contract: None,
+            signature: None,
             delivery: Default::default(),
         });
     }

@@ -47,6 +47,13 @@ pub struct PluginManifest {
     /// JSON Schema of its per-team configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_schema: Option<serde_json::Value>,
+    /// The contract versions it was written for, a semver range (`^1`); checked at registration against
+    /// [`crate::publisher::CONTRACT_VERSION`]. Absent: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
+    /// Its publisher's signature (contract section 7.1.2); checked by the registry at registration.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<crate::publisher::ManifestSignature>,
     /// How the plugin runtime hands it events (contract section 7.1: `ordering`); absent fields keep the
     /// defaults, and a manifest without them serializes exactly as before they existed.
     #[serde(flatten)]

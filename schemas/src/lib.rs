@@ -6,6 +6,8 @@
 //! - [`catalog`], [`payload`], [`events`]: the Avro schemas of the v1 event types, validation and typed
 //!   encode/decode for `application/avro` (single-object encoding) and `application/json`.
 //! - [`control`]: plugin manifests and enablements, the records of the two compacted control topics.
+//! - [`publisher`]: publisher signatures of manifests ([`canonical_json`], RFC 8785) and the contract
+//!   version a manifest's `contract` range must include.
 //! - [`backfill`]: backfill requests and their progress, and the header of a historical copy.
 //! - [`configs`]: the records of `switchyard.configs`, a team's config of a plugin.
 //! - [`times`]: the RFC 3339 times of records.
@@ -14,6 +16,7 @@
 
 pub mod avro;
 pub mod backfill;
+pub mod canonical_json;
 pub mod catalog;
 pub mod configs;
 pub mod control;
@@ -23,6 +26,7 @@ pub mod events;
 pub mod ids;
 pub mod payload;
 pub mod projection;
+pub mod publisher;
 pub mod samples;
 pub mod sealed;
 pub mod times;

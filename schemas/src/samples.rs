@@ -148,3 +148,31 @@ pub fn form_created(team: &str, id: &str) -> FormCreated {
         created_by: "user-1".to_owned(),
     }
 }
+
+/// The data of a valid event of each v1 type, in the contract's `application/json` form: what a plugin
+/// receives. `id` names the response (`r-<id>`) or form (`form-<id>`).
+pub fn data_json(ce_type: crate::catalog::EventType, team: &str, id: &str) -> serde_json::Value {
+    use crate::catalog::EventType;
+    use crate::events::{FormUpdated, ResponseUpdated};
+    let value = match ce_type {
+        EventType::FormCreated => serde_json::to_value(form_created(team, id)),
+        EventType::FormUpdated => {
+            let mut form = form_created(team, id).form;
+            form.version = 2;
+            form.updated_at += 60_000;
+            serde_json::to_value(FormUpdated {
+                form,
+                previous_version: 1,
+                updated_by: "user-1".to_owned(),
+            })
+        }
+        EventType::ResponseSubmitted => serde_json::to_value(response_every_answer_kind(team, id)),
+        EventType::ResponseUpdated => serde_json::to_value(ResponseUpdated {
+            response: response_every_answer_kind(team, id).response,
+            revision: 2,
+            updated_by: "user-1".to_owned(),
+            updated_at: 1_795_341_660_000,
+        }),
+    };
+    value.expect("the sample events serialize")
+}

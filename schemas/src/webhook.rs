@@ -20,7 +20,7 @@ use std::fmt;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 /// Header carrying the message id, which is stable across retries (the idempotency key).
@@ -29,6 +29,8 @@ pub const WEBHOOK_ID: &str = "webhook-id";
 pub const WEBHOOK_TIMESTAMP: &str = "webhook-timestamp";
 /// Header carrying the space-separated list of `v1,<base64>` signatures.
 pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
+/// The content type of a batch `/execute` (the CloudEvents JSON batch format).
+pub const BATCH_CONTENT_TYPE: &str = "application/cloudevents-batch+json";
 
 /// The tolerance the specification recommends between the sender's timestamp and the receiver's clock.
 pub const DEFAULT_TOLERANCE_SECS: i64 = 5 * 60;
@@ -337,6 +339,19 @@ impl SigningSecrets {
     }
 }
 
+/// The `webhook-id` of a batch: `batch_` and the first 128 bits of the SHA-256 of its event ids, one per
+/// line, so that the same events (a redelivery) give the same id.
+pub fn batch_id<'a>(ids: impl IntoIterator<Item = &'a str>) -> String {
+    let mut hash = Sha256::new();
+    for id in ids {
+        hash.update(id.as_bytes());
+        hash.update(b"\n");
+    }
+    let digest = hash.finalize();
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("batch_{hex}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,5 +534,14 @@ mod tests {
         let shown = format!("{secret:?} {:?}", secret);
         assert_eq!(shown, "SigningSecret(..) SigningSecret(..)");
         assert!(!shown.contains(&text[6..]));
+    }
+
+    #[test]
+    fn a_batch_id_depends_on_its_events_only() {
+        let id = batch_id(["e-1", "e-2"]);
+        assert!(id.starts_with("batch_") && id.len() == 6 + 32, "{id}");
+        assert_eq!(id, batch_id(["e-1", "e-2"]));
+        assert_ne!(id, batch_id(["e-1", "e-3"]));
+        assert_ne!(batch_id(["e-1e-2"]), batch_id(["e-1", "e-2"]));
     }
 }

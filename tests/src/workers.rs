@@ -210,6 +210,8 @@ impl Plugin for ScriptedPlugin {
             events: vec!["response.submitted".to_owned(), "form.created".to_owned()],
             actions: Vec::new(),
             config_schema: None,
+            contract: None,
+            signature: None,
             delivery: DeliveryHints {
                 ordering: self.ordering.clone(),
                 ..Default::default()

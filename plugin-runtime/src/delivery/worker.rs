@@ -326,7 +326,15 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                 Err(ConfigProblem::Transient(reason)) => {
                     pending.iter().map(|_| Outcome::retry(reason.clone())).collect()
                 }
-                Ok(()) => self.call(&mut pending, form).await,
+                Ok(()) => {
+                    let started = Instant::now();
+                    let outcomes = self.call(&mut pending, form).await;
+                    let elapsed_ms = started.elapsed().as_millis() as u64;
+                    for (slot, outcome) in pending.iter().zip(&outcomes) {
+                        log_call(&slot.ctx.meta, outcome, elapsed_ms);
+                    }
+                    outcomes
+                }
             };
             if probing {
                 self.probing.store(false, Ordering::SeqCst);
@@ -653,6 +661,32 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
             }
         }
     }
+}
+
+/// The log target of one line per call and event, at DEBUG: what `switchyardctl dev` shows live
+/// (`log.level = "info,switchyard::call=debug"`).
+pub const CALL_LOG_TARGET: &str = "switchyard::call";
+
+/// One event's answer in a call: its outcome, results or reason, and how long the call took.
+fn log_call(meta: &EventMeta, outcome: &Outcome, elapsed_ms: u64) {
+    let (kind, results, reason) = match outcome {
+        Outcome::Done(results) => ("done", results.len(), ""),
+        Outcome::DeadLetter { reason } => ("dead_letter", 0, reason.as_str()),
+        Outcome::Retry { reason, .. } => ("retry", 0, reason.as_str()),
+        Outcome::Throttled { reason, .. } => ("slow_down", 0, reason.as_str()),
+    };
+    debug!(
+        target: CALL_LOG_TARGET,
+        team = %meta.team_id,
+        installation = %meta.installation,
+        event = %meta.id,
+        event_type = %meta.event_type,
+        outcome = kind,
+        results,
+        reason,
+        elapsed_ms,
+        "call"
+    );
 }
 
 #[cfg(test)]

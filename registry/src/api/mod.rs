@@ -81,6 +81,8 @@ pub struct AppState {
     pub retention: Retention,
     /// The master keys that seal configs' secret fields.
     pub secrets: Arc<ConfigSecrets>,
+    /// What a manifest must carry to register (`registration.*`).
+    pub registration: Arc<plugins::Registration>,
     /// Reads plugins' dead letters and their workers' consumer lag, and replays dead letters.
     pub plugin_queues: PluginQueues,
 }

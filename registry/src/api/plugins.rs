@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use switchyard_schemas::catalog::EventType;
 use switchyard_schemas::control::{Batch, ControlError, Ordering, PluginManifest, RateLimit};
 use switchyard_schemas::ids::check_plugin_id;
+use switchyard_schemas::publisher::{self, PublisherKey};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -96,6 +97,31 @@ pub struct PluginTopicsView {
     pub events: String,
     /// The runtime's dead letters.
     pub dead_letter: String,
+}
+
+/// What a manifest must carry to register (`registration.*`, `docs/registry.md`, "Signed manifests").
+#[derive(Debug, Clone, Default)]
+pub struct Registration {
+    /// Refuse manifests without a valid publisher signature.
+    pub require_signed: bool,
+    /// The trusted publisher keys.
+    pub publishers: Vec<PublisherKey>,
+}
+
+impl Registration {
+    /// Checks the publisher's signature of the manifest as received (`json`): the key that signed it, or
+    /// `None` for an unsigned manifest the registry accepts.
+    fn check_signature(&self, json: &serde_json::Value, id: &str) -> Result<Option<String>, Problem> {
+        publisher::verify(json, id, &self.publishers, self.require_signed).map_err(|error| {
+            Problem::invalid(
+                "the manifest's signature is refused",
+                vec![FieldError {
+                    pointer: "/signature".into(),
+                    detail: error.to_string(),
+                }],
+            )
+        })
+    }
 }
 
 /// The answer to a registration: the plugin, and its Standard Webhooks signing secret.
@@ -186,6 +212,7 @@ pub async fn register(
         ));
     }
     let manifest = PluginManifest::parse(&id, &body).map_err(invalid_manifest)?;
+    let signed_by = state.registration.check_signature(&json, &id)?;
     let manifest = state
         .schema_work
         .run("checking the manifest's config_schema", move || {
@@ -233,7 +260,7 @@ pub async fn register(
     })
     .await?;
     registrations::record(state, manifest, value).await;
-    tracing::info!(plugin = %id, version = %manifest.version, "plugin registered");
+    tracing::info!(plugin = %id, version = %manifest.version, ?signed_by, "plugin registered");
     let signing_secret = state.gateway.signing_secret(id);
     let signing_secrets = state.gateway.signing_secrets(id);
     let config_keys = state
@@ -254,6 +281,33 @@ pub async fn register(
             }),
         ),
     ))
+}
+
+/// The checks registration makes of a manifest that need no registry state (the contract's parse, the
+/// registry's rules, its config schema; not the signature, the version rule or the caller's rights), for
+/// `switchyardctl plugin check`: one line per problem.
+pub fn validate_manifest(json: &serde_json::Value) -> Result<PluginManifest, Vec<String>> {
+    let lines = |problem: Problem| -> Vec<String> {
+        if problem.errors.is_empty() {
+            return vec![problem.detail];
+        }
+        problem
+            .errors
+            .into_iter()
+            .map(|e| {
+                format!(
+                    "{}: {}",
+                    if e.pointer.is_empty() { "/" } else { &e.pointer },
+                    e.detail
+                )
+            })
+            .collect()
+    };
+    let id = json.get("id").and_then(|v| v.as_str()).unwrap_or_default();
+    let bytes = serde_json::to_vec(json).unwrap_or_default();
+    let manifest = PluginManifest::parse(id, &bytes).map_err(|e| lines(invalid_manifest(e)))?;
+    check_manifest(&manifest).map_err(lines)?;
+    Ok(manifest)
 }
 
 /// `?force=true`: an admin registers a lower version than the current one.
@@ -282,6 +336,14 @@ fn force(query: Option<&str>) -> Result<bool, Problem> {
 /// What the contract's parse does not check: known event types, action names, a valid config schema.
 fn check_manifest(manifest: &PluginManifest) -> Result<(), Problem> {
     let mut errors = Vec::new();
+    if let Some(range) = &manifest.contract
+        && let Err(error) = publisher::check_contract(range)
+    {
+        errors.push(FieldError {
+            pointer: "/contract".into(),
+            detail: error.to_string(),
+        });
+    }
     if manifest.events.is_empty() {
         errors.push(FieldError {
             pointer: "/events".into(),

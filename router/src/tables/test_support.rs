@@ -15,6 +15,8 @@ pub fn manifest(id: &str, events: &[&str]) -> PluginManifest {
         events: events.iter().map(|s| s.to_string()).collect(),
         actions: vec![],
         config_schema: None,
+        contract: None,
+        signature: None,
         delivery: Default::default(),
     }
 }

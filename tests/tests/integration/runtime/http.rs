@@ -258,6 +258,8 @@ async fn actions_of_an_in_process_plugin_through_the_gateway() {
                 events: vec!["response.submitted".into()],
                 actions: vec!["resync".into()],
                 config_schema: None,
+                contract: None,
+                signature: None,
                 delivery: Default::default(),
             }
         }
