@@ -13,6 +13,9 @@
 //! switchyardctl token mint --role admin|team|plugin [--team T] [--plugin P] [--ttl 1h]
 //! switchyardctl dlq list|replay --plugin P [--team T] [--since TIME] [--dry-run] | show --plugin P EVENT_ID
 //!                 [--kafka-config FILE] [-X KEY=VALUE]... [--bootstrap HOSTS] [--timeout 30s]
+//! switchyardctl plugin new ID --lang python|node|go|rust [--dir DIR] | check --url URL [--secret whsec_...]
+//!                 | keygen --key-id ID --out FILE [--plugins P...] | sign MANIFEST --key FILE [--out FILE]
+//! switchyardctl dev [--plugin-url URL] [--in-process] [--bootstrap HOSTS] [--rate N] [-- COMMAND...]
 //! switchyardctl backfill start --team T --plugin P [--installation I] --since TIME [--until TIME]
 //!                 [--types a,b] [--rate N] [--on-retention refuse|earliest] [--watch]
 //!                 | status --team T ID [--watch] | list --team T [--plugin P [--installation I]]
@@ -41,8 +44,10 @@
 
 mod backfills;
 mod console;
+mod dev;
 mod dlq;
 mod filter_test;
+mod plugin;
 mod secrets;
 mod tables;
 mod teams;
@@ -60,6 +65,7 @@ use crate::backfills::BackfillCommand;
 use crate::console::ConsoleCommand;
 use crate::dlq::DlqCommand;
 use crate::filter_test::FilterCommand;
+use crate::plugin::PluginCommand;
 use crate::secrets::SecretsCommand;
 use crate::tables::{details, plugin_rows};
 use crate::teams::{ConfigCommand, TeamsCommand};
@@ -124,6 +130,11 @@ enum Command {
     /// Sealed config secrets: their status, a rotation of the master key, a plugin's keys.
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// For plugin authors: a new project, the conformance check, publisher keys and signatures.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+    /// A local broker, registry, router and bridge for one plugin, sample events, each call's outcome.
+    Dev(dev::Dev),
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,8 +167,14 @@ fn main() -> ExitCode {
         // Its own exit codes: 0 match, 1 no match, 2 error.
         return filter_test::run(command);
     }
-    match run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
+    let outcome = match &args.command {
+        // `plugin check` exits 1 when a check failed.
+        Command::Plugin(command) => plugin::plugin(command, args.json),
+        Command::Dev(command) => dev::dev(command).map(|()| ExitCode::SUCCESS),
+        _ => run(&args).map(|()| ExitCode::SUCCESS),
+    };
+    match outcome {
+        Ok(code) => code,
         Err(Failure::Client(ClientError::Api {
             status,
             detail,
@@ -193,7 +210,7 @@ fn run(args: &Args) -> Result<(), Failure> {
         Command::Secrets(command @ SecretsCommand::PluginKeys { .. }) => {
             return secrets::plugin_keys(command);
         }
-        Command::Filter(_) => unreachable!("handled in main"),
+        Command::Filter(_) | Command::Plugin(_) | Command::Dev(_) => unreachable!("handled in main"),
         _ => Client::new(&args.url, args.token.clone())?,
     };
     let (value, table) = match &args.command {
@@ -240,7 +257,12 @@ fn run(args: &Args) -> Result<(), Failure> {
         Command::Config(command) => teams::config(&client, command)?,
         Command::Backfill(command) => backfills::backfill(&client, command, args.json)?,
         Command::Secrets(command) => secrets::secrets(&client, command)?,
-        Command::Token(_) | Command::Console(_) | Command::Dlq(_) | Command::Filter(_) => {
+        Command::Token(_)
+        | Command::Console(_)
+        | Command::Dlq(_)
+        | Command::Filter(_)
+        | Command::Plugin(_)
+        | Command::Dev(_) => {
             unreachable!("handled above")
         }
     };
