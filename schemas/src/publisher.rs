@@ -450,6 +450,19 @@ mod tests {
     }
 
     #[test]
+    fn the_contracts_example_signs_these_bytes() {
+        // contract.md section 7.1.2.
+        let manifest = json!({"id": "acme-hello", "name": "Hello", "version": "1.0.0",
+                              "events": ["response.submitted"], "url": "http://10.0.0.7:3000"});
+        let bytes = signed_bytes(&manifest).unwrap();
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            r#"{"events":["response.submitted"],"id":"acme-hello","name":"Hello","version":"1.0.0"}"#
+        );
+        assert_eq!(bytes.len(), 84);
+    }
+
+    #[test]
     fn contract_ranges_are_checked_against_this_contract() {
         for accepted in ["^1", "1", ">=1.0, <2", "~1.5", "*", ">=1.5.0"] {
             assert_eq!(check_contract(accepted), Ok(()), "{accepted}");

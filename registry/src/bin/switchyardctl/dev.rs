@@ -28,7 +28,7 @@ use switchyard_schemas::catalog::EventType;
 use switchyard_schemas::envelope::ContentType;
 use switchyard_schemas::samples;
 use switchyard_service::kafka::{ClientStats, Clients, KafkaContext, KafkaSettings};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::Failure;
@@ -75,6 +75,13 @@ pub(crate) struct Dev {
     /// Where the worker's (bridge's) admin server listens.
     #[arg(long, default_value = "127.0.0.1:18200")]
     worker_admin: SocketAddr,
+    /// A publisher key the registry trusts (`registration.publishers`, the line `plugin keygen` prints);
+    /// repeat for several. To try a signed release locally.
+    #[arg(long = "publisher")]
+    publishers: Vec<String>,
+    /// The registry refuses unsigned manifests (`registration.require_signed`).
+    #[arg(long)]
+    require_signed: bool,
     /// The folder of the processes' logs. Default: `switchyard-dev` in the system's temporary folder.
     #[arg(long)]
     logs: Option<PathBuf>,
@@ -269,14 +276,19 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
             format!("dev:{}", random_key()),
         ),
     ];
+    let mut registry_command = Command::new(binary("switchyard-registry")?);
+    registry_command.envs(registry_env).env(
+        "SWITCHYARD_REGISTRY__REGISTRATION__REQUIRE_SIGNED",
+        args.require_signed.to_string(),
+    );
+    if !args.publishers.is_empty() {
+        registry_command.env(
+            "SWITCHYARD_REGISTRY__REGISTRATION__PUBLISHERS",
+            args.publishers.join(","),
+        );
+    }
     eprintln!("dev: starting the registry on {registry}");
-    spawn(
-        stack,
-        "registry",
-        Command::new(binary("switchyard-registry")?).envs(registry_env),
-        &logs,
-        false,
-    )?;
+    spawn(stack, "registry", &mut registry_command, &logs, false)?;
     eprintln!("dev: starting the router (admin http://{})", args.router_admin);
     let router_env = [
         ("SWITCHYARD_ROUTER__KAFKA__BOOTSTRAP_SERVERS", bootstrap.clone()),
@@ -510,12 +522,11 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
     });
     ticker.tick().await;
     let mut answered = 0_u64;
-    let mut out = tokio::io::stdout();
     loop {
         tokio::select! {
             shown = answered_calls.recv() => match shown {
                 Some(shown) => {
-                    let _ = out.write_all(format!("{shown}\n").as_bytes()).await;
+                    println!("{shown}");
                     answered += 1;
                     if args.exit_after > 0 && answered >= args.exit_after {
                         eprintln!("dev: {answered} calls answered, {:.1} s after the first event", started.elapsed().as_secs_f64());
