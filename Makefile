@@ -1,10 +1,23 @@
 # Switchyard: the two commands of the README, and the longer jobs that are not part of CI.
 
-.PHONY: demo test browser console-screenshots bench bench-quick chaos outage takeover sms-ledger-window registry-writes helm-check kafka-start kafka-stop clean fuzz
+.PHONY: demo dev time-to-first-event test browser console-screenshots bench bench-quick chaos outage takeover sms-ledger-window registry-writes helm-check kafka-start kafka-stop clean fuzz
 
 ## demo: a local broker, the registry, the router, the seed plugins and a short load, ending with a summary
 demo:
 	scripts/demo
+
+## dev: a local broker, registry, router and bridge for one plugin (PLUGIN_URL, default http://127.0.0.1:3000),
+## which is registered and enabled for a sample team and sent sample events; prints each call's outcome until
+## Ctrl-C (switchyardctl dev; docs/plugin-authors.md, "Quick start")
+PLUGIN_URL ?= http://127.0.0.1:3000
+dev:
+	cargo build --release --locked --bins
+	target/release/switchyardctl dev --plugin-url $(PLUGIN_URL)
+
+## time-to-first-event: per template language, the time from `plugin new` to the first event delivered
+## through the dev loop (docs/plugin-authors.md; several minutes, mostly the Rust build)
+time-to-first-event:
+	scripts/time-to-first-event
 
 ## test: format and lint checks, then every test against a broker of its own
 test:
