@@ -142,9 +142,8 @@ async fn action(
     }
 }
 
-/// Runs the checks against a service with `defect`; the registry's manifest rules stand in as the
-/// contract's parse (this crate sits below the registry).
-async fn checked(defect: Defect) -> Vec<Check> {
+/// Serves a test service with `defect` on loopback: its URL and its signing secret.
+async fn serve(defect: Defect) -> (String, String) {
     let (secret, text) = SigningSecret::generate();
     let service = Arc::new(Service {
         defect,
@@ -160,6 +159,13 @@ async fn checked(defect: Defect) -> Vec<Check> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, text)
+}
+
+/// Runs the checks against a service with `defect`; the registry's manifest rules stand in as the
+/// contract's parse (this crate sits below the registry).
+async fn checked(defect: Defect) -> Vec<Check> {
+    let (url, text) = serve(defect).await;
     let target = Target {
         url,
         secret: Some(text),
@@ -274,20 +280,7 @@ async fn each_broken_service_fails_the_check_for_its_defect() {
 
 #[tokio::test]
 async fn without_the_secret_only_the_unsigned_checks_run() {
-    let service = Arc::new(Service {
-        defect: Defect::None,
-        secret: SigningSecret::generate().0,
-        answers: Mutex::new(HashMap::new()),
-    });
-    let app = Router::new()
-        .route("/metadata", get(metadata))
-        .route("/execute", post(execute))
-        .route("/initialize", post(initialize))
-        .route("/actions/{name}", post(action))
-        .with_state(service);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (url, _) = serve(Defect::None).await;
     let target = Target {
         url,
         secret: None,

@@ -493,6 +493,7 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
         return Err(usage("no worker was started"));
     };
     // The worker's log, copied into its file to the end (also while everything stops), its calls sent on.
+    // Unbounded: one message per call of the events this command sent, a handful a second at most.
     let (calls, mut answered_calls) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         let mut lines = BufReader::new(worker_log).lines();
@@ -521,6 +522,11 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
         Duration::from_secs(3600 * 24)
     });
     ticker.tick().await;
+    // Until the first answer, a round every 5 s: the router may not have read the enablement yet when the
+    // first one left (its gauge counts the enablements of earlier runs on this broker too).
+    let mut again = tokio::time::interval(Duration::from_secs(5));
+    again.tick().await;
+    let give_up = tokio::time::Instant::now() + args.startup_timeout;
     let mut answered = 0_u64;
     loop {
         tokio::select! {
@@ -536,10 +542,14 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
                 None => return Err(usage(format!("the plugin's worker stopped; see {}", logs.display()))),
             },
             _ = ticker.tick(), if args.rate > 0.0 => sent += sender.one(sent).await?,
+            _ = again.tick(), if answered == 0 => {
+                eprintln!("dev: no call answered yet; sending another round");
+                sent += sender.round().await?;
+            }
             line = stdin.next_line(), if interactive => {
                 if let Ok(Some(_)) = line { sent += sender.round().await? }
             }
-            _ = tokio::time::sleep(args.startup_timeout), if answered == 0 => {
+            _ = tokio::time::sleep_until(give_up), if answered == 0 => {
                 return Err(usage(format!(
                     "no call was answered within {}; see the logs in {}",
                     humantime::format_duration(args.startup_timeout),
