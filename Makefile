@@ -6,13 +6,15 @@
 demo:
 	scripts/demo
 
-## dev: a local broker, registry, router and bridge for one plugin (PLUGIN_URL, default http://127.0.0.1:3000),
+## dev: a local broker, registry, router and bridge for one plugin (PLUGIN_URL, default http://127.0.0.1:3000;
+## ENV_FILE, the project's .env that plugin new wrote, so the registry signs with the secret the plugin has),
 ## which is registered and enabled for a sample team and sent sample events; prints each call's outcome until
 ## Ctrl-C (switchyardctl dev; docs/plugin-authors.md, "Quick start")
 PLUGIN_URL ?= http://127.0.0.1:3000
+ENV_FILE ?= .env
 dev:
 	cargo build --release --locked --bins
-	target/release/switchyardctl dev --plugin-url $(PLUGIN_URL)
+	target/release/switchyardctl dev --plugin-url $(PLUGIN_URL) --env-file $(ENV_FILE)
 
 ## time-to-first-event: per template language, the time from `plugin new` to the first event delivered
 ## through the dev loop (docs/plugin-authors.md; several minutes, mostly the Rust build)

@@ -591,6 +591,37 @@ mod tests {
     }
 
     #[test]
+    fn publisher_keys_are_checked_at_load_and_required_signatures_need_one() {
+        let key = switchyard_schemas::publisher::SecretKey::generate("acme-2026").unwrap();
+        let (one, two) = (key.trust_line(&["acme-*".into()]), key.trust_line(&["*".into()]));
+        let mut vars: Vec<(&str, &str)> = required();
+        let both = format!("{one},{two}");
+        vars.push(("SWITCHYARD_REGISTRY__REGISTRATION__PUBLISHERS", &both));
+        let error = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+        assert!(
+            error.contains("registration.publishers") && error.contains("listed twice"),
+            "{error}"
+        );
+        vars.pop();
+        vars.push((
+            "SWITCHYARD_REGISTRY__REGISTRATION__PUBLISHERS",
+            "acme-2026 not-a-key acme-*",
+        ));
+        let error = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+        assert!(
+            error.contains("registration.publishers") && error.contains("32 bytes"),
+            "{error}"
+        );
+        vars.pop();
+        vars.push(("SWITCHYARD_REGISTRY__REGISTRATION__REQUIRE_SIGNED", "true"));
+        let error = Config::load_from(None, env(&vars)).unwrap_err().to_string();
+        assert!(error.contains("registration.require_signed"), "{error}");
+        vars.push(("SWITCHYARD_REGISTRY__REGISTRATION__PUBLISHERS", &one));
+        let config = Config::load_from(None, env(&vars)).unwrap();
+        assert_eq!(config.registration.publisher_keys().unwrap().len(), 1);
+    }
+
+    #[test]
     fn http_limits_come_from_the_http_section() {
         let mut vars = required();
         vars.push(("SWITCHYARD_REGISTRY__HTTP__HEADER_READ_TIMEOUT_MS", "1000"));

@@ -197,11 +197,11 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
 
     // Keys: the project's signing key if it has one (its plugin already holds the derived secret).
     let env_file = read_env_file(&args.env_file);
-    let signing_key = env_file
+    let project_key = env_file
         .iter()
         .find(|(k, _)| k == "SWITCHYARD_DEV_SIGNING_KEY")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_else(random_key);
+        .map(|(_, v)| v.clone());
+    let signing_key = project_key.clone().unwrap_or_else(random_key);
     let master = MasterKey::parse(&signing_key).map_err(|e| {
         usage(format!(
             "SWITCHYARD_DEV_SIGNING_KEY in {}: {e}",
@@ -389,10 +389,13 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
             .await
             .map_err(|e| usage(format!("{plugin_url}/metadata is not JSON: {e}")))?;
         let id = served["id"].as_str().unwrap_or_default().to_owned();
-        if manifest_id.is_none() && !args.command.is_empty() {
+        // The secret was handed over only to a command started here with the project's manifest.
+        let handed_over = manifest_id.is_some() && !args.command.is_empty();
+        if project_key.is_none() && !handed_over {
             eprintln!(
-                "dev: no manifest.json here: if your plugin verifies signatures, restart it with \
-                 SWITCHYARD_SIGNING_SECRET={}",
+                "dev: no SWITCHYARD_DEV_SIGNING_KEY in {}: restart your plugin with \
+                 SWITCHYARD_SIGNING_SECRET={} (or run dev in its folder, or pass --env-file)",
+                args.env_file.display(),
                 master.plugin_secret(&id)
             );
         }
