@@ -286,6 +286,24 @@ pub(crate) fn parse_time(text: &str) -> Result<SystemTime, String> {
         .map_err(|e| format!("{text:?} is neither a duration nor an RFC 3339 time: {e}"))
 }
 
+/// The Switchyard checkout: `SWITCHYARD_HOME`, else the one this binary was built in (an ancestor of its
+/// folder holding `scripts/kafka`). The Rust template's path dependencies and `dev`'s broker come from it.
+pub(crate) fn checkout() -> Option<PathBuf> {
+    if let Some(home) = std::env::var_os("SWITCHYARD_HOME") {
+        return Some(PathBuf::from(home));
+    }
+    let exe = std::env::current_exe().ok()?;
+    exe.ancestors()
+        .find(|dir| dir.join("scripts/kafka").exists())
+        .map(std::path::Path::to_path_buf)
+}
+
+/// A fresh key: base64 of 32 random bytes (a development signing key, a master key).
+pub(crate) fn random_key() -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
+}
+
 /// A JSON file the command reads (a manifest, a config).
 fn read_json_file(path: &PathBuf) -> Result<Value, Failure> {
     let text = std::fs::read_to_string(path)

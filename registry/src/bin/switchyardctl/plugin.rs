@@ -127,7 +127,7 @@ fn new(
     let dir = dir.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(id));
     let switchyard_path = match switchyard {
         Some(path) => path.to_path_buf(),
-        None => checkout().unwrap_or_default(),
+        None => crate::checkout().unwrap_or_default(),
     };
     if lang == Lang::Rust && !switchyard_path.join("plugin-runtime/Cargo.toml").exists() {
         return Err(usage(
@@ -136,10 +136,7 @@ fn new(
     }
     let switchyard_path = std::fs::canonicalize(&switchyard_path).unwrap_or(switchyard_path);
     // The development signing key of `switchyardctl dev`, and the secret the registry derives from it.
-    let key = {
-        use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
-    };
+    let key = crate::random_key();
     let secret = MasterKey::parse(&key)
         .map_err(|e| usage(e.to_string()))?
         .plugin_secret(id);
@@ -165,17 +162,6 @@ fn new(
         dir.display()
     );
     Ok(())
-}
-
-/// The Switchyard checkout: `SWITCHYARD_HOME`, else the one this binary was built in.
-fn checkout() -> Option<PathBuf> {
-    if let Some(home) = std::env::var_os("SWITCHYARD_HOME") {
-        return Some(PathBuf::from(home));
-    }
-    let exe = std::env::current_exe().ok()?;
-    exe.ancestors()
-        .find(|dir| dir.join("plugin-runtime/Cargo.toml").exists())
-        .map(Path::to_path_buf)
 }
 
 fn check(target: &Target, json_output: bool) -> Result<ExitCode, Failure> {

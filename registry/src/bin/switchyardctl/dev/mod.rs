@@ -19,22 +19,22 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::FutureProducer;
 use serde_json::{Value, json};
-use switchyard_registry::auth::{Claims, Role, mint_hs256_with};
+use switchyard_registry::auth::{Claims, Role, mint_hs256};
 use switchyard_registry::signing::MasterKey;
 use switchyard_schemas::catalog::EventType;
-use switchyard_schemas::envelope::ContentType;
-use switchyard_schemas::samples;
 use switchyard_service::kafka::{ClientStats, Clients, KafkaContext, KafkaSettings};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 use crate::Failure;
 
-/// The sample events' topic.
-const CORE_EVENTS: &str = "core.events";
+mod events;
+mod processes;
+
+use events::{Sender, call_line};
+use processes::{Running, Stack, spawn, wait_for};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Dev {
@@ -89,45 +89,6 @@ pub(crate) struct Dev {
     /// `--plugin-url` is used.
     #[arg(last = true)]
     command: Vec<String>,
-}
-
-/// One child process and the name it is logged under.
-struct Running {
-    name: &'static str,
-    child: Child,
-}
-
-/// What was started, stopped in reverse order on the way out (also when a step fails).
-struct Stack {
-    running: Vec<Running>,
-    kafka: Option<(PathBuf, u16)>,
-}
-
-impl Stack {
-    async fn stop(&mut self) {
-        while let Some(mut process) = self.running.pop() {
-            if let Some(pid) = process.child.id() {
-                // The whole group: `cargo run` and what it started, a shell and its children.
-                let group = nix::unistd::Pid::from_raw(-(pid as i32));
-                let _ = nix::sys::signal::kill(group, nix::sys::signal::Signal::SIGTERM);
-            }
-            if tokio::time::timeout(Duration::from_secs(15), process.child.wait())
-                .await
-                .is_err()
-            {
-                eprintln!("dev: {} did not stop within 15 s; killing it", process.name);
-                let _ = process.child.kill().await;
-            }
-        }
-        if let Some((script, port)) = self.kafka.take() {
-            eprintln!("dev: stopping the broker");
-            let _ = Command::new(&script)
-                .arg("stop")
-                .env("KAFKA_PORT", port.to_string())
-                .status()
-                .await;
-        }
-    }
 }
 
 pub(crate) fn dev(args: &Dev) -> Result<(), Failure> {
@@ -201,14 +162,14 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
         .iter()
         .find(|(k, _)| k == "SWITCHYARD_DEV_SIGNING_KEY")
         .map(|(_, v)| v.clone());
-    let signing_key = project_key.clone().unwrap_or_else(random_key);
+    let signing_key = project_key.clone().unwrap_or_else(crate::random_key);
     let master = MasterKey::parse(&signing_key).map_err(|e| {
         usage(format!(
             "SWITCHYARD_DEV_SIGNING_KEY in {}: {e}",
             args.env_file.display()
         ))
     })?;
-    let token_secret = random_key();
+    let token_secret = crate::random_key();
     let manifest_id = std::fs::read("manifest.json")
         .ok()
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
@@ -218,7 +179,15 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
     let bootstrap = match &args.bootstrap {
         Some(bootstrap) => bootstrap.clone(),
         None => {
-            let script = kafka_script(&bins)?;
+            let script = crate::checkout()
+                .map(|home| home.join("scripts/kafka"))
+                .filter(|script| script.exists())
+                .ok_or_else(|| {
+                    usage(
+                        "cannot find scripts/kafka: set SWITCHYARD_HOME to the Switchyard checkout, or pass \
+                         --bootstrap",
+                    )
+                })?;
             let port = args.kafka_port.to_string();
             let running = Command::new(&script)
                 .arg("status")
@@ -273,7 +242,7 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
         ),
         (
             "SWITCHYARD_REGISTRY__SECRETS__MASTER_KEYS",
-            format!("dev:{}", random_key()),
+            format!("dev:{}", crate::random_key()),
         ),
     ];
     let mut registry_command = Command::new(binary("switchyard-registry")?);
@@ -327,7 +296,7 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
             jti: None,
             purpose: None,
         };
-        mint_hs256_with(token_secret.as_bytes(), &claims, None, None).map_err(|e| usage(e.to_string()))
+        mint_hs256(token_secret.as_bytes(), &claims).map_err(|e| usage(e.to_string()))
     };
     let mut worker_log = None;
     if let Some(program) = args.command.first() {
@@ -563,55 +532,6 @@ async fn run(args: &Dev, stack: &mut Stack) -> Result<(), Failure> {
     }
 }
 
-/// The sample events' producer.
-struct Sender {
-    producer: FutureProducer<KafkaContext>,
-    team: String,
-    types: Vec<EventType>,
-}
-
-impl Sender {
-    /// One event of each type the plugin takes.
-    async fn round(&self) -> Result<usize, Failure> {
-        for (n, ce_type) in self.types.iter().enumerate() {
-            self.send(*ce_type, n).await?;
-        }
-        Ok(self.types.len())
-    }
-
-    /// The next type in turn.
-    async fn one(&self, sent: usize) -> Result<usize, Failure> {
-        match self.types.get(sent % self.types.len().max(1)) {
-            Some(ce_type) => self.send(*ce_type, sent).await.map(|()| 1),
-            None => Ok(0),
-        }
-    }
-
-    async fn send(&self, ce_type: EventType, n: usize) -> Result<(), Failure> {
-        let id = format!("dev-{}-{n}", uuid::Uuid::now_v7());
-        let headers = samples::core_event_headers(&self.team, ce_type.as_str(), &id, ContentType::Json)
-            .into_iter()
-            .fold(OwnedHeaders::new(), |headers, (key, value)| {
-                headers.insert(Header {
-                    key: &key,
-                    value: value.as_deref(),
-                })
-            });
-        let value = serde_json::to_vec(&samples::data_json(ce_type, &self.team, &id)).unwrap_or_default();
-        self.producer
-            .send(
-                FutureRecord::to(CORE_EVENTS)
-                    .key(&self.team)
-                    .payload(&value)
-                    .headers(headers),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| usage(format!("producing a sample event: {e}")))?;
-        Ok(())
-    }
-}
-
 /// The settings of a worker (the bridge, or an in-process plugin) that this command starts.
 fn worker_env(
     bootstrap: &str,
@@ -637,85 +557,6 @@ fn worker_env(
     ]
 }
 
-/// Starts a child in its own process group, its output into `<logs>/<name>.log`; with `tee`, its stderr
-/// (where the services log) comes back as a pipe instead, which the caller copies into the log file it also
-/// gets back (the worker's log, read for the live view).
-fn spawn(
-    stack: &mut Stack,
-    name: &'static str,
-    command: &mut Command,
-    logs: &Path,
-    tee: bool,
-) -> Result<Option<(tokio::process::ChildStderr, std::fs::File)>, Failure> {
-    let file = std::fs::File::create(logs.join(format!("{name}.log")))
-        .map_err(|e| usage(format!("cannot write the log of {name}: {e}")))?;
-    let copy = file.try_clone().map_err(|e| usage(e.to_string()))?;
-    command
-        .stdin(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true)
-        .stdout(copy);
-    let kept = if tee {
-        command.stderr(Stdio::piped());
-        Some(file)
-    } else {
-        command.stderr(file);
-        None
-    };
-    let mut child = command
-        .spawn()
-        .map_err(|e| usage(format!("starting {name}: {e}")))?;
-    let stderr = child.stderr.take();
-    stack.running.push(Running { name, child });
-    Ok(stderr.zip(kept))
-}
-
-/// Polls `ready` every 250 ms until it holds, a child exits, or `timeout` passes.
-async fn wait_for<F, Fut>(
-    stack: &mut Stack,
-    what: &str,
-    timeout: Duration,
-    mut ready: F,
-) -> Result<(), Failure>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + timeout;
-    loop {
-        if ready().await {
-            return Ok(());
-        }
-        for process in &mut stack.running {
-            if let Ok(Some(status)) = process.child.try_wait() {
-                return Err(usage(format!(
-                    "{} exited ({status}) while waiting for {what}; see its log",
-                    process.name
-                )));
-            }
-        }
-        if Instant::now() > deadline {
-            return Err(usage(format!(
-                "gave up waiting for {what} after {}",
-                humantime::format_duration(timeout)
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-}
-
-/// The project's `scripts/kafka`: `SWITCHYARD_HOME`, else the checkout switchyardctl was built in.
-fn kafka_script(bins: &Path) -> Result<PathBuf, Failure> {
-    let home = std::env::var_os("SWITCHYARD_HOME").map(PathBuf::from);
-    home.into_iter()
-        .chain(bins.ancestors().map(Path::to_path_buf))
-        .map(|dir| dir.join("scripts/kafka"))
-        .find(|script| script.exists())
-        .ok_or_else(|| {
-            usage("cannot find scripts/kafka: set SWITCHYARD_HOME to the Switchyard checkout, or pass --bootstrap")
-        })
-}
-
 /// `KEY=VALUE` lines, `#` comments; a missing file is empty.
 fn read_env_file(path: &Path) -> Vec<(String, String)> {
     std::fs::read_to_string(path)
@@ -727,71 +568,9 @@ fn read_env_file(path: &Path) -> Vec<(String, String)> {
         .collect()
 }
 
-fn random_key() -> String {
-    use base64::Engine as _;
-    base64::engine::general_purpose::STANDARD.encode(rand::random::<[u8; 32]>())
-}
-
-/// A worker's JSON log line of one call (target `switchyard::call`) as a line for people, else `None`.
-pub(crate) fn call_line(line: &str) -> Option<String> {
-    let json: Value = serde_json::from_str(line).ok()?;
-    if json["target"] != "switchyard::call" {
-        return None;
-    }
-    let fields = if json["fields"].is_object() {
-        &json["fields"]
-    } else {
-        &json
-    };
-    let text = |name: &str| fields[name].as_str().unwrap_or_default().to_owned();
-    let time = json["timestamp"]
-        .as_str()
-        .and_then(|t| t.get(11..23))
-        .unwrap_or_default();
-    let outcome = text("outcome");
-    let detail = match outcome.as_str() {
-        "done" => format!("{} result(s)", fields["results"].as_u64().unwrap_or(0)),
-        _ => text("reason"),
-    };
-    let installation = text("installation");
-    let team = if installation.is_empty() || installation == "default" {
-        text("team")
-    } else {
-        format!("{}/{installation}", text("team"))
-    };
-    Some(format!(
-        "{time} {:<18} {team} {} -> {outcome} in {} ms: {detail}",
-        text("event_type"),
-        text("event"),
-        fields["elapsed_ms"].as_u64().unwrap_or(0)
-    ))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn call_lines_become_one_readable_line_and_other_lines_are_skipped() {
-        let line = r#"{"timestamp":"2026-12-06T00:01:02.345678Z","level":"DEBUG","fields":{"message":"call","team":"dev-team","installation":"default","event":"dev-1","event_type":"response.submitted","outcome":"done","results":1,"reason":"","elapsed_ms":4},"target":"switchyard::call"}"#;
-        assert_eq!(
-            call_line(line).unwrap(),
-            "00:01:02.345 response.submitted dev-team dev-1 -> done in 4 ms: 1 result(s)"
-        );
-        let dead = line
-            .replace(r#""outcome":"done""#, r#""outcome":"dead_letter""#)
-            .replace(r#""reason":"""#, r#""reason":"the plugin answered 401""#);
-        assert!(
-            call_line(&dead)
-                .unwrap()
-                .ends_with("dead_letter in 4 ms: the plugin answered 401")
-        );
-        assert_eq!(
-            call_line(r#"{"target":"switchyard_plugin_runtime::app","fields":{}}"#),
-            None
-        );
-        assert_eq!(call_line("not json"), None);
-    }
 
     #[test]
     fn env_files_are_key_value_lines() {
