@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 # Every Switchyard binary in one image: switchyard-router, switchyard-registry, switchyardctl,
-# switchyard-plugin-bridge, switchyard-seed-plugin. No ENTRYPOINT: the Helm chart sets `command`.
-#   docker build -t switchyard:dev .
-#   docker run --rm switchyard:dev switchyard-router --check-config
+# switchyard-plugin-bridge, switchyard-seed-plugin (release profile: debuginfo stripped, symbols kept). No
+# ENTRYPOINT: the Helm chart sets `command`. No image is published: build it and push it where the cluster
+# pulls from (helm/switchyard/README.md).
+#   make image                        # scripts/image: docker, podman or buildah; tag switchyard:<version>
+#   docker run --rm switchyard:0.1.0 switchyard-router --check-config
+# scripts/helm-check runs hadolint on it and checks that it copies every binary of the packages it builds.
 
 FROM rust:1.95-bookworm AS builder
 # librdkafka (rdkafka-sys, features ssl + libz + zstd) builds from source: a C toolchain, cmake, OpenSSL

@@ -1,6 +1,6 @@
 # Switchyard: the two commands of the README, and the longer jobs that are not part of CI.
 
-.PHONY: demo dev time-to-first-event test browser console-screenshots bench bench-quick chaos outage takeover sms-ledger-window registry-writes helm-check kafka-start kafka-stop clean fuzz
+.PHONY: demo dev time-to-first-event test browser console-screenshots bench bench-quick chaos outage takeover sms-ledger-window registry-writes helm-check image kafka-start kafka-stop clean fuzz
 
 ## demo: a local broker, the registry, the router, the seed plugins and a short load, ending with a summary
 demo:
@@ -75,6 +75,12 @@ takeover:
 ## helm-check: lint, schema-validate and contract-test the Helm chart (offline; installs helm with Go once)
 helm-check:
 	scripts/helm-check
+
+## image: the image of every binary from the Dockerfile, built with docker, podman or buildah (the first that
+## works here; IMAGE_BUILDER=... to choose), named IMAGE (default switchyard:<version of Cargo.toml>); the image
+## the Helm chart's image.repository names once pushed (helm/switchyard/README.md)
+image:
+	scripts/image
 
 ## fuzz: each cargo-fuzz target for FUZZ_SECONDS (default 600) in turn (nightly and cargo-fuzz; docs/fuzzing.md)
 FUZZ_SECONDS ?= 600

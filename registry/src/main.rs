@@ -8,6 +8,7 @@ use switchyard_service::lifecycle;
 
 fn main() -> ExitCode {
     lifecycle::main::<Config, _, _>(
+        lifecycle::own_log!(),
         "The plugin manager: plugins register, teams enable and configure them, the core calls their actions.",
         app::run,
     )

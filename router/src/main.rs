@@ -8,6 +8,7 @@ use switchyard_service::lifecycle;
 
 fn main() -> ExitCode {
     lifecycle::main::<Config, _, _>(
+        lifecycle::own_log!(),
         "Routes core events to the topics of the plugins each team enabled.",
         app::run,
     )

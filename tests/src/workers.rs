@@ -304,6 +304,30 @@ pub async fn serve_on_loopback(app: axum::Router) -> String {
     base
 }
 
+/// The environment of a worker binary (the bridge, the seed plugins) on `topics`, in consumer group
+/// `group`, its admin on `admin`.
+pub fn worker_env(
+    topics: &WorkerTopics,
+    group: &str,
+    admin: std::net::SocketAddr,
+) -> BTreeMap<String, String> {
+    [
+        ("KAFKA__BOOTSTRAP_SERVERS", bootstrap()),
+        ("TOPICS__EVENTS_TEMPLATE", topics.events_template.clone()),
+        (
+            "TOPICS__DEAD_LETTER_TEMPLATE",
+            topics.dead_letter_template.clone(),
+        ),
+        ("TOPICS__RESULTS", topics.results.clone()),
+        ("TOPICS__CONFIGS", topics.configs.clone()),
+        ("DELIVERY__GROUP_ID", group.to_owned()),
+        ("ADMIN__LISTEN", admin.to_string()),
+    ]
+    .into_iter()
+    .map(|(key, value)| (format!("SWITCHYARD_PLUGIN__{key}"), value))
+    .collect()
+}
+
 /// A `switchyard-plugin-bridge` command for the plugin service at `url` on `topics`, in consumer group
 /// `group`, its admin on `admin`. The caller adds settings of its own and starts it with [`start_bridge`].
 pub fn bridge_command(
@@ -318,21 +342,9 @@ pub fn bridge_command(
     ));
     command
         .args(["--url", url])
-        .env("SWITCHYARD_PLUGIN__KAFKA__BOOTSTRAP_SERVERS", bootstrap())
-        .env(
-            "SWITCHYARD_PLUGIN__TOPICS__EVENTS_TEMPLATE",
-            &topics.events_template,
-        )
-        .env(
-            "SWITCHYARD_PLUGIN__TOPICS__DEAD_LETTER_TEMPLATE",
-            &topics.dead_letter_template,
-        )
-        .env("SWITCHYARD_PLUGIN__TOPICS__RESULTS", &topics.results)
-        .env("SWITCHYARD_PLUGIN__TOPICS__CONFIGS", &topics.configs)
-        .env("SWITCHYARD_PLUGIN__DELIVERY__GROUP_ID", group)
+        .envs(worker_env(topics, group, admin))
         .env("SWITCHYARD_PLUGIN__HTTP__URL_PATTERNS", url)
-        .env("SWITCHYARD_PLUGIN__HTTP__ALLOWED_NETWORKS", "127.0.0.1/32")
-        .env("SWITCHYARD_PLUGIN__ADMIN__LISTEN", admin.to_string());
+        .env("SWITCHYARD_PLUGIN__HTTP__ALLOWED_NETWORKS", "127.0.0.1/32");
     command
 }
 

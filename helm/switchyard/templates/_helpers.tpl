@@ -49,12 +49,14 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{- /* The Switchyard image. No image is published, so the operator names the one they built and pushed. */}}
 {{- define "switchyard.image" -}}
+{{- $repository := required "image.repository is not set: no Switchyard image is published; build one from the repository's Dockerfile (make image), push it to a registry the cluster can pull from and set image.repository (e.g. --set image.repository=registry.example.com/switchyard; helm/switchyard/README.md)" .Values.image.repository -}}
 {{- $tag := default .Chart.AppVersion .Values.image.tag -}}
 {{- if .Values.image.digest -}}
-{{ .Values.image.repository }}@{{ .Values.image.digest }}
+{{ $repository }}@{{ .Values.image.digest }}
 {{- else -}}
-{{ .Values.image.repository }}:{{ $tag }}
+{{ $repository }}:{{ $tag }}
 {{- end -}}
 {{- end }}
 
@@ -239,6 +241,7 @@ TOML for strings, numbers, booleans and arrays of them. Null values are left out
     "backfill_progress" $t.backfillProgress
     "console_sign_ins" $t.consoleSignIns
     "plugin_registrations" $t.pluginRegistrations
+    "dead_letter_replays" $t.deadLetterReplays
     "core_events" $t.coreEvents
     "plugin_events_template" $t.pluginEventsTemplate
     "plugin_dead_letter_template" $t.pluginDeadLetterTemplate)

@@ -10,7 +10,7 @@ use clap::Parser;
 use switchyard_plugin_runtime::app;
 use switchyard_plugin_runtime::http_plugin::{HttpPlugin, HttpPluginSettings};
 use switchyard_plugin_runtime::settings::Settings;
-use switchyard_service::lifecycle::{self, CONFIG_ERROR, ConfigArgs, SHUTDOWN_DEADLINE};
+use switchyard_service::lifecycle::{self, CONFIG_ERROR, ConfigArgs, Program, SHUTDOWN_DEADLINE};
 use switchyard_service::telemetry;
 
 /// Delivers a plugin's events to its HTTP service, in per-team order, with retries and dead letters.
@@ -72,7 +72,8 @@ fn main() -> ExitCode {
         url_patterns: settings.http.url_patterns.clone(),
         allowed_networks: settings.http.allowed_networks.clone(),
     };
-    lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| async move {
+    let program = Program::new(PROGRAM, lifecycle::own_log!());
+    lifecycle::run_until_signal(program, SHUTDOWN_DEADLINE, |shutdown| async move {
         let plugin = HttpPlugin::connect(&http, manifest)
             .await
             .map_err(|e| e.to_string())?;

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientContext, Statistics, TopicPartitionList};
 use switchyard_schemas::control::Ordering;
@@ -23,7 +23,7 @@ use switchyard_service::kafka::KafkaContext;
 use tokio::sync::mpsc;
 use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::delivery::lanes;
 use crate::delivery::records::OutRecord;
@@ -319,9 +319,18 @@ pub async fn consume<P: Plugin>(
         }
     }
     store(&consumer, topic, &mut scheduler);
-    if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
-        warn!(%error, "the final offset commit failed; the last events will be redelivered");
+    match consumer.commit_consumer_state(CommitMode::Sync) {
+        Ok(()) => {}
+        Err(error) if nothing_to_commit(&error) => debug!("the final offset commit had nothing to commit"),
+        Err(error) => warn!(%error, "the final offset commit failed; the last events will be redelivered"),
     }
+}
+
+/// Whether a commit failed only because no offset was stored since the last commit (librdkafka's
+/// `NoOffset`, "Local: No offset stored"): a worker stopped before it read anything, or after the
+/// auto-commit took everything, has nothing to commit and stops cleanly.
+fn nothing_to_commit(error: &KafkaError) -> bool {
+    error.rdkafka_error_code() == Some(RDKafkaErrorCode::NoOffset)
 }
 
 /// What a call task hands back: its team, and each event's place and completion.
@@ -437,6 +446,21 @@ mod tests {
             "with nothing to probe with, the outage would never end"
         );
         assert!(!should_pause(false, 3, None));
+    }
+
+    #[test]
+    fn a_commit_with_no_offset_stored_had_nothing_to_commit() {
+        assert!(nothing_to_commit(&KafkaError::ConsumerCommit(
+            RDKafkaErrorCode::NoOffset
+        )));
+        for failure in [
+            KafkaError::ConsumerCommit(RDKafkaErrorCode::RequestTimedOut),
+            KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress),
+            KafkaError::ConsumerCommit(RDKafkaErrorCode::IllegalGeneration),
+            KafkaError::Canceled,
+        ] {
+            assert!(!nothing_to_commit(&failure), "{failure} is a failure");
+        }
     }
 
     #[test]

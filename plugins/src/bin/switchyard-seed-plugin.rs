@@ -30,7 +30,7 @@ use switchyard_plugins::sms::ledger::SentLedger;
 use switchyard_plugins::sms::twilio::TwilioClient;
 use switchyard_schemas::webhook::SigningSecret;
 use switchyard_service::kafka::ClientStats;
-use switchyard_service::lifecycle::{self, CONFIG_ERROR, SHUTDOWN_DEADLINE};
+use switchyard_service::lifecycle::{self, CONFIG_ERROR, Program, SHUTDOWN_DEADLINE};
 use switchyard_service::telemetry;
 
 /// Runs a seed plugin, or a local stand-in of a SaaS API.
@@ -103,6 +103,7 @@ fn main() -> ExitCode {
         return ExitCode::from(CONFIG_ERROR);
     };
     telemetry::init(&settings.log);
+    let program = Program::new(PROGRAM, lifecycle::own_log!());
     let http = match reqwest::Client::builder()
         .timeout(Duration::from_millis(settings.http.timeout_ms))
         .redirect(reqwest::redirect::Policy::none())
@@ -118,7 +119,7 @@ fn main() -> ExitCode {
     match args.command {
         Command::SheetsExport {
             csv_dir: Some(dir), ..
-        } => lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| {
+        } => lifecycle::run_until_signal(program, SHUTDOWN_DEADLINE, |shutdown| {
             let plugin = SheetsExportPlugin::new(CsvTarget::new(dir), sheets_export_manifest(url));
             app::run(plugin, settings, shutdown)
         }),
@@ -133,7 +134,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| {
+            lifecycle::run_until_signal(program, SHUTDOWN_DEADLINE, |shutdown| {
                 let plugin = SheetsExportPlugin::new(GoogleSheets::new(client), sheets_export_manifest(url));
                 app::run(plugin, settings, shutdown)
             })
@@ -150,7 +151,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| async move {
+            lifecycle::run_until_signal(program, SHUTDOWN_DEADLINE, |shutdown| async move {
                 let mut plugin = SmsNotifyPlugin::new(SmsNotifier::new(client), sms_notify_manifest(url));
                 if !no_ledger {
                     let clients = settings.clients(ClientStats::unregistered());
@@ -165,7 +166,7 @@ fn main() -> ExitCode {
             })
         }
         Command::SlangSearch => match SlangSearchPlugin::new() {
-            Ok(plugin) => lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| {
+            Ok(plugin) => lifecycle::run_until_signal(program, SHUTDOWN_DEADLINE, |shutdown| {
                 app::run(plugin, settings, shutdown)
             }),
             Err(error) => {
@@ -196,7 +197,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| async move {
+            lifecycle::run_until_signal(program, SHUTDOWN_DEADLINE, |shutdown| async move {
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -216,7 +217,7 @@ fn main() -> ExitCode {
                 };
                 fake.add_account(sid, token);
             }
-            lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| async move {
+            lifecycle::run_until_signal(program, SHUTDOWN_DEADLINE, |shutdown| async move {
                 let listener = tokio::net::TcpListener::bind(&listen)
                     .await
                     .map_err(|e| format!("cannot listen on {listen}: {e}"))?;

@@ -9,7 +9,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use switchyard_plugin_runtime::app;
-use switchyard_plugin_runtime::lifecycle::{self, CONFIG_ERROR, ConfigArgs, SHUTDOWN_DEADLINE};
+use switchyard_plugin_runtime::lifecycle::{
+    self, CONFIG_ERROR, ConfigArgs, Program, SHUTDOWN_DEADLINE,
+};
 use switchyard_plugin_runtime::settings::{Layered as _, Settings};
 use switchyard_plugin_runtime::telemetry;
 
@@ -46,8 +48,10 @@ fn main() -> ExitCode {
     telemetry::init(&settings.log);
     // Registers with the registry (when `registry.url` is set), follows the configs, consumes the
     // plugin's topic and serves the admin server (`/metrics`, `/healthz`, `/readyz`,
-    // `/actions/{name}`) until a signal; then finishes the calls in progress and commits.
-    lifecycle::run_until_signal(PROGRAM, SHUTDOWN_DEADLINE, |shutdown| {
+    // `/actions/{name}`) until a signal; then finishes the calls in progress and commits. Its start and
+    // stop are logged under this crate's own target, `<crate>::lifecycle`.
+    let program = Program::new(PROGRAM, lifecycle::own_log!());
+    lifecycle::run_until_signal(program, SHUTDOWN_DEADLINE, |shutdown| {
         app::run(plugin, settings, shutdown)
     })
 }
