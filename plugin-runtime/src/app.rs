@@ -27,6 +27,7 @@ use switchyard_service::follower::FollowError;
 use switchyard_service::kafka::{
     CREDENTIALS_CHECK_TIMEOUT, ClientError, CredentialsError, KafkaContext, check_credentials,
 };
+use switchyard_service::traces::{Traces, TracesError};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
@@ -70,6 +71,9 @@ pub enum RuntimeError {
     /// The broker refused the credentials, or the connection settings do not make a client.
     #[error(transparent)]
     Credentials(#[from] CredentialsError),
+    /// The trace exporter could not be built.
+    #[error(transparent)]
+    Traces(#[from] TracesError),
     /// The registry refused the registration.
     #[error("registering with the registry failed: {0}")]
     Registry(#[from] crate::registration::RegistryCallError),
@@ -212,6 +216,7 @@ pub async fn run<P: Plugin>(
     consumer
         .subscribe(&[&events_topic])
         .map_err(kafka("subscribing to the plugin's topic"))?;
+    let traces = Traces::start(&settings.traces, &format!("switchyard-plugin-{id}"))?;
     let worker = Arc::new(Worker {
         plugin: ArcPlugin(Arc::clone(&plugin)),
         plugin_id: id.clone(),
@@ -230,6 +235,7 @@ pub async fn run<P: Plugin>(
         config_wait: Duration::from_millis(settings.delivery.config_wait_ms),
         metrics,
         shutdown: shutdown.clone(),
+        traces: traces.clone(),
     });
     info!(plugin = %id, topic = %events_topic, "consuming");
     let loop_settings = LoopSettings {
@@ -267,6 +273,10 @@ pub async fn run<P: Plugin>(
     let _ = server.await;
     // Stopping the follower joins its thread: off the async workers.
     let _ = tokio::task::spawn_blocking(move || configs.stop()).await;
+    if let Some(traces) = traces {
+        // Exporting what is buffered blocks on the collector: off the async workers too.
+        let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+    }
     info!(plugin = %id, "worker stopped");
     Ok(())
 }

@@ -214,6 +214,9 @@ pub fn write_structured(ctx: &Context, out: &mut Vec<u8>) {
     if let Some(time) = &meta.time {
         string(out, ",\"time\":", time);
     }
+    if let Some(traceparent) = &ctx.traceparent {
+        string(out, ",\"traceparent\":", traceparent);
+    }
     string(out, ",\"type\":", &meta.event_type);
     out.push(b'}');
 }
@@ -275,6 +278,7 @@ mod tests {
                     data: decoded.data,
                     data_json: decoded.data_json,
                     attempt: 1,
+                    traceparent: None,
                 };
                 let mut body = Vec::new();
                 write_structured(&ctx, &mut body);
@@ -328,6 +332,7 @@ mod tests {
                 data: data.clone(),
                 data_json: None,
                 attempt: 1,
+                traceparent: None,
             };
             let mut out = Vec::new();
             write_structured(&ctx, &mut out);
@@ -403,6 +408,7 @@ mod tests {
                 data: data.clone(),
                 data_json: None,
                 attempt: 1,
+                traceparent: None,
             };
             let mut written = Vec::new();
             write_structured(&ctx, &mut written);

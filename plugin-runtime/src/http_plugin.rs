@@ -11,7 +11,9 @@
 //! `webhook-signature` with the plugin's signing secret, when the worker has one from its registration or
 //! `http.signing_secret`) and `switchyard-team`, and `switchyard-installation` for a named installation
 //! (never for the default one, so a v1 service sees the requests it always saw); `/execute` also
-//! `switchyard-attempt`. Outcomes of `/execute`: 2xx = done (a JSON body
+//! `switchyard-attempt`, and, when the worker records traces (`[traces]`), `traceparent`: the attempt's span
+//! (the body's `traceparent` attribute too; in a batch, the header is the first event's and each element
+//! carries its own). Outcomes of `/execute`: 2xx = done (a JSON body
 //! `{"results": [{"type", "subject"?, "data"}]}` publishes results); a body `{"outcome": "dead_letter",
 //! "reason": "..."}` with any status = dead-letter now; 429, or a body `{"outcome": "slow_down"}` with any
 //! status = throttled (called again later without spending the retry budget); 408, 5xx, 3xx (redirects are
@@ -33,6 +35,7 @@ use serde_json::{Value, json};
 use switchyard_schemas::control::PluginManifest;
 use switchyard_schemas::webhook::{SigningSecrets, WEBHOOK_ID, WEBHOOK_TIMESTAMP, batch_id};
 use switchyard_service::egress::{EgressError, EgressPolicy, egress_error, read_capped};
+use switchyard_service::traces::TRACEPARENT;
 use thiserror::Error;
 
 use crate::event::write_structured;
@@ -130,6 +133,14 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// The headers of an `/execute` call beyond the signature's: `switchyard-attempt`, and `traceparent` when
+/// the attempt is traced.
+#[derive(Clone, Copy)]
+struct Delivery<'a> {
+    attempt: u32,
+    traceparent: Option<&'a str>,
+}
+
 impl HttpPlugin {
     /// Connects to the service: reads its manifest from `manifest` (a file's JSON) or `GET {url}/metadata`.
     pub async fn connect(
@@ -189,13 +200,14 @@ impl HttpPlugin {
         Ok(())
     }
 
-    /// POSTs a signed JSON body; returns the status, the `Retry-After`, and the body.
+    /// POSTs a signed JSON body (with the headers of `delivery` for `/execute`); returns the status, the
+    /// `Retry-After`, and the body.
     async fn post(
         &self,
         path: &str,
         message_id: &str,
         owner: Owner<'_>,
-        attempt: Option<u32>,
+        delivery: Option<Delivery<'_>>,
         content_type: &'static str,
         body: Vec<u8>,
     ) -> Result<(u16, Option<Duration>, Vec<u8>), String> {
@@ -211,8 +223,11 @@ impl HttpPlugin {
         if owner.installation != DEFAULT_INSTALLATION {
             request = request.header(INSTALLATION_HEADER, owner.installation);
         }
-        if let Some(attempt) = attempt {
-            request = request.header(ATTEMPT_HEADER, attempt);
+        if let Some(delivery) = delivery {
+            request = request.header(ATTEMPT_HEADER, delivery.attempt);
+            if let Some(traceparent) = delivery.traceparent {
+                request = request.header(TRACEPARENT, traceparent);
+            }
         }
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -430,13 +445,17 @@ impl Plugin for HttpPlugin {
             write_structured(item.ctx, &mut body);
         }
         body.push(b']');
-        let attempt = items.iter().map(|item| item.ctx.attempt).max();
+        let delivery = Delivery {
+            attempt: items.iter().map(|item| item.ctx.attempt).max().unwrap_or(1),
+            // One header for the call: the first traced event's span (each element has its own).
+            traceparent: items.iter().find_map(|item| item.ctx.traceparent.as_deref()),
+        };
         let answer = self
             .post(
                 "/execute",
                 &batch_id(copy_ids.iter().map(|id| id.as_ref())),
                 first.ctx.meta.owner(),
-                attempt,
+                Some(delivery),
                 BATCH_CONTENT_TYPE,
                 body,
             )
@@ -455,7 +474,10 @@ impl Plugin for HttpPlugin {
                 "/execute",
                 &ctx.meta.copy_id(),
                 ctx.meta.owner(),
-                Some(ctx.attempt),
+                Some(Delivery {
+                    attempt: ctx.attempt,
+                    traceparent: ctx.traceparent.as_deref(),
+                }),
                 "application/json",
                 body,
             )

@@ -125,6 +125,10 @@ pub struct Context {
     pub data_json: Option<String>,
     /// 1 for the first call of this event, then 2, 3, ... on retries.
     pub attempt: u32,
+    /// The W3C `traceparent` of this attempt's span, when the worker records traces (`[traces]`): a
+    /// plugin that calls further services sends it on, so that their spans join the event's trace. `None`
+    /// when tracing is off or the event's trace is not sampled.
+    pub traceparent: Option<String>,
 }
 
 /// What the runtime decodes of each event for a plugin ([`Plugin::decoding`]).

@@ -11,6 +11,7 @@ pub use switchyard_service::config::ConfigError;
 pub use switchyard_service::config::Layered;
 use switchyard_service::config::{LogConfig, Secret, invalid};
 use switchyard_service::kafka::{ClientStats, Clients, KafkaSettings};
+use switchyard_service::traces::TracesConfig;
 
 use crate::delivery::breaker::BreakerPolicy;
 use crate::delivery::retry::RetryPolicy;
@@ -50,6 +51,9 @@ pub struct Settings {
     pub secrets: SecretSettings,
     /// Logging.
     pub log: LogConfig,
+    /// OpenTelemetry traces (off unless `traces.otlp_endpoint` is set).
+    #[serde(default)]
+    pub traces: TracesConfig,
 }
 
 /// Topic names.
@@ -242,6 +246,7 @@ impl Layered for Settings {
 
     fn check(&self) -> Result<(), ConfigError> {
         self.kafka.check()?;
+        self.traces.check("traces")?;
         if let Err(error) = self.secrets.keys() {
             return Err(invalid("secrets.config_keys", error.to_string()));
         }

@@ -121,6 +121,7 @@ async fn terms_for(plugin: &SlangSearchPlugin, installation: &str) -> Vec<String
         data: serde_json::to_value(&event).unwrap(),
         data_json: None,
         attempt: 1,
+        traceparent: None,
     };
     match plugin.execute(&ctx, &Event::ResponseSubmitted(event)).await {
         Outcome::Done(results) if results.is_empty() => Vec::new(),

@@ -1072,6 +1072,7 @@ fn item_context(index: usize, event_type: &str, data: Value) -> Context {
         data,
         data_json: None,
         attempt: 1,
+        traceparent: None,
     }
 }
 

@@ -768,6 +768,7 @@ fn context(installation: &str, event: &ResponseSubmitted) -> Context {
         data: serde_json::to_value(event).unwrap(),
         data_json: None,
         attempt: 1,
+        traceparent: None,
     }
 }
 

@@ -14,6 +14,7 @@ pub use switchyard_service::config::Layered;
 use switchyard_service::config::{LogConfig, invalid};
 use switchyard_service::kafka::{ClientBuilder, ClientStats, Clients, KafkaSettings};
 use switchyard_service::lifecycle::{SHUTDOWN_DEADLINE, Service};
+use switchyard_service::traces::TracesConfig;
 
 /// The embedded defaults.
 pub const DEFAULTS: &str = include_str!("../default.toml");
@@ -36,6 +37,9 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Logging.
     pub log: LogConfig,
+    /// OpenTelemetry traces (off unless `traces.otlp_endpoint` is set).
+    #[serde(default)]
+    pub traces: TracesConfig,
 }
 
 /// Topic names; see `docs/contract.md`.
@@ -251,6 +255,7 @@ impl Layered for Config {
                 "must not be empty when set",
             ));
         }
+        self.traces.check("traces")?;
         for (key, value) in [
             ("backfill.default_rate", u64::from(self.backfill.default_rate)),
             ("backfill.max_rate", u64::from(self.backfill.max_rate)),

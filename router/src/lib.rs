@@ -21,6 +21,7 @@ use std::net::SocketAddr;
 use rdkafka::error::KafkaError;
 use switchyard_service::follower::FollowError;
 use switchyard_service::kafka::{ClientError, CredentialsError};
+use switchyard_service::traces::TracesError;
 use thiserror::Error;
 
 /// Why the router stopped with an error. Per-record problems never end up here: they are dead-lettered
@@ -33,6 +34,9 @@ pub enum RouterError {
     /// A Kafka client could not be made (a clash of options, a setting librdkafka refuses).
     #[error(transparent)]
     ClientConfig(#[from] ClientError),
+    /// The trace exporter could not be built.
+    #[error(transparent)]
+    Traces(#[from] TracesError),
     /// A follower of a control topic could not start.
     #[error(transparent)]
     Follower(#[from] FollowError),

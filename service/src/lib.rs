@@ -12,6 +12,7 @@
 //! | [`kafka`] | the one Kafka client builder, client statistics, the credentials check |
 //! | [`follower`] | the one reader of compacted topics, and "read a topic until caught up" |
 //! | [`token_bucket`] | a rate as a token bucket (pure) |
+//! | [`traces`] | OpenTelemetry spans over OTLP, off by default; `traceparent` in and out |
 //! | `egress` | outbound HTTP to plugin URLs behind the SSRF guard (feature `egress`) |
 //! | `slow_clients` | misbehaving HTTP clients for tests (feature `slow-clients`) |
 
@@ -27,3 +28,4 @@ pub mod lifecycle;
 pub mod slow_clients;
 pub mod telemetry;
 pub mod token_bucket;
+pub mod traces;

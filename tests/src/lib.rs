@@ -14,6 +14,7 @@
 //! - [`routers`]: routers in process (through the library) and as the real binary.
 //! - [`registries`]: registries in process, served on loopback, and as the real binary; test tokens.
 //! - [`workers`]: plugin workers in process with a scripted plugin that records its calls.
+//! - [`traces`]: a real Jaeger (`scripts/jaeger`) and the spans of a trace read back from it.
 //! - [`wait`]: polling until a condition holds, with a deadline, instead of sleeping.
 
 pub mod binaries;
@@ -24,5 +25,6 @@ pub mod poison;
 pub mod records;
 pub mod registries;
 pub mod routers;
+pub mod traces;
 pub mod wait;
 pub mod workers;

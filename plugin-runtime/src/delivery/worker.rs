@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use switchyard_service::kafka::KafkaContext;
+use switchyard_service::traces::{KeyValue, SpanKind, TraceSpan, Traces};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -20,6 +21,7 @@ use crate::configs::{Configs, InstallationId};
 use crate::delivery::breaker::Breaker;
 use crate::delivery::records::{self, DeadReason, Failure, OutRecord};
 use crate::delivery::retry::RetryPolicy;
+use crate::delivery::spans;
 use crate::event::Decoded;
 use crate::metrics::Metrics;
 use crate::plugin::{BatchItem, Context, DEFAULT_INSTALLATION, Event, EventMeta, Outcome, Plugin};
@@ -124,6 +126,8 @@ pub struct Worker<P, S = FutureProducer<KafkaContext>> {
     pub metrics: Metrics,
     /// Cancelled at shutdown.
     pub shutdown: CancellationToken,
+    /// Where a span per delivery attempt goes; `None`: tracing is off.
+    pub traces: Option<Traces>,
 }
 
 use switchyard_schemas::times::now_rfc3339;
@@ -276,6 +280,7 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
                             data,
                             data_json,
                             attempt: 0,
+                            traceparent: None,
                         },
                         event,
                         failures: Failures::default(),
@@ -419,6 +424,10 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
             slot.failures.attempts += 1;
             slot.ctx.attempt = slot.failures.attempts;
         }
+        let attempt_spans = self
+            .traces
+            .as_ref()
+            .map(|traces| self.start_spans(traces, pending));
         self.metrics.in_flight.inc();
         let started = Instant::now();
         let mut outcomes = match form {
@@ -451,7 +460,40 @@ impl<P: Plugin, S: OutputSink> Worker<P, S> {
             let reason = "the plugin gave no outcome for this event".to_owned();
             outcomes.resize_with(pending.len(), || Outcome::retry(reason.clone()));
         }
+        for (mut span, outcome) in attempt_spans.into_iter().flatten().zip(&outcomes) {
+            let (label, error) = spans::outcome(outcome);
+            span.set_attribute(KeyValue::new("switchyard.outcome", label));
+            if let Some(error) = error {
+                span.set_error(error);
+            }
+            span.end();
+        }
         outcomes
+    }
+
+    /// Starts each pending event's span of this attempt, and hands its `traceparent` to the plugin.
+    fn start_spans(&self, traces: &Traces, pending: &mut [Slot]) -> Vec<TraceSpan> {
+        let start = SystemTime::now();
+        let batch = pending.len();
+        pending
+            .iter_mut()
+            .map(|slot| {
+                let attributes = || {
+                    spans::attempt_attributes(&spans::Attempt {
+                        plugin: &self.plugin_id,
+                        meta: &slot.ctx.meta,
+                        topic: spans::topic_of(&slot.source),
+                        at: slot.at,
+                        attempt: slot.ctx.attempt,
+                        batch,
+                    })
+                };
+                let parent = spans::traceparent(&slot.record);
+                let span = traces.span(spans::DELIVER, SpanKind::Client, parent, start, attributes);
+                slot.ctx.traceparent = span.traceparent();
+                span
+            })
+            .collect()
     }
 
     /// Tells the outage detector how a call went; returns whether an outage is declared.

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::producer::{BaseProducer, Producer};
+use switchyard_service::lifecycle::Service;
+use switchyard_service::traces::Traces;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -33,6 +35,7 @@ pub struct Pipeline {
     input_topic: String,
     watchdog: Watchdog,
     watchdog_limit: Duration,
+    traces: Option<Traces>,
 }
 
 impl Pipeline {
@@ -64,6 +67,7 @@ impl Pipeline {
             }
         }
         let backfills = backfills(config, input_partitions, &metrics);
+        let traces = Traces::start(&config.traces, <Config as Service>::PROGRAM)?;
         let watchdog_limit =
             Duration::from_millis(config.delivery.transaction_timeout_ms + config.delivery.drain_timeout_ms);
         let settings = EngineSettings {
@@ -75,6 +79,7 @@ impl Pipeline {
             drain_timeout: Duration::from_millis(config.delivery.drain_timeout_ms),
             transaction_timeout: Duration::from_millis(config.delivery.transaction_timeout_ms),
             validate_payloads: config.delivery.validate_payloads,
+            traces: traces.clone(),
         };
         let topics = TopicCache::new(
             Duration::from_millis(config.delivery.topic_refresh_ms),
@@ -107,6 +112,7 @@ impl Pipeline {
             input_topic: config.topics.core_events.clone(),
             watchdog,
             watchdog_limit,
+            traces,
         })
     }
 
@@ -154,9 +160,17 @@ impl Pipeline {
         // Dropping the consumer closes it: librdkafka revokes the assignment (our callback finds nothing left
         // to commit), sends LeaveGroup so that the partitions move at once, and the drop polls until closed.
         // A bare unsubscribe without the close would leave this member in the group for a session timeout.
-        let Pipeline { consumer, engine, .. } = self;
+        let Pipeline {
+            consumer,
+            engine,
+            traces,
+            ..
+        } = self;
         drop(consumer);
         drop(engine);
+        if let Some(traces) = traces {
+            traces.shutdown();
+        }
         info!("pipeline stopped");
         Ok(())
     }

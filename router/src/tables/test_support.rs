@@ -2,6 +2,9 @@
 
 use switchyard_schemas::control::{Enablement, PluginManifest};
 
+use std::sync::Arc;
+
+use crate::pipeline::plan::Output;
 use crate::tables::routes::RouteTable;
 
 /// A manifest of plugin `id`, version 1.0.0, subscribed to `events`.
@@ -62,4 +65,17 @@ pub fn table(team: &str, plugins: &[(&str, &[&str])]) -> RouteTable {
             .expect("no filter");
     }
     table
+}
+
+/// A plan's copy of an event for plugin `id` (subscribed to `response.submitted`) and `installation`
+/// (`None`: the default one).
+pub fn plugin_output(id: &str, installation: Option<&str>) -> Output {
+    let table = table("acme", &[(id, &["response.submitted"])]);
+    let mut targets = Vec::new();
+    table.route("acme", "response.submitted", None, &mut targets);
+    let target = targets.pop().expect("the plugin is routed");
+    Output::Plugin {
+        route: target.plugin,
+        installation: installation.map(Arc::from),
+    }
 }

@@ -269,6 +269,7 @@ mod tests {
             data,
             data_json: None,
             attempt: 1,
+            traceparent: None,
         }
     }
 

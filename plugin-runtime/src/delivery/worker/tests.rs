@@ -120,6 +120,7 @@ fn worker(plugin: Scripted, sink: Recorder) -> Worker<Scripted, Recorder> {
         config_wait: Duration::ZERO,
         metrics: Metrics::new("echo"),
         shutdown: CancellationToken::new(),
+        traces: None,
     }
 }
 

@@ -14,10 +14,11 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use rdkafka::error::KafkaError;
 use switchyard_schemas::backfill::Request;
+use switchyard_service::traces::{TraceSpan, Traces};
 use tracing::{debug, error, warn};
 
 use crate::RouterError;
@@ -29,6 +30,7 @@ use crate::pipeline::delivery::contexts::{Report, Tag};
 use crate::pipeline::delivery::durability::{Durability, Guarantee};
 use crate::pipeline::delivery::io::{ConsumerIo, ProducerIo};
 use crate::pipeline::delivery::records::{self, InputRecord, Record};
+use crate::pipeline::delivery::spans;
 use crate::pipeline::delivery::watchdog::Watchdog;
 use crate::pipeline::lag::RouterPosition;
 use crate::pipeline::plan::{Destination, Plan, Planner, Refusals, Selection};
@@ -63,6 +65,8 @@ pub struct EngineSettings {
     pub transaction_timeout: Duration,
     /// Validate v1 payloads.
     pub validate_payloads: bool,
+    /// Where a span per routed event goes; `None`: tracing is off.
+    pub traces: Option<Traces>,
 }
 
 /// Progress on one input partition since its last durable position.
@@ -204,6 +208,11 @@ impl<P: ProducerIo> Core<P> {
             selection,
         };
         let (topics, producer) = (&mut self.topics, &self.producer);
+        let traced = self
+            .settings
+            .traces
+            .as_ref()
+            .map(|traces| (traces, SystemTime::now()));
         // One clock read for the record's outputs.
         let now = Instant::now();
         let mut topic_state = |plugin: &PluginRoute| topics.state(producer, &plugin.topic, now);
@@ -216,14 +225,29 @@ impl<P: ProducerIo> Core<P> {
             targets,
         );
         let settings = &self.settings;
+        let span = traced.map(|(traces, start)| {
+            let read = spans::Read {
+                topic: &settings.input_topic,
+                partition: input.partition,
+                offset: input.offset,
+                headers: input.headers,
+                backfill,
+            };
+            spans::route_span(traces, start, &read, &plan)
+        });
+        let traceparent = span.as_ref().and_then(TraceSpan::traceparent);
         for record in records::records(
             &plan.outputs,
             input,
             &settings.input_topic,
             &settings.dead_letter_topic,
             backfill,
+            traceparent.as_deref(),
         ) {
             self.send(record, input.partition, input.offset);
+        }
+        if let Some(span) = span {
+            span.end();
         }
         plan
     }

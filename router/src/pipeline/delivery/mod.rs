@@ -26,6 +26,7 @@
 //! - `durability`: what differs between the modes, answered by `transactions` (exactly once) and
 //!   `offset_stores` (at least once).
 //! - [`records`]: pure building of the records to write (topic, headers, value).
+//! - [`spans`]: what the span of a routed event says (OpenTelemetry, off by default).
 //! - [`io`]: the producer and consumer calls, as traits, and their librdkafka implementations.
 //! - [`contexts`]: the librdkafka contexts that feed delivery reports and rebalances in.
 //! - [`watchdog`]: ends the process when a transaction call hangs.
@@ -37,6 +38,7 @@ pub mod engine;
 pub mod io;
 mod offset_stores;
 pub mod records;
+pub mod spans;
 mod transactions;
 pub mod watchdog;
 

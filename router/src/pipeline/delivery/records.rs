@@ -17,9 +17,9 @@
 //! No Kafka here beyond building librdkafka's header list, so every shape is unit-tested without a broker.
 
 use rdkafka::message::{Header, OwnedHeaders};
-use switchyard_schemas::backfill;
 use switchyard_schemas::dead_letter::{self, Reason};
 use switchyard_schemas::topics::source_header;
+use switchyard_schemas::{backfill, envelope};
 
 use crate::pipeline::plan::{Destination, Output, Recipient};
 
@@ -71,10 +71,11 @@ pub fn records<'a>(
     input_topic: &str,
     dead_letter_topic: &'a str,
     backfill: Option<&str>,
+    traceparent: Option<&str>,
 ) -> impl Iterator<Item = Record<'a>> + use<'a> {
     let mut base = (!outputs.is_empty()).then(|| {
         let source = source_header(input_topic, input.partition, input.offset);
-        base_headers(input.headers, &source, backfill)
+        base_headers(input.headers, &source, backfill, traceparent)
     });
     let (key, value) = (input.key, input.value);
     let last = outputs.len().saturating_sub(1);
@@ -87,12 +88,33 @@ pub fn records<'a>(
 /// The headers every output of an input record starts with: the input's headers in order (but
 /// `switchyard_installation` and `switchyard_backfill`), then `switchyard_source`, then
 /// `switchyard_backfill` for a backfill's historical copy. Room is left for the five dead-letter headers.
-pub fn base_headers(input: &[(&str, Option<&[u8]>)], source: &str, backfill: Option<&str>) -> OwnedHeaders {
-    let mut base = OwnedHeaders::new_with_capacity(input.len() + 7);
+///
+/// `traceparent` is the router's span when it recorded one: it takes the place of the input's first
+/// `traceparent` value, or, when the input had none, follows the input's headers.
+pub fn base_headers(
+    input: &[(&str, Option<&[u8]>)],
+    source: &str,
+    backfill: Option<&str>,
+    traceparent: Option<&str>,
+) -> OwnedHeaders {
+    let mut base = OwnedHeaders::new_with_capacity(input.len() + 8);
+    let mut traced = traceparent.is_none();
     for (key, value) in input {
-        if *key != dead_letter::INSTALLATION && *key != backfill::HEADER {
+        if !traced && *key == envelope::TRACEPARENT {
+            base = base.insert(Header {
+                key,
+                value: traceparent,
+            });
+            traced = true;
+        } else if *key != dead_letter::INSTALLATION && *key != backfill::HEADER {
             base = base.insert(Header { key, value: *value });
         }
+    }
+    if !traced {
+        base = base.insert(Header {
+            key: envelope::TRACEPARENT,
+            value: traceparent,
+        });
     }
     base = base.insert(Header {
         key: dead_letter::SOURCE,
@@ -212,14 +234,7 @@ mod tests {
 
     /// The copy for plugin `id`'s installation `installation`.
     fn named(id: &str, installation: Option<&str>) -> Output {
-        let table = test_support::table("acme", &[(id, &["response.submitted"])]);
-        let mut targets = Vec::new();
-        table.route("acme", "response.submitted", None, &mut targets);
-        let target = targets.pop().expect("the plugin is routed");
-        Output::Plugin {
-            route: target.plugin,
-            installation: installation.map(Arc::from),
-        }
+        test_support::plugin_output(id, installation)
     }
 
     fn dead_letter(reason: Reason, plugin: Option<&str>, drop_value: bool) -> Output {
@@ -258,7 +273,15 @@ mod tests {
     }
 
     fn build(outputs: &[Output]) -> Vec<Record<'_>> {
-        records(outputs, &input(), "core.events", "switchyard.dead-letters", None).collect()
+        records(
+            outputs,
+            &input(),
+            "core.events",
+            "switchyard.dead-letters",
+            None,
+            None,
+        )
+        .collect()
     }
 
     #[test]
@@ -386,8 +409,15 @@ mod tests {
                 drop_value: false,
             },
         ];
-        let built: Vec<_> =
-            records(&outputs, &input, "core.events", "switchyard.dead-letters", None).collect();
+        let built: Vec<_> = records(
+            &outputs,
+            &input,
+            "core.events",
+            "switchyard.dead-letters",
+            None,
+            None,
+        )
+        .collect();
         assert_eq!(
             header_list(&built[0].out.headers),
             expected(&[]),
@@ -433,6 +463,7 @@ mod tests {
             "core.events",
             "switchyard.dead-letters",
             Some("b-1"),
+            None,
         )
         .collect();
         assert_eq!(
@@ -442,12 +473,78 @@ mod tests {
                 ("switchyard_installation", "forms-bc")
             ])
         );
-        let live: Vec<_> =
-            records(&outputs, &input, "core.events", "switchyard.dead-letters", None).collect();
+        let live: Vec<_> = records(
+            &outputs,
+            &input,
+            "core.events",
+            "switchyard.dead-letters",
+            None,
+            None,
+        )
+        .collect();
         assert_eq!(
             header_list(&live[0].out.headers),
             expected(&[("switchyard_installation", "forms-bc")]),
             "a live copy has none, whatever the input said"
+        );
+    }
+
+    #[test]
+    fn a_recorded_span_replaces_the_input_traceparent_in_place_or_follows_the_input_headers() {
+        const OURS: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01";
+        const TRACED: &[(&str, Option<&[u8]>)] = &[
+            ("ce_type", Some(b"response.submitted")),
+            (
+                "traceparent",
+                Some(b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            ),
+            ("tracestate", Some(b"vendor=1")),
+        ];
+        let outputs = [plugin("sheets"), dead_letter(Reason::InvalidPayload, None, false)];
+        let traced = InputRecord {
+            headers: TRACED,
+            ..input()
+        };
+        let built: Vec<_> = records(
+            &outputs,
+            &traced,
+            "core.events",
+            "switchyard.dead-letters",
+            None,
+            Some(OURS),
+        )
+        .collect();
+        for record in &built {
+            let headers = header_list(&record.out.headers);
+            assert_eq!(headers[1], ("traceparent".to_owned(), Some(OURS.to_owned())));
+            assert_eq!(headers[2], ("tracestate".to_owned(), Some("vendor=1".to_owned())));
+            assert_eq!(headers[3].0, "switchyard_source");
+        }
+        let untraced: Vec<_> = records(
+            &outputs,
+            &input(),
+            "core.events",
+            "switchyard.dead-letters",
+            None,
+            Some(OURS),
+        )
+        .collect();
+        let headers = header_list(&untraced[0].out.headers);
+        assert_eq!(headers[2], ("traceparent".to_owned(), Some(OURS.to_owned())));
+        assert_eq!(headers[3].0, "switchyard_source");
+        // Tracing off (or the span not recorded): the input's traceparent as it was.
+        let off: Vec<_> = records(
+            &outputs,
+            &traced,
+            "core.events",
+            "switchyard.dead-letters",
+            None,
+            None,
+        )
+        .collect();
+        assert_eq!(
+            header_list(&off[0].out.headers)[1].1.as_deref(),
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
         );
     }
 }

@@ -258,6 +258,7 @@ fn harness(mode: DeliveryMode, commit_max_events: usize) -> Harness {
         drain_timeout: Duration::from_secs(1),
         transaction_timeout: Duration::from_secs(3600),
         validate_payloads: false,
+        traces: None,
     };
     let topics = TopicCache::new(Duration::from_secs(3600), Duration::from_secs(3600));
     let mut engine = Engine::new(
