@@ -4,7 +4,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::LoadtestError;
-use crate::report::{bar_chart, escape, page, write_files};
+use crate::metadata::Metadata;
+use crate::objective::{self, CheckKind, Objective};
+use crate::report::{
+    LineChart, Series, bar_chart, escape, glossary_section, line_chart, metadata_section, page,
+    system_section, write_files,
+};
 use crate::run::{Session, StepResult};
 
 /// How `find-max` searches.
@@ -35,7 +40,7 @@ pub struct SearchStep {
     pub reason: Option<String>,
 }
 
-/// The result of `find-max`.
+/// The result of `find-max` (`find-max.json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct SearchReport {
     /// The highest passing rate (events/s), 0 if none passed.
@@ -44,31 +49,38 @@ pub struct SearchReport {
     pub p99_objective_ms: f64,
     /// Every step in order.
     pub steps: Vec<SearchStep>,
+    /// When, how and where it ran (scenario, machine), and the system under test.
+    pub metadata: Metadata,
 }
 
-/// Whether `step` meets the objective: p99 within the bound, the lag not growing, the target rate
-/// actually sent (at least 95%) and every output read.
+/// The checks a step of the search must pass, in this order (the first that fails is its reason).
+const SEARCH_CHECKS: [CheckKind; 4] = [
+    CheckKind::RecordsComplete,
+    CheckKind::RateSent,
+    CheckKind::P99Within,
+    CheckKind::LagSteady,
+];
+
+/// Whether `step` meets the objective: every output read, the target rate actually sent (at least
+/// 95%), p99 within the bound and the lag not growing; the sentence of the first check that fails. The
+/// checks are those of a `run`'s verdict ([`objective::checks`]).
 pub fn judge(step: &StepResult, p99_ms: f64) -> Option<String> {
-    if !step.drained {
-        return Some("not every output arrived before the timeout".into());
-    }
-    if step.rate_in < 0.95 * step.target_rate as f64 {
-        return Some(format!(
-            "only {:.0} of {} events/s could be sent",
-            step.rate_in, step.target_rate
-        ));
-    }
-    if step.latency_ms.p99 > p99_ms {
-        return Some(format!("p99 {:.1} ms > {p99_ms} ms", step.latency_ms.p99));
-    }
-    if step.lag_growing {
-        return Some("the lag kept growing".into());
-    }
-    None
+    let checks = objective::checks(step, &Objective::new(step.target_rate, Some(p99_ms)));
+    SEARCH_CHECKS.iter().find_map(|kind| {
+        checks
+            .iter()
+            .find(|c| c.kind == *kind && !c.passed)
+            .map(|c| c.text.clone())
+    })
 }
 
-/// Raises the rate until a step fails, then bisects between the last pass and the first failure.
-pub fn find_max(session: &mut Session, search: &SearchOptions) -> Result<SearchReport, LoadtestError> {
+/// Raises the rate until a step fails, then bisects between the last pass and the first failure;
+/// `metadata` describes the search in its report.
+pub fn find_max(
+    session: &mut Session,
+    search: &SearchOptions,
+    metadata: Metadata,
+) -> Result<SearchReport, LoadtestError> {
     let mut steps = Vec::new();
     let mut run = |rate: u64, steps: &mut Vec<SearchStep>| -> Result<bool, LoadtestError> {
         eprintln!(
@@ -128,21 +140,68 @@ pub fn find_max(session: &mut Session, search: &SearchOptions) -> Result<SearchR
         max_sustained_rate: good,
         p99_objective_ms: search.p99_ms,
         steps,
+        metadata,
     })
 }
 
-/// Writes `find-max.json` and `find-max.html`.
-pub fn write_search(dir: &std::path::Path, report: &SearchReport) -> Result<(), LoadtestError> {
+/// What the find-max page defines, beyond the run's glossary.
+const SEARCH_GLOSSARY: &[(&str, &str)] = &[
+    (
+        "Step",
+        "A measured run at one target rate for --step of sending, judged like a run: every expected record \
+         read, at least 95% of the target rate sent, the p99 within the objective, the lag not growing.",
+    ),
+    (
+        "Max sustained rate",
+        "The highest target rate whose step passed: rates rise by --factor until a step fails, then \
+         --refine bisections between the last pass and the first failure. The capacity of the system \
+         measured, on this machine and with these settings.",
+    ),
+    (
+        "p50, p99, p99.9",
+        "Percentiles of the end-to-end latency of the step's plugin records (producer hand-off to \
+         read_committed read), ms.",
+    ),
+    (
+        "Lag at end",
+        "Records of the core topic not yet committed by the group when the step stopped sending.",
+    ),
+    (
+        "CPU s, RSS max",
+        "CPU seconds of the watched processes during the step, and their largest resident memory, MiB.",
+    ),
+];
+
+/// The find-max page: the result and objective, the scenario and machine, the system, every step.
+pub fn search_page(report: &SearchReport) -> String {
+    let m = &report.metadata;
+    let scenario = m.scenario.as_deref().unwrap_or("unknown");
     let mut body = format!(
-        "<p>Highest sustained rate: <b>{} events/s</b> with p99 at most {} ms and the lag not growing.</p>\
-         <table><tr><th>target /s</th><th>sent /s</th><th>p50 ms</th><th>p99 ms</th><th>p99.9 ms</th>\
-         <th>lag at end</th><th>CPU s</th><th>verdict</th></tr>",
-        report.max_sustained_rate, report.p99_objective_ms
+        "<section id=\"verdict\" class=\"{class}\"><h2>Max sustained rate: {rate} events/s</h2><p><b>Objective:</b> \
+         p99 end-to-end latency at most {p99} ms, at least 95% of the target rate sent, every expected plugin \
+         record read, the consumer lag not growing.</p><p>Scenario <b>{scenario}</b> on {machine}.</p></section>\n",
+        class = if report.max_sustained_rate > 0 {
+            "pass"
+        } else {
+            "fail"
+        },
+        rate = report.max_sustained_rate,
+        p99 = report.p99_objective_ms,
+        scenario = escape(scenario),
+        machine = escape(&m.machine.line()),
+    );
+    body.push_str(&metadata_section(m, ""));
+    if let Some(system) = &m.system {
+        body.push_str(&system_section(system));
+    }
+    body.push_str(
+        "<section id=\"steps\"><h2>Steps</h2><table><tr><th>target /s</th><th>sent /s</th><th>p50 ms</th>\
+         <th>p99 ms</th><th>p99.9 ms</th><th>lag at end</th><th>CPU s</th><th>RSS max MiB</th><th>verdict</th></tr>",
     );
     for step in &report.steps {
         let r = &step.result;
         body.push_str(&format!(
-            "<tr><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{:.1}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{:.0}</td><td>{:.1}</td><td>{:.1}</td><td>{:.1}</td><td>{}</td><td>{:.1}</td><td>{:.0}</td><td>{}</td></tr>",
             r.target_rate,
             r.rate_in,
             r.latency_ms.p50,
@@ -150,11 +209,13 @@ pub fn write_search(dir: &std::path::Path, report: &SearchReport) -> Result<(), 
             r.latency_ms.p999,
             r.lag_at_end.map_or("?".into(), |l| l.to_string()),
             r.cpu_seconds,
+            r.rss_mib_max,
             escape(step.reason.as_deref().unwrap_or("pass"))
         ));
     }
-    body.push_str("</table>");
+    body.push_str("</table></section>\n<section id=\"charts\"><h2>Charts</h2>");
     body.push_str(&bar_chart(
+        "chart-p99-by-rate",
         "p99 by target rate",
         "ms",
         &report
@@ -163,6 +224,35 @@ pub fn write_search(dir: &std::path::Path, report: &SearchReport) -> Result<(), 
             .map(|s| (format!("{} /s", s.result.target_rate), s.result.latency_ms.p99))
             .collect::<Vec<_>>(),
     ));
+    let mut by_rate: Vec<&SearchStep> = report.steps.iter().collect();
+    by_rate.sort_by_key(|s| s.result.target_rate);
+    let points = |f: &dyn Fn(&StepResult) -> f64| -> Vec<(f64, f64)> {
+        by_rate
+            .iter()
+            .map(|s| (s.result.target_rate as f64, f(&s.result)))
+            .collect()
+    };
+    body.push_str(&line_chart(&LineChart {
+        id: "chart-cpu-by-rate",
+        title: "CPU by target rate",
+        x_label: "target rate",
+        x_unit: "events/s",
+        y_label: "CPU",
+        y_unit: "cores",
+        series: vec![Series {
+            name: "CPU cores (mean of the step)",
+            colour: "#b5541a",
+            points: points(&|r| r.cpu_seconds / r.seconds.max(1e-9)),
+        }],
+        markers: Vec::new(),
+    }));
+    body.push_str("</section>\n");
+    body.push_str(&glossary_section(SEARCH_GLOSSARY));
+    page(&format!("Switchyard find-max: {scenario}"), &body)
+}
+
+/// Writes `find-max.json` and `find-max.html`.
+pub fn write_search(dir: &std::path::Path, report: &SearchReport) -> Result<(), LoadtestError> {
     write_files(
         dir,
         &[
@@ -170,7 +260,7 @@ pub fn write_search(dir: &std::path::Path, report: &SearchReport) -> Result<(), 
                 "find-max.json",
                 serde_json::to_string_pretty(report).unwrap_or_default(),
             ),
-            ("find-max.html", page("Switchyard find-max", &body)),
+            ("find-max.html", search_page(report)),
         ],
     )
 }
@@ -379,6 +469,10 @@ pub struct Plan {
     pub warnings: Vec<String>,
     /// The assumptions, in words.
     pub assumptions: Vec<String>,
+    /// When, how and where the plan was made (the same fields as `run`'s; `run_id`, `scenario`, `seed`
+    /// and `system` are `null`). Set by the command; absent from a plan made in code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Metadata>,
 }
 
 /// The capacities of a plan: (input field, words, unit, the result fields that rest on it).
@@ -586,6 +680,7 @@ pub fn plan(inputs: PlanInputs) -> Result<Plan, LoadtestError> {
         unverified,
         warnings,
         assumptions,
+        metadata: None,
     })
 }
 
@@ -908,5 +1003,65 @@ mod tests {
                 .unwrap()
                 .contains("arrive")
         );
+    }
+
+    /// Issue 22: find-max.html names the scenario and the hardware, the system, and has axes with ticks.
+    #[test]
+    fn the_find_max_page_names_scenario_and_hardware() {
+        let step = |rate: u64, p99: f64| {
+            let mut result = crate::objective::tests::step(1800, 1800);
+            result.target_rate = rate;
+            result.rate_in = rate as f64;
+            result.latency_ms.p99 = p99;
+            let reason = judge(&result, 200.0);
+            SearchStep {
+                passed: reason.is_none(),
+                reason,
+                result,
+            }
+        };
+        let mut metadata = Metadata::new(
+            "find-max",
+            "2026-11-22T09:55:00.000Z".into(),
+            &["switchyard-loadtest".into(), "find-max".into()],
+        );
+        metadata.scenario = Some("standard".into());
+        metadata.machine = crate::metadata::Machine {
+            host: "bench-1".into(),
+            cpus: 8,
+            cpu_model: Some("AMD EPYC 7B13".into()),
+            memory_mib: Some(32_768),
+            os: "Debian GNU/Linux 12 (bookworm)".into(),
+            kernel: "Linux 6.1.0 x86_64".into(),
+        };
+        metadata.system = Some(crate::metadata::SystemUnderTest {
+            replicas: Some(1),
+            ..Default::default()
+        });
+        let report = SearchReport {
+            max_sustained_rate: 3000,
+            p99_objective_ms: 200.0,
+            steps: vec![step(2000, 120.0), step(3000, 180.0), step(4500, 450.0)],
+            metadata,
+        };
+        let html = search_page(&report);
+        for part in [
+            "<title>Switchyard find-max: standard</title>",
+            "Max sustained rate: 3000 events/s",
+            "p99 end-to-end latency at most 200 ms",
+            "Scenario <b>standard</b> on bench-1, 8 CPUs (AMD EPYC 7B13), 32.0 GiB memory, Debian GNU/Linux 12 \
+             (bookworm) (Linux 6.1.0 x86_64)",
+            "<th>Replicas</th><td>1</td>",
+            "<td>p99 450.0 ms &gt; 200 ms</td>",
+            r#"id="chart-p99-by-rate""#,
+            r#"id="chart-cpu-by-rate""#,
+            r#"class="tick x">5k</text>"#,
+            "<dt>Max sustained rate</dt>",
+        ] {
+            assert!(html.contains(part), "{part:?} missing in\n{html}");
+        }
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["metadata"]["scenario"], "standard");
+        assert_eq!(json["metadata"]["machine"]["cpu_model"], "AMD EPYC 7B13");
     }
 }

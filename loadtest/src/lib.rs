@@ -15,6 +15,9 @@
 //! - [`kafka`] (the shared fixtures' Kafka module: records, producing, reading back, creating topics),
 //!   [`topics`], [`router_admin`]: the I/O, and reading the router's readiness and metrics.
 //! - [`verify`], [`summary`]: comparing what arrived with what was expected, and the verdict.
+//! - [`run`], [`capacity`]: the measuring subcommands (`run`, `find-max`, `plan`); [`objective`]: what a
+//!   measured step was asked for, its verdict and anomalies; [`metadata`]: what a report says about itself
+//!   (time, revision, machine, the system under test); [`report`]: the self-contained HTML pages.
 //! - [`control_plane`]: registering plugins and enabling them, through the registry or the topics;
 //!   [`leftovers`]: what earlier load runs left on those topics, which a run removes first.
 //! - [`demo`]: the `demo` subcommand, which wires the above together.
@@ -29,6 +32,8 @@ pub mod expect;
 pub mod generate;
 pub mod leftovers;
 pub mod measure;
+pub mod metadata;
+pub mod objective;
 pub mod pipe;
 pub mod plugins;
 pub mod report;

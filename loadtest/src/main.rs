@@ -14,6 +14,8 @@ use switchyard_loadtest::chaos::{
 use switchyard_loadtest::control_plane::RegistryAccess;
 use switchyard_loadtest::demo::{self, DemoOptions};
 use switchyard_loadtest::measure::Processes;
+use switchyard_loadtest::metadata::Metadata;
+use switchyard_loadtest::objective::{self, Objective};
 use switchyard_loadtest::plugins::{PluginWorker, parse_workers};
 use switchyard_loadtest::report;
 use switchyard_loadtest::run::{RunReport, RunTopics, Session as Measuring, SessionOptions, Setup};
@@ -58,7 +60,7 @@ enum Command {
     /// and the lag not growing. Writes find-max.json and find-max.html.
     FindMax(FindMaxArgs),
     /// From a target peak and measured capacities, print the partitions, router replicas, plugin
-    /// workers and broker throughput needed, with the assumptions. Writes plan.json.
+    /// workers and broker throughput needed, with the assumptions. Writes plan.json (--out DIR).
     Plan(PlanArgs),
     /// The baseline: copy the core topic to the plugin topics with no lookup or validation, with the
     /// router's own client settings (SWITCHYARD_ROUTER__... and --config apply). Runs until SIGTERM.
@@ -141,6 +143,10 @@ struct RunArgs {
     /// at the router's rate limit during the run (a router with backfills only).
     #[arg(long)]
     backfill_history: Option<u64>,
+    /// The latency objective the verdict judges: p99 end-to-end at most this many ms. Without it the
+    /// verdict judges completeness, the rate and the lag, and reports latency without judging it.
+    #[arg(long, value_name = "MS", value_parser = parse_positive_ms)]
+    p99_ms: Option<f64>,
 }
 
 #[derive(Debug, Args)]
@@ -209,9 +215,20 @@ struct PlanArgs {
     /// Events/s one partition should carry at most (default 2000).
     #[arg(long)]
     partition_rate: Option<f64>,
-    /// Also write the plan as JSON here.
-    #[arg(long, default_value = "target/loadtest/plan.json")]
-    json: PathBuf,
+    /// Where plan.json goes, as for `run` and `find-max`.
+    #[arg(long, value_name = "DIR", default_value = "target/loadtest")]
+    out: PathBuf,
+    /// Deprecated: write plan.json to this file instead of `--out DIR`; kept for existing scripts.
+    #[arg(long, value_name = "FILE", hide = true, conflicts_with = "out")]
+    json: Option<PathBuf>,
+}
+
+/// A latency bound in ms: a positive, finite number.
+fn parse_positive_ms(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(ms) if ms > 0.0 && ms.is_finite() => Ok(ms),
+        _ => Err(format!("{text:?} is not a positive number of milliseconds")),
+    }
 }
 
 #[derive(Debug, Args)]
@@ -444,6 +461,8 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let started_at = switchyard_loadtest::metadata::now();
+    let command_line: Vec<String> = std::env::args().collect();
     match cli.command {
         Command::SetupTopics {
             kafka,
@@ -499,11 +518,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     .transpose()
             };
             read_backfill(&mut backfill, false)?;
+            let mut metadata = Metadata::new("run", started_at, &command_line);
+            metadata.run_id = Some(session.run_id.to_string());
+            metadata.scenario = Some(options.scenario.name.clone());
+            metadata.seed = Some(options.seed);
+            metadata.system = Some(session.describe_system());
             let result = session.step(args.rate, args.duration, count)?;
             read_backfill(&mut backfill, true)?;
+            let objective = Objective::new(args.rate, args.p99_ms);
+            let verdict = objective::verdict(&result, &objective);
+            let anomalies = objective::anomalies(&result, &objective, options.processes.pids().len());
+            metadata.finish();
             let mut report = RunReport {
                 tool: env!("CARGO_PKG_VERSION").to_owned(),
-                started_at: switchyard_schemas::times::now_rfc3339(),
+                started_at: metadata.started_at.clone(),
                 run_id: session.run_id.to_string(),
                 scenario: options.scenario.clone(),
                 topics: options.topics.clone(),
@@ -516,6 +544,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 result,
                 backfill,
                 problems: Vec::new(),
+                metadata,
+                objective,
+                verdict,
+                anomalies,
             };
             session.finish()?;
             report.check();
@@ -550,14 +582,24 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
                 session.step(args.start_rate.clamp(1, 1000), args.warmup, u64::MAX)?;
             }
-            let found = capacity::find_max(&mut session, &search)?;
+            let mut metadata = Metadata::new("find-max", started_at, &command_line);
+            metadata.run_id = Some(session.run_id.to_string());
+            metadata.scenario = Some(session.options().scenario.name.clone());
+            metadata.seed = Some(session.options().seed);
+            metadata.system = Some(session.describe_system());
+            let mut found = capacity::find_max(&mut session, &search, metadata)?;
             session.finish()?;
+            found.metadata.finish();
             println!(
                 "max sustained rate: {} events/s (p99 <= {} ms, lag not growing)",
                 found.max_sustained_rate, found.p99_objective_ms
             );
             capacity::write_search(&out, &found)?;
-            println!("wrote {}", out.join("find-max.json").display());
+            println!(
+                "wrote {} and {}",
+                out.join("find-max.json").display(),
+                out.join("find-max.html").display()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::Plan(args) => {
@@ -579,7 +621,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 (None, Some(found)) => found.objective(),
                 (None, None) => Sourced::flag_or_default(None, "--p99-ms", 200.0),
             };
-            let plan = capacity::plan(PlanInputs {
+            let mut plan = capacity::plan(PlanInputs {
                 peak_rate: args.peak_rate,
                 event_bytes: args.event_bytes,
                 fanout: args.fanout,
@@ -595,11 +637,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 eprintln!("switchyard-loadtest: WARNING: {warning}");
             }
             print!("{}", plan.render());
-            if let Some(dir) = args.json.parent() {
+            plan.metadata = Some(Metadata::new("plan", started_at, &command_line));
+            let path = match &args.json {
+                Some(file) => {
+                    eprintln!(
+                        "switchyard-loadtest: --json FILE is deprecated: use --out DIR (writes DIR/plan.json), as \
+                         run and find-max do"
+                    );
+                    file.clone()
+                }
+                None => args.out.join("plan.json"),
+            };
+            if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             }
-            std::fs::write(&args.json, serde_json::to_string_pretty(&plan)?)
-                .with_context(|| format!("writing {}", args.json.display()))?;
+            std::fs::write(&path, serde_json::to_string_pretty(&plan)?)
+                .with_context(|| format!("writing {}", path.display()))?;
+            println!("wrote {}", path.display());
             Ok(ExitCode::SUCCESS)
         }
         Command::Pipe(args) => {

@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -65,12 +65,27 @@ impl Percentiles {
     }
 }
 
+/// Invariant: every record counted in `records` is in `total` and `window` too, and the other way round:
+/// the reader records and counts a record in one critical section, so a [`LatencyReader::take_total`]
+/// returns a histogram of exactly as many latencies as records it counts.
 #[derive(Debug)]
 struct Latencies {
     /// Since the last [`LatencyReader::take_total`].
     total: Histogram<u64>,
     /// Since the last [`LatencyReader::take_window`].
     window: Histogram<u64>,
+    /// Records counted since the reader started (never reset).
+    records: u64,
+}
+
+/// Everything the reader measured since the last [`LatencyReader::take_total`], and its running count at
+/// that moment, taken together.
+#[derive(Debug)]
+pub struct Totals {
+    /// One latency per record read (microseconds).
+    pub latencies: Histogram<u64>,
+    /// Records counted since the reader started, at the moment `latencies` was taken.
+    pub records: u64,
 }
 
 /// Reads every plugin topic from its current end as a `read_committed` consumer and records, for each
@@ -120,6 +135,7 @@ impl LatencyReader {
         let latencies = Arc::new(Mutex::new(Latencies {
             total: histogram(),
             window: histogram(),
+            records: 0,
         }));
         let records = Arc::new(AtomicU64::new(0));
         let since_us = Arc::new(AtomicU64::new(0));
@@ -161,10 +177,14 @@ impl LatencyReader {
         std::mem::replace(&mut latencies.window, histogram())
     }
 
-    /// Every latency since the last call.
-    pub fn take_total(&self) -> Histogram<u64> {
+    /// Every latency since the last call, with the count of records read so far at that moment: the
+    /// difference of two calls' `records` is the `len()` of the second one's histogram.
+    pub fn take_total(&self) -> Totals {
         let mut latencies = self.latencies.lock().unwrap_or_else(|p| p.into_inner());
-        std::mem::replace(&mut latencies.total, histogram())
+        Totals {
+            latencies: std::mem::replace(&mut latencies.total, histogram()),
+            records: latencies.records,
+        }
     }
 
     /// Stops reading; reports a failure of the reader.
@@ -191,8 +211,6 @@ fn read_loop(
     since_us: &AtomicU64,
     stop: &AtomicBool,
 ) -> Result<(), LoadtestError> {
-    let mut batch: Vec<u64> = Vec::with_capacity(1024);
-    let mut last_flush = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         match consumer.poll(Duration::from_millis(50)) {
             Some(Ok(message)) => {
@@ -208,22 +226,20 @@ fn read_loop(
                 if let Some(sent) = sent
                     && sent >= since_us.load(Ordering::Relaxed)
                 {
-                    batch.push(now.saturating_sub(sent).max(1));
-                    records.fetch_add(1, Ordering::Relaxed);
+                    let us = now.saturating_sub(sent).max(1);
+                    // One uncontended lock per record (the sampler takes it once a second): recorded and
+                    // counted together, so the latency samples and the records read always agree.
+                    let mut shared = latencies.lock().unwrap_or_else(|p| p.into_inner());
+                    shared.total.saturating_record(us);
+                    shared.window.saturating_record(us);
+                    shared.records += 1;
+                    records.store(shared.records, Ordering::Relaxed);
                 }
             }
             Some(Err(error)) => {
                 return Err(LoadtestError::kafka("reading the plugin topics")(error));
             }
             None => {}
-        }
-        if batch.len() >= 1024 || last_flush.elapsed() >= Duration::from_millis(100) {
-            let mut shared = latencies.lock().unwrap_or_else(|p| p.into_inner());
-            for us in batch.drain(..) {
-                shared.total.saturating_record(us);
-                shared.window.saturating_record(us);
-            }
-            last_flush = Instant::now();
         }
     }
     Ok(())
@@ -380,6 +396,11 @@ impl LagWatcher {
             }
         }
         Some(offsets)
+    }
+
+    /// Partitions of the topic.
+    pub fn partition_count(&self) -> usize {
+        self.partitions.len()
     }
 
     /// Records of the topic not yet committed by the group (`None` when the broker did not answer).

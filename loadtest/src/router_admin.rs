@@ -138,7 +138,7 @@ impl RouterAdmin {
     }
 
     /// The `/metrics` page.
-    fn metrics(&self) -> Result<Metrics, LoadtestError> {
+    pub fn metrics(&self) -> Result<Metrics, LoadtestError> {
         let url = format!("{}/metrics", self.base);
         let text = self
             .client

@@ -29,6 +29,8 @@ use crate::expect::RoutingTable;
 use crate::kafka::{Producer, TopicSpec, clients, create_topics};
 use crate::leftovers::{ControlRecords, Leftovers};
 use crate::measure::{LagWatcher, LatencyReader, Percentiles, Processes, now_us};
+use crate::metadata::{Metadata, SystemUnderTest, describe_system, group_members};
+use crate::objective::{Objective, Verdict};
 use crate::router_admin::RouterAdmin;
 use crate::scenario::Scenario;
 use crate::workload::{EventPool, controls, scenario_teams};
@@ -158,7 +160,7 @@ pub struct Sample {
 }
 
 /// What one step measured.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct StepResult {
     /// The target rate (events/s); 0 = as fast as possible.
     pub target_rate: u64,
@@ -375,6 +377,29 @@ impl Session {
         &self.options
     }
 
+    /// The system under test as it describes itself now: the members of the group and the partitions of
+    /// the core topic (the broker), the router's settings (its admin server). Call it once the warm-up
+    /// made the system join its group. Never fails: what cannot be read is a note.
+    pub fn describe_system(&self) -> SystemUnderTest {
+        let options = &self.options;
+        let router_metrics = options
+            .router_admin
+            .as_deref()
+            .map(|address| RouterAdmin::new(address).and_then(|admin| admin.metrics()));
+        describe_system(
+            SystemUnderTest {
+                bootstrap: options.bootstrap.clone(),
+                group: options.group.clone(),
+                core_partitions: self.lag.partition_count(),
+                router_admin: options.router_admin.clone(),
+                pids: options.processes.pids().to_vec(),
+                ..SystemUnderTest::default()
+            },
+            group_members(&options.bootstrap, &options.group),
+            router_metrics,
+        )
+    }
+
     /// Starts a backfill of `events` historical events as background load (see
     /// [`crate::backfill_load`]); returns once it runs.
     pub fn start_backfill(&self, events: u64) -> Result<crate::backfill_load::BackfillLoad, LoadtestError> {
@@ -409,9 +434,9 @@ impl Session {
             bar
         });
         reader.only_sent_since(now_us());
-        let _ = reader.take_total();
+        // The count and the latencies start together (see measure::Totals).
+        let read_before = reader.take_total().records;
         let _ = reader.take_window();
-        let read_before = reader.records();
         let usage_before = options.processes.usage();
         let started = Instant::now();
         let sending = AtomicBool::new(true);
@@ -538,7 +563,8 @@ impl Session {
             bar.finish_and_clear();
         }
         let timeline = timeline.into_inner().unwrap_or_else(|p| p.into_inner());
-        let latency = Percentiles::of(&reader.take_total());
+        let totals = reader.take_total();
+        let latency = Percentiles::of(&totals.latencies);
         let usage_after = options.processes.usage();
         let cpu_seconds = usage_after.cpu_seconds - usage_before.cpu_seconds;
         let sending_lags: Vec<u64> = timeline
@@ -547,7 +573,7 @@ impl Session {
             .filter_map(|s| s.lag)
             .collect();
         let rate_in = sent as f64 / send_seconds.max(1e-9);
-        let records_read = reader.records() - read_before;
+        let records_read = totals.records - read_before;
         Ok(StepResult {
             target_rate: rate,
             events: sent,
@@ -620,12 +646,12 @@ pub fn lag_growing(lags: &[u64], rate: u64) -> bool {
     mean(&lags[lags.len() - third..]) > mean(&lags[..third]) + rate as f64 * 0.5
 }
 
-/// The JSON result of `run`.
+/// The JSON result of `run` (`result.json`), and what `report.html` shows.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
-    /// The tool's version.
+    /// The tool's version (also `metadata.tool_version`).
     pub tool: String,
-    /// When it ran (RFC 3339).
+    /// When the run started (RFC 3339; also `metadata.started_at`).
     pub started_at: String,
     /// The run id.
     pub run_id: String,
@@ -652,6 +678,14 @@ pub struct RunReport {
     pub backfill: Option<crate::backfill_load::BackfillLoad>,
     /// Sanity problems (nothing read, outputs missing, ...); empty when the numbers are usable.
     pub problems: Vec<String>,
+    /// When, how and where it ran, and the system under test.
+    pub metadata: Metadata,
+    /// What the run was asked for.
+    pub objective: Objective,
+    /// Whether it achieved that.
+    pub verdict: Verdict,
+    /// What a reader should look at, one sentence each (see [`crate::objective::anomalies`]).
+    pub anomalies: Vec<String>,
 }
 
 impl RunReport {
@@ -757,6 +791,11 @@ impl RunReport {
         for problem in &self.problems {
             out.push_str(&format!("PROBLEM   {problem}\n"));
         }
+        for anomaly in &self.anomalies {
+            out.push_str(&format!("ANOMALY   {anomaly}\n"));
+        }
+        out.push_str(&format!("objective {}\n", self.objective.text));
+        out.push_str(&format!("verdict   {}\n", self.verdict.summary));
         out
     }
 }
@@ -766,7 +805,8 @@ mod tests {
     use super::*;
 
     fn report(expected: u64, read: u64, drained: bool) -> RunReport {
-        RunReport {
+        let objective = Objective::new(300, None);
+        let mut report = RunReport {
             tool: "test".into(),
             started_at: "2026-11-22T09:55:00Z".into(),
             run_id: Uuid::from_u128(1).to_string(),
@@ -806,7 +846,18 @@ mod tests {
             },
             backfill: None,
             problems: Vec::new(),
-        }
+            metadata: Metadata::new(
+                "run",
+                "2026-11-22T09:55:00Z".into(),
+                &["switchyard-loadtest".into()],
+            ),
+            verdict: crate::objective::verdict(&StepResult::default(), &objective),
+            objective,
+            anomalies: Vec::new(),
+        };
+        report.verdict = crate::objective::verdict(&report.result, &report.objective);
+        report.anomalies = crate::objective::anomalies(&report.result, &report.objective, 1);
+        report
     }
 
     #[test]

@@ -33,6 +33,7 @@ struct Gates {
 /// Runs the router until `shutdown` is cancelled (clean exit) or a fatal error happens.
 pub async fn run(config: Config, shutdown: CancellationToken) -> Result<(), RouterError> {
     let metrics = Metrics::new();
+    metrics.set_info(&config);
     let gates = Gates {
         caught_up: Gate::default(),
         running: Gate::default(),

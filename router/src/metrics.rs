@@ -69,7 +69,22 @@ pub struct Metrics {
     /// `switchyard_router_consumer_lag_records{partition}`: input records not yet durable behind the end, per
     /// owned partition (see [`crate::pipeline::lag`]).
     pub consumer_lag: IntGaugeVec,
+    /// `switchyard_router_info{version,delivery_mode,...}`: constant 1, its labels this replica's version and
+    /// delivery settings ([`INFO_LABELS`]), set once at start by [`Metrics::set_info`]; load reports read it.
+    pub info: IntGaugeVec,
 }
+
+/// The labels of `switchyard_router_info`: one series per process, so they are bounded.
+pub const INFO_LABELS: [&str; 8] = [
+    "version",
+    "delivery_mode",
+    "group_id",
+    "commit_interval_ms",
+    "commit_max_events",
+    "transaction_timeout_ms",
+    "validate_payloads",
+    "host",
+];
 
 impl Metrics {
     /// Creates and registers every metric.
@@ -201,6 +216,11 @@ impl Metrics {
                 "Input records not yet durable (committed offset or transaction) behind the partition end, per owned partition.",
                 &["partition"],
             ),
+            info: gauge_vec(
+                "switchyard_router_info",
+                "Constant 1; the labels are this replica's version and delivery settings.",
+                &INFO_LABELS,
+            ),
             registry,
         };
         for outcome in ["routed", "unrouted", "dead_lettered"] {
@@ -228,6 +248,28 @@ impl Metrics {
             metrics.backfill_records.with_label_values(&[result]);
         }
         metrics
+    }
+
+    /// Sets `switchyard_router_info` from `config`: the labels of [`INFO_LABELS`], in order.
+    pub fn set_info(&self, config: &crate::config::Config) {
+        let delivery = &config.delivery;
+        let mode = match delivery.mode {
+            crate::config::DeliveryMode::ExactlyOnce => "exactly_once",
+            crate::config::DeliveryMode::AtLeastOnce => "at_least_once",
+        };
+        let host = hostname::get().map_or_else(|_| String::new(), |h| h.to_string_lossy().into_owned());
+        self.info
+            .with_label_values(&[
+                env!("CARGO_PKG_VERSION"),
+                mode,
+                &delivery.group_id,
+                &delivery.commit_interval_ms.to_string(),
+                &delivery.commit_max_events.to_string(),
+                &delivery.transaction_timeout_ms.to_string(),
+                &delivery.validate_payloads.to_string(),
+                &host,
+            ])
+            .set(1);
     }
 
     /// The registry every metric is in.

@@ -144,6 +144,8 @@ impl Browser {
         }
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".to_owned(), json!("chrome"));
+        // The page's console is kept, so that a test can read its errors (`console_errors`).
+        capabilities.insert("goog:loggingPrefs".to_owned(), json!({"browser": "ALL"}));
         capabilities.insert(
             "goog:chromeOptions".to_owned(),
             json!({
@@ -457,6 +459,49 @@ fn axe_source() -> String {
         path.display()
     );
     source
+}
+
+// --- The console -----------------------------------------------------------------------------------------------
+
+/// ChromeDriver's command that returns the browser's console messages since the last call (`POST
+/// /session/{id}/se/log` with `{"type": "browser"}`); it needs the `goog:loggingPrefs` [`Browser::start`] sets.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(json!({"type": "browser"}).to_string()),
+        )
+    }
+}
+
+/// The errors in the page's console since the last call (level `SEVERE`: a script error, a resource that did not
+/// load, a request the page's Content-Security-Policy blocked), as `source: message` lines.
+pub async fn console_errors(client: &Client) -> Vec<String> {
+    let log = client
+        .issue_cmd(BrowserLog)
+        .await
+        .unwrap_or_else(|error| panic!("cannot read the browser's console: {error}"));
+    let Value::Array(entries) = log else {
+        panic!("the browser's console answered {log}, not a list of messages");
+    };
+    entries
+        .iter()
+        .filter(|entry| entry["level"] == "SEVERE")
+        .map(|entry| {
+            format!(
+                "{}: {}",
+                entry["source"].as_str().unwrap_or("?"),
+                entry["message"].as_str().unwrap_or("")
+            )
+        })
+        .collect()
 }
 
 // --- Screenshots and viewports ---------------------------------------------------------------------------------

@@ -13,17 +13,17 @@ use switchyard_tests::binaries::{free_address, supervise, terminate, workspace_b
 use switchyard_tests::broker::{bootstrap, unique};
 use switchyard_tests::routers::RouterProcess;
 
-fn loadtest() -> PathBuf {
+pub(super) fn loadtest() -> PathBuf {
     workspace_binary("switchyard-loadtest", "SWITCHYARD_LOADTEST_BIN")
 }
 
-fn out_dir(name: &str) -> PathBuf {
+pub(super) fn out_dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../target/test-logs")
         .join(unique(name))
 }
 
-fn setup_topics(prefix: &str) {
+pub(super) fn setup_topics(prefix: &str) {
     let status = Command::new(loadtest())
         .args(["setup-topics", "--bootstrap", &bootstrap(), "--scenario", "smoke"])
         .args(["--topic-prefix", prefix])
@@ -34,22 +34,24 @@ fn setup_topics(prefix: &str) {
 }
 
 /// How one `run` is asked for.
-struct Run<'a> {
+pub(super) struct Run<'a> {
     /// A built-in scenario or a scenario file.
-    scenario: &'a str,
-    prefix: &'a str,
-    group: &'a str,
+    pub(super) scenario: &'a str,
+    pub(super) prefix: &'a str,
+    pub(super) group: &'a str,
     /// The router's admin address, or "none".
-    admin: &'a str,
+    pub(super) admin: &'a str,
     /// The process measured.
-    pid: u32,
-    duration: &'a str,
-    warmup: &'a str,
-    out: &'a Path,
+    pub(super) pid: u32,
+    pub(super) duration: &'a str,
+    pub(super) warmup: &'a str,
+    pub(super) out: &'a Path,
+    /// More flags, e.g. `--p99-ms 5000`.
+    pub(super) extra: &'a [&'a str],
 }
 
 /// Runs `run --check` at 300 events/s and returns its stdout and result.json.
-fn run_checked(run: &Run<'_>) -> (String, Value) {
+pub(super) fn run_checked(run: &Run<'_>) -> (String, Value) {
     let output = Command::new(loadtest())
         .args(["run", "--bootstrap", &bootstrap(), "--scenario", run.scenario])
         .args([
@@ -71,6 +73,7 @@ fn run_checked(run: &Run<'_>) -> (String, Value) {
             run.warmup,
         ])
         .args(["--pool", "1000", "--timeout", "60s", "--no-progress", "--check"])
+        .args(run.extra)
         .arg("--out")
         .arg(run.out)
         .output()
@@ -99,6 +102,7 @@ fn run(prefix: &str, group: &str, admin: &str, pid: u32, out: &Path) -> Value {
         duration: "4s",
         warmup: "3s",
         out,
+        extra: &[],
     });
     let html = std::fs::read_to_string(out.join("report.html")).expect("report.html");
     assert!(
@@ -152,7 +156,7 @@ fn assert_sane(result: &Value, what: &str) {
 }
 
 /// The environment of a router on the topics of `prefix`, in `group`, serving its admin at `admin`.
-fn router_env(prefix: &str, group: &str, admin: std::net::SocketAddr) -> BTreeMap<String, String> {
+pub(super) fn router_env(prefix: &str, group: &str, admin: std::net::SocketAddr) -> BTreeMap<String, String> {
     let mut env = BTreeMap::new();
     for (key, value) in [
         ("KAFKA__BOOTSTRAP_SERVERS", bootstrap()),
@@ -231,6 +235,7 @@ fn a_second_run_on_the_same_topics_reads_only_its_own_records() {
         duration: "2s",
         warmup: "3s",
         out: &first_out,
+        extra: &[],
     });
     assert!(first["enablements"].as_u64().unwrap() > 300, "{first}");
     let (stdout, second) = run_checked(&Run {
@@ -242,6 +247,7 @@ fn a_second_run_on_the_same_topics_reads_only_its_own_records() {
         duration: "3s",
         warmup: "1s",
         out: &second_out,
+        extra: &[],
     });
     let r = &second["result"];
     assert!(r["events"].as_u64().unwrap() >= 600, "{r}");
