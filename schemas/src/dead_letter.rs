@@ -3,8 +3,15 @@
 //! A dead-lettered record keeps the input's key, value and headers unchanged and gains
 //! [`ERROR`], [`ERROR_DETAIL`], [`SOURCE`] and, when the failure concerns one plugin, [`PLUGIN`].
 //! The codes are part of the public contract: never rename one, only add.
+//!
+//! A plugin's dead letter that is replayed onto the plugin's topic gets a [`ReplayRecord`] in the compacted
+//! topic [`crate::topics::DEAD_LETTER_REPLAYS`], keyed by the letter's [`Position`], written in the same
+//! transaction as the replayed copy (which carries [`REPLAYED_FROM`] = that key): a `read_committed` reader
+//! sees both or neither.
 
 use std::fmt;
+
+use serde::{Deserialize, Serialize};
 
 /// Header holding the stable reason code, e.g. `invalid_payload`.
 pub const ERROR: &str = "switchyard_error";
@@ -40,6 +47,96 @@ pub const PLUGIN_DEAD_LETTER_HEADERS: [&str; 8] = [
     LAST_FAILURE,
     REPLAYED_FROM,
 ];
+
+/// A record's place in Kafka, written `<topic>/<partition>/<offset>` by the [`SOURCE`] and [`REPLAYED_FROM`]
+/// headers and by the key of a [`ReplayRecord`]; in a replay record's JSON, its three fields.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Position {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+}
+
+impl Position {
+    /// The record at `offset` of `topic`'s `partition`.
+    pub fn new(topic: impl Into<String>, partition: i32, offset: i64) -> Self {
+        Self {
+            topic: topic.into(),
+            partition,
+            offset,
+        }
+    }
+
+    /// The position `text` writes: a topic (not empty), then `/`, a partition and `/` and an offset, both
+    /// decimal and not negative. A Kafka topic name has no `/`, so the last two `/` split it. `None` for
+    /// anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        fn number<T: std::str::FromStr>(digits: &str) -> Option<T> {
+            (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| digits.parse().ok())
+                .flatten()
+        }
+        let mut parts = text.rsplitn(3, '/');
+        let (offset, partition, topic) = (parts.next()?, parts.next()?, parts.next()?);
+        (!topic.is_empty()).then_some(())?;
+        Some(Self::new(topic, number(partition)?, number(offset)?))
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.topic, self.partition, self.offset)
+    }
+}
+
+/// The most replays a [`ReplayRecord`] keeps: the latest ones.
+pub const MAX_REPLAYS_KEPT: usize = 100;
+
+/// The value of a record of [`crate::topics::DEAD_LETTER_REPLAYS`] (`docs/contract.md`, section 9.4): every
+/// replay of one dead letter, keyed by the letter's [`Position`] in its dead-letter topic. A letter without
+/// a record (or whose record is null) was never replayed, as far as the topic knows. Readers ignore fields
+/// they do not know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayRecord {
+    /// The dead letter: the key's parts.
+    pub dead_letter: Position,
+    /// Its replays, oldest first; the latest [`MAX_REPLAYS_KEPT`].
+    #[serde(default)]
+    pub replays: Vec<Replay>,
+}
+
+/// One replay of a dead letter.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replay {
+    /// When it was written, RFC 3339 in UTC.
+    pub at: String,
+    /// Who asked for it, as the replaying tool knows them (free text, not to be parsed); absent when
+    /// unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Where the replayed copy is: the plugin's events topic, its partition and offset.
+    pub to: Position,
+}
+
+impl ReplayRecord {
+    /// The record's key: the dead letter's position, written as [`REPLAYED_FROM`] writes it.
+    pub fn key(&self) -> String {
+        self.dead_letter.to_string()
+    }
+
+    /// The letter's record once `replay` is added to `previous` (its current record, if any): the replays
+    /// oldest first, the oldest dropped beyond [`MAX_REPLAYS_KEPT`].
+    pub fn appended(dead_letter: Position, previous: Option<&ReplayRecord>, replay: Replay) -> Self {
+        let mut replays: Vec<Replay> = previous.map(|p| p.replays.clone()).unwrap_or_default();
+        replays.push(replay);
+        let excess = replays.len().saturating_sub(MAX_REPLAYS_KEPT);
+        replays.drain(..excess);
+        Self { dead_letter, replays }
+    }
+}
 
 /// Why a plugin worker dead-lettered an event, on `plugin.<id>.dlq` (the [`ERROR`] header's code there).
 /// The codes are part of the public contract: never rename one, only add.
@@ -190,5 +287,71 @@ mod tests {
             assert_eq!(Reason::from_code(reason.code()), Some(reason));
         }
         assert_eq!(Reason::from_code("nope"), None);
+    }
+
+    #[test]
+    fn positions_are_topic_partition_offset() {
+        let position = Position::parse("plugin.sheets-export.events/2/1077").unwrap();
+        assert_eq!(position, Position::new("plugin.sheets-export.events", 2, 1077));
+        assert_eq!(position.to_string(), "plugin.sheets-export.events/2/1077");
+        assert_eq!(
+            Position::parse("a/b/0/1"),
+            Some(Position::new("a/b", 0, 1)),
+            "the last two slashes split"
+        );
+        for bad in [
+            "",
+            "t",
+            "t/1",
+            "/1/2",
+            "t/-1/2",
+            "t/1/+2",
+            "t/1/x",
+            "t/1/",
+            "t//2",
+            "t/2147483648/0",
+        ] {
+            assert_eq!(Position::parse(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_replay_record_keeps_the_latest_replays_oldest_first() {
+        let letter = Position::new("plugin.p.dlq", 0, 3);
+        let replay = |offset| Replay {
+            at: "2026-12-05T11:00:00Z".to_owned(),
+            by: None,
+            to: Position::new("plugin.p.events", 1, offset),
+        };
+        let first = ReplayRecord::appended(letter.clone(), None, replay(10));
+        assert_eq!(first.key(), "plugin.p.dlq/0/3");
+        let json = serde_json::to_value(&first).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "dead_letter": {"topic": "plugin.p.dlq", "partition": 0, "offset": 3},
+                "replays": [{"at": "2026-12-05T11:00:00Z",
+                             "to": {"topic": "plugin.p.events", "partition": 1, "offset": 10}}]
+            }),
+            "no `by` when unknown"
+        );
+        let mut record = first;
+        for offset in 11..(11 + MAX_REPLAYS_KEPT as i64) {
+            record = ReplayRecord::appended(letter.clone(), Some(&record), replay(offset));
+        }
+        assert_eq!(record.replays.len(), MAX_REPLAYS_KEPT);
+        assert_eq!(record.replays[0].to.offset, 11, "the oldest dropped");
+        assert_eq!(
+            record.replays.last().unwrap().to.offset,
+            10 + MAX_REPLAYS_KEPT as i64
+        );
+        let newer: ReplayRecord = serde_json::from_value(serde_json::json!({
+            "dead_letter": {"topic": "plugin.p.dlq", "partition": 0, "offset": 3, "cluster": "eu"},
+            "replays": [{"at": "2026-12-05T11:00:00Z", "by": "ops", "reason": "fixed",
+                         "to": {"topic": "plugin.p.events", "partition": 1, "offset": 10}}],
+            "note": "fields a later version adds are ignored"
+        }))
+        .unwrap();
+        assert_eq!(newer.replays[0].by.as_deref(), Some("ops"));
     }
 }

@@ -22,6 +22,10 @@ pub const BACKFILLS: &str = "switchyard.backfills";
 pub const BACKFILL_PROGRESS: &str = "switchyard.backfill-progress";
 /// Plugin results: CloudEvents the workers write back, key = team id.
 pub const PLUGIN_RESULTS: &str = "core.plugin-results";
+/// Compacted: key = `<dead-letter topic>/<partition>/<offset>` of a plugin's dead letter, value =
+/// [`crate::dead_letter::ReplayRecord`] (its replays), null = forgotten. Written by whoever replays a dead
+/// letter (the registry, `switchyardctl dlq replay`), in the transaction that writes the replayed copy.
+pub const DEAD_LETTER_REPLAYS: &str = "switchyard.dead-letter-replays";
 
 /// The topic a plugin's events go to under a template such as [`PLUGIN_EVENTS_TEMPLATE`].
 pub fn plugin_events_topic(template: &str, plugin_id: &str) -> String {

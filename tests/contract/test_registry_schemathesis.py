@@ -148,6 +148,7 @@ class RegistrySchemathesisTest(unittest.TestCase):
             "SWITCHYARD_REGISTRY__TOPICS__BACKFILL_PROGRESS": f"{self.prefix}.backfill-progress",
             "SWITCHYARD_REGISTRY__TOPICS__CONSOLE_SIGN_INS": f"{self.prefix}.console-sign-ins",
             "SWITCHYARD_REGISTRY__TOPICS__PLUGIN_REGISTRATIONS": f"{self.prefix}.plugin-registrations",
+            "SWITCHYARD_REGISTRY__TOPICS__DEAD_LETTER_REPLAYS": f"{self.prefix}.dead-letter-replays",
             # Missing, so every backfill's since is within retention (the retention check has tests of its own).
             "SWITCHYARD_REGISTRY__TOPICS__CORE_EVENTS": f"{self.prefix}.core.events",
             "SWITCHYARD_REGISTRY__TOPICS__PLUGIN_EVENTS_TEMPLATE": f"{self.prefix}.plugin.{{plugin}}.events",

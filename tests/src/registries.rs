@@ -99,6 +99,8 @@ pub struct RegistryTopics {
     pub console_sign_ins: String,
     /// Plugins' registration history.
     pub plugin_registrations: String,
+    /// The replays of plugins' dead letters.
+    pub dead_letter_replays: String,
     /// The core events a backfill reads (the registry only checks their retention).
     pub core_events: String,
     /// `<prefix>.plugin.{plugin}.events`.
@@ -121,6 +123,7 @@ impl RegistryTopics {
             backfill_progress: format!("{prefix}.plugins.backfill-progress"),
             console_sign_ins: format!("{prefix}.console-sign-ins"),
             plugin_registrations: format!("{prefix}.plugin-registrations"),
+            dead_letter_replays: format!("{prefix}.dead-letter-replays"),
             core_events: format!("{prefix}.plugins.core.events"),
             events_template: format!("{prefix}.plugin.{{plugin}}.events"),
             dead_letter_template: format!("{prefix}.plugin.{{plugin}}.dlq"),
@@ -153,6 +156,7 @@ impl RegistryTopics {
         set("TOPICS__BACKFILL_PROGRESS", &self.backfill_progress);
         set("TOPICS__CONSOLE_SIGN_INS", &self.console_sign_ins);
         set("TOPICS__PLUGIN_REGISTRATIONS", &self.plugin_registrations);
+        set("TOPICS__DEAD_LETTER_REPLAYS", &self.dead_letter_replays);
         set("TOPICS__CORE_EVENTS", &self.core_events);
         set("TOPICS__PLUGIN_EVENTS_TEMPLATE", &self.events_template);
         set("TOPICS__PLUGIN_DEAD_LETTER_TEMPLATE", &self.dead_letter_template);

@@ -11,7 +11,8 @@
 //!                 ── records_at(letter) ── the team's? (404 if not)
 //!   POST replay role (403) · team id (404) · plugin (404) · body (422)
 //!                 ── records_at(letters) | records(filter) ── each named letter the team's? (422 if not)
-//!                 ── unless dry_run: replay ─► plugin.<id>.events
+//!                 ── unless dry_run: replay ─► plugin.<id>.events, each recorded (by the caller's role) in
+//!                    switchyard.dead-letter-replays, in one transaction
 //!   each Kafka read, and read + replay together: PluginQueues::run (a blocking thread, a few at once,
 //!   within store.write_timeout_ms)
 //! ```
@@ -37,7 +38,7 @@ use crate::api::teams::{authorize, plugin, unreadable};
 use crate::api::{AppState, RawBody};
 use crate::auth::Principal;
 use crate::dead_letters::{
-    self, DeadLetter, DeadLetterError, Detail, Filter, LetterId, RunError, StoredLetter,
+    self, DeadLetter, DeadLetterError, Detail, Filter, LetterId, ReplayTarget, RunError, StoredLetter,
 };
 use crate::problem::{FieldError, Problem};
 
@@ -90,6 +91,7 @@ impl ListQuery {
     fn filter(&self, team: Option<&str>) -> Filter {
         Filter {
             team: team.map(str::to_owned),
+            event_id: None,
             since_ms: self.since_ms,
             installation: self.installation.clone(),
         }
@@ -355,6 +357,7 @@ impl ReplayBody {
                 }
                 Some(Selection::All(Filter {
                     team: Some(team.to_owned()),
+                    event_id: None,
                     since_ms: since_ms.flatten(),
                     installation: self.installation.clone(),
                 }))
@@ -399,16 +402,19 @@ pub struct Replayed {
 /// not have (nothing replayed).
 type ReplayOutcome = Result<Result<Vec<LetterId>, Vec<FieldError>>, DeadLetterError>;
 
-/// Reads what `selection` names and, unless `dry_run`, replays it, within `timeout` in all. Blocks.
+/// Reads what `selection` names and, unless `dry_run`, replays it to `target`, each replay added to its
+/// letter's replay record as the replays topic holds it now (read to its end, as `switchyardctl` does:
+/// this replica's store may not have applied a replay that just happened), within `timeout` in all.
+/// Blocks.
 fn replay_blocking(
     clients: &Clients,
-    topics: (&str, &str),
+    target: &ReplayTarget,
     team: &str,
     selection: Selection,
     dry_run: bool,
     timeout: Duration,
 ) -> ReplayOutcome {
-    let (dead_letter_topic, events_topic) = topics;
+    let dead_letter_topic = target.dead_letter_topic.as_str();
     let deadline = Instant::now() + timeout;
     let letters = match selection {
         Selection::Letters(named) => {
@@ -444,11 +450,22 @@ fn replay_blocking(
         }
     };
     let ids = letters.iter().map(|l| l.letter.id).collect();
-    if !dry_run {
-        let left = deadline.saturating_duration_since(Instant::now());
-        dead_letters::replay(clients, CLIENT, dead_letter_topic, &letters, events_topic, left)?;
+    if !dry_run && !letters.is_empty() {
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let histories =
+            dead_letters::histories(clients, CLIENT, &target.replays_topic, dead_letter_topic, left())?;
+        dead_letters::replay(clients, CLIENT, target, &letters, &histories, left())?;
     }
     Ok(Ok(ids))
+}
+
+/// Who a replay record names for a replay through the API: the token's role (and team).
+fn replayed_by(principal: &Principal) -> String {
+    match principal {
+        Principal::Admin => "an admin via the registry".to_owned(),
+        Principal::Team(team) => format!("team {team} via the registry"),
+        Principal::Plugin(plugin) => format!("plugin {plugin} via the registry"),
+    }
 }
 
 /// Replays the team's dead letters of a plugin onto the plugin's topic (or, with `dry_run`, says which).
@@ -466,18 +483,18 @@ pub async fn replay_team(
         .check(&team)
         .map_err(|errors| Problem::invalid("the replay request is invalid", errors))?;
     let queues = &state.plugin_queues;
-    let topics = (queues.dead_letter_topic(&id), queues.events_topic(&id));
+    let target = ReplayTarget {
+        dead_letter_topic: queues.dead_letter_topic(&id),
+        events_topic: queues.events_topic(&id),
+        replays_topic: queues.replays_topic().to_owned(),
+        by: Some(replayed_by(&principal)),
+        // Under the prefix of the store's own transactional ids: one ACL covers the registry's.
+        transactional_prefix: "switchyard-registry-dead-letters".to_owned(),
+    };
     let job_team = team.clone();
     let outcome = queues
         .run(move |clients, timeout| {
-            replay_blocking(
-                clients,
-                (&topics.0, &topics.1),
-                &job_team,
-                selection,
-                dry_run,
-                timeout,
-            )
+            replay_blocking(clients, &target, &job_team, selection, dry_run, timeout)
         })
         .await;
     let what = if dry_run {
@@ -531,6 +548,7 @@ mod tests {
             all,
             Selection::All(Filter {
                 team: Some("acme".to_owned()),
+                event_id: None,
                 since_ms: Some(1_796_464_800_000),
                 installation: Some("default".to_owned()),
             })

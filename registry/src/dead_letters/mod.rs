@@ -1,13 +1,17 @@
 //! A plugin's dead letters (`plugin.<id>.dlq`): reading them, all or chosen ones, and replaying them onto the
-//! plugin's topic once the cause is fixed. Used by the registry's dead-letter routes
+//! plugin's topic once the cause is fixed, each replay recorded. Used by the registry's dead-letter routes
 //! ([`crate::api::dead_letters`]) and by `switchyardctl dlq list|show|replay`.
 //!
 //! ```text
 //!   plugin.<id>.dlq ─┬─ list / records: every partition to its end ─┐
 //!                    └─ records_at: the chosen offsets only ────────┴─► DeadLetter::of (headers → fields)
-//!                                                                      Filter::keeps (team, since, install.)
-//!   replay: each letter's record without the worker's headers, + switchyard_replayed_from
-//!           ─► plugin.<id>.events
+//!                                                                      Filter::keeps (team, since, install.,
+//!                                                                                     event)
+//!   switchyard.dead-letter-replays ── histories: the records of this topic's letters ─► Histories (replays)
+//!   DeadLetter/StoredLetter + its ReplayRecord ─► Entry / WholeEntry (entry: what switchyardctl shows)
+//!   replay (replays): in one transaction, each letter's record without the worker's headers
+//!           + switchyard_replayed_from ─► plugin.<id>.events, and its ReplayRecord (at, by, to)
+//!           ─► switchyard.dead-letter-replays
 //! ```
 //!
 //! A dead letter is the routed record as a plugin worker wrote it (the key is the team; the headers a
@@ -20,7 +24,9 @@
 //! `<dlq topic>/<partition>/<offset>`. It is a new record at the end of the plugin's topic: it runs after
 //! whatever the team produced since, and its `ce_id` (the `webhook-id`) is unchanged, so a plugin that
 //! de-duplicates on it will not act twice if the first delivery did go through. Replaying the same dead
-//! letters twice delivers them twice; a dry run shows what would be replayed.
+//! letters twice delivers them twice; so each replay is recorded ([`replays`]), in the transaction that
+//! writes the copy, and `switchyardctl dlq replay` refuses a letter replayed before unless asked again. A
+//! dry run shows what would be replayed.
 //!
 //! Both reads go through the service's [`RangeReader`] (`read_committed`, no consumer group, nothing
 //! committed): the end of each partition is noted first, then each partition, or each run of chosen
@@ -35,8 +41,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::message::Headers;
 use serde::{Serialize, Serializer};
 use switchyard_schemas::dead_letter::{
     ATTEMPTS, ERROR, ERROR_DETAIL, FIRST_FAILURE, INSTALLATION, LAST_FAILURE, PLUGIN_DEAD_LETTER_HEADERS,
@@ -46,12 +51,18 @@ use switchyard_schemas::envelope as ce;
 use switchyard_schemas::ids::DEFAULT_INSTALLATION;
 use switchyard_schemas::topics::plugin_events_topic;
 use switchyard_service::follower::{Apply, RangeError, RangeReader, Record};
-use switchyard_service::kafka::{ClientError, ClientStats, Clients, DeliveryTally};
+use switchyard_service::kafka::{ClientError, ClientStats, Clients};
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
 use crate::backfills::request::rfc3339_ms;
 use crate::config::Config;
+
+pub mod entry;
+pub mod replays;
+
+pub use self::entry::{CloudEvent, Entry, ReplayView, WholeEntry, cloud_event};
+pub use self::replays::{Histories, ReplayTarget, Replayed, histories, replay};
 
 /// A dead letter's id: its partition and offset in the dead-letter topic, written `<partition>-<offset>`.
 /// Only the canonical form (decimal, no sign, no leading zero) is an id, so each letter has exactly one.
@@ -192,6 +203,8 @@ impl DeadLetter {
 pub struct Filter {
     /// Only this team's (its key); `None`: every team's.
     pub team: Option<String>,
+    /// Only those of this event (`ce_id`); `None`: every event's.
+    pub event_id: Option<String>,
     /// Only those dead-lettered at or after this time, in milliseconds since the Unix epoch (a letter
     /// without a timestamp is left out).
     pub since_ms: Option<i64>,
@@ -205,6 +218,10 @@ impl Filter {
         self.team
             .as_deref()
             .is_none_or(|team| letter.team.as_deref() == Some(team))
+            && self
+                .event_id
+                .as_deref()
+                .is_none_or(|event| letter.event_id.as_deref() == Some(event))
             && self
                 .since_ms
                 .is_none_or(|since| letter.timestamp_ms.is_some_and(|at| at >= since))
@@ -368,11 +385,21 @@ pub enum DeadLetterError {
     /// A client could not be made.
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// Kafka refused a replayed record or did not acknowledge them all in time.
-    #[error("replaying to {topic} failed: {source}")]
+    /// Kafka refused a replayed record or its replay record, or did not acknowledge them all in time; the
+    /// replay's transaction was aborted.
+    #[error("replaying to {topic} failed: {source}; the replay was aborted, nothing of it is visible")]
     Replay {
-        /// The plugin's events topic.
+        /// The plugin's events topic, or the replays topic.
         topic: String,
+        /// librdkafka's error.
+        source: KafkaError,
+    },
+    /// A call of the replay's transaction failed. After a failed commit whose outcome is unknown (a
+    /// timeout) the replay may have been committed: list again before replaying again.
+    #[error("the replay's transaction failed at {call}: {source}")]
+    Transaction {
+        /// `init_transactions`, `begin_transaction` or `commit_transaction`.
+        call: &'static str,
         /// librdkafka's error.
         source: KafkaError,
     },
@@ -469,6 +496,30 @@ fn ends(
         .map_err(DeadLetterError::read(topic, timeout))
 }
 
+/// Applies every record of `topic`, partition by partition, each up to where it ended when the read began,
+/// within `timeout`; [`DeadLetterError::NoSuchTopic`] when the topic does not exist.
+fn read_whole(
+    clients: &Clients,
+    name: &str,
+    topic: &str,
+    applier: &mut impl Apply,
+    timeout: Duration,
+) -> Result<(), DeadLetterError> {
+    let deadline = Instant::now() + timeout;
+    let reader = RangeReader::new(clients, name)?;
+    let ends = ends(&reader, topic, deadline, timeout)?;
+    if ends.is_empty() {
+        return Err(DeadLetterError::NoSuchTopic(topic.to_owned()));
+    }
+    for (partition, &end) in (0..).zip(&ends) {
+        // From the start: below the low watermark, the reader starts at it.
+        reader
+            .read(topic, partition, 0, end, applier, deadline)
+            .map_err(DeadLetterError::read(topic, timeout))?;
+    }
+    Ok(())
+}
+
 fn read_all(
     clients: &Clients,
     name: &str,
@@ -477,24 +528,13 @@ fn read_all(
     records: bool,
     timeout: Duration,
 ) -> Result<Vec<StoredLetter>, DeadLetterError> {
-    let deadline = Instant::now() + timeout;
-    let reader = RangeReader::new(clients, name)?;
-    let ends = ends(&reader, topic, deadline, timeout)?;
-    if ends.is_empty() {
-        return Err(DeadLetterError::NoSuchTopic(topic.to_owned()));
-    }
     let mut collector = Collector {
         filter: filter.clone(),
         records,
         only: None,
         letters: Vec::new(),
     };
-    for (partition, &end) in (0..).zip(&ends) {
-        // From the start: below the low watermark, the reader starts at it.
-        reader
-            .read(topic, partition, 0, end, &mut collector, deadline)
-            .map_err(DeadLetterError::read(topic, timeout))?;
-    }
+    read_whole(clients, name, topic, &mut collector, timeout)?;
     let mut letters = collector.letters;
     letters.sort_by_key(|l| l.letter.id);
     Ok(letters)
@@ -581,62 +621,13 @@ fn ranges(offsets: &[i64]) -> Vec<(i64, i64)> {
     ranges
 }
 
-/// Writes each letter back to `events_topic` as described in the module documentation, in the order
-/// given, and waits until all are acknowledged, within `timeout`. `dead_letter_topic` is the topic they
-/// were read from. Makes no producer when there is nothing to replay.
-pub fn replay(
-    clients: &Clients,
-    name: &str,
-    dead_letter_topic: &str,
-    letters: &[StoredLetter],
-    events_topic: &str,
-    timeout: Duration,
-) -> Result<usize, DeadLetterError> {
-    if letters.is_empty() {
-        return Ok(0);
-    }
-    let failed = |source| DeadLetterError::Replay {
-        topic: events_topic.to_owned(),
-        source,
-    };
-    let client = clients
-        .producer(name)
-        .managed("enable.idempotence", "true")
-        .tunable("partitioner", "murmur2_random");
-    let context = DeliveryTally::new(client.context());
-    let producer: ThreadedProducer<DeliveryTally> = client.create_with(context)?;
-    for letter in letters {
-        let mut headers = OwnedHeaders::new();
-        for (key, value) in &letter.replay_headers(dead_letter_topic) {
-            headers = headers.insert(Header {
-                key,
-                value: value.as_deref(),
-            });
-        }
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(events_topic).headers(headers);
-        if let Some(key) = &letter.key {
-            record = record.key(key.as_slice());
-        }
-        if let Some(value) = &letter.value {
-            record = record.payload(value.as_slice());
-        }
-        producer.send(record).map_err(|(error, _)| failed(error))?;
-    }
-    producer.flush(timeout).map_err(failed)?;
-    // A refused record fails the replay instead of being counted as replayed.
-    if let Some(error) = producer.context().first_failure() {
-        return Err(failed(error));
-    }
-    Ok(letters.len())
-}
-
 /// Reads of plugin queues (dead-letter reads, replays, lag reads) one replica runs at once; more wait
 /// for a slot within their bound.
 pub const MAX_CONCURRENT_READS: usize = 4;
 
 /// Where the API reads a plugin's dead letters and its workers' progress: the Kafka clients, the name
-/// templates of the plugin's topics and of its workers' consumer group, and the bound of one read or
-/// replay (`store.write_timeout_ms`). Each read makes its own consumer and runs on a blocking thread, at
+/// templates of the plugin's topics and of its workers' consumer group, the replays topic, and the bound of
+/// one read or replay (`store.write_timeout_ms`). Each read makes its own consumer and runs on a blocking thread, at
 /// most [`MAX_CONCURRENT_READS`] at once ([`PluginQueues::run`]).
 #[derive(Clone)]
 pub struct PluginQueues {
@@ -644,6 +635,7 @@ pub struct PluginQueues {
     events_template: String,
     dead_letter_template: String,
     group_template: String,
+    replays_topic: String,
     timeout: Duration,
     permits: Arc<Semaphore>,
 }
@@ -667,6 +659,7 @@ impl PluginQueues {
             events_template: config.topics.plugin_events_template.clone(),
             dead_letter_template: config.topics.plugin_dead_letter_template.clone(),
             group_template: config.topics.plugin_group_template.clone(),
+            replays_topic: config.topics.dead_letter_replays.clone(),
             timeout: config.write_timeout(),
             permits: Arc::new(Semaphore::new(MAX_CONCURRENT_READS)),
         }
@@ -714,6 +707,11 @@ impl PluginQueues {
     /// `plugin.<id>.dlq`.
     pub fn dead_letter_topic(&self, plugin: &str) -> String {
         plugin_events_topic(&self.dead_letter_template, plugin)
+    }
+
+    /// Where replays are recorded, `switchyard.dead-letter-replays` (a store topic).
+    pub fn replays_topic(&self) -> &str {
+        &self.replays_topic
     }
 
     /// The plugin workers' consumer group, `switchyard-plugin-<id>`.

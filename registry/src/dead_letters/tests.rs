@@ -121,7 +121,7 @@ fn absent_headers_are_nulls_and_the_default_installation_has_none() {
 }
 
 #[test]
-fn the_filter_keeps_a_team_a_time_and_an_installation() {
+fn the_filter_keeps_a_team_a_time_an_installation_and_an_event() {
     let at = |team: &str, ms: i64, installation: Option<&str>| {
         let mut headers = vec![];
         if let Some(i) = installation {
@@ -157,6 +157,16 @@ fn the_filter_keeps_a_team_a_time_and_an_installation() {
     };
     assert!(named.keeps(&at("acme", 1, Some("forms-bc"))) && !named.keeps(&at("acme", 1, None)));
     assert!(Filter::default().keeps(&DeadLetter::of(0, 0, None, &[], 0, None)));
+    let event = Filter {
+        event_id: Some("e-1".to_owned()),
+        ..Filter::default()
+    };
+    let of_event = |id: &'static [u8]| DeadLetter::of(0, 0, None, &[("ce_id", Some(id))], 0, None);
+    assert!(event.keeps(&of_event(b"e-1")) && !event.keeps(&of_event(b"e-2")));
+    assert!(
+        !event.keeps(&DeadLetter::of(0, 0, None, &[], 0, None)),
+        "no ce_id"
+    );
 }
 
 #[test]

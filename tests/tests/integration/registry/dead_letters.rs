@@ -506,6 +506,49 @@ async fn teams_see_and_replay_only_their_own_dead_letters() {
     let replayed = read_to_end(&events);
     let ids: Vec<String> = replayed.iter().map(|r| r.header("ce_id").unwrap()).collect();
     assert_eq!(ids, ["a1", "a2", "a1", "a3"]);
+
+    // Each replay is recorded, by the letter, with who asked and where the copy went: a1's twice.
+    let mut records: BTreeMap<String, Value> = BTreeMap::new();
+    for record in read_to_end(&registry.topics.dead_letter_replays) {
+        let key = String::from_utf8(record.key.unwrap()).unwrap();
+        records.insert(key, serde_json::from_slice(&record.value.unwrap()).unwrap());
+    }
+    let key = |letter: &str| {
+        let (p, o) = letter.split_once('-').unwrap();
+        format!("{dlq}/{p}/{o}")
+    };
+    assert_eq!(
+        records.keys().cloned().collect::<Vec<_>>(),
+        {
+            let mut keys = vec![key(&a1), key(&a2_id), key(&a3_id)];
+            keys.sort();
+            keys
+        },
+        "{records:?}"
+    );
+    let to = |record: &switchyard_tests::broker::Incoming| json!({"topic": events, "partition": record.partition, "offset": record.offset});
+    for (letter, copies) in [(&a1, vec![0, 2]), (&a2_id, vec![1]), (&a3_id, vec![3])] {
+        let record = &records[&key(letter)];
+        let (p, o) = letter.split_once('-').unwrap();
+        assert_eq!(
+            record["dead_letter"],
+            json!({"topic": dlq, "partition": p.parse::<i32>().unwrap(), "offset": o.parse::<i64>().unwrap()})
+        );
+        let replays = record["replays"].as_array().unwrap();
+        assert_eq!(replays.len(), copies.len(), "{record}");
+        for (replay, copy) in replays.iter().zip(copies) {
+            assert_eq!(replay["to"], to(&replayed[copy]), "{record}");
+            assert_eq!(replay["by"], "team acme via the registry");
+            assert!(
+                replay["at"].as_str().is_some_and(|at| at.ends_with('Z')),
+                "{record}"
+            );
+            assert_eq!(
+                replayed[copy].header("switchyard_replayed_from"),
+                Some(key(letter))
+            );
+        }
+    }
     let globex_all = registry
         .call(
             "POST",

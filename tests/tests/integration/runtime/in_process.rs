@@ -10,8 +10,8 @@ use std::time::Duration;
 use serde_json::json;
 use switchyard_plugin_runtime::plugin::{Outcome, PluginResult};
 use switchyard_schemas::envelope::ContentType;
-use switchyard_tests::broker::{Outgoing, TestProducer, group_caught_up, read_to_end};
-use switchyard_tests::records::core_event;
+use switchyard_tests::broker::{Outgoing, TestProducer, create_topics, group_caught_up, read_to_end, unique};
+use switchyard_tests::records::{core_event, response_submitted};
 use switchyard_tests::wait::{wait_for, wait_for_records};
 use switchyard_tests::workers::{InProcessWorker, ScriptedPlugin, WorkerTopics};
 
@@ -380,8 +380,11 @@ async fn a_config_change_reaches_the_plugin_before_the_teams_next_event() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
+async fn dead_letters_are_listed_shown_and_replayed_once_the_cause_is_fixed() {
     let topics = WorkerTopics::create("replayable", 1).await;
+    // The registry creates the replay records' topic at start; without a registry here, the test does.
+    let replays = unique("dead-letter-replays");
+    create_topics(&[(&replays, 1, true)]).await;
     let broken = Arc::new(AtomicBool::new(true));
     let plugin = ScriptedPlugin::new("replayable", {
         let broken = Arc::clone(&broken);
@@ -396,15 +399,19 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
     });
     let worker = InProcessWorker::start(plugin.clone(), topics.settings(&[]));
     let producer = TestProducer::new();
-    for (team, id) in [("acme", "bad-1"), ("globex", "bad-2"), ("acme", "good-1")] {
-        producer.send(&topics.events, &event(team, id));
-    }
+    producer.send(&topics.events, &event("acme", "bad-1"));
+    // One in Avro: `show` decodes either content type to the contract's JSON form.
+    producer.send(
+        &topics.events,
+        &core_event("globex", "response.submitted", "bad-2", ContentType::Avro),
+    );
+    producer.send(&topics.events, &event("acme", "good-1"));
     producer.flush();
     wait_for("two dead letters", Duration::from_secs(30), || async {
         (read_to_end(&topics.dead_letter).len() == 2).then_some(())
     })
     .await;
-    let ctl = |args: &[&str]| {
+    let ctl_output = |args: &[&str]| {
         let templates = [
             "--bootstrap".to_owned(),
             switchyard_tests::broker::bootstrap(),
@@ -412,13 +419,18 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
             topics.events.replace("replayable", "{plugin}"),
             "--dead-letter-template".to_owned(),
             topics.dead_letter.replace("replayable", "{plugin}"),
+            "--replays-topic".to_owned(),
+            replays.clone(),
         ];
-        let output = std::process::Command::new(switchyard_tests::registries::ctl_binary())
+        std::process::Command::new(switchyard_tests::registries::ctl_binary())
             .args(args)
             .args(["--plugin", "replayable"])
             .args(&templates)
             .output()
-            .expect("switchyardctl");
+            .expect("switchyardctl")
+    };
+    let ctl = |args: &[&str]| {
+        let output = ctl_output(args);
         assert!(
             output.status.success(),
             "{}",
@@ -426,13 +438,108 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
         );
         String::from_utf8(output.stdout).unwrap()
     };
+    let ctl_json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&ctl(&all)).unwrap()
+    };
+    let letters = read_to_end(&topics.dead_letter);
     let listed = ctl(&["dlq", "list"]);
     assert!(listed.contains("bad-1") && listed.contains("bad-2"), "{listed}");
     assert!(listed.contains("plugin_dead_letter") && listed.contains("the sheet was deleted"));
-    let json: serde_json::Value =
-        serde_json::from_str(&ctl(&["--json", "dlq", "list", "--team", "acme"])).unwrap();
+    assert!(listed.lines().next().unwrap().contains("REPLAYED"), "{listed}");
+    let json = ctl_json(&["dlq", "list", "--team", "acme"]);
     assert_eq!(json.as_array().unwrap().len(), 1);
-    assert_eq!(json[0]["event_id"], "bad-1");
+    let bad_1 = json[0].clone();
+    assert_eq!(bad_1["event_id"], "bad-1");
+    let letter_id = bad_1["id"].as_str().unwrap().to_owned();
+    let bad_1_record = letters
+        .iter()
+        .find(|l| l.header("ce_id").as_deref() == Some("bad-1"))
+        .unwrap();
+    // Numbers are numbers, times are RFC 3339 and milliseconds, the source is a position.
+    assert_eq!(bad_1["partition"], bad_1_record.partition);
+    assert_eq!(bad_1["offset"], bad_1_record.offset);
+    assert_eq!(bad_1["attempts"], 1);
+    assert!(bad_1["bytes"].as_u64().is_some_and(|b| b > 0), "{bad_1}");
+    assert!(bad_1["dead_lettered_at"].is_string(), "{bad_1}");
+    assert!(
+        bad_1["dead_lettered_at_ms"]
+            .as_i64()
+            .is_some_and(|ms| ms > 1_700_000_000_000)
+    );
+    let source = &bad_1["source_position"];
+    assert_eq!(source["topic"], topics.events.as_str(), "{bad_1}");
+    assert_eq!(
+        bad_1["source"],
+        format!("{}/{}/{}", topics.events, source["partition"], source["offset"])
+    );
+    assert_eq!(
+        (&bad_1["replayed"], &bad_1["replay_count"], &bad_1["last_replay"]),
+        (&json!(false), &json!(0), &serde_json::Value::Null)
+    );
+
+    // `show` prints one letter whole: its fields and times, its source, every header, the event decoded.
+    let shown = ctl(&["dlq", "show", &letter_id]);
+    for line in [
+        format!("dead letter {letter_id} of {}", topics.dead_letter),
+        "event id       bad-1".to_owned(),
+        "reason         plugin_dead_letter".to_owned(),
+        "detail         the sheet was deleted".to_owned(),
+        format!("dead-lettered  {}", bad_1["dead_lettered_at"].as_str().unwrap()),
+        format!(
+            "source         {} partition {} offset {}",
+            topics.events, source["partition"], source["offset"]
+        ),
+        "replays        none".to_owned(),
+        format!("headers ({})", bad_1_record.headers.len()),
+        "event (CloudEvents JSON; the value was application/json)".to_owned(),
+        "  \"id\": \"bad-1\",".to_owned(),
+        "  \"data\": {".to_owned(),
+    ] {
+        assert!(shown.contains(&line), "{line:?} in\n{shown}");
+    }
+    for (name, value) in &bad_1_record.headers {
+        let value = String::from_utf8_lossy(value.as_deref().unwrap_or_default());
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.starts_with(&format!("  {name} ")) && l.ends_with(&*value)),
+            "{name} in\n{shown}"
+        );
+    }
+    // By event id, as JSON: the Avro one, its data decoded, its payload as it is.
+    let whole = ctl_json(&["dlq", "show", "bad-2"]);
+    assert_eq!(whole.as_array().unwrap().len(), 1, "{whole}");
+    let whole = &whole[0];
+    assert_eq!(whole["team"], "globex");
+    assert_eq!(whole["content_type"], "application/avro");
+    assert_eq!(whole["payload"]["encoding"], "base64");
+    assert_eq!(whole["event_error"], serde_json::Value::Null, "{whole}");
+    assert_eq!(whole["event"]["type"], "response.submitted");
+    assert_eq!(whole["event"]["teamid"], "globex");
+    assert_eq!(whole["event"]["datacontenttype"], "application/json");
+    assert_eq!(
+        whole["event"]["data"],
+        serde_json::to_value(response_submitted("globex", "bad-2")).unwrap()
+    );
+    assert!(
+        whole["headers"].as_array().unwrap().contains(
+            &json!({"name": "switchyard_error", "value": "plugin_dead_letter", "encoding": "text"})
+        )
+    );
+    assert!(
+        whole["dead_lettered_at_ms"].is_i64() && whole["attempts"].is_u64(),
+        "{whole}"
+    );
+    assert_eq!(whole["replays"], json!([]));
+    let missing = ctl_output(&["dlq", "show", "no-such-event"]);
+    assert!(!missing.status.success());
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("has no dead letter no-such-event"),
+        "{missing:?}"
+    );
+
     let dry = ctl(&["dlq", "replay", "--team", "acme", "--dry-run"]);
     assert!(dry.contains("1 would be replayed"), "{dry}");
     assert_eq!(
@@ -444,27 +551,18 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
     // A read that cannot finish (here the broker holds every fetch for 10 s: it waits for 100 MB) fails
     // at its timeout and replays nothing, rather than replaying the part it read.
     let events_before = read_to_end(&topics.events).len();
-    let slow = std::process::Command::new(switchyard_tests::registries::ctl_binary())
-        .args(["dlq", "replay", "--team", "acme", "--plugin", "replayable"])
-        .args(["--bootstrap", &switchyard_tests::broker::bootstrap()])
-        .args([
-            "--events-template",
-            &topics.events.replace("replayable", "{plugin}"),
-        ])
-        .args([
-            "--dead-letter-template",
-            &topics.dead_letter.replace("replayable", "{plugin}"),
-        ])
-        .args([
-            "--timeout",
-            "3s",
-            "-X",
-            "fetch.min.bytes=100000000",
-            "-X",
-            "fetch.wait.max.ms=10000",
-        ])
-        .output()
-        .expect("switchyardctl");
+    let slow = ctl_output(&[
+        "dlq",
+        "replay",
+        "--team",
+        "acme",
+        "--timeout",
+        "3s",
+        "-X",
+        "fetch.min.bytes=100000000",
+        "-X",
+        "fetch.wait.max.ms=10000",
+    ]);
     let stderr = String::from_utf8_lossy(&slow.stderr);
     assert!(!slow.status.success(), "a timed-out read fails: {stderr}");
     assert!(stderr.contains("did not finish within 3 s"), "{stderr}");
@@ -477,7 +575,7 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
 
     broken.store(false, Ordering::SeqCst);
     let replayed = ctl(&["dlq", "replay", "--team", "acme", "--since", "10m"]);
-    assert!(replayed.contains("replayed 1 dead letters"), "{replayed}");
+    assert!(replayed.contains("replayed 1 dead letter to"), "{replayed}");
     wait_for("the replayed event", Duration::from_secs(20), || async {
         (plugin.ids_of("acme").len() == 3).then_some(())
     })
@@ -501,5 +599,103 @@ async fn dead_letters_are_listed_and_replayed_once_the_cause_is_fixed() {
         "dead-letter headers are removed"
     );
     assert_eq!(header(replay, "ce_id"), "bad-1", "the same idempotency key");
+
+    // The replay is recorded, keyed by the letter, with where its copy went.
+    let key = format!(
+        "{}/{}/{}",
+        topics.dead_letter, bad_1_record.partition, bad_1_record.offset
+    );
+    assert_eq!(header(replay, "switchyard_replayed_from"), key);
+    let records = read_to_end(&replays);
+    assert_eq!(records.len(), 1, "one record, written with the copy");
+    assert_eq!(records[0].key.as_deref(), Some(key.as_bytes()));
+    let record: serde_json::Value = serde_json::from_slice(records[0].value.as_deref().unwrap()).unwrap();
+    let to = json!({"topic": topics.events, "partition": replay.partition, "offset": replay.offset});
+    assert_eq!(
+        record["dead_letter"],
+        json!({"topic": topics.dead_letter, "partition": bad_1_record.partition,
+               "offset": bad_1_record.offset})
+    );
+    assert_eq!(record["replays"].as_array().unwrap().len(), 1, "{record}");
+    assert_eq!(record["replays"][0]["to"], to);
+    assert!(
+        record["replays"][0]["by"]
+            .as_str()
+            .is_some_and(|by| by.ends_with("switchyardctl")),
+        "{record}"
+    );
+
+    // The list marks it, and `show` lists the replay.
+    let json = ctl_json(&["dlq", "list"]);
+    let by_event = |event: &str| {
+        json.as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["event_id"] == event)
+            .unwrap()
+            .clone()
+    };
+    let (marked, unmarked) = (by_event("bad-1"), by_event("bad-2"));
+    assert_eq!(
+        (&marked["replayed"], &marked["replay_count"]),
+        (&json!(true), &json!(1))
+    );
+    assert_eq!(marked["last_replay"]["to"], to);
+    assert_eq!(marked["last_replay"]["at"], record["replays"][0]["at"]);
+    assert!(marked["last_replay"]["at_ms"].is_i64(), "{marked}");
+    assert_eq!(unmarked["replayed"], false);
+    let table = ctl(&["dlq", "list"]);
+    let row = |event: &str| table.lines().find(|l| l.contains(event)).unwrap().to_owned();
+    let at = record["replays"][0]["at"].as_str().unwrap();
+    assert!(row("bad-1").contains(at), "{table}");
+    assert!(!row("bad-2").contains(at), "{table}");
+    let shown = ctl(&["dlq", "show", &letter_id]);
+    assert!(shown.contains("replays        1"), "{shown}");
+    assert!(
+        shown.contains(&format!(
+            "to {} partition {} offset {}",
+            topics.events, replay.partition, replay.offset
+        )),
+        "{shown}"
+    );
+
+    // A second replay is refused, saying why, and writes nothing.
+    let again = ctl_output(&["dlq", "replay", "--team", "acme"]);
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(!again.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{letter_id} (event bad-1, team acme): replayed once"))
+            && stderr.contains("--again replays them again"),
+        "{stderr}"
+    );
+    let dry = ctl_json(&["dlq", "replay", "--team", "acme", "--dry-run"]);
+    assert_eq!(
+        (&dry["replayed"], &dry["refused"][0]["id"]),
+        (&json!(0), &json!(letter_id))
+    );
+    assert_eq!(read_to_end(&topics.events).len(), events.len(), "nothing more");
+    assert_eq!(read_to_end(&replays).len(), 1);
+
+    // With --again it goes, and the record keeps both replays.
+    let forced = ctl_json(&["dlq", "replay", "--team", "acme", "--again", "--by", "ops-test"]);
+    assert_eq!(forced["replayed"], 1, "{forced}");
+    assert_eq!(forced["dry_run"], false);
+    assert_eq!(forced["letters"][0]["replay_count"], 2, "{forced}");
+    assert_eq!(forced["letters"][0]["last_replay"]["by"], "ops-test");
+    let second = read_to_end(&topics.events).last().unwrap().clone();
+    assert_eq!(forced["letters"][0]["last_replay"]["to"]["offset"], second.offset);
+    wait_for("the second replay", Duration::from_secs(20), || async {
+        (plugin.ids_of("acme").len() == 4).then_some(())
+    })
+    .await;
+    let whole = ctl_json(&["dlq", "show", &letter_id]);
+    let history: Vec<&str> = whole[0]["replays"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(history.len(), 2, "{whole}");
+    assert_eq!(history[1], "ops-test", "oldest first");
     worker.stop().await.expect("clean stop");
 }
