@@ -76,7 +76,7 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
     ));
 
     // 1. Topics.
-    let created = create_topics(&clients(&options.bootstrap), &demo_topics())?;
+    let created = create_topics(&clients(&options.bootstrap), &demo_topics()?)?;
     let new: Vec<&str> = created
         .iter()
         .filter_map(|c| match c {

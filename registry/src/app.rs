@@ -123,16 +123,7 @@ pub async fn build(config: &Config) -> Result<Registry, RegistryError> {
         replication_factor: config.provisioning.replication_factor,
         timeout: config.write_timeout(),
     })?;
-    let topics = Topics {
-        plugins: config.topics.plugins.clone(),
-        enablements: config.topics.enablements.clone(),
-        configs: config.topics.configs.clone(),
-        instances: config.topics.instances.clone(),
-        backfills: config.topics.backfills.clone(),
-        backfill_progress: config.topics.backfill_progress.clone(),
-        console_sign_ins: config.topics.console_sign_ins.clone(),
-        plugin_registrations: config.topics.plugin_registrations.clone(),
-    };
+    let topics = Topics::from_config(&config.topics);
     let retention = Retention::new(
         clients.clone(),
         config.topics.core_events.clone(),

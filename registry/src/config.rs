@@ -87,6 +87,10 @@ pub struct TopicsConfig {
     /// Compacted registration history: one record per version a plugin registered, kept after
     /// deregistration. Default `switchyard.plugin-registrations`.
     pub plugin_registrations: String,
+    /// Compacted replays of plugins' dead letters, keyed by the letter (`<dead-letter topic>/<partition>/
+    /// <offset>`), written with each replayed copy by the replay route and `switchyardctl dlq replay`.
+    /// Default `switchyard.dead-letter-replays`.
+    pub dead_letter_replays: String,
     /// The router's input topic, only read to learn how far back a team's partition reaches (the backfill
     /// retention check). Default `core.events`.
     pub core_events: String,
@@ -534,6 +538,46 @@ impl Layered for Config {
     }
 }
 
+/// The sections of a registry configuration that name and size its topics: what `switchyardctl topics`
+/// plans, checks and backs up, and the load test's demo creates. Loaded like the registry's own
+/// configuration (embedded defaults < `file` < `SWITCHYARD_REGISTRY__TOPICS__...`), so it names the topics
+/// the registry it stands beside uses; the other sections are ignored.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TopicLayout {
+    /// Topic names.
+    pub topics: TopicsConfig,
+    /// The store topics' partitions and replication.
+    pub store: StoreSettings,
+    /// The plugin topics' partitions and replication.
+    pub provisioning: ProvisioningConfig,
+}
+
+impl TopicLayout {
+    /// The layout of the registry's defaults, `file` and the environment.
+    pub fn load(file: Option<&std::path::Path>) -> Result<Self, ConfigError> {
+        Ok(switchyard_service::config::load_layers(
+            DEFAULTS, ENV_PREFIX, LIST_KEYS, file, None,
+        )?)
+    }
+
+    /// The layout of the registry's embedded defaults alone.
+    pub fn defaults() -> Result<Self, ConfigError> {
+        Ok(switchyard_service::config::load_layers(
+            DEFAULTS,
+            ENV_PREFIX,
+            LIST_KEYS,
+            None,
+            Some(Default::default()),
+        )?)
+    }
+
+    /// Every compacted topic of the registry's store, in its order (the router's backfill progress among
+    /// them).
+    pub fn store_topics(&self) -> Vec<String> {
+        crate::records::Topics::from_config(&self.topics).all()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -560,6 +604,10 @@ mod tests {
         assert_eq!(config.http.listen.to_string(), "127.0.0.1:8080");
         assert_eq!(config.heartbeat.ttl_ms, 30_000);
         assert_eq!(config.topics.configs, "switchyard.configs");
+        assert_eq!(
+            config.topics.dead_letter_replays,
+            switchyard_schemas::topics::DEAD_LETTER_REPLAYS
+        );
         assert_eq!(
             (
                 config.topics.backfills.as_str(),

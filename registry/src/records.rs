@@ -49,9 +49,28 @@ pub struct Topics {
     pub console_sign_ins: String,
     /// Each plugin's registration history.
     pub plugin_registrations: String,
+    /// The replays of plugins' dead letters ([`crate::dead_letters`]).
+    pub dead_letter_replays: String,
 }
 
 impl Topics {
+    /// The store topics named in the configuration's `[topics]`. `switchyardctl topics` and the load
+    /// test's topic set take the registry's compacted topics from here and [`Topics::all`]: a new store
+    /// topic added to both is created, checked and backed up by them too.
+    pub fn from_config(config: &crate::config::TopicsConfig) -> Self {
+        Self {
+            plugins: config.plugins.clone(),
+            enablements: config.enablements.clone(),
+            configs: config.configs.clone(),
+            instances: config.instances.clone(),
+            backfills: config.backfills.clone(),
+            backfill_progress: config.backfill_progress.clone(),
+            console_sign_ins: config.console_sign_ins.clone(),
+            plugin_registrations: config.plugin_registrations.clone(),
+            dead_letter_replays: config.dead_letter_replays.clone(),
+        }
+    }
+
     /// Every store topic, for [`crate::store::StoreConfig::topics`].
     pub fn all(&self) -> Vec<String> {
         vec![
@@ -63,6 +82,7 @@ impl Topics {
             self.backfill_progress.clone(),
             self.console_sign_ins.clone(),
             self.plugin_registrations.clone(),
+            self.dead_letter_replays.clone(),
         ]
     }
 }

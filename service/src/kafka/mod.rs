@@ -9,11 +9,14 @@
 //! - [`check_credentials`]: the start-up check that turns a refused SASL password into an error.
 //! - [`metadata_partitions`]: a topic's partitions, or none if it does not exist.
 //! - [`LagReader`] and [`group_lag`]: a consumer group's committed offsets against each partition's end.
+//! - [`topic_plan`]: the topics a deployment needs with their recommended settings, and the plan that
+//!   brings a cluster to them (pure).
 
 mod clients;
 mod context;
 mod credentials;
 mod lag;
+pub mod topic_plan;
 
 use std::time::Duration;
 

@@ -11,11 +11,15 @@
 //!                 | show --team TEAM PLUGIN [--installation NAME]
 //! switchyardctl filter test --filter CEL --event FILE
 //! switchyardctl token mint --role admin|team|plugin [--team T] [--plugin P] [--ttl 1h]
-//! switchyardctl dlq list|replay --plugin P [--team T] [--since TIME] [--dry-run] | show --plugin P EVENT_ID
+//! switchyardctl dlq list|replay --plugin P [--team T] [--since TIME] [--dry-run] [--again] [--by NAME]
+//!                 | show --plugin P LETTER_ID|EVENT_ID      [--replays-topic T]
 //!                 [--kafka-config FILE] [-X KEY=VALUE]... [--bootstrap HOSTS] [--timeout 30s]
 //! switchyardctl plugin new ID --lang python|node|go|rust [--dir DIR] | check --url URL [--secret whsec_...]
 //!                 | keygen --key-id ID --out FILE [--plugins P...] | sign MANIFEST --key FILE [--out FILE]
 //! switchyardctl dev [--plugin-url URL] [--in-process] [--bootstrap HOSTS] [--rate N] [-- COMMAND...]
+//! switchyardctl topics apply [--dry-run] [--alter-configs] | check | explain
+//!                 [--replication-factor N] [--core-events-partitions N] [--plugins a,b] [--registry-config FILE]
+//!                 | backup DIR | restore DIR      [--kafka-config FILE] [-X KEY=VALUE]... [--bootstrap HOSTS]
 //! switchyardctl backfill start --team T --plugin P [--installation I] --since TIME [--until TIME]
 //!                 [--types a,b] [--rate N] [--on-retention refuse|earliest] [--watch]
 //!                 | status --team T ID [--watch] | list --team T [--plugin P [--installation I]]
@@ -40,18 +44,21 @@
 //! (the registry's own configuration file will do; other sections are ignored), then the variables
 //! `SWITCHYARDCTL__KAFKA__...` (e.g. `SWITCHYARDCTL__KAFKA__OPTIONS__SASL_PASSWORD`), then `--bootstrap`
 //! and `-X key=value`. It reads the dead-letter topic to its end or fails: past `--timeout` it exits 1
-//! and replays nothing.
+//! and replays nothing. A replay is recorded in `switchyard.dead-letter-replays`, and a letter replayed
+//! before is refused without `--again` ([`dlq`]). `topics` takes the same Kafka settings ([`topics`]).
 
 mod backfills;
 mod console;
 mod dev;
 mod dlq;
 mod filter_test;
+mod kafka_flags;
 mod plugin;
 mod secrets;
 mod tables;
 mod teams;
 mod token;
+mod topics;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -70,6 +77,7 @@ use crate::secrets::SecretsCommand;
 use crate::tables::{details, plugin_rows};
 use crate::teams::{ConfigCommand, TeamsCommand};
 use crate::token::TokenCommand;
+use crate::topics::TopicsCommand;
 
 /// Manage Switchyard plugins, team enablements and configs through the registry's API.
 #[derive(Debug, Parser)]
@@ -135,6 +143,10 @@ enum Command {
     Plugin(PluginCommand),
     /// A local broker, registry, router and bridge for one plugin, sample events, each call's outcome.
     Dev(dev::Dev),
+    /// Every topic Switchyard needs, with the recommended settings: create, check, back up the control
+    /// topics and restore them (talks to Kafka directly).
+    #[command(subcommand)]
+    Topics(TopicsCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -171,6 +183,8 @@ fn main() -> ExitCode {
         // `plugin check` exits 1 when a check failed.
         Command::Plugin(command) => plugin::plugin(command, args.json),
         Command::Dev(command) => dev::dev(command).map(|()| ExitCode::SUCCESS),
+        // `topics check` (and `apply` with differences left) exits 1 without failing.
+        Command::Topics(command) => topics::topics(command, args.json),
         _ => run(&args).map(|()| ExitCode::SUCCESS),
     };
     match outcome {
@@ -210,7 +224,9 @@ fn run(args: &Args) -> Result<(), Failure> {
         Command::Secrets(command @ SecretsCommand::PluginKeys { .. }) => {
             return secrets::plugin_keys(command);
         }
-        Command::Filter(_) | Command::Plugin(_) | Command::Dev(_) => unreachable!("handled in main"),
+        Command::Filter(_) | Command::Plugin(_) | Command::Dev(_) | Command::Topics(_) => {
+            unreachable!("handled in main")
+        }
         _ => Client::new(&args.url, args.token.clone())?,
     };
     let (value, table) = match &args.command {
@@ -262,7 +278,8 @@ fn run(args: &Args) -> Result<(), Failure> {
         | Command::Dlq(_)
         | Command::Filter(_)
         | Command::Plugin(_)
-        | Command::Dev(_) => {
+        | Command::Dev(_)
+        | Command::Topics(_) => {
             unreachable!("handled above")
         }
     };

@@ -2,7 +2,8 @@
 //! installations of plugins and the v1 routes' compatibility (`installations`), backfills of installations
 //! and the registry letting go of them (`backfills`), a plugin's dead letters and its workers' lag
 //! (`dead_letters`), a plugin's registration history (`registrations`), signed and version-checked
-//! manifests (`signed`), the authorization matrix (`authz`), the action gateway (`gateway`), the HTTP
+//! manifests (`signed`), a plugin token's rotation as the runbook says (`plugin_tokens`), the
+//! authorization matrix (`authz`), the action gateway (`gateway`), the HTTP
 //! server against misbehaving clients (`http`), its store on compacted topics (`store`), the real
 //! binary's logs and schema-cost guard, and `switchyardctl` commands
 //! that need no registry (`ctl`).
@@ -17,6 +18,7 @@ mod gateway;
 mod http;
 mod installations;
 mod logs;
+mod plugin_tokens;
 mod registrations;
 mod schema_cost;
 mod sealed_secrets;
