@@ -11,6 +11,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use serde::Serialize;
 use switchyard_schemas::topics::plugin_events_topic;
+use switchyard_service::kafka::topic_plan::{TopicKind, created_configs};
 use switchyard_service::kafka::{ClientError, Clients, KafkaContext};
 use tracing::info;
 
@@ -79,13 +80,27 @@ impl Provisioner {
     /// Creates the plugin's topics that do not exist yet.
     pub async fn provision(&self, plugin_id: &str) -> Result<PluginTopics, KafkaError> {
         let topics = self.topics(plugin_id);
-        let new: Vec<NewTopic<'_>> = [&topics.events, &topics.dead_letter]
-            .into_iter()
-            .map(|name| {
-                NewTopic::new(
-                    name,
-                    self.partitions,
-                    TopicReplication::Fixed(self.replication_factor),
+        // Born with the settings `switchyardctl topics apply` recommends (retention, min.insync.replicas, ...).
+        let configs = [
+            (
+                &topics.events,
+                created_configs(TopicKind::PluginEvents, self.replication_factor),
+            ),
+            (
+                &topics.dead_letter,
+                created_configs(TopicKind::PluginDeadLetters, self.replication_factor),
+            ),
+        ];
+        let new: Vec<NewTopic<'_>> = configs
+            .iter()
+            .map(|(name, configs)| {
+                configs.iter().fold(
+                    NewTopic::new(
+                        name,
+                        self.partitions,
+                        TopicReplication::Fixed(self.replication_factor),
+                    ),
+                    |topic, (key, value)| topic.set(key, value),
                 )
             })
             .collect();

@@ -33,6 +33,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
 use switchyard_service::follower::{Apply, FollowError, FollowOptions, Follower, Record};
+use switchyard_service::kafka::topic_plan::{TopicKind, created_configs};
 use switchyard_service::kafka::{ClientBuilder, ClientError, Clients, KafkaContext};
 use thiserror::Error;
 use tokio::sync::oneshot;
@@ -435,16 +436,22 @@ async fn ensure_compacted_topics(config: &StoreConfig) -> Result<(), StoreError>
     let options = AdminOptions::new()
         .operation_timeout(Some(config.timeout))
         .request_timeout(Some(config.timeout));
+    // Compacted, and the other settings `switchyardctl topics apply` recommends for a control topic.
+    let settings = created_configs(TopicKind::Control, config.replication_factor);
     let new: Vec<NewTopic<'_>> = config
         .topics
         .iter()
         .map(|t| {
-            NewTopic::new(
+            let topic = NewTopic::new(
                 t,
                 config.partitions,
                 TopicReplication::Fixed(config.replication_factor),
             )
-            .set("cleanup.policy", "compact")
+            .set("cleanup.policy", "compact");
+            settings
+                .iter()
+                .filter(|(key, _)| *key != "cleanup.policy")
+                .fold(topic, |topic, (key, value)| topic.set(key, value))
         })
         .collect();
     let mut created = Vec::new();

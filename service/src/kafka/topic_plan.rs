@@ -301,6 +301,36 @@ pub fn is_legal_topic_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
+/// The recommended topic configs of one kind of topic at `replication_factor` (the producers'
+/// `message.max.bytes` at librdkafka's default): what a service sets on the topics it creates itself (the
+/// registry's store topics at start, a plugin's two topics at registration), so that they are born as
+/// [`recommended`] would make them. The one source of the values is [`recommended`].
+pub fn created_configs(kind: TopicKind, replication_factor: i32) -> Vec<(&'static str, String)> {
+    let input = PlanInput {
+        core_events: "core".to_owned(),
+        core_events_partitions: 1,
+        core_events_retention_ms: CORE_EVENTS_RETENTION_MS,
+        dead_letters: "dead-letters".to_owned(),
+        dead_letter_partitions: 1,
+        results: "results".to_owned(),
+        results_partitions: 1,
+        control_topics: vec!["control".to_owned()],
+        control_partitions: 1,
+        plugin_events_template: "{plugin}.events".to_owned(),
+        plugin_dead_letter_template: "{plugin}.dlq".to_owned(),
+        plugins: vec!["plugin".to_owned()],
+        plugin_partitions: 1,
+        replication_factor: replication_factor.max(1),
+        min_insync_replicas: None,
+        producer_message_max_bytes: LIBRDKAFKA_MESSAGE_MAX_BYTES,
+    };
+    recommended(&input)
+        .ok()
+        .and_then(|specs| specs.into_iter().find(|spec| spec.kind == kind))
+        .map(|spec| spec.configs.into_iter().map(|s| (s.key, s.value)).collect())
+        .unwrap_or_default()
+}
+
 /// The topics of `input` with the recommended settings: `core.events`, the router's dead letters, the
 /// results, every control topic, and each plugin's events and dead-letter topics.
 pub fn recommended(input: &PlanInput) -> Result<Vec<TopicSpec>, PlanError> {
@@ -1083,5 +1113,32 @@ mod tests {
         ] {
             assert!(text.contains(part), "{part:?} in\n{text}");
         }
+    }
+
+    #[test]
+    fn topics_a_service_creates_get_the_plans_configs() {
+        let control = created_configs(TopicKind::Control, 3);
+        assert!(
+            control.contains(&("cleanup.policy", "compact".to_owned())),
+            "{control:?}"
+        );
+        assert!(
+            control.contains(&("min.insync.replicas", "2".to_owned())),
+            "{control:?}"
+        );
+        let events = created_configs(TopicKind::PluginEvents, 1);
+        assert!(
+            events.contains(&("min.insync.replicas", "1".to_owned())),
+            "{events:?}"
+        );
+        assert!(
+            events.contains(&("retention.ms", PLUGIN_EVENTS_RETENTION_MS.to_string())),
+            "{events:?}"
+        );
+        let dead = created_configs(TopicKind::PluginDeadLetters, 3);
+        assert!(
+            dead.contains(&("retention.ms", DEAD_LETTER_RETENTION_MS.to_string())),
+            "{dead:?}"
+        );
     }
 }

@@ -510,22 +510,23 @@ async fn control_topics_are_backed_up_and_restored_whole() {
         );
     }
 
-    // The registered plugins' topics, which the registry made at registration with its provisioning
-    // settings only, are brought to the plan (on this broker only the dead-letter topics' retention is
-    // off: the broker's defaults match the rest); the deregistered plugin is not among them.
+    // The registered plugins' topics, which the registry made at registration, are born with the plan's
+    // settings (its store topics too: every line is `ok`, nothing to alter); the deregistered plugin is not
+    // among them.
     let mut args = vec!["apply", "--registered-plugins", "--alter-configs"];
     args.extend(plan);
     let registered = ctl(&env, &args);
     assert_eq!(registered.code, 0, "{}{}", registered.out, registered.err);
     for plugin in ["sms-notify", "sheets-export"] {
-        assert!(
-            registered
-                .out
-                .contains(&format!("altered  {}", topics.dead_letter(plugin))),
-            "{plugin}: {}",
-            registered.out
-        );
+        for topic in [topics.events(plugin), topics.dead_letter(plugin)] {
+            assert!(
+                registered.out.contains(&format!("ok       {topic}\n")),
+                "{topic}: {}",
+                registered.out
+            );
+        }
     }
+    assert!(!registered.out.contains("altered  "), "{}", registered.out);
     assert!(
         !registered.out.contains(&topics.events("gone")),
         "{}",
