@@ -237,7 +237,14 @@ pub fn run(options: &DemoOptions) -> Result<Summary, LoadtestError> {
         .iter()
         .zip(&reads)
         .map(|((topic, target), read)| {
-            check(names::CORE_EVENTS, topic, *target, &sent.expectations, &read.kept)
+            check(
+                names::CORE_EVENTS,
+                topic,
+                *target,
+                &sent.expectations,
+                None,
+                &read.kept,
+            )
         })
         .collect();
     progress.say(format_args!(

@@ -1,6 +1,11 @@
 //! Compares the records of a run read back from a plugin topic or the dead-letter topic with what the
 //! contract says should be there: every expected record exactly once, nothing else, unchanged, and in
 //! per-team order.
+//!
+//! Exactly once is per input record (contract 10.1): given the run's [`Inputs`] read back from the core
+//! topic, an event its producer wrote twice is expected twice, once from each input record, and a copy
+//! is a duplicate only when its `switchyard_source` names an input record already seen. Without them every
+//! event is expected once.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -27,6 +32,9 @@ pub struct TopicCheck {
     pub missing: u64,
     /// Copies beyond the first of an expected record.
     pub duplicated: u64,
+    /// Copies of an event from a second (third, ...) input record of it: the producer wrote the event
+    /// more than once, and each input record is routed once. Not a problem; only counted with [`Inputs`].
+    pub repeated_inputs: u64,
     /// Records of this run that should not be there at all.
     pub unexpected: u64,
     /// Records whose key, value or added headers are not what the contract says.
@@ -83,26 +91,65 @@ impl Target<'_> {
     }
 }
 
+/// Where each event's records are in the core topic (their `switchyard_source` values,
+/// `<topic>/<partition>/<offset>`), read back after a run.
+#[derive(Debug, Default)]
+pub struct Inputs(HashMap<String, Vec<String>>);
+
+impl Inputs {
+    /// The input records of `core_topic` read back (records without a `ce_id` are left out).
+    pub fn from_records(core_topic: &str, records: &[ReadRecord]) -> Self {
+        let mut inputs: HashMap<String, Vec<String>> = HashMap::new();
+        for record in records {
+            if let Some(id) = record.header(h::ID) {
+                inputs
+                    .entry(id)
+                    .or_default()
+                    .push(format!("{core_topic}/{}/{}", record.partition, record.offset));
+            }
+        }
+        Self(inputs)
+    }
+
+    /// The events written to the core topic more than once, with where.
+    pub fn repeated(&self) -> impl Iterator<Item = (&str, &[String])> {
+        self.0
+            .iter()
+            .filter(|(_, at)| at.len() > 1)
+            .map(|(id, at)| (id.as_str(), at.as_slice()))
+    }
+
+    /// The input records of event `id`, if it was read back.
+    fn of(&self, id: &str) -> Option<&[String]> {
+        self.0.get(id).map(Vec::as_slice)
+    }
+}
+
 /// Checks this run's `records` of one topic against `expectations`; the events were read from
-/// `core_topic`.
+/// `core_topic`, and `inputs` (if given) are its records read back.
 pub fn check(
     core_topic: &str,
     topic: &str,
     target: Target<'_>,
     expectations: &Expectations,
+    inputs: Option<&Inputs>,
     records: &[ReadRecord],
 ) -> TopicCheck {
+    // How many copies of an event are due: one per input record of it.
+    let due = |id: &str| inputs.and_then(|i| i.of(id)).map_or(1, |at| at.len().max(1)) as u64;
     let mut result = TopicCheck {
         topic: topic.to_owned(),
         expected: expectations
             .events
-            .values()
-            .filter(|e| target.expects(&e.outcome).is_some())
-            .count() as u64,
+            .iter()
+            .filter(|(_, e)| target.expects(&e.outcome).is_some())
+            .map(|(id, _)| due(id))
+            .sum(),
         arrived: records.len() as u64,
         ..TopicCheck::default()
     };
-    let mut seen: HashMap<&str, u64> = HashMap::new();
+    // The `switchyard_source` of each due copy found, per event.
+    let mut seen: HashMap<&str, Vec<Option<String>>> = HashMap::new();
     let mut last_seq: HashMap<(i32, Option<&[u8]>), u64> = HashMap::new();
     for record in records {
         if target == Target::DeadLetters {
@@ -139,17 +186,35 @@ pub fn check(
             });
             continue;
         };
-        let count = seen.entry(id.as_str()).or_default();
-        *count += 1;
-        if *count > 1 {
+        let source = record.header(dead_letter::SOURCE);
+        let copies = seen.entry(id.as_str()).or_default();
+        // A copy is due when its input record is one of the event's and not yet seen (without `inputs`:
+        // when it is the event's first copy).
+        let another_input = match inputs.and_then(|i| i.of(id)) {
+            Some(at) => source.as_ref().is_some_and(|s| at.contains(s)) && !copies.contains(&source),
+            None => copies.is_empty(),
+        };
+        if !another_input {
             result.duplicated += 1;
             result.note(|| {
                 format!(
-                    "duplicated: event {id} again at {}/{}",
-                    record.partition, record.offset
+                    "duplicated: event {id} again at {}/{} from {}; earlier copies from {}",
+                    record.partition,
+                    record.offset,
+                    source.as_deref().unwrap_or("(no source)"),
+                    copies
+                        .iter()
+                        .map(|s| s.as_deref().unwrap_or("(no source)"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )
             });
             continue;
+        }
+        let first = copies.is_empty();
+        copies.push(source);
+        if !first {
+            result.repeated_inputs += 1;
         }
         if let Some(reason) = reason {
             let found = record.header(dead_letter::ERROR);
@@ -169,6 +234,10 @@ pub fn check(
             result.altered += 1;
             result.note(|| format!("altered: event {id} at {}/{}", record.partition, record.offset));
         }
+        if !first {
+            // A repeated input's copy sits where its own input record was, after later events.
+            continue;
+        }
         let last = last_seq
             .entry((record.partition, record.key.as_deref()))
             .or_insert(expectation.seq);
@@ -183,15 +252,20 @@ pub fn check(
         }
         *last = (*last).max(expectation.seq);
     }
-    let mut missing: Vec<(u64, &str)> = expectations
+    // The copies that were due, per event.
+    let found = |id: &str| seen.get(id).map_or(0, |copies| copies.len() as u64);
+    let mut missing: Vec<(u64, &str, u64)> = expectations
         .events
         .iter()
-        .filter(|(id, e)| target.expects(&e.outcome).is_some() && !seen.contains_key(id.as_str()))
-        .map(|(id, e)| (e.seq, id.as_str()))
+        .filter(|(_, e)| target.expects(&e.outcome).is_some())
+        .filter_map(|(id, e)| {
+            let short = due(id).saturating_sub(found(id));
+            (short > 0).then_some((e.seq, id.as_str(), short))
+        })
         .collect();
     missing.sort_unstable();
-    result.missing = missing.len() as u64;
-    for (seq, id) in missing.iter().take(EXAMPLES) {
+    result.missing = missing.iter().map(|(_, _, short)| short).sum();
+    for (seq, id, _) in missing.iter().take(EXAMPLES) {
         result.note(|| format!("missing: event {id} (#{seq})"));
     }
     result
@@ -284,6 +358,7 @@ mod tests {
             "plugin.sheets-export.events",
             Target::Plugin("sheets-export"),
             &expectations(),
+            None,
             &records,
         );
         assert!(check.clean(), "{check:?}");
@@ -307,6 +382,7 @@ mod tests {
             "plugin.sheets-export.events",
             Target::Plugin("sheets-export"),
             &expectations(),
+            None,
             &records,
         );
         assert_eq!(check.out_of_order, 1);
@@ -332,8 +408,93 @@ mod tests {
             "plugin.sheets-export.events",
             Target::Plugin("sheets-export"),
             &expectations(),
+            None,
             &records,
         )
+    }
+
+    /// An output copy of `id` from input record `core.events/0/<input>`.
+    fn copy(id: &str, team: &str, offset: i64, input: i64) -> ReadRecord {
+        let mut r = record(id, team, 0, offset, &[]);
+        let source = format!("core.events/0/{input}").into_bytes();
+        r.headers
+            .iter_mut()
+            .find(|(n, _)| n == dead_letter::SOURCE)
+            .expect("record() sets a source")
+            .1 = Some(source);
+        r
+    }
+
+    #[test]
+    fn an_event_written_twice_is_due_twice_and_a_copy_of_one_input_twice_is_a_duplicate() {
+        // The producer wrote `a` twice (offsets 0 and 5) and `b` once (offset 1).
+        let inputs = Inputs::from_records(
+            "core.events",
+            &[
+                record("a", "kilimo-coop", 0, 0, &[]),
+                record("b", "kilimo-coop", 0, 1, &[]),
+                record("a", "kilimo-coop", 0, 5, &[]),
+            ],
+        );
+        assert_eq!(
+            inputs.repeated().collect::<Vec<_>>(),
+            [(
+                "a",
+                ["core.events/0/0".to_owned(), "core.events/0/5".to_owned()].as_slice()
+            )]
+        );
+        let check_with = |records: &[ReadRecord]| {
+            check(
+                "core.events",
+                "plugin.sheets-export.events",
+                Target::Plugin("sheets-export"),
+                &expectations(),
+                Some(&inputs),
+                records,
+            )
+        };
+        // Each input record once, the second `a` after `b` as in the input: clean.
+        let once = check_with(&[
+            copy("a", "kilimo-coop", 0, 0),
+            copy("c", "maji-water", 1, 0),
+            copy("b", "kilimo-coop", 2, 1),
+            copy("a", "kilimo-coop", 3, 5),
+        ]);
+        assert!(once.clean(), "{once:?}");
+        assert_eq!((once.expected, once.repeated_inputs), (4, 1));
+
+        // The first input record of `a` routed twice, its second never.
+        let twice = check_with(&[
+            copy("a", "kilimo-coop", 0, 0),
+            copy("c", "maji-water", 1, 0),
+            copy("b", "kilimo-coop", 2, 1),
+            copy("a", "kilimo-coop", 3, 0),
+        ]);
+        assert_eq!((twice.duplicated, twice.missing), (1, 1));
+        assert!(
+            twice.examples[0].contains("from core.events/0/0; earlier copies from core.events/0/0"),
+            "{:?}",
+            twice.examples
+        );
+
+        // Without the inputs, the second copy of `a` is a duplicate whatever its source.
+        let strict = check(
+            "core.events",
+            "plugin.sheets-export.events",
+            Target::Plugin("sheets-export"),
+            &expectations(),
+            None,
+            &[
+                copy("a", "kilimo-coop", 0, 0),
+                copy("c", "maji-water", 1, 0),
+                copy("b", "kilimo-coop", 2, 1),
+                copy("a", "kilimo-coop", 3, 5),
+            ],
+        );
+        assert_eq!(
+            (strict.duplicated, strict.missing, strict.repeated_inputs),
+            (1, 0, 0)
+        );
     }
 
     #[test]
@@ -350,6 +511,7 @@ mod tests {
             "core.events.dlq",
             Target::DeadLetters,
             &expectations(),
+            None,
             &good,
         );
         assert!(check_good.clean(), "{check_good:?}");
@@ -368,6 +530,7 @@ mod tests {
                 "core.events.dlq",
                 Target::DeadLetters,
                 &expectations(),
+                None,
                 &wrong
             )
             .wrong_reason,
@@ -386,6 +549,7 @@ mod tests {
             "core.events.dlq",
             Target::DeadLetters,
             &expectations(),
+            None,
             &routed_instead,
         );
         assert_eq!((check_bad.unexpected, check_bad.missing), (1, 1));

@@ -92,7 +92,8 @@ pub fn transaction_action_at_age(
     }
 }
 
-/// [`transaction_action`] of a transaction call's error; errors of other kinds stop the process.
+/// [`transaction_action`] of a transaction call's error; errors of other kinds stop the process, except
+/// the one that [`transaction_error_retriable`] calls retriable.
 pub fn transaction_error_action(error: &KafkaError) -> TransactionAction {
     match error {
         KafkaError::Transaction(error) => transaction_action(
@@ -101,7 +102,20 @@ pub fn transaction_error_action(error: &KafkaError) -> TransactionAction {
             error.is_retriable(),
             error.txn_requires_abort(),
         ),
+        _ if transaction_error_retriable(error) => TransactionAction::Retry,
         _ => TransactionAction::Stop,
+    }
+}
+
+/// Whether calling the failed transaction call again resumes it: librdkafka says so of its own errors;
+/// and rust-rdkafka's `commit_transaction` flushes before librdkafka's commit, so a flush that timed out
+/// while the broker was away (`Flush(OperationTimedOut)`) is the commit's own retriable timeout reported
+/// early: the records are still queued, and the next call flushes on.
+pub fn transaction_error_retriable(error: &KafkaError) -> bool {
+    match error {
+        KafkaError::Transaction(error) => error.is_retriable(),
+        KafkaError::Flush(code) => *code == RDKafkaErrorCode::OperationTimedOut,
+        _ => false,
     }
 }
 
@@ -218,6 +232,11 @@ mod tests {
             transaction_error_action(&KafkaError::MessageProduction(C::InvalidTransactionalState)),
             A::Stop
         );
+        // The flush before commit_transaction timed out (the broker is away): the commit is retried.
+        let flush = KafkaError::Flush(C::OperationTimedOut);
+        assert!(transaction_error_retriable(&flush));
+        assert_eq!(transaction_error_action(&flush), A::Retry);
+        assert!(!transaction_error_retriable(&KafkaError::Flush(C::Fenced)));
     }
 
     #[test]

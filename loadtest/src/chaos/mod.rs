@@ -54,7 +54,7 @@ use crate::generate::traffic::MEAN_GAP_MS;
 use crate::generate::{SAMPLE_PLUGINS, Traffic, TrafficConfig, control_records, teams};
 use crate::kafka::{Producer, TopicSpec, clients, create_topics, read_all_to_end};
 use crate::measure::LagWatcher;
-use crate::verify::{Target, TopicCheck, check};
+use crate::verify::{Inputs, Target, TopicCheck, check};
 use crate::{LoadtestError, Progress, rfc3339_seconds};
 
 pub use effects::{EffectFault, EffectFaultCounts, EffectsOptions, EffectsReport};
@@ -126,7 +126,10 @@ pub struct ChaosReport {
     pub mode: Mode,
     /// Events seeded.
     pub events: u64,
-    /// (event, plugin) pairs the routing table prescribes.
+    /// Events the core topic holds more than once: the feeder's producer wrote them twice (its idempotence
+    /// did not hold across a fault). Exactly once is per input record, so each record of them is due.
+    pub input_repeats: u64,
+    /// (input record, plugin) pairs the routing table prescribes.
     pub expected: u64,
     /// Records read back from the plugin topics.
     pub delivered: u64,
@@ -216,7 +219,7 @@ impl ChaosReport {
             .map(|(kind, seconds)| format!("{kind}:{seconds:.1}"))
             .collect();
         format!(
-            "chaos {}: {} mode={} events={} expected={} delivered={} missing={} duplicates={} \
+            "chaos {}: {} mode={} events={} input_repeats={} expected={} delivered={} missing={} duplicates={} \
              order_violations={} unexpected={} dead_letters={} kills={} broker_restarts={} leader_kills={} \
              coordinator_kills={} broker_pauses={} broker_partitions={} rebalances={} unplanned_exits={} seconds={:.1} \
              baseline_stall_s={:.1} recovery_max_s={}",
@@ -224,6 +227,7 @@ impl ChaosReport {
             self.run_id,
             self.mode.as_str(),
             self.events,
+            self.input_repeats,
             self.expected,
             self.delivered,
             self.missing,
@@ -478,6 +482,7 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         delivered: 0,
         missing: 0,
         duplicates: 0,
+        input_repeats: 0,
         order_violations: 0,
         unexpected: 0,
         dead_letters: 0,
@@ -710,7 +715,6 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         seeded.take().ok_or_else(|| panicked("the feeder"))
     })?;
     report.events = fed;
-    report.expected = expectations.totals.plugin_records.values().sum();
     report.seconds = started.elapsed().as_secs_f64();
     progress.say(format_args!(
         "every input committed after {:.1} s",
@@ -724,19 +728,39 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         }
     }
 
-    // 8. Read back.
+    // 8. Read back, the core topic too: exactly once is per input record.
     let mut targets: Vec<(String, Target<'_>)> = SAMPLE_PLUGINS
         .iter()
         .map(|plugin| (topics.plugin(plugin), Target::Plugin(plugin)))
         .collect();
     targets.push((topics.dead_letter.clone(), Target::DeadLetters));
-    let names: Vec<String> = targets.iter().map(|(t, _)| t.clone()).collect();
-    let reads = read_all_to_end(&clients(&options.bootstrap), &names, options.timeout, &|_| true)?;
+    let mut names: Vec<String> = targets.iter().map(|(t, _)| t.clone()).collect();
+    names.push(topics.core.clone());
+    let mut reads = read_all_to_end(&clients(&options.bootstrap), &names, options.timeout, &|_| true)?;
+    let core_read = reads.pop().ok_or_else(|| panicked("the core topic's reader"))?;
+    let inputs = Inputs::from_records(&topics.core, &core_read.kept);
+    for (id, at) in inputs.repeated() {
+        report.input_repeats += 1;
+        progress.say(format_args!(
+            "the feeder wrote event {id} {} times, at {}",
+            at.len(),
+            at.join(", ")
+        ));
+    }
+    report.expected = 0;
     for ((topic, target), read) in targets.iter().zip(&reads) {
-        let result = check(&topics.core, topic, *target, &expectations, &read.kept);
+        let result = check(
+            &topics.core,
+            topic,
+            *target,
+            &expectations,
+            Some(&inputs),
+            &read.kept,
+        );
         if *target == Target::DeadLetters {
             report.dead_letters += result.arrived;
         } else {
+            report.expected += result.expected;
             report.delivered += result.arrived;
             report.missing += result.missing;
             report.duplicates += result.duplicated;
@@ -777,7 +801,42 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
             progress.say(format_args!("{}: {example}", topic.topic));
         }
     }
+    if !report.ok {
+        // CI keeps only this output: the routers' own warnings say what they went through.
+        for line in router_warnings(&logs, ROUTER_WARNINGS) {
+            progress.say(format_args!("{line}"));
+        }
+    }
     Ok(report)
+}
+
+/// How many of its last warnings each router log shows when a run fails.
+const ROUTER_WARNINGS: usize = 12;
+
+/// The last `per_log` warnings and errors the routers logged themselves (not librdkafka's, not the
+/// control followers'), each prefixed by its log's file name, logs in name order.
+fn router_warnings(logs: &Path, per_log: usize) -> Vec<String> {
+    let mut files: Vec<PathBuf> = fs::read_dir(logs)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| path.extension().is_some_and(|e| e == "log"))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap_or_default();
+        let own: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("WARN switchyard_router") || l.contains("ERROR switchyard_router"))
+            .collect();
+        let name = file.file_name().unwrap_or_default().to_string_lossy();
+        for line in &own[own.len().saturating_sub(per_log)..] {
+            out.push(format!("{name}: {line}"));
+        }
+    }
+    out
 }
 
 /// A thread of the run panicked: a bug of this tool.

@@ -24,7 +24,7 @@ use switchyard_service::kafka::metadata_partitions;
 use tracing::warn;
 
 use crate::RouterError;
-use crate::kafka::{TransactionAction, transaction_error_action};
+use crate::kafka::{TransactionAction, transaction_error_action, transaction_error_retriable};
 use crate::pipeline::delivery::contexts::{ProduceContext, Report, Tag};
 use crate::pipeline::delivery::records::Outgoing;
 use crate::pipeline::topics::TopicLookup;
@@ -46,7 +46,7 @@ pub struct TransactionError {
 impl From<KafkaError> for TransactionError {
     fn from(error: KafkaError) -> Self {
         Self {
-            retriable: matches!(&error, KafkaError::Transaction(e) if e.is_retriable()),
+            retriable: transaction_error_retriable(&error),
             action: transaction_error_action(&error),
             error,
         }

@@ -59,8 +59,8 @@ struct FakeProducer {
     reports: RefCell<Vec<Report>>,
     /// Transaction calls and replacements, in order.
     calls: RefCell<Vec<String>>,
-    /// Scripted failures: the next call of that name fails with that action and error code.
-    failures: RefCell<Vec<(&'static str, TransactionAction, RDKafkaErrorCode)>>,
+    /// Scripted failures: the next call of that name fails with that error.
+    failures: RefCell<Vec<(&'static str, TransactionError)>>,
     replacements: Cell<usize>,
 }
 
@@ -95,7 +95,17 @@ impl FakeProducer {
     }
 
     fn fail_next_with(&self, call: &'static str, action: TransactionAction, code: RDKafkaErrorCode) {
-        self.failures.borrow_mut().push((call, action, code));
+        let error = TransactionError {
+            error: KafkaError::MessageProduction(code),
+            retriable: false,
+            action,
+        };
+        self.failures.borrow_mut().push((call, error));
+    }
+
+    /// The next call of that name fails with `error`, classified as the real producer's errors are.
+    fn fail_next_error(&self, call: &'static str, error: KafkaError) {
+        self.failures.borrow_mut().push((call, error.into()));
     }
 
     fn call(&self, call: &'static str, record: String) -> Result<(), TransactionError> {
@@ -104,12 +114,7 @@ impl FakeProducer {
         let Some(i) = failures.iter().position(|(c, ..)| *c == call) else {
             return Ok(());
         };
-        let (_, action, code) = failures.remove(i);
-        Err(TransactionError {
-            error: KafkaError::MessageProduction(code),
-            retriable: false,
-            action,
-        })
+        Err(failures.remove(i).1)
     }
 
     fn calls(&self) -> Vec<String> {
@@ -584,6 +589,26 @@ fn an_unusable_producer_is_replaced_and_the_sixth_replacement_within_the_window_
         }
     }
     assert!(!h.producer().calls().iter().any(|c| c == "abort"));
+}
+
+#[test]
+fn a_commit_whose_flush_timed_out_is_called_again_and_commits() {
+    // rust-rdkafka's commit_transaction flushes first; with the broker away the flush times out.
+    let mut h = harness(DeliveryMode::ExactlyOnce, 1);
+    h.producer().fail_next_error(
+        "commit_transaction",
+        KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut),
+    );
+    h.process(0, 0);
+    h.producer().acknowledge_all();
+    h.service();
+    assert!(h.engine.take_fatal().is_none());
+    assert_eq!(
+        h.producer().calls(),
+        ["begin", "send_offsets core.events 0:1", "commit", "commit"]
+    );
+    assert!(h.seeks().is_empty(), "nothing is read again");
+    assert_eq!(h.counter(&h.metrics().transactions, "committed"), 1);
 }
 
 #[test]
