@@ -190,11 +190,11 @@ pub fn check(
         let copies = seen.entry(id.as_str()).or_default();
         // A copy is due when its input record is one of the event's and not yet seen (without `inputs`:
         // when it is the event's first copy).
-        let another_input = match inputs.and_then(|i| i.of(id)) {
+        let due_copy = match inputs.and_then(|i| i.of(id)) {
             Some(at) => source.as_ref().is_some_and(|s| at.contains(s)) && !copies.contains(&source),
             None => copies.is_empty(),
         };
-        if !another_input {
+        if !due_copy {
             result.duplicated += 1;
             result.note(|| {
                 format!(
@@ -202,11 +202,15 @@ pub fn check(
                     record.partition,
                     record.offset,
                     source.as_deref().unwrap_or("(no source)"),
-                    copies
-                        .iter()
-                        .map(|s| s.as_deref().unwrap_or("(no source)"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    if copies.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        copies
+                            .iter()
+                            .map(|s| s.as_deref().unwrap_or("(no source)"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
                 )
             });
             continue;
@@ -235,7 +239,8 @@ pub fn check(
             result.note(|| format!("altered: event {id} at {}/{}", record.partition, record.offset));
         }
         if !first {
-            // A repeated input's copy sits where its own input record was, after later events.
+            // A repeated input's copy sits where its own input record was, after later events: its place
+            // in the team's order is not the event's.
             continue;
         }
         let last = last_seq
