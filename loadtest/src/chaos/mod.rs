@@ -796,15 +796,16 @@ pub fn run(options: &ChaosOptions) -> Result<ChaosReport, LoadtestError> {
         && report.unexpected == 0
         && report.dead_letters == 0
         && (options.mode == Mode::AtLeastOnce || report.duplicates == 0);
+    if !report.ok {
+        // CI keeps only this output, and shows its end: the routers' own warnings say what they went
+        // through, and the problems come after them, next to the summary line.
+        for line in router_warnings(&logs, ROUTER_WARNINGS) {
+            progress.say(format_args!("{line}"));
+        }
+    }
     for topic in report.topics.iter().filter(|t| !t.clean()) {
         for example in &topic.examples {
             progress.say(format_args!("{}: {example}", topic.topic));
-        }
-    }
-    if !report.ok {
-        // CI keeps only this output: the routers' own warnings say what they went through.
-        for line in router_warnings(&logs, ROUTER_WARNINGS) {
-            progress.say(format_args!("{line}"));
         }
     }
     Ok(report)
