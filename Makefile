@@ -1,6 +1,6 @@
 # Switchyard: the two commands of the README, and the longer jobs that are not part of CI.
 
-.PHONY: demo dev time-to-first-event test browser console-screenshots bench bench-quick chaos outage takeover sms-ledger-window registry-writes helm-check image kafka-start kafka-stop clean fuzz
+.PHONY: demo dev time-to-first-event test browser console-screenshots bench bench-quick chaos chaos-repeat outage takeover sms-ledger-window registry-writes helm-check image kafka-start kafka-stop clean fuzz
 
 ## demo: a local broker, the registry, the router, the seed plugins and a short load, ending with a summary
 demo:
@@ -56,6 +56,12 @@ bench-quick:
 ## SIGKILLs, 2 broker restarts, a rebalance; then at-least-once); make test runs CI-sized ones
 chaos:
 	scripts/chaos
+
+## chaos-repeat: the CI-sized single-node chaos run RUNS times (default 20, about 90 s each) on a broker of its
+## own, seeds 11 (CI's), 12, ...; stops at the first failure, keeping its router logs (target/chaos/)
+RUNS ?= 20
+chaos-repeat:
+	scripts/chaos --repeat $(RUNS)
 
 ## outage: a plugin endpoint down for two minutes under load; the neighbour's p99 (target/bench/outage.json)
 outage:
