@@ -70,11 +70,8 @@ pub(crate) async fn plan(
             running.id
         )));
     }
-    let subscribed = match enablement.event_types.as_deref() {
-        Some(types) if !types.is_empty() => types,
-        _ => &manifest.events,
-    };
     let now = now_rfc3339();
+    let subscribed = subscribed(manifest, enablement.event_types.as_deref());
     let checked = request::check(body, subscribed, epoch_ms(&now).unwrap_or(0), at)
         .map_err(|errors| Problem::invalid("the backfill is invalid", errors))?;
     let earliest = state
@@ -109,6 +106,30 @@ pub(crate) async fn plan(
         updated_at: now,
     };
     Ok(Planned { backfill, warning })
+}
+
+/// The event types a backfill may ask for: the installation's `event_types`, else its plugin's.
+fn subscribed<'a>(manifest: &'a PluginManifest, event_types: Option<&'a [String]>) -> &'a [String] {
+    match event_types {
+        Some(types) if !types.is_empty() => types,
+        _ => &manifest.events,
+    }
+}
+
+/// A backfill body's own checks, for an installation that will subscribe to `event_types`, before any
+/// stored state or precondition is read: an invalid body is a 422 whatever its `If-Match` says (RFC 9110
+/// section 13.2.1: preconditions are ignored when the request would fail without them). [`plan`] checks
+/// the same again against the stored state.
+pub(crate) fn check_body(
+    manifest: &PluginManifest,
+    event_types: Option<&[String]>,
+    body: &BackfillBody,
+    at: &str,
+) -> Result<(), Problem> {
+    let now = epoch_ms(&now_rfc3339()).unwrap_or(0);
+    request::check(body.clone(), subscribed(manifest, event_types), now, at)
+        .map(drop)
+        .map_err(|errors| Problem::invalid("the backfill is invalid", errors))
 }
 
 /// Writes a planned backfill: its record, then `enablement` carrying its request (the record first, so

@@ -32,7 +32,7 @@ use switchyard_schemas::control::{
 use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_installation_id, check_plugin_id};
 use time::OffsetDateTime;
 
-use crate::api::backfills::store_installation;
+use crate::api::backfills::{check_body, store_installation};
 use crate::api::paging::{Page, Paging};
 use crate::api::teams::{
     ConfigView, EnablementView, Routes, authorize, configure, event_type_errors, plugin, read_config,
@@ -339,6 +339,9 @@ pub async fn set(
     .await
     .map_err(|_| Problem::unavailable("checking the installation failed; retry"))?
     .map_err(|errors| Problem::invalid("the installation is invalid", errors))?;
+    if let Some(body) = &backfill {
+        check_body(&manifest, enablement.event_types.as_deref(), body, "/backfill")?;
+    }
     let (state, manifest, enablement, backfill) = (&state, &manifest, &enablement, &backfill);
     let (team, id, installation) = (team.as_str(), id.as_str(), installation.as_str());
     changing(precondition, move || async move {

@@ -24,7 +24,7 @@ use switchyard_schemas::control::{Enablement, PluginManifest, installation_key};
 use switchyard_schemas::ids::{DEFAULT_INSTALLATION, check_team_id};
 use time::OffsetDateTime;
 
-use crate::api::backfills::store_installation;
+use crate::api::backfills::{check_body, store_installation};
 use crate::api::installations::{allow_installation, describe, read_installation};
 use crate::api::paging::{Page, Paging};
 use crate::api::versions::{Precondition, Tagged, changing, unchanged_since};
@@ -260,6 +260,9 @@ pub async fn set_enablement(
         }
     }
     let backfill = &request.backfill.take();
+    if let Some(body) = backfill {
+        check_body(manifest, request.event_types.as_deref(), body, "/backfill")?;
+    }
     let (state, request, team, id) = (&state, &request, team.as_str(), id.as_str());
     // The merge keeps what the stored record holds: computed again if another write replaces it first.
     changing(precondition, move || async move {

@@ -186,6 +186,24 @@ async fn conflicting_if_match_writes_through_two_replicas_let_exactly_one_win_pe
     assert_eq!(stale.status, 412, "{}", stale.json);
     assert_eq!(stale.json["current_etag"], etag);
 
+    // A body that fails its own checks is a 422 whatever its If-Match says (RFC 9110 section 13.2.1): a
+    // backfill with a negative rate, under a stale ETag.
+    let invalid = call(
+        &client,
+        "PUT",
+        &format!("{}/v1/teams/acme/plugins/sheets-export", b.url),
+        &acme,
+        Some("\"0\""),
+        Some(&json!({"enabled": true, "backfill": {"since": "2026-11-01T00:00:00Z", "rate": -40}})),
+    )
+    .await;
+    assert_eq!(invalid.status, 422, "{}", invalid.json);
+    assert_eq!(
+        invalid.json["errors"][0]["pointer"], "/backfill/rate",
+        "{}",
+        invalid.json
+    );
+
     // The version rule in a race: in each round a lower and a higher version register at once through
     // the two replicas; the higher one is always what both replicas end with.
     let plugins = |url: &str| format!("{url}/v1/plugins");
